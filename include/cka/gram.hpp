@@ -1,0 +1,73 @@
+#pragma once
+/// \file gram.hpp
+/// Gram matrices of a representation under a kernel.
+
+#include <cka/centering.hpp>
+#include <cka/detail/checks.hpp>
+#include <cka/detail/products.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/kernels.hpp>
+
+#include <Eigen/Core>
+
+namespace cka {
+namespace detail {
+
+/// Full symmetric n×n Gram of the rows of x under `kernel`, in scalar A. Inner-product kernels use the raw
+/// features; squared-distance kernels use column-centred features (distances are translation invariant and
+/// centring keeps float data with a large offset accurate); generic kernels are called per pair i ≤ j.
+template <class A, class M, class Kernel>
+matrix<A> gram_of(const M& x, const Kernel& kernel) {
+  constexpr kernel_form form = kernel_traits<Kernel>::form;
+  if constexpr (form == kernel_form::inner_product) {
+    matrix<A> g = symmetric_outer<A>(promote<A>(x));
+    kernel.from_inner_products(g);
+    return g;
+  } else if constexpr (form == kernel_form::squared_distance) {
+    const matrix<A> xc = centered_columns<A>(x);
+    matrix<A> d = symmetric_outer<A>(xc);
+    const vector<A> sq = d.diagonal();
+    const Eigen::Index n = d.rows();
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = 0; i < n; ++i) {
+        // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩; rounding can make it slightly negative, never in exact arithmetic.
+        const A v = A(sq(i) + sq(j) - A(2) * d(i, j));
+        d(i, j) = i == j ? A(0) : (v > A(0) ? v : A(0));
+      }
+    }
+    kernel.from_squared_distances(d);
+    return d;
+  } else {
+    decltype(auto) xa = promote<A>(x);
+    const Eigen::Index n = xa.rows();
+    matrix<A> g(n, n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = j; i < n; ++i) {
+        g(i, j) = A(kernel(xa.row(i), xa.row(j)));
+        g(j, i) = g(i, j);
+      }
+    }
+    return g;
+  }
+}
+
+}  // namespace detail
+
+/// Gram matrix G_ij = k(x_i, x_j) of the rows of X (n×d) under `kernel` (see kernels.hpp for the kernel
+/// forms). Returns n×n in X's scalar type, computed in double for float input.
+/// Cost: O(n²d) — one symmetric GEMM of n²d(1+1/8) flops for the linear, polynomial and RBF kernels.
+/// Throws cka::invalid_argument for NaN or ±Inf in X, or a bad kernel parameter; cka::domain_error for a
+/// median bandwidth that comes out zero.
+template <class Derived, class Kernel>
+matrix<typename Derived::Scalar> gram(const Eigen::MatrixBase<Derived>& x, const Kernel& kernel) {
+  using T = typename Derived::Scalar;
+  const detail::view_t<Derived> xv(x.derived());
+  detail::require_finite("gram", "X", xv);
+  if constexpr (std::is_same_v<T, accumulator_t<T>>) {
+    return detail::gram_of<T>(xv, kernel);
+  } else {
+    return detail::gram_of<accumulator_t<T>>(xv, kernel).template cast<T>();
+  }
+}
+
+}  // namespace cka

@@ -1,0 +1,161 @@
+#pragma once
+/// \file similarity.hpp
+/// Centered kernel alignment: CKA(K, L) = HSIC(K, L) / √(HSIC(K, K) · HSIC(L, L)).
+
+#include <cka/centering.hpp>
+#include <cka/detail/checks.hpp>
+#include <cka/detail/products.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/gram.hpp>
+#include <cka/hsic.hpp>
+#include <cka/kernels.hpp>
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <type_traits>
+
+namespace cka {
+namespace detail {
+
+/// The CKA ratio from the three centred sums (HSIC normalisers cancel). A self-term that is not positive,
+/// or that is below the rounding level of its uncentred Gram (relative (64ε)² of ref), means the
+/// representation has no variance left after centering: CKA is undefined there.
+template <class A>
+A cka_ratio(const char* fn, const centered_sums<A>& s) {
+  const A eps = Eigen::NumTraits<A>::epsilon();
+  const A floor = A(64) * A(64) * eps * eps;
+  if (!(s.kk > floor * s.ref_k)) {
+    fail_domain(fn, "the first representation has zero variance after centering (HSIC(K, K) = ",
+                s.kk / (s.ref_k > A(0) ? s.ref_k : A(1)), " relative to its Gram), so CKA is undefined");
+  }
+  if (!(s.ll > floor * s.ref_l)) {
+    fail_domain(fn, "the second representation has zero variance after centering (HSIC(L, L) = ",
+                s.ll / (s.ref_l > A(0) ? s.ref_l : A(1)), " relative to its Gram), so CKA is undefined");
+  }
+  using std::sqrt;
+  return A(s.kl / A(sqrt(A(s.kk)) * sqrt(A(s.ll))));
+}
+
+/// Checks shared by the functions taking two representations with the same samples.
+template <class VX, class VY>
+void require_representation_pair(const char* fn, const VX& x, const VY& y, estimator est) {
+  require_same_samples(fn, "X", x, "Y", y);
+  require_samples(fn, "X", x.rows(), min_samples(est), estimator_name(est));
+  require_finite(fn, "X", x);
+  require_finite(fn, "Y", y);
+}
+
+/// Linear CKA in feature space: Z = [Xc Yc] (n×D, D = d1+d2, columns centred), G = ZᵀZ in one symmetric
+/// GEMM (nD² flops: the three blocks XcᵀXc, YcᵀXc, YcᵀYc), then ‖G_xy‖²_F and friends. The unbiased
+/// estimator adds O(nD) terms from the row norms, since centred Grams have zero row sums.
+template <class A, class VX, class VY>
+centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
+  const Eigen::Index n = x.rows(), d1 = x.cols(), d2 = y.cols();
+  matrix<A> z(n, d1 + d2);
+  z.leftCols(d1) = centered_columns<A>(x);
+  z.rightCols(d2) = centered_columns<A>(y);
+  const matrix<A> g = symmetric_outer<A>(z.transpose());
+  centered_sums<A> s{g.bottomLeftCorner(d2, d1).squaredNorm(), g.topLeftCorner(d1, d1).squaredNorm(),
+                     g.bottomRightCorner(d2, d2).squaredNorm(), A(0), A(0)};
+  if (est == estimator::unbiased) {
+    // With K = XcXcᵀ: K1 = 0, so tr(K̃L̃) = ⟨K,L⟩ − Σ kᵢlᵢ, 1ᵀK̃1 = −Σkᵢ and 1ᵀK̃L̃1 = Σ kᵢlᵢ, where
+    // k = diag K (the squared row norms). Song's formula then gives, before the 1/(n(n−3)) factor:
+    //   ⟨K,L⟩ − n/(n−2)·Σ kᵢlᵢ + Σk·Σl / ((n−1)(n−2)).
+    const vector<A> kx = z.leftCols(d1).rowwise().squaredNorm();
+    const vector<A> ky = z.rightCols(d2).rowwise().squaredNorm();
+    const A nn = A(n), sx = kx.sum(), sy = ky.sum();
+    const A c1 = A(nn / (nn - 2)), c2 = A(A(1) / ((nn - 1) * (nn - 2)));
+    s.kl += c2 * sx * sy - c1 * kx.dot(ky);
+    s.kk += c2 * sx * sx - c1 * kx.squaredNorm();
+    s.ll += c2 * sy * sy - c1 * ky.squaredNorm();
+  }
+  return s;
+}
+
+/// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops), then the O(n²) centred products.
+template <class A, class VX, class VY>
+centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
+  const matrix<A> k = symmetric_outer<A>(centered_columns<A>(x));
+  const matrix<A> l = symmetric_outer<A>(centered_columns<A>(y));
+  return centered_products<A>(k, l, est);
+}
+
+/// True when the feature-space form is cheaper: nD² flops against n²D, i.e. D = d1 + d2 < n.
+inline bool prefer_feature_space(Eigen::Index n, Eigen::Index d1, Eigen::Index d2) { return d1 + d2 < n; }
+
+
+}  // namespace detail
+
+/// CKA of two symmetric n×n Gram matrices: HSIC(K, L) / √(HSIC(K, K)·HSIC(L, L)) with the given estimator
+/// in all three terms. Cost O(n²) in one pass over both matrices; no copies.
+/// Throws cka::invalid_argument as `cka::hsic` does; cka::domain_error if K or L has nothing left after
+/// centering (a constant representation), since CKA is then 0/0.
+template <class DK, class DL>
+typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase<DL>& l,
+                             estimator est = estimator::biased) {
+  using T = typename DK::Scalar;
+  static_assert(std::is_same_v<T, typename DL::Scalar>, "cka::gram_cka: K and L must have the same scalar type");
+  using A = accumulator_t<T>;
+  const detail::view_t<DK> kv(k.derived());
+  const detail::view_t<DL> lv(l.derived());
+  detail::require_gram_pair("gram_cka", kv, lv, est);
+  return T(detail::cka_ratio("gram_cka", detail::centered_products<A>(kv, lv, est)));
+}
+
+/// Linear CKA between X (n×d1) and Y (n×d2), d1 ≠ d2 allowed:
+///   ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F) for the biased estimator (Xc: X with centred columns), and the
+///   debiased CKA of Kornblith et al. for `estimator::unbiased`.
+/// Features are centred first (in double for float input), so a large common offset costs no accuracy.
+/// Cost: min(n(d1+d2)², n²(d1+d2)) flops — feature space when d1 + d2 < n, else Gram space; both give the
+/// same value. Memory: n(d1+d2) plus (d1+d2)² or 2n².
+/// Throws cka::invalid_argument if the sample counts differ, n < min_samples(est), or an entry is NaN or
+/// ±Inf; cka::domain_error if X or Y has zero variance (all rows equal).
+template <class DX, class DY>
+typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
+                               estimator est = estimator::biased) {
+  using T = typename DX::Scalar;
+  static_assert(std::is_same_v<T, typename DY::Scalar>, "cka::linear_cka: X and Y must have the same scalar type");
+  using A = accumulator_t<T>;
+  const detail::view_t<DX> xv(x.derived());
+  const detail::view_t<DY> yv(y.derived());
+  detail::require_representation_pair("linear_cka", xv, yv, est);
+  const auto s = detail::prefer_feature_space(xv.rows(), xv.cols(), yv.cols())
+                     ? detail::linear_sums_features<A>(xv, yv, est)
+                     : detail::linear_sums_grams<A>(xv, yv, est);
+  return T(detail::cka_ratio("linear_cka", s));
+}
+
+/// Kernel CKA between X (n×d1) and Y (n×d2): gram_cka(gram(X, kx), gram(Y, ky)), each Gram formed once in
+/// double for float input. A median-rule `rbf_kernel` resolves its bandwidth separately for X and for Y.
+/// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
+/// Cost: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
+/// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters.
+template <class DX, class DY, class KX, class KY,
+          class = std::enable_if_t<!std::is_same_v<KY, estimator>>>
+typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
+                               const KY& ky, estimator est = estimator::biased) {
+  using T = typename DX::Scalar;
+  static_assert(std::is_same_v<T, typename DY::Scalar>, "cka::kernel_cka: X and Y must have the same scalar type");
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    return linear_cka(x, y, est);
+  } else {
+    using A = accumulator_t<T>;
+    const detail::view_t<DX> xv(x.derived());
+    const detail::view_t<DY> yv(y.derived());
+    detail::require_representation_pair("kernel_cka", xv, yv, est);
+    const matrix<A> k = detail::gram_of<A>(xv, kx);
+    const matrix<A> l = detail::gram_of<A>(yv, ky);
+    return T(detail::cka_ratio("kernel_cka", detail::centered_products<A>(k, l, est)));
+  }
+}
+
+/// Kernel CKA with the same kernel type and parameters for X and Y (a median bandwidth is still resolved
+/// per representation).
+template <class DX, class DY, class Kernel>
+typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
+                               const Kernel& kernel, estimator est = estimator::biased) {
+  return kernel_cka(x, y, kernel, kernel, est);
+}
+
+}  // namespace cka

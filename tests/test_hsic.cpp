@@ -1,0 +1,69 @@
+// HSIC and Gram centering against the explicit-H and Song et al. oracles.
+#include "oracle.hpp"
+#include "support.hpp"
+
+#include <cka/cka.hpp>
+
+#include <catch2/catch.hpp>
+
+using cka::estimator;
+
+namespace {
+// Tolerance for a result of scalar T checked against a double-precision oracle.
+template <class T>
+constexpr double tol() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-10;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("hsic matches the explicit-H and Song oracles", "[hsic][oracle]", float, double) {
+  using T = TestType;
+  for (auto [n, d1, d2] : {std::tuple{5, 3, 4}, std::tuple{12, 30, 7}, std::tuple{40, 6, 6}, std::tuple{97, 20, 50}}) {
+    const auto x = test::normal<T>(n, d1, 11 + n);
+    const auto y = test::related<T>(x, d2, 17 + n);
+    const test::mat<T> k = x * x.transpose();
+    const test::mat<T> l = cka::gram(y, cka::rbf_kernel{3.0});
+    const oracle::mat<double> kd = k.template cast<double>(), ld = l.template cast<double>();
+    for (bool unbiased : {false, true}) {
+      const estimator est = unbiased ? estimator::unbiased : estimator::biased;
+      CAPTURE(n, d1, d2, unbiased);
+      CHECK(test::rel_err(cka::hsic(k, l, est), oracle::hsic(kd, ld, unbiased)) < tol<T>());
+      CHECK(test::rel_err(cka::hsic(k, k, est), oracle::hsic(kd, kd, unbiased)) < tol<T>());
+      // HSIC is symmetric in its arguments.
+      CHECK(test::rel_err(cka::hsic(l, k, est), oracle::hsic(kd, ld, unbiased)) < tol<T>());
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("center_gram gives HKH and the U-centred Gram", "[centering][oracle]", float, double) {
+  using T = TestType;
+  const Eigen::Index n = 23;
+  const auto x = test::normal<T>(n, 5, 3);
+  const auto y = test::related<T>(x, 9, 4);
+  const test::mat<T> k = x * x.transpose(), l = y * y.transpose();
+  const oracle::mat<double> kd = k.template cast<double>(), ld = l.template cast<double>();
+
+  const oracle::mat<double> h = oracle::centering_matrix<double>(n);
+  const oracle::mat<double> hkh = h * kd * h;
+  const test::mat<T> cb = cka::center_gram(k);
+  CHECK((cb.template cast<double>() - hkh).norm() / hkh.norm() < tol<T>());
+  CHECK(cb.template cast<double>().rowwise().sum().norm() < tol<T>() * hkh.norm());
+
+  // U-centring: zero diagonal, zero row sums, and ⟨Ũ(K), Ũ(L)⟩ / (n(n−3)) is Song's unbiased HSIC.
+  const test::mat<T> uk = cka::center_gram(k, estimator::unbiased);
+  const test::mat<T> ul = cka::center_gram(l, estimator::unbiased);
+  CHECK(uk.diagonal().cwiseAbs().maxCoeff() == T(0));
+  CHECK(uk.template cast<double>().rowwise().sum().norm() < tol<T>() * uk.template cast<double>().norm());
+  const double inner = uk.template cast<double>().cwiseProduct(ul.template cast<double>()).sum() / double(n * (n - 3));
+  CHECK(test::rel_err(inner, oracle::hsic_unbiased(kd, ld)) < tol<T>());
+}
+
+TEST_CASE("hsic of independent samples is near zero and of identical samples positive", "[hsic]") {
+  const auto x = test::normal<double>(400, 3, 5);
+  const auto z = test::normal<double>(400, 3, 6);
+  const test::mat<double> k = cka::gram(x, cka::rbf_kernel{1.0}), l = cka::gram(z, cka::rbf_kernel{1.0});
+  const double self = cka::hsic(k, k, estimator::unbiased);
+  CHECK(self > 0);
+  // Independent draws: the unbiased estimate is within a few standard errors of 0, far below HSIC(K, K).
+  CHECK(std::abs(cka::hsic(k, l, estimator::unbiased)) < 0.02 * self);
+}

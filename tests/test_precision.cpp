@@ -1,0 +1,79 @@
+// High precision: every estimator instantiated in long double and in 50-digit cpp_bin_float_50, and the
+// double and float results checked against the naive formulas evaluated in 50 digits on the same inputs.
+#include "oracle.hpp"
+#include "support.hpp"
+
+#include <cka/cka.hpp>
+
+#include <boost/multiprecision/cpp_bin_float.hpp>
+#include <boost/multiprecision/eigen.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+using cka::estimator;
+using mp = boost::multiprecision::cpp_bin_float_50;
+
+namespace {
+template <class T>
+oracle::mat<mp> to_mp(const test::mat<T>& m) {
+  return m.template cast<double>().template cast<mp>();
+}
+double rel(const mp& a, const mp& b) { return static_cast<double>(abs(mp(a - b)) / abs(b)); }
+
+const std::tuple<int, int, int> shapes[] = {{9, 2, 3}, {24, 5, 7}, {12, 20, 16}};
+}  // namespace
+
+TEST_CASE("double and float CKA against a 50-digit oracle", "[precision]") {
+  double worst_double = 0, worst_float = 0;
+  for (auto [n, d1, d2] : shapes) {
+    const auto x = test::normal<double>(n, d1, 500 + n);
+    const auto y = test::related<double>(x, d2, 600 + n);
+    const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+    for (bool unbiased : {false, true}) {
+      const estimator est = unbiased ? estimator::unbiased : estimator::biased;
+      const mp ref = oracle::cka(oracle::gram_linear(to_mp(x)), oracle::gram_linear(to_mp(y)), unbiased);
+      const mp ref_f = oracle::cka(oracle::gram_linear(to_mp(xf)), oracle::gram_linear(to_mp(yf)), unbiased);
+      worst_double = std::max(worst_double, rel(mp(cka::linear_cka(x, y, est)), ref));
+      worst_float = std::max(worst_float, rel(mp(cka::linear_cka(xf, yf, est)), ref_f));
+
+      const mp s2x = oracle::median_sq(oracle::squared_distances(to_mp(x)), true);
+      const mp s2y = oracle::median_sq(oracle::squared_distances(to_mp(y)), true);
+      const mp kref = oracle::cka(oracle::gram_rbf(to_mp(x), s2x), oracle::gram_rbf(to_mp(y), s2y), unbiased);
+      worst_double = std::max(worst_double, rel(mp(cka::kernel_cka(x, y, cka::rbf_kernel::median(), est)), kref));
+    }
+  }
+  WARN("largest relative error vs 50 digits: double " << worst_double << ", float " << worst_float);
+  CHECK(worst_double <= 1e-12);
+  CHECK(worst_float <= 1e-5);
+}
+
+TEST_CASE("the estimators instantiate and agree in cpp_bin_float_50 and long double", "[precision]") {
+  const auto xd = test::normal<double>(14, 3, 71);
+  const auto yd = test::related<double>(xd, 18, 72);  // d1 + d2 > n: the Gram-space route
+  const oracle::mat<mp> x = to_mp(xd), y = to_mp(yd);
+  const oracle::mat<mp> k = oracle::gram_linear(x), l = oracle::gram_linear(y);
+  const mp tight("1e-40");
+  for (bool unbiased : {false, true}) {
+    const estimator est = unbiased ? estimator::unbiased : estimator::biased;
+    CAPTURE(unbiased);
+    CHECK(rel(cka::hsic(k, l, est), oracle::hsic(k, l, unbiased)) < tight);
+    CHECK(rel(cka::gram_cka(k, l, est), oracle::cka(k, l, unbiased)) < tight);
+    CHECK(rel(cka::linear_cka(x, y, est), oracle::cka(k, l, unbiased)) < tight);
+    CHECK(rel(cka::linear_cka(x.leftCols(2), y.leftCols(3), est),
+              oracle::cka(oracle::gram_linear<mp>(x.leftCols(2)), oracle::gram_linear<mp>(y.leftCols(3)), unbiased)) <
+          tight);
+    const mp s2 = mp(1.5) * mp(1.5);
+    CHECK(rel(cka::kernel_cka(x, y, cka::rbf_kernel{1.5}, est),
+              oracle::cka(oracle::gram_rbf(x, s2), oracle::gram_rbf(y, s2), unbiased)) < tight);
+    auto rbf = [&](const auto& a, const auto& b) { return mp(exp(mp(-(a - b).squaredNorm() / (2 * s2)))); };
+    CHECK(rel(cka::mmd2(x, mp(0.5) * y.leftCols(3), cka::rbf_kernel{1.5}, est),
+              oracle::mmd2<mp>(x, mp(0.5) * y.leftCols(3), rbf, unbiased)) < tight);
+
+    using ld = long double;
+    const test::mat<ld> xl = xd.cast<ld>(), yl = yd.cast<ld>();
+    CHECK(rel(mp(cka::linear_cka(xl, yl, est)), oracle::cka(k, l, unbiased)) < mp("1e-15"));
+    CHECK(rel(mp(cka::kernel_cka(xl, yl, cka::rbf_kernel{1.5}, est)),
+              oracle::cka(oracle::gram_rbf(x, s2), oracle::gram_rbf(y, s2), unbiased)) < mp("1e-15"));
+  }
+}
