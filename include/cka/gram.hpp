@@ -24,8 +24,7 @@ matrix<A> gram_of(const M& x, const Kernel& kernel) {
     kernel.from_inner_products(g);
     return g;
   } else if constexpr (form == kernel_form::squared_distance) {
-    const matrix<A> xc = centered_columns<A>(x);
-    matrix<A> d = symmetric_outer<A>(xc);
+    matrix<A> d = centered_row_gram<A>(x);
     const vector<A> sq = d.diagonal();
     const Eigen::Index n = d.rows();
     for (Eigen::Index j = 0; j < n; ++j) {

@@ -46,38 +46,36 @@ void require_representation_pair(const char* fn, const VX& x, const VY& y, estim
   require_finite(fn, "Y", y);
 }
 
-/// Linear CKA in feature space: Z = [Xc Yc] (n×D, D = d1+d2, columns centred), G = ZᵀZ in one symmetric
-/// GEMM (nD² flops: the three blocks XcᵀXc, YcᵀXc, YcᵀYc), then ‖G_xy‖²_F and friends. The unbiased
-/// estimator adds O(nD) terms from the row norms, since centred Grams have zero row sums.
+/// Linear CKA in feature space: with Z = [Xc Yc] (n×D, D = d1+d2, columns centred), G = ZᵀZ holds the
+/// three blocks XcᵀXc, YcᵀXc, YcᵀYc (~nD² flops, streamed over row chunks), and the biased sums are their
+/// squared Frobenius norms. The unbiased estimator adds O(nD) terms from the row norms, since centred
+/// linear Grams have zero row sums.
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
   const Eigen::Index n = x.rows(), d1 = x.cols(), d2 = y.cols();
-  matrix<A> z(n, d1 + d2);
-  z.leftCols(d1) = centered_columns<A>(x);
-  z.rightCols(d2) = centered_columns<A>(y);
-  const matrix<A> g = symmetric_outer<A>(z.transpose());
+  const feature_gram<A> f = centered_feature_gram<A>(x, y, est == estimator::unbiased);
+  const matrix<A>& g = f.g;
   centered_sums<A> s{g.bottomLeftCorner(d2, d1).squaredNorm(), g.topLeftCorner(d1, d1).squaredNorm(),
                      g.bottomRightCorner(d2, d2).squaredNorm(), A(0), A(0)};
   if (est == estimator::unbiased) {
     // With K = XcXcᵀ: K1 = 0, so tr(K̃L̃) = ⟨K,L⟩ − Σ kᵢlᵢ, 1ᵀK̃1 = −Σkᵢ and 1ᵀK̃L̃1 = Σ kᵢlᵢ, where
     // k = diag K (the squared row norms). Song's formula then gives, before the 1/(n(n−3)) factor:
     //   ⟨K,L⟩ − n/(n−2)·Σ kᵢlᵢ + Σk·Σl / ((n−1)(n−2)).
-    const vector<A> kx = z.leftCols(d1).rowwise().squaredNorm();
-    const vector<A> ky = z.rightCols(d2).rowwise().squaredNorm();
-    const A nn = A(n), sx = kx.sum(), sy = ky.sum();
+    const A nn = A(n), sx = f.kx.sum(), sy = f.ky.sum();
     const A c1 = A(nn / (nn - 2)), c2 = A(A(1) / ((nn - 1) * (nn - 2)));
-    s.kl += c2 * sx * sy - c1 * kx.dot(ky);
-    s.kk += c2 * sx * sx - c1 * kx.squaredNorm();
-    s.ll += c2 * sy * sy - c1 * ky.squaredNorm();
+    s.kl += c2 * sx * sy - c1 * f.kx.dot(f.ky);
+    s.kk += c2 * sx * sx - c1 * f.kx.squaredNorm();
+    s.ll += c2 * sy * sy - c1 * f.ky.squaredNorm();
   }
   return s;
 }
 
-/// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops), then the O(n²) centred products.
+/// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops, streamed over column chunks), then
+/// the O(n²) centred products.
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
-  const matrix<A> k = symmetric_outer<A>(centered_columns<A>(x));
-  const matrix<A> l = symmetric_outer<A>(centered_columns<A>(y));
+  const matrix<A> k = centered_row_gram<A>(x);
+  const matrix<A> l = centered_row_gram<A>(y);
   return centered_products<A>(k, l, est);
 }
 

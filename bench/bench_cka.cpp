@@ -1,0 +1,105 @@
+// Throughput of the core estimators next to Eigen's own GEMM rate, measured in the same binary.
+//
+// Each benchmark reports GFLOP/s for the flops the routine must do (multiply-add = 2 flops):
+//   linear_cka, feature space (d1 + d2 < n):  n·D² with D = d1 + d2 (one symmetric GEMM ZᵀZ, Z = [Xc Yc])
+//   linear_cka, Gram space:                   n²·D (two symmetric GEMMs XcXcᵀ and YcYcᵀ)
+//   kernel_cka RBF:                           n²·D for the distance GEMMs (the exp and O(n²) passes extra)
+//   mmd2 RBF:                                 (m+n)²·d
+//   gemm:                                     2·m·k·n, Eigen's C = A·B (the floor)
+#include <cka/cka.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+namespace {
+
+template <class T>
+cka::matrix<T> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
+  std::mt19937 engine(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  cka::matrix<T> m(n, d);
+  for (Eigen::Index j = 0; j < d; ++j)
+    for (Eigen::Index i = 0; i < n; ++i) m(i, j) = static_cast<T>(normal(engine));
+  return m;
+}
+
+void set_flops(benchmark::State& state, double flops) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class T>
+void BM_eigen_gemm(benchmark::State& state) {
+  const Eigen::Index m = state.range(0), k = state.range(1), n = state.range(2);
+  const auto a = data<T>(m, k, 1), b = data<T>(k, n, 2);
+  cka::matrix<T> c(m, n);
+  for (auto _ : state) {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_flops(state, 2.0 * double(m) * double(k) * double(n));
+}
+
+template <class T>
+void BM_linear_cka(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<T>(n, d, 3), y = data<T>(n, d, 4);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::linear_cka(x, y));
+  const double dd = 2.0 * double(d), nn = double(n);
+  set_flops(state, dd < nn ? nn * dd * dd : nn * nn * dd);
+}
+
+void BM_linear_cka_debiased(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<double>(n, d, 3), y = data<double>(n, d, 4);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::linear_cka(x, y, cka::estimator::unbiased));
+  const double dd = 2.0 * double(d), nn = double(n);
+  set_flops(state, dd < nn ? nn * dd * dd : nn * nn * dd);
+}
+
+template <class T>
+void BM_kernel_cka_rbf(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<T>(n, d, 5), y = data<T>(n, d, 6);
+  const auto kernel = cka::rbf_kernel::median(0.5);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, kernel));
+  set_flops(state, double(n) * double(n) * 2.0 * double(d));
+}
+
+void BM_gram_rbf(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<double>(n, d, 5);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::gram(x, cka::rbf_kernel{1.0}).data());
+  set_flops(state, double(n) * double(n) * double(d));
+}
+
+void BM_hsic_from_grams(benchmark::State& state) {
+  const Eigen::Index n = state.range(0);
+  const auto x = data<double>(n, 16, 7), y = data<double>(n, 16, 8);
+  const cka::matrix<double> k = x * x.transpose(), l = y * y.transpose();
+  for (auto _ : state) benchmark::DoNotOptimize(cka::gram_cka(k, l));
+  state.counters["entries/s"] =
+      benchmark::Counter(double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_mmd2_rbf(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<double>(n, d, 9), y = data<double>(n, d, 10);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::mmd2(x, y, cka::rbf_kernel{4.0}));
+  set_flops(state, 4.0 * double(n) * double(n) * double(d));
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(BM_eigen_gemm, double)->Args({2048, 2048, 2048})->Args({1024, 4096, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_eigen_gemm, float)->Args({2048, 2048, 2048})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_linear_cka, double)->Args({4096, 512})->Args({20000, 256})->Args({512, 8192})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_linear_cka, float)->Args({4096, 512})->Args({20000, 256})->Args({512, 8192})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_linear_cka_debiased)->Args({4096, 512})->Args({512, 8192})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_kernel_cka_rbf, double)->Args({1024, 256})->Args({4096, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_kernel_cka_rbf, float)->Args({4096, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gram_rbf)->Args({4096, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_hsic_from_grams)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_mmd2_rbf)->Args({2048, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
