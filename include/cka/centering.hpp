@@ -8,8 +8,6 @@
 
 #include <Eigen/Core>
 
-#include <type_traits>
-
 namespace cka {
 
 /// Which HSIC estimator to use.
@@ -107,29 +105,6 @@ template <class A>
 A hsic_denominator(Eigen::Index n, estimator est) {
   const A nn = A(n);
   return est == estimator::biased ? A((nn - 1) * (nn - 1)) : A(nn * (nn - 3));
-}
-
-/// Writes x (n×d) with centred columns into dest (an n×d matrix or block of scalar A), one column at a
-/// time so that the cast, the mean, the subtraction and the test stay in cache. A constant column becomes
-/// exactly zero, so a representation with zero variance gives exactly zero HSIC rather than rounding noise.
-template <class M, class Dst>
-void center_columns_into(const M& x, Dst&& dest) {
-  using A = typename std::decay_t<Dst>::Scalar;
-  for (Eigen::Index j = 0; j < x.cols(); ++j) {
-    auto c = dest.col(j);
-    c = x.col(j).template cast<A>();
-    const A mean = c.mean();
-    c.array() -= mean;
-    if ((c.array() == c(0)).all()) c.setZero();
-  }
-}
-
-/// x with centred columns, as a new matrix of scalar A (see center_columns_into).
-template <class A, class M>
-matrix<A> centered_columns(const M& x) {
-  matrix<A> xc(x.rows(), x.cols());
-  center_columns_into(x, xc);
-  return xc;
 }
 
 }  // namespace detail

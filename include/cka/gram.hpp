@@ -26,13 +26,10 @@ matrix<A> gram_of(const M& x, const Kernel& kernel) {
   } else if constexpr (form == kernel_form::squared_distance) {
     matrix<A> d = centered_row_gram<A>(x);
     const vector<A> sq = d.diagonal();
-    const Eigen::Index n = d.rows();
-    for (Eigen::Index j = 0; j < n; ++j) {
-      for (Eigen::Index i = 0; i < n; ++i) {
-        // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩; rounding can make it slightly negative, never in exact arithmetic.
-        const A v = A(sq(i) + sq(j) - A(2) * d(i, j));
-        d(i, j) = i == j ? A(0) : (v > A(0) ? v : A(0));
-      }
+    for (Eigen::Index j = 0; j < d.cols(); ++j) {
+      // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩: rounding can make it slightly negative, never exact arithmetic.
+      d.col(j) = (sq.array() + sq(j) - A(2) * d.col(j).array()).max(A(0)).matrix();
+      d(j, j) = A(0);
     }
     kernel.from_squared_distances(d);
     return d;

@@ -25,10 +25,22 @@ void add_lower_outer(G& g, const M& r) {
   }
 }
 
-/// Copies the lower triangle of g onto its upper triangle.
+/// Copies the lower triangle of g onto its upper triangle, tile by tile so that reads and writes stay in
+/// cache (a row-by-row copy strides through memory and costs as much as the GEMM at n = 4096).
 template <class G>
 void mirror_lower(G& g) {
-  for (Eigen::Index j = 1; j < g.cols(); ++j) g.col(j).head(j) = g.row(j).head(j).transpose();
+  constexpr Eigen::Index tile = 64;
+  const Eigen::Index n = g.rows();
+  for (Eigen::Index j0 = 0; j0 < n; j0 += tile) {
+    const Eigen::Index w = std::min(tile, n - j0);
+    for (Eigen::Index j = 1; j < w; ++j) {  // the diagonal tile
+      g.col(j0 + j).segment(j0, j) = g.row(j0 + j).segment(j0, j).transpose();
+    }
+    for (Eigen::Index i0 = j0 + w; i0 < n; i0 += tile) {
+      const Eigen::Index h = std::min(tile, n - i0);
+      g.block(j0, i0, w, h) = g.block(i0, j0, h, w).transpose();
+    }
+  }
 }
 
 /// G = R·Rᵀ, full and symmetric, in scalar A.
@@ -44,19 +56,66 @@ matrix<A> symmetric_outer(const M& r) {
 /// chunks starve the GEMM (short depth) and 32 MiB ones pay for first-touch page faults.
 constexpr Eigen::Index chunk_values = Eigen::Index(1) << 20;
 
+/// A chunk buffer of scalar A with the storage order of the input it is filled from, so that the copy
+/// and the statistics below walk memory in order whatever the input's layout.
+template <class A, class M>
+using chunk_buffer = Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, M::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>;
+
+/// Running column sums, minima and maxima over chunks of rows (minima and maxima to recognise constant
+/// columns, which are then zeroed exactly so that zero variance gives exactly zero HSIC).
+template <class A>
+struct column_stats {
+  using row = Eigen::Matrix<A, 1, Eigen::Dynamic>;
+  row sum, lo, hi;
+  Eigen::Index count = 0;
+
+  template <class B>
+  void add(const B& b) {
+    if (count == 0) {
+      sum = row::Zero(b.cols());
+      lo = b.row(0);
+      hi = b.row(0);
+    }
+    if constexpr (B::IsRowMajor) {
+      for (Eigen::Index i = 0; i < b.rows(); ++i) {
+        sum += b.row(i);
+        lo = lo.cwiseMin(b.row(i));
+        hi = hi.cwiseMax(b.row(i));
+      }
+    } else {
+      sum += b.colwise().sum();
+      lo = lo.cwiseMin(b.colwise().minCoeff());
+      hi = hi.cwiseMax(b.colwise().maxCoeff());
+    }
+    count += b.rows();
+  }
+  row mean() const { return sum / A(count); }
+  row keep() const { return (lo.array() < hi.array()).template cast<A>(); }  // 0 for a constant column
+};
+
+/// b ← (b − mean) with constant columns zeroed.
+template <class B, class R>
+void center_chunk(B&& b, const R& mean, const R& keep) {
+  b = ((b.rowwise() - mean).array().rowwise() * keep.array()).matrix();
+}
+
 /// K = Xc·Xcᵀ (n×n, full) with Xc the column-centred x, accumulated over chunks of columns: each chunk is
-/// centred into a small reused buffer (a column's mean needs only that column), then added to K.
-/// Cost n²d(1 + 1/6) flops; memory n² plus the buffer.
+/// copied into a small reused buffer and centred there (a column's mean needs only that column), then
+/// added to K. Cost n²d(1 + 1/6) flops; memory n² plus the buffer.
 template <class A, class M>
 matrix<A> centered_row_gram(const M& x, Eigen::Index buffer_values = chunk_values) {
   const Eigen::Index n = x.rows(), d = x.cols();
   const Eigen::Index chunk = std::min(d, std::max<Eigen::Index>(64, buffer_values / std::max<Eigen::Index>(n, 1)));
   matrix<A> k = matrix<A>::Zero(n, n);
-  matrix<A> buf(n, chunk);
+  chunk_buffer<A, M> buf(n, chunk);
   for (Eigen::Index c0 = 0; c0 < d; c0 += chunk) {
     const Eigen::Index w = std::min(chunk, d - c0);
-    center_columns_into(x.middleCols(c0, w), buf.leftCols(w));
-    add_lower_outer(k, buf.leftCols(w));
+    auto b = buf.leftCols(w);
+    b = x.middleCols(c0, w).template cast<A>();
+    column_stats<A> stats;
+    stats.add(b);
+    center_chunk(b, stats.mean(), stats.keep());
+    add_lower_outer(k, b);
   }
   mirror_lower(k);
   return k;
@@ -70,31 +129,36 @@ struct feature_gram {
   vector<A> kx, ky;
 };
 
-/// Column means (and a 0/1 mask that zeroes constant columns exactly), then G accumulated over chunks of
-/// rows, each centred into a small reused buffer. Cost nD²(1 + 1/6) flops; memory D² plus the buffer.
+/// Two passes over chunks of rows, each copied (and converted to A) into one small reused buffer:
+///   1. column sums, minima and maxima → the means and the constant-column mask;
+///   2. centre and mask the chunk, add its ZᵀZ to G, and take its squared row norms if asked.
+/// Cost nD²(1 + 1/6) flops; memory D² plus the buffer.
 template <class A, class VX, class VY>
 feature_gram<A> centered_feature_gram(const VX& x, const VY& y, bool row_norms,
                                       Eigen::Index buffer_values = chunk_values) {
   const Eigen::Index n = x.rows(), d1 = x.cols(), d2 = y.cols(), dd = d1 + d2;
-  using row = Eigen::Matrix<A, 1, Eigen::Dynamic>;
-  const row mx = x.template cast<A>().colwise().sum() / A(n);
-  const row my = y.template cast<A>().colwise().sum() / A(n);
-  const row keep_x = (x.colwise().minCoeff().array() < x.colwise().maxCoeff().array()).template cast<A>();
-  const row keep_y = (y.colwise().minCoeff().array() < y.colwise().maxCoeff().array()).template cast<A>();
+  const Eigen::Index chunk = std::min(n, std::max<Eigen::Index>(64, buffer_values / std::max<Eigen::Index>(dd, 1)));
+  chunk_buffer<A, VX> buf(chunk, dd);
+  auto load = [&](Eigen::Index r0, Eigen::Index h) {
+    buf.topLeftCorner(h, d1) = x.middleRows(r0, h).template cast<A>();
+    buf.topRightCorner(h, d2) = y.middleRows(r0, h).template cast<A>();
+    return buf.topRows(h);
+  };
+
+  column_stats<A> stats;
+  for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) stats.add(load(r0, std::min(chunk, n - r0)));
+  const auto mean = stats.mean();
+  const auto keep = stats.keep();
 
   feature_gram<A> out{matrix<A>::Zero(dd, dd), vector<A>(row_norms ? n : 0), vector<A>(row_norms ? n : 0)};
-  const Eigen::Index chunk = std::min(n, std::max<Eigen::Index>(64, buffer_values / std::max<Eigen::Index>(dd, 1)));
-  matrix<A> buf(chunk, dd);
   for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) {
     const Eigen::Index h = std::min(chunk, n - r0);
-    buf.topLeftCorner(h, d1) =
-        ((x.middleRows(r0, h).template cast<A>().rowwise() - mx).array().rowwise() * keep_x.array()).matrix();
-    buf.topRightCorner(h, d2) =
-        ((y.middleRows(r0, h).template cast<A>().rowwise() - my).array().rowwise() * keep_y.array()).matrix();
-    add_lower_outer(out.g, buf.topRows(h).transpose());
+    auto b = load(r0, h);
+    center_chunk(b, mean, keep);
+    add_lower_outer(out.g, b.transpose());
     if (row_norms) {
-      out.kx.segment(r0, h) = buf.topLeftCorner(h, d1).rowwise().squaredNorm();
-      out.ky.segment(r0, h) = buf.topRightCorner(h, d2).rowwise().squaredNorm();
+      out.kx.segment(r0, h) = b.leftCols(d1).rowwise().squaredNorm();
+      out.ky.segment(r0, h) = b.rightCols(d2).rowwise().squaredNorm();
     }
   }
   mirror_lower(out.g);
