@@ -66,6 +66,10 @@ TEST_CASE("the estimators instantiate and agree in cpp_bin_float_50 and long dou
     const mp s2 = mp(1.5) * mp(1.5);
     CHECK(rel(cka::kernel_cka(x, y, cka::rbf_kernel{1.5}, est),
               oracle::cka(oracle::gram_rbf(x, s2), oracle::gram_rbf(y, s2), unbiased)) < tight);
+    const mp mx = mp(0.25) * oracle::median_sq(oracle::squared_distances(x), false);
+    const mp my = mp(0.25) * oracle::median_sq(oracle::squared_distances(y), false);
+    CHECK(rel(cka::kernel_cka(x, y, cka::rbf_kernel::median(0.5, cka::median_rule::off_diagonal), est),
+              oracle::cka(oracle::gram_rbf(x, mx), oracle::gram_rbf(y, my), unbiased)) < tight);
     auto rbf = [&](const auto& a, const auto& b) { return mp(exp(mp(-(a - b).squaredNorm() / (2 * s2)))); };
     CHECK(rel(cka::mmd2(x, mp(0.5) * y.leftCols(3), cka::rbf_kernel{1.5}, est),
               oracle::mmd2<mp>(x, mp(0.5) * y.leftCols(3), rbf, unbiased)) < tight);
