@@ -107,6 +107,25 @@ A hsic_denominator(Eigen::Index n, estimator est) {
   return est == estimator::biased ? A((nn - 1) * (nn - 1)) : A(nn * (nn - 3));
 }
 
+/// Dense centred copy of an n×n matrix P of scalar A: H P H for the biased estimator (P need not be
+/// symmetric), the U-centred P̃ (zero diagonal) for the unbiased one (P symmetric). O(n²).
+template <class A>
+matrix<A> centered_dense(matrix<A> p, estimator est) {
+  const Eigen::Index n = p.rows();
+  const A nn = A(n);
+  if (est == estimator::unbiased) p.diagonal().setZero();
+  const A row_div = est == estimator::biased ? nn : A(nn - 2);
+  const A all_div = est == estimator::biased ? A(nn * nn) : A((nn - 1) * (nn - 2));
+  const vector<A> r = p.rowwise().sum() / row_div;
+  const Eigen::Matrix<A, 1, Eigen::Dynamic> c = p.colwise().sum() / row_div;
+  const A s = p.sum() / all_div;
+  p.colwise() -= r;
+  p.rowwise() -= c;
+  p.array() += s;
+  if (est == estimator::unbiased) p.diagonal().setZero();
+  return p;
+}
+
 }  // namespace detail
 
 /// Centred copy of a symmetric Gram matrix K (n×n): HKH for `estimator::biased`; the U-centred K̃
@@ -122,17 +141,7 @@ matrix<typename Derived::Scalar> center_gram(const Eigen::MatrixBase<Derived>& k
   const detail::view_t<Derived> kv(k.derived());
   detail::require_symmetric_gram("center_gram", "K", kv);
   detail::require_samples("center_gram", "K", kv.rows(), min_samples(est), detail::estimator_name(est));
-  const detail::centering<A> c = detail::centering_of<A>(kv, est);
-  const Eigen::Index n = kv.rows();
-  matrix<A> out(n, n);
-  for (Eigen::Index j = 0; j < n; ++j) {
-    for (Eigen::Index i = j; i < n; ++i) {
-      const A v = (i == j && est == estimator::unbiased) ? A(0) : A(A(kv(i, j)) - c.u(i) - c.u(j) + c.c);
-      out(i, j) = v;
-      out(j, i) = v;
-    }
-  }
-  return out.template cast<T>();
+  return detail::centered_dense<A>(kv.template cast<A>(), est).template cast<T>();
 }
 
 }  // namespace cka

@@ -1,0 +1,206 @@
+#pragma once
+/// \file rcka.hpp
+/// Distillation losses of "Rethinking Centered Kernel Alignment in Knowledge Distillation" (Zhou et al.,
+/// IJCAI 2024) with their analytic gradients, for C++ training loops that have no autograd: RCKA on
+/// logits (sample and class relations), FCKA on feature maps and PCKA on patches. Includes the core.
+///
+/// Every loss is 1 − alignment ∈ [0, 2] (the official code minimises −alignment; the two differ by a
+/// constant, so their gradients agree). `grad` is ∂value/∂student, the student's shape, in its scalar
+/// type; the teacher is a constant. Float input is computed in double.
+
+#include <cka/cka.hpp>
+#include <cka/detail/relation.hpp>
+#include <cka/mmd_bound.hpp>
+
+#include <Eigen/Core>
+
+#include <type_traits>
+
+namespace cka::rcka {
+
+/// A loss value and its gradient with respect to the student input.
+template <class T>
+struct loss_result {
+  T value;
+  matrix<T> grad;
+};
+
+namespace detail {
+
+template <class T, class A>
+loss_result<T> as_loss(const cka::detail::relation_value<A>& r, bool transpose) {
+  matrix<T> g = transpose ? matrix<T>(r.grad.transpose().template cast<T>()) : matrix<T>(r.grad.template cast<T>());
+  return {T(A(1) - r.alignment), T(-1) * g};
+}
+
+template <class VS, class VT>
+void require_inputs(const char* fn, const VS& s, const VT& t) {
+  cka::detail::require_finite(fn, "student", s);
+  cka::detail::require_finite(fn, "teacher", t);
+}
+
+/// Loss on the Grams of the rows (B×B): the sample relation and FCKA.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBase<DS>& student,
+                                           const Eigen::MatrixBase<DT>& teacher, const relation_options& opts) {
+  using T = typename DS::Scalar;
+  static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
+  const cka::detail::view_t<DS> s(student.derived());
+  const cka::detail::view_t<DT> t(teacher.derived());
+  cka::detail::require_same_samples(fn, "student", s, "teacher", t);
+  require_inputs(fn, s, t);
+  return as_loss<T>(cka::detail::row_relation<accumulator_t<T>>(fn, s, t, opts, true), false);
+}
+
+}  // namespace detail
+
+/// Sample-relation loss (the paper's intra-class term): 1 − alignment of the B×B Grams of the rows of the
+/// student (B×Cs logits or features) and the teacher (B×Ct); widths may differ.
+/// Cost O(B²(Cs+Ct)) for value and gradient. Throws cka::invalid_argument for different batch sizes,
+/// B below 2 (4 for the unbiased estimator), NaN/Inf, or row_normalize with centered unbiased CKA;
+/// cka::domain_error for a constant student or teacher (or a zero row under row_normalize).
+template <class DS, class DT>
+loss_result<typename DS::Scalar> sample_relation_loss(const Eigen::MatrixBase<DS>& student,
+                                                      const Eigen::MatrixBase<DT>& teacher,
+                                                      const relation_options& opts = {}) {
+  return detail::rows_loss("rcka::sample_relation_loss", student, teacher, opts);
+}
+
+/// Class-relation loss (the paper's inter-class term): 1 − alignment of the C×C Grams of the columns of
+/// the B×C student and teacher logits (the same C required). Cost O(C²B). Throws as sample_relation_loss,
+/// with C in place of B, plus cka::invalid_argument for different class counts.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>& student,
+                                                     const Eigen::MatrixBase<DT>& teacher,
+                                                     const relation_options& opts = {}) {
+  using T = typename DS::Scalar;
+  static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
+  const char* fn = "rcka::class_relation_loss";
+  const cka::detail::view_t<DS> s(student.derived());
+  const cka::detail::view_t<DT> t(teacher.derived());
+  cka::detail::require_same_samples(fn, "student", s, "teacher", t);
+  if (s.cols() != t.cols()) {
+    cka::detail::fail_argument(fn, "the student has ", s.cols(), " classes (columns) but the teacher has ",
+                               t.cols(), "; the class relation compares the same classes");
+  }
+  detail::require_inputs(fn, s, t);
+  return detail::as_loss<T>(
+      cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), opts, true), true);
+}
+
+/// FCKA: 1 − alignment of the B×B Grams of feature maps flattened to B × (C·H·W) rows (any widths).
+/// Same cost and errors as sample_relation_loss.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> feature_loss(const Eigen::MatrixBase<DS>& student,
+                                              const Eigen::MatrixBase<DT>& teacher,
+                                              const relation_options& opts = {}) {
+  return detail::rows_loss("rcka::feature_loss", student, teacher, opts);
+}
+
+/// Weights of the terms of rcka_loss.
+struct rcka_weights {
+  double sample = 1.0;
+  double cls = 1.0;
+};
+
+/// RCKA on logits: weights.sample · sample_relation_loss + weights.cls · class_relation_loss, and the same
+/// combination of their gradients. The paper's classification runs used weight 15 on each term (with
+/// −alignment; see the file comment).
+template <class DS, class DT>
+loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
+                                           const Eigen::MatrixBase<DT>& teacher_logits,
+                                           const rcka_weights& weights = {}, const relation_options& opts = {}) {
+  using T = typename DS::Scalar;
+  auto s = sample_relation_loss(student_logits, teacher_logits, opts);
+  const auto c = class_relation_loss(student_logits, teacher_logits, opts);
+  s.value = T(T(weights.sample) * s.value + T(weights.cls) * c.value);
+  s.grad = T(weights.sample) * s.grad + T(weights.cls) * c.grad;
+  return s;
+}
+
+/// Shape of an NCHW feature map.
+struct map_shape {
+  Eigen::Index batch, channels, height, width;
+};
+
+/// PCKA: for each channel the map is cut into patch_h × patch_w patches; the patches are the rows of a
+/// (patches × B·patch_h·patch_w) matrix, the loss is 1 − alignment of the patch Grams of student and
+/// teacher, and the result is the mean over channels. Inputs hold B·C·H·W values in NCHW order, read in
+/// their storage order (pass an `Eigen::Map` of a contiguous tensor as a vector, or a row-major B×(C·H·W)
+/// matrix); `grad` has the input's rows and columns.
+/// H and W that are not multiples of the patch size are zero-padded at the bottom and right: the map is
+/// embedded in a zero canvas, its values are used as they are, and the padding carries no gradient. (The
+/// reference code resizes bilinearly to the next multiple instead, which alters every value.)
+/// Cost O(C·P²·B·patch_h·patch_w) for P patches per channel, plus one pass over the maps.
+/// Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below 1, the grid
+/// has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; cka::domain_error if a
+/// channel is constant.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student,
+                                            const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
+                                            Eigen::Index patch_h = 16, Eigen::Index patch_w = 16,
+                                            const relation_options& opts = {}) {
+  using T = typename DS::Scalar;
+  using A = accumulator_t<T>;
+  static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
+  const char* fn = "rcka::patch_loss";
+  const auto [nb, nc, nh, nw] = shape;
+  if (nb < 1 || nc < 1 || nh < 1 || nw < 1 || patch_h < 1 || patch_w < 1) {
+    cka::detail::fail_argument(fn, "shape {", nb, ", ", nc, ", ", nh, ", ", nw, "} and patch ", patch_h, "x",
+                               patch_w, " must all be at least 1");
+  }
+  const cka::detail::view_t<DS> s(student.derived());
+  const cka::detail::view_t<DT> t(teacher.derived());
+  const Eigen::Index total = nb * nc * nh * nw;
+  if (s.size() != total || t.size() != total) {
+    cka::detail::fail_argument(fn, "student has ", s.size(), " values and teacher ", t.size(),
+                               " but shape {", nb, ", ", nc, ", ", nh, ", ", nw, "} needs ", total);
+  }
+  detail::require_inputs(fn, s, t);
+  const Eigen::Index gh = (nh + patch_h - 1) / patch_h, gw = (nw + patch_w - 1) / patch_w;
+  if (gh * gw < 2) {
+    cka::detail::fail_argument(fn, "a ", nh, "x", nw, " map gives ", gh * gw, " patch of ", patch_h, "x",
+                               patch_w, "; the patch relation needs at least 2");
+  }
+  // Value at NCHW linear index i of a view, in the view's storage order.
+  auto at = [](const auto& v, Eigen::Index i) {
+    using V = std::decay_t<decltype(v)>;
+    return V::IsRowMajor ? v(i / v.cols(), i % v.cols()) : v(i % v.rows(), i / v.rows());
+  };
+  const Eigen::Index area = patch_h * patch_w, patches = gh * gw;
+  matrix<A> ps(patches, nb * area), pt(patches, nb * area);
+  matrix<T> grad(s.rows(), s.cols());
+  grad.setZero();
+  A sum(0);
+  for (Eigen::Index c = 0; c < nc; ++c) {
+    // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
+    ps.setZero();
+    pt.setZero();
+    for (Eigen::Index b = 0; b < nb; ++b)
+      for (Eigen::Index y = 0; y < nh; ++y)
+        for (Eigen::Index x = 0; x < nw; ++x) {
+          const Eigen::Index i = ((b * nc + c) * nh + y) * nw + x;
+          const Eigen::Index row = (y / patch_h) * gw + x / patch_w, col = b * area + (y % patch_h) * patch_w + x % patch_w;
+          ps(row, col) = A(at(s, i));
+          pt(row, col) = A(at(t, i));
+        }
+    const auto r = cka::detail::row_relation<A>(fn, ps, pt, opts, true);
+    sum += A(1) - r.alignment;
+    // Scatter the channel's gradient (mean over channels: 1/C each); padding has none.
+    for (Eigen::Index b = 0; b < nb; ++b)
+      for (Eigen::Index y = 0; y < nh; ++y)
+        for (Eigen::Index x = 0; x < nw; ++x) {
+          const Eigen::Index i = ((b * nc + c) * nh + y) * nw + x;
+          const Eigen::Index row = (y / patch_h) * gw + x / patch_w, col = b * area + (y % patch_h) * patch_w + x % patch_w;
+          const T g = T(-r.grad(row, col) / A(nc));
+          if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
+            grad(i / s.cols(), i % s.cols()) = g;
+          } else {
+            grad(i % s.rows(), i / s.rows()) = g;
+          }
+        }
+  }
+  return {T(sum / A(nc)), grad};
+}
+
+}  // namespace cka::rcka

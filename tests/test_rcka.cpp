@@ -1,0 +1,222 @@
+// RCKA losses: finite-difference gradient checks (double and 50 digits), the official code's alignment,
+// zero loss at the teacher, invariances, and bad input.
+#include "support.hpp"
+
+#include <cka/rcka.hpp>
+
+#include <Eigen/QR>
+#include <boost/multiprecision/cpp_bin_float.hpp>
+#include <boost/multiprecision/eigen.hpp>
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <vector>
+
+using cka::estimator;
+using cka::rcka::relation_options;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Every valid option combination (row_normalize with centred unbiased CKA is an error, tested below).
+std::vector<relation_options> all_options() {
+  std::vector<relation_options> v;
+  for (bool centered : {true, false})
+    for (bool row_normalize : {false, true})
+      for (estimator est : {estimator::biased, estimator::unbiased}) {
+        if (centered && row_normalize && est == estimator::unbiased) continue;
+        if (!centered && est == estimator::unbiased) continue;  // est only matters when centred
+        v.push_back({centered, row_normalize, est});
+      }
+  return v;
+}
+
+std::string describe(const relation_options& o) {
+  return std::string(o.centered ? "centered" : "uncentered") + (o.row_normalize ? "+row_normalize" : "") +
+         (o.est == estimator::unbiased ? "+unbiased" : "");
+}
+
+// Central finite differences of f at s, entry by entry.
+template <class T, class F>
+test::mat<T> numeric_gradient(F f, test::mat<T> s, const T& h) {
+  test::mat<T> g(s.rows(), s.cols());
+  for (Eigen::Index j = 0; j < s.cols(); ++j)
+    for (Eigen::Index i = 0; i < s.rows(); ++i) {
+      const T keep = s(i, j);
+      s(i, j) = keep + h;
+      const T up = f(s);
+      s(i, j) = keep - h;
+      const T down = f(s);
+      s(i, j) = keep;
+      g(i, j) = (up - down) / (T(2) * h);
+    }
+  return g;
+}
+
+template <class T>
+double rel_norm(const test::mat<T>& a, const test::mat<T>& b) {
+  return static_cast<double>(T((a - b).norm() / b.norm()));
+}
+
+}  // namespace
+
+TEST_CASE("gradients of every loss match central differences", "[rcka][gradient]") {
+  const auto s = test::normal<double>(7, 5, 1);
+  const auto t = test::related<double>(s, 9, 2);        // a wider teacher
+  const auto tc = test::related<double>(s, 5, 3);       // same classes, for the class relation
+  const auto maps_s = test::normal<double>(2 * 3 * 9 * 7, 1, 4);  // B=2, C=3, H=9, W=7: padded 4x4 patches
+  const auto maps_t = (maps_s + 0.7 * test::normal<double>(2 * 3 * 9 * 7, 1, 5)).eval();
+  const cka::rcka::map_shape shape{2, 3, 9, 7};
+  for (const relation_options& o : all_options()) {
+    CAPTURE(describe(o));
+    using L = std::function<double(const test::mat<double>&)>;
+    const std::vector<std::tuple<const char*, L, test::mat<double>, test::mat<double>>> cases = {
+        {"sample", [&](const test::mat<double>& x) { return cka::rcka::sample_relation_loss(x, t, o).value; },
+         cka::rcka::sample_relation_loss(s, t, o).grad, s},
+        {"class", [&](const test::mat<double>& x) { return cka::rcka::class_relation_loss(x, tc, o).value; },
+         cka::rcka::class_relation_loss(s, tc, o).grad, s},
+        {"feature", [&](const test::mat<double>& x) { return cka::rcka::feature_loss(x, t, o).value; },
+         cka::rcka::feature_loss(s, t, o).grad, s},
+        {"rcka", [&](const test::mat<double>& x) { return cka::rcka::rcka_loss(x, tc, {2.0, 0.5}, o).value; },
+         cka::rcka::rcka_loss(s, tc, {2.0, 0.5}, o).grad, s},
+        {"patch", [&](const test::mat<double>& x) { return cka::rcka::patch_loss(x, maps_t, shape, 4, 4, o).value; },
+         cka::rcka::patch_loss(maps_s, maps_t, shape, 4, 4, o).grad, maps_s},
+    };
+    for (const auto& [name, f, analytic, at] : cases) {
+      CAPTURE(name);
+      REQUIRE(analytic.rows() == at.rows());
+      REQUIRE(analytic.cols() == at.cols());
+      CHECK(rel_norm(analytic, numeric_gradient<double>(f, at, 1e-6)) <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("gradients in cpp_bin_float_50 match central differences tightly", "[rcka][gradient][precision]") {
+  using mp = boost::multiprecision::cpp_bin_float_50;
+  const test::mat<mp> s = test::normal<double>(6, 4, 11).cast<mp>();
+  const test::mat<mp> t = test::related<double>(test::normal<double>(6, 4, 11), 4, 12).cast<mp>();
+  const mp h("1e-17");  // ~ε^(1/3) for 50 digits: truncation and rounding both ~1e-33
+  for (const relation_options& o : all_options()) {
+    CAPTURE(describe(o));
+    auto fs = [&](const test::mat<mp>& x) { return cka::rcka::sample_relation_loss(x, t, o).value; };
+    auto fc = [&](const test::mat<mp>& x) { return cka::rcka::class_relation_loss(x, t, o).value; };
+    CHECK(rel_norm(cka::rcka::sample_relation_loss(s, t, o).grad, numeric_gradient<mp>(fs, s, h)) < 1e-28);
+    CHECK(rel_norm(cka::rcka::class_relation_loss(s, t, o).grad, numeric_gradient<mp>(fc, s, h)) < 1e-28);
+  }
+}
+
+TEST_CASE("the official code's alignment is reproduced", "[rcka][reference]") {
+  // Independent re-statement of the reference: G = X Xᵀ, each row i divided by √G_ii, then the cosine of
+  // the flattened matrices; the reference's loss is −alignment, ours 1 − alignment.
+  const auto s = test::normal<double>(10, 6, 21);
+  const auto t = test::related<double>(s, 6, 22);
+  auto official = [](const test::mat<double>& x, const test::mat<double>& y) {
+    test::mat<double> gx = x * x.transpose(), gy = y * y.transpose();
+    for (Eigen::Index i = 0; i < gx.rows(); ++i) {
+      const double dx = std::sqrt(gx(i, i)), dy = std::sqrt(gy(i, i));
+      for (Eigen::Index j = 0; j < gx.cols(); ++j) {
+        gx(i, j) /= dx;
+        gy(i, j) /= dy;
+      }
+    }
+    double dot = 0, nx = 0, ny = 0;
+    for (Eigen::Index i = 0; i < gx.size(); ++i) {
+      dot += gx.data()[i] * gy.data()[i];
+      nx += gx.data()[i] * gx.data()[i];
+      ny += gy.data()[i] * gy.data()[i];
+    }
+    return dot / std::sqrt(nx * ny);
+  };
+  const relation_options official_opts{false, true};
+  CHECK(test::rel_err(cka::rcka::sample_relation_loss(s, t, official_opts).value, 1.0 - official(s, t)) < 1e-13);
+  CHECK(test::rel_err(cka::rcka::class_relation_loss(s, t, official_opts).value,
+                      1.0 - official(s.transpose(), t.transpose())) < 1e-13);
+  // The centred default is 1 − linear CKA.
+  CHECK(test::rel_err(cka::rcka::sample_relation_loss(s, t).value, 1.0 - cka::linear_cka(s, t)) < 1e-13);
+  CHECK(test::rel_err(cka::rcka::class_relation_loss(s, t, {true, false, estimator::unbiased}).value,
+                      1.0 - cka::linear_cka(s.transpose(), t.transpose(), estimator::unbiased)) < 1e-12);
+}
+
+TEST_CASE("the loss at the teacher is zero with zero gradient", "[rcka]") {
+  const auto t = test::normal<double>(8, 6, 31);
+  for (const relation_options& o : all_options()) {
+    CAPTURE(describe(o));
+    for (const auto& r : {cka::rcka::sample_relation_loss(t, t, o), cka::rcka::class_relation_loss(t, t, o)}) {
+      CHECK(std::abs(r.value) < 1e-14);              // stated margin: rounding of a cosine equal to 1
+      CHECK(r.grad.norm() < 1e-13 * t.norm());
+    }
+  }
+}
+
+TEST_CASE("centred losses are invariant to orthogonal maps, scaling and translation", "[rcka][identity]") {
+  const auto s = test::normal<double>(9, 5, 41);
+  const auto t = test::related<double>(s, 7, 42);
+  const test::mat<double> q = Eigen::HouseholderQR<test::mat<double>>(test::normal<double>(5, 5, 43)).householderQ();
+  const test::mat<double> moved = ((3.0 * s * q).rowwise() + test::normal<double>(1, 5, 44).row(0)).eval();
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const relation_options o{true, false, est};
+    CHECK(test::rel_err(cka::rcka::sample_relation_loss(moved, t, o).value, cka::rcka::sample_relation_loss(s, t, o).value) <
+          1e-12);
+  }
+  // Student and teacher of different widths, in float: value and gradient follow double.
+  const test::mat<float> sf = s.cast<float>(), tf = t.cast<float>();
+  const auto rf = cka::rcka::sample_relation_loss(sf, tf);
+  const auto rd = cka::rcka::sample_relation_loss(sf.cast<double>().eval(), tf.cast<double>().eval());
+  CHECK(test::rel_err(rf.value, rd.value) < 1e-6);
+  CHECK(rel_norm<double>(rf.grad.cast<double>(), rd.grad) < 1e-6);
+}
+
+TEST_CASE("RCKA bad input", "[rcka][errors]") {
+  const auto s = test::normal<double>(8, 5, 51), t = test::normal<double>(8, 5, 52);
+  const auto t7 = test::normal<double>(7, 5, 53), t6c = test::normal<double>(8, 6, 54);
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(s, t7), Contains("rcka::sample_relation_loss") && Contains("7"));
+  CHECK_THROWS_WITH(cka::rcka::class_relation_loss(s, t6c), Contains("5 classes") && Contains("6"));
+  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(1), t.topRows(1)), std::invalid_argument);
+  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(3), t.topRows(3), {true, false, estimator::unbiased}),
+                  std::invalid_argument);
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(s, t, {true, true, estimator::unbiased}),
+                    Contains("row_normalize"));
+  test::mat<double> bad = s;
+  bad(2, 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(cka::rcka::feature_loss(bad, t), Contains("student(2, 2)"));
+  CHECK_THROWS_AS(cka::rcka::rcka_loss(s, bad), std::invalid_argument);
+  // Undefined alignments: a constant student, a zero row under row_normalize.
+  const test::mat<double> flat = test::mat<double>::Constant(8, 5, 0.3);
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t), Contains("constant student"));
+  CHECK_THROWS_AS(cka::rcka::class_relation_loss(t, flat), std::domain_error);
+  test::mat<double> zero_row = s;
+  zero_row.row(4).setZero();
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(zero_row, t, {false, true}), Contains("row 4"));
+  // Patch grids.
+  const auto maps = test::normal<double>(2 * 3 * 8 * 8, 1, 55);
+  CHECK_THROWS_WITH(cka::rcka::patch_loss(maps, maps, {2, 3, 8, 8}, 16, 16), Contains("at least 2"));
+  CHECK_THROWS_WITH(cka::rcka::patch_loss(maps, maps, {2, 3, 8, 9}, 4, 4), Contains("needs 432"));
+  CHECK_THROWS_AS(cka::rcka::patch_loss(maps, maps, {2, 3, 8, 8}, 0, 4), std::invalid_argument);
+}
+
+TEST_CASE("patch_loss pads, reads row-major maps, and averages channels", "[rcka][patch]") {
+  // A row-major B×(C·H·W) matrix holds the same NCHW values as the vector: same loss, same gradient.
+  const auto vs = test::normal<double>(2 * 2 * 6 * 6, 1, 61);
+  const auto vt = (vs + 0.5 * test::normal<double>(2 * 2 * 6 * 6, 1, 62)).eval();
+  const Eigen::Map<const Eigen::Matrix<double, 2, 72, Eigen::RowMajor>> ms(vs.data()), mt(vt.data());
+  const cka::rcka::map_shape shape{2, 2, 6, 6};
+  const auto a = cka::rcka::patch_loss(vs, vt, shape, 3, 3);
+  const auto b = cka::rcka::patch_loss(ms, mt, shape, 3, 3);
+  CHECK(test::rel_err(b.value, a.value) < 1e-15);
+  for (Eigen::Index i = 0; i < 144; ++i) CHECK(b.grad(i / 72, i % 72) == a.grad(i, 0));
+  // With 2x2 patches on 6x6 maps per channel, the loss is the mean of two per-channel sample losses on
+  // explicitly gathered patch matrices.
+  double expected = 0;
+  for (int c = 0; c < 2; ++c) {
+    test::mat<double> ps(9, 2 * 4), pt(9, 2 * 4);
+    for (int b2 = 0; b2 < 2; ++b2)
+      for (int y = 0; y < 6; ++y)
+        for (int x = 0; x < 6; ++x) {
+          const int i = ((b2 * 2 + c) * 6 + y) * 6 + x;
+          ps((y / 2) * 3 + x / 2, b2 * 4 + (y % 2) * 2 + x % 2) = vs(i);
+          pt((y / 2) * 3 + x / 2, b2 * 4 + (y % 2) * 2 + x % 2) = vt(i);
+        }
+    expected += cka::rcka::sample_relation_loss(ps, pt).value / 2;
+  }
+  CHECK(test::rel_err(cka::rcka::patch_loss(vs, vt, shape, 2, 2).value, expected) < 1e-13);
+}
