@@ -123,23 +123,14 @@ struct map_shape {
   Eigen::Index batch, channels, height, width;
 };
 
-/// PCKA: for each channel the map is cut into patch_h × patch_w patches; the patches are the rows of a
-/// (patches × B·patch_h·patch_w) matrix, the loss is 1 − alignment of the patch Grams of student and
-/// teacher, and the result is the mean over channels. Inputs hold B·C·H·W values in NCHW order, read in
-/// their storage order (pass an `Eigen::Map` of a contiguous tensor as a vector, or a row-major B×(C·H·W)
-/// matrix); `grad` has the input's rows and columns.
-/// H and W that are not multiples of the patch size are zero-padded at the bottom and right: the map is
-/// embedded in a zero canvas, its values are used as they are, and the padding carries no gradient. (The
-/// reference code resizes bilinearly to the next multiple instead, which alters every value.)
-/// Cost O(C·P²·B·patch_h·patch_w) for P patches per channel, plus one pass over the maps.
-/// Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below 1, the grid
-/// has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; cka::domain_error if a
-/// channel is constant.
+namespace detail {
+
+/// PCKA's value and, if want_grad, its gradient (see patch_loss).
 template <class DS, class DT>
-loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student,
-                                            const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
-                                            Eigen::Index patch_h = 16, Eigen::Index patch_w = 16,
-                                            const relation_options& opts = {}) {
+loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& student,
+                                                const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
+                                                Eigen::Index patch_h, Eigen::Index patch_w,
+                                                const relation_options& opts, bool want_grad) {
   using T = typename DS::Scalar;
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
@@ -169,8 +160,7 @@ loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student
   };
   const Eigen::Index area = patch_h * patch_w, patches = gh * gw;
   matrix<A> ps(patches, nb * area), pt(patches, nb * area);
-  matrix<T> grad(s.rows(), s.cols());
-  grad.setZero();
+  matrix<T> grad = matrix<T>::Zero(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
   A sum(0);
   for (Eigen::Index c = 0; c < nc; ++c) {
     // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
@@ -184,8 +174,9 @@ loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student
           ps(row, col) = A(at(s, i));
           pt(row, col) = A(at(t, i));
         }
-    const auto r = cka::detail::row_relation<A>(fn, ps, pt, opts, true);
+    const auto r = cka::detail::row_relation<A>(fn, ps, pt, opts, want_grad);
     sum += A(1) - r.alignment;
+    if (!want_grad) continue;
     // Scatter the channel's gradient (mean over channels: 1/C each); padding has none.
     for (Eigen::Index b = 0; b < nb; ++b)
       for (Eigen::Index y = 0; y < nh; ++y)
@@ -201,6 +192,28 @@ loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student
         }
   }
   return {T(sum / A(nc)), grad};
+}
+
+}  // namespace detail
+
+/// PCKA: for each channel the map is cut into patch_h × patch_w patches; the patches are the rows of a
+/// (patches × B·patch_h·patch_w) matrix, the loss is 1 − alignment of the patch Grams of student and
+/// teacher, and the result is the mean over channels. Inputs hold B·C·H·W values in NCHW order, read in
+/// their storage order (pass an `Eigen::Map` of a contiguous tensor as a vector, or a row-major B×(C·H·W)
+/// matrix); `grad` has the input's rows and columns.
+/// H and W that are not multiples of the patch size are zero-padded at the bottom and right: the map is
+/// embedded in a zero canvas, its values are used as they are, and the padding carries no gradient. (The
+/// reference code resizes bilinearly to the next multiple instead, which alters every value.)
+/// Cost O(C·P²·B·patch_h·patch_w) for P patches per channel, plus one pass over the maps.
+/// Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below 1, the grid
+/// has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; cka::domain_error if a
+/// channel is constant.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student,
+                                            const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
+                                            Eigen::Index patch_h = 16, Eigen::Index patch_w = 16,
+                                            const relation_options& opts = {}) {
+  return detail::patch_relation(student, teacher, shape, patch_h, patch_w, opts, true);
 }
 
 }  // namespace cka::rcka

@@ -1,0 +1,67 @@
+// RCKA losses: value + analytic gradient next to the value alone (the forward), at classification sizes
+// and for PCKA on 4×256×64×64 maps. Goal: value + gradient ≤ 3× the forward.
+#include <cka/rcka.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+namespace {
+
+cka::matrix<float> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
+  std::mt19937 engine(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  cka::matrix<float> m(n, d);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(engine);
+  return m;
+}
+
+const cka::rcka::relation_options opts{};
+
+// Logits are float, as a framework hands them over; the library computes in double.
+void BM_sample_forward(benchmark::State& state) {
+  const auto s = data(state.range(0), state.range(1), 1), t = data(state.range(0), state.range(1), 2);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(cka::detail::row_relation<double>("bench", s, t, opts, false).alignment);
+}
+void BM_sample_value_and_grad(benchmark::State& state) {
+  const auto s = data(state.range(0), state.range(1), 1), t = data(state.range(0), state.range(1), 2);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::sample_relation_loss(s, t).grad.data());
+}
+void BM_class_forward(benchmark::State& state) {
+  const auto s = data(state.range(0), state.range(1), 1), t = data(state.range(0), state.range(1), 2);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+        cka::detail::row_relation<double>("bench", s.transpose(), t.transpose(), opts, false).alignment);
+}
+void BM_class_value_and_grad(benchmark::State& state) {
+  const auto s = data(state.range(0), state.range(1), 1), t = data(state.range(0), state.range(1), 2);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::class_relation_loss(s, t).grad.data());
+}
+void BM_rcka_value_and_grad(benchmark::State& state) {
+  const auto s = data(state.range(0), state.range(1), 1), t = data(state.range(0), state.range(1), 2);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::rcka_loss(s, t).grad.data());
+}
+void BM_patch_forward(benchmark::State& state) {
+  const cka::rcka::map_shape shape{4, 256, 64, 64};
+  const auto s = data(4 * 256 * 64 * 64, 1, 3), t = data(4 * 256 * 64 * 64, 1, 4);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(cka::rcka::detail::patch_relation(s, t, shape, 16, 16, opts, false).value);
+}
+void BM_patch_value_and_grad(benchmark::State& state) {
+  const cka::rcka::map_shape shape{4, 256, 64, 64};
+  const auto s = data(4 * 256 * 64 * 64, 1, 3), t = data(4 * 256 * 64 * 64, 1, 4);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::patch_loss(s, t, shape).grad.data());
+}
+
+}  // namespace
+
+BENCHMARK(BM_sample_forward)->Args({128, 100})->Args({256, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_sample_value_and_grad)->Args({128, 100})->Args({256, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_class_forward)->Args({128, 100})->Args({256, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_class_value_and_grad)->Args({128, 100})->Args({256, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_rcka_value_and_grad)->Args({128, 100})->Args({256, 1000})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_patch_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_patch_value_and_grad)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
