@@ -159,6 +159,14 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     return V::IsRowMajor ? v(i / v.cols(), i % v.cols()) : v(i % v.rows(), i / v.rows());
   };
   const Eigen::Index area = patch_h * patch_w, patches = gh * gw;
+  // Calls f(NCHW index, patch row, patch column) for every value of channel c.
+  auto visit = [&](Eigen::Index c, auto&& f) {
+    for (Eigen::Index b = 0; b < nb; ++b)
+      for (Eigen::Index y = 0; y < nh; ++y)
+        for (Eigen::Index x = 0; x < nw; ++x)
+          f(((b * nc + c) * nh + y) * nw + x, (y / patch_h) * gw + x / patch_w,
+            b * area + (y % patch_h) * patch_w + x % patch_w);
+  };
   matrix<A> ps(patches, nb * area), pt(patches, nb * area);
   matrix<T> grad = matrix<T>::Zero(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
   A sum(0);
@@ -166,30 +174,22 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
     ps.setZero();
     pt.setZero();
-    for (Eigen::Index b = 0; b < nb; ++b)
-      for (Eigen::Index y = 0; y < nh; ++y)
-        for (Eigen::Index x = 0; x < nw; ++x) {
-          const Eigen::Index i = ((b * nc + c) * nh + y) * nw + x;
-          const Eigen::Index row = (y / patch_h) * gw + x / patch_w, col = b * area + (y % patch_h) * patch_w + x % patch_w;
-          ps(row, col) = A(at(s, i));
-          pt(row, col) = A(at(t, i));
-        }
+    visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
+      ps(row, col) = A(at(s, i));
+      pt(row, col) = A(at(t, i));
+    });
     const auto r = cka::detail::row_relation<A>(fn, ps, pt, opts, want_grad);
     sum += A(1) - r.alignment;
     if (!want_grad) continue;
     // Scatter the channel's gradient (mean over channels: 1/C each); padding has none.
-    for (Eigen::Index b = 0; b < nb; ++b)
-      for (Eigen::Index y = 0; y < nh; ++y)
-        for (Eigen::Index x = 0; x < nw; ++x) {
-          const Eigen::Index i = ((b * nc + c) * nh + y) * nw + x;
-          const Eigen::Index row = (y / patch_h) * gw + x / patch_w, col = b * area + (y % patch_h) * patch_w + x % patch_w;
-          const T g = T(-r.grad(row, col) / A(nc));
-          if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
-            grad(i / s.cols(), i % s.cols()) = g;
-          } else {
-            grad(i % s.rows(), i / s.rows()) = g;
-          }
-        }
+    visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
+      const T g = T(-r.grad(row, col) / A(nc));
+      if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
+        grad(i / s.cols(), i % s.cols()) = g;
+      } else {
+        grad(i % s.rows(), i / s.rows()) = g;
+      }
+    });
   }
   return {T(sum / A(nc)), grad};
 }
