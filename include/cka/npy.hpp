@@ -1,0 +1,278 @@
+#pragma once
+/// \file npy.hpp
+/// Reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0) holding one layer's
+/// activations: float32 or float64, little- or big-endian, C or Fortran order, any number of dimensions
+/// (n, …) — the trailing dimensions are flattened in C order, as `x.reshape(n, -1)` does.
+///
+/// Every malformed input throws cka::npy::error (a cka::invalid_argument) with one line saying what is
+/// wrong; nothing is allocated before the header's sizes have been checked against the bytes present, so
+/// a corrupt header cannot cause a huge allocation.
+
+#include <cka/errors.hpp>
+#include <cka/detail/scalar.hpp>
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace cka::npy {
+
+/// A malformed, truncated or unsupported .npy file.
+class error : public cka::invalid_argument {
+ public:
+  using cka::invalid_argument::invalid_argument;
+};
+
+/// A loaded array: its shape, and its values as rows = shape[0], columns = product of the rest.
+struct array {
+  std::vector<std::int64_t> shape;
+  matrix<double> values;
+  bool float32 = false;  ///< the file held float32 (converted to double on load)
+};
+
+namespace detail {
+
+[[noreturn]] inline void fail(const std::string& what) { throw error(what); }
+
+/// Parser of the header's Python dict literal, e.g. {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
+class header_parser {
+ public:
+  explicit header_parser(const std::string& text) : s_(text) {}
+
+  void parse(std::string& descr, bool& fortran, std::vector<std::int64_t>& shape) {
+    bool have_descr = false, have_order = false, have_shape = false;
+    expect('{');
+    while (true) {
+      skip();
+      if (peek() == '}') break;
+      const std::string key = quoted();
+      expect(':');
+      skip();
+      if (key == "descr") {
+        if (peek() != '\'' && peek() != '"') fail("unsupported dtype: a structured or non-string 'descr'");
+        descr = quoted();
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        fortran = boolean();
+        have_order = true;
+      } else if (key == "shape") {
+        shape = tuple();
+        have_shape = true;
+      } else {
+        fail("corrupt header: unknown key '" + key + "'");
+      }
+      skip();
+      if (peek() == ',') ++i_;
+    }
+    if (!have_descr || !have_order || !have_shape) fail("corrupt header: 'descr', 'fortran_order' or 'shape' missing");
+  }
+
+ private:
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void skip() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  void expect(char c) {
+    skip();
+    if (peek() != c) fail(std::string("corrupt header: expected '") + c + "'");
+    ++i_;
+  }
+  std::string quoted() {
+    skip();
+    const char q = peek();
+    if (q != '\'' && q != '"') fail("corrupt header: expected a quoted string");
+    const std::size_t end = s_.find(q, i_ + 1);
+    if (end == std::string::npos) fail("corrupt header: unterminated string");
+    std::string out = s_.substr(i_ + 1, end - i_ - 1);
+    i_ = end + 1;
+    return out;
+  }
+  bool boolean() {
+    if (s_.compare(i_, 4, "True") == 0) {
+      i_ += 4;
+      return true;
+    }
+    if (s_.compare(i_, 5, "False") == 0) {
+      i_ += 5;
+      return false;
+    }
+    fail("corrupt header: 'fortran_order' is not True or False");
+  }
+  std::vector<std::int64_t> tuple() {
+    expect('(');
+    std::vector<std::int64_t> out;
+    while (true) {
+      skip();
+      if (peek() == ')') {
+        ++i_;
+        return out;
+      }
+      std::int64_t v = 0;
+      bool digits = false;
+      while (peek() >= '0' && peek() <= '9') {
+        if (v > (std::numeric_limits<std::int64_t>::max() - 9) / 10) fail("corrupt header: a dimension is too large");
+        v = v * 10 + (peek() - '0');
+        ++i_;
+        digits = true;
+      }
+      if (!digits) fail("corrupt header: 'shape' is not a tuple of non-negative integers");
+      if (peek() == 'L') ++i_;  // Python 2 long suffix
+      out.push_back(v);
+      if (out.size() > 32) fail("corrupt header: more than 32 dimensions");
+      skip();
+      if (peek() == ',') ++i_;
+      else if (peek() != ')') fail("corrupt header: malformed 'shape' tuple");
+    }
+  }
+
+  const std::string& s_;
+  std::size_t i_ = 0;
+};
+
+inline bool little_endian_host() {
+  const std::uint16_t one = 1;
+  unsigned char b;
+  std::memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+template <class F>
+F read_value(const unsigned char* p, bool swap) {
+  unsigned char buf[sizeof(F)];
+  for (std::size_t k = 0; k < sizeof(F); ++k) buf[k] = swap ? p[sizeof(F) - 1 - k] : p[k];
+  F v;
+  std::memcpy(&v, buf, sizeof(F));
+  return v;
+}
+
+}  // namespace detail
+
+/// Parses the bytes of a whole .npy file. Throws cka::npy::error (see the file comment).
+inline array parse(const unsigned char* bytes, std::size_t size) {
+  static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (size < 10 || std::memcmp(bytes, magic, 6) != 0) detail::fail("not an .npy file (no \\x93NUMPY magic)");
+  const unsigned major = bytes[6];
+  if (major < 1 || major > 3) detail::fail("unsupported .npy format version " + std::to_string(major));
+  const std::size_t prefix = major == 1 ? 10 : 12;
+  if (size < prefix) detail::fail("truncated header");
+  const std::size_t header_len = major == 1 ? std::size_t(bytes[8]) | std::size_t(bytes[9]) << 8
+                                            : std::size_t(bytes[8]) | std::size_t(bytes[9]) << 8 |
+                                                  std::size_t(bytes[10]) << 16 | std::size_t(bytes[11]) << 24;
+  if (header_len > size - prefix) detail::fail("truncated header: it declares " + std::to_string(header_len) + " bytes");
+  const std::string header(reinterpret_cast<const char*>(bytes + prefix), header_len);
+
+  std::string descr;
+  bool fortran = false;
+  array out;
+  detail::header_parser(header).parse(descr, fortran, out.shape);
+  if (descr.size() < 3) detail::fail("unsupported dtype '" + descr + "'");
+  const char order = descr[0], kind = descr[1];
+  const std::string width = descr.substr(2);
+  if (kind != 'f' || (width != "4" && width != "8") || (order != '<' && order != '>' && order != '=')) {
+    detail::fail("unsupported dtype '" + descr + "': need float32 or float64 ('<f4', '<f8', '>f4', '>f8')");
+  }
+  const std::size_t item = width == "4" ? 4 : 8;
+  out.float32 = item == 4;
+  if (out.shape.empty()) detail::fail("a 0-dimensional array holds no samples; need shape (n, ...)");
+
+  // Sizes, with overflow checks, against the bytes actually present: no allocation before this.
+  std::int64_t rows = out.shape[0], cols = 1;
+  for (std::size_t k = 1; k < out.shape.size(); ++k) {
+    if (out.shape[k] != 0 && cols > std::numeric_limits<std::int64_t>::max() / 16 / out.shape[k]) {
+      detail::fail("corrupt header: the shape's size overflows");
+    }
+    cols *= out.shape[k];
+  }
+  if (rows != 0 && cols > std::numeric_limits<std::int64_t>::max() / 16 / rows) detail::fail("corrupt header: the shape's size overflows");
+  const std::size_t count = std::size_t(rows) * std::size_t(cols);
+  const std::size_t available = size - prefix - header_len;
+  if (count > available / item) {
+    std::ostringstream msg;
+    msg << "truncated data: the header declares " << count << " values (" << count * item << " bytes) but "
+        << available << " bytes follow";
+    detail::fail(msg.str());
+  }
+
+  const bool swap = (order == '>' && detail::little_endian_host()) || (order == '<' && !detail::little_endian_host());
+  const unsigned char* data = bytes + prefix + header_len;
+  std::vector<std::size_t> c_weight(out.shape.size(), 1);  // C-order weight of each trailing dimension
+  for (std::size_t dim = out.shape.size(); dim-- > 1;)
+    c_weight[dim - 1] = dim - 1 >= 1 ? c_weight[dim] * std::size_t(out.shape[dim]) : 1;
+  out.values.resize(Eigen::Index(rows), Eigen::Index(cols));
+  for (std::size_t k = 0; k < count; ++k) {
+    const double v = item == 4 ? double(detail::read_value<float>(data + k * item, swap))
+                               : detail::read_value<double>(data + k * item, swap);
+    // C order: k = i·cols + j. Fortran order over (n, d1, ..., dm): k = i + n·(t1 + d1·(t2 + …)), and the
+    // C-order flattened column of (t1, ..., tm) is j = ((t1·d2 + t2)·d3 + …).
+    std::size_t i, j;
+    if (!fortran) {
+      i = k / std::size_t(cols);
+      j = k % std::size_t(cols);
+    } else {
+      i = k % std::size_t(rows);
+      std::size_t rest = k / std::size_t(rows);
+      j = 0;
+      for (std::size_t dim = 1; dim < out.shape.size(); ++dim) {
+        const std::size_t extent = std::size_t(out.shape[dim]);
+        j += (rest % extent) * c_weight[dim];  // index along dim, weighted as in C order
+        rest /= extent;
+      }
+    }
+    out.values(Eigen::Index(i), Eigen::Index(j)) = v;
+  }
+  return out;
+}
+
+/// Loads a .npy file. Throws cka::npy::error with a message that starts with the path.
+inline array load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw error(path + ": cannot open the file");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw error(path + ": cannot read the file");
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) throw error(path + ": cannot read the file");
+  try {
+    return parse(bytes.data(), bytes.size());
+  } catch (const error& e) {
+    throw error(path + ": " + e.what());
+  }
+}
+
+/// Writes m (rows × columns) as a little-endian float64 (or float32) C-order .npy file of shape
+/// (rows, columns). Throws cka::npy::error if the file cannot be written.
+template <class Derived>
+void save(const std::string& path, const Eigen::MatrixBase<Derived>& m, bool as_float32 = false) {
+  std::ostringstream h;
+  h << "{'descr': '" << (as_float32 ? "<f4" : "<f8") << "', 'fortran_order': False, 'shape': (" << m.rows()
+    << ", " << m.cols() << "), }";
+  std::string header = h.str();
+  const std::size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw error(path + ": cannot open the file for writing");
+  const unsigned char prefix[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<unsigned char>(header.size() & 0xff),
+                                    static_cast<unsigned char>(header.size() >> 8)};
+  out.write(reinterpret_cast<const char*>(prefix), 10);
+  out.write(header.data(), std::streamsize(header.size()));
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) {
+      unsigned char buf[8];
+      const double v = static_cast<double>(m(i, j));
+      const float f = static_cast<float>(v);
+      const unsigned char* src = as_float32 ? reinterpret_cast<const unsigned char*>(&f) : reinterpret_cast<const unsigned char*>(&v);
+      const std::size_t w = as_float32 ? 4 : 8;
+      for (std::size_t k = 0; k < w; ++k) buf[k] = detail::little_endian_host() ? src[k] : src[w - 1 - k];
+      out.write(reinterpret_cast<const char*>(buf), std::streamsize(w));
+    }
+  if (!out) throw error(path + ": write failed");
+}
+
+}  // namespace cka::npy

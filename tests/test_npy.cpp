@@ -1,0 +1,128 @@
+// The .npy reader: round trips, hand-built files in every supported layout, and every malformed case.
+#include "support.hpp"
+
+#include <cka/npy.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Bytes of a .npy file with the given header dict and raw data (version 1 or 2).
+std::vector<unsigned char> npy_bytes(const std::string& dict, const std::vector<unsigned char>& data, int version = 1) {
+  std::string header = dict;
+  const std::size_t prefix = version == 1 ? 10 : 12;
+  header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
+  header.push_back('\n');
+  std::vector<unsigned char> out = {0x93, 'N', 'U', 'M', 'P', 'Y', static_cast<unsigned char>(version), 0};
+  const std::size_t n = header.size();
+  out.push_back(static_cast<unsigned char>(n & 0xff));
+  out.push_back(static_cast<unsigned char>((n >> 8) & 0xff));
+  if (version != 1) {
+    out.push_back(static_cast<unsigned char>((n >> 16) & 0xff));
+    out.push_back(static_cast<unsigned char>((n >> 24) & 0xff));
+  }
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+template <class F>
+std::vector<unsigned char> raw(const std::vector<F>& values, bool big_endian = false) {
+  std::vector<unsigned char> out;
+  for (F v : values) {
+    unsigned char b[sizeof(F)];
+    std::memcpy(b, &v, sizeof(F));
+    for (std::size_t k = 0; k < sizeof(F); ++k) out.push_back(big_endian ? b[sizeof(F) - 1 - k] : b[k]);
+  }
+  return out;
+}
+
+cka::npy::array parse(const std::vector<unsigned char>& b) { return cka::npy::parse(b.data(), b.size()); }
+
+}  // namespace
+
+TEST_CASE("npy round trip through save and load", "[npy]") {
+  const auto m = test::normal<double>(7, 5, 1);
+  const std::string path = "cka_test_roundtrip.npy";
+  cka::npy::save(path, m);
+  const auto a = cka::npy::load(path);
+  CHECK(a.shape == std::vector<std::int64_t>{7, 5});
+  CHECK(a.values == m);
+  CHECK_FALSE(a.float32);
+  cka::npy::save(path, m, true);
+  const auto f = cka::npy::load(path);
+  CHECK(f.float32);
+  CHECK(f.values == m.cast<float>().cast<double>());
+  std::remove(path.c_str());
+}
+
+TEST_CASE("npy layouts: endianness, Fortran order, 3-D, version 2", "[npy]") {
+  // A (2, 3, 2) array with values 0..11 in C order; Fortran order stores the same array transposed in memory.
+  std::vector<double> c_order(12), f_order(12);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 2; ++k) {
+        const double v = i * 6 + j * 2 + k;
+        c_order[i * 6 + j * 2 + k] = v;
+        f_order[i + 2 * (j + 3 * k)] = v;
+      }
+  test::mat<double> expected(2, 6);
+  for (int i = 0; i < 12; ++i) expected(i / 6, i % 6) = i;
+  const std::string shape = "'shape': (2, 3, 2), }";
+  CHECK(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, " + shape, raw(c_order))).values == expected);
+  CHECK(parse(npy_bytes("{'descr': '<f8', 'fortran_order': True, " + shape, raw(f_order))).values == expected);
+  CHECK(parse(npy_bytes("{'descr': '>f8', 'fortran_order': False, " + shape, raw(c_order, true))).values == expected);
+  std::vector<float> c32(c_order.begin(), c_order.end());
+  CHECK(parse(npy_bytes("{'descr': '>f4', 'fortran_order': False, " + shape, raw(c32, true))).values == expected);
+  CHECK(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, " + shape, raw(c_order), 2)).values == expected);
+  // 1-D (n,) is n samples of one feature; keys in another order and double quotes are fine.
+  const auto one = parse(npy_bytes("{\"shape\": (4,), \"fortran_order\": False, \"descr\": \"<f8\"}", raw(std::vector<double>{1, 2, 3, 4})));
+  CHECK(one.values.rows() == 4);
+  CHECK(one.values.cols() == 1);
+}
+
+TEST_CASE("npy malformed and unsupported files", "[npy][errors]") {
+  const auto data = raw(std::vector<double>(6, 1.0));
+  const std::string ok = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
+  CHECK_NOTHROW(parse(npy_bytes(ok, data)));
+  CHECK_THROWS_WITH(parse({'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0}), Contains("not an .npy file"));
+  auto v9 = npy_bytes(ok, data);
+  v9[6] = 9;
+  CHECK_THROWS_WITH(parse(v9), Contains("version 9"));
+  auto cut_header = npy_bytes(ok, data);
+  cut_header.resize(30);
+  CHECK_THROWS_WITH(parse(cut_header), Contains("truncated header"));
+  auto cut_data = npy_bytes(ok, data);
+  cut_data.resize(cut_data.size() - 5);
+  CHECK_THROWS_WITH(parse(cut_data), Contains("truncated data"));
+  for (const char* bad : {"{'descr': '<f8', 'fortran_order': Maybe, 'shape': (2, 3), }",
+                          "{'descr': '<f8', 'fortran_order': False, 'shape': [2, 3], }",
+                          "{'descr': '<f8', 'fortran_order': False, 'shape': (2, x), }",
+                          "{'descr': '<f8', 'fortran_order': False }", "not a dict at all",
+                          "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), 'extra': 1}",
+                          "{'descr: '<f8'"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH(parse(npy_bytes(bad, data)), Contains("corrupt header"));
+  }
+  for (const char* dtype : {"<c16", "|O", "<i4", "<f2", "|u1", "|f8"}) {
+    CAPTURE(dtype);
+    CHECK_THROWS_WITH(parse(npy_bytes(std::string("{'descr': '") + dtype + "', 'fortran_order': False, 'shape': (2, 3), }", data)),
+                      Contains("unsupported dtype"));
+  }
+  CHECK_THROWS_WITH(parse(npy_bytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", data)),
+                    Contains("unsupported dtype"));
+  // A shape that would need petabytes is rejected from the header alone, before any allocation.
+  CHECK_THROWS_WITH(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000), }", data)),
+                    Contains("truncated data"));
+  CHECK_THROWS_WITH(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999), }", data)),
+                    Contains("overflows"));
+  CHECK_THROWS_WITH(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (), }", data)),
+                    Contains("0-dimensional"));
+  CHECK_THROWS_WITH(cka::npy::load("no/such/file.npy"), Contains("no/such/file.npy") && Contains("cannot open"));
+}
