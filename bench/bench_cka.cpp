@@ -7,6 +7,7 @@
 //   mmd2 RBF:                                 (m+n)²·d
 //   gemm:                                     2·m·k·n, Eigen's C = A·B (the floor)
 #include <cka/cka.hpp>
+#include <cka/similarity_matrix.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -89,8 +90,30 @@ void BM_mmd2_rbf(benchmark::State& state) {
   set_flops(state, 4.0 * double(n) * double(n) * double(d));
 }
 
+// L layers of n×d: the once-per-layer Grams of similarity_matrix against L(L+1)/2 pairwise linear_cka calls.
+std::vector<cka::matrix<double>> layer_stack(Eigen::Index layers, Eigen::Index n, Eigen::Index d) {
+  std::vector<cka::matrix<double>> out;
+  for (Eigen::Index l = 0; l < layers; ++l) out.push_back(data<double>(n, d, 100 + unsigned(l)));
+  return out;
+}
+void BM_matrix_once_per_layer(benchmark::State& state) {
+  const auto layers = layer_stack(state.range(0), state.range(1), state.range(2));
+  for (auto _ : state) benchmark::DoNotOptimize(cka::similarity_matrix(layers, layers).values.data());
+}
+void BM_matrix_pairwise(benchmark::State& state) {
+  const auto layers = layer_stack(state.range(0), state.range(1), state.range(2));
+  for (auto _ : state) {
+    double sum = 0;
+    for (std::size_t a = 0; a < layers.size(); ++a)
+      for (std::size_t b = a; b < layers.size(); ++b) sum += cka::linear_cka(layers[a], layers[b]);
+    benchmark::DoNotOptimize(sum);
+  }
+}
+
 }  // namespace
 
+BENCHMARK(BM_matrix_once_per_layer)->Args({12, 1000, 2048})->Args({12, 2000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_matrix_pairwise)->Args({12, 1000, 2048})->Args({12, 2000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_eigen_gemm, double)->Args({2048, 2048, 2048})->Args({1024, 4096, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_eigen_gemm, float)->Args({2048, 2048, 2048})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_linear_cka, double)->Args({4096, 512})->Args({20000, 256})->Args({512, 8192})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -1,0 +1,84 @@
+// similarity_matrix: the once-per-layer Grams give the pairwise CKA values; minibatch CKA over one batch is
+// debiased CKA; constant layers become NaN cells.
+#include "oracle.hpp"
+#include "support.hpp"
+
+#include <cka/similarity_matrix.hpp>
+#include <cka/similarity.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using cka::estimator;
+
+TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
+  std::vector<test::mat<double>> layers;
+  const auto x = test::normal<double>(50, 6, 1);
+  layers.push_back(x);
+  layers.push_back(test::related<double>(x, 9, 2));
+  layers.push_back(test::related<double>(layers[1], 70, 3));  // wider than n: Gram route in linear_cka
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::matrix_options o;
+    o.est = est;
+    const auto lin = cka::similarity_matrix(layers, layers, o);
+    o.kernel = cka::layer_kernel::rbf;
+    o.sigma_fraction = 0.7;
+    o.rule = cka::median_rule::off_diagonal;
+    const auto rbf = cka::similarity_matrix(layers, layers, o);
+    for (std::size_t a = 0; a < 3; ++a)
+      for (std::size_t b = 0; b < 3; ++b) {
+        CAPTURE(a, b, est == estimator::unbiased);
+        CHECK(test::rel_err(lin.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
+        CHECK(test::rel_err(rbf.values(a, b),
+                            cka::kernel_cka(layers[a], layers[b], cka::rbf_kernel::median(0.7, cka::median_rule::off_diagonal),
+                                            est)) < 1e-12);
+      }
+  }
+  // Rows against columns.
+  const std::vector<test::mat<double>> rows(layers.begin(), layers.begin() + 1), cols(layers.begin() + 1, layers.end());
+  const auto rect = cka::similarity_matrix(rows, cols);
+  REQUIRE(rect.values.rows() == 1);
+  REQUIRE(rect.values.cols() == 2);
+  CHECK(test::rel_err(rect.values(0, 1), cka::linear_cka(layers[0], layers[2])) < 1e-12);
+}
+
+TEST_CASE("minibatch CKA: one batch is debiased CKA; several batches sum unbiased HSIC", "[matrix][minibatch]") {
+  const auto x = test::normal<double>(40, 5, 11);
+  const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 7, 12)};
+  cka::matrix_options o;
+  o.minibatch = 40;
+  CHECK(test::rel_err(cka::similarity_matrix(layers, layers, o).values(0, 1),
+                      cka::linear_cka(layers[0], layers[1], estimator::unbiased)) < 1e-12);
+  // Batches of 15: 15 + 15 + 10, each unbiased HSIC summed unscaled, then the ratio (Nguyen et al. 2021).
+  o.minibatch = 15;
+  double xy = 0, xx = 0, yy = 0;
+  for (int b0 : {0, 15, 30}) {
+    const int h = b0 == 30 ? 10 : 15;
+    const oracle::mat<double> k = oracle::gram_linear<double>(layers[0].middleRows(b0, h));
+    const oracle::mat<double> l = oracle::gram_linear<double>(layers[1].middleRows(b0, h));
+    xy += oracle::hsic_unbiased(k, l);
+    xx += oracle::hsic_unbiased(k, k);
+    yy += oracle::hsic_unbiased(l, l);
+  }
+  const auto r = cka::similarity_matrix(layers, layers, o);
+  CHECK(test::rel_err(r.values(0, 1), xy / std::sqrt(xx * yy)) < 1e-12);
+  CHECK(r.dropped_samples == 0);
+  o.minibatch = 19;  // 19 + 19 + 2: the last 2 samples cannot form an unbiased estimate
+  CHECK(cka::similarity_matrix(layers, layers, o).dropped_samples == 2);
+}
+
+TEST_CASE("similarity_matrix: constant layers and bad input", "[matrix][errors]") {
+  const auto x = test::normal<double>(20, 4, 21);
+  const std::vector<test::mat<double>> layers = {x, test::mat<double>::Constant(20, 3, 0.25), test::related<double>(x, 5, 22)};
+  const auto r = cka::similarity_matrix(layers, layers);
+  CHECK(r.constant == std::vector<std::size_t>{1});
+  CHECK(std::isnan(r.values(1, 0)));
+  CHECK(std::isnan(r.values(2, 1)));
+  CHECK_FALSE(std::isnan(r.values(0, 2)));
+  std::vector<test::mat<double>> uneven = {x, test::normal<double>(19, 4, 23)};
+  CHECK_THROWS_WITH(cka::similarity_matrix(uneven, uneven), Catch::Contains("19 samples"));
+  cka::matrix_options o;
+  o.minibatch = 3;
+  CHECK_THROWS_AS(cka::similarity_matrix(layers, layers, o), std::invalid_argument);
+}
