@@ -9,8 +9,10 @@ function(step)
 endfunction()
 if(MODE STREQUAL "install")
   step(${CMAKE_COMMAND} -S "${CKA_SOURCE}" -B "${WORK}/cka" -DCKA_BUILD_TESTS=OFF -DCKA_BUILD_EXAMPLES=OFF
-       -DCKA_BUILD_BENCH=OFF -DCKA_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
+       -DCKA_BUILD_BENCH=OFF -DCKA_BUILD_TOOLS=ON -DCKA_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
+  step(${CMAKE_COMMAND} --build "${WORK}/cka")
   step(${CMAKE_COMMAND} --install "${WORK}/cka")
+  step("${WORK}/prefix/bin/cka-similarity" --help)  # the tool is installed too
   step(${CMAKE_COMMAND} -S "${CKA_SOURCE}/tests/consumer" -B "${WORK}/consumer" -DCMAKE_PREFIX_PATH=${WORK}/prefix)
 else()
   step(${CMAKE_COMMAND} -S "${CKA_SOURCE}/tests/consumer" -B "${WORK}/consumer" -DCKA_SOURCE_DIR=${CKA_SOURCE})
