@@ -22,6 +22,9 @@ TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
     cka::matrix_options o;
     o.est = est;
     const auto lin = cka::similarity_matrix(layers, layers, o);
+    // Both routes of the linear kernel: per-layer Grams and per-layer feature statistics.
+    const auto by_grams = cka::detail::similarity_matrix_impl(layers, layers, o, cka::detail::matrix_route::grams);
+    const auto by_features = cka::detail::similarity_matrix_impl(layers, layers, o, cka::detail::matrix_route::features);
     o.kernel = cka::layer_kernel::rbf;
     o.sigma_fraction = 0.7;
     o.rule = cka::median_rule::off_diagonal;
@@ -30,6 +33,8 @@ TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
       for (std::size_t b = 0; b < 3; ++b) {
         CAPTURE(a, b, est == estimator::unbiased);
         CHECK(test::rel_err(lin.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
+        CHECK(test::rel_err(by_grams.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
+        CHECK(test::rel_err(by_features.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
         CHECK(test::rel_err(rbf.values(a, b),
                             cka::kernel_cka(layers[a], layers[b], cka::rbf_kernel::median(0.7, cka::median_rule::off_diagonal),
                                             est)) < 1e-12);
@@ -73,6 +78,12 @@ TEST_CASE("similarity_matrix: constant layers and bad input", "[matrix][errors]"
   const std::vector<test::mat<double>> layers = {x, test::mat<double>::Constant(20, 3, 0.25), test::related<double>(x, 5, 22)};
   const auto r = cka::similarity_matrix(layers, layers);
   CHECK(r.constant == std::vector<std::size_t>{1});
+  for (auto route : {cka::detail::matrix_route::grams, cka::detail::matrix_route::features})
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      cka::matrix_options oe;
+      oe.est = est;
+      CHECK(cka::detail::similarity_matrix_impl(layers, layers, oe, route).constant == std::vector<std::size_t>{1});
+    }
   CHECK(std::isnan(r.values(1, 0)));
   CHECK(std::isnan(r.values(2, 1)));
   CHECK_FALSE(std::isnan(r.values(0, 2)));
