@@ -93,3 +93,18 @@ TEST_CASE("similarity_matrix: constant layers and bad input", "[matrix][errors]"
   o.minibatch = 3;
   CHECK_THROWS_AS(cka::similarity_matrix(layers, layers, o), std::invalid_argument);
 }
+
+TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
+  std::vector<test::mat<double>> narrow, wide;
+  for (int l = 0; l < 3; ++l) {
+    narrow.push_back(test::normal<double>(400, 8, 30 + l));
+    wide.push_back(test::normal<double>(40, 300, 40 + l));
+  }
+  cka::matrix_options o;
+  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 400 * 8 * 3);  // centred features
+  CHECK(cka::similarity_matrix_bytes(wide, wide, o) == 8.0 * 40 * 40 * 3);      // one Gram per layer
+  o.kernel = cka::layer_kernel::rbf;
+  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 400 * 400 * 3);
+  o.minibatch = 100;
+  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 100 * 100 * 3);
+}

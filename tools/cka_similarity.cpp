@@ -346,13 +346,11 @@ int main(int argc, char** argv) {
     if (cfg.versus) cols = load(expand(cfg.cols), n, first);
   }
   const layer_set& col_set = cfg.versus ? cols : rows;
-  const std::size_t distinct = rows.values.size() + (cfg.versus ? cols.values.size() : 0);
-  const double batch = cfg.options.minibatch ? double(cfg.options.minibatch) : double(n);
-  const double gram_bytes = double(distinct) * batch * batch * 8.0;
-  if (gram_bytes > 16e9) {
+  const double work_bytes = cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, cfg.options)
+                                       : cka::similarity_matrix_bytes(rows.values, rows.values, cfg.options);
+  if (work_bytes > 16e9) {
     std::ostringstream msg;
-    msg << distinct << " layers of n = " << n << " need " << gram_bytes / 1e9
-        << " GB of Gram matrices; use --minibatch (e.g. --minibatch 1024)";
+    msg << "n = " << n << " would need " << work_bytes / 1e9 << " GB of Gram matrices; use --minibatch (e.g. --minibatch 1024)";
     die(msg.str());
   }
 

@@ -71,6 +71,28 @@ matrix<double> feature_route_sums(const std::vector<const matrix<T>*>& layers, e
   return sums;
 }
 
+/// The route similarity_matrix takes: per-layer feature statistics only for the linear kernel without a
+/// minibatch, and only when the cost model below says they are cheaper.
+template <class T>
+matrix_route choose_route(const std::vector<const matrix<T>*>& layers, const matrix_options& o) {
+  if (o.kernel != layer_kernel::linear || o.minibatch != 0 || layers.empty()) return matrix_route::grams;
+  const std::size_t count = layers.size();
+  const Eigen::Index n = layers[0]->rows();
+  // Cost model, calibrated on 2 Zen 5 cores: the pair products of the feature route run at full GEMM
+  // rate (2n·d_a·d_b flops each), while forming a Gram (n²·d flops) runs ~4× below it — first-touch page
+  // faults of the n×n buffer and the O(n²) centring passes — and each tiled pair pass costs ~8n².
+  // (12 layers, n = 2000, d = 256: features 131 ms, Grams 366 ms; d = 2048, n = 1000: Grams win.)
+  double feature_cost = 0, gram_cost = 0;
+  for (std::size_t a = 0; a < count; ++a) {
+    gram_cost += 4.0 * double(n) * double(n) * double(layers[a]->cols());
+    for (std::size_t b = a; b < count; ++b) {
+      feature_cost += 2.0 * double(n) * double(layers[a]->cols()) * double(layers[b]->cols());
+      gram_cost += 8.0 * double(n) * double(n);
+    }
+  }
+  return feature_cost < gram_cost ? matrix_route::features : matrix_route::grams;
+}
+
 /// The centred Gram of one layer (or one batch of it) and whether it vanished (a constant layer).
 inline matrix<double> layer_gram(const matrix<double>& x, const matrix_options& o, estimator est, bool& constant) {
   matrix<double> k = o.kernel == layer_kernel::linear
@@ -101,6 +123,24 @@ inline matrix<double> layer_gram(const matrix<double>& x, const matrix_options& 
 template <class T>
 similarity_result similarity_matrix(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
                                     const matrix_options& o = {});
+
+/// Bytes of working memory similarity_matrix(rows, cols, o) will hold beyond its inputs: one n×n (or
+/// B×B) Gram per distinct layer, or, on the feature route, one centred copy of each layer. Lets a caller
+/// refuse or switch to a minibatch before allocating.
+template <class T>
+double similarity_matrix_bytes(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
+                               const matrix_options& o = {}) {
+  std::vector<const matrix<T>*> layers;
+  for (const auto& m : rows) layers.push_back(&m);
+  if (&rows != &cols)
+    for (const auto& m : cols) layers.push_back(&m);
+  if (layers.empty()) return 0.0;
+  const double n = double(layers[0]->rows()), batch = o.minibatch ? double(o.minibatch) : n;
+  double bytes = 0;
+  const bool features = detail::choose_route(layers, o) == detail::matrix_route::features;
+  for (const auto* m : layers) bytes += 8.0 * (features ? n * double(m->cols()) : batch * batch);
+  return bytes;
+}
 
 namespace detail {
 
@@ -138,23 +178,7 @@ similarity_result similarity_matrix_impl(const std::vector<matrix<T>>& rows, con
   matrix<double> hsic = matrix<double>::Zero(Eigen::Index(count), Eigen::Index(count));
   std::vector<char> constant(count, 1);
   std::vector<matrix<double>> grams(count);
-  if (route == matrix_route::automatic && (o.kernel != layer_kernel::linear || o.minibatch != 0)) {
-    route = matrix_route::grams;
-  } else if (route == matrix_route::automatic) {
-    // Cost model, calibrated on 2 Zen 5 cores: the pair products of the feature route run at full GEMM
-    // rate (2n·d_a·d_b flops each), while forming a Gram (n²·d flops) runs ~4× below it — first-touch page
-    // faults of the n×n buffer and the O(n²) centring passes — and each tiled pair pass costs ~8n².
-    // (12 layers, n = 2000, d = 256: features 131 ms, Grams 366 ms; d = 2048, n = 1000: Grams win.)
-    double feature_cost = 0, gram_cost = 0;
-    for (std::size_t a = 0; a < count; ++a) {
-      gram_cost += 4.0 * double(n) * double(n) * double(layers[a]->cols());
-      for (std::size_t b = a; b < count; ++b) {
-        feature_cost += 2.0 * double(n) * double(layers[a]->cols()) * double(layers[b]->cols());
-        gram_cost += 8.0 * double(n) * double(n);
-      }
-    }
-    route = feature_cost < gram_cost ? matrix_route::features : matrix_route::grams;
-  }
+  if (route == matrix_route::automatic) route = choose_route(layers, o);
   if (route == matrix_route::features && (o.kernel != layer_kernel::linear || o.minibatch != 0)) {
     fail_argument(fn, "the feature-statistics route needs the linear kernel and no minibatch");
   }
