@@ -69,5 +69,13 @@ TEST_CASE("every kind of xtensor expression is accepted", "[xtensor][views]") {
                       cka::mmd2(x, y.leftCols(6), cka::rbf_kernel{2.0})) < 1e-13);
   const auto r = cka::rcka::rcka_loss(slice, xx);
   CHECK(std::abs(r.value) < 1e-14);
+  // PCKA on an NCHW map held as a 2×(2·4·4) row-major tensor: the same as the Eigen vector path.
+  const test::mat<double> maps = test::normal<double>(64, 1, 3), maps_t = test::normal<double>(64, 1, 4);
+  const auto ms = xt::adapt(maps.data(), 64, xt::no_ownership(), std::vector<std::size_t>{2, 32});
+  const auto mt = xt::adapt(maps_t.data(), 64, xt::no_ownership(), std::vector<std::size_t>{2, 32});
+  const auto px = cka::rcka::patch_loss(ms, mt, {2, 2, 4, 4}, 2, 2);
+  const auto pe = cka::rcka::patch_loss(maps, maps_t, {2, 2, 4, 4}, 2, 2);
+  CHECK(test::rel_err(px.value, pe.value) < 1e-15);
+  CHECK(px.grad(1, 5) == pe.grad(37, 0));
   CHECK_THROWS_WITH(cka::linear_cka(xt::xarray<double>::from_shape({2, 3, 4}), yx), Catch::Contains("3 dimensions"));
 }

@@ -361,7 +361,7 @@ int main(int argc, char** argv) {
   if (bar) {
     cfg.options.progress = [&](std::size_t done, std::size_t total) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (elapsed < 1.0 && done < total) return;
+      if (elapsed < 1.0) return;  // quick work shows no bar at all
       const double frac = double(done) / double(total), eta = elapsed / std::max(frac, 1e-9) * (1 - frac);
       const int filled = int(frac * 30);
       std::fprintf(stderr, "\r[%.*s%*s] %3.0f%%  ETA %.0fs ", filled, "##############################", 30 - filled, "",

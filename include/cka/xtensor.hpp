@@ -135,6 +135,13 @@ auto rcka_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const
   return cka::detail::on_eigen("rcka::rcka_loss", s, t,
                                [&](const auto& a, const auto& b) { return rcka_loss(a, b, w, o); });
 }
+template <class ES, class ET>
+auto patch_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const map_shape& shape,
+                Eigen::Index patch_h = 16, Eigen::Index patch_w = 16, const relation_options& o = {}) {
+  return cka::detail::on_eigen("rcka::patch_loss", s, t, [&](const auto& a, const auto& b) {
+    return patch_loss(a, b, shape, patch_h, patch_w, o);
+  });
+}
 }  // namespace rcka
 
 }  // namespace cka

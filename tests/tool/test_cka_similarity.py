@@ -196,5 +196,26 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, out, err = run(*args)
         check(rc == 2 and message in err and len(err.strip().split("\n")) == 1, f"usage {args}: {rc} {err!r}")
 
+# The progress bar: shown on a terminal once the work takes over a second; never with --quiet or when
+# stderr is not a terminal. A pseudo-terminal comes from util-linux `script`; skipped where it is missing
+# and in the (slow) sanitizer run.
+import shlex
+import shutil
+if shutil.which("script") and "sanitized" not in os.path.basename(BINARY):
+    with tempfile.TemporaryDirectory() as tmp:
+        big_rng = np.random.default_rng(9)
+        big = [os.path.join(tmp, f"big{i}.npy") for i in range(8)]
+        for f in big:
+            np.save(f, big_rng.standard_normal((4000, 400)))  # ~2 s of RBF work here
+        command = " ".join(shlex.quote(a) for a in [BINARY, "--kernel", "rbf", *big])
+        on_tty = subprocess.run(["script", "-qec", command + " > /dev/null", "/dev/null"],
+                                capture_output=True, text=True, timeout=300).stdout
+        quiet = subprocess.run(["script", "-qec", command + " --quiet > /dev/null", "/dev/null"],
+                               capture_output=True, text=True, timeout=300).stdout
+        rc, out, piped = run("--kernel", "rbf", *big)
+        check("ETA" in on_tty and "%" in on_tty, f"progress bar on a terminal: {on_tty[-200:]!r}")
+        check("ETA" not in quiet, "no progress bar with --quiet")
+        check(rc == 0 and "ETA" not in piped, "no progress bar when stderr is not a terminal")
+
 print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
