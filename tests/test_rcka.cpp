@@ -91,6 +91,33 @@ TEST_CASE("gradients of every loss match central differences", "[rcka][gradient]
   }
 }
 
+TEST_CASE("the feature-space form (fewer features than rows) has the same values and exact gradients",
+          "[rcka][gradient]") {
+  // Sample relation of narrow logits (2 + 3 < 12 rows) and class relation with C = 11 > 2B = 6.
+  const auto s = test::normal<double>(12, 2, 71), t = test::related<double>(s, 3, 72);
+  const auto sc = test::normal<double>(3, 11, 73), tc = (sc + 0.4 * test::normal<double>(3, 11, 74)).eval();
+  test::mat<double> s_flat_col = s;
+  s_flat_col.col(1).setConstant(0.5);  // a constant column contributes nothing, exactly
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const relation_options o{true, false, est};
+    CAPTURE(est == estimator::unbiased);
+    const auto r = cka::rcka::sample_relation_loss(s, t, o);
+    CHECK(test::rel_err(r.value, 1.0 - cka::linear_cka(s, t, est)) < 1e-12);
+    auto fs = [&](const test::mat<double>& x) { return cka::rcka::sample_relation_loss(x, t, o).value; };
+    CHECK(rel_norm(r.grad, numeric_gradient<double>(fs, s, 1e-6)) <= 1e-6);
+    const auto c = cka::rcka::class_relation_loss(sc, tc, o);
+    CHECK(test::rel_err(c.value, 1.0 - cka::linear_cka(sc.transpose(), tc.transpose(), est)) < 1e-12);
+    auto fc = [&](const test::mat<double>& x) { return cka::rcka::class_relation_loss(x, tc, o).value; };
+    CHECK(rel_norm(c.grad, numeric_gradient<double>(fc, sc, 1e-6)) <= 1e-6);
+    const auto rf = cka::rcka::sample_relation_loss(s_flat_col, t, o);
+    auto ff = [&](const test::mat<double>& x) { return cka::rcka::sample_relation_loss(x, t, o).value; };
+    CHECK(rel_norm(rf.grad, numeric_gradient<double>(ff, s_flat_col, 1e-6)) <= 1e-6);
+    CHECK(std::abs(cka::rcka::sample_relation_loss(t, t, o).value) < 1e-14);
+  }
+  const test::mat<double> flat = test::mat<double>::Constant(12, 2, 0.3);
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t), Contains("constant student"));
+}
+
 TEST_CASE("gradients in cpp_bin_float_50 match central differences tightly", "[rcka][gradient][precision]") {
   using mp = boost::multiprecision::cpp_bin_float_50;
   const test::mat<mp> s = test::normal<double>(6, 4, 11).cast<mp>();

@@ -35,12 +35,50 @@ namespace cka::detail {
 ///   a = ⟨A, M⟩ / (‖A‖‖M‖),  ∂a/∂P = W = M/(‖A‖‖M‖) − a·A/‖A‖²
 /// (both centerings are self-adjoint and idempotent, so C disappears from W). Row scaling
 /// P = diag(K_ii^−½)·K adds a diagonal term; then ∂a/∂s = (G + Gᵀ)·s for G = ∂a/∂K.
-/// Cost: two n×n Grams (n²(ds+dt) flops) and, for the gradient, one n×n×ds product; O(n²) otherwise.
+/// Cost: two n×n Grams (n²(ds+dt) flops) and, for the gradient, one n×n×ds product; O(n²) otherwise —
+/// or, for centred CKA without row scaling and ds + dt < n, O(n(ds+dt)²) in feature space.
 template <class A>
 struct relation_value {
   A alignment;
   matrix<A> grad;
 };
+
+/// Centred CKA of the row Grams computed in feature space, for ds + dt < n: with Xs, Xt the column-centred
+/// inputs, p = ‖XsᵀXt‖², q = ‖XsᵀXs‖², r = ‖XtᵀXt‖² (plus the unbiased estimator's row-norm terms, as in
+/// linear_sums_features), a = p/√(qr) and
+///   ∂a/∂Xs = ∂p/√(qr) − a/(2q)·∂q,  ∂p = 2Xt(XsᵀXt)ᵀ [+ 2(c₂Σk_t − c₁k_t)∘Xs],  ∂q = 4Xs(XsᵀXs) [+ 4(c₂Σk_s − c₁k_s)∘Xs],
+/// column-centred at the end (the chain rule through Xs = HS). Cost O(n(ds + dt)²) instead of O(n²(ds + dt)).
+template <class A, class MS, class MT>
+relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& t, estimator est, bool want_grad) {
+  using std::sqrt;
+  const matrix<A> xs = centered_columns<A>(s), xt = centered_columns<A>(t);
+  const matrix<A> mst = xs.transpose() * xt, mss = xs.transpose() * xs, mtt = xt.transpose() * xt;
+  A p = mst.squaredNorm(), q = mss.squaredNorm(), r = mtt.squaredNorm();
+  const bool unbiased = est == estimator::unbiased;
+  const vector<A> ks = unbiased ? vector<A>(xs.rowwise().squaredNorm()) : vector<A>();
+  const vector<A> kt = unbiased ? vector<A>(xt.rowwise().squaredNorm()) : vector<A>();
+  const A nn = A(xs.rows()), c1 = A(nn / (nn - 2)), c2 = A(A(1) / ((nn - 1) * (nn - 2)));
+  if (unbiased) {
+    p += c2 * ks.sum() * kt.sum() - c1 * ks.dot(kt);
+    q += c2 * ks.sum() * ks.sum() - c1 * ks.squaredNorm();
+    r += c2 * kt.sum() * kt.sum() - c1 * kt.squaredNorm();
+  }
+  // Constant columns are zeroed exactly, so a constant representation gives exactly q = 0 or r = 0.
+  if (!(q > A(0))) fail_domain(fn, "the student's relation Gram vanishes after centering (a constant student), so the alignment is undefined");
+  if (!(r > A(0))) fail_domain(fn, "the teacher's relation Gram vanishes after centering (a constant teacher), so the alignment is undefined");
+  relation_value<A> out{A(p / sqrt(A(q * r))), matrix<A>()};
+  if (!want_grad) return out;
+  matrix<A> dp = A(2) * xt * mst.transpose();
+  matrix<A> dq = A(4) * xs * mss;
+  if (unbiased) {
+    dp += (A(2) * (c2 * kt.sum() - c1 * kt.array())).matrix().asDiagonal() * xs;
+    dq += (A(4) * (c2 * ks.sum() - c1 * ks.array())).matrix().asDiagonal() * xs;
+  }
+  out.grad = dp / sqrt(A(q * r)) - (out.alignment / (A(2) * q)) * dq;
+  const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = out.grad.colwise().mean();
+  out.grad.rowwise() -= mean;
+  return out;
+}
 
 template <class A, class MS, class MT>
 relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const rcka::relation_options& o,
@@ -54,8 +92,9 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   require_samples(fn, "the student", n, o.centered ? min_samples(o.est) : 2,
                   o.centered ? estimator_name(o.est) : "an uncentred alignment");
   // Centred CKA without row scaling works on centred features: H K H = Xc Xcᵀ, and float data with a
-  // large offset keeps its accuracy.
+  // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool centre_features = o.centered && !o.row_normalize;
+  if (centre_features && s.cols() + t.cols() < n) return feature_space_relation<A>(fn, s, t, o.est, want_grad);
   const matrix<A> xs = centre_features ? centered_columns<A>(s) : matrix<A>(s.template cast<A>());
   const matrix<A> xt = centre_features ? centered_columns<A>(t) : matrix<A>(t.template cast<A>());
   const matrix<A> ks = symmetric_outer<A>(xs);
