@@ -106,7 +106,7 @@ typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::Matrix
 ///   debiased CKA of Kornblith et al. for `estimator::unbiased`.
 /// Features are centred first (in double for float input), so a large common offset costs no accuracy.
 /// Cost: min(n(d1+d2)², n²(d1+d2)) flops — feature space when d1 + d2 < n, else Gram space; both give the
-/// same value. Memory: n(d1+d2) plus (d1+d2)² or 2n².
+/// same value. Memory: (d1+d2)² or 2n², plus one 8 MiB chunk buffer (no centred copy of the inputs).
 /// Throws cka::invalid_argument if the sample counts differ, n < min_samples(est), or an entry is NaN or
 /// ±Inf; cka::domain_error if X or Y has zero variance (all rows equal).
 template <class DX, class DY>
