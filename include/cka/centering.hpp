@@ -107,6 +107,18 @@ A hsic_denominator(Eigen::Index n, estimator est) {
   return est == estimator::biased ? A((nn - 1) * (nn - 1)) : A(nn * (nn - 3));
 }
 
+/// The unbiased estimator in feature space. For column-centred X (n×d) and Y with squared row norms k and
+/// l — the diagonals of the linear Grams, whose rows sum to zero — Song's formula times n(n−3) is
+///   ‖XᵀY‖²_F + Σk·Σl/((n−1)(n−2)) − n/(n−2)·k·l;
+/// `operator()` gives the two last terms, c1 = n/(n−2) and c2 = 1/((n−1)(n−2)) their coefficients.
+template <class A>
+struct unbiased_feature_terms {
+  A c1, c2;
+  explicit unbiased_feature_terms(Eigen::Index n)
+      : c1(A(A(n) / A(n - 2))), c2(A(A(1) / (A(n - 1) * A(n - 2)))) {}
+  A operator()(const vector<A>& k, const vector<A>& l) const { return A(c2 * k.sum() * l.sum() - c1 * k.dot(l)); }
+};
+
 /// Dense centred copy of an n×n matrix P of scalar A: H P H for the biased estimator (P need not be
 /// symmetric), the U-centred P̃ (zero diagonal) for the unbiased one (P symmetric). O(n²).
 template <class A>

@@ -61,11 +61,10 @@ centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
     // With K = XcXcᵀ: K1 = 0, so tr(K̃L̃) = ⟨K,L⟩ − Σ kᵢlᵢ, 1ᵀK̃1 = −Σkᵢ and 1ᵀK̃L̃1 = Σ kᵢlᵢ, where
     // k = diag K (the squared row norms). Song's formula then gives, before the 1/(n(n−3)) factor:
     //   ⟨K,L⟩ − n/(n−2)·Σ kᵢlᵢ + Σk·Σl / ((n−1)(n−2)).
-    const A nn = A(n), sx = f.kx.sum(), sy = f.ky.sum();
-    const A c1 = A(nn / (nn - 2)), c2 = A(A(1) / ((nn - 1) * (nn - 2)));
-    s.kl += c2 * sx * sy - c1 * f.kx.dot(f.ky);
-    s.kk += c2 * sx * sx - c1 * f.kx.squaredNorm();
-    s.ll += c2 * sy * sy - c1 * f.ky.squaredNorm();
+    const unbiased_feature_terms<A> terms(n);
+    s.kl += terms(f.kx, f.ky);
+    s.kk += terms(f.kx, f.kx);
+    s.ll += terms(f.ky, f.ky);
   }
   return s;
 }

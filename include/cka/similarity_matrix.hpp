@@ -59,13 +59,13 @@ matrix<double> feature_route_sums(const std::vector<const matrix<T>*>& layers, e
     xc[a] = centered_columns<double>(*layers[a]);
     k[a] = xc[a].rowwise().squaredNorm();
   }
-  const double nn = double(n), c1 = nn / (nn - 2), c2 = 1.0 / ((nn - 1) * (nn - 2));
+  const unbiased_feature_terms<double> terms(n);
   const Eigen::Index size = Eigen::Index(count);
   matrix<double> sums(size, size);
   for (std::size_t a = 0; a < count; ++a)
     for (std::size_t b = a; b < count; ++b) {
       double v = (xc[a].transpose() * xc[b]).squaredNorm();
-      if (est == estimator::unbiased) v += c2 * k[a].sum() * k[b].sum() - c1 * k[a].dot(k[b]);
+      if (est == estimator::unbiased) v += terms(k[a], k[b]);
       sums(Eigen::Index(a), Eigen::Index(b)) = sums(Eigen::Index(b), Eigen::Index(a)) = v;
     }
   return sums;
@@ -94,7 +94,9 @@ matrix_route choose_route(const std::vector<const matrix<T>*>& layers, const mat
 }
 
 /// The centred Gram of one layer (or one batch of it) and whether it vanished (a constant layer).
-inline matrix<double> layer_gram(const matrix<double>& x, const matrix_options& o, estimator est, bool& constant) {
+/// x is viewed, not copied: float layers are converted inside the chunked Gram product.
+template <class M>
+matrix<double> layer_gram(const M& x, const matrix_options& o, estimator est, bool& constant) {
   matrix<double> k = o.kernel == layer_kernel::linear
                          ? centered_row_gram<double>(x)
                          : gram_of<double>(x, rbf_kernel::median(o.sigma_fraction, o.rule));
@@ -197,7 +199,7 @@ similarity_result similarity_matrix_impl(const std::vector<matrix<T>>& rows, con
     const double scale = o.minibatch ? 1.0 / (double(h) * double(h - 3)) : 1.0;
     for (std::size_t a = 0; a < count; ++a) {
       bool flat = false;
-      grams[a] = detail::layer_gram(layers[a]->middleRows(b0, h).template cast<double>(), o, est, flat);
+      grams[a] = detail::layer_gram(layers[a]->middleRows(b0, h), o, est, flat);
       if (!flat) constant[a] = 0;
       if (o.progress) o.progress(++done, total);
     }

@@ -57,11 +57,12 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   const bool unbiased = est == estimator::unbiased;
   const vector<A> ks = unbiased ? vector<A>(xs.rowwise().squaredNorm()) : vector<A>();
   const vector<A> kt = unbiased ? vector<A>(xt.rowwise().squaredNorm()) : vector<A>();
-  const A nn = A(xs.rows()), c1 = A(nn / (nn - 2)), c2 = A(A(1) / ((nn - 1) * (nn - 2)));
+  const unbiased_feature_terms<A> terms(xs.rows());
+  const A c1 = terms.c1, c2 = terms.c2;
   if (unbiased) {
-    p += c2 * ks.sum() * kt.sum() - c1 * ks.dot(kt);
-    q += c2 * ks.sum() * ks.sum() - c1 * ks.squaredNorm();
-    r += c2 * kt.sum() * kt.sum() - c1 * kt.squaredNorm();
+    p += terms(ks, kt);
+    q += terms(ks, ks);
+    r += terms(kt, kt);
   }
   // Constant columns are zeroed exactly, so a constant representation gives exactly q = 0 or r = 0.
   if (!(q > A(0))) fail_domain(fn, "the student's relation Gram vanishes after centering (a constant student), so the alignment is undefined");
