@@ -16,7 +16,7 @@ cka::matrix<float> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
   return m;
 }
 
-const cka::rcka::relation_options opts{};
+const cka::detail::relation_spec opts{true, false, cka::estimator::biased};  // the default relation_options
 
 // Logits are float, as a framework hands them over; the library computes in double.
 void BM_sample_forward(benchmark::State& state) {
@@ -46,7 +46,7 @@ void BM_patch_forward(benchmark::State& state) {
   const cka::rcka::map_shape shape{4, 256, 64, 64};
   const auto s = data(4 * 256 * 64 * 64, 1, 3), t = data(4 * 256 * 64 * 64, 1, 4);
   for (auto _ : state)
-    benchmark::DoNotOptimize(cka::rcka::detail::patch_relation(s, t, shape, 16, 16, opts, false).value);
+    benchmark::DoNotOptimize(cka::rcka::detail::patch_relation(s, t, shape, 16, 16, cka::rcka::relation_options{}, false).value);
 }
 void BM_patch_value_and_grad(benchmark::State& state) {
   const cka::rcka::map_shape shape{4, 256, 64, 64};

@@ -19,22 +19,16 @@ TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
   layers.push_back(test::related<double>(x, 9, 2));
   layers.push_back(test::related<double>(layers[1], 70, 3));  // wider than n: Gram route in linear_cka
   for (estimator est : {estimator::biased, estimator::unbiased}) {
-    cka::matrix_options o;
+    cka::similarity_matrix_options o;
     o.est = est;
-    const auto lin = cka::similarity_matrix(layers, layers, o);
-    // Both routes of the linear kernel: per-layer Grams and per-layer feature statistics.
-    const auto by_grams = cka::detail::similarity_matrix_impl(layers, layers, o, cka::detail::matrix_route::grams);
-    const auto by_features = cka::detail::similarity_matrix_impl(layers, layers, o, cka::detail::matrix_route::features);
-    o.kernel = cka::layer_kernel::rbf;
-    o.sigma_fraction = 0.7;
-    o.rule = cka::median_rule::off_diagonal;
-    const auto rbf = cka::similarity_matrix(layers, layers, o);
+    const auto lin = cka::similarity_matrix(layers, cka::linear_kernel{}, o);
+    const auto rbf = cka::similarity_matrix(layers, cka::rbf_kernel::median(0.7, cka::median_rule::off_diagonal), o);
+    const auto poly = cka::similarity_matrix(layers, cka::polynomial_kernel{}, o);
     for (std::size_t a = 0; a < 3; ++a)
       for (std::size_t b = 0; b < 3; ++b) {
         CAPTURE(a, b, est == estimator::unbiased);
         CHECK(test::rel_err(lin.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
-        CHECK(test::rel_err(by_grams.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
-        CHECK(test::rel_err(by_features.values(a, b), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
+        CHECK(test::rel_err(poly.values(a, b), cka::kernel_cka(layers[a], layers[b], cka::polynomial_kernel{}, est)) < 1e-12);
         CHECK(test::rel_err(rbf.values(a, b),
                             cka::kernel_cka(layers[a], layers[b], cka::rbf_kernel::median(0.7, cka::median_rule::off_diagonal),
                                             est)) < 1e-12);
@@ -46,14 +40,26 @@ TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
   REQUIRE(rect.values.rows() == 1);
   REQUIRE(rect.values.cols() == 2);
   CHECK(test::rel_err(rect.values(0, 1), cka::linear_cka(layers[0], layers[2])) < 1e-12);
+  // Views: row-major Maps against column-major Refs, without copies; float layers computed in double.
+  std::vector<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> row_major(layers.begin(), layers.end());
+  using map_t = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  std::vector<map_t> maps;
+  for (const auto& m : row_major) maps.emplace_back(m.data(), m.rows(), m.cols());
+  std::vector<Eigen::Ref<const test::mat<double>>> refs(layers.begin(), layers.end());
+  const auto mixed = cka::similarity_matrix(maps, refs);
+  CHECK((mixed.values - cka::similarity_matrix(layers).values).cwiseAbs().maxCoeff() < 1e-12);
+  std::vector<test::mat<float>> floats;
+  for (const auto& m : layers) floats.push_back(m.cast<float>());
+  const cka::basic_similarity_result<double> fr = cka::similarity_matrix(floats);
+  CHECK(test::rel_err(fr.values(0, 1), cka::linear_cka(floats[0].cast<double>(), floats[1].cast<double>())) < 1e-12);
 }
 
 TEST_CASE("minibatch CKA: one batch is debiased CKA; several batches sum unbiased HSIC", "[matrix][minibatch]") {
   const auto x = test::normal<double>(40, 5, 11);
   const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 7, 12)};
-  cka::matrix_options o;
+  cka::similarity_matrix_options o;
   o.minibatch = 40;
-  CHECK(test::rel_err(cka::similarity_matrix(layers, layers, o).values(0, 1),
+  CHECK(test::rel_err(cka::similarity_matrix(layers, cka::linear_kernel{}, o).values(0, 1),
                       cka::linear_cka(layers[0], layers[1], estimator::unbiased)) < 1e-12);
   // Batches of 15: 15 + 15 + 10, each unbiased HSIC summed unscaled, then the ratio (Nguyen et al. 2021).
   o.minibatch = 15;
@@ -66,32 +72,32 @@ TEST_CASE("minibatch CKA: one batch is debiased CKA; several batches sum unbiase
     xx += oracle::hsic_unbiased(k, k);
     yy += oracle::hsic_unbiased(l, l);
   }
-  const auto r = cka::similarity_matrix(layers, layers, o);
+  const auto r = cka::similarity_matrix(layers, cka::linear_kernel{}, o);
   CHECK(test::rel_err(r.values(0, 1), xy / std::sqrt(xx * yy)) < 1e-12);
   CHECK(r.dropped_samples == 0);
   o.minibatch = 19;  // 19 + 19 + 2: the last 2 samples cannot form an unbiased estimate
-  CHECK(cka::similarity_matrix(layers, layers, o).dropped_samples == 2);
+  CHECK(cka::similarity_matrix(layers, cka::linear_kernel{}, o).dropped_samples == 2);
 }
 
 TEST_CASE("similarity_matrix: constant layers and bad input", "[matrix][errors]") {
   const auto x = test::normal<double>(20, 4, 21);
   const std::vector<test::mat<double>> layers = {x, test::mat<double>::Constant(20, 3, 0.25), test::related<double>(x, 5, 22)};
-  const auto r = cka::similarity_matrix(layers, layers);
+  const auto r = cka::similarity_matrix(layers);
   CHECK(r.constant == std::vector<std::size_t>{1});
-  for (auto route : {cka::detail::matrix_route::grams, cka::detail::matrix_route::features})
-    for (estimator est : {estimator::biased, estimator::unbiased}) {
-      cka::matrix_options oe;
-      oe.est = est;
-      CHECK(cka::detail::similarity_matrix_impl(layers, layers, oe, route).constant == std::vector<std::size_t>{1});
-    }
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::similarity_matrix_options oe;
+    oe.est = est;
+    CHECK(cka::similarity_matrix(layers, cka::linear_kernel{}, oe).constant == std::vector<std::size_t>{1});
+    CHECK(cka::similarity_matrix(layers, cka::rbf_kernel{1.0}, oe).constant == std::vector<std::size_t>{1});
+  }
   CHECK(std::isnan(r.values(1, 0)));
   CHECK(std::isnan(r.values(2, 1)));
   CHECK_FALSE(std::isnan(r.values(0, 2)));
   std::vector<test::mat<double>> uneven = {x, test::normal<double>(19, 4, 23)};
-  CHECK_THROWS_WITH(cka::similarity_matrix(uneven, uneven), Catch::Contains("19 samples"));
-  cka::matrix_options o;
+  CHECK_THROWS_WITH(cka::similarity_matrix(uneven), Catch::Contains("19 samples"));
+  cka::similarity_matrix_options o;
   o.minibatch = 3;
-  CHECK_THROWS_AS(cka::similarity_matrix(layers, layers, o), std::invalid_argument);
+  CHECK_THROWS_AS(cka::similarity_matrix(layers, cka::linear_kernel{}, o), std::invalid_argument);
 }
 
 TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
@@ -100,11 +106,13 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
     narrow.push_back(test::normal<double>(400, 8, 30 + l));
     wide.push_back(test::normal<double>(40, 300, 40 + l));
   }
-  cka::matrix_options o;
-  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 400 * 8 * 3);  // centred features
-  CHECK(cka::similarity_matrix_bytes(wide, wide, o) == 8.0 * 40 * 40 * 3);      // one Gram per layer
-  o.kernel = cka::layer_kernel::rbf;
-  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 400 * 400 * 3);
+  cka::similarity_matrix_options o;
+  const double p = 1 + 3 * 9;  // the joint moment state: 1 + Σ(d + 1)
+  CHECK(cka::similarity_matrix_bytes(narrow) == 8.0 * (2 * p * p + (1 << 20)));
+  CHECK(cka::similarity_matrix_bytes(wide) == 8.0 * 40 * 40 * 3);  // one Gram per layer
+  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}) == 8.0 * 400 * 400 * 3);
   o.minibatch = 100;
-  CHECK(cka::similarity_matrix_bytes(narrow, narrow, o) == 8.0 * 100 * 100 * 3);
+  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o) == 8.0 * 100 * 100 * 3);
+  o.minibatch = 1000;  // larger than n: one batch of n
+  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o) == 8.0 * 400 * 400 * 3);
 }

@@ -2,6 +2,7 @@
 // See `cka-similarity --help` and docs/tutorial.md.
 #include <cka/npy.hpp>
 #include <cka/similarity_matrix.hpp>
+#include <cka/state.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -10,7 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -19,6 +22,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -33,6 +39,8 @@ const char* usage =
     "Each LAYER is an .npy file of activations, shape (n, ...), float32 or float64; a directory stands for\n"
     "its .npy files in name order. Without --vs the layers are compared with each other (a square matrix);\n"
     "with --vs the first list gives the rows and the second the columns.\n"
+    "The linear kernel without --minibatch streams the memory-mapped files through one accumulation state:\n"
+    "exact CKA over all n rows in memory independent of n. The RBF kernel and --minibatch load the layers.\n"
     "\n"
     "  --kernel linear|rbf        kernel (default linear)\n"
     "  --sigma-fraction F         rbf: sigma^2 = F^2 * median squared distance (default 1)\n"
@@ -54,9 +62,11 @@ const char* usage =
 
 struct config {
   std::vector<std::string> rows, cols;
-  bool versus = false, quiet = false, demo = false;
+  bool versus = false, quiet = false, demo = false, rbf = false;
+  double sigma_fraction = 1.0;
+  cka::median_rule rule = cka::median_rule::all_pairs;
   std::string csv, json, svg;
-  cka::matrix_options options;
+  cka::similarity_matrix_options options;
 };
 
 double parse_number(const std::string& option, const std::string& text) {
@@ -82,16 +92,16 @@ config parse_arguments(int argc, char** argv) {
       c.versus = true;
     } else if (a == "--kernel") {
       const std::string k = value(i);
-      if (k == "linear") c.options.kernel = cka::layer_kernel::linear;
-      else if (k == "rbf") c.options.kernel = cka::layer_kernel::rbf;
+      if (k == "linear") c.rbf = false;
+      else if (k == "rbf") c.rbf = true;
       else die("--kernel must be linear or rbf, got '" + k + "'");
     } else if (a == "--sigma-fraction") {
-      c.options.sigma_fraction = parse_number(a, value(i));
-      if (!(c.options.sigma_fraction > 0)) die("--sigma-fraction must be positive");
+      c.sigma_fraction = parse_number(a, value(i));
+      if (!(c.sigma_fraction > 0)) die("--sigma-fraction must be positive");
     } else if (a == "--median-rule") {
       const std::string r = value(i);
-      if (r == "all-pairs") c.options.rule = cka::median_rule::all_pairs;
-      else if (r == "off-diagonal") c.options.rule = cka::median_rule::off_diagonal;
+      if (r == "all-pairs") c.rule = cka::median_rule::all_pairs;
+      else if (r == "off-diagonal") c.rule = cka::median_rule::off_diagonal;
       else die("--median-rule must be all-pairs or off-diagonal, got '" + r + "'");
     } else if (a == "--debiased") {
       c.options.est = cka::estimator::unbiased;
@@ -176,6 +186,111 @@ layer_set load(const std::vector<std::string>& files, Eigen::Index& n, std::stri
     s.values.push_back(std::move(a.values));
   }
   return s;
+}
+
+// One .npy layer, memory-mapped: rows are read in chunks and their pages released once used, so the
+// resident memory stays at one chunk per layer whatever the file size.
+class mapped_layer {
+ public:
+  explicit mapped_layer(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY);
+    if (fd_ < 0) die(path + ": cannot open the file");
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) die(path + ": not a regular file");
+    size_ = std::size_t(st.st_size);
+    if (size_ == 0) die(path + ": not an .npy file (empty)");
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (p == MAP_FAILED) die(path + ": cannot map the file");
+    bytes_ = static_cast<const unsigned char*>(p);
+    ::madvise(p, size_, MADV_SEQUENTIAL);
+    try {
+      layout_ = cka::npy::describe(bytes_, size_);
+    } catch (const cka::npy::error& e) {
+      die(path + ": " + e.what());
+    }
+  }
+  mapped_layer(const mapped_layer&) = delete;
+  mapped_layer& operator=(const mapped_layer&) = delete;
+  ~mapped_layer() {
+    if (bytes_) ::munmap(const_cast<unsigned char*>(bytes_), size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  const std::string& path() const { return path_; }
+  Eigen::Index rows() const { return Eigen::Index(layout_.rows); }
+  Eigen::Index cols() const { return Eigen::Index(layout_.cols); }
+
+  // Rows r0 … r0+h−1 into dest (converted to double); then the pages before them are released.
+  template <class Dest>
+  void read(Eigen::Index r0, Eigen::Index h, Dest&& dest) {
+    cka::npy::read_rows(bytes_, layout_, r0, h, dest);
+    if (!dest.allFinite()) {
+      for (Eigen::Index i = 0; i < h; ++i)
+        for (Eigen::Index j = 0; j < dest.cols(); ++j)
+          if (!std::isfinite(dest(i, j))) {
+            die(path_ + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
+          }
+    }
+    if (!layout_.fortran) {
+      const long page = ::sysconf(_SC_PAGESIZE);
+      const std::size_t end = layout_.data_offset + std::size_t(r0 + h) * std::size_t(layout_.cols) * layout_.item;
+      const std::size_t upto = end / std::size_t(page) * std::size_t(page);
+      if (upto > released_) {
+        ::madvise(const_cast<unsigned char*>(bytes_) + released_, upto - released_, MADV_DONTNEED);
+        released_ = upto;
+      }
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  const unsigned char* bytes_ = nullptr;
+  std::size_t size_ = 0, released_ = 0;
+  cka::npy::layout layout_;
+};
+
+// Linear CKA of all layers (rows, then columns) streamed through one layers_state. Returns the full
+// (all × all) matrix; NaN on the rows and columns of layers with zero variance.
+matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimator est,
+                             const std::function<void(std::size_t, std::size_t)>& progress) {
+  std::vector<std::unique_ptr<mapped_layer>> layers;
+  std::vector<Eigen::Index> widths;
+  for (const auto& f : files) {
+    layers.push_back(std::make_unique<mapped_layer>(f));
+    const mapped_layer& l = *layers.back();
+    if (l.rows() != layers[0]->rows()) {
+      die(f + ": " + std::to_string(l.rows()) + " samples, but " + layers[0]->path() + " has " +
+          std::to_string(layers[0]->rows()));
+    }
+    if (l.cols() < 1) die(f + ": the layer has no features");
+    widths.push_back(l.cols());
+  }
+  const Eigen::Index n = layers[0]->rows();
+  if (n < cka::min_samples(est)) {
+    die(files[0] + ": " + std::to_string(n) + " samples, but " +
+        (est == cka::estimator::biased ? "CKA needs at least 2" : "the debiased estimator needs at least 4"));
+  }
+  Eigen::Index total_width = 0;
+  for (Eigen::Index w : widths) total_width += w;
+  // About 32 MB of chunk buffers in all: enough rows for the rank-h update to run at GEMM speed.
+  const Eigen::Index chunk = std::min(n, std::max<Eigen::Index>(256, (Eigen::Index(1) << 22) / std::max<Eigen::Index>(total_width, 1)));
+  using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  std::vector<row_matrix> buffers;
+  for (Eigen::Index w : widths) buffers.emplace_back(chunk, w);
+  cka::layers_state state(widths);
+  const std::size_t steps = std::size_t((n + chunk - 1) / chunk);
+  std::size_t step = 0;
+  for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) {
+    const Eigen::Index h = std::min(chunk, n - r0);
+    std::vector<Eigen::Ref<const row_matrix>> views;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      layers[l]->read(r0, h, buffers[l].topRows(h));
+      views.emplace_back(buffers[l].topRows(h));
+    }
+    state.add(views);
+    if (progress) progress(++step, steps);
+  }
+  return state.cka(est);
 }
 
 // Activations of two seeded tanh networks (different widths and seeds) on a fixed synthetic data set.
@@ -336,22 +451,36 @@ int main(int argc, char** argv) {
   config cfg = parse_arguments(argc, argv);
   layer_set rows, cols;
   Eigen::Index n = 0;
+  // The linear kernel without a minibatch streams the files; everything else loads them.
+  const bool streaming = !cfg.demo && !cfg.rbf && cfg.options.minibatch == 0;
+  std::vector<std::string> row_files, col_files;
   if (cfg.demo) {
     demo_layers(rows);
     n = rows.values[0].rows();
     if (cfg.svg.empty()) cfg.svg = "cka-demo.svg";
+  } else if (streaming) {
+    row_files = expand(cfg.rows);
+    if (cfg.versus) col_files = expand(cfg.cols);
+    for (const auto& f : row_files) rows.names.push_back(fs::path(f).stem().string());
+    for (const auto& f : col_files) cols.names.push_back(fs::path(f).stem().string());
   } else {
     std::string first;
     rows = load(expand(cfg.rows), n, first);
     if (cfg.versus) cols = load(expand(cfg.cols), n, first);
   }
   const layer_set& col_set = cfg.versus ? cols : rows;
-  const double work_bytes = cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, cfg.options)
-                                       : cka::similarity_matrix_bytes(rows.values, rows.values, cfg.options);
-  if (work_bytes > 16e9) {
-    std::ostringstream msg;
-    msg << "n = " << n << " would need " << work_bytes / 1e9 << " GB of Gram matrices; use --minibatch (e.g. --minibatch 1024)";
-    die(msg.str());
+  const cka::rbf_kernel rbf = cka::rbf_kernel::median(cfg.sigma_fraction, cfg.rule);
+  if (!streaming) {
+    const double work_bytes =
+        cfg.rbf ? (cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, rbf, cfg.options)
+                              : cka::similarity_matrix_bytes(rows.values, rbf, cfg.options))
+                : (cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, cka::linear_kernel{}, cfg.options)
+                              : cka::similarity_matrix_bytes(rows.values, cka::linear_kernel{}, cfg.options));
+    if (work_bytes > 16e9) {
+      std::ostringstream msg;
+      msg << "n = " << n << " would need " << work_bytes / 1e9 << " GB of Gram matrices; use --minibatch (e.g. --minibatch 1024)";
+      die(msg.str());
+    }
   }
 
   // A progress bar on a terminal, once the work has run for a second.
@@ -371,8 +500,25 @@ int main(int argc, char** argv) {
   }
   cka::similarity_result result;
   try {
-    result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, cfg.options)
-                        : cka::similarity_matrix(rows.values, rows.values, cfg.options);
+    if (streaming) {
+      std::vector<std::string> all = row_files;
+      all.insert(all.end(), col_files.begin(), col_files.end());
+      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.options.progress);
+      const Eigen::Index col0 = cfg.versus ? Eigen::Index(row_files.size()) : 0;
+      const Eigen::Index ncols = cfg.versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_files.size());
+      result.values = full.block(0, col0, Eigen::Index(row_files.size()), ncols);
+      for (Eigen::Index a = 0; a < full.rows(); ++a)
+        if (std::isnan(full(a, a))) result.constant.push_back(std::size_t(a));
+      // n for the title: every file has the same number of rows (checked while streaming).
+      mapped_layer first(all[0]);
+      n = first.rows();
+    } else if (cfg.rbf) {
+      result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, rbf, cfg.options)
+                          : cka::similarity_matrix(rows.values, rbf, cfg.options);
+    } else {
+      result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, cka::linear_kernel{}, cfg.options)
+                          : cka::similarity_matrix(rows.values, cka::linear_kernel{}, cfg.options);
+    }
   } catch (const std::exception& e) {
     die(e.what());
   }
@@ -395,7 +541,7 @@ int main(int argc, char** argv) {
   }
   if (!cfg.json.empty()) write_file(cfg.json, [&](std::ostream& o) { write_json(o, rows, col_set, result.values); });
   if (!cfg.svg.empty()) {
-    std::string title = std::string(cfg.options.kernel == cka::layer_kernel::linear ? "linear" : "RBF") + " CKA" +
+    std::string title = std::string(cfg.rbf ? "RBF" : "linear") + " CKA" +
                         (cfg.options.est == cka::estimator::unbiased ? " (debiased)" : "") +
                         (cfg.options.minibatch ? ", minibatch " + std::to_string(cfg.options.minibatch) : "") +
                         ", n = " + std::to_string(n);

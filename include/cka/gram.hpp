@@ -2,7 +2,9 @@
 /// \file gram.hpp
 /// Gram matrices of a representation under a kernel.
 
-#include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>

@@ -2,7 +2,9 @@
 /// \file hsic.hpp
 /// The Hilbert–Schmidt independence criterion of two Gram matrices.
 
-#include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
 

@@ -6,7 +6,9 @@
 #include <cka/detail/scalar.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
-#include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 
 #include <Eigen/Core>
 

@@ -4,7 +4,9 @@
 /// Jensen upper bound in terms of an MMD-type gap (Zhou et al., IJCAI 2024, §3; derived in
 /// docs/mmd_bound.md).
 
-#include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/gram.hpp>

@@ -19,6 +19,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace cka::npy {
@@ -153,8 +154,23 @@ F read_value(const unsigned char* p, bool swap) {
 
 }  // namespace detail
 
-/// Parses the bytes of a whole .npy file. Throws cka::npy::error (see the file comment).
-inline array parse(const unsigned char* bytes, std::size_t size) {
+/// Where and how an .npy file's values are stored, from its header: shape (n, …) flattened to rows × cols
+/// (C order of the trailing dimensions), item size 4 or 8, byte swapping, Fortran order, and the offset of
+/// the data. `describe` checks every size against the bytes present, so nothing proportional to a claimed
+/// size is allocated or looped over before the file is known to hold it.
+struct layout {
+  std::vector<std::int64_t> shape;
+  std::int64_t rows = 0, cols = 0;
+  std::size_t item = 8;
+  bool swap = false, fortran = false;
+  std::size_t data_offset = 0;
+  /// Offset (in values) of flattened column j from the first value of its row in Fortran order: the
+  /// column-major position of the trailing index tuple, times n (empty for C order).
+  std::vector<std::size_t> fortran_offset;
+};
+
+/// Reads and checks the header of the .npy bytes (of which `size` are present). Throws cka::npy::error.
+inline layout describe(const unsigned char* bytes, std::size_t size) {
   static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (size < 10 || std::memcmp(bytes, magic, 6) != 0) detail::fail("not an .npy file (no \\x93NUMPY magic)");
   const unsigned major = bytes[6];
@@ -168,17 +184,15 @@ inline array parse(const unsigned char* bytes, std::size_t size) {
   const std::string header(reinterpret_cast<const char*>(bytes + prefix), header_len);
 
   std::string descr;
-  bool fortran = false;
-  array out;
-  detail::header_parser(header).parse(descr, fortran, out.shape);
+  layout out;
+  detail::header_parser(header).parse(descr, out.fortran, out.shape);
   if (descr.size() < 3) detail::fail("unsupported dtype '" + descr + "'");
   const char order = descr[0], kind = descr[1];
   const std::string width = descr.substr(2);
   if (kind != 'f' || (width != "4" && width != "8") || (order != '<' && order != '>' && order != '=')) {
     detail::fail("unsupported dtype '" + descr + "': need float32 or float64 ('<f4', '<f8', '>f4', '>f8')");
   }
-  const std::size_t item = width == "4" ? 4 : 8;
-  out.float32 = item == 4;
+  out.item = width == "4" ? 4 : 8;
   if (out.shape.empty()) detail::fail("a 0-dimensional array holds no samples; need shape (n, ...)");
 
   // Sizes, with overflow checks, against the bytes actually present: no allocation before this.
@@ -192,40 +206,76 @@ inline array parse(const unsigned char* bytes, std::size_t size) {
   if (rows != 0 && cols > std::numeric_limits<std::int64_t>::max() / 16 / rows) detail::fail("corrupt header: the shape's size overflows");
   const std::size_t count = std::size_t(rows) * std::size_t(cols);
   const std::size_t available = size - prefix - header_len;
-  if (count > available / item) {
+  if (count > available / out.item) {
     std::ostringstream msg;
-    msg << "truncated data: the header declares " << count << " values (" << count * item << " bytes) but "
+    msg << "truncated data: the header declares " << count << " values (" << count * out.item << " bytes) but "
         << available << " bytes follow";
     detail::fail(msg.str());
   }
-
-  const bool swap = (order == '>' && detail::little_endian_host()) || (order == '<' && !detail::little_endian_host());
-  const unsigned char* data = bytes + prefix + header_len;
-  std::vector<std::size_t> c_weight(out.shape.size(), 1);  // C-order weight of each trailing dimension
-  for (std::size_t dim = out.shape.size(); dim-- > 1;)
-    c_weight[dim - 1] = dim - 1 >= 1 ? c_weight[dim] * std::size_t(out.shape[dim]) : 1;
-  out.values.resize(Eigen::Index(rows), Eigen::Index(cols));
-  for (std::size_t k = 0; k < count; ++k) {
-    const double v = item == 4 ? double(detail::read_value<float>(data + k * item, swap))
-                               : detail::read_value<double>(data + k * item, swap);
-    // C order: k = i·cols + j. Fortran order over (n, d1, ..., dm): k = i + n·(t1 + d1·(t2 + …)), and the
-    // C-order flattened column of (t1, ..., tm) is j = ((t1·d2 + t2)·d3 + …).
-    std::size_t i, j;
-    if (!fortran) {
-      i = k / std::size_t(cols);
-      j = k % std::size_t(cols);
-    } else {
-      i = k % std::size_t(rows);
-      std::size_t rest = k / std::size_t(rows);
-      j = 0;
-      for (std::size_t dim = 1; dim < out.shape.size(); ++dim) {
-        const std::size_t extent = std::size_t(out.shape[dim]);
-        j += (rest % extent) * c_weight[dim];  // index along dim, weighted as in C order
-        rest /= extent;
+  out.rows = rows;
+  out.cols = cols;
+  out.swap = (order == '>' && detail::little_endian_host()) || (order == '<' && !detail::little_endian_host());
+  out.data_offset = prefix + header_len;
+  if (out.fortran && count > 0) {
+    // Fortran order over (n, d1, …, dm): k = i + n·(t1 + d1·(t2 + …)); the C-order flattened column of
+    // (t1, …, tm) is j = ((t1·d2 + t2)·d3 + …).
+    out.fortran_offset.assign(std::size_t(cols), 0);
+    for (std::size_t j = 0; j < std::size_t(cols); ++j) {
+      std::size_t rest = j, f = 0, stride = std::size_t(rows);
+      std::vector<std::size_t> t(out.shape.size(), 0);
+      for (std::size_t dim = out.shape.size(); dim-- > 1;) {
+        t[dim] = rest % std::size_t(out.shape[dim]);
+        rest /= std::size_t(out.shape[dim]);
       }
+      for (std::size_t dim = 1; dim < out.shape.size(); ++dim) {
+        f += t[dim] * stride;
+        stride *= std::size_t(out.shape[dim]);
+      }
+      out.fortran_offset[j] = f;
     }
-    out.values(Eigen::Index(i), Eigen::Index(j)) = v;
   }
+  return out;
+}
+
+/// Converts rows r0 … r0+h−1 of the data described by l (bytes: the whole file) into dest (h × l.cols, any
+/// Eigen matrix or block of a floating type, any storage order). Native-endian C-order data is read as an
+/// Eigen::Map over the bytes (one vectorised conversion) when they are aligned; other layouts value by value.
+template <class Dest>
+void read_rows(const unsigned char* bytes, const layout& l, std::int64_t r0, std::int64_t h, Dest&& dest) {
+  using S = typename std::decay_t<Dest>::Scalar;
+  if (h <= 0 || l.cols <= 0) return;  // nothing to read (and no loop over a claimed row count)
+  const unsigned char* data = bytes + l.data_offset;
+  if (!l.fortran && !l.swap && reinterpret_cast<std::uintptr_t>(data) % l.item == 0) {
+    const Eigen::Index rows = Eigen::Index(h), cols = Eigen::Index(l.cols);
+    const std::size_t first = std::size_t(r0) * std::size_t(l.cols);
+    if (l.item == 4) {
+      using map_t = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+      dest = map_t(reinterpret_cast<const float*>(data) + first, rows, cols).template cast<S>();
+    } else {
+      using map_t = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+      dest = map_t(reinterpret_cast<const double*>(data) + first, rows, cols).template cast<S>();
+    }
+    return;
+  }
+  for (std::int64_t i = 0; i < h; ++i) {
+    for (std::int64_t j = 0; j < l.cols; ++j) {
+      const std::size_t k = l.fortran ? std::size_t(r0 + i) + l.fortran_offset[std::size_t(j)]
+                                      : std::size_t(r0 + i) * std::size_t(l.cols) + std::size_t(j);
+      const unsigned char* p = data + k * l.item;
+      dest(Eigen::Index(i), Eigen::Index(j)) =
+          l.item == 4 ? S(detail::read_value<float>(p, l.swap)) : S(detail::read_value<double>(p, l.swap));
+    }
+  }
+}
+
+/// Parses the bytes of a whole .npy file. Throws cka::npy::error (see the file comment).
+inline array parse(const unsigned char* bytes, std::size_t size) {
+  const layout l = describe(bytes, size);
+  array out;
+  out.shape = l.shape;
+  out.float32 = l.item == 4;
+  out.values.resize(Eigen::Index(l.rows), Eigen::Index(l.cols));
+  read_rows(bytes, l, 0, l.rows, out.values);
   return out;
 }
 

@@ -18,6 +18,19 @@
 
 namespace cka::rcka {
 
+/// How two relation Grams are compared.
+/// - `centered = true` (default): true CKA with estimator `est`.
+/// - `{centered = false, row_normalize = true}`: the alignment of the paper's official code — the
+///   uncentered cosine of the Grams after scaling each Gram row i by 1/√G_ii.
+/// - `{centered = false, row_normalize = false}`: the plain uncentered cosine of the Grams.
+/// `row_normalize` with `centered = true` scales the rows first and then applies H·H; it needs the
+/// biased estimator (the U-centering is defined for symmetric Grams only).
+struct relation_options {
+  bool centered = true;
+  bool row_normalize = false;
+  estimator est = estimator::biased;
+};
+
 /// A loss value and its gradient with respect to the student input.
 template <class T>
 struct loss_result {
@@ -26,6 +39,8 @@ struct loss_result {
 };
 
 namespace detail {
+
+inline cka::detail::relation_spec spec(const relation_options& o) { return {o.centered, o.row_normalize, o.est}; }
 
 template <class T, class A>
 loss_result<T> as_loss(const cka::detail::relation_value<A>& r, bool transpose) {
@@ -49,7 +64,7 @@ loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBa
   const cka::detail::view_t<DT> t(teacher.derived());
   cka::detail::require_same_samples(fn, "student", s, "teacher", t);
   require_inputs(fn, s, t);
-  return as_loss<T>(cka::detail::row_relation<accumulator_t<T>>(fn, s, t, opts, true), false);
+  return as_loss<T>(cka::detail::row_relation<accumulator_t<T>>(fn, s, t, spec(opts), true), false);
 }
 
 }  // namespace detail
@@ -85,7 +100,7 @@ loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>
   }
   detail::require_inputs(fn, s, t);
   return detail::as_loss<T>(
-      cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), opts, true), true);
+      cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), detail::spec(opts), true), true);
 }
 
 /// FCKA: 1 − alignment of the B×B Grams of feature maps flattened to B × (C·H·W) rows (any widths).
@@ -135,7 +150,7 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
   const char* fn = "rcka::patch_loss";
-  const auto [nb, nc, nh, nw] = shape;
+  const Eigen::Index nb = shape.batch, nc = shape.channels, nh = shape.height, nw = shape.width;
   if (nb < 1 || nc < 1 || nh < 1 || nw < 1 || patch_h < 1 || patch_w < 1) {
     cka::detail::fail_argument(fn, "shape {", nb, ", ", nc, ", ", nh, ", ", nw, "} and patch ", patch_h, "x",
                                patch_w, " must all be at least 1");
@@ -178,7 +193,7 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       ps(row, col) = A(at(s, i));
       pt(row, col) = A(at(t, i));
     });
-    const auto r = cka::detail::row_relation<A>(fn, ps, pt, opts, want_grad);
+    const auto r = cka::detail::row_relation<A>(fn, ps, pt, spec(opts), want_grad);
     sum += A(1) - r.alignment;
     if (!want_grad) continue;
     // Scatter the channel's gradient (mean over channels: 1/C each); padding has none.

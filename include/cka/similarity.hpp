@@ -3,12 +3,16 @@
 /// Centered kernel alignment: CKA(K, L) = HSIC(K, L) / √(HSIC(K, K) · HSIC(L, L)).
 
 #include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/hsic.hpp>
 #include <cka/kernels.hpp>
+#include <cka/state.hpp>
 
 #include <Eigen/Core>
 
@@ -17,25 +21,6 @@
 
 namespace cka {
 namespace detail {
-
-/// The CKA ratio from the three centred sums (HSIC normalisers cancel). A self-term that is not positive,
-/// or that is below the rounding level of its uncentred Gram (relative (64ε)² of ref), means the
-/// representation has no variance left after centering: CKA is undefined there.
-template <class A>
-A cka_ratio(const char* fn, const centered_sums<A>& s) {
-  const A eps = Eigen::NumTraits<A>::epsilon();
-  const A floor = A(64) * A(64) * eps * eps;
-  if (!(s.kk > floor * s.ref_k)) {
-    fail_domain(fn, "the first representation has zero variance after centering (HSIC(K, K) = ",
-                s.kk / (s.ref_k > A(0) ? s.ref_k : A(1)), " relative to its Gram), so CKA is undefined");
-  }
-  if (!(s.ll > floor * s.ref_l)) {
-    fail_domain(fn, "the second representation has zero variance after centering (HSIC(L, L) = ",
-                s.ll / (s.ref_l > A(0) ? s.ref_l : A(1)), " relative to its Gram), so CKA is undefined");
-  }
-  using std::sqrt;
-  return A(s.kl / A(sqrt(A(s.kk)) * sqrt(A(s.ll))));
-}
 
 /// Checks shared by the functions taking two representations with the same samples.
 template <class VX, class VY>
@@ -46,27 +31,13 @@ void require_representation_pair(const char* fn, const VX& x, const VY& y, estim
   require_finite(fn, "Y", y);
 }
 
-/// Linear CKA in feature space: with Z = [Xc Yc] (n×D, D = d1+d2, columns centred), G = ZᵀZ holds the
-/// three blocks XcᵀXc, YcᵀXc, YcᵀYc (~nD² flops, streamed over row chunks), and the biased sums are their
-/// squared Frobenius norms. The unbiased estimator adds O(nD) terms from the row norms, since centred
-/// linear Grams have zero row sums.
+/// Linear CKA in feature space, through the accumulation state: one pass of symmetric rank-h updates over
+/// the rows of z = [1, x̃, ỹ, ‖x̃‖², ‖ỹ‖²] (~n(d1+d2+3)² flops), then O((d1+d2)²) to finish (state.hpp).
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
-  const Eigen::Index n = x.rows(), d1 = x.cols(), d2 = y.cols();
-  const feature_gram<A> f = centered_feature_gram<A>(x, y, est == estimator::unbiased);
-  const matrix<A>& g = f.g;
-  centered_sums<A> s{g.bottomLeftCorner(d2, d1).squaredNorm(), g.topLeftCorner(d1, d1).squaredNorm(),
-                     g.bottomRightCorner(d2, d2).squaredNorm(), A(0), A(0)};
-  if (est == estimator::unbiased) {
-    // With K = XcXcᵀ: K1 = 0, so tr(K̃L̃) = ⟨K,L⟩ − Σ kᵢlᵢ, 1ᵀK̃1 = −Σkᵢ and 1ᵀK̃L̃1 = Σ kᵢlᵢ, where
-    // k = diag K (the squared row norms). Song's formula then gives, before the 1/(n(n−3)) factor:
-    //   ⟨K,L⟩ − n/(n−2)·Σ kᵢlᵢ + Σk·Σl / ((n−1)(n−2)).
-    const unbiased_feature_terms<A> terms(n);
-    s.kl += terms(f.kx, f.ky);
-    s.kk += terms(f.kx, f.kx);
-    s.ll += terms(f.ky, f.ky);
-  }
-  return s;
+  basic_linear_state<A> state(x.cols(), y.cols());
+  state.add(x, y);
+  return state.sums(est);
 }
 
 /// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops, streamed over column chunks), then

@@ -1,12 +1,18 @@
 #pragma once
 /// \file similarity_matrix.hpp
-/// CKA between every pair of layers — the matrix researchers plot as a heatmap — without repeated work:
-/// each layer's centred Gram is formed once (O(n²d)), then each pair is one O(n²) inner product, so L
-/// layers cost O(L·n²·d + L²·n²) instead of O(L²·n²·d) for pairwise calls.
+/// CKA between every pair of layers — the matrix researchers plot as a heatmap — without repeated work.
+/// A client of the library's two engines: for the linear kernel, one joint moment state of all layers
+/// (state.hpp; O(n·(P+L)²) for P features in all, memory (P+L)², independent of n); otherwise, and when
+/// the layers are wide, each layer's centered Gram formed once (O(n²d)) and each pair one O(n²) inner
+/// product, so L layers cost O(L·n²·d + L²·n²) instead of O(L²·n²·d) for pairwise calls.
 
-#include <cka/centering.hpp>
+#include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
 
@@ -16,230 +22,248 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace cka {
 
-/// Kernels the matrix routine offers.
-enum class layer_kernel { linear, rbf };
-
 /// Options of similarity_matrix.
-struct matrix_options {
-  layer_kernel kernel = layer_kernel::linear;
-  double sigma_fraction = 1.0;                 ///< RBF: σ² = fraction² · median squared distance
-  median_rule rule = median_rule::all_pairs;   ///< RBF median rule, resolved per layer (and per batch)
-  estimator est = estimator::biased;           ///< ignored with a minibatch (always unbiased there)
-  Eigen::Index minibatch = 0;                  ///< 0: all samples at once; B ≥ 4: minibatch CKA
+struct similarity_matrix_options {
+  estimator est = estimator::biased;  ///< ignored with a minibatch (always unbiased there)
+  Eigen::Index minibatch = 0;         ///< 0: all samples at once; B ≥ 4: minibatch CKA
   std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional progress report
 };
 
-/// values(i, j) = CKA(row layer i, column layer j); NaN where a layer has zero variance (listed in
-/// `constant`, indices into the list of all layers: rows first, then columns when they differ).
-struct similarity_result {
-  matrix<double> values;
+/// values(i, j) = CKA(row layer i, column layer j), in the accumulation type A; NaN where a layer has zero
+/// variance (listed in `constant`, indices into the list of all layers: rows first, then columns for a
+/// rectangular matrix).
+template <class A>
+struct basic_similarity_result {
+  matrix<A> values;
   std::vector<std::size_t> constant;
   Eigen::Index dropped_samples = 0;  ///< minibatch: samples of a final batch shorter than 4, left out
 };
+using similarity_result = basic_similarity_result<double>;
 
 namespace detail {
 
-/// How similarity_matrix computes the pair sums; `automatic` compares the flop counts.
-enum class matrix_route { automatic, grams, features };
+/// How similarity_matrix computes the pair sums; `automatic` compares the costs.
+enum class matrix_route { automatic, grams, moments };
 
-/// Linear kernel, full batch, feature statistics: each layer's centred features Xc (n×d) and squared row
-/// norms k are kept; a pair costs one n×d_a×d_b product: n(n−3)·HSIC_u ∝ ‖Xc_aᵀXc_b‖²_F − n/(n−2)·k_a·k_b
-/// + Σk_a·Σk_b/((n−1)(n−2)), and the biased sum is the first term alone (see linear_sums_features).
-template <class T>
-matrix<double> feature_route_sums(const std::vector<const matrix<T>*>& layers, estimator est) {
-  const std::size_t count = layers.size();
-  const Eigen::Index n = layers[0]->rows();
-  std::vector<matrix<double>> xc(count);
-  std::vector<vector<double>> k(count);
-  for (std::size_t a = 0; a < count; ++a) {
-    xc[a] = centered_columns<double>(*layers[a]);
-    k[a] = xc[a].rowwise().squaredNorm();
+/// The layers of a matrix call, rows then (for a rectangular matrix) columns, as views of two types.
+template <class M, class N>
+struct layer_list {
+  std::vector<view_t<M>> rows;
+  std::vector<view_t<N>> cols;
+  bool square;
+  std::size_t size() const { return rows.size() + cols.size(); }
+  Eigen::Index samples() const { return rows.empty() ? 0 : rows[0].rows(); }
+  Eigen::Index width(std::size_t a) const { return a < rows.size() ? rows[a].cols() : cols[a - rows.size()].cols(); }
+  /// Calls f with the view of layer a.
+  template <class F>
+  void visit(std::size_t a, F&& f) const {
+    if (a < rows.size()) f(rows[a]);
+    else f(cols[a - rows.size()]);
   }
-  const unbiased_feature_terms<double> terms(n);
-  const Eigen::Index size = Eigen::Index(count);
-  matrix<double> sums(size, size);
-  for (std::size_t a = 0; a < count; ++a)
-    for (std::size_t b = a; b < count; ++b) {
-      double v = (xc[a].transpose() * xc[b]).squaredNorm();
-      if (est == estimator::unbiased) v += terms(k[a], k[b]);
-      sums(Eigen::Index(a), Eigen::Index(b)) = sums(Eigen::Index(b), Eigen::Index(a)) = v;
-    }
-  return sums;
-}
+};
 
-/// The route similarity_matrix takes: per-layer feature statistics only for the linear kernel without a
-/// minibatch, and only when the cost model below says they are cheaper.
-template <class T>
-matrix_route choose_route(const std::vector<const matrix<T>*>& layers, const matrix_options& o) {
-  if (o.kernel != layer_kernel::linear || o.minibatch != 0 || layers.empty()) return matrix_route::grams;
-  const std::size_t count = layers.size();
-  const Eigen::Index n = layers[0]->rows();
-  // Cost model, calibrated on 2 Zen 5 cores: the pair products of the feature route run at full GEMM
-  // rate (2n·d_a·d_b flops each), while forming a Gram (n²·d flops) runs ~4× below it — first-touch page
-  // faults of the n×n buffer and the O(n²) centring passes — and each tiled pair pass costs ~8n².
-  // (12 layers, n = 2000, d = 256: features 131 ms, Grams 366 ms; d = 2048, n = 1000: Grams win.)
-  double feature_cost = 0, gram_cost = 0;
-  for (std::size_t a = 0; a < count; ++a) {
-    gram_cost += 4.0 * double(n) * double(n) * double(layers[a]->cols());
-    for (std::size_t b = a; b < count; ++b) {
-      feature_cost += 2.0 * double(n) * double(layers[a]->cols()) * double(layers[b]->cols());
-      gram_cost += 8.0 * double(n) * double(n);
-    }
-  }
-  return feature_cost < gram_cost ? matrix_route::features : matrix_route::grams;
-}
+template <class Kernel>
+constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
 
-/// The centred Gram of one layer (or one batch of it) and whether it vanished (a constant layer).
-/// x is viewed, not copied: float layers are converted inside the chunked Gram product.
-template <class M>
-matrix<double> layer_gram(const M& x, const matrix_options& o, estimator est, bool& constant) {
-  matrix<double> k = o.kernel == layer_kernel::linear
-                         ? centered_row_gram<double>(x)
-                         : gram_of<double>(x, rbf_kernel::median(o.sigma_fraction, o.rule));
-  const double raw = k.squaredNorm();
-  const bool already_centred = o.kernel == layer_kernel::linear && est == estimator::biased;
-  if (!already_centred) k = centered_dense<double>(std::move(k), est);
-  const double eps = std::numeric_limits<double>::epsilon();
-  constant = !(k.squaredNorm() > 64.0 * 64.0 * eps * eps * raw);
-  return k;
-}
-
-}  // namespace detail
-
-/// CKA between each layer of `rows` and each layer of `cols` (all n×dᵢ with the same n; widths may differ).
-/// Pass the same vector twice (`similarity_matrix(layers, layers, o)`) for the square matrix: then each
-/// Gram is formed once and the result is symmetric.
-/// Full batch: every distinct layer's centred Gram (n×n, memory L·n²·8 bytes), then all inner products —
-/// or, for the linear kernel when it takes fewer flops (layers narrower than n), each layer's centred
-/// features and one n×d_a×d_b product per pair (memory L·n·d).
-/// Minibatch (o.minibatch = B, Nguyen et al. 2021): unbiased HSIC summed over consecutive batches of B
-/// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
-/// fewer than 4 samples cannot give an unbiased HSIC and is left out (`dropped_samples`).
-/// A layer of a median-bandwidth RBF gets its σ from its own distances (per batch in minibatch mode).
-/// Throws cka::invalid_argument for empty lists, different sample counts, too few samples, a minibatch
-/// size of 1 to 3, or NaN/Inf; a constant layer is not an error (NaN cells, listed in `constant`).
-template <class T>
-similarity_result similarity_matrix(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
-                                    const matrix_options& o = {});
-
-/// Bytes of working memory similarity_matrix(rows, cols, o) will hold beyond its inputs: one n×n (or
-/// B×B) Gram per distinct layer, or, on the feature route, one centred copy of each layer. Lets a caller
-/// refuse or switch to a minibatch before allocating.
-template <class T>
-double similarity_matrix_bytes(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
-                               const matrix_options& o = {}) {
-  std::vector<const matrix<T>*> layers;
-  for (const auto& m : rows) layers.push_back(&m);
-  if (&rows != &cols)
-    for (const auto& m : cols) layers.push_back(&m);
-  if (layers.empty()) return 0.0;
-  const double n = double(layers[0]->rows()), batch = o.minibatch ? double(o.minibatch) : n;
-  double bytes = 0;
-  const bool features = detail::choose_route(layers, o) == detail::matrix_route::features;
-  for (const auto* m : layers) bytes += 8.0 * (features ? n * double(m->cols()) : batch * batch);
-  return bytes;
-}
-
-namespace detail {
-
-template <class T>
-similarity_result similarity_matrix_impl(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
-                                         const matrix_options& o, matrix_route route) {
-  const char* fn = "similarity_matrix";
-  const bool square = &rows == &cols;
-  std::vector<const matrix<T>*> layers;
-  for (const auto& m : rows) layers.push_back(&m);
-  if (!square)
-    for (const auto& m : cols) layers.push_back(&m);
-  if (rows.empty() || cols.empty()) detail::fail_argument(fn, "needs at least one layer on each side");
-  const Eigen::Index n = layers[0]->rows();
+/// The route: the moment state only for the linear kernel without a minibatch, and only when it is cheaper
+/// and its (1 + P + L)² values fit in 2 GiB. Cost model, calibrated on 2 Zen 5 cores: the joint rank-h
+/// update runs at GEMM rate (n·(1+P+L)² flops), while forming a Gram (n²·d flops) runs ~4× below it —
+/// first-touch page faults of the n×n buffer and the O(n²) centering passes — and each tiled pair pass
+/// costs ~8n².
+template <class Kernel, class M, class N>
+matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
+  if (!is_linear_kernel<Kernel> || o.minibatch != 0 || layers.size() == 0) return matrix_route::grams;
+  const double n = double(layers.samples());
+  double p = 1, gram_cost = 0;
   for (std::size_t a = 0; a < layers.size(); ++a) {
-    if (layers[a]->rows() != n) {
-      detail::fail_argument(fn, "layer ", a, " has ", layers[a]->rows(), " samples but layer 0 has ", n);
-    }
-    detail::require_finite(fn, "a layer", *layers[a]);
+    p += double(layers.width(a)) + 1;
+    gram_cost += 4.0 * n * n * double(layers.width(a)) + 4.0 * n * n * double(layers.size());
+  }
+  const double moment_cost = n * p * p;
+  if (8.0 * p * p > double(std::size_t(1) << 31)) return matrix_route::grams;
+  return moment_cost < gram_cost ? matrix_route::moments : matrix_route::grams;
+}
+
+/// The centered Gram of one layer (or one batch of it) under the kernel, and the squared norm of its
+/// uncentered Gram (the reference for a vanishing one). x is viewed, not copied.
+template <class A, class V, class Kernel>
+matrix<A> layer_gram(const V& x, const Kernel& kernel, estimator est, A& raw) {
+  if constexpr (is_linear_kernel<Kernel>) {
+    matrix<A> k = centered_row_gram<A>(x);  // HKH already
+    raw = k.squaredNorm();
+    return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
+  } else {
+    matrix<A> k = gram_of<A>(x, kernel);
+    raw = k.squaredNorm();
+    return centered_dense<A>(std::move(k), est);
+  }
+}
+
+template <class A, class Kernel, class M, class N>
+basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers, const Kernel& kernel,
+                                                  const similarity_matrix_options& o, matrix_route route) {
+  const char* fn = "similarity_matrix";
+  if (layers.rows.empty() || (!layers.square && layers.cols.empty())) fail_argument(fn, "needs at least one layer on each side");
+  const Eigen::Index n = layers.samples();
+  const std::size_t count = layers.size();
+  for (std::size_t a = 0; a < count; ++a) {
+    layers.visit(a, [&](const auto& x) {
+      if (x.rows() != n) fail_argument(fn, "layer ", a, " has ", x.rows(), " samples but layer 0 has ", n);
+      require_finite(fn, "a layer", x);
+    });
   }
   if (o.minibatch != 0 && o.minibatch < 4) {
-    detail::fail_argument(fn, "minibatch = ", o.minibatch, "; unbiased HSIC needs batches of at least 4");
+    fail_argument(fn, "minibatch = ", o.minibatch, "; unbiased HSIC needs batches of at least 4");
   }
   const estimator est = o.minibatch ? estimator::unbiased : o.est;
-  detail::require_samples(fn, "each layer", n, min_samples(est), detail::estimator_name(est));
+  require_samples(fn, "each layer", n, min_samples(est), estimator_name(est));
+  if (route == matrix_route::automatic) route = choose_route<Kernel>(layers, o);
+  if (route == matrix_route::moments && (!is_linear_kernel<Kernel> || o.minibatch != 0)) {
+    fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
+  }
 
-  const std::size_t count = layers.size();
-  const std::size_t col0 = square ? 0 : rows.size();
-  const Eigen::Index batch = o.minibatch ? o.minibatch : n;
-  const Eigen::Index batches = (n + batch - 1) / batch;
-  const std::size_t total = std::size_t(batches) * count;
-  std::size_t done = 0;
-  similarity_result out;
-  // hsic(a, b): summed centred inner products (the HSIC normalisers cancel in the ratio).
-  matrix<double> hsic = matrix<double>::Zero(Eigen::Index(count), Eigen::Index(count));
-  std::vector<char> constant(count, 1);
-  std::vector<matrix<double>> grams(count);
-  if (route == matrix_route::automatic) route = choose_route(layers, o);
-  if (route == matrix_route::features && (o.kernel != layer_kernel::linear || o.minibatch != 0)) {
-    fail_argument(fn, "the feature-statistics route needs the linear kernel and no minibatch");
-  }
-  if (route == matrix_route::features) {
-    hsic = feature_route_sums(layers, est);
-    // Constant columns are zeroed exactly, so a constant layer has a self-sum of exactly 0 (tested below).
-    std::fill(constant.begin(), constant.end(), 0);
+  basic_similarity_result<A> out;
+  matrix<A> values;  // count × count
+  if (route == matrix_route::moments) {
+    std::vector<Eigen::Index> widths;
+    for (std::size_t a = 0; a < count; ++a) widths.push_back(layers.width(a));
+    moments<A> m(widths);
+    using V = view_t<M>;
+    m.template add<V::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
+        fn, n, [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
+          layers.visit(std::size_t(b), [&](const auto& x) { dest = x.middleRows(r0, h).template cast<A>(); });
+        });
+    values = pairwise_cka(fn, m, est);
     if (o.progress) o.progress(1, 1);
+  } else {
+    const Eigen::Index batch = o.minibatch ? o.minibatch : n;
+    const Eigen::Index batches = (n + batch - 1) / batch;
+    const std::size_t total = std::size_t(batches) * count;
+    std::size_t done = 0;
+    // sums(a, b): summed centered inner products (the HSIC normalisers cancel in the ratio).
+    matrix<A> sums = matrix<A>::Zero(Eigen::Index(count), Eigen::Index(count));
+    vector<A> ref = vector<A>::Zero(Eigen::Index(count));
+    std::vector<matrix<A>> grams(count);
+    for (Eigen::Index b0 = 0; b0 < n; b0 += batch) {
+      const Eigen::Index h = std::min(batch, n - b0);
+      if (h < min_samples(est)) {
+        out.dropped_samples += h;
+        continue;
+      }
+      const A scale = o.minibatch ? A(A(1) / (A(h) * A(h - 3))) : A(1);
+      for (std::size_t a = 0; a < count; ++a) {
+        A raw(0);
+        layers.visit(a, [&](const auto& x) { grams[a] = layer_gram<A>(x.middleRows(b0, h), kernel, est, raw); });
+        ref(Eigen::Index(a)) += scale * raw;
+        if (o.progress) o.progress(++done, total);
+      }
+      // All pair products, tile by tile: a block of columns of every Gram (~4 MB together) stays in cache
+      // while every pair uses it, so each Gram is read from memory once rather than once per pair.
+      const Eigen::Index width = std::max<Eigen::Index>(1, (Eigen::Index(1) << 19) / (Eigen::Index(count) * h));
+      for (Eigen::Index j0 = 0; j0 < h; j0 += width) {
+        const Eigen::Index w = std::min(width, h - j0);
+        for (std::size_t a = 0; a < count; ++a)
+          for (std::size_t b = a; b < count; ++b) {
+            sums(Eigen::Index(a), Eigen::Index(b)) +=
+                scale * grams[a].middleCols(j0, w).cwiseProduct(grams[b].middleCols(j0, w)).sum();
+          }
+      }
+    }
+    values.resize(Eigen::Index(count), Eigen::Index(count));
+    for (Eigen::Index a = 0; a < values.rows(); ++a)
+      for (Eigen::Index b = a; b < values.rows(); ++b) {
+        const centered_sums<A> s{sums(a, b), sums(a, a), sums(b, b), ref(a), ref(b)};
+        values(a, b) = values(b, a) = cka_ratio(fn, s, when_undefined::nan);
+      }
   }
-  for (Eigen::Index b0 = 0; route == matrix_route::grams && b0 < n; b0 += batch) {
-    const Eigen::Index h = std::min(batch, n - b0);
-    if (h < min_samples(est)) {
-      out.dropped_samples += h;
-      continue;
-    }
-    const double scale = o.minibatch ? 1.0 / (double(h) * double(h - 3)) : 1.0;
-    for (std::size_t a = 0; a < count; ++a) {
-      bool flat = false;
-      grams[a] = detail::layer_gram(layers[a]->middleRows(b0, h), o, est, flat);
-      if (!flat) constant[a] = 0;
-      if (o.progress) o.progress(++done, total);
-    }
-    // All pair products, tile by tile: a block of columns of every Gram (~4 MB together) stays in cache
-    // while every pair uses it, so each Gram is read from memory once rather than once per pair.
-    const Eigen::Index width = std::max<Eigen::Index>(1, (Eigen::Index(1) << 19) / (Eigen::Index(count) * h));
-    for (Eigen::Index j0 = 0; j0 < h; j0 += width) {
-      const Eigen::Index w = std::min(width, h - j0);
-      for (std::size_t a = 0; a < count; ++a)
-        for (std::size_t b = a; b < count; ++b) {
-          hsic(Eigen::Index(a), Eigen::Index(b)) +=
-              scale * grams[a].middleCols(j0, w).cwiseProduct(grams[b].middleCols(j0, w)).sum();
-        }
-    }
-  }
-  for (Eigen::Index a = 0; a < hsic.rows(); ++a)
-    for (Eigen::Index b = 0; b < a; ++b) hsic(a, b) = hsic(b, a);
   for (std::size_t a = 0; a < count; ++a) {
-    if (constant[a] || !(hsic(Eigen::Index(a), Eigen::Index(a)) > 0)) {
-      constant[a] = 1;
-      out.constant.push_back(a);
-    }
+    if (std::isnan(double(values(Eigen::Index(a), Eigen::Index(a))))) out.constant.push_back(a);
   }
-  out.values.resize(Eigen::Index(rows.size()), Eigen::Index(cols.size()));
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    for (std::size_t j = 0; j < cols.size(); ++j) {
-      const Eigen::Index a = Eigen::Index(i), b = Eigen::Index(col0 + j);
-      out.values(a, Eigen::Index(j)) =
-          (constant[i] || constant[col0 + j]) ? std::numeric_limits<double>::quiet_NaN()
-                                              : hsic(a, b) / std::sqrt(hsic(a, a) * hsic(b, b));
-    }
+  const std::size_t col0 = layers.square ? 0 : layers.rows.size();
+  const std::size_t cols = layers.square ? layers.rows.size() : layers.cols.size();
+  out.values = values.block(0, Eigen::Index(col0), Eigen::Index(layers.rows.size()), Eigen::Index(cols));
   return out;
 }
 
-}  // namespace detail
+template <class M, class N>
+layer_list<M, N> make_layers(const std::vector<M>& rows, const std::vector<N>* cols) {
+  layer_list<M, N> l;
+  for (const auto& m : rows) l.rows.emplace_back(m);
+  if (cols)
+    for (const auto& m : *cols) l.cols.emplace_back(m);
+  l.square = cols == nullptr;
+  return l;
+}
 
 template <class T>
-similarity_result similarity_matrix(const std::vector<matrix<T>>& rows, const std::vector<matrix<T>>& cols,
-                                    const matrix_options& o) {
-  return detail::similarity_matrix_impl(rows, cols, o, detail::matrix_route::automatic);
+struct is_std_vector : std::false_type {};
+template <class T, class Alloc>
+struct is_std_vector<std::vector<T, Alloc>> : std::true_type {};
+
+template <class M, class N, class Kernel>
+double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
+  if (layers.size() == 0) return 0.0;
+  const double n = double(layers.samples()), batch = o.minibatch ? double(std::min<Eigen::Index>(o.minibatch, layers.samples())) : n;
+  if (choose_route<Kernel>(layers, o) == matrix_route::moments) {
+    double p = 1;
+    for (std::size_t a = 0; a < layers.size(); ++a) p += double(layers.width(a)) + 1;
+    return 8.0 * (2.0 * p * p + double(chunk_values));  // the state, its finished copy, one row buffer
+  }
+  return 8.0 * batch * batch * double(layers.size());
+}
+
+}  // namespace detail
+
+/// The square matrix: CKA between every pair of `layers` (each n×dᵢ, same n; widths may differ), symmetric,
+/// each layer's Gram or statistics formed once. Layers are any Eigen dense types (matrices, Maps, Refs,
+/// blocks), viewed without a copy; float layers are computed in double (the result's scalar is
+/// accumulator_t of theirs).
+/// Kernel: `linear_kernel` (default) — through the joint moment state when cheaper (memory (1+P+L)², P
+/// features in all) or else per-layer Grams — or any kernel of kernels.hpp (a median-rule `rbf_kernel`
+/// takes each layer's σ from its own distances, per batch in minibatch mode) through per-layer Grams
+/// (memory L·n²).
+/// Minibatch (o.minibatch = B, Nguyen et al. 2021): unbiased HSIC summed over consecutive batches of B
+/// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
+/// fewer than 4 samples cannot give an unbiased HSIC and is left out (`dropped_samples`).
+/// Throws cka::invalid_argument for an empty list, different sample counts, too few samples, a minibatch
+/// size of 1 to 3, or NaN/Inf; cka::domain_error for overflow; a constant layer is not an error (NaN
+/// cells, listed in `constant`).
+template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
+basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
+    const std::vector<M>& layers, const Kernel& kernel = {}, const similarity_matrix_options& o = {}) {
+  return detail::similarity_matrix_impl<accumulator_t<typename M::Scalar>>(
+      detail::make_layers<M, M>(layers, nullptr), kernel, o, detail::matrix_route::automatic);
+}
+
+/// The rectangular matrix: CKA between each layer of `rows` and each layer of `cols` (all with the same
+/// n). As the square form otherwise.
+template <class M, class N, class Kernel = linear_kernel>
+basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
+    const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& kernel = {},
+    const similarity_matrix_options& o = {}) {
+  static_assert(std::is_same_v<typename M::Scalar, typename N::Scalar>,
+                "cka::similarity_matrix: row and column layers need the same scalar type");
+  return detail::similarity_matrix_impl<accumulator_t<typename M::Scalar>>(detail::make_layers(rows, &cols), kernel,
+                                                                           o, detail::matrix_route::automatic);
+}
+
+/// Bytes of working memory the square similarity_matrix(layers, kernel, o) will hold beyond its inputs:
+/// one n×n (or B×B) Gram per layer, or the joint moment state. Lets a caller refuse or choose before
+/// allocating.
+template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
+double similarity_matrix_bytes(const std::vector<M>& layers, const Kernel& = {}, const similarity_matrix_options& o = {}) {
+  return detail::similarity_matrix_bytes_impl<M, M, Kernel>(detail::make_layers<M, M>(layers, nullptr), o);
+}
+/// The same for the rectangular form.
+template <class M, class N, class Kernel = linear_kernel>
+double similarity_matrix_bytes(const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& = {},
+                               const similarity_matrix_options& o = {}) {
+  return detail::similarity_matrix_bytes_impl<M, N, Kernel>(detail::make_layers(rows, &cols), o);
 }
 
 }  // namespace cka

@@ -1,8 +1,7 @@
 #pragma once
 // Private: symmetric products through Eigen's GEMM, computing only the lower block triangle, and the
-// centred Grams of linear CKA streamed over chunks so that no centred copy of a whole input is held.
+// centered Gram of a representation streamed over column chunks so that no centered copy of it is held.
 
-#include <cka/centering.hpp>
 #include <cka/detail/scalar.hpp>
 
 #include <Eigen/Core>
@@ -130,50 +129,6 @@ matrix<A> centered_row_gram(const M& x, Eigen::Index buffer_values = chunk_value
   }
   mirror_lower(k);
   return k;
-}
-
-/// Z = [Xc Yc] (n×D) summarised without being formed: G = ZᵀZ (D×D, full) and, when asked, the squared row
-/// norms kx, ky of Xc and Yc (the diagonals of the linear Grams, for the unbiased estimator).
-template <class A>
-struct feature_gram {
-  matrix<A> g;
-  vector<A> kx, ky;
-};
-
-/// Two passes over chunks of rows, each copied (and converted to A) into one small reused buffer:
-///   1. column sums, minima and maxima → the means and the constant-column mask;
-///   2. centre and mask the chunk, add its ZᵀZ to G, and take its squared row norms if asked.
-/// Cost nD²(1 + 1/6) flops; memory D² plus the buffer.
-template <class A, class VX, class VY>
-feature_gram<A> centered_feature_gram(const VX& x, const VY& y, bool row_norms,
-                                      Eigen::Index buffer_values = chunk_values) {
-  const Eigen::Index n = x.rows(), d1 = x.cols(), d2 = y.cols(), dd = d1 + d2;
-  const Eigen::Index chunk = std::min(n, std::max<Eigen::Index>(64, buffer_values / std::max<Eigen::Index>(dd, 1)));
-  chunk_buffer<A, VX> buf(chunk, dd);
-  auto load = [&](Eigen::Index r0, Eigen::Index h) {
-    buf.topLeftCorner(h, d1) = x.middleRows(r0, h).template cast<A>();
-    buf.topRightCorner(h, d2) = y.middleRows(r0, h).template cast<A>();
-    return buf.topRows(h);
-  };
-
-  column_stats<A> stats;
-  for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) stats.add(load(r0, std::min(chunk, n - r0)));
-  const auto mean = stats.mean();
-  const auto keep = stats.keep();
-
-  feature_gram<A> out{matrix<A>::Zero(dd, dd), vector<A>(row_norms ? n : 0), vector<A>(row_norms ? n : 0)};
-  for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) {
-    const Eigen::Index h = std::min(chunk, n - r0);
-    auto b = load(r0, h);
-    center_chunk(b, mean, keep);
-    add_lower_outer(out.g, b.transpose());
-    if (row_norms) {
-      out.kx.segment(r0, h) = b.leftCols(d1).rowwise().squaredNorm();
-      out.ky.segment(r0, h) = b.rightCols(d2).rowwise().squaredNorm();
-    }
-  }
-  mirror_lower(out.g);
-  return out;
 }
 
 }  // namespace cka::detail

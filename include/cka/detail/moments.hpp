@@ -1,0 +1,220 @@
+#pragma once
+// Private: shifted second moments of B representations over rows — the accumulation primitive of every
+// linear-kernel state (two representations for linear CKA, L layers for the similarity matrix, student and
+// teacher for the relation losses).
+//
+// For row i and representation b, with a shift m_b fixed once, let x̃_b = x_b,i − m_b and a_b = ‖x̃_b‖².
+// z_i = [1, x̃_1, …, x̃_B, a_1, …, a_B] has p = 1 + Σd_b + B entries and the state is S = Σ_i z_i z_iᵀ (its
+// lower triangle; the upper one stays zero). Adding h rows is one symmetric rank-h update; merging states
+// with the same shift is addition of S, so S is a flat, addable array. Changing the shift by δ is linear:
+// z′ = T z with T unit-triangular, S′ = T S Tᵀ exactly; finishing moves to the sample mean (δ_b = Σx̃_b/n)
+// and reads the centered co-moment blocks and the row-norm sums (a′_b = ‖x_b,i − μ_b‖²) off S′.
+
+#include <cka/detail/checks.hpp>
+#include <cka/detail/products.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+namespace cka::detail {
+
+template <class A>
+class moments {
+ public:
+  moments() = default;
+  explicit moments(std::vector<Eigen::Index> widths) : width_(std::move(widths)) {
+    Eigen::Index at = 1;
+    for (Eigen::Index w : width_) {
+      offset_.push_back(at);
+      at += w;
+    }
+    features_ = at - 1;
+    dim_ = at + Eigen::Index(width_.size());
+    s_ = matrix<A>::Zero(dim_, dim_);
+    shift_ = vector<A>::Zero(features_);
+  }
+
+  Eigen::Index blocks() const { return Eigen::Index(width_.size()); }
+  Eigen::Index width(Eigen::Index b) const { return width_[std::size_t(b)]; }
+  /// Index in z of block b's first feature, and of its squared norm a_b.
+  Eigen::Index offset(Eigen::Index b) const { return offset_[std::size_t(b)]; }
+  Eigen::Index norm_index(Eigen::Index b) const { return 1 + features_ + b; }
+  Eigen::Index dim() const { return dim_; }
+  Eigen::Index features() const { return features_; }
+  /// Rows added so far (S's corner Σ 1, exact below 2⁵³).
+  A count() const { return s_(0, 0); }
+
+  bool has_shift() const { return has_shift_; }
+  const vector<A>& shift() const { return shift_; }
+  /// Fixes the shift (all blocks concatenated); only while no row has been added.
+  void set_shift(const vector<A>& m) {
+    shift_ = m;
+    has_shift_ = true;
+  }
+  matrix<A>& raw() { return s_; }
+  const matrix<A>& raw() const { return s_; }
+
+  /// Adds h rows. load(b, r0, rows, dest) writes rows r0 … r0+rows−1 of representation b, converted to A,
+  /// into dest (rows × width(b)). Rows go through one reused buffer of at most chunk_values entries with
+  /// storage order Order (that of the input, so the copy walks memory in order). Without a shift, the
+  /// first rows fix it at their mean, computed as first row + mean of the differences so that a constant
+  /// column gets its value exactly (and then contributes exact zeros). Throws cka::domain_error (overflow)
+  /// if a squared row norm exceeds the range of A; inputs must be finite (the caller checks).
+  template <int Order, class Load>
+  void add(const char* fn, Eigen::Index h, Load&& load) {
+    if (h <= 0) return;
+    const Eigen::Index chunk = std::min(h, std::max<Eigen::Index>(64, chunk_values / std::max<Eigen::Index>(dim_, 1)));
+    Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order> buf(chunk, dim_);
+    for (Eigen::Index r0 = 0; r0 < h; r0 += chunk) {
+      const Eigen::Index hh = std::min(chunk, h - r0);
+      auto z = buf.topRows(hh);
+      z.col(0).setOnes();
+      for (Eigen::Index b = 0; b < blocks(); ++b) load(b, r0, hh, z.middleCols(offset(b), width(b)));
+      if (!has_shift_) {
+        for (Eigen::Index b = 0; b < blocks(); ++b) {
+          const auto x = z.middleCols(offset(b), width(b));
+          const Eigen::Matrix<A, 1, Eigen::Dynamic> first = x.row(0);
+          shift_.segment(offset(b) - 1, width(b)) =
+              (first + (x.rowwise() - first).colwise().sum() / A(hh)).transpose();
+        }
+        has_shift_ = true;
+      }
+      for (Eigen::Index b = 0; b < blocks(); ++b) {
+        auto x = z.middleCols(offset(b), width(b));
+        x.rowwise() -= shift_.segment(offset(b) - 1, width(b)).transpose();
+        z.col(norm_index(b)) = x.rowwise().squaredNorm();
+        if (!z.col(norm_index(b)).allFinite()) {
+          fail_domain(fn, "overflow: a squared row norm of representation ", b + 1,
+                      " exceeds the range of the accumulation type; rescale it (CKA with the linear kernel is "
+                      "scale-invariant)");
+        }
+      }
+      add_lower_outer(s_, z.transpose());
+    }
+  }
+
+  /// Adds another state over the same blocks; a different shift is moved to this one first (exactly, by
+  /// the triangular map T). An empty state without a shift takes the other's shift.
+  void merge(const char* fn, const moments& other) {
+    if (other.width_ != width_) fail_argument(fn, "the states have different widths");
+    if (other.count() == A(0) && !other.has_shift_) return;
+    if (!has_shift_ && count() == A(0)) {
+      *this = other;
+      return;
+    }
+    if (!other.has_shift_ || other.shift_ == shift_) {
+      s_ += other.s_;
+      return;
+    }
+    const matrix<A> moved = shifted(full(other.s_), vector<A>(shift_ - other.shift_));
+    s_ += moved.template triangularView<Eigen::Lower>();
+  }
+
+  /// S moved to the sample mean, full and symmetric: the centered co-moments C_bc = Σ (x_b − μ_b)(x_c − μ_c)ᵀ
+  /// in the feature blocks, Σ k_b in (norm_index(b), 0) and Σ k_b k_c in (norm_index(b), norm_index(c)),
+  /// with k_b,i = ‖x_b,i − μ_b‖². O(p²).
+  matrix<A> centered() const {
+    matrix<A> f = full(s_);
+    const A n = count();
+    if (!(n > A(0))) return f;
+    return shifted(std::move(f), vector<A>(f.col(0).segment(1, features_) / n));
+  }
+
+  /// The uncentered (shifted) self-product of block b, the reference that tells a vanishing centered
+  /// co-moment from rounding.
+  A reference(Eigen::Index b) const {
+    const auto blk = s_.block(offset(b), offset(b), width(b), width(b));
+    const matrix<A> f = full(matrix<A>(blk));
+    return f.squaredNorm();
+  }
+
+  /// Centered sums of blocks b and c from the centered matrix: ‖C_bc‖², ‖C_bb‖², ‖C_cc‖², plus the
+  /// unbiased estimator's row-norm terms (see unbiased_feature_terms).
+  centered_sums<A> pair_sums(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est) const {
+    centered_sums<A> s{c.block(offset(d), offset(b), width(d), width(b)).squaredNorm(), self_sum(c, b, est),
+                       self_sum(c, d, est), reference(b), reference(d)};
+    if (est == estimator::unbiased) s.kl += terms(c, b, d);
+    return s;
+  }
+  /// ‖C_bb‖² (+ the unbiased terms): n(n−3)·HSIC_u(K_b, K_b), or (n−1)²·HSIC(K_b, K_b).
+  A self_sum(const matrix<A>& c, Eigen::Index b, estimator est) const {
+    A v = c.block(offset(b), offset(b), width(b), width(b)).squaredNorm();
+    if (est == estimator::unbiased) v += terms(c, b, b);
+    return v;
+  }
+  /// The cross sum alone: ‖C_bd‖² (+ the unbiased terms).
+  A cross_sum(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est) const {
+    A v = c.block(offset(d), offset(b), width(d), width(b)).squaredNorm();
+    if (est == estimator::unbiased) v += terms(c, b, d);
+    return v;
+  }
+
+ private:
+  A terms(const matrix<A>& c, Eigen::Index b, Eigen::Index d) const {
+    const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(count())};
+    return t(c(norm_index(b), 0), c(norm_index(d), 0), c(norm_index(b), norm_index(d)));
+  }
+
+  static matrix<A> full(matrix<A> g) {
+    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+
+  /// T·M for the shift change δ (all blocks): rows x_b −= δ_b·row 0; rows a_b += −2δ_bᵀ·rows x_b + ‖δ_b‖²·row 0
+  /// (the a rows first, since they read the old x rows).
+  void apply_left(matrix<A>& m, const vector<A>& delta) const {
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      const auto db = delta.segment(offset(b) - 1, width(b));
+      const Eigen::Matrix<A, 1, Eigen::Dynamic> change =
+          A(-2) * (db.transpose() * m.middleRows(offset(b), width(b))) + db.squaredNorm() * m.row(0);
+      m.row(norm_index(b)) += change;
+    }
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      const auto db = delta.segment(offset(b) - 1, width(b));
+      m.middleRows(offset(b), width(b)) -= db * m.row(0);
+    }
+  }
+
+  /// T F Tᵀ for symmetric F: T (T F)ᵀ.
+  matrix<A> shifted(matrix<A> f, const vector<A>& delta) const {
+    apply_left(f, delta);
+    matrix<A> g = f.transpose();
+    apply_left(g, delta);
+    return g;
+  }
+
+  std::vector<Eigen::Index> width_, offset_;
+  Eigen::Index features_ = 0, dim_ = 0;
+  vector<A> shift_;
+  bool has_shift_ = false;
+  matrix<A> s_;
+};
+
+/// CKA of every pair of blocks of a moment state (B×B, symmetric), NaN in the rows and columns of blocks
+/// with zero variance. Throws cka::invalid_argument for too few rows; cka::domain_error for overflow.
+template <class A>
+matrix<A> pairwise_cka(const char* fn, const moments<A>& m, estimator est) {
+  require_samples(fn, "the state", static_cast<Eigen::Index>(m.count()), min_samples(est), estimator_name(est));
+  const matrix<A> c = m.centered();
+  const Eigen::Index l = m.blocks();
+  vector<A> self(l), ref(l);
+  for (Eigen::Index b = 0; b < l; ++b) {
+    self(b) = m.self_sum(c, b, est);
+    ref(b) = m.reference(b);
+  }
+  matrix<A> out(l, l);
+  for (Eigen::Index b = 0; b < l; ++b)
+    for (Eigen::Index d = 0; d <= b; ++d) {
+      const centered_sums<A> s{b == d ? self(b) : m.cross_sum(c, d, b, est), self(b), self(d), ref(b), ref(d)};
+      out(b, d) = out(d, b) = cka_ratio(fn, s, when_undefined::nan);
+    }
+  return out;
+}
+
+}  // namespace cka::detail

@@ -1,0 +1,252 @@
+#pragma once
+/// \file state.hpp
+/// Accumulation states: exact linear CKA over rows that arrive in chunks, from several sources, in any
+/// order. A state is fed with `add(chunk)`, combined with `merge(other)` (or by summing the flat arrays
+/// of states that share a shift, as MPI_Allreduce or torch.distributed.all_reduce do), saved and loaded,
+/// and finished with `hsic`/`cka`. Its memory does not depend on the number of rows.
+///
+/// The mathematics (docs/math.md, "Streaming and merging"): pick a shift m per representation; with
+/// x̃ = x − m_x, ỹ = y − m_y, a = ‖x̃‖², b = ‖ỹ‖² and z = [1, x̃, ỹ, a, b], the state is S = Σ z zᵀ
+/// ((3 + d1 + d2)² doubles). Finishing moves S exactly to the sample mean and reads the centered
+/// co-moments and row-norm sums that both HSIC estimators need. The shift only matters for rounding: a
+/// shift near the mean (the default: the first chunk's mean) keeps a large common offset harmless.
+
+#include <cka/detail/checks.hpp>
+#include <cka/detail/moments.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/errors.hpp>
+#include <cka/estimator.hpp>
+#include <cka/npy.hpp>
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace cka {
+namespace detail {
+
+/// How a state reads a chunk: `chunk_input<X>` holds a view `get()` of it as an Eigen matrix. This
+/// primary template takes Eigen expressions; <cka/xtensor.hpp> specialises it for xtensor expressions.
+template <class X, class = void>
+struct chunk_input {
+  static_assert(std::is_base_of_v<Eigen::MatrixBase<X>, X>,
+                "cka: a chunk must be an Eigen dense expression (or an xtensor one, with <cka/xtensor.hpp>)");
+  view_t<X> view;
+  chunk_input(const X& x, const char*) : view(x) {}
+  const view_t<X>& get() const { return view; }
+};
+
+template <class T>
+constexpr bool is_chunk_scalar = std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                                 std::is_same_v<T, long double> || !std::is_arithmetic_v<T>;
+
+}  // namespace detail
+
+/// Exact linear CKA of X (n×d1) and Y (n×d2) whose rows arrive in chunks. Scalar A is the accumulation
+/// type (`linear_state` = double; float chunks are converted). Memory (3 + d1 + d2)² values; `add` costs
+/// h·(3 + d1 + d2)²·(1 + 1/6) flops for h rows (one symmetric rank-h update), finishing O((d1 + d2)²).
+template <class A>
+class basic_linear_state {
+ public:
+  using scalar = A;
+
+  /// An empty state; the shift is fixed by the first chunk added (its mean).
+  basic_linear_state(Eigen::Index d1, Eigen::Index d2) : m_(widths("linear_state", d1, d2)) {}
+
+  /// An empty state with the shift fixed in advance — what several processes must agree on before their
+  /// flat arrays can be summed (e.g. rank 0's first-chunk mean, `shift_x()`/`shift_y()`, broadcast).
+  /// Throws cka::invalid_argument for a non-finite shift.
+  template <class DX, class DY>
+  basic_linear_state(const Eigen::MatrixBase<DX>& shift_x, const Eigen::MatrixBase<DY>& shift_y)
+      : m_(widths("linear_state", shift_x.size(), shift_y.size())) {
+    vector<A> m(shift_x.size() + shift_y.size());
+    for (Eigen::Index i = 0; i < shift_x.size(); ++i) m(i) = A(shift_x.derived().reshaped()(i));
+    for (Eigen::Index i = 0; i < shift_y.size(); ++i) m(shift_x.size() + i) = A(shift_y.derived().reshaped()(i));
+    detail::require_finite("linear_state", "the shift", m);
+    m_.set_shift(m);
+  }
+
+  /// Adds the rows of X (h×d1) and Y (h×d2): any Eigen expressions (xtensor ones with <cka/xtensor.hpp>),
+  /// float, double or wider, viewed without a copy. Throws cka::invalid_argument (state unchanged) for
+  /// different row counts, wrong widths or a NaN/±Inf entry; cka::domain_error for overflow of the
+  /// squared row norms (the state is then unusable).
+  template <class X, class Y>
+  void add(const X& x, const Y& y) {
+    const char* fn = "linear_state::add";
+    const detail::chunk_input<X> xi(x, fn);
+    const detail::chunk_input<Y> yi(y, fn);
+    const auto& xv = xi.get();
+    const auto& yv = yi.get();
+    using TX = typename std::decay_t<decltype(xv)>::Scalar;
+    static_assert(detail::is_chunk_scalar<TX>, "cka::linear_state::add: integer chunks are not accepted; convert them to float or double");
+    detail::require_same_samples(fn, "X", xv, "Y", yv);
+    if (xv.cols() != m_.width(0) || yv.cols() != m_.width(1)) {
+      detail::fail_argument(fn, "the chunks have ", xv.cols(), " and ", yv.cols(), " features but the state was made for ",
+                            m_.width(0), " and ", m_.width(1));
+    }
+    detail::require_finite(fn, "X", xv);
+    detail::require_finite(fn, "Y", yv);
+    constexpr int order = std::decay_t<decltype(xv)>::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
+    m_.template add<order>(fn, xv.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
+      if (b == 0) dest = xv.middleRows(r0, h).template cast<A>();
+      else dest = yv.middleRows(r0, h).template cast<A>();
+    });
+  }
+
+  /// Adds the rows of another state over the same widths (its shift may differ: it is moved exactly).
+  /// The result does not depend on the order of merges beyond rounding.
+  void merge(const basic_linear_state& other) { m_.merge("linear_state::merge", other.m_); }
+
+  /// Rows added so far.
+  Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
+  Eigen::Index x_features() const { return m_.width(0); }
+  Eigen::Index y_features() const { return m_.width(1); }
+
+  /// Whether the shift is fixed (given to the constructor, or taken from the first chunk).
+  bool has_shift() const { return m_.has_shift(); }
+  vector<A> shift_x() const { return m_.shift().head(m_.width(0)); }
+  vector<A> shift_y() const { return m_.shift().tail(m_.width(1)); }
+
+  /// HSIC of the linear Grams of all rows added: biased tr(KHLH)/(n−1)² or Song's unbiased estimator,
+  /// equal to cka::hsic(X Xᵀ, Y Yᵀ, est). Throws cka::invalid_argument if fewer than min_samples(est)
+  /// rows were added.
+  A hsic(estimator est = estimator::biased) const {
+    require_rows("linear_state::hsic", est);
+    const matrix<A> c = m_.centered();
+    return A(m_.cross_sum(c, 0, 1, est) / detail::hsic_denominator<A>(samples(), est));
+  }
+
+  /// Linear CKA of all rows added, equal to cka::linear_cka(X, Y, est) on the rows stacked.
+  /// Throws as linear_cka: cka::invalid_argument for too few rows, cka::domain_error for zero variance or
+  /// overflow.
+  A cka(estimator est = estimator::biased) const {
+    const char* fn = "linear_state::cka";
+    require_rows(fn, est);
+    return detail::cka_ratio(fn, sums(est));
+  }
+
+  /// The flat array: `size()` values of type A such that the elementwise sum of the arrays of states with
+  /// the same shift and widths is the array of their merge. Write into `data()` to load a reduced sum.
+  A* data() { return m_.raw().data(); }
+  const A* data() const { return m_.raw().data(); }
+  std::size_t size() const { return std::size_t(m_.raw().size()); }
+
+  /// Saves the state (widths, shift and flat array) as a 1-D float64 .npy file; `load` reads it back.
+  /// Throws cka::npy::error if the file cannot be written or read, or is not a saved linear_state.
+  void save(const std::string& path) const {
+    static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
+    vector<double> out(4 + m_.features() + Eigen::Index(size()));
+    out(0) = format_tag;
+    out(1) = double(m_.width(0));
+    out(2) = double(m_.width(1));
+    out(3) = has_shift() ? 1.0 : 0.0;
+    out.segment(4, m_.features()) = m_.shift();
+    out.tail(Eigen::Index(size())) = m_.raw().reshaped();
+    npy::save(path, out.transpose());
+  }
+  static basic_linear_state load(const std::string& path) {
+    static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
+    const npy::array a = npy::load(path);
+    const matrix<double>& v = a.values;
+    auto bad = [&](const char* why) { throw npy::error(path + ": not a saved cka::linear_state (" + why + ")"); };
+    if (v.rows() != 1 || v.cols() < 4 || v(0, 0) != format_tag) bad("no state header");
+    const double d1 = v(0, 1), d2 = v(0, 2);
+    if (!(d1 >= 1 && d2 >= 1 && d1 == std::floor(d1) && d2 == std::floor(d2) && d1 + d2 < 1e6)) bad("bad widths");
+    const Eigen::Index p = 3 + Eigen::Index(d1) + Eigen::Index(d2);
+    if (v.cols() != 4 + (p - 3) + p * p) bad("wrong length for its widths");
+    if (!v.allFinite()) bad("non-finite values");
+    basic_linear_state s{Eigen::Index(d1), Eigen::Index(d2)};
+    if (v(0, 3) == 1.0) s.m_.set_shift(v.row(0).segment(4, p - 3).transpose());
+    s.m_.raw().reshaped() = v.row(0).tail(p * p).transpose();
+    return s;
+  }
+
+  /// The centered sums behind cka() (used by the library's other clients).
+  detail::centered_sums<A> sums(estimator est) const {
+    const matrix<A> c = m_.centered();
+    return {m_.cross_sum(c, 0, 1, est), m_.self_sum(c, 0, est), m_.self_sum(c, 1, est), m_.reference(0),
+            m_.reference(1)};
+  }
+
+  /// The centered co-moment matrix (full, symmetric, (3 + d1 + d2)²; see detail/moments.hpp for its layout).
+  matrix<A> centered_moments() const { return m_.centered(); }
+
+ private:
+  static constexpr double format_tag = 20261126.0;
+  static std::vector<Eigen::Index> widths(const char* fn, Eigen::Index d1, Eigen::Index d2) {
+    if (d1 < 1 || d2 < 1) detail::fail_argument(fn, "widths d1 = ", d1, " and d2 = ", d2, " must be at least 1");
+    return {d1, d2};
+  }
+  void require_rows(const char* fn, estimator est) const {
+    detail::require_samples(fn, "the state", samples(), min_samples(est), detail::estimator_name(est));
+  }
+  detail::moments<A> m_;
+};
+
+using linear_state = basic_linear_state<double>;
+
+/// Exact linear CKA between every pair of L representations (layers) whose rows arrive in chunks: one
+/// joint state of (1 + P + L)² values, P = Σ dᵢ. `add` takes one chunk per layer (same rows); costs
+/// h·(1 + P + L)²·(1 + 1/6) flops for h rows. Merging, shifts and errors as for linear_state.
+template <class A>
+class basic_layers_state {
+ public:
+  using scalar = A;
+  explicit basic_layers_state(const std::vector<Eigen::Index>& widths) : m_(checked(widths)) {}
+
+  /// Adds the same h rows of every layer: chunks[i] is h×dᵢ (any Eigen expressions of one type, e.g.
+  /// Eigen::Map or Eigen::Ref). Throws cka::invalid_argument (state unchanged) for a wrong count, width or
+  /// row count, or NaN/±Inf; cka::domain_error for overflow.
+  template <class M>
+  void add(const std::vector<M>& chunks) {
+    const char* fn = "layers_state::add";
+    if (Eigen::Index(chunks.size()) != m_.blocks()) {
+      detail::fail_argument(fn, chunks.size(), " chunks given for a state of ", m_.blocks(), " layers");
+    }
+    using V = detail::view_t<M>;
+    std::vector<V> views;
+    views.reserve(chunks.size());
+    for (const auto& c : chunks) views.emplace_back(c);
+    const Eigen::Index h = views[0].rows();
+    for (std::size_t i = 0; i < views.size(); ++i) {
+      if (views[i].rows() != h) detail::fail_argument(fn, "layer ", i, " has ", views[i].rows(), " rows in this chunk but layer 0 has ", h);
+      if (views[i].cols() != m_.width(Eigen::Index(i))) {
+        detail::fail_argument(fn, "layer ", i, " has ", views[i].cols(), " features but the state was made for ", m_.width(Eigen::Index(i)));
+      }
+      detail::require_finite(fn, "a layer", views[i]);
+    }
+    constexpr int order = V::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
+    m_.template add<order>(fn, h, [&](Eigen::Index b, Eigen::Index r0, Eigen::Index hh, auto&& dest) {
+      dest = views[std::size_t(b)].middleRows(r0, hh).template cast<A>();
+    });
+  }
+  void merge(const basic_layers_state& other) { m_.merge("layers_state::merge", other.m_); }
+  Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
+  Eigen::Index layers() const { return m_.blocks(); }
+  A* data() { return m_.raw().data(); }
+  const A* data() const { return m_.raw().data(); }
+  std::size_t size() const { return std::size_t(m_.raw().size()); }
+
+  /// CKA of every pair (L×L, symmetric), NaN in the rows and columns of layers with zero variance.
+  /// Throws cka::invalid_argument for too few rows; cka::domain_error for overflow.
+  matrix<A> cka(estimator est = estimator::biased) const { return detail::pairwise_cka("layers_state::cka", m_, est); }
+
+ private:
+  static std::vector<Eigen::Index> checked(const std::vector<Eigen::Index>& widths) {
+    if (widths.empty()) detail::fail_argument("layers_state", "needs at least one layer");
+    for (std::size_t i = 0; i < widths.size(); ++i)
+      if (widths[i] < 1) detail::fail_argument("layers_state", "layer ", i, " has width ", widths[i], "; at least 1 is needed");
+    return widths;
+  }
+  detail::moments<A> m_;
+};
+
+using layers_state = basic_layers_state<double>;
+
+}  // namespace cka

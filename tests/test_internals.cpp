@@ -1,0 +1,91 @@
+// The one test file that reaches into cka::detail: the routes and primitives the public functions choose
+// between automatically, checked against each other and against explicit products.
+#include "oracle.hpp"
+#include "support.hpp"
+
+#include <cka/cka.hpp>
+#include <cka/detail/moments.hpp>
+#include <cka/similarity_matrix.hpp>
+
+#include <catch2/catch.hpp>
+
+using cka::estimator;
+
+namespace {
+template <class T>
+double tol() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+}
+const std::tuple<int, int, int> shapes[] = {{10, 3, 4}, {50, 8, 13}, {200, 40, 30}, {6, 20, 30}, {64, 64, 64}};
+}  // namespace
+
+TEMPLATE_TEST_CASE("feature-space (moment state) and Gram-space linear CKA agree", "[internals][identity]", float, double) {
+  using T = TestType;
+  using A = cka::accumulator_t<T>;
+  for (auto [n, d1, d2] : shapes) {
+    const auto x = test::normal<T>(n, d1, 300 + n);
+    const auto y = test::related<T>(x, d2, 400 + n);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(n, d1, d2, est == estimator::unbiased);
+      const A f = cka::detail::cka_ratio("test", cka::detail::linear_sums_features<A>(x, y, est));
+      const A g = cka::detail::cka_ratio("test", cka::detail::linear_sums_grams<A>(x, y, est));
+      CHECK(test::rel_err(f, g) < 1e-10);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("moment state: centered blocks and row norms equal explicit products", "[internals][moments]", float, double) {
+  using T = TestType;
+  using A = cka::accumulator_t<T>;
+  const auto x = test::normal<T>(300, 7, 61);
+  test::mat<T> y = test::related<T>(x, 5, 62);
+  y.col(2).setConstant(T(0.1));  // a constant column must contribute exactly nothing
+  const oracle::mat<double> xc = (x.template cast<double>().rowwise() - x.template cast<double>().colwise().mean()).eval();
+  const oracle::mat<double> yc = (y.template cast<double>().rowwise() - y.template cast<double>().colwise().mean()).eval();
+  oracle::mat<double> z(300, 12);
+  z << xc, yc;
+  const oracle::mat<double> g_expected = z.transpose() * z;
+  cka::detail::moments<A> m({7, 5});
+  for (Eigen::Index r0 = 0; r0 < 300; r0 += 70) {  // several chunks, the last one partial
+    const Eigen::Index h = std::min<Eigen::Index>(70, 300 - r0);
+    m.template add<Eigen::ColMajor>("test", h, [&](Eigen::Index b, Eigen::Index q0, Eigen::Index hh, auto&& dest) {
+      if (b == 0) dest = x.middleRows(r0 + q0, hh).template cast<A>();
+      else dest = y.middleRows(r0 + q0, hh).template cast<A>();
+    });
+  }
+  const cka::matrix<A> c = m.centered();
+  CHECK((c.block(1, 1, 12, 12).template cast<double>() - g_expected).norm() / g_expected.norm() < tol<T>());
+  CHECK(c.col(1 + 7 + 2).cwiseAbs().maxCoeff() == A(0));
+  const cka::vector<double> kx = xc.rowwise().squaredNorm();
+  CHECK(test::rel_err(c(m.norm_index(0), 0), kx.sum()) < tol<T>());
+  CHECK(test::rel_err(c(m.norm_index(0), m.norm_index(0)), kx.squaredNorm()) < tol<T>());
+  CHECK(test::rel_err(c(0, 0), 300.0) == 0.0);
+  const test::mat<T> wide = x.transpose();  // 7 rows, 300 columns: Gram over column chunks
+  const oracle::mat<double> wc = (wide.template cast<double>().rowwise() - wide.template cast<double>().colwise().mean()).eval();
+  const oracle::mat<double> k_expected = wc * wc.transpose();
+  CHECK((cka::detail::centered_row_gram<A>(wide, 1).template cast<double>() - k_expected).norm() / k_expected.norm() <
+        tol<T>());
+}
+
+TEST_CASE("similarity_matrix: both routes of the linear kernel agree with pairwise CKA", "[internals][matrix]") {
+  std::vector<test::mat<double>> layers;
+  const auto x = test::normal<double>(50, 6, 1);
+  layers.push_back(x);
+  layers.push_back(test::related<double>(x, 9, 2));
+  layers.push_back(test::related<double>(layers[1], 70, 3));  // wider than n
+  layers.push_back(test::mat<double>::Constant(50, 3, 0.25));
+  const auto list = cka::detail::make_layers<test::mat<double>, test::mat<double>>(layers, nullptr);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::similarity_matrix_options o;
+    o.est = est;
+    for (auto route : {cka::detail::matrix_route::grams, cka::detail::matrix_route::moments}) {
+      const auto r = cka::detail::similarity_matrix_impl<double>(list, cka::linear_kernel{}, o, route);
+      CHECK(r.constant == std::vector<std::size_t>{3});
+      for (std::size_t a = 0; a < 3; ++a)
+        for (std::size_t b = 0; b < 3; ++b) {
+          CAPTURE(a, b, est == estimator::unbiased, route == cka::detail::matrix_route::moments);
+          CHECK(test::rel_err(r.values(Eigen::Index(a), Eigen::Index(b)), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
+        }
+    }
+  }
+}

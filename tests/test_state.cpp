@@ -1,0 +1,230 @@
+// Accumulation states: linear_state and layers_state against the in-memory estimators for any chunking,
+// any merge tree and flat-array sums; save/load; the 50-digit oracle; large offsets; bad input.
+#include "oracle.hpp"
+#include "support.hpp"
+
+#include <cka/cka.hpp>
+#include <cka/similarity_matrix.hpp>
+#include <cka/state.hpp>
+
+#include <boost/multiprecision/cpp_bin_float.hpp>
+#include <boost/multiprecision/eigen.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+using cka::estimator;
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// Random cut points 0 = c0 < c1 < … < ck = n (pieces of 1 row included).
+std::vector<Eigen::Index> random_cuts(Eigen::Index n, int pieces, std::mt19937& rng) {
+  std::vector<Eigen::Index> cuts = {0, n};
+  std::uniform_int_distribution<Eigen::Index> pick(1, n - 1);
+  for (int i = 1; i < pieces && n > 1; ++i) cuts.push_back(pick(rng));
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  return cuts;
+}
+
+const std::tuple<int, int, int> shapes[] = {{40, 3, 5}, {200, 12, 7}, {30, 25, 40}, {9, 2, 2}};
+
+}  // namespace
+
+TEST_CASE("linear_state over any chunking equals linear_cka and hsic", "[state]") {
+  std::mt19937 rng(7);
+  for (auto [n, d1, d2] : shapes) {
+    const auto x = test::normal<double>(n, d1, 100 + n);
+    const auto y = test::related<double>(x, d2, 200 + n);
+    for (int pieces : {1, 2, 5, 17}) {
+      const auto cuts = random_cuts(n, pieces, rng);
+      cka::linear_state s(d1, d2);
+      for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+        s.add(x.middleRows(cuts[i], cuts[i + 1] - cuts[i]), y.middleRows(cuts[i], cuts[i + 1] - cuts[i]));
+      }
+      REQUIRE(s.samples() == n);
+      for (estimator est : {estimator::biased, estimator::unbiased}) {
+        CAPTURE(n, d1, d2, pieces, est == estimator::unbiased);
+        CHECK(test::rel_err(s.cka(est), cka::linear_cka(x, y, est)) < 1e-12);
+        const test::mat<double> k = x * x.transpose(), l = y * y.transpose();
+        CHECK(test::rel_err(s.hsic(est), cka::hsic(k, l, est)) < 1e-12);
+      }
+    }
+  }
+}
+
+TEST_CASE("linear_state merge trees and flat-array sums", "[state][merge]") {
+  std::mt19937 rng(11);
+  const Eigen::Index n = 300, d1 = 9, d2 = 6;
+  // A common offset of 1000 makes the shift matter: the parts' shifts differ and are moved exactly.
+  const test::mat<double> x = (test::normal<double>(n, d1, 1).array() + 1000.0).matrix();
+  const test::mat<double> y = (test::related<double>(x, d2, 2).array() - 500.0).matrix();
+  const auto cuts = random_cuts(n, 8, rng);
+  const std::size_t parts = cuts.size() - 1;
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const double expected = cka::linear_cka(x, y, est);
+    for (int tree = 0; tree < 5; ++tree) {
+      // Each part gets its own state (and so its own first-chunk shift); merge them in a random order,
+      // pairing random survivors, until one is left.
+      std::vector<cka::linear_state> states;
+      for (std::size_t i = 0; i < parts; ++i) {
+        states.emplace_back(d1, d2);
+        states.back().add(x.middleRows(cuts[i], cuts[i + 1] - cuts[i]), y.middleRows(cuts[i], cuts[i + 1] - cuts[i]));
+      }
+      while (states.size() > 1) {
+        std::uniform_int_distribution<std::size_t> pick(0, states.size() - 1);
+        const std::size_t a = pick(rng);
+        std::size_t b = pick(rng);
+        if (a == b) b = (a + 1) % states.size();
+        states[a].merge(states[b]);
+        states.erase(states.begin() + std::ptrdiff_t(b));
+      }
+      CAPTURE(tree, est == estimator::unbiased);
+      CHECK(states[0].samples() == n);
+      CHECK(test::rel_err(states[0].cka(est), expected) < 1e-12);
+    }
+    // Flat arrays: every part is made with rank 0's shift; the elementwise sum of the arrays is the merge.
+    cka::linear_state first(d1, d2);
+    first.add(x.topRows(cuts[1]), y.topRows(cuts[1]));
+    const cka::vector<double> mx = first.shift_x(), my = first.shift_y();
+    cka::linear_state total(mx, my);
+    std::vector<double> sum(total.size(), 0.0);
+    for (std::size_t i = 0; i < parts; ++i) {
+      cka::linear_state part(mx, my);
+      part.add(x.middleRows(cuts[i], cuts[i + 1] - cuts[i]), y.middleRows(cuts[i], cuts[i + 1] - cuts[i]));
+      REQUIRE(part.size() == total.size());
+      for (std::size_t k = 0; k < part.size(); ++k) sum[k] += part.data()[k];
+    }
+    std::copy(sum.begin(), sum.end(), total.data());
+    CHECK(total.samples() == n);
+    CHECK(test::rel_err(total.cka(est), expected) < 1e-12);
+  }
+}
+
+TEST_CASE("linear_state save and load", "[state][io]") {
+  const auto x = test::normal<double>(50, 4, 31);
+  const auto y = test::related<double>(x, 3, 32);
+  cka::linear_state s(4, 3);
+  s.add(x.topRows(20), y.topRows(20));
+  const std::string path = "test_state_saved.npy";
+  s.save(path);
+  cka::linear_state back = cka::linear_state::load(path);
+  CHECK(back.samples() == 20);
+  CHECK(back.shift_x() == s.shift_x());
+  CHECK(std::equal(s.data(), s.data() + s.size(), back.data()));
+  back.add(x.bottomRows(30), y.bottomRows(30));  // continue streaming after a reload
+  CHECK(test::rel_err(back.cka(), cka::linear_cka(x, y)) < 1e-12);
+  // An empty state (no shift yet) also round-trips, and a file that is not a state is refused.
+  cka::linear_state empty(4, 3);
+  empty.save(path);
+  CHECK_FALSE(cka::linear_state::load(path).has_shift());
+  cka::npy::save(path, x);
+  CHECK_THROWS_WITH(cka::linear_state::load(path), Contains(path) && Contains("not a saved cka::linear_state"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("linear_state in 50 digits against the oracle", "[state][precision]") {
+  using mp = boost::multiprecision::cpp_bin_float_50;
+  const auto xd = test::normal<double>(13, 3, 41);
+  const auto yd = test::related<double>(xd, 4, 42);
+  const oracle::mat<mp> x = xd.cast<mp>(), y = yd.cast<mp>();
+  for (bool unbiased : {false, true}) {
+    const estimator est = unbiased ? estimator::unbiased : estimator::biased;
+    cka::basic_linear_state<mp> s(3, 4);
+    s.add(x.topRows(5), y.topRows(5));
+    s.add(x.bottomRows(8), y.bottomRows(8));
+    const mp expected = oracle::cka(oracle::gram_linear(x), oracle::gram_linear(y), unbiased);
+    const mp got = s.cka(est);
+    CHECK(static_cast<double>(abs(mp(got - expected)) / abs(expected)) < 1e-40);
+  }
+}
+
+TEST_CASE("linear_state: float32 rows with a +1e4 offset, streamed", "[state][offset]") {
+  const Eigen::Index n = 2000, d1 = 16, d2 = 8;
+  const test::mat<float> x = (test::normal<float>(n, d1, 51).array() + 1e4f).matrix();
+  const test::mat<float> y = (test::related<float>(test::normal<float>(n, d1, 51), d2, 52).array() + 1e4f).matrix();
+  const test::mat<double> xd = x.cast<double>(), yd = y.cast<double>();
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::linear_state s(d1, d2);
+    for (Eigen::Index r0 = 0; r0 < n; r0 += 128) {
+      const Eigen::Index h = std::min<Eigen::Index>(128, n - r0);
+      s.add(x.middleRows(r0, h), y.middleRows(r0, h));
+    }
+    CHECK(test::rel_err(s.cka(est), cka::linear_cka(xd, yd, est)) < 1e-6);
+  }
+}
+
+TEST_CASE("linear_state errors", "[state][errors]") {
+  const auto x = test::normal<double>(10, 3, 61);
+  const auto y = test::normal<double>(10, 2, 62);
+  cka::linear_state s(3, 2);
+  CHECK_THROWS_AS(cka::linear_state(0, 2), cka::invalid_argument);
+  CHECK_THROWS_WITH(s.add(x, y.topRows(9)), Contains("linear_state::add") && Contains("10") && Contains("9"));
+  CHECK_THROWS_WITH(s.add(y, y), Contains("features"));
+  test::mat<double> bad = x;
+  bad(4, 1) = std::numeric_limits<double>::quiet_NaN();
+  s.add(x.topRows(3), y.topRows(3));
+  CHECK_THROWS_WITH(s.add(bad, y), Contains("X(4, 1)") && Contains("not finite"));
+  CHECK(s.samples() == 3);  // unchanged
+  CHECK_THROWS_WITH(s.cka(estimator::unbiased), Contains("3 samples") && Contains("at least 4"));
+  cka::linear_state one(3, 2);
+  one.add(x.topRows(1), y.topRows(1));
+  CHECK_THROWS_AS(one.cka(), cka::invalid_argument);
+  // A constant representation: zero variance, as linear_cka says.
+  cka::linear_state flat(3, 2);
+  const test::mat<double> c = test::mat<double>::Constant(10, 2, 0.1);
+  flat.add(x.topRows(4), c.topRows(4));
+  flat.add(x.bottomRows(6), c.bottomRows(6));
+  CHECK_THROWS_WITH(flat.cka(), Contains("second representation") && Contains("zero variance"));
+  CHECK_THROWS_AS(flat.cka(estimator::unbiased), cka::domain_error);
+  // Merging states of different widths is refused.
+  cka::linear_state other(2, 2);
+  other.add(y, y);
+  CHECK_THROWS_AS(s.merge(other), cka::invalid_argument);
+  // A non-finite agreed shift is refused.
+  cka::vector<double> inf_shift = cka::vector<double>::Zero(3);
+  inf_shift(1) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_AS(cka::linear_state(inf_shift, cka::vector<double>::Zero(2)), cka::invalid_argument);
+}
+
+TEST_CASE("linear_state takes views of any layout and float chunks", "[state][views]") {
+  const auto x = test::normal<double>(60, 5, 71);
+  const auto y = test::related<double>(x, 4, 72);
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xr = x;
+  cka::linear_state s(5, 4);
+  s.add(xr.topRows(25), y.topRows(25));                          // row-major block
+  s.add(x.bottomRows(35).transpose().transpose(), y.bottomRows(35));  // an expression
+  CHECK(test::rel_err(s.cka(), cka::linear_cka(x, y)) < 1e-12);
+  const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+  cka::linear_state f(5, 4);
+  f.add(xf, yf);
+  CHECK(test::rel_err(f.cka(), cka::linear_cka(xf.cast<double>(), yf.cast<double>())) < 1e-12);
+}
+
+TEST_CASE("layers_state equals pairwise linear CKA", "[state][layers]") {
+  const auto x = test::normal<double>(120, 6, 81);
+  const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 9, 82), test::related<double>(x, 4, 83),
+                                                 test::mat<double>::Constant(120, 2, 3.0)};
+  cka::layers_state s({6, 9, 4, 2});
+  for (Eigen::Index r0 = 0; r0 < 120; r0 += 50) {
+    const Eigen::Index h = std::min<Eigen::Index>(50, 120 - r0);
+    std::vector<Eigen::Ref<const test::mat<double>>> chunk;
+    for (const auto& l : layers) chunk.emplace_back(l.middleRows(r0, h));
+    s.add(chunk);
+  }
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const auto v = s.cka(est);
+    for (Eigen::Index a = 0; a < 3; ++a)
+      for (Eigen::Index b = 0; b < 3; ++b) {
+        CAPTURE(a, b);
+        CHECK(test::rel_err(v(a, b), cka::linear_cka(layers[std::size_t(a)], layers[std::size_t(b)], est)) < 1e-12);
+      }
+    CHECK(std::isnan(v(3, 0)));
+    CHECK(std::isnan(v(3, 3)));
+  }
+}
