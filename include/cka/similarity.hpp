@@ -5,6 +5,7 @@
 #include <cka/centering.hpp>
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
@@ -31,13 +32,18 @@ void require_representation_pair(const char* fn, const VX& x, const VY& y, estim
   require_finite(fn, "Y", y);
 }
 
-/// Linear CKA in feature space, through the accumulation state: one pass of symmetric rank-h updates over
-/// the rows of z = [1, x̃, ỹ, ‖x̃‖², ‖ỹ‖²] (~n(d1+d2+3)² flops), then O((d1+d2)²) to finish (state.hpp).
+/// Linear CKA in feature space, through the moment state that linear_state also uses: one pass of
+/// symmetric rank-h updates over the rows of z = [1, x̃, ỹ, ‖x̃‖², ‖ỹ‖²] (~n(d1+d2+3)² flops), then
+/// O((d1+d2)²) to finish (detail/moments.hpp). The inputs were checked by the caller.
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
-  basic_linear_state<A> state(x.cols(), y.cols());
-  state.add(x, y);
-  return state.sums(est);
+  moments<A> m({x.cols(), y.cols()});
+  m.template add<VX::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
+      "linear_cka", x.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
+        if (b == 0) dest = x.middleRows(r0, h).template cast<A>();
+        else dest = y.middleRows(r0, h).template cast<A>();
+      });
+  return m.pair_sums(m.centered(), 0, 1, est);
 }
 
 /// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops, streamed over column chunks), then

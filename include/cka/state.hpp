@@ -169,9 +169,7 @@ class basic_linear_state {
 
   /// The centered sums behind cka() (used by the library's other clients).
   detail::centered_sums<A> sums(estimator est) const {
-    const matrix<A> c = m_.centered();
-    return {m_.cross_sum(c, 0, 1, est), m_.self_sum(c, 0, est), m_.self_sum(c, 1, est), m_.reference(0),
-            m_.reference(1)};
+    return m_.pair_sums(m_.centered(), 0, 1, est);
   }
 
   /// The centered co-moment matrix (full, symmetric, (3 + d1 + d2)²; see detail/moments.hpp for its layout).

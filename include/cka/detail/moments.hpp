@@ -129,18 +129,19 @@ class moments {
   /// The uncentered (shifted) self-product of block b, the reference that tells a vanishing centered
   /// co-moment from rounding.
   A reference(Eigen::Index b) const {
-    const auto blk = s_.block(offset(b), offset(b), width(b), width(b));
-    const matrix<A> f = full(matrix<A>(blk));
-    return f.squaredNorm();
+    const Eigen::Index o = offset(b), w = width(b);
+    A sum(0);
+    for (Eigen::Index j = 0; j < w; ++j) {  // the lower triangle: off-diagonal entries count twice
+      const auto seg = s_.col(o + j).segment(o + j, w - j);
+      sum += A(2) * seg.squaredNorm() - seg(0) * seg(0);
+    }
+    return sum;
   }
 
   /// Centered sums of blocks b and c from the centered matrix: ‖C_bc‖², ‖C_bb‖², ‖C_cc‖², plus the
   /// unbiased estimator's row-norm terms (see unbiased_feature_terms).
   centered_sums<A> pair_sums(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est) const {
-    centered_sums<A> s{c.block(offset(d), offset(b), width(d), width(b)).squaredNorm(), self_sum(c, b, est),
-                       self_sum(c, d, est), reference(b), reference(d)};
-    if (est == estimator::unbiased) s.kl += terms(c, b, d);
-    return s;
+    return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference(b), reference(d)};
   }
   /// ‖C_bb‖² (+ the unbiased terms): n(n−3)·HSIC_u(K_b, K_b), or (n−1)²·HSIC(K_b, K_b).
   A self_sum(const matrix<A>& c, Eigen::Index b, estimator est) const {

@@ -56,8 +56,7 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
         else dest = t.middleRows(r0, h).template cast<A>();
       });
   const matrix<A> c = m.centered();
-  const centered_sums<A> sums{m.cross_sum(c, 0, 1, est), m.self_sum(c, 0, est), m.self_sum(c, 1, est),
-                              m.reference(0), m.reference(1)};
+  const centered_sums<A> sums = m.pair_sums(c, 0, 1, est);
   relation_value<A> out{cka_ratio(fn, sums, when_undefined::raise, relation_sides()), matrix<A>()};
   if (!want_grad) return out;
   const A q = sums.kk, r = sums.ll;
