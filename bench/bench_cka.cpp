@@ -7,11 +7,16 @@
 //   mmd2 RBF:                                 (m+n)²·d
 //   gemm:                                     2·m·k·n, Eigen's C = A·B (the floor)
 #include <cka/cka.hpp>
+#include <cka/npy.hpp>
+#include <cka/npy_map.hpp>
 #include <cka/similarity_matrix.hpp>
+#include <cka/state.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <random>
+#include <string>
 
 namespace {
 
@@ -110,8 +115,58 @@ void BM_matrix_pairwise(benchmark::State& state) {
   }
 }
 
+// Streaming: two float32 layers n×d written once as .npy files, then per iteration memory-mapped and fed
+// to a linear_state in chunks of 8192 rows (what cka-similarity does), against linear_cka on the same
+// float32 data held in memory. Both do n·(2d+3)² flops of rank-h updates.
+struct npy_pair {
+  Eigen::Index n, d;
+  std::string a, b;
+  cka::matrix<float> x, y;
+  npy_pair(Eigen::Index n_, Eigen::Index d_) : n(n_), d(d_) {
+    x = data<float>(n, d, 21);
+    y = (x * data<float>(d, d, 22) / std::sqrt(float(d)) + data<float>(n, d, 23)).eval();
+    a = "cka_bench_a_" + std::to_string(n) + ".npy";
+    b = "cka_bench_b_" + std::to_string(n) + ".npy";
+    cka::npy::save(a, x, true);
+    cka::npy::save(b, y, true);
+  }
+  ~npy_pair() {
+    std::remove(a.c_str());
+    std::remove(b.c_str());
+  }
+};
+
+void BM_linear_streamed_mmap(benchmark::State& state) {
+  const npy_pair files(state.range(0), state.range(1));
+  const Eigen::Index chunk = 8192;
+  using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  row_matrix bx(chunk, files.d), by(chunk, files.d);
+  for (auto _ : state) {
+    cka::npy::mapped_file fa(files.a), fb(files.b);
+    cka::linear_state s(files.d, files.d);
+    for (Eigen::Index r0 = 0; r0 < files.n; r0 += chunk) {
+      const Eigen::Index h = std::min(chunk, files.n - r0);
+      fa.read(r0, h, bx.topRows(h));
+      fb.read(r0, h, by.topRows(h));
+      s.add(bx.topRows(h), by.topRows(h));
+    }
+    benchmark::DoNotOptimize(s.cka());
+  }
+  const double p = 2.0 * double(files.d) + 3.0;
+  set_flops(state, double(files.n) * p * p);
+}
+
+void BM_linear_in_memory_float(benchmark::State& state) {
+  const npy_pair files(state.range(0), state.range(1));
+  for (auto _ : state) benchmark::DoNotOptimize(cka::linear_cka(files.x, files.y));
+  const double p = 2.0 * double(files.d) + 3.0;
+  set_flops(state, double(files.n) * p * p);
+}
+
 }  // namespace
 
+BENCHMARK(BM_linear_streamed_mmap)->Args({200000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_linear_in_memory_float)->Args({200000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_matrix_once_per_layer)->Args({12, 1000, 2048})->Args({12, 2000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_matrix_pairwise)->Args({12, 1000, 2048})->Args({12, 2000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_eigen_gemm, double)->Args({2048, 2048, 2048})->Args({1024, 4096, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -4,6 +4,7 @@
 #include "support.hpp"
 
 #include <cka/cka.hpp>
+#include <cka/state.hpp>
 
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <boost/multiprecision/eigen.hpp>
@@ -79,5 +80,20 @@ TEST_CASE("the estimators instantiate and agree in cpp_bin_float_50 and long dou
     CHECK(rel(mp(cka::linear_cka(xl, yl, est)), oracle::cka(k, l, unbiased)) < mp("1e-15"));
     CHECK(rel(mp(cka::kernel_cka(xl, yl, cka::rbf_kernel{1.5}, est)),
               oracle::cka(oracle::gram_rbf(x, s2), oracle::gram_rbf(y, s2), unbiased)) < mp("1e-15"));
+  }
+}
+
+TEST_CASE("linear_state in 50 digits against the oracle", "[state][precision]") {
+  const auto xd = test::normal<double>(13, 3, 41);
+  const auto yd = test::related<double>(xd, 4, 42);
+  const oracle::mat<mp> x = xd.cast<mp>(), y = yd.cast<mp>();
+  for (bool unbiased : {false, true}) {
+    const estimator est = unbiased ? estimator::unbiased : estimator::biased;
+    cka::basic_linear_state<mp> s(3, 4);
+    s.add(x.topRows(5), y.topRows(5));
+    s.add(x.bottomRows(8), y.bottomRows(8));
+    const mp expected = oracle::cka(oracle::gram_linear(x), oracle::gram_linear(y), unbiased);
+    const mp got = s.cka(est);
+    CHECK(static_cast<double>(abs(mp(got - expected)) / abs(expected)) < 1e-40);
   }
 }

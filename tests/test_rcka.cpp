@@ -5,8 +5,10 @@
 #include <cka/rcka.hpp>
 
 #include <Eigen/QR>
+#if CKA_TEST_HAVE_BOOST
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <boost/multiprecision/eigen.hpp>
+#endif
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -118,6 +120,7 @@ TEST_CASE("the feature-space form (fewer features than rows) has the same values
   CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t), Contains("constant student"));
 }
 
+#if CKA_TEST_HAVE_BOOST
 TEST_CASE("gradients in cpp_bin_float_50 match central differences tightly", "[rcka][gradient][precision]") {
   using mp = boost::multiprecision::cpp_bin_float_50;
   const test::mat<mp> s = test::normal<double>(6, 4, 11).cast<mp>();
@@ -131,6 +134,7 @@ TEST_CASE("gradients in cpp_bin_float_50 match central differences tightly", "[r
     CHECK(rel_norm(cka::rcka::class_relation_loss(s, t, o).grad, numeric_gradient<mp>(fc, s, h)) < 1e-28);
   }
 }
+#endif
 
 TEST_CASE("the official code's alignment is reproduced", "[rcka][reference]") {
   // Independent re-statement of the reference: G = X Xᵀ, each row i divided by √G_ii, then the cosine of

@@ -1,5 +1,6 @@
 // Accumulation states: linear_state and layers_state against the in-memory estimators for any chunking,
-// any merge tree and flat-array sums; save/load; the 50-digit oracle; large offsets; bad input.
+// any merge tree and flat-array sums; save/load; large offsets; bad input. (The 50-digit state test is in
+// test_precision.cpp, with the other Boost tests.)
 #include "oracle.hpp"
 #include "support.hpp"
 
@@ -7,8 +8,6 @@
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
 
-#include <boost/multiprecision/cpp_bin_float.hpp>
-#include <boost/multiprecision/eigen.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -126,22 +125,6 @@ TEST_CASE("linear_state save and load", "[state][io]") {
   cka::npy::save(path, x);
   CHECK_THROWS_WITH(cka::linear_state::load(path), Contains(path) && Contains("not a saved cka::linear_state"));
   std::remove(path.c_str());
-}
-
-TEST_CASE("linear_state in 50 digits against the oracle", "[state][precision]") {
-  using mp = boost::multiprecision::cpp_bin_float_50;
-  const auto xd = test::normal<double>(13, 3, 41);
-  const auto yd = test::related<double>(xd, 4, 42);
-  const oracle::mat<mp> x = xd.cast<mp>(), y = yd.cast<mp>();
-  for (bool unbiased : {false, true}) {
-    const estimator est = unbiased ? estimator::unbiased : estimator::biased;
-    cka::basic_linear_state<mp> s(3, 4);
-    s.add(x.topRows(5), y.topRows(5));
-    s.add(x.bottomRows(8), y.bottomRows(8));
-    const mp expected = oracle::cka(oracle::gram_linear(x), oracle::gram_linear(y), unbiased);
-    const mp got = s.cka(est);
-    CHECK(static_cast<double>(abs(mp(got - expected)) / abs(expected)) < 1e-40);
-  }
 }
 
 TEST_CASE("linear_state: float32 rows with a +1e4 offset, streamed", "[state][offset]") {

@@ -1,6 +1,7 @@
 // cka-similarity: CKA between the layers of trained networks, from .npy activation dumps.
 // See `cka-similarity --help` and docs/tutorial.md.
 #include <cka/npy.hpp>
+#include <cka/npy_map.hpp>
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
 
@@ -22,9 +23,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -51,6 +49,7 @@ const char* usage =
     "  --json FILE                also write {\"rows\", \"columns\", \"values\"} as JSON\n"
     "  --svg FILE                 also write a heatmap as SVG\n"
     "  --threads N                threads for the matrix products\n"
+    "  --chunk-rows N             linear streaming: rows read per chunk (default: about 32 MB of them)\n"
     "  --quiet                    no progress bar and no warnings\n"
     "  --demo                     compare the layers of two small seeded networks (writes cka-demo.svg)\n"
     "Exit status: 0 on success, 2 on bad usage or bad input (one line on stderr naming the file).\n";
@@ -66,6 +65,7 @@ struct config {
   double sigma_fraction = 1.0;
   cka::median_rule rule = cka::median_rule::all_pairs;
   std::string csv, json, svg;
+  Eigen::Index chunk_rows = 0;  // 0: automatic
   cka::similarity_matrix_options options;
 };
 
@@ -116,6 +116,10 @@ config parse_arguments(int argc, char** argv) {
       omp_set_num_threads(int(t));
 #endif
       Eigen::setNbThreads(int(t));
+    } else if (a == "--chunk-rows") {
+      const double r = parse_number(a, value(i));
+      if (r < 1 || r != std::floor(r) || r > 1e12) die("--chunk-rows must be a positive integer");
+      c.chunk_rows = Eigen::Index(r);
     } else if (a == "--csv") {
       c.csv = value(i);
     } else if (a == "--json") {
@@ -188,70 +192,38 @@ layer_set load(const std::vector<std::string>& files, Eigen::Index& n, std::stri
   return s;
 }
 
-// One .npy layer, memory-mapped: rows are read in chunks and their pages released once used, so the
-// resident memory stays at one chunk per layer whatever the file size.
+// One .npy layer, memory-mapped (cka/npy_map.hpp), whose rows are checked for NaN and infinity as read.
 class mapped_layer {
  public:
-  explicit mapped_layer(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY);
-    if (fd_ < 0) die(path + ": cannot open the file");
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) die(path + ": not a regular file");
-    size_ = std::size_t(st.st_size);
-    if (size_ == 0) die(path + ": not an .npy file (empty)");
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (p == MAP_FAILED) die(path + ": cannot map the file");
-    bytes_ = static_cast<const unsigned char*>(p);
-    ::madvise(p, size_, MADV_SEQUENTIAL);
-    try {
-      layout_ = cka::npy::describe(bytes_, size_);
-    } catch (const cka::npy::error& e) {
-      die(path + ": " + e.what());
-    }
-  }
-  mapped_layer(const mapped_layer&) = delete;
-  mapped_layer& operator=(const mapped_layer&) = delete;
-  ~mapped_layer() {
-    if (bytes_) ::munmap(const_cast<unsigned char*>(bytes_), size_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  const std::string& path() const { return path_; }
-  Eigen::Index rows() const { return Eigen::Index(layout_.rows); }
-  Eigen::Index cols() const { return Eigen::Index(layout_.cols); }
-
-  // Rows r0 … r0+h−1 into dest (converted to double); then the pages before them are released.
+  explicit mapped_layer(const std::string& path) : file_(open(path)) {}
+  const std::string& path() const { return file_->path(); }
+  Eigen::Index rows() const { return file_->rows(); }
+  Eigen::Index cols() const { return file_->cols(); }
   template <class Dest>
   void read(Eigen::Index r0, Eigen::Index h, Dest&& dest) {
-    cka::npy::read_rows(bytes_, layout_, r0, h, dest);
-    if (!dest.allFinite()) {
-      for (Eigen::Index i = 0; i < h; ++i)
-        for (Eigen::Index j = 0; j < dest.cols(); ++j)
-          if (!std::isfinite(dest(i, j))) {
-            die(path_ + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
-          }
-    }
-    if (!layout_.fortran) {
-      const long page = ::sysconf(_SC_PAGESIZE);
-      const std::size_t end = layout_.data_offset + std::size_t(r0 + h) * std::size_t(layout_.cols) * layout_.item;
-      const std::size_t upto = end / std::size_t(page) * std::size_t(page);
-      if (upto > released_) {
-        ::madvise(const_cast<unsigned char*>(bytes_) + released_, upto - released_, MADV_DONTNEED);
-        released_ = upto;
-      }
-    }
+    file_->read(r0, h, dest);
+    if (dest.allFinite()) return;
+    for (Eigen::Index i = 0; i < h; ++i)
+      for (Eigen::Index j = 0; j < dest.cols(); ++j)
+        if (!std::isfinite(dest(i, j))) {
+          die(path() + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
+        }
   }
 
  private:
-  std::string path_;
-  int fd_ = -1;
-  const unsigned char* bytes_ = nullptr;
-  std::size_t size_ = 0, released_ = 0;
-  cka::npy::layout layout_;
+  static std::unique_ptr<cka::npy::mapped_file> open(const std::string& path) {
+    try {
+      return std::make_unique<cka::npy::mapped_file>(path);
+    } catch (const cka::npy::error& e) {
+      die(e.what());
+    }
+  }
+  std::unique_ptr<cka::npy::mapped_file> file_;
 };
 
 // Linear CKA of all layers (rows, then columns) streamed through one layers_state. Returns the full
 // (all × all) matrix; NaN on the rows and columns of layers with zero variance.
-matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimator est,
+matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimator est, Eigen::Index chunk_rows,
                              const std::function<void(std::size_t, std::size_t)>& progress) {
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<Eigen::Index> widths;
@@ -273,7 +245,8 @@ matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimat
   Eigen::Index total_width = 0;
   for (Eigen::Index w : widths) total_width += w;
   // About 32 MB of chunk buffers in all: enough rows for the rank-h update to run at GEMM speed.
-  const Eigen::Index chunk = std::min(n, std::max<Eigen::Index>(256, (Eigen::Index(1) << 22) / std::max<Eigen::Index>(total_width, 1)));
+  const Eigen::Index automatic = std::max<Eigen::Index>(256, (Eigen::Index(1) << 22) / std::max<Eigen::Index>(total_width, 1));
+  const Eigen::Index chunk = std::min(n, chunk_rows > 0 ? chunk_rows : automatic);
   using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   std::vector<row_matrix> buffers;
   for (Eigen::Index w : widths) buffers.emplace_back(chunk, w);
@@ -503,7 +476,7 @@ int main(int argc, char** argv) {
     if (streaming) {
       std::vector<std::string> all = row_files;
       all.insert(all.end(), col_files.begin(), col_files.end());
-      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.options.progress);
+      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.chunk_rows, cfg.options.progress);
       const Eigen::Index col0 = cfg.versus ? Eigen::Index(row_files.size()) : 0;
       const Eigen::Index ncols = cfg.versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_files.size());
       result.values = full.block(0, col0, Eigen::Index(row_files.size()), ncols);

@@ -14,6 +14,7 @@
 #include <cka/detail/checks.hpp>
 #include <cka/mmd_bound.hpp>
 #include <cka/rcka.hpp>
+#include <cka/state.hpp>
 
 #include <xtensor/xexpression.hpp>
 #include <xtensor/xtensor.hpp>
@@ -54,6 +55,15 @@ class xt_matrix {
  private:
   xt::xtensor<scalar, 2> owned_;
   std::optional<map_type> map_;
+};
+
+/// xtensor chunks for the accumulation states (state.hpp): `state.add(x_chunk, y_chunk)` with 2-D xtensor
+/// expressions maps them as above.
+template <class E>
+struct chunk_input<E, std::enable_if_t<xt::is_xexpression<E>::value>> {
+  xt_matrix<E> m;
+  chunk_input(const E& e, const char* fn) : m(e, fn) {}
+  const typename xt_matrix<E>::map_type& get() const { return m.map(); }
 };
 
 /// Calls f with Eigen views of two xtensor expressions.

@@ -144,6 +144,23 @@ with tempfile.TemporaryDirectory() as tmp:
     # pandas-style reading: header starts with a comma (index_col=0 layout).
     check(open(path("m.csv")).readline().startswith(","), "csv header")
 
+    # Streaming (linear, no minibatch): any chunking gives the values of one chunk, and float32 layers with
+    # a large common offset keep their accuracy (exact NumPy reference in float64).
+    rc, one, err = run(path("layers"), "--quiet", "--debiased")
+    for rows_per_chunk in ("1", "7", "59"):
+        rc, out, err = run(path("layers"), "--quiet", "--debiased", "--chunk-rows", rows_per_chunk)
+        check(rc == 0 and np.allclose(read_csv(out)[2], read_csv(one)[2], rtol=1e-12, atol=1e-14),
+              f"streamed in chunks of {rows_per_chunk} rows: {err}")
+    off_a = (base + 1e4).astype(np.float32)
+    off_b = (np.tanh(base @ rng.standard_normal((8, 6))) + 1e4).astype(np.float32)
+    np.save(path("off_a.npy"), off_a)
+    np.save(path("off_b.npy"), off_b)
+    rc, out, err = run(path("off_a.npy"), "--vs", path("off_b.npy"), "--chunk-rows", "13")
+    exact = cka(off_a.astype(np.float64), off_b.astype(np.float64))
+    check(rc == 0 and abs(read_csv(out)[2][0, 0] - exact) < 1e-6 * exact, f"float32 + 1e4 streamed: {out} vs {exact}")
+    rc, out, err = run(files[0], "--chunk-rows", "0")
+    check(rc == 2 and "--chunk-rows" in err, f"--chunk-rows 0: {rc} {err!r}")
+
     # Minibatch CKA (the last batch of 60 % 16 = 12 samples counts; batch 29 leaves 2 that are dropped).
     for batch in (16, 29):
         rc, out, err = run(files[0], "--vs", files[1], "--minibatch", str(batch))
