@@ -24,6 +24,21 @@
 
 namespace cka::detail {
 
+/// Reusable scratch memory that is not copied with its owner (a copy starts empty).
+template <class A>
+struct scratch {
+  std::vector<A> values;
+  scratch() = default;
+  scratch(const scratch&) {}
+  scratch& operator=(const scratch&) { return *this; }
+  scratch(scratch&&) noexcept = default;
+  scratch& operator=(scratch&&) noexcept = default;
+  A* get(std::size_t size) {
+    if (values.size() < size) values.resize(size);
+    return values.data();
+  }
+};
+
 template <class A>
 class moments {
  public:
@@ -61,7 +76,7 @@ class moments {
   const matrix<A>& raw() const { return s_; }
 
   /// Adds h rows. load(b, r0, rows, dest) writes rows r0 … r0+rows−1 of representation b, converted to A,
-  /// into dest (rows × width(b)). Rows go through one reused buffer of at most chunk_values entries with
+  /// into dest (rows × width(b)). Rows go through one buffer (kept between calls) of at most chunk_values entries with
   /// storage order Order (that of the input, so the copy walks memory in order). Without a shift, the
   /// first rows fix it at their mean, computed as first row + mean of the differences so that a constant
   /// column gets its value exactly (and then contributes exact zeros). Throws cka::domain_error (overflow)
@@ -69,8 +84,12 @@ class moments {
   template <int Order, class Load>
   void add(const char* fn, Eigen::Index h, Load&& load) {
     if (h <= 0) return;
-    const Eigen::Index chunk = std::min(h, std::max<Eigen::Index>(64, chunk_values / std::max<Eigen::Index>(dim_, 1)));
-    Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order> buf(chunk, dim_);
+    // Sub-chunks of equal size (no short last one: a thin GEMM runs far below the rate of a deep one).
+    const Eigen::Index most = std::max<Eigen::Index>(64, chunk_values / std::max<Eigen::Index>(dim_, 1));
+    const Eigen::Index parts = (h + most - 1) / most;
+    const Eigen::Index chunk = (h + parts - 1) / parts;
+    // The buffer is kept between calls: a fresh 8 MiB allocation per chunk would pay its page faults each time.
+    Eigen::Map<Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order>> buf(buffer_.get(std::size_t(chunk * dim_)), chunk, dim_);
     for (Eigen::Index r0 = 0; r0 < h; r0 += chunk) {
       const Eigen::Index hh = std::min(chunk, h - r0);
       auto z = buf.topRows(hh);
@@ -195,6 +214,7 @@ class moments {
   vector<A> shift_;
   bool has_shift_ = false;
   matrix<A> s_;
+  scratch<A> buffer_;
 };
 
 /// CKA of every pair of blocks of a moment state (B×B, symmetric), NaN in the rows and columns of blocks
