@@ -138,7 +138,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
         fn, n, [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
           layers.visit(std::size_t(b), [&](const auto& x) { dest = x.middleRows(r0, h).template cast<A>(); });
         });
-    values = pairwise_cka(fn, m, est);
+    values = pairwise_cka<A>(fn, m, est);  // finished in the state's own storage
     if (o.progress) o.progress(1, 1);
   } else {
     const Eigen::Index batch = o.minibatch ? o.minibatch : n;

@@ -233,7 +233,7 @@ class basic_layers_state {
 
   /// CKA of every pair (L×L, symmetric), NaN in the rows and columns of layers with zero variance.
   /// Throws cka::invalid_argument for too few rows; cka::domain_error for overflow.
-  matrix<A> cka(estimator est = estimator::biased) const { return detail::pairwise_cka("layers_state::cka", m_, est); }
+  matrix<A> cka(estimator est = estimator::biased) const { return detail::pairwise_cka<A>("layers_state::cka", m_, est); }
 
  private:
   static std::vector<Eigen::Index> checked(const std::vector<Eigen::Index>& widths) {

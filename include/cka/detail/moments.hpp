@@ -19,6 +19,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -84,8 +85,9 @@ class moments {
   template <int Order, class Load>
   void add(const char* fn, Eigen::Index h, Load&& load) {
     if (h <= 0) return;
-    // Sub-chunks of equal size (no short last one: a thin GEMM runs far below the rate of a deep one).
-    const Eigen::Index most = std::max<Eigen::Index>(64, chunk_values / std::max<Eigen::Index>(dim_, 1));
+    // Sub-chunks of equal size, at least 512 rows deep where there are (no short last one: a thin GEMM
+    // runs far below the rate of a deep one).
+    const Eigen::Index most = std::max<Eigen::Index>(512, chunk_values / std::max<Eigen::Index>(dim_, 1));
     const Eigen::Index parts = (h + most - 1) / most;
     const Eigen::Index chunk = (h + parts - 1) / parts;
     // The buffer is kept between calls: a fresh 8 MiB allocation per chunk would pay its page faults each time.
@@ -138,12 +140,11 @@ class moments {
   /// S moved to the sample mean, full and symmetric: the centered co-moments C_bc = Σ (x_b − μ_b)(x_c − μ_c)ᵀ
   /// in the feature blocks, Σ k_b in (norm_index(b), 0) and Σ k_b k_c in (norm_index(b), norm_index(c)),
   /// with k_b,i = ‖x_b,i − μ_b‖². O(p²).
-  matrix<A> centered() const {
-    matrix<A> f = full(s_);
-    const A n = count();
-    if (!(n > A(0))) return f;
-    return shifted(std::move(f), vector<A>(f.col(0).segment(1, features_) / n));
-  }
+  matrix<A> centered() const { return centered_from(s_); }
+
+  /// The same, built in the state's own storage (no p×p allocation, whose page faults cost as much as the
+  /// transform at large p). The state is consumed: only for callers that finish a temporary state.
+  matrix<A> take_centered() { return centered_from(std::move(s_)); }
 
   /// The uncentered (shifted) self-product of block b, the reference that tells a vanishing centered
   /// co-moment from rounding.
@@ -177,12 +178,20 @@ class moments {
 
  private:
   A terms(const matrix<A>& c, Eigen::Index b, Eigen::Index d) const {
-    const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(count())};
+    const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(c(0, 0))};  // n: the corner, kept by T
     return t(c(norm_index(b), 0), c(norm_index(d), 0), c(norm_index(b), norm_index(d)));
   }
 
+  matrix<A> centered_from(matrix<A> f) const {
+    mirror_lower(f);
+    const A n = f(0, 0);
+    if (!(n > A(0))) return f;
+    const vector<A> delta = f.col(0).segment(1, features_) / n;
+    return shifted(std::move(f), delta);
+  }
+
   static matrix<A> full(matrix<A> g) {
-    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    mirror_lower(g);  // tiled: a plain transpose strides through memory
     return g;
   }
 
@@ -201,12 +210,24 @@ class moments {
     }
   }
 
-  /// T F Tᵀ for symmetric F: T (T F)ᵀ.
+  /// M·Tᵀ, the same map on the columns (contiguous in column-major storage).
+  void apply_right(matrix<A>& m, const vector<A>& delta) const {
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      const auto db = delta.segment(offset(b) - 1, width(b));
+      const vector<A> change = A(-2) * (m.middleCols(offset(b), width(b)) * db) + db.squaredNorm() * m.col(0);
+      m.col(norm_index(b)) += change;
+    }
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      const auto db = delta.segment(offset(b) - 1, width(b));
+      m.middleCols(offset(b), width(b)) -= m.col(0) * db.transpose();
+    }
+  }
+
+  /// T F Tᵀ: rows, then columns.
   matrix<A> shifted(matrix<A> f, const vector<A>& delta) const {
     apply_left(f, delta);
-    matrix<A> g = f.transpose();
-    apply_left(g, delta);
-    return g;
+    apply_right(f, delta);
+    return f;
   }
 
   std::vector<Eigen::Index> width_, offset_;
@@ -219,16 +240,20 @@ class moments {
 
 /// CKA of every pair of blocks of a moment state (B×B, symmetric), NaN in the rows and columns of blocks
 /// with zero variance. Throws cka::invalid_argument for too few rows; cka::domain_error for overflow.
-template <class A>
-matrix<A> pairwise_cka(const char* fn, const moments<A>& m, estimator est) {
+/// A non-const state is finished in its own storage and left empty (take_centered).
+template <class A, class M>
+matrix<A> pairwise_cka(const char* fn, M&& m, estimator est) {
   require_samples(fn, "the state", static_cast<Eigen::Index>(m.count()), min_samples(est), estimator_name(est));
-  const matrix<A> c = m.centered();
   const Eigen::Index l = m.blocks();
   vector<A> self(l), ref(l);
-  for (Eigen::Index b = 0; b < l; ++b) {
-    self(b) = m.self_sum(c, b, est);
-    ref(b) = m.reference(b);
+  for (Eigen::Index b = 0; b < l; ++b) ref(b) = m.reference(b);  // before a consuming finish
+  matrix<A> c;
+  if constexpr (std::is_const_v<std::remove_reference_t<M>>) {
+    c = m.centered();
+  } else {
+    c = m.take_centered();
   }
+  for (Eigen::Index b = 0; b < l; ++b) self(b) = m.self_sum(c, b, est);
   matrix<A> out(l, l);
   for (Eigen::Index b = 0; b < l; ++b)
     for (Eigen::Index d = 0; d <= b; ++d) {
