@@ -108,7 +108,7 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
   }
   cka::similarity_matrix_options o;
   const double p = 1 + 3 * 9;  // the joint moment state: 1 + Σ(d + 1)
-  CHECK(cka::similarity_matrix_bytes(narrow) == 8.0 * (2 * p * p + (1 << 20)));
+  CHECK(cka::similarity_matrix_bytes(narrow) == 8.0 * (p * p + (1 << 20)));
   CHECK(cka::similarity_matrix_bytes(wide) == 8.0 * 40 * 40 * 3);  // one Gram per layer
   CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}) == 8.0 * 400 * 400 * 3);
   o.minibatch = 100;

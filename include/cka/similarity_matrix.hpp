@@ -212,7 +212,8 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
   if (choose_route<Kernel>(layers, o) == matrix_route::moments) {
     double p = 1;
     for (std::size_t a = 0; a < layers.size(); ++a) p += double(layers.width(a)) + 1;
-    return 8.0 * (2.0 * p * p + double(chunk_values));  // the state, its finished copy, one row buffer
+    // The state (finished in place) and its row buffer of at least 512 rows.
+    return 8.0 * (p * p + std::max(512.0 * p, double(chunk_values)));
   }
   return 8.0 * batch * batch * double(layers.size());
 }
