@@ -161,6 +161,20 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(files[0], "--chunk-rows", "0")
     check(rc == 2 and "--chunk-rows" in err, f"--chunk-rows 0: {rc} {err!r}")
 
+    # Scale: CKA is scale-invariant, so layers times 1e40 or 1e-60 (float64) or 3e37 (float32) give the
+    # unscaled values — no overflowing ratio, no inf in the output (issue 7, defect 6).
+    np.save(path("big.npy"), as64["a_f64"] * 1e40)
+    np.save(path("tiny.npy"), as64["b_f32"] * 1e-60)
+    np.save(path("big32.npy"), (as64["a_f64"] * 3e37).astype(np.float32))
+    rc, out, err = run(files[0], files[1], path("big.npy"), path("tiny.npy"), path("big32.npy"), "--quiet")
+    v = read_csv(out)[2]
+    check(rc == 0 and np.allclose(v[:, 2], v[:, 0], rtol=1e-9) and np.allclose(v[:, 3], v[:, 1], rtol=1e-9)
+          and np.allclose(v[:, 4], v[:, 0], rtol=1e-6) and np.isfinite(v).all(), f"scaled layers: {out} {err}")
+    # A minibatch larger than n is one batch of n: debiased CKA (issue 7, defect 15).
+    rc, out, err = run(files[0], "--vs", files[1], "--minibatch", "1000")
+    check(rc == 0 and abs(read_csv(out)[2][0, 0] - cka(as64["a_f64"], as64["b_f32"], debiased=True)) < 1e-9,
+          f"--minibatch larger than n: {rc} {out} {err}")
+
     # Minibatch CKA (the last batch of 60 % 16 = 12 samples counts; batch 29 leaves 2 that are dropped).
     for batch in (16, 29):
         rc, out, err = run(files[0], "--vs", files[1], "--minibatch", str(batch))
