@@ -35,7 +35,7 @@ TEMPLATE_TEST_CASE("hsic matches the explicit-H and Song oracles", "[hsic][oracl
   }
 }
 
-TEMPLATE_TEST_CASE("center_gram gives HKH and the U-centred Gram", "[centering][oracle]", float, double) {
+TEMPLATE_TEST_CASE("center_gram gives HKH and the U-centered Gram", "[centering][oracle]", float, double) {
   using T = TestType;
   const Eigen::Index n = 23;
   const auto x = test::normal<T>(n, 5, 3);
@@ -49,7 +49,7 @@ TEMPLATE_TEST_CASE("center_gram gives HKH and the U-centred Gram", "[centering][
   CHECK((cb.template cast<double>() - hkh).norm() / hkh.norm() < tol<T>());
   CHECK(cb.template cast<double>().rowwise().sum().norm() < tol<T>() * hkh.norm());
 
-  // U-centring: zero diagonal, zero row sums, and ⟨Ũ(K), Ũ(L)⟩ / (n(n−3)) is Song's unbiased HSIC.
+  // U-centering: zero diagonal, zero row sums, and ⟨Ũ(K), Ũ(L)⟩ / (n(n−3)) is Song's unbiased HSIC.
   const test::mat<T> uk = cka::center_gram(k, estimator::unbiased);
   const test::mat<T> ul = cka::center_gram(l, estimator::unbiased);
   CHECK(uk.diagonal().cwiseAbs().maxCoeff() == T(0));

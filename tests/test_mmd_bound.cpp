@@ -11,7 +11,7 @@ TEST_CASE("alignment = constant − discrepancy, and alignment <= bound", "[mmd_
   for (std::uint64_t seed = 0; seed < 60; ++seed) {
     const Eigen::Index n = 3 + Eigen::Index(seed % 17);
     const auto x = test::normal<double>(n, 2 + Eigen::Index(seed % 5), 100 + seed);
-    // Offsets make the uncentred Grams' means differ, so the bound is not trivially 1.
+    // Offsets make the uncentered Grams' means differ, so the bound is not trivially 1.
     const test::mat<double> y = (test::related<double>(x, 3, 200 + seed).array() + 0.1 * double(seed % 7)).matrix();
     for (int variant = 0; variant < 3; ++variant) {
       const auto r = variant == 0   ? cka::mmd_bound(x, y)
@@ -28,7 +28,7 @@ TEST_CASE("alignment = constant − discrepancy, and alignment <= bound", "[mmd_
 }
 
 TEST_CASE("the bound's terms on a hand-checked case and against CKA", "[mmd_bound]") {
-  // Centred: the alignment is linear CKA and the centred Grams have zero mean, so the bound is 1.
+  // Centered: the alignment is linear CKA and the centered Grams have zero mean, so the bound is 1.
   const auto x = test::normal<double>(20, 4, 1);
   const auto y = test::related<double>(x, 6, 2);
   const auto c = cka::mmd_bound(x, y, cka::linear_kernel{}, true);

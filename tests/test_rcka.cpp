@@ -20,14 +20,14 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Every valid option combination (row_normalize with centred unbiased CKA is an error, tested below).
+// Every valid option combination (row_normalize with centered unbiased CKA is an error, tested below).
 std::vector<relation_options> all_options() {
   std::vector<relation_options> v;
   for (bool centered : {true, false})
     for (bool row_normalize : {false, true})
       for (estimator est : {estimator::biased, estimator::unbiased}) {
         if (centered && row_normalize && est == estimator::unbiased) continue;
-        if (!centered && est == estimator::unbiased) continue;  // est only matters when centred
+        if (!centered && est == estimator::unbiased) continue;  // est only matters when centered
         v.push_back({centered, row_normalize, est});
       }
   return v;
@@ -162,7 +162,7 @@ TEST_CASE("the official code's alignment is reproduced", "[rcka][reference]") {
   CHECK(test::rel_err(cka::rcka::sample_relation_loss(s, t, official_opts).value, 1.0 - official(s, t)) < 1e-13);
   CHECK(test::rel_err(cka::rcka::class_relation_loss(s, t, official_opts).value,
                       1.0 - official(s.transpose(), t.transpose())) < 1e-13);
-  // The centred default is 1 − linear CKA.
+  // The centered default is 1 − linear CKA.
   CHECK(test::rel_err(cka::rcka::sample_relation_loss(s, t).value, 1.0 - cka::linear_cka(s, t)) < 1e-13);
   CHECK(test::rel_err(cka::rcka::class_relation_loss(s, t, {true, false, estimator::unbiased}).value,
                       1.0 - cka::linear_cka(s.transpose(), t.transpose(), estimator::unbiased)) < 1e-12);
@@ -179,7 +179,7 @@ TEST_CASE("the loss at the teacher is zero with zero gradient", "[rcka]") {
   }
 }
 
-TEST_CASE("centred losses are invariant to orthogonal maps, scaling and translation", "[rcka][identity]") {
+TEST_CASE("centered losses are invariant to orthogonal maps, scaling and translation", "[rcka][identity]") {
   const auto s = test::normal<double>(9, 5, 41);
   const auto t = test::related<double>(s, 7, 42);
   const test::mat<double> q = Eigen::HouseholderQR<test::mat<double>>(test::normal<double>(5, 5, 43)).householderQ();

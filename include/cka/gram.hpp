@@ -16,8 +16,8 @@ namespace cka {
 namespace detail {
 
 /// Full symmetric n×n Gram of the rows of x under `kernel`, in scalar A. Inner-product kernels use the raw
-/// features; squared-distance kernels use column-centred features (distances are translation invariant and
-/// centring keeps float data with a large offset accurate); generic kernels are called per pair i ≤ j.
+/// features; squared-distance kernels use column-centered features (distances are translation invariant and
+/// centering keeps float data with a large offset accurate); generic kernels are called per pair i ≤ j.
 template <class A, class M, class Kernel>
 matrix<A> gram_of(const M& x, const Kernel& kernel) {
   constexpr kernel_form form = kernel_traits<Kernel>::form;

@@ -13,7 +13,7 @@
 ///
 /// `from_inner_products` receives the full symmetric n×n matrix of ⟨x_i, x_j⟩ and replaces it with the
 /// Gram; `from_squared_distances` receives the full symmetric matrix of ‖x_i − x_j‖² (zero diagonal,
-/// computed from column-centred features) and does the same. The generic form is called once per pair
+/// computed from column-centered features) and does the same. The generic form is called once per pair
 /// i ≤ j with two rows (Eigen row expressions of scalar T). T is the accumulation type: double for float
 /// input. Specialise `cka::kernel_traits` in namespace cka for a new form-based kernel.
 

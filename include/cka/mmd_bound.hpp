@@ -32,7 +32,7 @@ struct mmd_bound_result {
 };
 
 /// The decomposition and bound for the Grams of X (N×d1) and Y (N×d2) under `kernel` (the same kernel
-/// type and parameters for both; a median-rule bandwidth is resolved per representation), uncentred
+/// type and parameters for both; a median-rule bandwidth is resolved per representation), uncentered
 /// as in the paper's derivation unless `centered` (then both Grams are HKH, their means vanish, and the
 /// bound is the trivial 1). Cost O(N²(d1+d2)).
 /// Throws cka::invalid_argument for different sample counts, N < 2 or NaN/Inf; cka::domain_error if a

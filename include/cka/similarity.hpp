@@ -47,7 +47,7 @@ centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
 }
 
 /// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops, streamed over column chunks), then
-/// the O(n²) centred products.
+/// the O(n²) centered products.
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
   const matrix<A> k = centered_row_gram<A>(x);
@@ -78,11 +78,11 @@ typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::Matrix
 }
 
 /// Linear CKA between X (n×d1) and Y (n×d2), d1 ≠ d2 allowed:
-///   ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F) for the biased estimator (Xc: X with centred columns), and the
+///   ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F) for the biased estimator (Xc: X with centered columns), and the
 ///   debiased CKA of Kornblith et al. for `estimator::unbiased`.
-/// Features are centred first (in double for float input), so a large common offset costs no accuracy.
+/// Features are centered first (in double for float input), so a large common offset costs no accuracy.
 /// Cost: min(n(d1+d2)², n²(d1+d2)) flops — feature space when d1 + d2 < n, else Gram space; both give the
-/// same value. Memory: (d1+d2)² or 2n², plus one 8 MiB chunk buffer (no centred copy of the inputs).
+/// same value. Memory: (d1+d2)² or 2n², plus one 8 MiB chunk buffer (no centered copy of the inputs).
 /// Throws cka::invalid_argument if the sample counts differ, n < min_samples(est), or an entry is NaN or
 /// ±Inf; cka::domain_error if X or Y has zero variance (all rows equal).
 template <class DX, class DY>

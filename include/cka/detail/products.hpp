@@ -105,7 +105,7 @@ void center_chunk(B&& b, const R& mean, const R& keep) {
   b = ((b.rowwise() - mean).array().rowwise() * keep.array()).matrix();
 }
 
-/// x with centred columns (constant ones exactly zero), as a new column-major matrix of scalar A.
+/// x with centered columns (constant ones exactly zero), as a new column-major matrix of scalar A.
 template <class A, class M>
 matrix<A> centered_columns(const M& x) {
   matrix<A> b = x.template cast<A>();
@@ -116,8 +116,8 @@ matrix<A> centered_columns(const M& x) {
   return b;
 }
 
-/// K = Xc·Xcᵀ (n×n, full) with Xc the column-centred x, accumulated over chunks of columns: each chunk is
-/// copied into a small reused buffer and centred there (a column's mean needs only that column), then
+/// K = Xc·Xcᵀ (n×n, full) with Xc the column-centered x, accumulated over chunks of columns: each chunk is
+/// copied into a small reused buffer and centered there (a column's mean needs only that column), then
 /// added to K. Cost n²d(1 + 1/6) flops; memory n² plus the buffer.
 template <class A, class M>
 matrix<A> centered_row_gram(const M& x, Eigen::Index buffer_values = chunk_values) {
