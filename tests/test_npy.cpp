@@ -125,4 +125,14 @@ TEST_CASE("npy malformed and unsupported files", "[npy][errors]") {
   CHECK_THROWS_WITH(parse(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (), }", data)),
                     Contains("0-dimensional"));
   CHECK_THROWS_WITH(cka::npy::load("no/such/file.npy"), Contains("no/such/file.npy") && Contains("cannot open"));
+  // Zero features with a huge claimed row count, in every layout: an empty result at once, no loop over
+  // the claimed rows (the value-by-value path once looped 1e8 times here; found by the fuzzer).
+  for (const char* descr : {"<f8", ">f8", "<f4"})
+    for (const char* fortran : {"False", "True"}) {
+      const auto empty = parse(npy_bytes(std::string("{'descr': '") + descr + "', 'fortran_order': " + fortran +
+                                             ", 'shape': (100000000, 0), }",
+                                         {}));
+      CHECK(empty.values.rows() == 100000000);
+      CHECK(empty.values.cols() == 0);
+    }
 }

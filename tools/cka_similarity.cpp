@@ -222,9 +222,9 @@ class mapped_layer {
 };
 
 // Linear CKA of all layers (rows, then columns) streamed through one layers_state. Returns the full
-// (all × all) matrix; NaN on the rows and columns of layers with zero variance.
+// (all × all) matrix, NaN on the rows and columns of layers with zero variance, and sets n.
 matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimator est, Eigen::Index chunk_rows,
-                             const std::function<void(std::size_t, std::size_t)>& progress) {
+                             const std::function<void(std::size_t, std::size_t)>& progress, Eigen::Index& n_out) {
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<Eigen::Index> widths;
   for (const auto& f : files) {
@@ -238,6 +238,7 @@ matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimat
     widths.push_back(l.cols());
   }
   const Eigen::Index n = layers[0]->rows();
+  n_out = n;
   if (n < cka::min_samples(est)) {
     die(files[0] + ": " + std::to_string(n) + " samples, but " +
         (est == cka::estimator::biased ? "CKA needs at least 2" : "the debiased estimator needs at least 4"));
@@ -476,15 +477,12 @@ int main(int argc, char** argv) {
     if (streaming) {
       std::vector<std::string> all = row_files;
       all.insert(all.end(), col_files.begin(), col_files.end());
-      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.chunk_rows, cfg.options.progress);
+      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.chunk_rows, cfg.options.progress, n);
       const Eigen::Index col0 = cfg.versus ? Eigen::Index(row_files.size()) : 0;
       const Eigen::Index ncols = cfg.versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_files.size());
       result.values = full.block(0, col0, Eigen::Index(row_files.size()), ncols);
       for (Eigen::Index a = 0; a < full.rows(); ++a)
         if (std::isnan(full(a, a))) result.constant.push_back(std::size_t(a));
-      // n for the title: every file has the same number of rows (checked while streaming).
-      mapped_layer first(all[0]);
-      n = first.rows();
     } else if (cfg.rbf) {
       result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, rbf, cfg.options)
                           : cka::similarity_matrix(rows.values, rbf, cfg.options);

@@ -237,6 +237,25 @@ inline layout describe(const unsigned char* bytes, std::size_t size) {
   return out;
 }
 
+/// Calls f with a row-major Eigen::Map (float or double) over rows r0 … r0+h−1 of the data described by l,
+/// without a copy, and returns true — when the data are native-endian, C order and aligned for their type;
+/// returns false (f not called) otherwise.
+template <class F>
+bool visit_native_rows(const unsigned char* bytes, const layout& l, std::int64_t r0, std::int64_t h, F&& f) {
+  const unsigned char* data = bytes + l.data_offset;
+  if (l.fortran || l.swap || reinterpret_cast<std::uintptr_t>(data) % l.item != 0) return false;
+  const Eigen::Index rows = Eigen::Index(h), cols = Eigen::Index(l.cols);
+  const std::size_t first = std::size_t(r0) * std::size_t(l.cols);
+  if (l.item == 4) {
+    f(Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+        reinterpret_cast<const float*>(data) + first, rows, cols));
+  } else {
+    f(Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+        reinterpret_cast<const double*>(data) + first, rows, cols));
+  }
+  return true;
+}
+
 /// Converts rows r0 … r0+h−1 of the data described by l (bytes: the whole file) into dest (h × l.cols, any
 /// Eigen matrix or block of a floating type, any storage order). Native-endian C-order data is read as an
 /// Eigen::Map over the bytes (one vectorised conversion) when they are aligned; other layouts value by value.
@@ -244,19 +263,8 @@ template <class Dest>
 void read_rows(const unsigned char* bytes, const layout& l, std::int64_t r0, std::int64_t h, Dest&& dest) {
   using S = typename std::decay_t<Dest>::Scalar;
   if (h <= 0 || l.cols <= 0) return;  // nothing to read (and no loop over a claimed row count)
+  if (visit_native_rows(bytes, l, r0, h, [&](const auto& m) { dest = m.template cast<S>(); })) return;
   const unsigned char* data = bytes + l.data_offset;
-  if (!l.fortran && !l.swap && reinterpret_cast<std::uintptr_t>(data) % l.item == 0) {
-    const Eigen::Index rows = Eigen::Index(h), cols = Eigen::Index(l.cols);
-    const std::size_t first = std::size_t(r0) * std::size_t(l.cols);
-    if (l.item == 4) {
-      using map_t = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-      dest = map_t(reinterpret_cast<const float*>(data) + first, rows, cols).template cast<S>();
-    } else {
-      using map_t = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-      dest = map_t(reinterpret_cast<const double*>(data) + first, rows, cols).template cast<S>();
-    }
-    return;
-  }
   for (std::int64_t i = 0; i < h; ++i) {
     for (std::int64_t j = 0; j < l.cols; ++j) {
       const std::size_t k = l.fortran ? std::size_t(r0 + i) + l.fortran_offset[std::size_t(j)]

@@ -79,17 +79,7 @@ class mapped_file {
   template <class F>
   void visit_rows(Eigen::Index r0, Eigen::Index h, F&& f) {
     populate(r0, h);
-    const unsigned char* data = bytes_ + layout_.data_offset;
-    const std::size_t first = std::size_t(r0) * std::size_t(layout_.cols);
-    if (!layout_.fortran && !layout_.swap && reinterpret_cast<std::uintptr_t>(data) % layout_.item == 0) {
-      if (layout_.item == 4) {
-        f(Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-            reinterpret_cast<const float*>(data) + first, h, cols()));
-      } else {
-        f(Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-            reinterpret_cast<const double*>(data) + first, h, cols()));
-      }
-    } else {
+    if (!visit_native_rows(bytes_, layout_, r0, h, f)) {
       copy_.resize(h, cols());
       read_rows(bytes_, layout_, r0, h, copy_);
       f(Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(copy_.data(), h, cols()));

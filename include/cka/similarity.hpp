@@ -38,11 +38,7 @@ void require_representation_pair(const char* fn, const VX& x, const VY& y, estim
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
   moments<A> m({x.cols(), y.cols()});
-  m.template add<VX::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
-      "linear_cka", x.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
-        if (b == 0) dest = x.middleRows(r0, h).template cast<A>();
-        else dest = y.middleRows(r0, h).template cast<A>();
-      });
+  m.add_pair("linear_cka", x, y);
   return m.pair_sums(m.centered(), 0, 1, est);
 }
 

@@ -92,11 +92,7 @@ class basic_linear_state {
     }
     detail::require_finite(fn, "X", xv);
     detail::require_finite(fn, "Y", yv);
-    constexpr int order = std::decay_t<decltype(xv)>::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
-    m_.template add<order>(fn, xv.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
-      if (b == 0) dest = xv.middleRows(r0, h).template cast<A>();
-      else dest = yv.middleRows(r0, h).template cast<A>();
-    });
+    m_.add_pair(fn, xv, yv);
   }
 
   /// Adds the rows of another state over the same widths (its shift may differ: it is moved exactly).

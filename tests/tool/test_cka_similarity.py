@@ -217,6 +217,11 @@ with tempfile.TemporaryDirectory() as tmp:
     nan_layer[3, 2] = np.nan
     np.save(path("nan.npy"), nan_layer)
     cases["nan"] = (path("nan.npy"), "NaN or infinity at sample 3, feature 2")
+    # A subdirectory named like a layer inside a layer directory: exit 2 naming it (issue 7, item 8; the
+    # streamed linear route).
+    os.makedirs(path(os.path.join("nested", "inner.npy")))
+    np.save(path(os.path.join("nested", "good.npy")), base)
+    cases["subdirectory"] = (path("nested"), "inner.npy: not a regular file")
     for what, (file, message) in cases.items():
         rc, out, err = run(files[0], file)
         lines = err.strip().split("\n")

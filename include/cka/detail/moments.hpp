@@ -120,6 +120,17 @@ class moments {
     }
   }
 
+  /// Adds the rows of two views (a two-block state: x → block 0, y → block 1), buffered in x's storage
+  /// order. The views were checked by the caller (same rows, right widths, finite).
+  template <class VX, class VY>
+  void add_pair(const char* fn, const VX& x, const VY& y) {
+    add<VX::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
+        fn, x.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
+          if (b == 0) dest = x.middleRows(r0, h).template cast<A>();
+          else dest = y.middleRows(r0, h).template cast<A>();
+        });
+  }
+
   /// Adds another state over the same blocks; a different shift is moved to this one first (exactly, by
   /// the triangular map T). An empty state without a shift takes the other's shift.
   void merge(const char* fn, const moments& other) {

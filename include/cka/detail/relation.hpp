@@ -50,11 +50,7 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   using std::sqrt;
   const Eigen::Index ds = s.cols(), dt = t.cols();
   moments<A> m({ds, dt});
-  m.template add<MS::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
-      fn, s.rows(), [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
-        if (b == 0) dest = s.middleRows(r0, h).template cast<A>();
-        else dest = t.middleRows(r0, h).template cast<A>();
-      });
+  m.add_pair(fn, s, t);
   const matrix<A> c = m.centered();
   const centered_sums<A> sums = m.pair_sums(c, 0, 1, est);
   relation_value<A> out{cka_ratio(fn, sums, when_undefined::raise, relation_sides()), matrix<A>()};
