@@ -16,7 +16,7 @@ cka::matrix<float> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
   return m;
 }
 
-const cka::detail::relation_spec opts{true, false, cka::estimator::biased};  // the default relation_options
+const cka::detail::relation_spec opts = cka::rcka::detail::spec(cka::rcka::relation_options{});  // the defaults
 
 // Logits are float, as a framework hands them over; the library computes in double.
 void BM_sample_forward(benchmark::State& state) {

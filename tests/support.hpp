@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 #include <random>
 
 namespace test {
@@ -30,6 +31,14 @@ template <class T>
 mat<T> related(const mat<T>& x, Eigen::Index d2, std::uint64_t seed, double noise = 0.5) {
   const mat<T> w = normal<T>(x.cols(), d2, seed);
   return (x * w / T(std::sqrt(double(x.cols()))) + T(noise) * normal<T>(x.rows(), d2, seed + 1)).eval();
+}
+
+/// The indices of a similarity_matrix result's undefined layers.
+template <class R>
+std::vector<std::size_t> undefined_layers(const R& r) {
+  std::vector<std::size_t> out;
+  for (const auto& u : r.undefined) out.push_back(u.layer);
+  return out;
 }
 
 /// |a − b| / |b| in double.

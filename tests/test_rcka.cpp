@@ -117,7 +117,9 @@ TEST_CASE("the feature-space form (fewer features than rows) has the same values
     CHECK(std::abs(cka::rcka::sample_relation_loss(t, t, o).value) < 1e-14);
   }
   const test::mat<double> flat = test::mat<double>::Constant(12, 2, 0.3);
-  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t), Contains("constant student"));
+  cka::rcka::relation_options raise;
+  raise.on_undefined = cka::rcka::undefined_policy::raise;
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t, raise), Contains("constant student"));
 }
 
 #if CKA_TEST_HAVE_BOOST
@@ -202,9 +204,12 @@ TEST_CASE("RCKA bad input", "[rcka][errors]") {
   const auto t7 = test::normal<double>(7, 5, 53), t6c = test::normal<double>(8, 6, 54);
   CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(s, t7), Contains("rcka::sample_relation_loss") && Contains("7"));
   CHECK_THROWS_WITH(cka::rcka::class_relation_loss(s, t6c), Contains("5 classes") && Contains("6"));
-  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(1), t.topRows(1)), std::invalid_argument);
-  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(3), t.topRows(3), {true, false, estimator::unbiased}),
-                  std::invalid_argument);
+  cka::rcka::relation_options raise;
+  raise.on_undefined = cka::rcka::undefined_policy::raise;
+  cka::rcka::relation_options raise_unbiased = raise;
+  raise_unbiased.est = estimator::unbiased;
+  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(1), t.topRows(1), raise), std::invalid_argument);
+  CHECK_THROWS_AS(cka::rcka::sample_relation_loss(s.topRows(3), t.topRows(3), raise_unbiased), std::invalid_argument);
   CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(s, t, {true, true, estimator::unbiased}),
                     Contains("row_normalize"));
   test::mat<double> bad = s;
@@ -213,11 +218,14 @@ TEST_CASE("RCKA bad input", "[rcka][errors]") {
   CHECK_THROWS_AS(cka::rcka::rcka_loss(s, bad), std::invalid_argument);
   // Undefined alignments: a constant student, a zero row under row_normalize.
   const test::mat<double> flat = test::mat<double>::Constant(8, 5, 0.3);
-  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t), Contains("constant student"));
-  CHECK_THROWS_AS(cka::rcka::class_relation_loss(t, flat), std::domain_error);
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(flat, t, raise), Contains("constant student"));
+  CHECK_THROWS_AS(cka::rcka::class_relation_loss(t, flat, raise), std::domain_error);
   test::mat<double> zero_row = s;
   zero_row.row(4).setZero();
-  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(zero_row, t, {false, true}), Contains("row 4"));
+  cka::rcka::relation_options raise_official = raise;
+  raise_official.centered = false;
+  raise_official.row_normalize = true;
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(zero_row, t, raise_official), Contains("row 4"));
   // Patch grids.
   const auto maps = test::normal<double>(2 * 3 * 8 * 8, 1, 55);
   CHECK_THROWS_WITH(cka::rcka::patch_loss(maps, maps, {2, 3, 8, 8}, 16, 16), Contains("at least 2"));
@@ -250,4 +258,81 @@ TEST_CASE("patch_loss pads, reads row-major maps, and averages channels", "[rcka
     expected += cka::rcka::sample_relation_loss(ps, pt).value / 2;
   }
   CHECK(test::rel_err(cka::rcka::patch_loss(vs, vt, shape, 2, 2).value, expected) < 1e-13);
+}
+
+TEST_CASE("losses skip undefined terms by default: value 0, zero gradient, counted", "[rcka][undefined]") {
+  const auto s = test::normal<double>(8, 5, 71), t = test::normal<double>(8, 5, 72);
+  const test::mat<double> zero = test::mat<double>::Zero(8, 5);
+  auto check_skipped = [](const cka::rcka::loss_result<double>& r, Eigen::Index rows, Eigen::Index cols) {
+    CHECK(r.skipped == 1);
+    CHECK(r.value == 0.0);
+    CHECK(r.grad.rows() == rows);
+    CHECK(r.grad.cols() == cols);
+    CHECK(r.grad.cwiseAbs().maxCoeff() == 0.0);
+  };
+  // A zero-initialised student, a constant teacher, a last batch of 1, a batch of 3 under the unbiased estimator.
+  check_skipped(cka::rcka::sample_relation_loss(zero, t), 8, 5);
+  check_skipped(cka::rcka::sample_relation_loss(s, zero), 8, 5);
+  check_skipped(cka::rcka::feature_loss(s.topRows(1), t.topRows(1)), 1, 5);
+  cka::rcka::relation_options unbiased;
+  unbiased.est = estimator::unbiased;
+  check_skipped(cka::rcka::sample_relation_loss(s.topRows(3), t.topRows(3), unbiased), 3, 5);
+  cka::rcka::relation_options official;
+  official.centered = false;
+  official.row_normalize = true;
+  test::mat<double> zero_row = s;
+  zero_row.row(4).setZero();
+  check_skipped(cka::rcka::sample_relation_loss(zero_row, t, official), 8, 5);
+  // Both RCKA terms of zero logits are undefined.
+  const auto both = cka::rcka::rcka_loss(zero, t);
+  CHECK(both.skipped == 2);
+  CHECK(both.value == 0.0);
+  // A defined term is not counted; a batch of 2 is aligned by construction: loss 0, zero gradient.
+  CHECK(cka::rcka::sample_relation_loss(s, t).skipped == 0);
+  const auto two = cka::rcka::sample_relation_loss(s.topRows(2), t.topRows(2));
+  CHECK(two.skipped == 0);
+  CHECK(std::abs(two.value) < 1e-15);
+  CHECK(two.grad.cwiseAbs().maxCoeff() < 1e-14 * s.topRows(2).cwiseAbs().maxCoeff());
+}
+
+TEST_CASE("patch_loss leaves dead channels out of the mean", "[rcka][undefined][patch]") {
+  // Three channels, the teacher's channel 1 dead (all zero, as after a ReLU): the loss and gradient equal
+  // those of the two live channels alone, and the student's channel 1 gets no gradient.
+  const Eigen::Index nb = 2, nh = 6, nw = 6, hw = nh * nw;
+  const auto vs = test::normal<double>(nb * 3 * hw, 1, 81);
+  test::mat<double> vt = vs + 0.5 * test::normal<double>(nb * 3 * hw, 1, 82);
+  for (Eigen::Index b = 0; b < nb; ++b) vt.middleRows((b * 3 + 1) * hw, hw).setZero();
+  test::mat<double> ls(nb * 2 * hw, 1), lt(nb * 2 * hw, 1);  // channels 0 and 2 only
+  for (Eigen::Index b = 0; b < nb; ++b)
+    for (Eigen::Index c = 0; c < 2; ++c) {
+      ls.middleRows((b * 2 + c) * hw, hw) = vs.middleRows((b * 3 + 2 * c) * hw, hw);
+      lt.middleRows((b * 2 + c) * hw, hw) = vt.middleRows((b * 3 + 2 * c) * hw, hw);
+    }
+  const auto all = cka::rcka::patch_loss(vs, vt, {nb, 3, nh, nw}, 3, 3);
+  const auto live = cka::rcka::patch_loss(ls, lt, {nb, 2, nh, nw}, 3, 3);
+  CHECK(all.skipped == 1);
+  CHECK(live.skipped == 0);
+  CHECK(test::rel_err(all.value, live.value) < 1e-14);
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    CHECK(all.grad.middleRows((b * 3 + 1) * hw, hw).cwiseAbs().maxCoeff() == 0.0);
+    for (Eigen::Index c = 0; c < 2; ++c) {
+      CHECK(rel_norm<double>(all.grad.middleRows((b * 3 + 2 * c) * hw, hw), live.grad.middleRows((b * 2 + c) * hw, hw)) <
+            1e-14);
+    }
+  }
+  cka::rcka::relation_options raise;
+  raise.on_undefined = cka::rcka::undefined_policy::raise;
+  CHECK_THROWS_AS(cka::rcka::patch_loss(vs, vt, {nb, 3, nh, nw}, 3, 3, raise), std::domain_error);
+  // Every channel dead: value 0, zero gradient, all counted.
+  const auto none = cka::rcka::patch_loss(vs, test::mat<double>::Zero(vs.rows(), 1).eval(), {nb, 3, nh, nw}, 3, 3);
+  CHECK(none.skipped == 3);
+  CHECK(none.value == 0.0);
+  CHECK(none.grad.cwiseAbs().maxCoeff() == 0.0);
+  // A patch far larger than the map is one patch of the map (and the grid then needs 2).
+  CHECK_THROWS_WITH(cka::rcka::patch_loss(vs, vt, {nb, 3, nh, nw}, Eigen::Index(1) << 40, Eigen::Index(1) << 40),
+                    Contains("at least 2"));
+  const auto wide = cka::rcka::patch_loss(vs, vt, {nb, 3, nh, nw}, 2, Eigen::Index(1) << 40);
+  const auto exact = cka::rcka::patch_loss(vs, vt, {nb, 3, nh, nw}, 2, nw);
+  CHECK(exact.value > 0.01);
+  CHECK(test::rel_err(wide.value, exact.value) < 1e-14);
 }

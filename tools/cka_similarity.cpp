@@ -482,7 +482,7 @@ int main(int argc, char** argv) {
       const Eigen::Index ncols = cfg.versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_files.size());
       result.values = full.block(0, col0, Eigen::Index(row_files.size()), ncols);
       for (Eigen::Index a = 0; a < full.rows(); ++a)
-        if (std::isnan(full(a, a))) result.constant.push_back(std::size_t(a));
+        if (std::isnan(full(a, a))) result.undefined.push_back({std::size_t(a), "zero variance (all samples equal)"});
     } else if (cfg.rbf) {
       result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, rbf, cfg.options)
                           : cka::similarity_matrix(rows.values, rbf, cfg.options);
@@ -495,9 +495,9 @@ int main(int argc, char** argv) {
   }
   if (drawn) std::fprintf(stderr, "\r%*s\r", 50, "");
   if (!cfg.quiet) {
-    for (std::size_t a : result.constant) {
-      const std::string& name = a < rows.names.size() ? rows.names[a] : cols.names[a - rows.names.size()];
-      std::fprintf(stderr, "cka-similarity: warning: layer %s has zero variance; its cells are nan\n", name.c_str());
+    for (const auto& u : result.undefined) {
+      const std::string& name = u.layer < rows.names.size() ? rows.names[u.layer] : cols.names[u.layer - rows.names.size()];
+      std::fprintf(stderr, "cka-similarity: warning: layer %s: %s; its cells are nan\n", name.c_str(), u.cause.c_str());
     }
     if (result.dropped_samples) {
       std::fprintf(stderr, "cka-similarity: warning: the last %ld samples (a batch shorter than 4) were left out\n",

@@ -12,28 +12,58 @@
 
 #include <Eigen/Core>
 
+#include <cmath>
+#include <type_traits>
+
 namespace cka {
 namespace detail {
 
+/// Throws cka::domain_error (overflow) unless every entry of the n×n kernel matrix g is finite.
+template <class A>
+void require_finite_gram(const char* fn, const matrix<A>& g) {
+  if (g.allFinite()) return;
+  fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of "
+                  "high degree, or distances too large to square); rescale the inputs or the kernel parameters");
+}
+
 /// Full symmetric n×n Gram of the rows of x under `kernel`, in scalar A. Inner-product kernels use the raw
 /// features; squared-distance kernels use column-centered features (distances are translation invariant and
-/// centering keeps float data with a large offset accurate); generic kernels are called per pair i ≤ j.
+/// centering keeps float data with a large offset accurate; a median-rule RBF, which is also scale
+/// invariant, first scales extreme magnitudes by a power of two so their squares stay in range); generic
+/// kernels are called per pair i ≤ j. Throws cka::domain_error (overflow) for a kernel value outside the
+/// range of A, naming `fn`.
 template <class A, class M, class Kernel>
-matrix<A> gram_of(const M& x, const Kernel& kernel) {
+matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
   constexpr kernel_form form = kernel_traits<Kernel>::form;
   if constexpr (form == kernel_form::inner_product) {
     matrix<A> g = symmetric_outer<A>(promote<A>(x));
     kernel.from_inner_products(g);
+    require_finite_gram(fn, g);
     return g;
   } else if constexpr (form == kernel_form::squared_distance) {
+    if constexpr (std::is_same_v<Kernel, rbf_kernel>) {
+      if (kernel.uses_median()) {
+        const A scale = safe_scale<A>(x);
+        if (scale != A(1)) return gram_of<A>(matrix<A>(x.template cast<A>() * scale), kernel, fn);
+      }
+    }
     matrix<A> d = centered_row_gram<A>(x);
     const vector<A> sq = d.diagonal();
+    if (!sq.allFinite()) {
+      fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the "
+                      "inputs and the bandwidth together (a median-rule bandwidth does so itself)");
+    }
     for (Eigen::Index j = 0; j < d.cols(); ++j) {
       // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩: rounding can make it slightly negative, never exact arithmetic.
       d.col(j) = (sq.array() + sq(j) - A(2) * d.col(j).array()).max(A(0)).matrix();
       d(j, j) = A(0);
     }
+    if (!d.allFinite()) {
+      fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the "
+                      "inputs and the bandwidth together (a median-rule bandwidth does so itself)");
+    }
     kernel.from_squared_distances(d);
+    require_finite_gram(fn, d);
     return d;
   } else {
     decltype(auto) xa = promote<A>(x);
@@ -45,6 +75,7 @@ matrix<A> gram_of(const M& x, const Kernel& kernel) {
         g(j, i) = g(i, j);
       }
     }
+    require_finite_gram(fn, g);
     return g;
   }
 }

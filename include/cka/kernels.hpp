@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace cka {
@@ -41,23 +42,50 @@ struct kernel_traits {
 /// - `all_pairs`: all n² entries of the distance matrix, the n zeros of its diagonal included, with NumPy's
 ///   median (the mean of the two middle values when the count is even) — Kornblith et al.'s reference code.
 /// - `off_diagonal`: the n(n−1)/2 distinct pairs i < j, same median definition.
-enum class median_rule { all_pairs, off_diagonal };
+/// - `nonzero`: the distinct pairs i < j at a positive distance only (duplicated rows left out), same
+///   median definition — a convention some implementations use so that repeated samples, sparse layers
+///   or one-hot labels still get a positive bandwidth; zero only when all rows coincide.
+enum class median_rule { all_pairs, off_diagonal, nonzero };
 
 /// Median of the squared distances in the full symmetric n×n matrix d (zero diagonal), under `rule`.
 /// Exact, in O(n²) time and O(1) extra memory for typical data: a histogram of the n(n−1)/2 values below
 /// the diagonal locates the bin holding the middle rank(s), and only that bin's values are then selected
 /// (a full sort or a selection over a copy of all n²/2 values costs several times more at n = 4096).
-/// Throws cka::invalid_argument if d has fewer than 2 rows.
+/// Returns 0 for `nonzero` when every distance is zero.
+/// Throws cka::invalid_argument if d has fewer than 2 rows, or an entry below the diagonal is NaN, ±Inf
+/// or negative (the message names it).
 template <class T>
 T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::all_pairs) {
+  const char* fn = "median_squared_distance";
   const Eigen::Index n = d.rows();
-  detail::require_samples("median_squared_distance", "the distance matrix", n, 2, "a median bandwidth");
+  detail::require_samples(fn, "the distance matrix", n, 2, "a median bandwidth");
+  if (d.cols() != n) detail::fail_argument(fn, "the distance matrix is ", n, "x", d.cols(), "; it must be square");
+  // Validity and the count of zero distances below the diagonal, in one vectorised pass.
+  Eigen::Index zeros = 0;
+  for (Eigen::Index j = 0; j + 1 < n; ++j) {
+    const auto below = d.col(j).tail(n - j - 1);
+    if (!below.allFinite() || (below.array() < T(0)).any()) {
+      for (Eigen::Index i = j + 1; i < n; ++i)
+        if (!detail::is_finite_value(d(i, j)) || d(i, j) < T(0)) {
+          detail::fail_argument(fn, "d(", i, ", ", j, ") = ", d(i, j),
+                                " is not a squared distance (it must be finite and non-negative)");
+        }
+    }
+    zeros += (below.array() == T(0)).count();
+  }
   // Ranks (0-based) of the middle value(s) in the multiset; with all_pairs the sorted list is n zeros (the
-  // diagonal) followed by every off-diagonal value twice. position() maps a rank to a rank among the
-  // off-diagonal values, or −1 for a diagonal zero.
+  // diagonal) followed by every off-diagonal value twice; with nonzero it is the off-diagonal values after
+  // their `zeros` leading zeros. position() maps a rank to a rank among the off-diagonal values, or −1 for
+  // a diagonal zero.
   const Eigen::Index pairs = n * (n - 1) / 2;
-  const Eigen::Index count = rule == median_rule::all_pairs ? n * n : pairs;
-  auto position = [&](Eigen::Index k) { return rule == median_rule::all_pairs ? (k < n ? -1 : (k - n) / 2) : k; };
+  if (rule == median_rule::nonzero && zeros == pairs) return T(0);
+  const Eigen::Index count = rule == median_rule::all_pairs ? n * n
+                             : rule == median_rule::nonzero  ? pairs - zeros
+                                                             : pairs;
+  auto position = [&](Eigen::Index k) {
+    if (rule == median_rule::all_pairs) return k < n ? Eigen::Index(-1) : (k - n) / 2;
+    return rule == median_rule::nonzero ? k + zeros : k;
+  };
   const Eigen::Index lo_rank = position((count - 1) / 2), hi_rank = position(count / 2);
   if (hi_rank < 0) return T(0);
   const Eigen::Index first_rank = lo_rank < 0 ? hi_rank : lo_rank;
@@ -71,11 +99,12 @@ T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::al
   // Bin edges in double; the bin of a value is a non-decreasing function of it, so bins keep the order.
   const double lo = static_cast<double>(tmin), hi = static_cast<double>(tmax);
   const Eigen::Index bins = std::min<Eigen::Index>(Eigen::Index(1) << 12, pairs);
-  const double scale = hi > lo ? double(bins) / (hi - lo) : 0.0;
+  // (v − lo)/(hi − lo) lies in [0, 1] for every finite value, so the bin index never overflows.
+  const double range = hi > lo ? hi - lo : 1.0;
   Eigen::Matrix<Eigen::Index, Eigen::Dynamic, 1> bin(n);
   auto bins_of_column = [&](Eigen::Index j) {  // bins of d(j+1.., j), vectorised
     const Eigen::Index m = n - j - 1;
-    bin.head(m) = ((d.col(j).tail(m).template cast<double>().array() - lo) * scale)
+    bin.head(m) = ((d.col(j).tail(m).template cast<double>().array() - lo) / range * double(bins))
                       .floor()
                       .min(double(bins - 1))
                       .template cast<Eigen::Index>()
@@ -111,8 +140,19 @@ T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::al
   if (lo_rank == hi_rank) return upper;
   // The lower middle value is a diagonal zero, or the largest value ranked below the upper one.
   const T lower = lo_rank < 0 ? T(0) : *std::max_element(v.begin(), hi_at);
-  return T((lower + upper) / 2);
+  // NumPy's (a + b)/2, halved first only where the sum would overflow.
+  const T mid = T((lower + upper) / 2);
+  return detail::is_finite_value(mid) ? mid : T(lower / 2 + upper / 2);
 }
+
+namespace detail {
+/// Thrown (as the cka::domain_error it is) when a median bandwidth comes out zero; similarity_matrix
+/// catches it to give that layer NaN cells instead of losing the whole matrix.
+class zero_bandwidth : public domain_error {
+ public:
+  using domain_error::domain_error;
+};
+}  // namespace detail
 
 /// Linear kernel k(x, y) = ⟨x, y⟩.
 struct linear_kernel {
@@ -176,18 +216,42 @@ class rbf_kernel {
   template <class T>
   T bandwidth_squared(const matrix<T>& d) const {
     if (!uses_median()) return T(T(sigma_) * T(sigma_));
-    const T s2 = T(T(fraction_) * T(fraction_) * median_squared_distance(d, rule_));
-    if (!(s2 > T(0))) {
-      detail::fail_domain("rbf_kernel::median", "the median squared distance is ", s2,
-                          " (more than half of the pairs coincide), so the bandwidth is zero");
+    const T median = median_squared_distance(d, rule_);
+    const T s2 = T(T(fraction_) * T(fraction_) * median);
+    if (!(median > T(0))) {
+      throw detail::zero_bandwidth(
+          rule_ == median_rule::nonzero
+              ? "cka::rbf_kernel::median: every squared distance is 0 (all samples coincide), so the bandwidth "
+                "is zero"
+              : "cka::rbf_kernel::median: the median squared distance is 0 (at least half of the pairs coincide), "
+                "so the bandwidth is zero; median_rule::nonzero or a fixed sigma avoids it");
+    }
+    if (!(s2 > T(0)) || !detail::is_finite_value(s2)) {
+      detail::fail_domain("rbf_kernel::median", "sigma^2 = fraction^2 * median = ", fraction_, "^2 * ", median,
+                          " is outside the range of the accumulation type");
     }
     return s2;
   }
 
+  /// Replaces squared distances by kernel values exp(−d/(2σ²)). When 1/(2σ²) overflows (σ below ~1e−154)
+  /// the exponent is formed as −(d/σ)/(2σ): 1 on the diagonal, the true (usually zero) value elsewhere.
+  /// Throws cka::domain_error when σ² overflows (σ above ~1e154): every kernel value would round to 1.
   template <class T>
   void from_squared_distances(matrix<T>& d) const {
-    const T scale = T(T(-1) / (T(2) * bandwidth_squared(d)));
-    d = (d.array() * scale).exp().matrix();
+    using std::exp;
+    using std::sqrt;
+    const T s2 = uses_median() ? bandwidth_squared(d) : T(T(sigma_) * T(sigma_));
+    const T scale = T(T(-1) / (T(2) * s2));
+    if (detail::is_finite_value(scale) && scale != T(0)) {
+      d = (d.array() * scale).exp().matrix();
+    } else if (scale == T(0)) {
+      detail::fail_domain("rbf_kernel", "overflow: sigma^2 = ", s2, " exceeds the range of the accumulation "
+                          "type, so every kernel value rounds to 1; rescale the inputs and sigma together");
+    } else {
+      const T root = uses_median() ? T(sqrt(s2)) : T(sigma_);
+      const T half = T(T(-1) / (T(2) * root));
+      d = d.unaryExpr([&](const T& v) { return v == T(0) ? T(1) : T(exp(T(T(v / root) * half))); });
+    }
   }
 
  private:

@@ -56,8 +56,8 @@ mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, 
     if (!(norm > A(0))) detail::fail_domain(fn, "the Gram of ", name, " is zero, so the alignment is undefined");
     return matrix<A>(g / norm);
   };
-  const matrix<A> k = normalised(detail::gram_of<A>(xv, kernel), "X");
-  const matrix<A> l = normalised(detail::gram_of<A>(yv, kernel), "Y");
+  const matrix<A> k = normalised(detail::gram_of<A>(xv, kernel, "mmd_bound"), "X");
+  const matrix<A> l = normalised(detail::gram_of<A>(yv, kernel, "mmd_bound"), "Y");
   const A nn = A(xv.rows());
   const A gap = A(k.mean() - l.mean());
   return {T(k.cwiseProduct(l).sum()), T(1), T((k - l).squaredNorm() / A(2)), T(gap),

@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <type_traits>
 
 namespace cka::rcka {
@@ -25,27 +26,41 @@ namespace cka::rcka {
 /// - `{centered = false, row_normalize = false}`: the plain uncentered cosine of the Grams.
 /// `row_normalize` with `centered = true` scales the rows first and then applies H·H; it needs the
 /// biased estimator (the U-centering is defined for symmetric Grams only).
+/// `on_undefined` says what a term whose alignment is undefined does — a constant (e.g. zero-initialised)
+/// student or teacher, a dead (all-zero) channel, a batch below 2 (4 for the unbiased estimator), a zero
+/// row under row_normalize — all ordinary in training:
+/// - `skip` (default): the term contributes 0 to the value and 0 to the gradient and is counted in
+///   `loss_result::skipped`; patch_loss averages over the channels where it is defined.
+/// - `raise`: cka::invalid_argument (too few samples) or cka::domain_error (no variance), as CKA itself.
+enum class undefined_policy { skip, raise };
+
 struct relation_options {
   bool centered = true;
   bool row_normalize = false;
   estimator est = estimator::biased;
+  undefined_policy on_undefined = undefined_policy::skip;
 };
 
-/// A loss value and its gradient with respect to the student input.
+/// A loss value, its gradient with respect to the student input, and how many terms (relations, or
+/// channels of patch_loss) were undefined and skipped under undefined_policy::skip.
 template <class T>
 struct loss_result {
   T value;
   matrix<T> grad;
+  Eigen::Index skipped = 0;
 };
 
 namespace detail {
 
-inline cka::detail::relation_spec spec(const relation_options& o) { return {o.centered, o.row_normalize, o.est}; }
+inline cka::detail::relation_spec spec(const relation_options& o) {
+  return {o.centered, o.row_normalize, o.est, o.on_undefined == undefined_policy::skip};
+}
 
 template <class T, class A>
 loss_result<T> as_loss(const cka::detail::relation_value<A>& r, bool transpose) {
   matrix<T> g = transpose ? matrix<T>(r.grad.transpose().template cast<T>()) : matrix<T>(r.grad.template cast<T>());
-  return {T(A(1) - r.alignment), T(-1) * g};
+  if (!r.defined) return {T(0), g, 1};
+  return {T(A(1) - r.alignment), T(-1) * g, 0};
 }
 
 template <class VS, class VT>
@@ -71,9 +86,13 @@ loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBa
 
 /// Sample-relation loss (the paper's intra-class term): 1 − alignment of the B×B Grams of the rows of the
 /// student (B×Cs logits or features) and the teacher (B×Ct); widths may differ.
-/// Cost O(B²(Cs+Ct)) for value and gradient. Throws cka::invalid_argument for different batch sizes,
-/// B below 2 (4 for the unbiased estimator), NaN/Inf, or row_normalize with centered unbiased CKA;
-/// cka::domain_error for a constant student or teacher (or a zero row under row_normalize).
+/// Cost O(B²(Cs+Ct)) for value and gradient, or O(B(Cs+Ct)²) when Cs + Ct < B.
+/// A batch of 2 gives loss 0 and a zero gradient by construction (two centered points are always aligned).
+/// An undefined alignment (a constant student or teacher, B below 2 — 4 for the unbiased estimator —, a
+/// zero row under row_normalize) follows opts.on_undefined: skipped by default (value 0, zero gradient,
+/// skipped = 1). Throws cka::invalid_argument for different batch sizes, NaN/Inf, or row_normalize with
+/// centered unbiased CKA; under undefined_policy::raise also for the undefined cases (cka::domain_error
+/// for no variance).
 template <class DS, class DT>
 loss_result<typename DS::Scalar> sample_relation_loss(const Eigen::MatrixBase<DS>& student,
                                                       const Eigen::MatrixBase<DT>& teacher,
@@ -130,6 +149,7 @@ loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_
   const auto c = class_relation_loss(student_logits, teacher_logits, opts);
   s.value = T(T(weights.sample) * s.value + T(weights.cls) * c.value);
   s.grad = T(weights.sample) * s.grad + T(weights.cls) * c.grad;
+  s.skipped += c.skipped;
   return s;
 }
 
@@ -157,13 +177,16 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   }
   const cka::detail::view_t<DS> s(student.derived());
   const cka::detail::view_t<DT> t(teacher.derived());
-  const Eigen::Index total = nb * nc * nh * nw;
+  // B·C·H·W, each factor checked against the input's size first, so the product cannot overflow.
+  const Eigen::Index size = s.size();
+  Eigen::Index total = 1;
+  for (Eigen::Index f : {nb, nc, nh, nw}) total = total > size / f ? size + 1 : total * f;
   if (s.size() != total || t.size() != total) {
-    cka::detail::fail_argument(fn, "student has ", s.size(), " values and teacher ", t.size(),
-                               " but shape {", nb, ", ", nc, ", ", nh, ", ", nw, "} needs ", total);
+    cka::detail::fail_argument(fn, "student has ", s.size(), " values and teacher ", t.size(), " but shape {",
+                               nb, ", ", nc, ", ", nh, ", ", nw, "} needs ", double(nb) * double(nc) * double(nh) * double(nw));
   }
   detail::require_inputs(fn, s, t);
-  const Eigen::Index gh = (nh + patch_h - 1) / patch_h, gw = (nw + patch_w - 1) / patch_w;
+  const Eigen::Index gh = nh / patch_h + (nh % patch_h != 0), gw = nw / patch_w + (nw % patch_w != 0);
   if (gh * gw < 2) {
     cka::detail::fail_argument(fn, "a ", nh, "x", nw, " map gives ", gh * gw, " patch of ", patch_h, "x",
                                patch_w, "; the patch relation needs at least 2");
@@ -173,18 +196,22 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     using V = std::decay_t<decltype(v)>;
     return V::IsRowMajor ? v(i / v.cols(), i % v.cols()) : v(i % v.rows(), i / v.rows());
   };
-  const Eigen::Index area = patch_h * patch_w, patches = gh * gw;
+  // A patch larger than the map holds zero padding only beyond it, which no Gram sees: its columns are
+  // indexed within the map (ph × pw), so memory stays bounded by the input whatever the patch size.
+  const Eigen::Index ph = std::min(patch_h, nh), pw = std::min(patch_w, nw);
+  const Eigen::Index area = ph * pw, patches = gh * gw;
   // Calls f(NCHW index, patch row, patch column) for every value of channel c.
   auto visit = [&](Eigen::Index c, auto&& f) {
     for (Eigen::Index b = 0; b < nb; ++b)
       for (Eigen::Index y = 0; y < nh; ++y)
         for (Eigen::Index x = 0; x < nw; ++x)
           f(((b * nc + c) * nh + y) * nw + x, (y / patch_h) * gw + x / patch_w,
-            b * area + (y % patch_h) * patch_w + x % patch_w);
+            b * area + (y % ph) * pw + x % pw);
   };
   matrix<A> ps(patches, nb * area), pt(patches, nb * area);
   matrix<T> grad = matrix<T>::Zero(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
   A sum(0);
+  Eigen::Index skipped = 0;
   for (Eigen::Index c = 0; c < nc; ++c) {
     // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
     ps.setZero();
@@ -194,11 +221,15 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       pt(row, col) = A(at(t, i));
     });
     const auto r = cka::detail::row_relation<A>(fn, ps, pt, spec(opts), want_grad);
+    if (!r.defined) {  // a dead or constant channel: left out of the mean
+      ++skipped;
+      continue;
+    }
     sum += A(1) - r.alignment;
     if (!want_grad) continue;
-    // Scatter the channel's gradient (mean over channels: 1/C each); padding has none.
+    // Scatter the channel's gradient (scaled to the mean over the defined channels below); padding has none.
     visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-      const T g = T(-r.grad(row, col) / A(nc));
+      const T g = T(-r.grad(row, col));
       if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
         grad(i / s.cols(), i % s.cols()) = g;
       } else {
@@ -206,7 +237,10 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       }
     });
   }
-  return {T(sum / A(nc)), grad};
+  const Eigen::Index used = nc - skipped;
+  if (used == 0) return {T(0), grad, skipped};
+  if (want_grad) grad *= T(A(1) / A(used));
+  return {T(sum / A(used)), grad, skipped};
 }
 
 }  // namespace detail
@@ -220,9 +254,12 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
 /// embedded in a zero canvas, its values are used as they are, and the padding carries no gradient. (The
 /// reference code resizes bilinearly to the next multiple instead, which alters every value.)
 /// Cost O(C·P²·B·patch_h·patch_w) for P patches per channel, plus one pass over the maps.
-/// Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below 1, the grid
-/// has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; cka::domain_error if a
-/// channel is constant.
+/// A channel whose alignment is undefined (dead or constant in the student or the teacher) follows
+/// opts.on_undefined: by default it is left out and the mean is over the other channels (`skipped` counts
+/// it; all skipped: value 0, zero gradient). A grid of 2 patches gives loss 0 and a zero gradient by
+/// construction. Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below
+/// 1, the grid has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; under
+/// undefined_policy::raise, cka::domain_error for a constant channel.
 template <class DS, class DT>
 loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student,
                                             const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,

@@ -54,6 +54,14 @@ centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
 /// True when the feature-space form is cheaper: nD² flops against n²D, i.e. D = d1 + d2 < n.
 inline bool prefer_feature_space(Eigen::Index n, Eigen::Index d1, Eigen::Index d2) { return d1 + d2 < n; }
 
+/// Linear CKA of two checked views, by the cheaper route.
+template <class A, class VX, class VY>
+A linear_cka_of(const VX& x, const VY& y, estimator est) {
+  const auto s = prefer_feature_space(x.rows(), x.cols(), y.cols()) ? linear_sums_features<A>(x, y, est)
+                                                                     : linear_sums_grams<A>(x, y, est);
+  return cka_ratio("linear_cka", s);
+}
+
 
 }  // namespace detail
 
@@ -76,7 +84,9 @@ typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::Matrix
 /// Linear CKA between X (n×d1) and Y (n×d2), d1 ≠ d2 allowed:
 ///   ‖XcᵀYc‖²_F / (‖XcᵀXc‖_F ‖YcᵀYc‖_F) for the biased estimator (Xc: X with centered columns), and the
 ///   debiased CKA of Kornblith et al. for `estimator::unbiased`.
-/// Features are centered first (in double for float input), so a large common offset costs no accuracy.
+/// Features are centered first (in double for float input), so a large common offset costs no accuracy;
+/// magnitudes beyond 2^±200 are scaled by a power of two first (CKA is scale-invariant), so 1e300 or 1e−170
+/// give the same value as 1.
 /// Cost: min(n(d1+d2)², n²(d1+d2)) flops — feature space when d1 + d2 < n, else Gram space; both give the
 /// same value. Memory: (d1+d2)² or 2n², plus one 8 MiB chunk buffer (no centered copy of the inputs).
 /// Throws cka::invalid_argument if the sample counts differ, n < min_samples(est), or an entry is NaN or
@@ -90,10 +100,14 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
   detail::require_representation_pair("linear_cka", xv, yv, est);
-  const auto s = detail::prefer_feature_space(xv.rows(), xv.cols(), yv.cols())
-                     ? detail::linear_sums_features<A>(xv, yv, est)
-                     : detail::linear_sums_grams<A>(xv, yv, est);
-  return T(detail::cka_ratio("linear_cka", s));
+  // CKA is scale-invariant: magnitudes whose fourth powers would leave the range of A are first scaled by
+  // a power of two (exactly; one O(nd) scan, and a scaled copy only in that rare case).
+  const A sx = detail::safe_scale<A>(xv), sy = detail::safe_scale<A>(yv);
+  if (sx != A(1) || sy != A(1)) {
+    const matrix<A> xs = xv.template cast<A>() * sx, ys = yv.template cast<A>() * sy;
+    return T(detail::linear_cka_of<A>(xs, ys, est));
+  }
+  return T(detail::linear_cka_of<A>(xv, yv, est));
 }
 
 /// Kernel CKA between X (n×d1) and Y (n×d2): gram_cka(gram(X, kx), gram(Y, ky)), each Gram formed once in
@@ -114,8 +128,8 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
     const detail::view_t<DX> xv(x.derived());
     const detail::view_t<DY> yv(y.derived());
     detail::require_representation_pair("kernel_cka", xv, yv, est);
-    const matrix<A> k = detail::gram_of<A>(xv, kx);
-    const matrix<A> l = detail::gram_of<A>(yv, ky);
+    const matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka");
+    const matrix<A> l = detail::gram_of<A>(yv, ky, "kernel_cka");
     return T(detail::cka_ratio("kernel_cka", detail::centered_products<A>(k, l, est)));
   }
 }

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -34,13 +35,19 @@ struct similarity_matrix_options {
   std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional progress report
 };
 
-/// values(i, j) = CKA(row layer i, column layer j), in the accumulation type A; NaN where a layer has zero
-/// variance (listed in `constant`, indices into the list of all layers: rows first, then columns for a
-/// rectangular matrix).
+/// A layer whose CKA is undefined, and why: zero variance, or (RBF with a median bandwidth) a median
+/// squared distance of zero in some batch.
+struct undefined_layer {
+  std::size_t layer;  ///< index into the list of all layers: rows first, then columns for a rectangular matrix
+  std::string cause;
+};
+
+/// values(i, j) = CKA(row layer i, column layer j), in the accumulation type A; NaN in the rows and
+/// columns of the layers listed in `undefined` (the matrix is always computed).
 template <class A>
 struct basic_similarity_result {
   matrix<A> values;
-  std::vector<std::size_t> constant;
+  std::vector<undefined_layer> undefined;
   Eigen::Index dropped_samples = 0;  ///< minibatch: samples of a final batch shorter than 4, left out
 };
 using similarity_result = basic_similarity_result<double>;
@@ -98,7 +105,7 @@ matrix<A> layer_gram(const V& x, const Kernel& kernel, estimator est, A& raw) {
     raw = k.squaredNorm();
     return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
   } else {
-    matrix<A> k = gram_of<A>(x, kernel);
+    matrix<A> k = gram_of<A>(x, kernel, "similarity_matrix");
     raw = k.squaredNorm();
     return centered_dense<A>(std::move(k), est);
   }
@@ -111,10 +118,13 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
   if (layers.rows.empty() || (!layers.square && layers.cols.empty())) fail_argument(fn, "needs at least one layer on each side");
   const Eigen::Index n = layers.samples();
   const std::size_t count = layers.size();
+  // Each layer's power-of-two scale (1 unless its magnitudes are extreme; CKA is scale-invariant).
+  std::vector<A> magnitude(count, A(1));
   for (std::size_t a = 0; a < count; ++a) {
     layers.visit(a, [&](const auto& x) {
       if (x.rows() != n) fail_argument(fn, "layer ", a, " has ", x.rows(), " samples but layer 0 has ", n);
       require_finite(fn, "a layer", x);
+      magnitude[a] = safe_scale<A>(x);
     });
   }
   if (o.minibatch != 0 && o.minibatch < 4) {
@@ -129,6 +139,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
 
   basic_similarity_result<A> out;
   matrix<A> values;  // count × count
+  std::vector<std::string> causes(count);  // why a layer's kernel is undefined, where it is
   if (route == matrix_route::moments) {
     std::vector<Eigen::Index> widths;
     for (std::size_t a = 0; a < count; ++a) widths.push_back(layers.width(a));
@@ -136,7 +147,10 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
     using V = view_t<M>;
     m.template add<V::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
         fn, n, [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
-          layers.visit(std::size_t(b), [&](const auto& x) { dest = x.middleRows(r0, h).template cast<A>(); });
+          layers.visit(std::size_t(b), [&](const auto& x) {
+            if (magnitude[std::size_t(b)] == A(1)) dest = x.middleRows(r0, h).template cast<A>();
+            else dest = x.middleRows(r0, h).template cast<A>() * magnitude[std::size_t(b)];
+          });
         });
     values = pairwise_cka<A>(fn, m, est);  // finished in the state's own storage
     if (o.progress) o.progress(1, 1);
@@ -158,7 +172,20 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
       const A scale = o.minibatch ? A(A(1) / (A(h) * A(h - 3))) : A(1);
       for (std::size_t a = 0; a < count; ++a) {
         A raw(0);
-        layers.visit(a, [&](const auto& x) { grams[a] = layer_gram<A>(x.middleRows(b0, h), kernel, est, raw); });
+        layers.visit(a, [&](const auto& x) {
+          try {
+            if (magnitude[a] == A(1) || !is_linear_kernel<Kernel>) {
+              grams[a] = layer_gram<A>(x.middleRows(b0, h), kernel, est, raw);
+            } else {
+              grams[a] = layer_gram<A>(matrix<A>(x.middleRows(b0, h).template cast<A>() * magnitude[a]), kernel, est, raw);
+            }
+          } catch (const zero_bandwidth& e) {
+            // No kernel for this layer (a median bandwidth of zero): its cells become NaN.
+            grams[a] = matrix<A>::Zero(h, h);
+            raw = A(0);
+            if (causes[a].empty()) causes[a] = e.what();
+          }
+        });
         ref(Eigen::Index(a)) += scale * raw;
         if (o.progress) o.progress(++done, total);
       }
@@ -182,7 +209,8 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
       }
   }
   for (std::size_t a = 0; a < count; ++a) {
-    if (std::isnan(double(values(Eigen::Index(a), Eigen::Index(a))))) out.constant.push_back(a);
+    if (!std::isnan(double(values(Eigen::Index(a), Eigen::Index(a))))) continue;
+    out.undefined.push_back({a, causes[a].empty() ? "zero variance (all samples equal)" : causes[a]});
   }
   const std::size_t col0 = layers.square ? 0 : layers.rows.size();
   const std::size_t cols = layers.square ? layers.rows.size() : layers.cols.size();
@@ -232,8 +260,9 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
 /// fewer than 4 samples cannot give an unbiased HSIC and is left out (`dropped_samples`).
 /// Throws cka::invalid_argument for an empty list, different sample counts, too few samples, a minibatch
-/// size of 1 to 3, or NaN/Inf; cka::domain_error for overflow; a constant layer is not an error (NaN
-/// cells, listed in `constant`).
+/// size of 1 to 3, or NaN/Inf; cka::domain_error for overflow. A layer without variance or without a
+/// median bandwidth is not an error: its cells are NaN and it is listed in `undefined` with the cause.
+/// Extreme magnitudes (beyond 2^±200) are scaled by a power of two per layer first (CKA is scale-invariant).
 template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
 basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
     const std::vector<M>& layers, const Kernel& kernel = {}, const similarity_matrix_options& o = {}) {

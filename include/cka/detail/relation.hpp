@@ -20,6 +20,7 @@ struct relation_spec {
   bool centered;
   bool row_normalize;
   estimator est;
+  bool skip_undefined;  ///< an undefined alignment gives `defined = false` and a zero gradient, not an exception
 };
 
 /// The alignment a of the Grams of the rows of s (n×ds, the student) and t (n×dt, the teacher), and,
@@ -34,7 +35,14 @@ template <class A>
 struct relation_value {
   A alignment;
   matrix<A> grad;
+  bool defined = true;
 };
+
+/// The value of an undefined alignment under skip_undefined: not defined, zero gradient (n×ds).
+template <class A>
+relation_value<A> undefined_relation(Eigen::Index n, Eigen::Index ds, bool want_grad) {
+  return {A(0), want_grad ? matrix<A>(matrix<A>::Zero(n, ds)) : matrix<A>(), false};
+}
 
 inline side_names relation_sides() {
   return {"the student's relation Gram (a constant student)", "the teacher's relation Gram (a constant teacher)"};
@@ -46,14 +54,17 @@ inline side_names relation_sides() {
 ///   ∂a/∂Xs = ∂p/√(qr) − a/(2q)·∂q,  ∂p = 2Xt·C_stᵀ [+ 2(c₂Σk_t − c₁k_t)∘Xs],  ∂q = 4Xs·C_ss [+ 4(c₂Σk_s − c₁k_s)∘Xs],
 /// column-centered at the end (the chain rule through Xs = HS). Cost O(n(ds + dt)²) instead of O(n²(ds + dt)).
 template <class A, class MS, class MT>
-relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& t, estimator est, bool want_grad) {
+relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& t, estimator est, bool skip,
+                                         bool want_grad) {
   using std::sqrt;
   const Eigen::Index ds = s.cols(), dt = t.cols();
   moments<A> m({ds, dt});
   m.add_pair(fn, s, t);
   const matrix<A> c = m.centered();
   const centered_sums<A> sums = m.pair_sums(c, 0, 1, est);
-  relation_value<A> out{cka_ratio(fn, sums, when_undefined::raise, relation_sides()), matrix<A>()};
+  relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides()),
+                        matrix<A>()};
+  if (skip && !(out.alignment == out.alignment)) return undefined_relation<A>(s.rows(), ds, want_grad);
   if (!want_grad) return out;
   const A q = sums.kk, r = sums.ll;
   const auto mst = c.block(m.offset(0), m.offset(1), ds, dt);
@@ -81,12 +92,15 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
     fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
                       "for symmetric Grams only)");
   }
-  require_samples(fn, "the student", n, o.centered ? min_samples(o.est) : 2,
-                  o.centered ? estimator_name(o.est) : "an uncentered alignment");
+  const Eigen::Index needed = o.centered ? min_samples(o.est) : 2;
+  if (o.skip_undefined && n < needed) return undefined_relation<A>(n, s.cols(), want_grad);
+  require_samples(fn, "the student", n, needed, o.centered ? estimator_name(o.est) : "an uncentered alignment");
   // Centered CKA without row scaling works on centered features: H K H = Xc Xcᵀ, and float data with a
   // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool center_features = o.centered && !o.row_normalize;
-  if (center_features && s.cols() + t.cols() < n) return feature_space_relation<A>(fn, s, t, o.est, want_grad);
+  if (center_features && s.cols() + t.cols() < n) {
+    return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad);
+  }
   const matrix<A> xs = center_features ? centered_columns<A>(s) : matrix<A>(s.template cast<A>());
   const matrix<A> xt = center_features ? centered_columns<A>(t) : matrix<A>(t.template cast<A>());
   const matrix<A> ks = symmetric_outer<A>(xs);
@@ -96,6 +110,7 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
     vector<A> inv(n);
     for (Eigen::Index i = 0; i < n; ++i) {
       if (!(k(i, i) > A(0))) {
+        if (o.skip_undefined) return vector<A>();
         fail_domain(fn, who, " row ", i, " is zero, so row_normalize would divide by zero");
       }
       inv(i) = A(A(1) / sqrt(k(i, i)));
@@ -104,6 +119,7 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   };
   const vector<A> inv_s = o.row_normalize ? inverse_root_diagonal(ks, "the student's") : vector<A>();
   const vector<A> inv_t = o.row_normalize ? inverse_root_diagonal(kt, "the teacher's") : vector<A>();
+  if (o.row_normalize && (inv_s.size() != n || inv_t.size() != n)) return undefined_relation<A>(n, s.cols(), want_grad);
   auto prepare = [&](const matrix<A>& k, const vector<A>& inv) {
     if (o.row_normalize) {
       matrix<A> p = inv.asDiagonal() * k;  // not symmetric: the general (biased) centering
@@ -121,7 +137,9 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   side_names sides = relation_sides();
   if (!o.centered) sides.condition = "vanishes";
   const centered_sums<A> sums{am.cwiseProduct(mm).sum(), na2, nm2, ks.squaredNorm(), kt.squaredNorm()};
-  relation_value<A> out{cka_ratio(fn, sums, when_undefined::raise, sides), matrix<A>()};
+  relation_value<A> out{cka_ratio(fn, sums, o.skip_undefined ? when_undefined::nan : when_undefined::raise, sides),
+                        matrix<A>()};
+  if (o.skip_undefined && !(out.alignment == out.alignment)) return undefined_relation<A>(n, s.cols(), want_grad);
   if (!want_grad) return out;
 
   const A na = sqrt(na2), nm = sqrt(nm2);

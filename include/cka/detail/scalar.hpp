@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 
+#include <cmath>
 #include <type_traits>
 
 namespace cka {
@@ -17,6 +18,9 @@ using vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 /// (double, long double, boost::multiprecision numbers).
 template <class T>
 struct accumulator {
+  static_assert(!std::is_integral_v<T>,
+                "cka: integer matrices are not supported (CKA is not an integer; the result would be truncated). "
+                "Convert first, e.g. X.cast<double>().");
   using type = T;
 };
 template <>
@@ -42,6 +46,22 @@ decltype(auto) promote(const V& x) {
     return (x);
   } else {
     return matrix<A>(x.template cast<A>());
+  }
+}
+
+/// 2^−e for the binary exponent e of the largest |x_ij| when squaring values of that size would leave
+/// the safe range of A (outside [2^−200, 2^200]), else 1. Scaling by it is exact.
+template <class A, class M>
+A safe_scale(const M& x) {
+  if constexpr (!std::is_floating_point_v<A>) {
+    return A(1);
+  } else {
+    if (x.size() == 0) return A(1);
+    const A top = A(x.cwiseAbs().maxCoeff());
+    if (top == A(0) || (top < std::ldexp(A(1), 200) && top > std::ldexp(A(1), -200))) return A(1);
+    int e = 0;
+    std::frexp(top, &e);
+    return std::ldexp(A(1), -e);
   }
 }
 

@@ -1,0 +1,264 @@
+// Hostile and degenerate input, one table: every row is an input a user can produce and the outcome the
+// library promises for it — a value (checked against an independent one), a NaN cell that is reported, or
+// an exception of the documented type whose message names the function and the fault. Built and run under
+// AddressSanitizer and UndefinedBehaviorSanitizer (tests/CMakeLists.txt), so a crash, an overflow in index
+// arithmetic or a read out of bounds fails the row even where the outcome looks right. Each defect fixed
+// gets a row here; the tool's rows are in tests/tool/test_cka_similarity.py.
+#include "support.hpp"
+
+#include <cka/rcka.hpp>
+#include <cka/similarity_matrix.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using cka::estimator;
+using test::mat;
+
+enum class outcome {
+  value,            ///< a finite number within `tolerance` (relative) of `expected`
+  nan,              ///< NaN, by documented policy (a matrix cell of an undefined layer)
+  invalid_argument, ///< throws cka::invalid_argument (a std::invalid_argument)
+  domain_error,     ///< throws cka::domain_error (a std::domain_error)
+};
+
+struct row {
+  const char* name;
+  std::function<double()> run;
+  outcome expect;
+  double expected = 0;   // outcome::value
+  double tolerance = 0;  // relative
+  std::vector<std::string> message = {};  // substrings the exception's message must contain
+};
+
+const mat<double> x = test::normal<double>(60, 5, 1);
+const mat<double> y = test::related<double>(x, 4, 2);
+const mat<double> z = test::normal<double>(50, 5, 7);  // a second sample in x's space (mmd2)
+
+/// One-hot labels of an imbalanced two-class problem (70/30): over half the pairs coincide, so the
+/// median squared distance is 0.
+mat<double> one_hot() {
+  mat<double> l = mat<double>::Zero(60, 2);
+  for (Eigen::Index i = 0; i < 60; ++i) l(i, i % 10 < 7 ? 0 : 1) = 1.0;
+  return l;
+}
+
+/// ‖x̄ − ȳ‖² in long double (the linear-kernel biased MMD² of the stored values).
+template <class T>
+double mean_gap(const mat<T>& a, const mat<T>& b) {
+  long double total = 0;
+  for (Eigen::Index j = 0; j < a.cols(); ++j) {
+    long double ma = 0, mb = 0;
+    for (Eigen::Index i = 0; i < a.rows(); ++i) ma += static_cast<long double>(a(i, j));
+    for (Eigen::Index i = 0; i < b.rows(); ++i) mb += static_cast<long double>(b(i, j));
+    const long double g = ma / a.rows() - mb / b.rows();
+    total += g * g;
+  }
+  return static_cast<double>(total);
+}
+
+const double huge = 1e300, tiny = 1e-170;
+
+std::vector<row> table() {
+  const mat<double> labels = one_hot();
+  const mat<double> features = test::related<double>(labels, 8, 3);
+  std::vector<row> rows;
+
+  // Defect 1: a median bandwidth of zero gives NaN cells in a matrix (and is listed with its cause),
+  // an exception naming the way out in a pairwise call, and a value under the non-zero median rule.
+  rows.push_back({"rbf matrix, one-hot labels: NaN cells", [=] {
+                    const std::vector<mat<double>> layers = {labels, features};
+                    return double(cka::similarity_matrix(layers, cka::rbf_kernel::median()).values(0, 1));
+                  }, outcome::nan});
+  rows.push_back({"rbf matrix, one-hot labels: the cause is listed", [=] {
+                    const std::vector<mat<double>> layers = {labels, features};
+                    const auto r = cka::similarity_matrix(layers, cka::rbf_kernel::median());
+                    return r.undefined.size() == 1 && r.undefined[0].layer == 0 &&
+                                   r.undefined[0].cause.find("median") != std::string::npos
+                               ? 1.0
+                               : 0.0;
+                  }, outcome::value, 1.0, 0.0});
+  rows.push_back({"rbf kernel_cka, one-hot labels: domain_error naming the way out",
+                  [=] { return cka::kernel_cka(labels, features, cka::rbf_kernel::median()); }, outcome::domain_error, 0, 0,
+                  {"cka::rbf_kernel::median", "median squared distance is 0", "median_rule::nonzero"}});
+  rows.push_back({"rbf kernel_cka, one-hot labels, median_rule::nonzero: a value", [=] {
+                    return cka::kernel_cka(labels, features, cka::rbf_kernel::median(1.0, cka::median_rule::nonzero));
+                  }, outcome::value, 0.0, -1.0});  // any finite value (checked against the matrix route below)
+  rows.push_back({"rbf matrix, nonzero rule: the same value as kernel_cka", [=] {
+                    const std::vector<mat<double>> layers = {labels, features};
+                    const auto k = cka::rbf_kernel::median(1.0, cka::median_rule::nonzero);
+                    return test::rel_err(cka::similarity_matrix(layers, k).values(0, 1), cka::kernel_cka(labels, features, k));
+                  }, outcome::value, 0.0, -1e-13});
+
+  // Defect 4: values near 1e155 overflowed the squared distances and crashed the median.
+  rows.push_back({"rbf median on x*1e155: the unscaled value", [] {
+                    const mat<double> a = x * 1e155, b = y * 1e155;
+                    return cka::kernel_cka(a, b, cka::rbf_kernel::median());
+                  }, outcome::value, cka::kernel_cka(x, y, cka::rbf_kernel::median()), 1e-12});
+  rows.push_back({"rbf fixed sigma on x*1e155: overflow", [] {
+                    const mat<double> a = x * 1e155;
+                    return cka::kernel_cka(a, a, cka::rbf_kernel{1.0});
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  rows.push_back({"median_squared_distance with NaN", [] {
+                    mat<double> d = mat<double>::Ones(4, 4);
+                    d(2, 1) = d(1, 2) = std::numeric_limits<double>::quiet_NaN();
+                    return cka::median_squared_distance(d);
+                  }, outcome::invalid_argument, 0, 0, {"cka::median_squared_distance", "d(2, 1)"}});
+  rows.push_back({"median_squared_distance with Inf", [] {
+                    mat<double> d = mat<double>::Ones(4, 4);
+                    d(3, 0) = d(0, 3) = std::numeric_limits<double>::infinity();
+                    return cka::median_squared_distance(d);
+                  }, outcome::invalid_argument, 0, 0, {"d(3, 0)"}});
+  rows.push_back({"median_squared_distance with a negative entry", [] {
+                    mat<double> d = mat<double>::Ones(4, 4);
+                    d(3, 2) = d(2, 3) = -1;
+                    return cka::median_squared_distance(d);
+                  }, outcome::invalid_argument, 0, 0, {"d(3, 2)", "non-negative"}});
+  rows.push_back({"median_squared_distance of the largest finite distances", [] {
+                    const mat<double> d = mat<double>::Constant(5, 5, std::numeric_limits<double>::max());
+                    return cka::median_squared_distance(d, cka::median_rule::off_diagonal);
+                  }, outcome::value, std::numeric_limits<double>::max(), 0.0});
+
+  // Defect 5: overflow and underflow were reported as zero variance.
+  rows.push_back({"linear_cka on x*1e300", [] { return cka::linear_cka(mat<double>(x * huge), y); }, outcome::value,
+                  cka::linear_cka(x, y), 1e-13});
+  rows.push_back({"linear_cka on x*1e-170, debiased", [] {
+                    return cka::linear_cka(mat<double>(x * tiny), mat<double>(y * tiny), estimator::unbiased);
+                  }, outcome::value, cka::linear_cka(x, y, estimator::unbiased), 1e-13});
+  rows.push_back({"linear_cka, Gram route (n < d1 + d2), x*1e300", [] {
+                    const mat<double> a = test::normal<double>(6, 5, 4), b = test::normal<double>(6, 4, 5);
+                    return test::rel_err(cka::linear_cka(mat<double>(a * huge), b), cka::linear_cka(a, b));
+                  }, outcome::value, 0.0, -1e-13});
+  rows.push_back({"polynomial degree 400: overflow", [] { return cka::kernel_cka(x, y, cka::polynomial_kernel{400, 1.0, 1.0}); },
+                  outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  rows.push_back({"rbf sigma = 1e-300: the K = I limit", [] { return cka::kernel_cka(x, y, cka::rbf_kernel{1e-300}); },
+                  outcome::value, 1.0, 1e-15});
+  rows.push_back({"rbf sigma = 1e200: overflow", [] { return cka::kernel_cka(x, y, cka::rbf_kernel{1e200}); },
+                  outcome::domain_error, 0, 0, {"overflow", "sigma"}});
+  rows.push_back({"similarity_matrix on x*1e300 (moment route)", [] {
+                    const std::vector<mat<double>> layers = {mat<double>(x * huge), y};
+                    return cka::similarity_matrix(layers).values(0, 1);
+                  }, outcome::value, cka::linear_cka(x, y), 1e-13});
+  rows.push_back({"similarity_matrix on x*1e-170 (Gram route, minibatch)", [] {
+                    const std::vector<mat<double>> layers = {mat<double>(x * tiny), y};
+                    cka::similarity_matrix_options o;
+                    o.minibatch = 20;
+                    const std::vector<mat<double>> plain = {x, y};
+                    return test::rel_err(cka::similarity_matrix(layers, cka::linear_kernel{}, o).values(0, 1),
+                                         cka::similarity_matrix(plain, cka::linear_kernel{}, o).values(0, 1));
+                  }, outcome::value, 0.0, -1e-13});
+
+  // Defect 12: the linear-kernel MMD² under a common offset, and beyond the double range.
+  rows.push_back({"mmd2 linear, double + 1e8", [] {
+                    const mat<double> a = (x.array() + 1e8).matrix(), b = (x.array() * 0.9 + 1e8 + 0.3).matrix();
+                    return test::rel_err(cka::mmd2(a, b, cka::linear_kernel{}), mean_gap(a, b));
+                  }, outcome::value, 0.0, -1e-6});
+  rows.push_back({"mmd2 linear, float + 1e4", [] {
+                    const mat<float> a = (x.cast<float>().array() + 1e4f).matrix();
+                    const mat<float> b = (x.cast<float>().array() * 1.1f + 1e4f + 0.05f).matrix();
+                    return test::rel_err(cka::mmd2(a, b, cka::linear_kernel{}), mean_gap(a, b));
+                  }, outcome::value, 0.0, -1e-6});
+  rows.push_back({"mmd2 linear, unbiased, double + 1e8: the offset-free value", [] {
+                    const mat<double> a = (x.array() + 1e8).matrix(), b = (x.array() * 0.9 + 1e8).matrix();
+                    const mat<double> a0 = (a.array() - 1e8).matrix(), b0 = (b.array() - 1e8).matrix();
+                    return test::rel_err(cka::mmd2(a, b, cka::linear_kernel{}, estimator::unbiased),
+                                         cka::mmd2(a0, b0, cka::linear_kernel{}, estimator::unbiased));
+                  }, outcome::value, 0.0, -1e-7});
+  rows.push_back({"mmd2 linear on 1e300 values: overflow", [] {
+                    return cka::mmd2(mat<double>(x * huge), mat<double>(z * -huge), cka::linear_kernel{});
+                  }, outcome::domain_error, 0, 0, {"cka::mmd2", "overflow"}});
+  rows.push_back({"mmd2 rbf median on x*1e155: the unscaled value", [] {
+                    return cka::mmd2(mat<double>(x * 1e155), mat<double>(z * 1e155), cka::rbf_kernel::median());
+                  }, outcome::value, cka::mmd2(x, z, cka::rbf_kernel::median()), 1e-12});
+
+  // Defect 14: B·C·H·W overflowed before the size check.
+  rows.push_back({"patch_loss shape {2^31, 2^31, 2, 2}", [] {
+                    const Eigen::Index big = Eigen::Index(1) << 31;
+                    return cka::rcka::patch_loss(x, x, {big, big, 2, 2}, 1, 1).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::patch_loss", "needs"}});
+  rows.push_back({"patch_loss shape {2^62, 4, 4, 4}", [] {
+                    return cka::rcka::patch_loss(x, x, {Eigen::Index(1) << 62, 4, 4, 4}, 2, 2).value;
+                  }, outcome::invalid_argument, 0, 0, {"needs"}});
+  rows.push_back({"patch_loss patch 2^62 x 2^62", [] {
+                    const mat<double> maps = test::normal<double>(2 * 1 * 6 * 5, 1, 9);
+                    return cka::rcka::patch_loss(maps, maps, {2, 1, 6, 5}, Eigen::Index(1) << 62, Eigen::Index(1) << 62).value;
+                  }, outcome::invalid_argument, 0, 0, {"at least 2"}});
+
+  // Defect 3: the losses on ordinary training states.
+  const mat<double> zero = mat<double>::Zero(60, 5);
+  rows.push_back({"sample_relation_loss, zero student: skipped", [=] {
+                    const auto r = cka::rcka::sample_relation_loss(zero, y);
+                    return r.skipped == 1 && r.grad.cwiseAbs().maxCoeff() == 0.0 ? r.value : 1.0;
+                  }, outcome::value, 0.0, 0.0});
+  rows.push_back({"patch_loss, every channel dead in the teacher: skipped", [] {
+                    const mat<double> maps = test::normal<double>(2 * 3 * 4 * 4, 1, 10);
+                    const auto r = cka::rcka::patch_loss(maps, mat<double>(mat<double>::Zero(96, 1)), {2, 3, 4, 4}, 2, 2);
+                    return r.skipped == 3 ? r.value : 1.0;
+                  }, outcome::value, 0.0, 0.0});
+  rows.push_back({"sample_relation_loss, batch of 1: skipped", [] {
+                    const auto r = cka::rcka::sample_relation_loss(x.topRows(1), y.topRows(1));
+                    return r.skipped == 1 ? r.value : 1.0;
+                  }, outcome::value, 0.0, 0.0});
+  rows.push_back({"sample_relation_loss, zero student, policy raise", [=] {
+                    cka::rcka::relation_options o;
+                    o.on_undefined = cka::rcka::undefined_policy::raise;
+                    return cka::rcka::sample_relation_loss(zero, y, o).value;
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::sample_relation_loss", "constant student"}});
+
+  // Defect 6: the matrix ratio of float32 activations near the top of their range.
+  rows.push_back({"similarity_matrix, float32 * 3e37: diagonal 1", [] {
+                    const std::vector<mat<float>> layers = {mat<float>(x.cast<float>() * 3e37f), y.cast<float>()};
+                    return cka::similarity_matrix(layers).values(0, 0);
+                  }, outcome::value, 1.0, 1e-14});
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("hostile and degenerate input: every row gets its documented outcome", "[hostile]") {
+  for (const row& r : table()) {
+    SECTION(r.name) {
+      CAPTURE(r.name);
+      switch (r.expect) {
+        case outcome::value: {
+          const double v = r.run();
+          CAPTURE(v, r.expected);
+          REQUIRE(std::isfinite(v));
+          if (r.tolerance < 0) {
+            CHECK(v <= -r.tolerance);  // v is itself a relative error (or any finite value for 0)
+          } else if (r.expected == 0.0) {
+            CHECK(v == 0.0);
+          } else {
+            CHECK(test::rel_err(v, r.expected) <= r.tolerance);
+          }
+          break;
+        }
+        case outcome::nan:
+          CHECK(std::isnan(r.run()));
+          break;
+        case outcome::invalid_argument:
+        case outcome::domain_error:
+          try {
+            const double v = r.run();
+            FAIL("no exception; returned " << v);
+          } catch (const cka::invalid_argument& e) {
+            CAPTURE(e.what());
+            CHECK(r.expect == outcome::invalid_argument);
+            for (const auto& part : r.message) CHECK_THAT(e.what(), Catch::Matchers::Contains(part));
+          } catch (const cka::domain_error& e) {
+            CAPTURE(e.what());
+            CHECK(r.expect == outcome::domain_error);
+            for (const auto& part : r.message) CHECK_THAT(e.what(), Catch::Matchers::Contains(part));
+          }
+          break;
+      }
+    }
+  }
+}
