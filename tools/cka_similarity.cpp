@@ -1,23 +1,28 @@
 // cka-similarity: CKA between the layers of trained networks, from .npy activation dumps.
-// See `cka-similarity --help` and docs/tutorial.md.
+// See `cka-similarity --help` and docs/tutorial.md. Layer discovery is in layers.hpp, the renderings and
+// the checked writes in output.hpp.
+#include "layers.hpp"
+#include "output.hpp"
+
 #include <cka/npy.hpp>
 #include <cka/npy_map.hpp>
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
+#include <cka/version.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iostream>
 #include <memory>
+#include <new>
 #include <random>
-#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef _OPENMP
@@ -27,175 +32,110 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using cka::matrix;
+using tool::failure;
 
-const char* usage =
-    "usage: cka-similarity [options] LAYER... [--vs LAYER...]\n"
-    "       cka-similarity --demo [--svg FILE]\n"
-    "\n"
-    "Each LAYER is an .npy file of activations, shape (n, ...), float32 or float64; a directory stands for\n"
-    "its .npy files in name order. Without --vs the layers are compared with each other (a square matrix);\n"
-    "with --vs the first list gives the rows and the second the columns.\n"
-    "The linear kernel without --minibatch streams the memory-mapped files through one accumulation state:\n"
-    "exact CKA over all n rows in memory independent of n. The RBF kernel and --minibatch load the layers.\n"
-    "\n"
-    "  --kernel linear|rbf        kernel (default linear)\n"
-    "  --sigma-fraction F         rbf: sigma^2 = F^2 * median squared distance (default 1)\n"
-    "  --median-rule all-pairs|off-diagonal   which distances the median is over (default all-pairs)\n"
-    "  --debiased                 unbiased HSIC estimator (debiased CKA)\n"
-    "  --minibatch B              minibatch CKA over batches of B >= 4 samples (Nguyen et al. 2021)\n"
-    "  --csv FILE                 write the CSV there instead of standard output\n"
-    "  --json FILE                also write {\"rows\", \"columns\", \"values\"} as JSON\n"
-    "  --svg FILE                 also write a heatmap as SVG\n"
-    "  --threads N                threads for the matrix products\n"
-    "  --chunk-rows N             linear streaming: rows read per chunk (default: about 32 MB of them)\n"
-    "  --quiet                    no progress bar and no warnings\n"
-    "  --demo                     compare the layers of two small seeded networks (writes cka-demo.svg)\n"
-    "Exit status: 0 on success, 2 on bad usage or bad input (one line on stderr naming the file).\n";
-
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "cka-similarity: %s\n", message.c_str());
-  std::exit(2);
-}
+const char* description =
+    "CKA between the layers of trained networks, from .npy activation dumps.\n\n"
+    "Each LAYER is an .npy file of activations, shape (n, ...), float32 or float64; a directory stands for its\n"
+    ".npy files in natural order (layer_2 before layer_10; --order to choose). Without --vs the layers are\n"
+    "compared with each other (a square matrix); with --vs the layers before it give the rows and the ones\n"
+    "after it the columns. The linear kernel without --minibatch streams the memory-mapped files through one\n"
+    "accumulation state: exact CKA over all n rows in memory independent of n. The RBF kernel and --minibatch\n"
+    "load the layers and hold one n x n (or B x B) Gram per layer.\n"
+    "Exit status: 0 on success; 2 on bad usage, bad input or a failed write (one line on stderr naming the file).\n";
 
 struct config {
   std::vector<std::string> rows, cols;
-  bool versus = false, quiet = false, demo = false, rbf = false;
-  double sigma_fraction = 1.0;
-  cka::median_rule rule = cka::median_rule::all_pairs;
-  std::string csv, json, svg;
-  Eigen::Index chunk_rows = 0;  // 0: automatic
-  cka::similarity_matrix_options options;
+  bool quiet = false, demo = false, recursive = false, unit_range = false;
+  std::string kernel = "linear", rule = "all-pairs", range = "data";
+  double sigma = 0, sigma_fraction = 1.0, vmin = std::nan(""), vmax = std::nan("");
+  bool debiased = false;
+  long long minibatch = 0, threads = 0, chunk_rows = 0, samples = 0;
+  int precision = 12;
+  std::string csv, csv_long, json, svg, order, title;
 };
 
-double parse_number(const std::string& option, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(v)) die(option + " needs a number, got '" + text + "'");
-  return v;
+void warn(const config& c, const std::string& message) {
+  if (!c.quiet) std::fprintf(stderr, "cka-similarity: warning: %s\n", message.c_str());
 }
 
+/// Parses the command line; exits 0 after --help or --version, throws failure on bad usage.
 config parse_arguments(int argc, char** argv) {
   config c;
-  auto value = [&](int& i) -> std::string {
-    if (i + 1 >= argc) die(std::string(argv[i]) + " needs a value");
-    return argv[++i];
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(usage, stdout);
-      std::exit(0);
-    } else if (a == "--vs") {
-      if (c.versus) die("--vs given twice");
-      c.versus = true;
-    } else if (a == "--kernel") {
-      const std::string k = value(i);
-      if (k == "linear") c.rbf = false;
-      else if (k == "rbf") c.rbf = true;
-      else die("--kernel must be linear or rbf, got '" + k + "'");
-    } else if (a == "--sigma-fraction") {
-      c.sigma_fraction = parse_number(a, value(i));
-      if (!(c.sigma_fraction > 0)) die("--sigma-fraction must be positive");
-    } else if (a == "--median-rule") {
-      const std::string r = value(i);
-      if (r == "all-pairs") c.rule = cka::median_rule::all_pairs;
-      else if (r == "off-diagonal") c.rule = cka::median_rule::off_diagonal;
-      else die("--median-rule must be all-pairs or off-diagonal, got '" + r + "'");
-    } else if (a == "--debiased") {
-      c.options.est = cka::estimator::unbiased;
-    } else if (a == "--minibatch") {
-      const double b = parse_number(a, value(i));
-      if (b < 4 || b != std::floor(b) || b > 1e9) die("--minibatch must be an integer of at least 4");
-      c.options.minibatch = Eigen::Index(b);
-    } else if (a == "--threads") {
-      const double t = parse_number(a, value(i));
-      if (t < 1 || t != std::floor(t) || t > 4096) die("--threads must be a positive integer");
-#ifdef _OPENMP
-      omp_set_num_threads(int(t));
-#endif
-      Eigen::setNbThreads(int(t));
-    } else if (a == "--chunk-rows") {
-      const double r = parse_number(a, value(i));
-      if (r < 1 || r != std::floor(r) || r > 1e12) die("--chunk-rows must be a positive integer");
-      c.chunk_rows = Eigen::Index(r);
-    } else if (a == "--csv") {
-      c.csv = value(i);
-    } else if (a == "--json") {
-      c.json = value(i);
-    } else if (a == "--svg") {
-      c.svg = value(i);
-    } else if (a == "--quiet") {
-      c.quiet = true;
-    } else if (a == "--demo") {
-      c.demo = true;
-    } else if (a.size() > 1 && a[0] == '-' && a[1] == '-') {
-      die("unknown option " + a + " (see --help)");
-    } else {
-      (c.versus ? c.cols : c.rows).push_back(a);
-    }
+  CLI::App app{description, "cka-similarity"};
+  app.set_version_flag("--version", std::string("cka-similarity ") + std::to_string(CKA_VERSION_MAJOR) + "." +
+                                        std::to_string(CKA_VERSION_MINOR) + "." + std::to_string(CKA_VERSION_PATCH));
+  app.add_option("layers", c.rows, "LAYER files or directories (the rows; all layers without --vs)");
+  app.add_option("--vs", c.cols, "the column layers: a rectangular matrix of the layers before --vs against these")
+      ->expected(1, -1);
+  app.add_option("--kernel", c.kernel, "linear or rbf (default linear)")->check(CLI::IsMember({"linear", "rbf"}));
+  auto* sigma = app.add_option("--sigma", c.sigma, "rbf: a fixed bandwidth sigma instead of the median rule")
+                    ->check(CLI::PositiveNumber);
+  auto* fraction = app.add_option("--sigma-fraction", c.sigma_fraction,
+                                  "rbf: sigma^2 = F^2 * median squared distance (default 1)")
+                       ->check(CLI::PositiveNumber);
+  auto* rule = app.add_option("--median-rule", c.rule,
+                              "rbf: the distances the median is over: all-pairs (default; NumPy reference code), "
+                              "off-diagonal, or nonzero (pairs at a positive distance)")
+                   ->check(CLI::IsMember({"all-pairs", "off-diagonal", "nonzero"}));
+  sigma->excludes(fraction)->excludes(rule);
+  app.add_flag("--debiased", c.debiased, "the unbiased HSIC estimator (debiased CKA)");
+  app.add_option("--minibatch", c.minibatch, "minibatch CKA over batches of B >= 4 samples (Nguyen et al. 2021)")
+      ->check(CLI::Range(4LL, 1000000000LL));
+  app.add_option("--samples", c.samples, "use the first N samples of every layer")->check(CLI::PositiveNumber);
+  app.add_option("--order", c.order, "a file listing the layer names (or paths), one per line, in the order wanted");
+  app.add_flag("--recursive", c.recursive, "a directory stands for the .npy files in its subdirectories too");
+  app.add_option("--csv", c.csv, "write the CSV there instead of standard output");
+  app.add_option("--csv-long", c.csv_long, "also write a long-format CSV (row,column,cka)");
+  app.add_option("--json", c.json, "also write {rows, columns, values, kernel, estimator, n, undefined} as JSON");
+  app.add_option("--svg", c.svg, "also write a heatmap as SVG");
+  app.add_option("--precision", c.precision, "significant digits in the CSV (default 12)")->check(CLI::Range(1, 17));
+  app.add_option("--title", c.title, "the heatmap's title (default: kernel, bandwidth, estimator and n)");
+  app.add_option("--range", c.range,
+                 "heatmap colours over the data's range (default: layer matrices often span 0.7-1) or unit (0-1, "
+                 "comparable across pictures)")
+      ->check(CLI::IsMember({"data", "unit"}));
+  app.add_option("--vmin", c.vmin, "heatmap colour scale minimum (overrides --range)");
+  app.add_option("--vmax", c.vmax, "heatmap colour scale maximum (overrides --range)");
+  app.add_option("--threads", c.threads, "threads for the matrix products")->check(CLI::Range(1LL, 4096LL));
+  app.add_option("--chunk-rows", c.chunk_rows, "linear streaming: rows read per chunk (default: about 32 MB of them)")
+      ->check(CLI::Range(1LL, 1000000000000LL));
+  app.add_flag("-q,--quiet", c.quiet, "no progress bar and no warnings");
+  app.add_flag("--demo", c.demo, "compare the layers of two small seeded networks (writes cka-demo.svg)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForVersion&) {
+    std::printf("%s\n", app.version().c_str());
+    std::exit(std::fflush(stdout) == 0 ? 0 : 2);
+  } catch (const CLI::Success&) {
+    std::fputs(app.help().c_str(), stdout);
+    std::exit(std::fflush(stdout) == 0 ? 0 : 2);
+  } catch (const CLI::ExtrasError& e) {
+    throw failure(std::string("unknown option or argument: ") + e.what() + " (see --help)");
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw failure(what + " (see --help)");
   }
-  if (!c.demo && c.rows.empty()) die("no layers given (see --help)");
-  if (c.versus && c.cols.empty()) die("--vs needs at least one layer after it");
-  if (c.demo && !c.rows.empty()) die("--demo takes no layers");
+  if (!c.demo && c.rows.empty()) throw failure("no layers given (see --help)");
+  if (c.demo && (!c.rows.empty() || !c.cols.empty())) throw failure("--demo takes no layers");
+  if (c.sigma > 0 && c.kernel != "rbf") throw failure("--sigma needs --kernel rbf");
+  if (!std::isnan(c.vmin) && !std::isnan(c.vmax) && !(c.vmax > c.vmin)) throw failure("--vmax must exceed --vmin");
+  c.unit_range = c.range == "unit";
   return c;
 }
 
-// Files named on the command line, a directory standing for its .npy files in name order.
-std::vector<std::string> expand(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  for (const auto& a : args) {
-    std::error_code ec;
-    if (fs::is_directory(a, ec)) {
-      std::vector<std::string> found;
-      for (const auto& e : fs::directory_iterator(a, ec))
-        if (e.path().extension() == ".npy") found.push_back(e.path().string());
-      if (found.empty()) die(a + ": directory holds no .npy files");
-      std::sort(found.begin(), found.end());
-      out.insert(out.end(), found.begin(), found.end());
-    } else {
-      out.push_back(a);
-    }
-  }
-  return out;
-}
-
-struct layer_set {
-  std::vector<std::string> names;
-  std::vector<matrix<double>> values;
-};
-
-layer_set load(const std::vector<std::string>& files, Eigen::Index& n, std::string& first) {
-  layer_set s;
-  for (const auto& f : files) {
-    cka::npy::array a;
-    try {
-      a = cka::npy::load(f);
-    } catch (const cka::npy::error& e) {
-      die(e.what());
-    }
-    if (first.empty()) {
-      first = f;
-      n = a.values.rows();
-    } else if (a.values.rows() != n) {
-      die(f + ": " + std::to_string(a.values.rows()) + " samples, but " + first + " has " + std::to_string(n));
-    }
-    for (Eigen::Index j = 0; j < a.values.cols(); ++j)
-      for (Eigen::Index i = 0; i < a.values.rows(); ++i)
-        if (!std::isfinite(a.values(i, j))) {
-          die(f + ": NaN or infinity at sample " + std::to_string(i) + ", feature " + std::to_string(j));
-        }
-    s.names.push_back(fs::path(f).stem().string());
-    s.values.push_back(std::move(a.values));
-  }
-  return s;
-}
-
-// One .npy layer, memory-mapped (cka/npy_map.hpp), whose rows are checked for NaN and infinity as read.
+/// One .npy layer, memory-mapped (cka/npy_map.hpp), whose rows are checked for NaN and infinity as read.
 class mapped_layer {
  public:
-  explicit mapped_layer(const std::string& path) : file_(open(path)) {}
+  explicit mapped_layer(const std::string& path) {
+    try {
+      file_ = std::make_unique<cka::npy::mapped_file>(path);
+    } catch (const cka::npy::error& e) {
+      throw failure(e.what());
+    }
+  }
   const std::string& path() const { return file_->path(); }
   Eigen::Index rows() const { return file_->rows(); }
   Eigen::Index cols() const { return file_->cols(); }
@@ -206,45 +146,53 @@ class mapped_layer {
     for (Eigen::Index i = 0; i < h; ++i)
       for (Eigen::Index j = 0; j < dest.cols(); ++j)
         if (!std::isfinite(dest(i, j))) {
-          die(path() + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
+          throw failure(path() + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
         }
   }
 
  private:
-  static std::unique_ptr<cka::npy::mapped_file> open(const std::string& path) {
-    try {
-      return std::make_unique<cka::npy::mapped_file>(path);
-    } catch (const cka::npy::error& e) {
-      die(e.what());
-    }
-  }
   std::unique_ptr<cka::npy::mapped_file> file_;
 };
 
-// Linear CKA of all layers (rows, then columns) streamed through one layers_state. Returns the full
-// (all × all) matrix, NaN on the rows and columns of layers with zero variance, and sets n.
-matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimator est, Eigen::Index chunk_rows,
-                             const std::function<void(std::size_t, std::size_t)>& progress, Eigen::Index& n_out) {
-  std::vector<std::unique_ptr<mapped_layer>> layers;
-  std::vector<Eigen::Index> widths;
+/// Opens every layer and checks the shapes before anything proportional to them is allocated or read:
+/// at least one feature, the same number of samples, enough samples for the estimator. Returns n.
+Eigen::Index open_layers(const std::vector<std::string>& files, const config& c, Eigen::Index needed,
+                         std::vector<std::unique_ptr<mapped_layer>>& layers) {
   for (const auto& f : files) {
     layers.push_back(std::make_unique<mapped_layer>(f));
     const mapped_layer& l = *layers.back();
-    if (l.rows() != layers[0]->rows()) {
-      die(f + ": " + std::to_string(l.rows()) + " samples, but " + layers[0]->path() + " has " +
-          std::to_string(layers[0]->rows()));
+    if (l.cols() < 1) throw failure(f + ": the layer has no features (shape (" + std::to_string(l.rows()) + ", 0))");
+    const mapped_layer& first = *layers.front();
+    if (l.rows() != first.rows()) {
+      throw failure(first.path() + " has " + std::to_string(first.rows()) + " samples but " + f + " has " +
+                    std::to_string(l.rows()) + "; the layers must hold the same samples");
     }
-    if (l.cols() < 1) die(f + ": the layer has no features");
-    widths.push_back(l.cols());
   }
-  const Eigen::Index n = layers[0]->rows();
-  n_out = n;
-  if (n < cka::min_samples(est)) {
-    die(files[0] + ": " + std::to_string(n) + " samples, but " +
-        (est == cka::estimator::biased ? "CKA needs at least 2" : "the debiased estimator needs at least 4"));
+  Eigen::Index n = layers.front()->rows();
+  if (c.samples > 0) {
+    if (c.samples > n) {
+      throw failure("--samples " + std::to_string(c.samples) + ", but " + files.front() + " has only " + std::to_string(n));
+    }
+    n = Eigen::Index(c.samples);
   }
+  if (n < needed) {
+    throw failure(files.front() + ": " + std::to_string(n) + " samples, but " +
+                  (needed == 2 ? std::string("CKA needs at least 2")
+                               : std::string("the unbiased estimator (--debiased, --minibatch) needs at least 4")));
+  }
+  return n;
+}
+
+/// Linear CKA of all layers (rows, then columns) streamed through one layers_state: the full (all × all)
+/// matrix, NaN on the rows and columns of layers with zero variance.
+matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& layers, Eigen::Index n, cka::estimator est,
+                             Eigen::Index chunk_rows, const std::function<void(std::size_t, std::size_t)>& progress) {
+  std::vector<Eigen::Index> widths;
   Eigen::Index total_width = 0;
-  for (Eigen::Index w : widths) total_width += w;
+  for (const auto& l : layers) {
+    widths.push_back(l->cols());
+    total_width += l->cols();
+  }
   // About 32 MB of chunk buffers in all: enough rows for the rank-h update to run at GEMM speed.
   const Eigen::Index automatic = std::max<Eigen::Index>(256, (Eigen::Index(1) << 22) / std::max<Eigen::Index>(total_width, 1));
   const Eigen::Index chunk = std::min(n, chunk_rows > 0 ? chunk_rows : automatic);
@@ -267,8 +215,8 @@ matrix<double> stream_linear(const std::vector<std::string>& files, cka::estimat
   return state.cka(est);
 }
 
-// Activations of two seeded tanh networks (different widths and seeds) on a fixed synthetic data set.
-void demo_layers(layer_set& s) {
+/// Activations of two seeded tanh networks (different widths and seeds) on a fixed synthetic data set.
+void demo_layers(std::vector<std::string>& names, std::vector<matrix<double>>& values) {
   std::mt19937 engine(2024);
   std::normal_distribution<double> normal(0.0, 1.0);
   auto random = [&](Eigen::Index r, Eigen::Index c, double scale) {
@@ -283,177 +231,93 @@ void demo_layers(layer_set& s) {
     matrix<double> h = input;
     for (std::size_t l = 0; l < widths.size(); ++l) {
       h = (h * random(h.cols(), widths[l], 1.5 / std::sqrt(double(h.cols())))).array().tanh().matrix();
-      s.names.push_back(std::string(net) + "_layer" + std::to_string(l + 1));
-      s.values.push_back(h);
+      names.push_back(std::string(net) + "_layer" + std::to_string(l + 1));
+      values.push_back(h);
     }
   }
 }
 
-std::string number(double v) {
-  if (std::isnan(v)) return "nan";
+/// Physical memory in bytes (0 if unknown).
+double physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+}
+
+std::string gigabytes(double bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.12g", v);
+  std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
   return buf;
 }
 
-void write_csv(std::ostream& out, const layer_set& r, const layer_set& c, const matrix<double>& v) {
-  for (const auto& name : c.names) out << ',' << name;
-  out << '\n';
-  for (Eigen::Index i = 0; i < v.rows(); ++i) {
-    out << r.names[std::size_t(i)];
-    for (Eigen::Index j = 0; j < v.cols(); ++j) out << ',' << number(v(i, j));
-    out << '\n';
-  }
+/// "a.npy", "a.npy and b.npy", or "a.npy and 11 more layers": the files a message is about.
+std::string which_layers(const std::vector<std::string>& files) {
+  if (files.empty()) return "the demo layers";
+  if (files.size() == 1) return files[0];
+  if (files.size() == 2) return files[0] + " and " + files[1];
+  return files[0] + " and " + std::to_string(files.size() - 1) + " more layers";
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    if (static_cast<unsigned char>(ch) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-      continue;
+int run(int argc, char** argv) {
+  const config cfg = parse_arguments(argc, argv);
+  if (cfg.threads > 0) {
+    const unsigned cores = std::thread::hardware_concurrency();
+    if (cores > 0 && cfg.threads > (long long)cores) {
+      warn(cfg, "--threads " + std::to_string(cfg.threads) + " on " + std::to_string(cores) +
+                    " cores; more threads than cores slows the matrix products down");
     }
-    out += ch;
+#ifdef _OPENMP
+    omp_set_num_threads(int(cfg.threads));
+#endif
+    Eigen::setNbThreads(int(cfg.threads));
   }
-  return out + "\"";
-}
+  cka::similarity_matrix_options options;
+  options.est = cfg.debiased ? cka::estimator::unbiased : cka::estimator::biased;
+  options.minibatch = Eigen::Index(cfg.minibatch);
+  const bool rbf = cfg.kernel == "rbf";
+  const cka::median_rule rule = cfg.rule == "nonzero"        ? cka::median_rule::nonzero
+                                : cfg.rule == "off-diagonal" ? cka::median_rule::off_diagonal
+                                                             : cka::median_rule::all_pairs;
+  const cka::rbf_kernel rbf_kernel = cfg.sigma > 0 ? cka::rbf_kernel{cfg.sigma} : cka::rbf_kernel::median(cfg.sigma_fraction, rule);
 
-void write_json(std::ostream& out, const layer_set& r, const layer_set& c, const matrix<double>& v) {
-  auto names = [&](const layer_set& s) {
-    std::string t = "[";
-    for (std::size_t i = 0; i < s.names.size(); ++i) t += (i ? ", " : "") + json_string(s.names[i]);
-    return t + "]";
-  };
-  out << "{\n  \"rows\": " << names(r) << ",\n  \"columns\": " << names(c) << ",\n  \"values\": [";
-  for (Eigen::Index i = 0; i < v.rows(); ++i) {
-    out << (i ? ",\n    [" : "\n    [");
-    for (Eigen::Index j = 0; j < v.cols(); ++j) out << (j ? ", " : "") << (std::isnan(v(i, j)) ? "null" : number(v(i, j)));
-    out << ']';
-  }
-  out << "\n  ]\n}\n";
-}
-
-std::string xml_text(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '<') out += "&lt;";
-    else if (ch == '>') out += "&gt;";
-    else if (ch == '&') out += "&amp;";
-    else if (ch == '"') out += "&quot;";
-    else out += ch;
-  }
-  return out;
-}
-
-// Viridis-like colour for t in [0, 1].
-std::string colour(double t) {
-  static const double stops[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-  t = std::min(1.0, std::max(0.0, t)) * 4.0;
-  const int k = std::min(3, int(t));
-  const double f = t - k;
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", int(stops[k][0] + f * (stops[k + 1][0] - stops[k][0]) + 0.5),
-                int(stops[k][1] + f * (stops[k + 1][1] - stops[k][1]) + 0.5),
-                int(stops[k][2] + f * (stops[k + 1][2] - stops[k][2]) + 0.5));
-  return buf;
-}
-
-void write_svg(std::ostream& out, const layer_set& r, const layer_set& c, const matrix<double>& v,
-               const std::string& title) {
-  const double cell = 44, left = 150, top = 150, legend_w = 110;
-  double lo = 0.0;  // debiased CKA can be negative: the scale then starts below 0
-  for (Eigen::Index i = 0; i < v.size(); ++i)
-    if (std::isfinite(v.data()[i])) lo = std::min(lo, v.data()[i]);
-  const double width = left + cell * double(v.cols()) + legend_w, height = top + cell * double(v.rows()) + 30;
-  const bool labels = v.rows() <= 30 && v.cols() <= 30;
-  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << std::max(height, top + 260)
-      << "\" font-family=\"sans-serif\" font-size=\"11\">\n";
-  out << "<title>" << xml_text(title) << "</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  out << "<text x=\"10\" y=\"20\" font-size=\"14\">" << xml_text(title) << "</text>\n";
-  for (Eigen::Index j = 0; j < v.cols(); ++j) {
-    const double x = left + cell * (double(j) + 0.5);
-    out << "<text x=\"" << x << "\" y=\"" << top - 6 << "\" transform=\"rotate(-60 " << x << ' ' << top - 6
-        << ")\">" << xml_text(c.names[std::size_t(j)]) << "</text>\n";
-  }
-  for (Eigen::Index i = 0; i < v.rows(); ++i) {
-    const double y = top + cell * (double(i) + 0.5);
-    out << "<text x=\"" << left - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">"
-        << xml_text(r.names[std::size_t(i)]) << "</text>\n";
-    for (Eigen::Index j = 0; j < v.cols(); ++j) {
-      const double value = v(i, j), x = left + cell * double(j), yy = top + cell * double(i);
-      const double t = std::isnan(value) ? 0 : (value - lo) / (1.0 - lo);
-      out << "<rect class=\"cell\" x=\"" << x << "\" y=\"" << yy << "\" width=\"" << cell << "\" height=\"" << cell
-          << "\" fill=\"" << (std::isnan(value) ? "#cccccc" : colour(t)) << "\"><title>"
-          << xml_text(r.names[std::size_t(i)] + " vs " + c.names[std::size_t(j)] + ": " + number(value))
-          << "</title></rect>\n";
-      if (labels) {
-        char buf[16];
-        std::snprintf(buf, sizeof buf, std::isnan(value) ? "nan" : "%.2f", value);
-        out << "<text x=\"" << x + cell / 2 << "\" y=\"" << yy + cell / 2 + 4 << "\" text-anchor=\"middle\" fill=\""
-            << (t > 0.6 ? "black" : "white") << "\">" << buf << "</text>\n";
-      }
-    }
-  }
-  // Legend: a colour bar from lo to 1 with five ticks.
-  const double lx = left + cell * double(v.cols()) + 30, bar_h = 200;
-  for (int k = 0; k < 50; ++k) {
-    out << "<rect x=\"" << lx << "\" y=\"" << top + bar_h * (1 - (k + 1) / 50.0) << "\" width=\"16\" height=\""
-        << bar_h / 50 + 0.5 << "\" fill=\"" << colour((k + 0.5) / 50) << "\"/>\n";
-  }
-  for (int k = 0; k <= 4; ++k) {
-    const double value = lo + (1.0 - lo) * k / 4.0;
-    out << "<text x=\"" << lx + 22 << "\" y=\"" << top + bar_h * (1 - k / 4.0) + 4 << "\">" << number(std::round(value * 100) / 100)
-        << "</text>\n";
-  }
-  out << "<text x=\"" << lx << "\" y=\"" << top - 12 << "\">CKA</text>\n</svg>\n";
-}
-
-template <class F>
-void write_file(const std::string& path, F writer) {
-  std::ofstream out(path);
-  if (!out) die(path + ": cannot open for writing");
-  writer(out);
-  if (!out) die(path + ": write failed");
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  config cfg = parse_arguments(argc, argv);
-  layer_set rows, cols;
-  Eigen::Index n = 0;
-  // The linear kernel without a minibatch streams the files; everything else loads them.
-  const bool streaming = !cfg.demo && !cfg.rbf && cfg.options.minibatch == 0;
-  std::vector<std::string> row_files, col_files;
+  // The layers: files (expanded, ordered, named) or the demo's matrices.
+  std::vector<std::string> row_files, col_files, names;
+  std::vector<matrix<double>> values;  // loaded layers (all but the streamed route)
   if (cfg.demo) {
-    demo_layers(rows);
-    n = rows.values[0].rows();
-    if (cfg.svg.empty()) cfg.svg = "cka-demo.svg";
-  } else if (streaming) {
-    row_files = expand(cfg.rows);
-    if (cfg.versus) col_files = expand(cfg.cols);
-    for (const auto& f : row_files) rows.names.push_back(fs::path(f).stem().string());
-    for (const auto& f : col_files) cols.names.push_back(fs::path(f).stem().string());
+    demo_layers(names, values);
   } else {
-    std::string first;
-    rows = load(expand(cfg.rows), n, first);
-    if (cfg.versus) cols = load(expand(cfg.cols), n, first);
+    row_files = tool::expand(cfg.rows, cfg.recursive);
+    col_files = tool::expand(cfg.cols, cfg.recursive);
+    if (!cfg.order.empty()) tool::apply_order(cfg.order, row_files, col_files);
+    std::vector<std::string> all = row_files, renamed;
+    all.insert(all.end(), col_files.begin(), col_files.end());
+    names = tool::display_names(all, renamed);
+    for (const auto& r : renamed) warn(cfg, r);
   }
-  const layer_set& col_set = cfg.versus ? cols : rows;
-  const cka::rbf_kernel rbf = cka::rbf_kernel::median(cfg.sigma_fraction, cfg.rule);
-  if (!streaming) {
-    const double work_bytes =
-        cfg.rbf ? (cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, rbf, cfg.options)
-                              : cka::similarity_matrix_bytes(rows.values, rbf, cfg.options))
-                : (cfg.versus ? cka::similarity_matrix_bytes(rows.values, cols.values, cka::linear_kernel{}, cfg.options)
-                              : cka::similarity_matrix_bytes(rows.values, cka::linear_kernel{}, cfg.options));
-    if (work_bytes > 16e9) {
-      std::ostringstream msg;
-      msg << "n = " << n << " would need " << work_bytes / 1e9 << " GB of Gram matrices; use --minibatch (e.g. --minibatch 1024)";
-      die(msg.str());
+  std::vector<std::string> all_files = row_files;
+  all_files.insert(all_files.end(), col_files.begin(), col_files.end());
+  const bool versus = !col_files.empty();
+  const std::size_t row_count = cfg.demo ? names.size() : row_files.size();
+  const bool streaming = !cfg.demo && !rbf && cfg.minibatch == 0;
+  const Eigen::Index needed = cfg.debiased || cfg.minibatch ? 4 : 2;
+
+  std::vector<std::unique_ptr<mapped_layer>> layers;
+  Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers);
+  if (!cfg.demo && !streaming) {
+    // Everything the load route holds: the layers in double and one n×n (B×B) Gram per layer.
+    double data = 0;
+    for (const auto& l : layers) data += 8.0 * double(n) * double(l->cols());
+    const double batch = cfg.minibatch ? double(std::min<long long>(cfg.minibatch, n)) : double(n);
+    const double grams = 8.0 * batch * batch * double(layers.size());
+    const double budget = std::max(0.8 * physical_memory(), 1e9);
+    if (data + grams > budget) {
+      throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) +
+                    " (" + gigabytes(grams) + " of " + (cfg.minibatch ? "B x B" : "n x n") + " Gram matrices), more than " +
+                    gigabytes(budget) + " of memory" +
+                    (rbf ? "; the linear kernel streams any n" : "; without --minibatch the linear kernel streams any n"));
+    }
+    for (auto& l : layers) {
+      values.emplace_back(n, l->cols());
+      l->read(0, n, values.back());
     }
   }
 
@@ -462,7 +326,7 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   bool drawn = false;
   if (bar) {
-    cfg.options.progress = [&](std::size_t done, std::size_t total) {
+    options.progress = [&](std::size_t done, std::size_t total) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (elapsed < 1.0) return;  // quick work shows no bar at all
       const double frac = double(done) / double(total), eta = elapsed / std::max(frac, 1e-9) * (1 - frac);
@@ -475,49 +339,98 @@ int main(int argc, char** argv) {
   cka::similarity_result result;
   try {
     if (streaming) {
-      std::vector<std::string> all = row_files;
-      all.insert(all.end(), col_files.begin(), col_files.end());
-      const matrix<double> full = stream_linear(all, cfg.options.est, cfg.chunk_rows, cfg.options.progress, n);
-      const Eigen::Index col0 = cfg.versus ? Eigen::Index(row_files.size()) : 0;
-      const Eigen::Index ncols = cfg.versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_files.size());
-      result.values = full.block(0, col0, Eigen::Index(row_files.size()), ncols);
+      const matrix<double> full = stream_linear(layers, n, options.est, Eigen::Index(cfg.chunk_rows), options.progress);
+      const Eigen::Index col0 = versus ? Eigen::Index(row_count) : 0;
+      const Eigen::Index ncols = versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_count);
+      result.values = full.block(0, col0, Eigen::Index(row_count), ncols);
       for (Eigen::Index a = 0; a < full.rows(); ++a)
         if (std::isnan(full(a, a))) result.undefined.push_back({std::size_t(a), "zero variance (all samples equal)"});
-    } else if (cfg.rbf) {
-      result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, rbf, cfg.options)
-                          : cka::similarity_matrix(rows.values, rbf, cfg.options);
     } else {
-      result = cfg.versus ? cka::similarity_matrix(rows.values, cols.values, cka::linear_kernel{}, cfg.options)
-                          : cka::similarity_matrix(rows.values, cka::linear_kernel{}, cfg.options);
+      const std::vector<matrix<double>> rows_v(values.begin(), values.begin() + std::ptrdiff_t(row_count));
+      const std::vector<matrix<double>> cols_v(values.begin() + std::ptrdiff_t(row_count), values.end());
+      values.clear();
+      if (rbf) {
+        result = versus ? cka::similarity_matrix(rows_v, cols_v, rbf_kernel, options)
+                        : cka::similarity_matrix(rows_v, rbf_kernel, options);
+      } else {
+        result = versus ? cka::similarity_matrix(rows_v, cols_v, cka::linear_kernel{}, options)
+                        : cka::similarity_matrix(rows_v, cka::linear_kernel{}, options);
+      }
     }
+  } catch (const std::bad_alloc&) {
+    throw failure(which_layers(all_files) + ": out of memory computing the matrix (n = " + std::to_string(n) + ")");
   } catch (const std::exception& e) {
-    die(e.what());
+    throw failure(which_layers(all_files) + ": " + e.what());
   }
   if (drawn) std::fprintf(stderr, "\r%*s\r", 50, "");
-  if (!cfg.quiet) {
-    for (const auto& u : result.undefined) {
-      const std::string& name = u.layer < rows.names.size() ? rows.names[u.layer] : cols.names[u.layer - rows.names.size()];
-      std::fprintf(stderr, "cka-similarity: warning: layer %s: %s; its cells are nan\n", name.c_str(), u.cause.c_str());
-    }
-    if (result.dropped_samples) {
-      std::fprintf(stderr, "cka-similarity: warning: the last %ld samples (a batch shorter than 4) were left out\n",
-                   long(result.dropped_samples));
-    }
+  for (const auto& u : result.undefined) {
+    const std::string who = cfg.demo ? names[u.layer] : all_files[u.layer];
+    warn(cfg, who + ": " + u.cause + "; its cells are nan");
+  }
+  if (result.dropped_samples) {
+    warn(cfg, "the last " + std::to_string(result.dropped_samples) + " samples (a batch shorter than 4) were left out");
   }
 
-  if (cfg.csv.empty()) {
-    write_csv(std::cout, rows, col_set, result.values);
-  } else {
-    write_file(cfg.csv, [&](std::ostream& o) { write_csv(o, rows, col_set, result.values); });
+  tool::matrix_view view;
+  view.rows.assign(names.begin(), names.begin() + std::ptrdiff_t(row_count));
+  view.cols = versus ? std::vector<std::string>(names.begin() + std::ptrdiff_t(row_count), names.end()) : view.rows;
+  view.values = result.values;
+  view.precision = cfg.precision;
+  view.vmin = cfg.vmin;
+  view.vmax = cfg.vmax;
+  view.unit_range = cfg.unit_range;
+  const std::string estimator = cfg.minibatch ? "minibatch " + std::to_string(cfg.minibatch) + ", unbiased"
+                                : cfg.debiased ? "debiased" : "biased";
+  std::string bandwidth;
+  if (rbf) {
+    bandwidth = cfg.sigma > 0 ? "sigma = " + tool::number(cfg.sigma, 6)
+                              : "sigma^2 = " + (cfg.sigma_fraction != 1.0 ? tool::number(cfg.sigma_fraction, 6) + "^2 x " : std::string()) +
+                                    "median (" + cfg.rule + ")";
   }
-  if (!cfg.json.empty()) write_file(cfg.json, [&](std::ostream& o) { write_json(o, rows, col_set, result.values); });
-  if (!cfg.svg.empty()) {
-    std::string title = std::string(cfg.rbf ? "RBF" : "linear") + " CKA" +
-                        (cfg.options.est == cka::estimator::unbiased ? " (debiased)" : "") +
-                        (cfg.options.minibatch ? ", minibatch " + std::to_string(cfg.options.minibatch) : "") +
-                        ", n = " + std::to_string(n);
-    write_file(cfg.svg, [&](std::ostream& o) { write_svg(o, rows, col_set, result.values, title); });
-    if (cfg.demo && !cfg.quiet) std::fprintf(stderr, "cka-similarity: heatmap written to %s\n", cfg.svg.c_str());
+  view.title = cfg.title.empty() ? (rbf ? "RBF CKA (" + bandwidth + "), " : std::string("linear CKA, ")) + estimator +
+                                       ", n = " + std::to_string(n)
+                                 : cfg.title;
+  if (versus) {
+    view.row_axis = which_layers(cfg.rows);
+    view.col_axis = which_layers(cfg.cols);
+  }
+  view.meta["kernel"] = cfg.kernel;
+  if (rbf) view.meta["bandwidth"] = bandwidth;
+  view.meta["estimator"] = estimator;
+  view.meta["n"] = n;
+  nlohmann::json undefined = nlohmann::json::array();
+  for (const auto& u : result.undefined) undefined.push_back({{"layer", names[u.layer]}, {"cause", u.cause}});
+  view.meta["undefined"] = undefined;
+
+  if (cfg.csv.empty()) {
+    tool::write_stdout(tool::csv(view));
+  } else {
+    tool::write_file(cfg.csv, tool::csv(view));
+  }
+  if (!cfg.csv_long.empty()) tool::write_file(cfg.csv_long, tool::csv_long(view));
+  if (!cfg.json.empty()) tool::write_file(cfg.json, tool::json(view));
+  const std::string svg = cfg.svg.empty() && cfg.demo ? "cka-demo.svg" : cfg.svg;
+  if (!svg.empty()) {
+    tool::write_file(svg, tool::svg(view));
+    if (cfg.demo && !cfg.quiet) std::fprintf(stderr, "cka-similarity: heatmap written to %s\n", svg.c_str());
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Every failure, whatever its source, ends as one line on stderr and exit status 2.
+  try {
+    return run(argc, argv);
+  } catch (const failure& e) {
+    std::fprintf(stderr, "cka-similarity: %s\n", e.what());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "cka-similarity: out of memory\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cka-similarity: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "cka-similarity: unexpected error\n");
+  }
+  return 2;
 }

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -289,6 +290,10 @@ inline array parse(const unsigned char* bytes, std::size_t size) {
 
 /// Loads a .npy file. Throws cka::npy::error with a message that starts with the path.
 inline array load(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) throw error(path + ": cannot open the file");
+  if (!std::filesystem::is_regular_file(status)) throw error(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw error(path + ": cannot open the file");
   const std::streamoff size = in.tellg();

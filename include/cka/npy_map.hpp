@@ -26,7 +26,7 @@ class mapped_file {
   /// Opens and maps `path` and reads its header. Throws cka::npy::error (message starting with the path)
   /// if it cannot be opened, is not a regular file, or is not a valid float32/float64 .npy file.
   explicit mapped_file(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not block the open
     if (fd_ < 0) throw error(path + ": cannot open the file");
     struct stat st {};
     if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -17,7 +17,7 @@ except ImportError:
     print("test_cka_similarity.py: NumPy is not installed; skipping")
     sys.exit(77)
 
-BINARY = sys.argv[1]
+BINARY = os.path.abspath(sys.argv[1])
 failures = []
 passed = 0
 
@@ -31,8 +31,8 @@ def check(condition, what):
         print("FAILED:", what)
 
 
-def run(*args, cwd=None):
-    p = subprocess.run([BINARY, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+def run(*args, cwd=None, timeout=120):
+    p = subprocess.run([BINARY, *args], capture_output=True, text=True, errors="replace", cwd=cwd, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -211,17 +211,22 @@ with tempfile.TemporaryDirectory() as tmp:
         "complex": (bad("cplx.npy", npy_header("<c16", "(60, 8)") + b"\0" * 7680), "unsupported dtype"),
         "object": (bad("obj.npy", npy_header("|O", "(60,)") + b"\0" * 480), "unsupported dtype"),
         "huge": (bad("huge.npy", npy_header("<f8", "(100000000000, 100000)") + b"\0" * 64), "truncated data"),
-        "short n": (bad("short.npy", npy_header("<f8", "(59, 8)") + np.zeros((59, 8)).tobytes()), "59 samples"),
+        "short n": (bad("short.npy", npy_header("<f8", "(59, 8)") + np.zeros((59, 8)).tobytes()), "a_f64.npy has 60 samples but"),
     }
     nan_layer = base.copy()
     nan_layer[3, 2] = np.nan
     np.save(path("nan.npy"), nan_layer)
     cases["nan"] = (path("nan.npy"), "NaN or infinity at sample 3, feature 2")
-    # A subdirectory named like a layer inside a layer directory: exit 2 naming it (issue 7, item 8; the
-    # streamed linear route).
+    # A subdirectory named like a layer inside a layer directory is not a layer (issue 7, item 8), on
+    # every route; named on the command line it is expanded, and a FIFO is refused naming it.
     os.makedirs(path(os.path.join("nested", "inner.npy")))
     np.save(path(os.path.join("nested", "good.npy")), base)
-    cases["subdirectory"] = (path("nested"), "inner.npy: not a regular file")
+    for extra in ([], ["--kernel", "rbf"], ["--minibatch", "8"]):
+        rc, out, err = run(path("nested"), files[1], "--quiet", *extra)
+        rows, cols, v = read_csv(out) if rc == 0 else ([], [], None)
+        check(rc == 0 and rows == ["good", "b_f32"], f"subdirectory named inner.npy {extra}: {rc} {err!r}")
+    os.mkfifo(path("pipe.npy"))
+    cases["fifo"] = (path("pipe.npy"), "pipe.npy: not a regular file")
     for what, (file, message) in cases.items():
         rc, out, err = run(files[0], file)
         lines = err.strip().split("\n")
@@ -231,6 +236,168 @@ with tempfile.TemporaryDirectory() as tmp:
                           (["--bogus", files[0]], "unknown option"), ([], "no layers"), ([files[0], "--vs"], "--vs")]:
         rc, out, err = run(*args)
         check(rc == 2 and message in err and len(err.strip().split("\n")) == 1, f"usage {args}: {rc} {err!r}")
+
+# Issue 7 (reliability) and issue 12 (researcher workflow): one row per defect, plain and sanitized.
+import csv as csv_module
+import signal
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = lambda name: os.path.join(tmp, name)
+    rng = np.random.default_rng(11)
+    n = 200
+    labels = (rng.random(n) < 0.3).astype(int)
+    np.save(path("labels.npy"), np.eye(2)[labels])
+    np.save(path("f.npy"), rng.standard_normal((n, 16)) + labels[:, None])
+    np.save(path("g.npy"), rng.standard_normal((n, 6)))
+
+    # 1. RBF with a zero median: the matrix is computed, the layer's cells are nan, a warning names the file
+    # and the cause; --median-rule nonzero and --sigma are ways out.
+    rc, out, err = run(path("labels.npy"), path("f.npy"), path("g.npy"), "--kernel", "rbf")
+    rows, cols, v = read_csv(out) if rc == 0 else ([], [], np.zeros((3, 3)))
+    check(rc == 0 and np.isnan(v[0]).all() and np.isnan(v[:, 0]).all() and np.isfinite(v[1:, 1:]).all(),
+          f"rbf zero median: nan cells: {rc} {err!r}")
+    check("labels.npy" in err and "median" in err and "nan" in err, f"rbf zero median warning: {err!r}")
+    lab = np.eye(2)[labels].astype(float)
+    fx = np.load(path("f.npy"))
+
+    def rbf_nonzero(x, y):
+        def g(z):
+            z = z - z.mean(0)
+            sq = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+            iu = np.triu_indices(z.shape[0], 1)
+            d = sq[iu]
+            return np.exp(-sq / (2 * np.median(d[d > 0])))
+        a, b = centre(g(x)), centre(g(y))
+        return (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())
+    rc, out, err = run(path("labels.npy"), "--vs", path("f.npy"), "--kernel", "rbf", "--median-rule", "nonzero")
+    check(rc == 0 and abs(read_csv(out)[2][0, 0] - rbf_nonzero(lab, fx)) < 1e-9, f"--median-rule nonzero: {out} {err}")
+    rc, out, err = run(path("labels.npy"), "--vs", path("f.npy"), "--kernel", "rbf", "--sigma", "2")
+
+    def rbf_sigma(x, s):
+        sq = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+        return np.exp(-sq / (2 * s * s))
+    a, b = centre(rbf_sigma(lab, 2.0)), centre(rbf_sigma(fx, 2.0))
+    check(rc == 0 and abs(read_csv(out)[2][0, 0] - (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())) < 1e-9,
+          f"--sigma 2: {out} {err}")
+    for args, message in [(["--sigma", "2", path("f.npy")], "--kernel rbf"),
+                          (["--kernel", "rbf", "--sigma", "2", "--sigma-fraction", "0.5", path("f.npy")], "--sigma"),
+                          (["--kernel", "rbf", "--sigma", "-1", path("f.npy")], "--sigma")]:
+        rc, out, err = run(*args)
+        check(rc == 2 and message in err and len(err.strip().split("\n")) == 1, f"usage {args}: {rc} {err!r}")
+
+    # 2. Write failures exit 2 naming the path; a failed file write leaves no half file.
+    for option in ("--csv", "--json", "--svg", "--csv-long"):
+        rc, out, err = run(path("f.npy"), path("g.npy"), option, "/dev/full")
+        check(rc == 2 and "/dev/full" in err and "write failed" in err, f"{option} /dev/full: {rc} {err!r}")
+        rc, out, err = run(path("f.npy"), path("g.npy"), option, path(os.path.join("no_such_dir", "out")))
+        check(rc == 2 and "no_such_dir" in err, f"{option} into a missing directory: {rc} {err!r}")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([BINARY, path("f.npy"), path("g.npy")], stdout=full, stderr=subprocess.PIPE, text=True)
+    check(p.returncode == 2 and "standard output" in p.stderr, f"stdout on /dev/full: {p.returncode} {p.stderr!r}")
+    r, w = os.pipe()
+    os.close(r)  # a reader that has gone away; with SIGPIPE ignored the write fails with EPIPE
+    p = subprocess.run([BINARY, path("f.npy"), path("g.npy")], stdout=w, stderr=subprocess.PIPE, text=True,
+                       preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+    os.close(w)
+    check(p.returncode == 2 and "standard output" in p.stderr, f"EPIPE: {p.returncode} {p.stderr!r}")
+    os.mkdir(path("ro"))
+    rc, out, err = run(path("f.npy"), path("g.npy"), "--svg", path(os.path.join("ro", "m.svg")), "--csv",
+                       path(os.path.join("ro", "m.csv")))
+    check(rc == 0 and sorted(os.listdir(path("ro"))) == ["m.csv", "m.svg"], f"files only, no temporaries: {os.listdir(path('ro'))}")
+    check(oct(os.stat(path(os.path.join("ro", "m.csv"))).st_mode & 0o777) != "0o600", "written files get the umask's mode")
+
+    # 7. Hostile shapes: refused in milliseconds, naming the file, before anything proportional is allocated.
+    for shape, message in [("(0, 500000000000000000)", "0 samples"), ("(100000000, 0)", "no features"),
+                           ("(1000000000000000000, 0)", "no features"), ("(1, 5)", "at least 2")]:
+        count = eval(shape)[0] * eval(shape)[1]
+        f = path("hostile.npy")
+        with open(f, "wb") as h:
+            h.write(npy_header("<f8", shape) + b"\0" * (8 * count))
+        for extra in ([], ["--kernel", "rbf"], ["--minibatch", "4"], ["--debiased"]):
+            rc, out, err = run(f, path("g.npy") if shape == "(1, 5)" else f, *extra, timeout=20)
+            check(rc == 2 and "hostile.npy" in err and (message in err or "samples" in err) and len(err.strip().split("\n")) == 1,
+                  f"hostile shape {shape} {extra}: {rc} {err!r}")
+    # 9. Too few samples for the estimator: the file is named.
+    np.save(path("three.npy"), rng.standard_normal((3, 4)))
+    rc, out, err = run(path("three.npy"), "--debiased")
+    check(rc == 2 and "three.npy" in err and "at least 4" in err, f"n = 3 debiased: {err!r}")
+
+    # 10. CSV names per RFC 4180: Python's csv module reads the exact names back.
+    odd = ["x,y", '"lead', "tab\there", "b"]
+    for name in odd:
+        np.save(path(name + ".npy"), rng.standard_normal((n, 3)))
+    rc, out, err = run(*[path(name + ".npy") for name in odd], "--quiet")
+    table = list(csv_module.reader(io.StringIO(out)))
+    check(rc == 0 and table[0][1:] == odd and [r[0] for r in table[1:]] == odd and all(len(r) == 5 for r in table),
+          f"csv quoting: {table[:2]}")
+
+    # 11. Control characters and invalid UTF-8 in names: the SVG parses as XML, the JSON as JSON.
+    weird = [os.path.join(tmp.encode(), b"ctl\x01name.npy"), os.path.join(tmp.encode(), b"bad\xffutf8.npy"),
+             os.path.join(tmp.encode(), b"amp&<lt>.npy")]
+    for w_name in weird:
+        with open(w_name, "wb") as h:
+            np.save(h, rng.standard_normal((n, 3)))
+    p = subprocess.run([BINARY.encode(), *weird, b"--svg", path("w.svg").encode(), b"--json", path("w.json").encode(),
+                        b"--quiet"], capture_output=True)
+    check(p.returncode == 0, f"weird names: {p.returncode} {p.stderr!r}")
+    try:
+        labels_svg = [e for e in ET.parse(path("w.svg")).getroot().iter() if e.get("class") == "label"]
+        check(len(labels_svg) == 6, "weird names: svg labels")
+    except ET.ParseError as e:
+        check(False, f"weird names: svg is not XML: {e}")
+    try:
+        j = json.load(open(path("w.json"), encoding="utf-8"))
+        check(j["rows"][0] == "ctl\x01name" and "\ufffd" in j["rows"][1] and j["rows"][2] == "amp&<lt>", f"json names {j['rows']}")
+    except ValueError as e:
+        check(False, f"weird names: json does not parse: {e}")
+
+    # The command line: --version, --help, -q, "--" ends the options, --threads above the core count warns.
+    rc, out, err = run("--version")
+    check(rc == 0 and out.startswith("cka-similarity ") and err == "", f"--version: {out!r}")
+    rc, out, err = run("--help")
+    check(rc == 0 and "--kernel" in out and "--median-rule" in out, "--help")
+    rc, out, err = run("-q", path("labels.npy"), path("f.npy"), "--kernel", "rbf")
+    check(rc == 0 and err == "", f"-q is --quiet: {rc} {err!r}")
+    os.mkdir(path("dash"))
+    np.save(path(os.path.join("dash", "--odd.npy")), rng.standard_normal((n, 3)))
+    rc, out, err = run("--quiet", "--", "--odd.npy", path("f.npy"), cwd=path("dash"))
+    check(rc == 0 and read_csv(out)[0] == ["--odd", "f"], f"-- ends the options: {rc} {err!r}")
+    rc, out, err = run(path("f.npy"), path("g.npy"), "--threads", str(4 * (os.cpu_count() or 1)))
+    check(rc == 0 and "--threads" in err and "cores" in err, f"--threads above the cores: {err!r}")
+
+    # Issue 12: natural order of directory layers, --order, duplicate names, --csv-long, --precision, no -0.
+    os.mkdir(path("model"))
+    for i in range(12):
+        np.save(path(os.path.join("model", f"layer_{i}.npy")), rng.standard_normal((n, 3)) + i)
+    rc, out, err = run(path("model"), "--quiet")
+    check(rc == 0 and read_csv(out)[0] == [f"layer_{i}" for i in range(12)], f"natural order: {read_csv(out)[0]}")
+    with open(path("order.txt"), "w") as h:
+        h.write("# wanted order\n" + "\n".join(f"layer_{i}" for i in reversed(range(12))) + "\n")
+    rc, out, err = run(path("model"), "--order", path("order.txt"), "--quiet")
+    check(rc == 0 and read_csv(out)[0] == [f"layer_{i}" for i in reversed(range(12))], f"--order: {err}")
+    with open(path("order_bad.txt"), "w") as h:
+        h.write("layer_0\nlayer_99\n")
+    rc, out, err = run(path("model"), "--order", path("order_bad.txt"))
+    check(rc == 2 and "order_bad.txt" in err and len(err.strip().split("\n")) == 1, f"--order with a bad name: {err!r}")
+    os.makedirs(path(os.path.join("dirA", "x")))
+    os.makedirs(path(os.path.join("dirB", "x")))
+    np.save(path(os.path.join("dirA", "x", "layer.npy")), rng.standard_normal((n, 3)))
+    np.save(path(os.path.join("dirB", "x", "layer.npy")), rng.standard_normal((n, 3)))
+    rc, out, err = run(path(os.path.join("dirA", "x", "layer.npy")), path(os.path.join("dirB", "x", "layer.npy")))
+    check(rc == 0 and read_csv(out)[0] == ["dirA/x/layer", "dirB/x/layer"] and "labelled" in err,
+          f"duplicate names: {read_csv(out)[0] if rc == 0 else err}")
+    rc, out, err = run(path("f.npy"), path("g.npy"), "--csv-long", path("long.csv"), "--precision", "4", "--quiet")
+    long_rows = list(csv_module.reader(open(path("long.csv"))))
+    check(rc == 0 and long_rows[0] == ["row", "column", "cka"] and len(long_rows) == 5 and long_rows[2][:2] == ["f", "g"],
+          f"--csv-long: {long_rows}")
+    check(all(len(x.split("e")[0].replace("-", "").replace(".", "").lstrip("0")) <= 4 for x in out.replace("\n", ",").split(",")[3:] if x),
+          f"--precision 4: {out!r}")
+    # Debiased CKA of independent layers can be slightly negative: printed with its sign, never as -0.
+    np.save(path("ind1.npy"), rng.standard_normal((40, 2)))
+    np.save(path("ind2.npy"), rng.standard_normal((40, 2)))
+    rc, out, err = run(path("ind1.npy"), path("ind2.npy"), "--debiased", "--svg", path("neg.svg"), "--precision", "1")
+    check(rc == 0 and "-0," not in out and not out.rstrip().endswith("-0") and "-0.00<" not in open(path("neg.svg")).read(),
+          f"no negative zero: {out!r}")
 
 # The progress bar: shown on a terminal once the work takes over a second; never with --quiet or when
 # stderr is not a terminal. A pseudo-terminal comes from util-linux `script`; skipped where it is missing

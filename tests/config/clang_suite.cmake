@@ -1,0 +1,26 @@
+# Run with: cmake -DCKA_SOURCE=<src> -DWORK=<dir> -DJOBS=<n> -P clang_suite.cmake
+# The unit tests built with clang++ in C++17 mode (warnings as errors) and run: the library must compile
+# under both compilers CI has (g++ builds the main tree). Prints "skipped" when clang++ is missing.
+find_program(CLANGXX NAMES clang++ clang++-14)
+if(NOT CLANGXX)
+  message("clang_suite: skipped: clang++ not found (Debian: clang)")
+  return()
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S "${CKA_SOURCE}" -B "${WORK}" -DCMAKE_CXX_COMPILER=${CLANGXX}
+                        -DCMAKE_BUILD_TYPE=Release -DCKA_WERROR=ON -DCKA_BUILD_TESTS=ON -DCKA_BUILD_BENCH=OFF
+                        -DCKA_BUILD_EXAMPLES=OFF -DCKA_BUILD_TOOLS=OFF
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "clang_suite: configure failed:\n${out}\n${err}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK}" -j ${JOBS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  string(REGEX MATCHALL "[^\n]*error[^\n]*" errors "${out}\n${err}")
+  message(FATAL_ERROR "clang_suite: the build with clang++ failed:\n${errors}")
+endif()
+execute_process(COMMAND ${CMAKE_CTEST_COMMAND} --test-dir "${WORK}" -R "^test_" --output-on-failure --no-tests=error
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "clang_suite: unit tests failed under clang++:\n${err}")
+endif()

@@ -1,0 +1,157 @@
+#pragma once
+// cka-similarity: which files are the layers, in which order, under which names.
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tool {
+
+/// A failure the tool reports as one line and exit status 2.
+struct failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Natural (number-aware) order: runs of digits compare by value, so layer_2 < layer_10; ties (leading
+/// zeros) fall back to the plain text order, which keeps the order total.
+inline bool natural_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const bool da = std::isdigit(static_cast<unsigned char>(a[i])) != 0;
+    const bool db = std::isdigit(static_cast<unsigned char>(b[j])) != 0;
+    if (da && db) {
+      std::size_t ie = i, je = j;
+      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+      std::size_t is = i, js = j;  // skip leading zeros, then longer means larger
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      if (ie - is != je - js) return ie - is < je - js;
+      const int c = a.compare(is, ie - is, b, js, je - js);
+      if (c != 0) return c < 0;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  if ((a.size() - i) != (b.size() - j)) return a.size() - i < b.size() - j;
+  return a < b;
+}
+
+/// The layer files named on the command line: a directory stands for the regular .npy files in it (and,
+/// with `recursive`, in its subdirectories) in natural order of their paths; anything else is taken as a
+/// file (opening it checks that it is a regular .npy file).
+inline std::vector<std::string> expand(const std::vector<std::string>& args, bool recursive) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    std::error_code ec;
+    if (!fs::is_directory(a, ec)) {
+      out.push_back(a);
+      continue;
+    }
+    std::vector<std::string> found;
+    auto take = [&](const fs::directory_entry& e) {
+      std::error_code ec2;
+      if (e.path().extension() == ".npy" && e.is_regular_file(ec2)) found.push_back(e.path().string());
+    };
+    if (recursive) {
+      for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        take(*it);
+    } else {
+      for (auto it = fs::directory_iterator(a, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) take(*it);
+    }
+    if (ec) throw failure(a + ": cannot list the directory (" + ec.message() + ")");
+    if (found.empty()) throw failure(a + ": the directory holds no .npy files" + (recursive ? "" : " (--recursive looks in subdirectories)"));
+    std::sort(found.begin(), found.end(), natural_less);
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
+}
+
+/// Reorders the layer lists by an order file: one layer name (file stem) or path per line, blank lines and
+/// lines starting with # ignored. Each list (`rows`, and `cols` for a --vs run) takes the order of its
+/// layers' lines; every layer must be listed exactly once, and every line must name a layer.
+inline void apply_order(const std::string& order_path, std::vector<std::string>& rows, std::vector<std::string>& cols) {
+  namespace fs = std::filesystem;
+  std::ifstream in(order_path);
+  if (!in) throw failure(order_path + ": cannot open the order file");
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  }
+  std::vector<bool> line_used(lines.size(), false);
+  auto reorder = [&](std::vector<std::string>& files) {
+    std::vector<std::string> out;
+    std::vector<bool> used(files.size(), false);
+    for (std::size_t k = 0; k < lines.size(); ++k) {
+      std::size_t match = files.size();
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        if (fs::path(files[i]).stem().string() != lines[k] && files[i] != lines[k]) continue;
+        if (match != files.size()) throw failure(order_path + ": '" + lines[k] + "' matches more than one layer; give its path");
+        match = i;
+      }
+      if (match == files.size()) continue;
+      if (used[match]) throw failure(order_path + ": '" + lines[k] + "' is listed twice");
+      used[match] = line_used[k] = true;
+      out.push_back(files[match]);
+    }
+    for (std::size_t i = 0; i < files.size(); ++i)
+      if (!used[i]) throw failure(order_path + ": does not list the layer " + files[i]);
+    files = out;
+  };
+  reorder(rows);
+  reorder(cols);
+  for (std::size_t k = 0; k < lines.size(); ++k)
+    if (!line_used[k]) throw failure(order_path + ": '" + lines[k] + "' is not one of the layers");
+}
+
+/// Display names: each file's stem, or, where stems repeat, the shortest trailing part of the path that
+/// tells the files apart (dirA/layer and dirB/layer). `renamed` receives a note for each such name.
+inline std::vector<std::string> display_names(const std::vector<std::string>& files, std::vector<std::string>& renamed) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> parts;  // path components, last first, the file as its stem
+  for (const auto& f : files) {
+    const fs::path p = fs::absolute(fs::path(f)).lexically_normal();
+    std::vector<std::string> c{p.stem().string()};
+    for (fs::path q = p.parent_path(); !q.empty() && q != q.root_path(); q = q.parent_path()) c.push_back(q.filename().string());
+    parts.push_back(c);
+    names.push_back(c[0]);
+  }
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    std::vector<std::size_t> same;
+    for (std::size_t j = 0; j < files.size(); ++j)
+      if (j != i && parts[j][0] == parts[i][0] && parts[j] != parts[i]) same.push_back(j);
+    if (same.empty()) continue;
+    // The fewest components that differ from every other file with the same stem (the same file twice keeps
+    // its stem: it is the same layer).
+    std::size_t depth = 1;
+    for (; depth < parts[i].size(); ++depth) {
+      bool distinct = true;
+      for (std::size_t j : same) {
+        bool equal = parts[j].size() >= depth;
+        for (std::size_t k = 0; equal && k < depth; ++k) equal = parts[j][k] == parts[i][k];
+        if (equal) distinct = false;
+      }
+      if (distinct) break;
+    }
+    std::string name = parts[i][0];
+    for (std::size_t k = 1; k < depth && k < parts[i].size(); ++k) name = parts[i][k] + "/" + name;
+    if (name != names[i]) renamed.push_back(files[i] + " is labelled " + name + " (another layer has the name " + names[i] + ")");
+    names[i] = name;
+  }
+  return names;
+}
+
+}  // namespace tool
