@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -110,7 +112,7 @@ TEST_CASE("npy malformed and unsupported files", "[npy][errors]") {
     CAPTURE(bad);
     CHECK_THROWS_WITH(parse(npy_bytes(bad, data)), Contains("corrupt header"));
   }
-  for (const char* dtype : {"<c16", "|O", "<i4", "<f2", "|u1", "|f8"}) {
+  for (const char* dtype : {"<c16", "|O", "<i4", "|u1", "|f8", "<f16", "<f1"}) {
     CAPTURE(dtype);
     CHECK_THROWS_WITH(parse(npy_bytes(std::string("{'descr': '") + dtype + "', 'fortran_order': False, 'shape': (2, 3), }", data)),
                       Contains("unsupported dtype"));
@@ -135,4 +137,24 @@ TEST_CASE("npy malformed and unsupported files", "[npy][errors]") {
       CHECK(empty.values.rows() == 100000000);
       CHECK(empty.values.cols() == 0);
     }
+}
+
+TEST_CASE("npy float16: every class of binary16 value, both byte orders", "[npy][float16]") {
+  // Bit patterns with their exact values: ±1, 0.5, the largest finite half, the smallest subnormal, a
+  // subnormal with several bits, negative zero.
+  const std::vector<std::uint16_t> bits = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x03FF, 0x8000, 0x3555};
+  const std::vector<double> exact = {1.0, -2.0, 0.5, 65504.0, std::ldexp(1.0, -24), 1023 * std::ldexp(1.0, -24), -0.0,
+                                     1365.0 / 4096.0};  // 0x3555: (1 + 341/1024) · 2^(13 − 15)
+  for (std::size_t k = 0; k < bits.size(); ++k) {
+    CAPTURE(k);
+    CHECK(double(cka::npy::detail::half_to_float(bits[k])) == exact[k]);
+  }
+  CHECK(std::isinf(cka::npy::detail::half_to_float(0x7C00)));
+  CHECK(std::isnan(cka::npy::detail::half_to_float(0x7E00)));
+  for (bool big : {false, true}) {
+    const auto a = parse(npy_bytes(std::string("{'descr': '") + (big ? ">" : "<") + "f2', 'fortran_order': False, 'shape': (4, 2), }",
+                                   raw(bits, big)));
+    REQUIRE(a.values.rows() == 4);
+    for (std::size_t k = 0; k < bits.size(); ++k) CHECK(a.values(Eigen::Index(k / 2), Eigen::Index(k % 2)) == exact[k]);
+  }
 }

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <new>
@@ -37,7 +38,7 @@ using tool::failure;
 
 const char* description =
     "CKA between the layers of trained networks, from .npy activation dumps.\n\n"
-    "Each LAYER is an .npy file of activations, shape (n, ...), float32 or float64; a directory stands for its\n"
+    "Each LAYER is an .npy file of activations, shape (n, ...), float16, float32 or float64; a directory stands for its\n"
     ".npy files in natural order (layer_2 before layer_10; --order to choose). Without --vs the layers are\n"
     "compared with each other (a square matrix); with --vs the layers before it give the rows and the ones\n"
     "after it the columns. The linear kernel without --minibatch streams the memory-mapped files through one\n"
@@ -257,6 +258,19 @@ std::string which_layers(const std::vector<std::string>& files) {
   return files[0] + " and " + std::to_string(files.size() - 1) + " more layers";
 }
 
+/// An axis title from the command-line arguments of one side: their last path components, comma-separated.
+std::string axis_title(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) {
+    std::filesystem::path p(a);
+    std::string name = p.filename().string();
+    if (name.empty() || name == ".") name = p.parent_path().filename().string();
+    if (name.empty()) name = a;
+    out += (out.empty() ? "" : ", ") + name;
+  }
+  return out;
+}
+
 int run(int argc, char** argv) {
   const config cfg = parse_arguments(argc, argv);
   if (cfg.threads > 0) {
@@ -391,8 +405,8 @@ int run(int argc, char** argv) {
                                        ", n = " + std::to_string(n)
                                  : cfg.title;
   if (versus) {
-    view.row_axis = which_layers(cfg.rows);
-    view.col_axis = which_layers(cfg.cols);
+    view.row_axis = axis_title(cfg.rows);
+    view.col_axis = axis_title(cfg.cols);
   }
   view.meta["kernel"] = cfg.kernel;
   if (rbf) view.meta["bandwidth"] = bandwidth;

@@ -248,17 +248,19 @@ inline std::string svg(const matrix_view& m) {
   auto t_of = [&, lo = lo, hi = hi](double v) { return (v - lo) / (hi - lo); };
   std::ostringstream out;
   out.precision(6);
-  const double shown_w = std::min(width, 1400.0);
-  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << width << ' ' << height << "\" width=\""
-      << shown_w << "\" height=\"" << height * shown_w / width << "\" font-family=\"sans-serif\" font-size=\"" << font
-      << "\">\n";
+  // Only a viewBox: a browser fits the whole picture to its window, an <img> keeps the aspect ratio.
+  out << "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << width << ' ' << height
+      << "\" font-family=\"sans-serif\" font-size=\"" << font << "\">\n";
   out << "<title>" << xml_text(m.title) << "</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   out << "<text x=\"10\" y=\"22\" font-size=\"15\">" << xml_text(m.title) << "</text>\n";
   if (!m.row_axis.empty()) {
-    out << "<text x=\"" << left + grid_w / 2 << "\" y=\"" << 44 << "\" text-anchor=\"middle\" font-weight=\"bold\">"
-        << xml_text(m.col_axis) << "</text>\n";
-    out << "<text x=\"" << 16 << "\" y=\"" << top + grid_h / 2 << "\" text-anchor=\"middle\" font-weight=\"bold\" transform=\"rotate(-90 16 "
-        << top + grid_h / 2 << ")\">" << xml_text(m.row_axis) << "</text>\n";
+    // Axis titles as long as their side of the grid allows (full text in the tooltip).
+    auto fit = [&](const std::string& s, double room) { return ellipsize(s, std::size_t(std::max(12.0, room / 7.2))); };
+    out << "<text class=\"axis\" x=\"" << left + grid_w / 2 << "\" y=\"44\" text-anchor=\"middle\" font-weight=\"bold\"><title>"
+        << xml_text(m.col_axis) << "</title>" << xml_text(fit(m.col_axis, grid_w + 2 * left)) << "</text>\n";
+    out << "<text class=\"axis\" x=\"16\" y=\"" << top + grid_h / 2
+        << "\" text-anchor=\"middle\" font-weight=\"bold\" transform=\"rotate(-90 16 " << top + grid_h / 2 << ")\"><title>"
+        << xml_text(m.row_axis) << "</title>" << xml_text(fit(m.row_axis, grid_h + 40)) << "</text>\n";
   }
   for (Eigen::Index j = 0; j < nc; ++j) {
     const double x = left + cell * (double(j) + 0.5);

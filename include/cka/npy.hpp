@@ -1,7 +1,7 @@
 #pragma once
 /// \file npy.hpp
 /// Reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0) holding one layer's
-/// activations: float32 or float64, little- or big-endian, C or Fortran order, any number of dimensions
+/// activations: float16, float32 or float64, little- or big-endian, C or Fortran order, any number of dimensions
 /// (n, …) — the trailing dimensions are flattened in C order, as `x.reshape(n, -1)` does.
 ///
 /// Every malformed input throws cka::npy::error (a cka::invalid_argument) with one line saying what is
@@ -13,6 +13,7 @@
 
 #include <Eigen/Core>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -153,10 +154,24 @@ F read_value(const unsigned char* p, bool swap) {
   return v;
 }
 
+/// An IEEE 754 binary16 value (NumPy's float16) as a float: exact, subnormals, infinities and NaN included.
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+  float magnitude;
+  if (exponent == 0) {
+    magnitude = std::ldexp(float(mantissa), -24);  // zero and subnormals: mantissa · 2^−24
+  } else if (exponent == 31) {
+    magnitude = mantissa ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else {
+    magnitude = std::ldexp(float(mantissa | 0x400u), int(exponent) - 25);
+  }
+  return sign ? -magnitude : magnitude;
+}
+
 }  // namespace detail
 
 /// Where and how an .npy file's values are stored, from its header: shape (n, …) flattened to rows × cols
-/// (C order of the trailing dimensions), item size 4 or 8, byte swapping, Fortran order, and the offset of
+/// (C order of the trailing dimensions), item size 2, 4 or 8 (float16, 32, 64), byte swapping, Fortran order, and the offset of
 /// the data. `describe` checks every size against the bytes present, so nothing proportional to a claimed
 /// size is allocated or looped over before the file is known to hold it.
 struct layout {
@@ -190,10 +205,10 @@ inline layout describe(const unsigned char* bytes, std::size_t size) {
   if (descr.size() < 3) detail::fail("unsupported dtype '" + descr + "'");
   const char order = descr[0], kind = descr[1];
   const std::string width = descr.substr(2);
-  if (kind != 'f' || (width != "4" && width != "8") || (order != '<' && order != '>' && order != '=')) {
-    detail::fail("unsupported dtype '" + descr + "': need float32 or float64 ('<f4', '<f8', '>f4', '>f8')");
+  if (kind != 'f' || (width != "2" && width != "4" && width != "8") || (order != '<' && order != '>' && order != '=')) {
+    detail::fail("unsupported dtype '" + descr + "': need float16, float32 or float64 ('<f2', '<f4', '<f8', or '>')");
   }
-  out.item = width == "4" ? 4 : 8;
+  out.item = width == "2" ? 2 : width == "4" ? 4 : 8;
   if (out.shape.empty()) detail::fail("a 0-dimensional array holds no samples; need shape (n, ...)");
 
   // Sizes, with overflow checks, against the bytes actually present: no allocation before this.
@@ -244,7 +259,7 @@ inline layout describe(const unsigned char* bytes, std::size_t size) {
 template <class F>
 bool visit_native_rows(const unsigned char* bytes, const layout& l, std::int64_t r0, std::int64_t h, F&& f) {
   const unsigned char* data = bytes + l.data_offset;
-  if (l.fortran || l.swap || reinterpret_cast<std::uintptr_t>(data) % l.item != 0) return false;
+  if (l.item == 2 || l.fortran || l.swap || reinterpret_cast<std::uintptr_t>(data) % l.item != 0) return false;
   const Eigen::Index rows = Eigen::Index(h), cols = Eigen::Index(l.cols);
   const std::size_t first = std::size_t(r0) * std::size_t(l.cols);
   if (l.item == 4) {
@@ -272,7 +287,9 @@ void read_rows(const unsigned char* bytes, const layout& l, std::int64_t r0, std
                                       : std::size_t(r0 + i) * std::size_t(l.cols) + std::size_t(j);
       const unsigned char* p = data + k * l.item;
       dest(Eigen::Index(i), Eigen::Index(j)) =
-          l.item == 4 ? S(detail::read_value<float>(p, l.swap)) : S(detail::read_value<double>(p, l.swap));
+          l.item == 2   ? S(detail::half_to_float(detail::read_value<std::uint16_t>(p, l.swap)))
+          : l.item == 4 ? S(detail::read_value<float>(p, l.swap))
+                        : S(detail::read_value<double>(p, l.swap));
     }
   }
 }

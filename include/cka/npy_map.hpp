@@ -24,7 +24,7 @@ namespace cka::npy {
 class mapped_file {
  public:
   /// Opens and maps `path` and reads its header. Throws cka::npy::error (message starting with the path)
-  /// if it cannot be opened, is not a regular file, or is not a valid float32/float64 .npy file.
+  /// if it cannot be opened, is not a regular file, or is not a valid float16/32/64 .npy file.
   explicit mapped_file(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not block the open
     if (fd_ < 0) throw error(path + ": cannot open the file");

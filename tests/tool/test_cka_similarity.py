@@ -392,6 +392,25 @@ with tempfile.TemporaryDirectory() as tmp:
           f"--csv-long: {long_rows}")
     check(all(len(x.split("e")[0].replace("-", "").replace(".", "").lstrip("0")) <= 4 for x in out.replace("\n", ",").split(",")[3:] if x),
           f"--precision 4: {out!r}")
+    # float16 dumps (the usual way to halve them): the values of the float16 data, on every route.
+    h1 = rng.standard_normal((n, 5)).astype(np.float16)
+    h2 = (h1.astype(np.float64) @ rng.standard_normal((5, 4))).astype(np.float16)
+    np.save(path("h1.npy"), h1)
+    np.save(path("h2.npy"), h2.astype(">f2"))
+    for extra, kernel in [([], "linear"), (["--kernel", "rbf"], "rbf"), (["--minibatch", "1000", "--debiased"], "debiased")]:
+        rc, out, err = run(path("h1.npy"), "--vs", path("h2.npy"), *extra)
+        ref = cka(h1.astype(np.float64), h2.astype(np.float64), "rbf" if kernel == "rbf" else "linear", kernel == "debiased")
+        check(rc == 0 and abs(read_csv(out)[2][0, 0] - ref) < 1e-9, f"float16 {extra}: {out} {err} vs {ref}")
+    # The SVG keeps every label's full text (a tooltip where the label is shortened), and scales (viewBox).
+    long_name = "sentence_transformers_bert_encoder_layer_11_attention_output_dense"
+    np.save(path(long_name + ".npy"), rng.standard_normal((n, 3)))
+    rc, out, err = run(path(long_name + ".npy"), "--vs", path("f.npy"), path("g.npy"), "--svg", path("long.svg"), "-q")
+    root = ET.parse(path("long.svg")).getroot()
+    texts = ["".join(e.itertext()) for e in root.iter() if e.get("class") == "label"]
+    check(rc == 0 and root.get("viewBox") and any(long_name in t for t in texts) and any("\u2026" in t for t in texts),
+          f"svg labels keep the full name: {texts}")
+    check(any(e.get("class") == "axis" for e in root.iter()), "svg axis titles in --vs mode")
+
     # Debiased CKA of independent layers can be slightly negative: printed with its sign, never as -0.
     np.save(path("ind1.npy"), rng.standard_normal((40, 2)))
     np.save(path("ind2.npy"), rng.standard_normal((40, 2)))
