@@ -302,9 +302,12 @@ int run(int argc, char** argv) {
     row_files = tool::expand(cfg.rows, cfg.recursive);
     col_files = tool::expand(cfg.cols, cfg.recursive);
     if (!cfg.order.empty()) tool::apply_order(cfg.order, row_files, col_files);
-    std::vector<std::string> all = row_files, renamed;
-    all.insert(all.end(), col_files.begin(), col_files.end());
-    names = tool::display_names(all, renamed);
+    // Names repeat freely between the two sides of a --vs run (the same layers of two models); within one
+    // side they are made distinct.
+    std::vector<std::string> renamed;
+    names = tool::display_names(row_files, renamed);
+    const std::vector<std::string> col_names = tool::display_names(col_files, renamed);
+    names.insert(names.end(), col_names.begin(), col_names.end());
     for (const auto& r : renamed) warn(cfg, r);
   }
   std::vector<std::string> all_files = row_files;

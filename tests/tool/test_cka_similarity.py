@@ -386,6 +386,9 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path(os.path.join("dirA", "x", "layer.npy")), path(os.path.join("dirB", "x", "layer.npy")))
     check(rc == 0 and read_csv(out)[0] == ["dirA/x/layer", "dirB/x/layer"] and "labelled" in err,
           f"duplicate names: {read_csv(out)[0] if rc == 0 else err}")
+    rc, out, err = run(path(os.path.join("dirA", "x")), "--vs", path(os.path.join("dirB", "x")))
+    check(rc == 0 and read_csv(out)[0] == ["layer"] and read_csv(out)[1] == ["layer"] and err == "",
+          f"the same name on both sides of --vs is not a duplicate: {out!r} {err!r}")
     rc, out, err = run(path("f.npy"), path("g.npy"), "--csv-long", path("long.csv"), "--precision", "4", "--quiet")
     long_rows = list(csv_module.reader(open(path("long.csv"))))
     check(rc == 0 and long_rows[0] == ["row", "column", "cka"] and len(long_rows) == 5 and long_rows[2][:2] == ["f", "g"],
