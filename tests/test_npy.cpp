@@ -158,3 +158,32 @@ TEST_CASE("npy float16: every class of binary16 value, both byte orders", "[npy]
     for (std::size_t k = 0; k < bits.size(); ++k) CHECK(a.values(Eigen::Index(k / 2), Eigen::Index(k % 2)) == exact[k]);
   }
 }
+
+TEST_CASE("npy index arrays: every integer width and order; floats, 2-D and out-of-range refused", "[npy][indices]") {
+  auto write = [](const std::string& path, const std::vector<unsigned char>& bytes) {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+    return path;
+  };
+  const std::string p = "cka_test_indices.npy";
+  const std::string one_d = "', 'fortran_order': False, 'shape': (3,), }";
+  write(p, npy_bytes("{'descr': '<i8" + one_d, raw(std::vector<std::int64_t>{4, 0, 7})));
+  CHECK(cka::npy::load_indices(p) == std::vector<std::int64_t>{4, 0, 7});
+  write(p, npy_bytes("{'descr': '>i4" + one_d, raw(std::vector<std::int32_t>{-2, 65536, 3}, true)));
+  CHECK(cka::npy::load_indices(p) == std::vector<std::int64_t>{-2, 65536, 3});
+  write(p, npy_bytes("{'descr': '|i1" + one_d, raw(std::vector<std::int8_t>{-1, 127, 5})));
+  CHECK(cka::npy::load_indices(p) == std::vector<std::int64_t>{-1, 127, 5});
+  write(p, npy_bytes("{'descr': '<u2" + one_d, raw(std::vector<std::uint16_t>{65535, 1, 2})));
+  CHECK(cka::npy::load_indices(p) == std::vector<std::int64_t>{65535, 1, 2});
+  write(p, npy_bytes("{'descr': '<u8" + one_d, raw(std::vector<std::uint64_t>{1, ~std::uint64_t(0), 2})));
+  CHECK_THROWS_WITH(cka::npy::load_indices(p), Contains("cka_test_indices.npy") && Contains("int64 range"));
+  write(p, npy_bytes("{'descr': '<f8" + one_d, raw(std::vector<double>{1, 2, 3})));
+  CHECK_THROWS_WITH(cka::npy::load_indices(p), Contains("must be integers"));
+  write(p, npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (3, 1), }", raw(std::vector<std::int64_t>{1, 2, 3})));
+  CHECK_THROWS_WITH(cka::npy::load_indices(p), Contains("1-D"));
+  // The value readers still refuse integers.
+  CHECK_THROWS_WITH(cka::npy::load(p), Contains("unsupported dtype"));
+  std::remove(p.c_str());
+}

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -38,10 +39,10 @@ using tool::failure;
 
 const char* description =
     "CKA between the layers of trained networks, from .npy activation dumps.\n\n"
-    "Each LAYER is an .npy file of activations, shape (n, ...), float16, float32 or float64; a directory stands for its\n"
-    ".npy files in natural order (layer_2 before layer_10; --order to choose). Without --vs the layers are\n"
-    "compared with each other (a square matrix); with --vs the layers before it give the rows and the ones\n"
-    "after it the columns. The linear kernel without --minibatch streams the memory-mapped files through one\n"
+    "Each LAYER is an .npy file of activations, shape (n, ...), float16, float32 or float64, or an .npz archive\n"
+    "(np.savez) standing for its arrays; a directory stands for its .npy and .npz files in natural order\n"
+    "(layer_2 before layer_10; --order to choose). Without --vs the layers are compared with each other (a\n"
+    "square matrix); with --vs the layers before it give the rows and the ones after it the columns. The linear kernel without --minibatch streams the memory-mapped files through one\n"
     "accumulation state: exact CKA over all n rows in memory independent of n. The RBF kernel and --minibatch\n"
     "load the layers and hold one n x n (or B x B) Gram per layer.\n"
     "Exit status: 0 on success; 2 on bad usage, bad input or a failed write (one line on stderr naming the file).\n";
@@ -54,7 +55,7 @@ struct config {
   bool debiased = false;
   long long minibatch = 0, threads = 0, chunk_rows = 0, samples = 0;
   int precision = 12;
-  std::string csv, csv_long, json, svg, order, title;
+  std::string csv, csv_long, json, svg, order, title, rows_file;
 };
 
 void warn(const config& c, const std::string& message) {
@@ -84,7 +85,9 @@ config parse_arguments(int argc, char** argv) {
   app.add_flag("--debiased", c.debiased, "the unbiased HSIC estimator (debiased CKA)");
   app.add_option("--minibatch", c.minibatch, "minibatch CKA over batches of B >= 4 samples (Nguyen et al. 2021)")
       ->check(CLI::Range(4LL, 1000000000LL));
-  app.add_option("--samples", c.samples, "use the first N samples of every layer")->check(CLI::PositiveNumber);
+  auto* samples = app.add_option("--samples", c.samples, "use the first N samples of every layer")->check(CLI::PositiveNumber);
+  app.add_option("--rows", c.rows_file, "use the samples whose indices an .npy file of integers lists, in its order")
+      ->excludes(samples);
   app.add_option("--order", c.order, "a file listing the layer names (or paths), one per line, in the order wanted");
   app.add_flag("--recursive", c.recursive, "a directory stands for the .npy files in its subdirectories too");
   app.add_option("--csv", c.csv, "write the CSV there instead of standard output");
@@ -130,35 +133,49 @@ config parse_arguments(int argc, char** argv) {
 /// One .npy layer, memory-mapped (cka/npy_map.hpp), whose rows are checked for NaN and infinity as read.
 class mapped_layer {
  public:
-  explicit mapped_layer(const std::string& path) {
+  explicit mapped_layer(const std::string& path) : path_(path) {
     try {
-      file_ = std::make_unique<cka::npy::mapped_file>(path);
+      std::string archive, member;
+      if (tool::split_npz(path, archive, member)) {
+        file_ = std::make_unique<cka::npy::mapped_file>(archive, member);
+      } else {
+        file_ = std::make_unique<cka::npy::mapped_file>(path);
+      }
     } catch (const cka::npy::error& e) {
       throw failure(e.what());
     }
   }
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
   Eigen::Index rows() const { return file_->rows(); }
   Eigen::Index cols() const { return file_->cols(); }
+  /// Samples r0 … r0+h−1 into dest: rows r0… of the file, or, with a selection, the rows it lists there.
   template <class Dest>
   void read(Eigen::Index r0, Eigen::Index h, Dest&& dest) {
-    file_->read(r0, h, dest);
+    if (selection_ == nullptr) {
+      file_->read(r0, h, dest);
+    } else {
+      for (Eigen::Index i = 0; i < h; ++i) file_->read(Eigen::Index((*selection_)[std::size_t(r0 + i)]), 1, dest.row(i));
+    }
     if (dest.allFinite()) return;
     for (Eigen::Index i = 0; i < h; ++i)
       for (Eigen::Index j = 0; j < dest.cols(); ++j)
         if (!std::isfinite(dest(i, j))) {
-          throw failure(path() + ": NaN or infinity at sample " + std::to_string(r0 + i) + ", feature " + std::to_string(j));
+          const Eigen::Index row = selection_ ? Eigen::Index((*selection_)[std::size_t(r0 + i)]) : r0 + i;
+          throw failure(path() + ": NaN or infinity at sample " + std::to_string(row) + ", feature " + std::to_string(j));
         }
   }
+  void select(const std::vector<std::int64_t>* rows) { selection_ = rows; }
 
  private:
+  std::string path_;
   std::unique_ptr<cka::npy::mapped_file> file_;
+  const std::vector<std::int64_t>* selection_ = nullptr;
 };
 
 /// Opens every layer and checks the shapes before anything proportional to them is allocated or read:
 /// at least one feature, the same number of samples, enough samples for the estimator. Returns n.
 Eigen::Index open_layers(const std::vector<std::string>& files, const config& c, Eigen::Index needed,
-                         std::vector<std::unique_ptr<mapped_layer>>& layers) {
+                         std::vector<std::unique_ptr<mapped_layer>>& layers, std::vector<std::int64_t>& selection) {
   for (const auto& f : files) {
     layers.push_back(std::make_unique<mapped_layer>(f));
     const mapped_layer& l = *layers.back();
@@ -176,8 +193,23 @@ Eigen::Index open_layers(const std::vector<std::string>& files, const config& c,
     }
     n = Eigen::Index(c.samples);
   }
+  if (!c.rows_file.empty()) {
+    try {
+      selection = cka::npy::load_indices(c.rows_file);
+    } catch (const cka::npy::error& e) {
+      throw failure(e.what());
+    }
+    for (std::size_t k = 0; k < selection.size(); ++k) {
+      if (selection[k] < 0 || selection[k] >= n) {
+        throw failure(c.rows_file + ": index " + std::to_string(k) + " is " + std::to_string(selection[k]) +
+                      ", outside the " + std::to_string(n) + " samples of " + files.front());
+      }
+    }
+    for (auto& l : layers) l->select(&selection);
+    n = Eigen::Index(selection.size());
+  }
   if (n < needed) {
-    throw failure(files.front() + ": " + std::to_string(n) + " samples, but " +
+    throw failure((c.rows_file.empty() ? files.front() : c.rows_file) + ": " + std::to_string(n) + " samples, but " +
                   (needed == 2 ? std::string("CKA needs at least 2")
                                : std::string("the unbiased estimator (--debiased, --minibatch) needs at least 4")));
   }
@@ -318,7 +350,8 @@ int run(int argc, char** argv) {
   const Eigen::Index needed = cfg.debiased || cfg.minibatch ? 4 : 2;
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
-  Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers);
+  std::vector<std::int64_t> selection;  // --rows
+  Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers, selection);
   if (!cfg.demo && !streaming) {
     // Everything the load route holds: the layers in double and one n×n (B×B) Gram per layer.
     double data = 0;

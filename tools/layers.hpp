@@ -1,6 +1,8 @@
 #pragma once
 // cka-similarity: which files are the layers, in which order, under which names.
 
+#include <cka/npy_map.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -45,22 +47,61 @@ inline bool natural_less(const std::string& a, const std::string& b) {
   return a < b;
 }
 
-/// The layer files named on the command line: a directory stands for the regular .npy files in it (and,
-/// with `recursive`, in its subdirectories) in natural order of their paths; anything else is taken as a
-/// file (opening it checks that it is a regular .npy file).
+/// An array of an .npz archive is named like a file inside it: "archive.npz/name.npy". Splits such a
+/// path (the first component ending in .npz that is a regular file) into archive and array name.
+inline bool split_npz(const std::string& path, std::string& archive, std::string& member) {
+  namespace fs = std::filesystem;
+  for (std::size_t at = path.find(".npz/"); at != std::string::npos; at = path.find(".npz/", at + 1)) {
+    std::error_code ec;
+    const std::string a = path.substr(0, at + 4);
+    if (!fs::is_regular_file(a, ec)) continue;
+    archive = a;
+    member = path.substr(at + 5);
+    if (member.size() > 4 && member.compare(member.size() - 4, 4, ".npy") == 0) member.resize(member.size() - 4);
+    return true;
+  }
+  return false;
+}
+
+/// The arrays of an .npz archive as "archive.npz/name.npy" paths, in archive order.
+inline std::vector<std::string> npz_layers(const std::string& archive) {
+  std::vector<std::string> out;
+  try {
+    for (const auto& name : cka::npy::mapped_file::archive_members(archive)) out.push_back(archive + "/" + name + ".npy");
+  } catch (const cka::npy::error& e) {
+    throw failure(e.what());
+  }
+  if (out.empty()) throw failure(archive + ": the archive holds no arrays");
+  return out;
+}
+
+/// The layer files named on the command line: a directory stands for the regular .npy and .npz files in
+/// it (and, with `recursive`, in its subdirectories) in natural order of their paths; an .npz archive
+/// for its arrays in archive order; anything else is taken as a file (opening it checks that it is a
+/// regular .npy file).
 inline std::vector<std::string> expand(const std::vector<std::string>& args, bool recursive) {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
+  auto is_npz = [](const fs::path& p) {
+    std::error_code ec;
+    return p.extension() == ".npz" && fs::is_regular_file(p, ec);
+  };
   for (const auto& a : args) {
     std::error_code ec;
     if (!fs::is_directory(a, ec)) {
-      out.push_back(a);
+      if (is_npz(a)) {
+        const auto arrays = npz_layers(a);
+        out.insert(out.end(), arrays.begin(), arrays.end());
+      } else {
+        out.push_back(a);
+      }
       continue;
     }
     std::vector<std::string> found;
     auto take = [&](const fs::directory_entry& e) {
       std::error_code ec2;
-      if (e.path().extension() == ".npy" && e.is_regular_file(ec2)) found.push_back(e.path().string());
+      const auto ext = e.path().extension();
+      if ((ext == ".npy" || ext == ".npz") && e.is_regular_file(ec2)) found.push_back(e.path().string());
     };
     if (recursive) {
       for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
@@ -70,9 +111,16 @@ inline std::vector<std::string> expand(const std::vector<std::string>& args, boo
       for (auto it = fs::directory_iterator(a, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) take(*it);
     }
     if (ec) throw failure(a + ": cannot list the directory (" + ec.message() + ")");
-    if (found.empty()) throw failure(a + ": the directory holds no .npy files" + (recursive ? "" : " (--recursive looks in subdirectories)"));
+    if (found.empty()) throw failure(a + ": the directory holds no .npy or .npz files" + (recursive ? "" : " (--recursive looks in subdirectories)"));
     std::sort(found.begin(), found.end(), natural_less);
-    out.insert(out.end(), found.begin(), found.end());
+    for (const auto& f : found) {
+      if (is_npz(f)) {
+        const auto arrays = npz_layers(f);
+        out.insert(out.end(), arrays.begin(), arrays.end());
+      } else {
+        out.push_back(f);
+      }
+    }
   }
   return out;
 }

@@ -178,6 +178,7 @@ struct layout {
   std::vector<std::int64_t> shape;
   std::int64_t rows = 0, cols = 0;
   std::size_t item = 8;
+  char kind = 'f';  ///< 'f' (float16/32/64); 'i' or 'u' (integers) only from detail::describe_any
   bool swap = false, fortran = false;
   std::size_t data_offset = 0;
   /// Offset (in values) of flattened column j from the first value of its row in Fortran order: the
@@ -185,8 +186,15 @@ struct layout {
   std::vector<std::size_t> fortran_offset;
 };
 
+namespace detail {
+/// describe(), optionally accepting integer dtypes (for index files; the value readers take floats only).
+inline layout describe_any(const unsigned char* bytes, std::size_t size, bool integers);
+}  // namespace detail
+
 /// Reads and checks the header of the .npy bytes (of which `size` are present). Throws cka::npy::error.
-inline layout describe(const unsigned char* bytes, std::size_t size) {
+inline layout describe(const unsigned char* bytes, std::size_t size) { return detail::describe_any(bytes, size, false); }
+
+inline layout detail::describe_any(const unsigned char* bytes, std::size_t size, bool integers) {
   static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (size < 10 || std::memcmp(bytes, magic, 6) != 0) detail::fail("not an .npy file (no \\x93NUMPY magic)");
   const unsigned major = bytes[6];
@@ -205,10 +213,15 @@ inline layout describe(const unsigned char* bytes, std::size_t size) {
   if (descr.size() < 3) detail::fail("unsupported dtype '" + descr + "'");
   const char order = descr[0], kind = descr[1];
   const std::string width = descr.substr(2);
-  if (kind != 'f' || (width != "2" && width != "4" && width != "8") || (order != '<' && order != '>' && order != '=')) {
-    detail::fail("unsupported dtype '" + descr + "': need float16, float32 or float64 ('<f2', '<f4', '<f8', or '>')");
+  const bool integer = integers && (kind == 'i' || kind == 'u') &&
+                       (width == "1" || width == "2" || width == "4" || width == "8") &&
+                       (order == '<' || order == '>' || order == '=' || order == '|');
+  if (!integer && (kind != 'f' || (width != "2" && width != "4" && width != "8") || (order != '<' && order != '>' && order != '='))) {
+    detail::fail("unsupported dtype '" + descr + "': need float16, float32 or float64 ('<f2', '<f4', '<f8', or '>')" +
+                 (integers ? " or integers" : ""));
   }
-  out.item = width == "2" ? 2 : width == "4" ? 4 : 8;
+  out.kind = kind;
+  out.item = std::size_t(width[0] - '0');
   if (out.shape.empty()) detail::fail("a 0-dimensional array holds no samples; need shape (n, ...)");
 
   // Sizes, with overflow checks, against the bytes actually present: no allocation before this.
@@ -305,8 +318,9 @@ inline array parse(const unsigned char* bytes, std::size_t size) {
   return out;
 }
 
-/// Loads a .npy file. Throws cka::npy::error with a message that starts with the path.
-inline array load(const std::string& path) {
+namespace detail {
+/// The bytes of a regular file. Throws cka::npy::error naming the path.
+inline std::vector<unsigned char> read_file(const std::string& path) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(status)) throw error(path + ": cannot open the file");
@@ -318,8 +332,50 @@ inline array load(const std::string& path) {
   std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) throw error(path + ": cannot read the file");
+  return bytes;
+}
+}  // namespace detail
+
+/// Loads a .npy file. Throws cka::npy::error with a message that starts with the path.
+inline array load(const std::string& path) {
+  const std::vector<unsigned char> bytes = detail::read_file(path);
   try {
     return parse(bytes.data(), bytes.size());
+  } catch (const error& e) {
+    throw error(path + ": " + e.what());
+  }
+}
+
+/// Loads a 1-D .npy array of integers (any width, signed or unsigned, either byte order) — e.g. the row
+/// indices np.save(f, np.arange(...)) writes. Throws cka::npy::error naming the path for another dtype or
+/// shape, or a value beyond the int64 range.
+inline std::vector<std::int64_t> load_indices(const std::string& path) {
+  const std::vector<unsigned char> bytes = detail::read_file(path);
+  try {
+    const layout l = detail::describe_any(bytes.data(), bytes.size(), true);
+    if (l.kind != 'i' && l.kind != 'u') detail::fail("the indices must be integers, not floats");
+    if (l.shape.size() != 1) detail::fail("the indices must be a 1-D array");
+    std::vector<std::int64_t> out(std::size_t(l.rows));
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      unsigned char buf[8] = {};
+      const unsigned char* p = bytes.data() + l.data_offset + k * l.item;
+      for (std::size_t b = 0; b < l.item; ++b) buf[b] = l.swap ? p[l.item - 1 - b] : p[b];
+      std::uint64_t u = 0;  // native order, widened
+      if (detail::little_endian_host()) {
+        for (std::size_t b = 0; b < l.item; ++b) u |= std::uint64_t(buf[b]) << (8 * b);
+      } else {
+        for (std::size_t b = 0; b < l.item; ++b) u = (u << 8) | buf[b];
+      }
+      const bool negative = l.kind == 'i' && l.item < 8 && (u >> (8 * l.item - 1)) & 1u;
+      if (negative) u |= ~std::uint64_t(0) << (8 * l.item);  // sign extension
+      if (l.kind == 'u' && u > std::uint64_t(std::numeric_limits<std::int64_t>::max())) {
+        detail::fail("index " + std::to_string(k) + " is beyond the int64 range");
+      }
+      std::int64_t v;
+      std::memcpy(&v, &u, 8);
+      out[k] = v;
+    }
+    return out;
   } catch (const error& e) {
     throw error(path + ": " + e.what());
   }

@@ -1,6 +1,6 @@
 #pragma once
 /// \file npy_map.hpp
-/// A memory-mapped .npy file read in row chunks (POSIX: mmap), so that a layer of any size can be fed to
+/// A memory-mapped .npy file (or an uncompressed member of an .npz archive) read in row chunks (POSIX: mmap), so that a layer of any size can be fed to
 /// an accumulation state (state.hpp) in memory independent of its number of rows: the pages of rows
 /// already read are released (madvise MADV_DONTNEED), so the resident set stays at about one chunk.
 
@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -20,35 +21,126 @@
 
 namespace cka::npy {
 
+/// One array of an .npz archive (a ZIP file, as np.savez writes it): its name without ".npy", where its
+/// .npy bytes start in the archive and how many there are, and whether they are stored uncompressed.
+struct npz_member {
+  std::string name;
+  std::size_t offset = 0, size = 0;
+  bool stored = true;  ///< false for a compressed member (np.savez_compressed)
+};
+
+namespace detail {
+inline std::uint64_t little(const unsigned char* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | p[k];
+  return v;
+}
+}  // namespace detail
+
+/// The members of the ZIP archive in bytes[0, size) (ZIP64 included), from its central directory, every
+/// offset and size checked against `size`. Throws cka::npy::error for anything that is not a well-formed
+/// archive.
+inline std::vector<npz_member> npz_members(const unsigned char* bytes, std::size_t size) {
+  using detail::little;
+  auto bad = [](const std::string& what) { detail::fail("not a valid .npz archive (" + what + ")"); };
+  if (size < 22) bad("too short");
+  // The end-of-central-directory record: the last 22 bytes, or earlier by a comment of up to 65535 bytes.
+  std::size_t eocd = std::string::npos;
+  for (std::size_t k = size - 22 + 1; k-- > 0 && size - k <= 22 + 65535;) {
+    if (little(bytes + k, 4) == 0x06054b50) {
+      eocd = k;
+      break;
+    }
+  }
+  if (eocd == std::string::npos) bad("no end of central directory");
+  std::uint64_t count = little(bytes + eocd + 10, 2), dir_size = little(bytes + eocd + 12, 4), dir = little(bytes + eocd + 16, 4);
+  if ((count == 0xFFFF || dir == 0xFFFFFFFF || dir_size == 0xFFFFFFFF) && eocd >= 20 &&
+      little(bytes + eocd - 20, 4) == 0x07064b50) {  // ZIP64: the locator points at the ZIP64 record
+    const std::uint64_t at = little(bytes + eocd - 20 + 8, 8);
+    if (at > size - 56 || little(bytes + at, 4) != 0x06064b50) bad("bad ZIP64 record");
+    count = little(bytes + at + 32, 8);
+    dir_size = little(bytes + at + 40, 8);
+    dir = little(bytes + at + 48, 8);
+  }
+  if (dir > size || dir_size > size - dir) bad("central directory out of range");
+  std::vector<npz_member> out;
+  std::size_t at = std::size_t(dir);
+  for (std::uint64_t e = 0; e < count; ++e) {
+    if (at + 46 > size || little(bytes + at, 4) != 0x02014b50) bad("bad central directory entry");
+    const unsigned method = unsigned(little(bytes + at + 10, 2));
+    std::uint64_t csize = little(bytes + at + 20, 4), usize = little(bytes + at + 24, 4), local = little(bytes + at + 42, 4);
+    const std::size_t name_len = std::size_t(little(bytes + at + 28, 2)), extra_len = std::size_t(little(bytes + at + 30, 2)),
+                      comment_len = std::size_t(little(bytes + at + 32, 2));
+    if (at + 46 + name_len + extra_len + comment_len > size) bad("central directory entry out of range");
+    std::string name(reinterpret_cast<const char*>(bytes + at + 46), name_len);
+    // ZIP64 sizes and offset, in that order, for the fields that hold 0xFFFFFFFF.
+    for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
+      const std::uint64_t id = little(bytes + x, 2), len = little(bytes + x + 2, 2);
+      if (x + 4 + len > at + 46 + name_len + extra_len) bad("bad extra field");
+      if (id == 0x0001) {
+        std::size_t y = x + 4;
+        auto take = [&](std::uint64_t& field) {
+          if (field != 0xFFFFFFFF) return;
+          if (y + 8 > x + 4 + len) bad("short ZIP64 field");
+          field = little(bytes + y, 8);
+          y += 8;
+        };
+        take(usize);
+        take(csize);
+        take(local);
+      }
+      x += 4 + std::size_t(len);
+    }
+    if (local > size - 30 || little(bytes + local, 4) != 0x04034b50) bad("bad local header for " + name);
+    const std::uint64_t data = local + 30 + little(bytes + local + 26, 2) + little(bytes + local + 28, 2);
+    if (data > size || csize > size - data) bad(name + " out of range");
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+    out.push_back({name, std::size_t(data), std::size_t(csize), method == 0 && csize == usize});
+    at += 46 + name_len + extra_len + comment_len;
+  }
+  return out;
+}
+
 /// A read-only mapping of one .npy file; see the file comment. Not copyable.
 class mapped_file {
  public:
   /// Opens and maps `path` and reads its header. Throws cka::npy::error (message starting with the path)
   /// if it cannot be opened, is not a regular file, or is not a valid float16/32/64 .npy file.
-  explicit mapped_file(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not block the open
-    if (fd_ < 0) throw error(path + ": cannot open the file");
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      close();
-      throw error(path + ": not a regular file");
-    }
-    size_ = std::size_t(st.st_size);
-    if (size_ == 0) {
-      close();
-      throw error(path + ": not an .npy file (empty)");
-    }
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (p == MAP_FAILED) {
-      close();
-      throw error(path + ": cannot map the file");
-    }
-    bytes_ = static_cast<const unsigned char*>(p);
-    ::madvise(p, size_, MADV_SEQUENTIAL);
+  /// With `member`, `path` is an .npz archive and the array of that name (without ".npy") is read in
+  /// place; it must be stored uncompressed (np.savez; np.savez_compressed archives are refused).
+  explicit mapped_file(const std::string& path, const std::string& member = "") : path_(path) {
+    map();
     try {
-      layout_ = describe(bytes_, size_);
+      if (member.empty()) {
+        layout_ = describe(bytes_, size_);
+      } else {
+        const npz_member* found = nullptr;
+        const std::vector<npz_member> members = npz_members(bytes_, size_);
+        for (const auto& m : members)
+          if (m.name == member) found = &m;
+        if (!found) detail::fail("the archive has no array '" + member + "'");
+        if (!found->stored) {
+          detail::fail("'" + member + "' is compressed (np.savez_compressed); save with np.savez, or as .npy files");
+        }
+        layout_ = describe(bytes_ + found->offset, found->size);
+        layout_.data_offset += found->offset;
+      }
     } catch (const error& e) {
       close();
+      throw error(path + (member.empty() ? "" : "/" + member) + ": " + e.what());
+    }
+  }
+
+  /// The names of the arrays in the .npz archive at `path`, in archive order.
+  static std::vector<std::string> archive_members(const std::string& path) {
+    mapped_file probe;
+    probe.path_ = path;
+    probe.map();
+    try {
+      std::vector<std::string> names;
+      for (const auto& m : npz_members(probe.bytes_, probe.size_)) names.push_back(m.name);
+      return names;
+    } catch (const error& e) {
       throw error(path + ": " + e.what());
     }
   }
@@ -88,6 +180,32 @@ class mapped_file {
   }
 
  private:
+  mapped_file() = default;
+
+  /// Opens and maps path_ whole. Throws cka::npy::error naming it.
+  void map() {
+    const std::string& path = path_;
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not block the open
+    if (fd_ < 0) throw error(path + ": cannot open the file");
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close();
+      throw error(path + ": not a regular file");
+    }
+    size_ = std::size_t(st.st_size);
+    if (size_ == 0) {
+      close();
+      throw error(path + ": not an .npy file (empty)");
+    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (p == MAP_FAILED) {
+      close();
+      throw error(path + ": cannot map the file");
+    }
+    bytes_ = static_cast<const unsigned char*>(p);
+    ::madvise(p, size_, MADV_SEQUENTIAL);
+  }
+
   /// Maps the pages of rows r0 … r0+h−1 in one call (MADV_POPULATE_READ, Linux ≥ 5.14; elsewhere the
   /// pages fault in one by one as they are read), which costs far less than a fault per page.
   void populate(Eigen::Index r0, Eigen::Index h) {

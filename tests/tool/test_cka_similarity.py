@@ -404,6 +404,48 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, out, err = run(path("h1.npy"), "--vs", path("h2.npy"), *extra)
         ref = cka(h1.astype(np.float64), h2.astype(np.float64), "rbf" if kernel == "rbf" else "linear", kernel == "debiased")
         check(rc == 0 and abs(read_csv(out)[2][0, 0] - ref) < 1e-9, f"float16 {extra}: {out} {err} vs {ref}")
+    # --samples N (the first N rows) and --rows FILE.npy (an index array) on every route.
+    fx, gx = np.load(path("f.npy")), np.load(path("g.npy"))
+    idx = rng.permutation(n)[:90]
+    np.save(path("idx.npy"), idx)
+    np.save(path("idx32.npy"), idx.astype(">i4"))
+    for extra, kernel in [([], "linear"), (["--kernel", "rbf"], "rbf"), (["--debiased", "--minibatch", "1000"], "debiased")]:
+        for sel, rows_ in [(["--samples", "70"], np.arange(70)), (["--rows", path("idx.npy")], idx),
+                           (["--rows", path("idx32.npy")], idx)]:
+            rc, out, err = run(path("f.npy"), "--vs", path("g.npy"), *extra, *sel)
+            ref = cka(fx[rows_], gx[rows_], "rbf" if kernel == "rbf" else "linear", kernel == "debiased")
+            check(rc == 0 and abs(read_csv(out)[2][0, 0] - ref) < 1e-9, f"{sel} {extra}: {out} {err} vs {ref}")
+    np.save(path("idx_bad.npy"), np.array([0, 5, n]))
+    np.save(path("idx_float.npy"), np.array([0.0, 1.0]))
+    for sel, message in [(["--rows", path("idx_bad.npy")], "idx_bad.npy: index 2 is 200"),
+                         (["--rows", path("idx_float.npy")], "idx_float.npy"), (["--samples", "500"], "--samples 500"),
+                         (["--rows", path("idx.npy"), "--samples", "5"], "--rows")]:
+        rc, out, err = run(path("f.npy"), path("g.npy"), *sel)
+        check(rc == 2 and message in err and len(err.strip().split("\n")) == 1, f"{sel}: {rc} {err!r}")
+
+    # .npz archives (np.savez): one layer per array, on every route, named by the array; ZIP64 members;
+    # a compressed archive is refused naming the array.
+    import zipfile
+    np.savez(path("acts.npz"), first=fx, second=gx)
+    with zipfile.ZipFile(path("acts64.npz"), "w") as z:
+        for name, arr in (("first", fx), ("second", gx)):
+            with z.open(name + ".npy", "w", force_zip64=True) as h:
+                np.save(h, arr)
+    np.savez_compressed(path("packed.npz"), first=fx)
+    for archive in ("acts.npz", "acts64.npz"):
+        for extra, kernel in [([], "linear"), (["--kernel", "rbf"], "rbf"), (["--minibatch", "1000", "--debiased"], "debiased")]:
+            rc, out, err = run(path(archive), *extra)
+            rows = read_csv(out)[0] if rc == 0 else []
+            ref = cka(fx, gx, "rbf" if kernel == "rbf" else "linear", kernel == "debiased")
+            check(rc == 0 and rows == ["first", "second"] and abs(read_csv(out)[2][0, 1] - ref) < 1e-9,
+                  f"{archive} {extra}: {rows} {err}")
+    rc, out, err = run(path("packed.npz"))
+    check(rc == 2 and "packed.npz/first" in err and "compressed" in err, f"compressed npz: {err!r}")
+    with open(path("broken.npz"), "wb") as h:
+        h.write(b"PK\x03\x04" + b"\0" * 40)
+    rc, out, err = run(path("broken.npz"))
+    check(rc == 2 and "broken.npz" in err and "npz" in err, f"broken npz: {err!r}")
+
     # The SVG keeps every label's full text (a tooltip where the label is shortened), and scales (viewBox).
     long_name = "sentence_transformers_bert_encoder_layer_11_attention_output_dense"
     np.save(path(long_name + ".npy"), rng.standard_normal((n, 3)))
