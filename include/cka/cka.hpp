@@ -1,6 +1,7 @@
 #pragma once
 /// \file cka.hpp
-/// Umbrella header of the core: kernels, Gram matrices, centering, HSIC, CKA and MMD over Eigen.
+/// Umbrella header of the core: kernels, Gram matrices, centering, HSIC, CKA, MMD and the significance
+/// tests over Eigen.
 ///
 /// Conventions: rows are samples, columns are features. Every function takes any dense Eigen expression
 /// (viewed without a copy when it is a matrix, Map or block with unit inner stride), returns the input's
@@ -10,6 +11,7 @@
 #include <cka/errors.hpp>
 #include <cka/gram.hpp>
 #include <cka/hsic.hpp>
+#include <cka/inference.hpp>
 #include <cka/kernels.hpp>
 #include <cka/mmd.hpp>
 #include <cka/similarity.hpp>

@@ -1,0 +1,249 @@
+#pragma once
+/// \file inference.hpp
+/// Is this similarity significant, and how precise is it? A permutation test, the closed-form
+/// permutation null (an independence test in O(1) after the CKA itself), and jackknife intervals.
+/// docs/inference.md derives the formulas.
+///
+/// All three work on the centered Grams A = C(K), B = C(L) (HKH for the biased estimator, the U-centered
+/// K̃ for the unbiased one), so CKA = ⟨A, B⟩/(‖A‖‖B‖). Permuting the samples of Y maps B to P B Pᵀ and
+/// leaves ‖B‖ alone: only the cross term changes.
+
+#include <cka/detail/centering.hpp>
+#include <cka/detail/checks.hpp>
+#include <cka/detail/null_moments.hpp>
+#include <cka/detail/permutations.hpp>
+#include <cka/detail/products.hpp>
+#include <cka/detail/scalar.hpp>
+#include <cka/detail/sums.hpp>
+#include <cka/estimator.hpp>
+#include <cka/gram.hpp>
+#include <cka/kernels.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace cka {
+
+/// Options of permutation_test.
+struct permutation_options {
+  std::size_t count = 1000;  ///< permutations drawn
+  std::uint64_t seed = 0;    ///< the family of permutations: the same seed gives the same p-value
+};
+
+/// CKA, its permutation p-value (1 + #{T_π ≥ T})/(1 + count), and the number of permutations.
+struct permutation_result {
+  double value;
+  double p_value;
+  std::size_t permutations;
+};
+
+/// CKA, its z-score under the permutation null (T − E)/sd, and the one-sided p-value P(T_π ≥ T).
+struct independence_result {
+  double value;
+  double z;
+  double p_value;
+};
+
+/// Options of jackknife.
+struct jackknife_options {
+  double level = 0.95;  ///< the coverage of the interval
+};
+
+/// CKA, the jackknife standard error √((n−1)/n · Σ(θ₋ᵢ − θ̄)²), and the normal interval value ± z·se.
+struct jackknife_result {
+  double value;
+  double standard_error;
+  double lower;
+  double upper;
+  std::vector<double> leave_one_out;  ///< θ₋ᵢ: CKA without sample i
+};
+
+namespace detail {
+
+/// The centered Grams of X and Y under their kernels (memory 2n²), checked, and their self-products.
+template <class A>
+struct centered_pair {
+  matrix<A> a, b;
+  A aa, bb, ab;
+};
+
+template <class A, class VX, class VY, class KX, class KY>
+centered_pair<A> centered_grams(const char* fn, const VX& x, const VY& y, const KX& kx, const KY& ky, estimator est) {
+  require_same_samples(fn, "X", x, "Y", y);
+  require_samples(fn, "X", x.rows(), est == estimator::biased ? 4 : 5, "a test on the estimator");
+  require_finite(fn, "X", x);
+  require_finite(fn, "Y", y);
+  centered_pair<A> c;
+  matrix<A> k = gram_of<A>(x, kx, fn);
+  const A ref_k = k.squaredNorm();
+  c.a = centered_dense<A>(std::move(k), est);
+  matrix<A> l = gram_of<A>(y, ky, fn);
+  const A ref_l = l.squaredNorm();
+  c.b = centered_dense<A>(std::move(l), est);
+  c.aa = c.a.squaredNorm();
+  c.bb = c.b.squaredNorm();
+  c.ab = c.a.cwiseProduct(c.b).sum();
+  // The library's one rule for zero variance and overflow (cka::domain_error).
+  cka_ratio(fn, centered_sums<A>{c.ab, c.aa, c.bb, ref_k, ref_l});
+  return c;
+}
+
+template <class A>
+null_sums sums_of(const matrix<A>& a) {
+  null_sums s;
+  s.d1 = double(a.trace());
+  s.d2 = double(a.diagonal().squaredNorm());
+  s.off = double(a.squaredNorm()) - s.d2;
+  return s;
+}
+
+/// ⟨A, P B Pᵀ⟩ = Σ_ij A_ij B_π(i)π(j), column by column.
+template <class A>
+A permuted_product(const matrix<A>& a, const matrix<A>& b, const std::vector<Eigen::Index>& perm) {
+  const Eigen::Index n = a.rows();
+  A total(0);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const A* bj = b.data() + perm[std::size_t(j)] * n;
+    const A* aj = a.data() + j * n;
+    A s(0);
+    for (Eigen::Index i = 0; i < n; ++i) s += aj[i] * bj[perm[std::size_t(i)]];
+    total += s;
+  }
+  return total;
+}
+
+}  // namespace detail
+
+/// Permutation test of CKA(X, Y) against independence: the samples of Y are permuted `count` times
+/// (reproducibly: permutation k depends only on the seed and k), and p = (1 + #{CKA_π ≥ CKA})/(1 + count).
+/// The Grams are formed and centered once; each permutation redoes only ⟨A, P B Pᵀ⟩ — O(n²) —, spread
+/// over the threads (the p-value does not depend on their number). Memory 2n².
+/// Throws as kernel_cka (n ≥ 4, biased; ≥ 5, unbiased), and cka::invalid_argument for count = 0.
+template <class DX, class DY, class KX, class KY>
+permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
+                                    const KY& ky, estimator est = estimator::biased, const permutation_options& o = {}) {
+  using A = accumulator_t<typename DX::Scalar>;
+  const char* fn = "permutation_test";
+  if (o.count == 0) detail::fail_argument(fn, "count = 0; at least one permutation is needed");
+  const detail::view_t<DX> xv(x.derived());
+  const detail::view_t<DY> yv(y.derived());
+  const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
+  const Eigen::Index n = c.a.rows();
+  std::vector<Eigen::Index> identity(static_cast<std::size_t>(n));
+  for (Eigen::Index i = 0; i < n; ++i) identity[std::size_t(i)] = i;
+  const A observed = detail::permuted_product(c.a, c.b, identity);  // the same summation as every T_π
+  const long long count = static_cast<long long>(o.count);
+  long long at_least = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : at_least) num_threads(Eigen::nbThreads())
+#endif
+  for (long long k = 0; k < count; ++k) {
+    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
+    detail::seeded_permutation(o.seed, std::uint64_t(k), perm);
+    if (detail::permuted_product(c.a, c.b, perm) >= observed) ++at_least;
+  }
+  using std::sqrt;
+  const double value = double(c.ab / sqrt(c.aa) / sqrt(c.bb));
+  return {value, double(1 + at_least) / double(1 + count), o.count};
+}
+
+/// The same with one kernel for X and Y.
+template <class DX, class DY, class Kernel>
+permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const Kernel& kernel,
+                                    estimator est = estimator::biased, const permutation_options& o = {}) {
+  return permutation_test(x, y, kernel, kernel, est, o);
+}
+
+/// Independence test from the exact mean and variance of CKA under random permutation of the samples:
+/// debiased CKA (estimator::unbiased) has mean 0 and variance 2/(n(n−3)) exactly, so z = CKA·√(n(n−3)/2)
+/// and p = P(Z ≥ z) (normal); the biased estimator's null is skewed, so p comes from a gamma distribution
+/// with the exact permutation mean and variance (the moment match of Gretton et al., NeurIPS 2008).
+/// Cost O(n²) beyond the Grams (memory 2n²). Throws as permutation_test.
+template <class DX, class DY, class KX, class KY>
+independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
+                                      const KY& ky, estimator est = estimator::biased) {
+  using A = accumulator_t<typename DX::Scalar>;
+  const char* fn = "independence_test";
+  const detail::view_t<DX> xv(x.derived());
+  const detail::view_t<DY> yv(y.derived());
+  const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
+  using std::sqrt;
+  const double norm = double(sqrt(c.aa) * sqrt(c.bb));
+  const double value = double(c.ab) / norm;
+  const detail::null_moments m =
+      detail::permutation_moments(detail::sums_of(c.a), detail::sums_of(c.b), double(c.a.rows()));
+  const double mean = m.mean / norm, sd = std::sqrt(std::max(m.variance, 0.0)) / norm;
+  const double z = (value - mean) / sd;
+  if (est == estimator::unbiased) return {value, z, detail::normal_upper_tail(z)};
+  const double shape = mean * mean / (sd * sd), scale = sd * sd / mean;
+  return {value, z, detail::gamma_upper_tail(value, shape, scale)};
+}
+
+/// The same with one kernel for X and Y.
+template <class DX, class DY, class Kernel>
+independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
+                                      const Kernel& kernel, estimator est = estimator::biased) {
+  return independence_test(x, y, kernel, kernel, est);
+}
+
+/// Jackknife standard error and interval of CKA(X, Y): all n leave-one-out values in O(n²) in all, from
+/// the centered Grams and their row products c_i = Σ_j A_ij B_ij (centering the Grams of n − 1 samples is
+/// centering the rows and columns of A and B that remain: docs/inference.md), not n recomputations.
+/// Memory 2n². Throws as permutation_test (n ≥ 4 biased, ≥ 6 unbiased), and cka::invalid_argument for a
+/// level outside (0, 1).
+template <class DX, class DY, class KX, class KY>
+jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx, const KY& ky,
+                           estimator est = estimator::biased, const jackknife_options& o = {}) {
+  using A = accumulator_t<typename DX::Scalar>;
+  const char* fn = "jackknife";
+  if (!(o.level > 0 && o.level < 1)) detail::fail_argument(fn, "level = ", o.level, " must lie in (0, 1)");
+  const detail::view_t<DX> xv(x.derived());
+  const detail::view_t<DY> yv(y.derived());
+  if (est == estimator::unbiased) detail::require_samples(fn, "X", xv.rows(), 6, "a leave-one-out unbiased estimate");
+  const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
+  const Eigen::Index n = c.a.rows();
+  const vector<A> cab = c.a.cwiseProduct(c.b).colwise().sum().transpose();
+  const vector<A> caa = c.a.colwise().squaredNorm().transpose(), cbb = c.b.colwise().squaredNorm().transpose();
+  const A m = A(n - 1);
+  // The centered product of the Grams without sample i, from the full sums, the row products and the
+  // diagonals (biased), or the row products alone (unbiased: U-centered rows sum to zero, diagonals are 0).
+  auto without = [&](A full, A row, A di, A dj) {
+    if (est == estimator::unbiased) return A(full - A(2) * row * (m - 1) / (m - 2));
+    const A dd = di * dj;
+    return A(full - A(2) * row + dd - A(2) / m * (row - dd) + dd / (m * m));
+  };
+  using std::sqrt;
+  jackknife_result r;
+  r.value = double(c.ab / sqrt(c.aa) / sqrt(c.bb));
+  r.leave_one_out.resize(std::size_t(n));
+  double mean = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const A ai = c.a(i, i), bi = c.b(i, i);
+    const A ab = without(c.ab, cab(i), ai, bi), aa = without(c.aa, caa(i), ai, ai), bb = without(c.bb, cbb(i), bi, bi);
+    r.leave_one_out[std::size_t(i)] = double(ab / sqrt(aa) / sqrt(bb));
+    mean += r.leave_one_out[std::size_t(i)];
+  }
+  mean /= double(n);
+  double spread = 0;
+  for (double v : r.leave_one_out) spread += (v - mean) * (v - mean);
+  r.standard_error = std::sqrt(double(n - 1) / double(n) * spread);
+  const double z = detail::normal_quantile(0.5 + o.level / 2);
+  r.lower = r.value - z * r.standard_error;
+  r.upper = r.value + z * r.standard_error;
+  return r;
+}
+
+/// The same with one kernel for X and Y.
+template <class DX, class DY, class Kernel>
+jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const Kernel& kernel,
+                           estimator est = estimator::biased, const jackknife_options& o = {}) {
+  return jackknife(x, y, kernel, kernel, est, o);
+}
+
+}  // namespace cka

@@ -1,0 +1,194 @@
+// Significance and precision: the permutation null's exact moments (against all n! permutations), the
+// permutation test (reproducible, thread-count independent, uniform under independence), the analytic
+// independence test (agreeing with the permutation test), and the jackknife (its O(n²) leave-one-out
+// values against n direct recomputations; its coverage on simulated data).
+#include "support.hpp"
+
+#include <cka/inference.hpp>
+#include <cka/similarity.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+using cka::estimator;
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// Kolmogorov–Smirnov distance of a sample from Uniform(0, 1).
+double ks_uniform(std::vector<double> p) {
+  std::sort(p.begin(), p.end());
+  const double n = double(p.size());
+  double d = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) d = std::max({d, double(i + 1) / n - p[i], p[i] - double(i) / n});
+  return d;
+}
+
+test::mat<double> independent_pair_y(Eigen::Index n, std::uint64_t seed) { return test::normal<double>(n, 3, seed); }
+
+}  // namespace
+
+TEST_CASE("permutation moments: exact against all 7! permutations", "[inference][moments]") {
+  const Eigen::Index n = 7;
+  const auto x = test::normal<double>(n, 2, 1), y = test::normal<double>(n, 3, 2);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const test::mat<double> a = cka::detail::centered_dense<double>(test::mat<double>(x * x.transpose()), est);
+    const test::mat<double> b = cka::detail::centered_dense<double>(
+        cka::detail::gram_of<double>(y, cka::rbf_kernel{1.5}), est);
+    std::vector<Eigen::Index> perm(n);
+    std::iota(perm.begin(), perm.end(), Eigen::Index(0));
+    double sum = 0, sum2 = 0, count = 0;
+    do {
+      const double t = cka::detail::permuted_product(a, b, perm);
+      sum += t;
+      sum2 += t * t;
+      ++count;
+    } while (std::next_permutation(perm.begin(), perm.end()));
+    const double mean = sum / count, variance = sum2 / count - mean * mean;
+    const auto m = cka::detail::permutation_moments(cka::detail::sums_of(a), cka::detail::sums_of(b), double(n));
+    CHECK(std::abs(m.mean - mean) <= 1e-12 * std::sqrt(variance));
+    CHECK(test::rel_err(m.variance, variance) < 1e-10);
+    if (est == estimator::unbiased) {
+      CHECK(std::abs(m.mean) < 1e-12);
+      CHECK(test::rel_err(m.variance, 2 * a.squaredNorm() * b.squaredNorm() / double(n * (n - 3))) < 1e-12);
+    }
+  }
+}
+
+TEST_CASE("permutation test: value, reproducibility, thread independence, power", "[inference][permutation]") {
+  const auto x = test::normal<double>(40, 4, 3);
+  const auto y = test::related<double>(x, 3, 4, 2.0);
+  cka::permutation_options o;
+  o.count = 199;
+  o.seed = 42;
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const auto r = cka::permutation_test(x, y, cka::linear_kernel{}, est, o);
+    CHECK(test::rel_err(r.value, cka::linear_cka(x, y, est)) < 1e-12);
+    CHECK(r.permutations == 199);
+    CHECK(r.p_value == cka::permutation_test(x, y, cka::linear_kernel{}, est, o).p_value);
+    const int threads = Eigen::nbThreads();
+    Eigen::setNbThreads(1);
+    const double one = cka::permutation_test(x, y, cka::linear_kernel{}, est, o).p_value;
+    Eigen::setNbThreads(threads);
+    CHECK(one == r.p_value);
+  }
+  // Strong dependence: no permutation reaches the observed value.
+  const auto strong = test::related<double>(x, 3, 5, 0.1);
+  CHECK(cka::permutation_test(x, strong, cka::rbf_kernel::median(), estimator::biased, o).p_value == 1.0 / 200);
+  // The seed picks the family of permutations.
+  cka::permutation_options other = o;
+  other.seed = 7;
+  const auto weak = independent_pair_y(40, 9);
+  CHECK(cka::permutation_test(x, weak, cka::linear_kernel{}, estimator::biased, o).p_value !=
+        cka::permutation_test(x, weak, cka::linear_kernel{}, estimator::biased, other).p_value);
+}
+
+TEST_CASE("p-values are uniform under independence and agree between the tests", "[inference][null]") {
+  // 150 independent data sets of n = 30: Kolmogorov–Smirnov distance below the 1% critical value 1.63/√150.
+  std::vector<double> analytic_u, analytic_b, permuted;
+  cka::permutation_options o;
+  o.count = 99;
+  for (std::uint64_t s = 0; s < 150; ++s) {
+    const auto x = test::normal<double>(30, 2, 1000 + s), y = test::normal<double>(30, 3, 5000 + s);
+    analytic_u.push_back(cka::independence_test(x, y, cka::linear_kernel{}, estimator::unbiased).p_value);
+    analytic_b.push_back(cka::independence_test(x, y, cka::rbf_kernel::median(), estimator::biased).p_value);
+    o.seed = s;
+    permuted.push_back(cka::permutation_test(x, y, cka::linear_kernel{}, estimator::biased, o).p_value);
+  }
+  const double critical = 1.63 / std::sqrt(150.0);
+  CHECK(ks_uniform(analytic_u) < critical);
+  CHECK(ks_uniform(analytic_b) < critical);
+  CHECK(ks_uniform(permuted) < critical + 0.01);  // p takes the values k/100
+  // n = 200, a weak dependence: the analytic p-values match the permutation p-value (2000 draws, Monte
+  // Carlo error ~0.01).
+  const auto x = test::normal<double>(200, 3, 11);
+  const auto y = test::related<double>(x, 2, 12, 9.0);
+  o.count = 2000;
+  o.seed = 1;
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const double p = cka::permutation_test(x, y, cka::linear_kernel{}, est, o).p_value;
+    const auto a = cka::independence_test(x, y, cka::linear_kernel{}, est);
+    CAPTURE(p, a.p_value, a.z);
+    CHECK(p > 0.005);
+    CHECK(p < 0.5);
+    CHECK(std::abs(a.p_value - p) < 0.035);
+    CHECK(test::rel_err(a.value, cka::linear_cka(x, y, est)) < 1e-12);
+  }
+  // Debiased CKA's z is its value over the exact null standard deviation √(2/(n(n−3))).
+  const auto u = cka::independence_test(x, y, cka::linear_kernel{}, estimator::unbiased);
+  CHECK(test::rel_err(u.z, u.value * std::sqrt(200.0 * 197.0 / 2.0)) < 1e-12);
+}
+
+TEST_CASE("jackknife: the O(n²) leave-one-out values equal n recomputations", "[inference][jackknife]") {
+  const auto x = test::normal<double>(14, 3, 21);
+  const auto y = test::related<double>(x, 4, 22);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    for (int kernel = 0; kernel < 2; ++kernel) {
+      CAPTURE(est == estimator::unbiased, kernel);
+      const auto r = kernel == 0 ? cka::jackknife(x, y, cka::linear_kernel{}, est)
+                                 : cka::jackknife(x, y, cka::rbf_kernel{2.0}, est);
+      REQUIRE(r.leave_one_out.size() == 14);
+      for (Eigen::Index i = 0; i < 14; ++i) {
+        test::mat<double> xi(13, 3), yi(13, 4);
+        for (Eigen::Index k = 0, row = 0; k < 14; ++k)
+          if (k != i) {
+            xi.row(row) = x.row(k);
+            yi.row(row++) = y.row(k);
+          }
+        const double direct = kernel == 0 ? cka::linear_cka(xi, yi, est) : cka::kernel_cka(xi, yi, cka::rbf_kernel{2.0}, est);
+        CHECK(test::rel_err(r.leave_one_out[std::size_t(i)], direct) < 1e-11);
+      }
+      CHECK(r.lower < r.value);
+      CHECK(r.upper > r.value);
+      CHECK(test::rel_err(r.upper - r.value, r.value - r.lower) < 1e-12);
+    }
+  }
+}
+
+TEST_CASE("jackknife intervals cover the population CKA near the nominal level", "[inference][jackknife]") {
+  // A fixed population relation; the population linear CKA from n = 200,000 samples.
+  const auto w = test::normal<double>(3, 3, 31);
+  auto draw = [&](Eigen::Index n, std::uint64_t seed, test::mat<double>& x, test::mat<double>& y) {
+    x = test::normal<double>(n, 3, seed);
+    y = x * w + 1.5 * test::normal<double>(n, 3, seed + 77777);
+  };
+  test::mat<double> big_x, big_y;
+  draw(200000, 1, big_x, big_y);
+  const double truth = cka::linear_cka(big_x, big_y, estimator::unbiased);
+  int covered = 0;
+  const int sets = 200;
+  cka::jackknife_options o;
+  o.level = 0.9;
+  for (int s = 0; s < sets; ++s) {
+    test::mat<double> x, y;
+    draw(80, 100 + std::uint64_t(s), x, y);
+    const auto r = cka::jackknife(x, y, cka::linear_kernel{}, estimator::unbiased, o);
+    covered += r.lower <= truth && truth <= r.upper;
+  }
+  CAPTURE(covered, truth);
+  CHECK(covered >= int(0.82 * sets));
+  CHECK(covered <= int(0.97 * sets));
+}
+
+TEST_CASE("inference: bad input", "[inference][errors]") {
+  const auto x = test::normal<double>(20, 3, 41), y = test::normal<double>(20, 2, 42);
+  cka::permutation_options none;
+  none.count = 0;
+  CHECK_THROWS_WITH(cka::permutation_test(x, y, cka::linear_kernel{}, estimator::biased, none),
+                    Contains("cka::permutation_test") && Contains("count = 0"));
+  cka::jackknife_options bad;
+  bad.level = 1.5;
+  CHECK_THROWS_WITH(cka::jackknife(x, y, cka::linear_kernel{}, estimator::biased, bad), Contains("level = 1.5"));
+  CHECK_THROWS_AS(cka::independence_test(x.topRows(3), y.topRows(3), cka::linear_kernel{}), std::invalid_argument);
+  CHECK_THROWS_AS(cka::independence_test(x, y.topRows(19), cka::linear_kernel{}), std::invalid_argument);
+  const test::mat<double> flat = test::mat<double>::Constant(20, 2, 1.0);
+  CHECK_THROWS_AS(cka::independence_test(x, flat, cka::linear_kernel{}), std::domain_error);
+  CHECK_THROWS_AS(cka::jackknife(x.topRows(5), y.topRows(5), cka::linear_kernel{}, estimator::unbiased),
+                  std::invalid_argument);
+}
