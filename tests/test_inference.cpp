@@ -192,3 +192,56 @@ TEST_CASE("inference: bad input", "[inference][errors]") {
   CHECK_THROWS_AS(cka::jackknife(x.topRows(5), y.topRows(5), cka::linear_kernel{}, estimator::unbiased),
                   std::invalid_argument);
 }
+
+TEST_CASE("similarity_tests: the pairwise tests for every pair, Grams centered once", "[inference][matrix]") {
+  const auto x = test::normal<double>(50, 3, 51);
+  const std::vector<test::mat<double>> rows = {x, test::related<double>(x, 2, 52, 3.0)};
+  const std::vector<test::mat<double>> cols = {test::related<double>(x, 4, 53), test::normal<double>(50, 2, 54),
+                                               test::mat<double>::Constant(50, 2, 3.0)};
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::similarity_tests_options o;
+    o.est = est;
+    o.level = 0.9;
+    const auto analytic = cka::similarity_tests(rows, cols, cka::rbf_kernel{1.5}, o);
+    o.permutations = 99;
+    o.seed = 5;
+    const auto permuted = cka::similarity_tests(rows, cols, cka::rbf_kernel{1.5}, o);
+    CHECK(analytic.undefined == std::vector<std::size_t>{4});
+    cka::permutation_options po;
+    po.count = 99;
+    po.seed = 5;
+    cka::jackknife_options jo;
+    jo.level = 0.9;
+    for (Eigen::Index i = 0; i < 2; ++i) {
+      CHECK(std::isnan(analytic.values(i, 2)));
+      CHECK(std::isnan(permuted.p_value(i, 2)));
+      for (Eigen::Index j = 0; j < 2; ++j) {
+        CAPTURE(i, j, est == estimator::unbiased);
+        const auto& a = rows[std::size_t(i)];
+        const auto& b = cols[std::size_t(j)];
+        const auto t = cka::independence_test(a, b, cka::rbf_kernel{1.5}, est);
+        CHECK(test::rel_err(analytic.values(i, j), t.value) < 1e-12);
+        CHECK(analytic.p_value(i, j) == Approx(t.p_value).epsilon(1e-12));
+        CHECK(permuted.p_value(i, j) == cka::permutation_test(a, b, cka::rbf_kernel{1.5}, est, po).p_value);
+        const auto jr = cka::jackknife(a, b, cka::rbf_kernel{1.5}, est, jo);
+        CHECK(test::rel_err(analytic.lower(i, j), jr.lower) < 1e-12);
+        CHECK(test::rel_err(analytic.upper(i, j), jr.upper) < 1e-12);
+      }
+    }
+  }
+}
+
+TEST_CASE("similarity_tests: the square form equals the rectangular one", "[inference][matrix]") {
+  const auto x = test::normal<double>(30, 3, 61);
+  const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 2, 62), test::normal<double>(30, 4, 63)};
+  cka::similarity_tests_options o;
+  o.permutations = 49;
+  o.level = 0.95;
+  const auto sq = cka::similarity_tests(layers, cka::linear_kernel{}, o);
+  const auto rect = cka::similarity_tests(layers, layers, cka::linear_kernel{}, o);
+  CHECK(sq.values == rect.values);
+  CHECK(sq.p_value == rect.p_value);
+  CHECK(sq.lower == rect.lower);
+  CHECK(sq.undefined.empty());
+  for (Eigen::Index i = 0; i < 3; ++i) CHECK(sq.values(i, i) == Approx(1.0).epsilon(1e-14));
+}

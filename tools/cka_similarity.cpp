@@ -5,6 +5,7 @@
 #include "output.hpp"
 
 #include <cka/npy.hpp>
+#include <cka/inference.hpp>
 #include <cka/npy_map.hpp>
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
@@ -18,6 +19,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -55,7 +57,9 @@ struct config {
   bool debiased = false;
   long long minibatch = 0, threads = 0, chunk_rows = 0, samples = 0;
   int precision = 12;
-  std::string csv, csv_long, json, svg, order, title, rows_file;
+  std::string csv, csv_long, json, svg, order, title, rows_file, pvalues;
+  double ci = 0;
+  unsigned long long seed = 0;
 };
 
 void warn(const config& c, const std::string& message) {
@@ -85,6 +89,11 @@ config parse_arguments(int argc, char** argv) {
   app.add_flag("--debiased", c.debiased, "the unbiased HSIC estimator (debiased CKA)");
   app.add_option("--minibatch", c.minibatch, "minibatch CKA over batches of B >= 4 samples (Nguyen et al. 2021)")
       ->check(CLI::Range(4LL, 1000000000LL));
+  app.add_option("--pvalues", c.pvalues,
+                 "p-values against independence for every cell: N permutations, or 'analytic' (the exact "
+                 "permutation mean and variance; docs/inference.md)");
+  app.add_option("--seed", c.seed, "the permutations' seed (default 0)");
+  app.add_option("--ci", c.ci, "jackknife intervals at this level, e.g. 0.95")->check(CLI::Range(0.5, 0.9999));
   auto* samples = app.add_option("--samples", c.samples, "use the first N samples of every layer")->check(CLI::PositiveNumber);
   app.add_option("--rows", c.rows_file, "use the samples whose indices an .npy file of integers lists, in its order")
       ->excludes(samples);
@@ -127,6 +136,14 @@ config parse_arguments(int argc, char** argv) {
   if (c.sigma > 0 && c.kernel != "rbf") throw failure("--sigma needs --kernel rbf");
   if (!std::isnan(c.vmin) && !std::isnan(c.vmax) && !(c.vmax > c.vmin)) throw failure("--vmax must exceed --vmin");
   c.unit_range = c.range == "unit";
+  if (!c.pvalues.empty() && c.pvalues != "analytic") {
+    char* end = nullptr;
+    const unsigned long long count = std::strtoull(c.pvalues.c_str(), &end, 10);
+    if (*end != '\0' || count < 1 || count > 100000000ULL || c.pvalues[0] == '-') {
+      throw failure("--pvalues must be a number of permutations (1 or more) or 'analytic', got '" + c.pvalues + "'");
+    }
+  }
+  if ((!c.pvalues.empty() || c.ci > 0) && c.minibatch) throw failure("--pvalues and --ci need all samples at once, not --minibatch");
   return c;
 }
 
@@ -346,8 +363,9 @@ int run(int argc, char** argv) {
   all_files.insert(all_files.end(), col_files.begin(), col_files.end());
   const bool versus = !col_files.empty();
   const std::size_t row_count = cfg.demo ? names.size() : row_files.size();
-  const bool streaming = !cfg.demo && !rbf && cfg.minibatch == 0;
-  const Eigen::Index needed = cfg.debiased || cfg.minibatch ? 4 : 2;
+  const bool inference = !cfg.pvalues.empty() || cfg.ci > 0;
+  const bool streaming = !cfg.demo && !rbf && cfg.minibatch == 0 && !inference;
+  const Eigen::Index needed = inference ? (cfg.debiased ? (cfg.ci > 0 ? 6 : 5) : 4) : cfg.debiased || cfg.minibatch ? 4 : 2;
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<std::int64_t> selection;  // --rows
@@ -387,8 +405,27 @@ int run(int argc, char** argv) {
     };
   }
   cka::similarity_result result;
+  cka::similarity_tests_result tests;
   try {
-    if (streaming) {
+    if (inference) {
+      const std::vector<matrix<double>> rows_v(values.begin(), values.begin() + std::ptrdiff_t(row_count));
+      const std::vector<matrix<double>> cols_v(values.begin() + std::ptrdiff_t(row_count), values.end());
+      values.clear();
+      cka::similarity_tests_options to;
+      to.est = options.est;
+      to.permutations = cfg.pvalues.empty() || cfg.pvalues == "analytic" ? 0 : std::size_t(std::stoull(cfg.pvalues));
+      to.seed = cfg.seed;
+      to.level = cfg.ci;
+      to.progress = options.progress;
+      if (rbf) {
+        tests = versus ? cka::similarity_tests(rows_v, cols_v, rbf_kernel, to) : cka::similarity_tests(rows_v, rbf_kernel, to);
+      } else {
+        tests = versus ? cka::similarity_tests(rows_v, cols_v, cka::linear_kernel{}, to)
+                       : cka::similarity_tests(rows_v, cka::linear_kernel{}, to);
+      }
+      result.values = tests.values;
+      for (std::size_t a : tests.undefined) result.undefined.push_back({a, "zero variance (all samples equal)"});
+    } else if (streaming) {
       const matrix<double> full = stream_linear(layers, n, options.est, Eigen::Index(cfg.chunk_rows), options.progress);
       const Eigen::Index col0 = versus ? Eigen::Index(row_count) : 0;
       const Eigen::Index ncols = versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_count);
@@ -425,6 +462,11 @@ int run(int argc, char** argv) {
   view.rows.assign(names.begin(), names.begin() + std::ptrdiff_t(row_count));
   view.cols = versus ? std::vector<std::string>(names.begin() + std::ptrdiff_t(row_count), names.end()) : view.rows;
   view.values = result.values;
+  if (!cfg.pvalues.empty()) view.p_value = tests.p_value;
+  if (cfg.ci > 0) {
+    view.lower = tests.lower;
+    view.upper = tests.upper;
+  }
   view.precision = cfg.precision;
   view.vmin = cfg.vmin;
   view.vmax = cfg.vmax;
@@ -451,6 +493,11 @@ int run(int argc, char** argv) {
   nlohmann::json undefined = nlohmann::json::array();
   for (const auto& u : result.undefined) undefined.push_back({{"layer", names[u.layer]}, {"cause", u.cause}});
   view.meta["undefined"] = undefined;
+  if (!cfg.pvalues.empty()) {
+    view.meta["p_value_method"] = cfg.pvalues == "analytic" ? "analytic (exact permutation moments)"
+                                                             : cfg.pvalues + " permutations, seed " + std::to_string(cfg.seed);
+  }
+  if (cfg.ci > 0) view.meta["interval"] = "jackknife, level " + tool::number(cfg.ci, 6);
 
   if (cfg.csv.empty()) {
     tool::write_stdout(tool::csv(view));

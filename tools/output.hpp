@@ -35,7 +35,20 @@ struct matrix_view {
   double vmin = std::nan(""), vmax = std::nan("");  ///< colour range; NaN: from `unit_range`
   bool unit_range = false;                  ///< colour range 0–1 (else the data's range)
   nlohmann::json meta = nlohmann::json::object();  ///< extra JSON fields (kernel, estimator, n, undefined)
+  Eigen::MatrixXd p_value, lower, upper;    ///< significance and intervals (empty when not asked for)
+  double alpha = 0.05;                      ///< cells with p ≥ alpha are hatched in the heatmap
 };
+
+/// A matrix as JSON rows, null for NaN.
+inline nlohmann::json json_matrix(const Eigen::MatrixXd& v) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (Eigen::Index i = 0; i < v.rows(); ++i) {
+    nlohmann::json row = nlohmann::json::array();
+    for (Eigen::Index k = 0; k < v.cols(); ++k) row.push_back(std::isnan(v(i, k)) ? nlohmann::json(nullptr) : nlohmann::json(v(i, k)));
+    rows.push_back(row);
+  }
+  return rows;
+}
 
 /// A value as text: "nan" for NaN, `digits` significant digits, and never "-0": a value that rounds to
 /// zero at that precision prints with its exponent (-3e-17), an exact zero as 0.
@@ -88,13 +101,19 @@ inline std::string csv(const matrix_view& m) {
   return out;
 }
 
-/// The matrix as long-format CSV: row,column,cka — one line per cell.
+/// The matrix as long-format CSV: row,column,cka — plus p_value and lower,upper when computed — one line
+/// per cell.
 inline std::string csv_long(const matrix_view& m) {
-  std::string out = "row,column,cka\n";
+  const bool p = m.p_value.size() > 0, ci = m.lower.size() > 0;
+  std::string out = std::string("row,column,cka") + (p ? ",p_value" : "") + (ci ? ",lower,upper" : "") + "\n";
   for (Eigen::Index i = 0; i < m.values.rows(); ++i)
-    for (Eigen::Index j = 0; j < m.values.cols(); ++j)
+    for (Eigen::Index j = 0; j < m.values.cols(); ++j) {
       out += csv_field(m.rows[std::size_t(i)]) + "," + csv_field(m.cols[std::size_t(j)]) + "," +
-             number(m.values(i, j), m.precision) + "\n";
+             number(m.values(i, j), m.precision);
+      if (p) out += "," + number(m.p_value(i, j), m.precision);
+      if (ci) out += "," + number(m.lower(i, j), m.precision) + "," + number(m.upper(i, j), m.precision);
+      out += "\n";
+    }
   return out;
 }
 
@@ -104,16 +123,12 @@ inline std::string json(const matrix_view& m) {
   nlohmann::json j = m.meta;
   j["rows"] = m.rows;
   j["columns"] = m.cols;
-  nlohmann::json values = nlohmann::json::array();
-  for (Eigen::Index i = 0; i < m.values.rows(); ++i) {
-    nlohmann::json row = nlohmann::json::array();
-    for (Eigen::Index k = 0; k < m.values.cols(); ++k) {
-      const double v = m.values(i, k);
-      row.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v));
-    }
-    values.push_back(row);
+  j["values"] = json_matrix(m.values);
+  if (m.p_value.size() > 0) j["p_values"] = json_matrix(m.p_value);
+  if (m.lower.size() > 0) {
+    j["lower"] = json_matrix(m.lower);
+    j["upper"] = json_matrix(m.upper);
   }
-  j["values"] = values;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -243,7 +258,7 @@ inline std::string svg(const matrix_view& m) {
   const double top = 44 + axis + 0.87 * char_w * longest(m.cols) + 10;
   const double grid_w = cell * double(nc), grid_h = cell * double(nr);
   const double bar_x = left + grid_w + 24, bar_h = std::max(120.0, std::min(grid_h, 300.0));
-  const double width = bar_x + 90, height = std::max(top + grid_h + 20, top + bar_h + 30);
+  const double width = bar_x + 90, height = std::max(top + grid_h + 20, top + bar_h + 60);
   const auto [lo, hi] = colour_range(m);
   auto t_of = [&, lo = lo, hi = hi](double v) { return (v - lo) / (hi - lo); };
   std::ostringstream out;
@@ -252,6 +267,12 @@ inline std::string svg(const matrix_view& m) {
   out << "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " << width << ' ' << height
       << "\" font-family=\"sans-serif\" font-size=\"" << font << "\">\n";
   out << "<title>" << xml_text(m.title) << "</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  const bool hatch = m.p_value.size() > 0;
+  if (hatch) {
+    out << "<defs><pattern id=\"ns\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" "
+           "patternTransform=\"rotate(45)\"><rect width=\"2\" height=\"6\" fill=\"white\" fill-opacity=\"0.7\"/>"
+           "</pattern></defs>\n";
+  }
   out << "<text x=\"10\" y=\"22\" font-size=\"15\">" << xml_text(m.title) << "</text>\n";
   if (!m.row_axis.empty()) {
     // Axis titles as long as their side of the grid allows (full text in the tooltip).
@@ -276,9 +297,15 @@ inline std::string svg(const matrix_view& m) {
     for (Eigen::Index j = 0; j < nc; ++j) {
       const double v = m.values(i, j), x = left + cell * double(j), yy = top + cell * double(i);
       const double t = std::isnan(v) ? 0 : t_of(v);
+      std::string tip = name + " vs " + m.cols[std::size_t(j)] + ": " + number(v, 6);
+      if (hatch) tip += ", p = " + number(m.p_value(i, j), 3);
+      if (m.lower.size() > 0) tip += ", interval [" + number(m.lower(i, j), 4) + ", " + number(m.upper(i, j), 4) + "]";
       out << "<rect class=\"cell\" x=\"" << x << "\" y=\"" << yy << "\" width=\"" << cell << "\" height=\"" << cell
-          << "\" fill=\"" << (std::isnan(v) ? "#cccccc" : colour(t)) << "\"><title>"
-          << xml_text(name + " vs " + m.cols[std::size_t(j)] + ": " + number(v, 6)) << "</title></rect>\n";
+          << "\" fill=\"" << (std::isnan(v) ? "#cccccc" : colour(t)) << "\"><title>" << xml_text(tip) << "</title></rect>\n";
+      if (hatch && !std::isnan(v) && !(m.p_value(i, j) < m.alpha)) {
+        out << "<rect class=\"not-significant\" x=\"" << x << "\" y=\"" << yy << "\" width=\"" << cell << "\" height=\""
+            << cell << "\" fill=\"url(#ns)\" pointer-events=\"none\"/>\n";
+      }
       if (numbers) {
         out << "<text x=\"" << x + cell / 2 << "\" y=\"" << yy + cell / 2 + 4 << "\" text-anchor=\"middle\" fill=\""
             << (t > 0.6 && !std::isnan(v) ? "black" : "white") << "\">" << short_number(v) << "</text>\n";
@@ -296,7 +323,14 @@ inline std::string svg(const matrix_view& m) {
     out << "<text x=\"" << bar_x + 22 << "\" y=\"" << top + bar_h * (1 - k / 4.0) + 4 << "\">"
         << short_number(lo + span * k / 4.0, decimals) << "</text>\n";
   }
-  out << "<text x=\"" << bar_x << "\" y=\"" << top - 12 << "\">CKA</text>\n</svg>\n";
+  out << "<text x=\"" << bar_x << "\" y=\"" << top - 12 << "\">CKA</text>\n";
+  if (hatch) {  // legend of the hatching
+    const double ly = top + bar_h + 16;
+    out << "<rect x=\"" << bar_x << "\" y=\"" << ly << "\" width=\"16\" height=\"16\" fill=\"" << colour(0.5) << "\"/>\n"
+        << "<rect x=\"" << bar_x << "\" y=\"" << ly << "\" width=\"16\" height=\"16\" fill=\"url(#ns)\"/>\n"
+        << "<text x=\"" << bar_x + 22 << "\" y=\"" << ly + 12 << "\">p &#8805; " << number(m.alpha, 3) << "</text>\n";
+  }
+  out << "</svg>\n";
   return out.str();
 }
 

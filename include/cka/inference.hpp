@@ -24,6 +24,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -118,6 +120,76 @@ A permuted_product(const matrix<A>& a, const matrix<A>& b, const std::vector<Eig
   return total;
 }
 
+/// (1 + #{⟨A, P_k B P_kᵀ⟩ ≥ ⟨A, B⟩})/(1 + count) over the seeded permutations k, threaded.
+template <class A>
+double permutation_p_value(const matrix<A>& a, const matrix<A>& b, const permutation_options& o) {
+  const Eigen::Index n = a.rows();
+  std::vector<Eigen::Index> identity(static_cast<std::size_t>(n));
+  for (Eigen::Index i = 0; i < n; ++i) identity[std::size_t(i)] = i;
+  const A observed = permuted_product(a, b, identity);  // the same summation as every T_π
+  const long long count = static_cast<long long>(o.count);
+  long long at_least = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 4) reduction(+ : at_least) num_threads(Eigen::nbThreads())
+#endif
+  for (long long k = 0; k < count; ++k) {
+    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
+    seeded_permutation(o.seed, std::uint64_t(k), perm);
+    if (permuted_product(a, b, perm) >= observed) ++at_least;
+  }
+  return double(1 + at_least) / double(1 + count);
+}
+
+/// The independence test on centered Grams with ⟨A, B⟩ = ab, ‖A‖² = aa, ‖B‖² = bb.
+template <class A>
+independence_result independence_of(const matrix<A>& a, const matrix<A>& b, A ab, A aa, A bb, estimator est) {
+  using std::sqrt;
+  const double norm = double(sqrt(aa) * sqrt(bb));
+  const double value = double(ab) / norm;
+  const null_moments m = permutation_moments(sums_of(a), sums_of(b), double(a.rows()));
+  const double mean = m.mean / norm, sd = std::sqrt(std::max(m.variance, 0.0)) / norm;
+  const double z = (value - mean) / sd;
+  if (est == estimator::unbiased) return {value, z, normal_upper_tail(z)};
+  const double shape = mean * mean / (sd * sd), scale = sd * sd / mean;
+  return {value, z, gamma_upper_tail(value, shape, scale)};
+}
+
+/// The jackknife on centered Grams (see jackknife).
+template <class A>
+jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full, A aa_full, A bb_full, estimator est,
+                              double level) {
+  const Eigen::Index n = a.rows();
+  const vector<A> cab = a.cwiseProduct(b).colwise().sum().transpose();
+  const vector<A> caa = a.colwise().squaredNorm().transpose(), cbb = b.colwise().squaredNorm().transpose();
+  const A m = A(n - 1);
+  // The centered product of the Grams without sample i, from the full sums, the row products and the
+  // diagonals (biased), or the row products alone (unbiased: U-centered rows sum to zero, diagonals are 0).
+  auto without = [&](A full, A row, A di, A dj) {
+    if (est == estimator::unbiased) return A(full - A(2) * row * (m - 1) / (m - 2));
+    const A dd = di * dj;
+    return A(full - A(2) * row + dd - A(2) / m * (row - dd) + dd / (m * m));
+  };
+  using std::sqrt;
+  jackknife_result r;
+  r.value = double(ab_full / sqrt(aa_full) / sqrt(bb_full));
+  r.leave_one_out.resize(std::size_t(n));
+  double mean = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const A ai = a(i, i), bi = b(i, i);
+    const A ab = without(ab_full, cab(i), ai, bi), aa = without(aa_full, caa(i), ai, ai), bb = without(bb_full, cbb(i), bi, bi);
+    r.leave_one_out[std::size_t(i)] = double(ab / sqrt(aa) / sqrt(bb));
+    mean += r.leave_one_out[std::size_t(i)];
+  }
+  mean /= double(n);
+  double spread = 0;
+  for (double v : r.leave_one_out) spread += (v - mean) * (v - mean);
+  r.standard_error = std::sqrt(double(n - 1) / double(n) * spread);
+  const double z = normal_quantile(0.5 + level / 2);
+  r.lower = r.value - z * r.standard_error;
+  r.upper = r.value + z * r.standard_error;
+  return r;
+}
+
 }  // namespace detail
 
 /// Permutation test of CKA(X, Y) against independence: the samples of Y are permuted `count` times
@@ -134,23 +206,8 @@ permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen:
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
-  const Eigen::Index n = c.a.rows();
-  std::vector<Eigen::Index> identity(static_cast<std::size_t>(n));
-  for (Eigen::Index i = 0; i < n; ++i) identity[std::size_t(i)] = i;
-  const A observed = detail::permuted_product(c.a, c.b, identity);  // the same summation as every T_π
-  const long long count = static_cast<long long>(o.count);
-  long long at_least = 0;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : at_least) num_threads(Eigen::nbThreads())
-#endif
-  for (long long k = 0; k < count; ++k) {
-    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
-    detail::seeded_permutation(o.seed, std::uint64_t(k), perm);
-    if (detail::permuted_product(c.a, c.b, perm) >= observed) ++at_least;
-  }
   using std::sqrt;
-  const double value = double(c.ab / sqrt(c.aa) / sqrt(c.bb));
-  return {value, double(1 + at_least) / double(1 + count), o.count};
+  return {double(c.ab / sqrt(c.aa) / sqrt(c.bb)), detail::permutation_p_value(c.a, c.b, o), o.count};
 }
 
 /// The same with one kernel for X and Y.
@@ -173,16 +230,7 @@ independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eige
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
-  using std::sqrt;
-  const double norm = double(sqrt(c.aa) * sqrt(c.bb));
-  const double value = double(c.ab) / norm;
-  const detail::null_moments m =
-      detail::permutation_moments(detail::sums_of(c.a), detail::sums_of(c.b), double(c.a.rows()));
-  const double mean = m.mean / norm, sd = std::sqrt(std::max(m.variance, 0.0)) / norm;
-  const double z = (value - mean) / sd;
-  if (est == estimator::unbiased) return {value, z, detail::normal_upper_tail(z)};
-  const double shape = mean * mean / (sd * sd), scale = sd * sd / mean;
-  return {value, z, detail::gamma_upper_tail(value, shape, scale)};
+  return detail::independence_of(c.a, c.b, c.ab, c.aa, c.bb, est);
 }
 
 /// The same with one kernel for X and Y.
@@ -207,36 +255,7 @@ jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBa
   const detail::view_t<DY> yv(y.derived());
   if (est == estimator::unbiased) detail::require_samples(fn, "X", xv.rows(), 6, "a leave-one-out unbiased estimate");
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
-  const Eigen::Index n = c.a.rows();
-  const vector<A> cab = c.a.cwiseProduct(c.b).colwise().sum().transpose();
-  const vector<A> caa = c.a.colwise().squaredNorm().transpose(), cbb = c.b.colwise().squaredNorm().transpose();
-  const A m = A(n - 1);
-  // The centered product of the Grams without sample i, from the full sums, the row products and the
-  // diagonals (biased), or the row products alone (unbiased: U-centered rows sum to zero, diagonals are 0).
-  auto without = [&](A full, A row, A di, A dj) {
-    if (est == estimator::unbiased) return A(full - A(2) * row * (m - 1) / (m - 2));
-    const A dd = di * dj;
-    return A(full - A(2) * row + dd - A(2) / m * (row - dd) + dd / (m * m));
-  };
-  using std::sqrt;
-  jackknife_result r;
-  r.value = double(c.ab / sqrt(c.aa) / sqrt(c.bb));
-  r.leave_one_out.resize(std::size_t(n));
-  double mean = 0;
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const A ai = c.a(i, i), bi = c.b(i, i);
-    const A ab = without(c.ab, cab(i), ai, bi), aa = without(c.aa, caa(i), ai, ai), bb = without(c.bb, cbb(i), bi, bi);
-    r.leave_one_out[std::size_t(i)] = double(ab / sqrt(aa) / sqrt(bb));
-    mean += r.leave_one_out[std::size_t(i)];
-  }
-  mean /= double(n);
-  double spread = 0;
-  for (double v : r.leave_one_out) spread += (v - mean) * (v - mean);
-  r.standard_error = std::sqrt(double(n - 1) / double(n) * spread);
-  const double z = detail::normal_quantile(0.5 + o.level / 2);
-  r.lower = r.value - z * r.standard_error;
-  r.upper = r.value + z * r.standard_error;
-  return r;
+  return detail::jackknife_of(c.a, c.b, c.ab, c.aa, c.bb, est, o.level);
 }
 
 /// The same with one kernel for X and Y.
@@ -244,6 +263,112 @@ template <class DX, class DY, class Kernel>
 jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const Kernel& kernel,
                            estimator est = estimator::biased, const jackknife_options& o = {}) {
   return jackknife(x, y, kernel, kernel, est, o);
+}
+
+/// Options of similarity_tests.
+struct similarity_tests_options {
+  estimator est = estimator::biased;
+  std::size_t permutations = 0;  ///< 0: analytic p-values (independence_test); else a permutation test of this size
+  std::uint64_t seed = 0;        ///< the permutation family (the same for every pair)
+  double level = 0;              ///< in (0, 1): jackknife intervals at this level; 0: none
+  std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional, once per pair
+};
+
+/// Per pair of layers: CKA, its p-value against independence, and (with a level) the jackknife interval.
+/// NaN in the rows and columns of layers without variance (their index in `undefined`).
+struct similarity_tests_result {
+  matrix<double> values, p_value, lower, upper;
+  std::vector<std::size_t> undefined;
+};
+
+/// Significance (and intervals) for every pair of layers, each layer's Gram formed and
+/// centered once (memory L·n² for L layers in all): the matrix form of independence_test or
+/// permutation_test, and of jackknife. Cost per pair O(n²) (analytic) or O(permutations·n²).
+/// Throws cka::invalid_argument for layers with different sample counts, too few samples, NaN/Inf, or a
+/// level outside [0, 1); cka::domain_error for overflow.
+namespace detail {
+template <class M, class N, class Kernel>
+similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const std::vector<N>* cols_or_square,
+                                              const Kernel& kernel, const similarity_tests_options& o) {
+  using A = accumulator_t<typename M::Scalar>;
+  const char* fn = "similarity_tests";
+  const bool square = cols_or_square == nullptr;
+  if (rows.empty() || (!square && cols_or_square->empty())) detail::fail_argument(fn, "needs at least one layer on each side");
+  if (!(o.level >= 0 && o.level < 1)) detail::fail_argument(fn, "level = ", o.level, " must lie in [0, 1)");
+  const Eigen::Index n = rows[0].rows();
+  const Eigen::Index needed = o.est == estimator::biased ? 4 : (o.level > 0 ? 6 : 5);
+  struct layer {
+    matrix<A> c;
+    A self;
+    bool defined;
+  };
+  auto prepare = [&](const auto& x) {
+    const detail::view_t<std::decay_t<decltype(x)>> v(x);
+    if (v.rows() != n) detail::fail_argument(fn, "a layer has ", v.rows(), " samples but the first has ", n);
+    detail::require_samples(fn, "each layer", n, needed, "the tests");
+    detail::require_finite(fn, "a layer", v);
+    matrix<A> k = detail::gram_of<A>(v, kernel, fn);
+    const A ref = k.squaredNorm();
+    layer l{detail::centered_dense<A>(std::move(k), o.est), A(0), true};
+    l.self = l.c.squaredNorm();
+    // The library's zero-variance rule, as in cka_ratio.
+    const A eps = Eigen::NumTraits<A>::epsilon();
+    l.defined = l.self > A(64) * A(64) * eps * eps * ref;
+    return l;
+  };
+  std::vector<layer> r, c;
+  for (const auto& x : rows) r.push_back(prepare(x));
+  if (!square)
+    for (const auto& y : *cols_or_square) c.push_back(prepare(y));
+  const std::vector<layer>& cl = square ? r : c;  // the square form forms each Gram once
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  similarity_tests_result out;
+  const Eigen::Index nr = Eigen::Index(r.size()), nc = Eigen::Index(cl.size());
+  out.values = out.p_value = out.lower = out.upper = matrix<double>::Constant(nr, nc, nan);
+  for (std::size_t i = 0; i < r.size(); ++i)
+    if (!r[i].defined) out.undefined.push_back(i);
+  for (std::size_t j = 0; j < c.size(); ++j)
+    if (!c[j].defined) out.undefined.push_back(r.size() + j);
+  std::size_t done = 0;
+  for (Eigen::Index i = 0; i < nr; ++i)
+    for (Eigen::Index j = 0; j < nc; ++j) {
+      const layer &a = r[std::size_t(i)], &b = cl[std::size_t(j)];
+      if (a.defined && b.defined) {
+        const A ab = a.c.cwiseProduct(b.c).sum();
+        const independence_result t = detail::independence_of(a.c, b.c, ab, a.self, b.self, o.est);
+        out.values(i, j) = t.value;
+        if (o.permutations > 0) {
+          permutation_options po;
+          po.count = o.permutations;
+          po.seed = o.seed;
+          out.p_value(i, j) = detail::permutation_p_value(a.c, b.c, po);
+        } else {
+          out.p_value(i, j) = t.p_value;
+        }
+        if (o.level > 0) {
+          const jackknife_result jr = detail::jackknife_of(a.c, b.c, ab, a.self, b.self, o.est, o.level);
+          out.lower(i, j) = jr.lower;
+          out.upper(i, j) = jr.upper;
+        }
+      }
+      if (o.progress) o.progress(++done, std::size_t(nr * nc));
+    }
+  return out;
+}
+}  // namespace detail
+
+/// The rectangular form: `rows` × `cols` layers.
+template <class M, class N, class Kernel>
+similarity_tests_result similarity_tests(const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& kernel,
+                                         const similarity_tests_options& o = {}) {
+  return detail::similarity_tests_impl(rows, &cols, kernel, o);
+}
+
+/// The square form: every pair of `layers` (`undefined` indexes them once).
+template <class M, class Kernel>
+similarity_tests_result similarity_tests(const std::vector<M>& layers, const Kernel& kernel,
+                                         const similarity_tests_options& o = {}) {
+  return detail::similarity_tests_impl<M, M>(layers, nullptr, kernel, o);
 }
 
 }  // namespace cka

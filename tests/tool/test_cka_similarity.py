@@ -446,6 +446,36 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("broken.npz"))
     check(rc == 2 and "broken.npz" in err and "npz" in err, f"broken npz: {err!r}")
 
+    # Issue 11: --pvalues (permutations or analytic) and --ci (jackknife) in the JSON, the long CSV and the
+    # SVG (cells not significant at 0.05 hatched, with a legend).
+    import math
+    np.save(path("dep.npy"), fx[:, :3] @ rng.standard_normal((3, 2)) + 0.3 * rng.standard_normal((n, 2)))
+    np.save(path("indep.npy"), rng.standard_normal((n, 2)))
+    rc, out, err = run(path("f.npy"), "--vs", path("dep.npy"), path("indep.npy"), "--debiased", "--pvalues", "analytic",
+                       "--ci", "0.9", "--json", path("inf.json"), "--csv-long", path("inf.csv"), "--svg", path("inf.svg"))
+    j = json.load(open(path("inf.json")))
+    long_rows = list(csv_module.reader(open(path("inf.csv"))))
+    check(rc == 0 and long_rows[0] == ["row", "column", "cka", "p_value", "lower", "upper"] and len(long_rows) == 3,
+          f"--pvalues/--ci long csv: {rc} {err} {long_rows[:1]}")
+    ind = np.load(path("indep.npy"))
+    value = cka(fx, ind, debiased=True)
+    z = value * math.sqrt(n * (n - 3) / 2)
+    check(abs(j["values"][0][1] - value) < 1e-9 and abs(j["p_values"][0][1] - 0.5 * math.erfc(z / math.sqrt(2))) < 1e-9,
+          f"analytic p-value: {j['p_values']} vs {0.5 * math.erfc(z / math.sqrt(2))}")
+    check(j["p_values"][0][0] < 1e-6 and j["lower"][0][0] < j["values"][0][0] < j["upper"][0][0], f"dependent pair: {j}")
+    svg_root = ET.parse(path("inf.svg")).getroot()
+    hatched = [e for e in svg_root.iter() if e.get("class") == "not-significant"]
+    check(len(hatched) == (1 if j["p_values"][0][1] >= 0.05 else 0), f"hatched cells: {len(hatched)} {j['p_values']}")
+    runs = [run(path("f.npy"), "--vs", path("dep.npy"), path("indep.npy"), "--pvalues", "99", "--seed", "3",
+                "--json", path(f"perm{k}.json"), "-q") for k in range(2)]
+    p0, p1 = (json.load(open(path(f"perm{k}.json")))["p_values"][0] for k in range(2))
+    check(all(r[0] == 0 for r in runs) and p0 == p1 and p0[0] == 0.01 and all(round(v * 100) == v * 100 for v in p0),
+          f"permutation p-values reproducible: {p0} {p1}")
+    for args, message in [(["--pvalues", "abc"], "--pvalues"), (["--pvalues", "10", "--minibatch", "8"], "--minibatch"),
+                          (["--ci", "2"], "--ci")]:
+        rc, out, err = run(path("f.npy"), path("g.npy"), *args)
+        check(rc == 2 and message in err and len(err.strip().split("\n")) == 1, f"{args}: {rc} {err!r}")
+
     # The SVG keeps every label's full text (a tooltip where the label is shortened), and scales (viewBox).
     long_name = "sentence_transformers_bert_encoder_layer_11_attention_output_dense"
     np.save(path(long_name + ".npy"), rng.standard_normal((n, 3)))
