@@ -245,3 +245,28 @@ TEST_CASE("similarity_tests: the square form equals the rectangular one", "[infe
   CHECK(sq.undefined.empty());
   for (Eigen::Index i = 0; i < 3; ++i) CHECK(sq.values(i, i) == Approx(1.0).epsilon(1e-14));
 }
+
+TEST_CASE("linear kernel: the feature-space route equals the Gram route", "[inference][routes]") {
+  // polynomial_kernel{1, 1, 0} is ⟨x, y⟩ through the Gram route; linear_kernel takes feature space.
+  const cka::polynomial_kernel gram_linear{1, 1.0, 0.0};
+  const auto x = test::normal<double>(45, 3, 71);
+  const auto y = test::related<double>(x, 2, 72, 4.0);
+  cka::permutation_options o;
+  o.count = 300;
+  o.seed = 9;
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const auto f = cka::permutation_test(x, y, cka::linear_kernel{}, est, o);
+    const auto g = cka::permutation_test(x, y, gram_linear, est, o);
+    CHECK(test::rel_err(f.value, g.value) < 1e-12);
+    CHECK(f.p_value == g.p_value);
+    CHECK(f.p_value > 0.01);  // a weak relation: a p-value the tie-free count decides
+    const auto fi = cka::independence_test(x, y, cka::linear_kernel{}, est);
+    const auto gi = cka::independence_test(x, y, gram_linear, est);
+    CHECK(test::rel_err(fi.value, gi.value) < 1e-12);
+    CHECK(std::abs(fi.z - gi.z) < 1e-10);
+    CHECK(std::abs(fi.p_value - gi.p_value) < 1e-12);
+  }
+  const test::mat<double> flat = test::mat<double>::Constant(45, 2, 1.0);
+  CHECK_THROWS_AS(cka::permutation_test(x, flat, cka::linear_kernel{}, estimator::biased, o), std::domain_error);
+}

@@ -142,16 +142,22 @@ double permutation_p_value(const matrix<A>& a, const matrix<A>& b, const permuta
 
 /// The independence test on centered Grams with ⟨A, B⟩ = ab, ‖A‖² = aa, ‖B‖² = bb.
 template <class A>
-independence_result independence_of(const matrix<A>& a, const matrix<A>& b, A ab, A aa, A bb, estimator est) {
+independence_result independence_from(const null_sums& sa, const null_sums& sb, A ab, A aa, A bb, double n,
+                                      estimator est) {
   using std::sqrt;
   const double norm = double(sqrt(aa) * sqrt(bb));
   const double value = double(ab) / norm;
-  const null_moments m = permutation_moments(sums_of(a), sums_of(b), double(a.rows()));
+  const null_moments m = permutation_moments(sa, sb, n);
   const double mean = m.mean / norm, sd = std::sqrt(std::max(m.variance, 0.0)) / norm;
   const double z = (value - mean) / sd;
   if (est == estimator::unbiased) return {value, z, normal_upper_tail(z)};
   const double shape = mean * mean / (sd * sd), scale = sd * sd / mean;
   return {value, z, gamma_upper_tail(value, shape, scale)};
+}
+
+template <class A>
+independence_result independence_of(const matrix<A>& a, const matrix<A>& b, A ab, A aa, A bb, estimator est) {
+  return independence_from(sums_of(a), sums_of(b), ab, aa, bb, double(a.rows()), est);
 }
 
 /// The jackknife on centered Grams (see jackknife).
@@ -190,12 +196,112 @@ jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full,
   return r;
 }
 
+/// The linear kernel in feature space: column-centered X and Y (n×d1, n×d2) and their squared row norms
+/// k, l (the diagonals of A = XcXcᵀ and B = YcYcᵀ, whose rows sum to zero).
+template <class A>
+struct linear_features {
+  matrix<A> xc, yc;
+  vector<A> k, l;
+  estimator est;
+  /// ⟨C(K), C(L_π)⟩ from ‖G‖² for the cross moment G = Xcᵀ·(P Yc) and Σ k_i l_π(i): ‖G‖² for the
+  /// biased estimator, plus the unbiased estimator's row-norm terms (detail/sums.hpp).
+  A combine(const A& g_squared, const A& sum_a, const A& sum_b, const A& dot) const {
+    if (est == estimator::biased) return g_squared;
+    return A(g_squared + unbiased_feature_terms<A>(xc.rows())(sum_a, sum_b, dot));
+  }
+  A cross(const A& g_squared, const A& kl) const { return combine(g_squared, A(k.sum()), A(l.sum()), kl); }
+  A self_x() const { return combine(A((xc.transpose() * xc).squaredNorm()), A(k.sum()), A(k.sum()), A(k.squaredNorm())); }
+  A self_y() const { return combine(A((yc.transpose() * yc).squaredNorm()), A(l.sum()), A(l.sum()), A(l.squaredNorm())); }
+  /// The library's zero-variance and overflow rule (cka::domain_error), with (Σk)² as the raw scale.
+  void check(const char* fn, const A& ab, const A& aa, const A& bb) const {
+    cka_ratio(fn, centered_sums<A>{ab, aa, bb, A(k.sum() * k.sum()), A(l.sum() * l.sum())});
+  }
+};
+
+template <class A, class VX, class VY>
+linear_features<A> features_of(const char* fn, const VX& x, const VY& y, estimator est) {
+  require_same_samples(fn, "X", x, "Y", y);
+  require_samples(fn, "X", x.rows(), est == estimator::biased ? 4 : 5, "a test on the estimator");
+  require_finite(fn, "X", x);
+  require_finite(fn, "Y", y);
+  linear_features<A> f{centered_columns<A>(x), centered_columns<A>(y), vector<A>(), vector<A>(), est};
+  f.k = f.xc.rowwise().squaredNorm();
+  f.l = f.yc.rowwise().squaredNorm();
+  return f;
+}
+
+/// Feature space is cheaper when a permutation's GEMM (2n·d1·d2 flops at GEMM rate) beats a gather over
+/// n² Gram entries, or when two n×n Grams would not fit in 2 GiB.
+inline bool prefer_features(Eigen::Index n, Eigen::Index d1, Eigen::Index d2) {
+  return double(d1) * double(d2) <= 40.0 * double(n) || 16.0 * double(n) * double(n) > double(std::size_t(1) << 31);
+}
+
+/// The permutation p-value in feature space: batches of permutations, each batch one GEMM
+/// Xcᵀ·[P₁Yc, P₂Yc, …] (O(n·d1·d2) per permutation), batches spread over the threads.
+template <class A>
+double permutation_p_value(const linear_features<A>& f, const permutation_options& o) {
+  const Eigen::Index n = f.xc.rows(), d2 = f.yc.cols();
+  auto statistic = [&](const std::vector<Eigen::Index>& perm, matrix<A>& block, Eigen::Index at) {
+    A kl(0);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      block.middleCols(at * d2, d2).row(i) = f.yc.row(perm[std::size_t(i)]);
+      kl += f.k(i) * f.l(perm[std::size_t(i)]);
+    }
+    return kl;
+  };
+  const Eigen::Index batch = std::max<Eigen::Index>(1, std::min<Eigen::Index>(Eigen::Index(o.count), (Eigen::Index(1) << 21) / std::max<Eigen::Index>(1, n * d2)));
+  // The observed value through the same arithmetic as every permuted one.
+  std::vector<Eigen::Index> identity(static_cast<std::size_t>(n));
+  for (Eigen::Index i = 0; i < n; ++i) identity[std::size_t(i)] = i;
+  matrix<A> one(n, d2);
+  const A kl0 = statistic(identity, one, 0);
+  const A observed = f.cross(A((f.xc.transpose() * one).squaredNorm()), kl0);
+  const long long batches = (static_cast<long long>(o.count) + batch - 1) / batch;
+  long long at_least = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : at_least) num_threads(Eigen::nbThreads())
+#endif
+  for (long long b = 0; b < batches; ++b) {
+    const long long first = b * batch, last = std::min<long long>(first + batch, static_cast<long long>(o.count));
+    matrix<A> block(n, (last - first) * d2);
+    std::vector<A> kl(std::size_t(last - first));
+    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
+    for (long long k = first; k < last; ++k) {
+      seeded_permutation(o.seed, std::uint64_t(k), perm);
+      kl[std::size_t(k - first)] = statistic(perm, block, Eigen::Index(k - first));
+    }
+    const matrix<A> g = f.xc.transpose() * block;  // d1 × (batch·d2)
+    for (long long k = first; k < last; ++k) {
+      const A t = f.cross(A(g.middleCols(Eigen::Index(k - first) * d2, d2).squaredNorm()), kl[std::size_t(k - first)]);
+      if (t >= observed) ++at_least;
+    }
+  }
+  return double(1 + at_least) / double(1 + static_cast<long long>(o.count));
+}
+
+/// The sums of A = C(XcXcᵀ) that fix the permutation moments, in feature space.
+template <class A>
+null_sums feature_null_sums(const matrix<A>& xc, const vector<A>& k, A self, estimator est) {
+  null_sums s;
+  if (est == estimator::unbiased) {
+    s.off = double(self);  // U-centered: zero diagonal
+    return s;
+  }
+  s.d1 = double(k.sum());
+  s.d2 = double(k.squaredNorm());
+  s.off = double(self) - s.d2;
+  (void)xc;
+  return s;
+}
+
 }  // namespace detail
 
 /// Permutation test of CKA(X, Y) against independence: the samples of Y are permuted `count` times
 /// (reproducibly: permutation k depends only on the seed and k), and p = (1 + #{CKA_π ≥ CKA})/(1 + count).
 /// The Grams are formed and centered once; each permutation redoes only ⟨A, P B Pᵀ⟩ — O(n²) —, spread
-/// over the threads (the p-value does not depend on their number). Memory 2n².
+/// over the threads (the p-value does not depend on their number). Memory 2n². With the linear kernel on
+/// both sides, feature space where it is cheaper (d1·d2 ≤ 40n, or Grams beyond 2 GiB): ‖Xcᵀ·P·Yc‖² for
+/// batches of permutations in one GEMM, O(n·d1·d2) per permutation, memory O(n(d1 + d2)).
 /// Throws as kernel_cka (n ≥ 4, biased; ≥ 5, unbiased), and cka::invalid_argument for count = 0.
 template <class DX, class DY, class KX, class KY>
 permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
@@ -205,8 +311,17 @@ permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen:
   if (o.count == 0) detail::fail_argument(fn, "count = 0; at least one permutation is needed");
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
-  const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
   using std::sqrt;
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    if (detail::prefer_features(xv.rows(), xv.cols(), yv.cols())) {
+      const auto f = detail::features_of<A>(fn, xv, yv, est);
+      const A aa = f.self_x(), bb = f.self_y();
+      const A ab = f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l)));
+      f.check(fn, ab, aa, bb);
+      return {double(ab / sqrt(aa) / sqrt(bb)), detail::permutation_p_value(f, o), o.count};
+    }
+  }
+  const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
   return {double(c.ab / sqrt(c.aa) / sqrt(c.bb)), detail::permutation_p_value(c.a, c.b, o), o.count};
 }
 
@@ -221,7 +336,8 @@ permutation_result permutation_test(const Eigen::MatrixBase<DX>& x, const Eigen:
 /// debiased CKA (estimator::unbiased) has mean 0 and variance 2/(n(n−3)) exactly, so z = CKA·√(n(n−3)/2)
 /// and p = P(Z ≥ z) (normal); the biased estimator's null is skewed, so p comes from a gamma distribution
 /// with the exact permutation mean and variance (the moment match of Gretton et al., NeurIPS 2008).
-/// Cost O(n²) beyond the Grams (memory 2n²). Throws as permutation_test.
+/// Cost O(n²) beyond the Grams (memory 2n²); with the linear kernel on both sides O(n(d1 + d2)²) in
+/// feature space, without a Gram (the moments need only tr A, Σ A_ii² and ‖A‖²). Throws as permutation_test.
 template <class DX, class DY, class KX, class KY>
 independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
                                       const KY& ky, estimator est = estimator::biased) {
@@ -229,6 +345,15 @@ independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eige
   const char* fn = "independence_test";
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    // In feature space, O(n(d1 + d2)²): the moments need only tr A, Σ A_ii² and ‖A‖².
+    const auto f = detail::features_of<A>(fn, xv, yv, est);
+    const A aa = f.self_x(), bb = f.self_y();
+    const A ab = f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l)));
+    f.check(fn, ab, aa, bb);
+    return detail::independence_from(detail::feature_null_sums(f.xc, f.k, aa, est),
+                                      detail::feature_null_sums(f.yc, f.l, bb, est), ab, aa, bb, double(xv.rows()), est);
+  }
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
   return detail::independence_of(c.a, c.b, c.ab, c.aa, c.bb, est);
 }
