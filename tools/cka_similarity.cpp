@@ -380,8 +380,10 @@ int run(int argc, char** argv) {
     if (data + grams > budget) {
       throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) +
                     " (" + gigabytes(grams) + " of " + (cfg.minibatch ? "B x B" : "n x n") + " Gram matrices), more than " +
-                    gigabytes(budget) + " of memory" +
-                    (rbf ? "; the linear kernel streams any n" : "; without --minibatch the linear kernel streams any n"));
+                    gigabytes(budget) + " of memory (80% of this machine's); " +
+                    (inference ? "--pvalues and --ci hold one n x n Gram per layer"
+                               : rbf ? "the RBF kernel holds one n x n Gram per layer"
+                                     : "--minibatch holds one B x B Gram per layer"));
     }
     for (auto& l : layers) {
       values.emplace_back(n, l->cols());

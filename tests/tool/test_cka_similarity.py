@@ -317,6 +317,13 @@ with tempfile.TemporaryDirectory() as tmp:
             rc, out, err = run(f, path("g.npy") if shape == "(1, 5)" else f, *extra, timeout=20)
             check(rc == 2 and "hostile.npy" in err and (message in err or "samples" in err) and len(err.strip().split("\n")) == 1,
                   f"hostile shape {shape} {extra}: {rc} {err!r}")
+    # Memory: a Gram route that would not fit is refused before loading, saying what it needs; the linear
+    # kernel streams the same layers.
+    np.save(path("long_layer.npy"), rng.standard_normal((200000, 1)).astype(np.float16))
+    rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", timeout=20)
+    check(rc == 2 and "n = 200000" in err and "GB" in err and "Gram" in err, f"memory refusal: {rc} {err!r}")
+    rc, out, err = run(path("long_layer.npy"), "-q", timeout=60)
+    check(rc == 0 and read_csv(out)[2][0, 0] == 1.0, f"the linear kernel streams it: {rc} {err!r}")
     # 9. Too few samples for the estimator: the file is named.
     np.save(path("three.npy"), rng.standard_normal((3, 4)))
     rc, out, err = run(path("three.npy"), "--debiased")
