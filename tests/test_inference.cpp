@@ -270,3 +270,23 @@ TEST_CASE("linear kernel: the feature-space route equals the Gram route", "[infe
   const test::mat<double> flat = test::mat<double>::Constant(45, 2, 1.0);
   CHECK_THROWS_AS(cka::permutation_test(x, flat, cka::linear_kernel{}, estimator::biased, o), std::domain_error);
 }
+
+TEST_CASE("inference keeps its accuracy under a large common offset", "[inference][precision]") {
+  // Features are centered before any Gram is formed, so an offset of 1e6 changes nothing beyond rounding.
+  const auto x = test::normal<double>(40, 30, 81);
+  const auto y = test::related<double>(x, 25, 82);  // d1·d2 > 40n: the permutation test's Gram route
+  const test::mat<double> xo = (x.array() + 1e6).matrix(), yo = (y.array() - 1e6).matrix();
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CHECK(test::rel_err(cka::jackknife(xo, yo, cka::linear_kernel{}, est).upper,
+                        cka::jackknife(x, y, cka::linear_kernel{}, est).upper) < 1e-9);
+    cka::permutation_options o;
+    o.count = 50;
+    CHECK(test::rel_err(cka::permutation_test(xo, yo, cka::linear_kernel{}, est, o).value,
+                        cka::permutation_test(x, y, cka::linear_kernel{}, est, o).value) < 1e-9);
+    cka::similarity_tests_options so;
+    so.est = est;
+    const std::vector<test::mat<double>> a = {xo}, b = {yo}, a0 = {x}, b0 = {y};
+    CHECK(test::rel_err(cka::similarity_tests(a, b, cka::linear_kernel{}, so).p_value(0, 0),
+                        cka::similarity_tests(a0, b0, cka::linear_kernel{}, so).p_value(0, 0)) < 1e-6);
+  }
+}

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 namespace cka {
 namespace detail {
@@ -77,6 +78,23 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
     }
     require_finite_gram(fn, g);
     return g;
+  }
+}
+
+/// The centered Gram C(K) of x under the kernel (HKH, or the U-centered K̃ for the unbiased estimator),
+/// and in `raw` the squared norm of the Gram it was centered from (the reference for a vanishing one).
+/// The linear kernel centers the features first (K = XcXcᵀ is HKH already, and a large common offset costs
+/// no accuracy), so its reference is the centered Gram itself; a constant layer gives exact zeros.
+template <class A, class V, class Kernel>
+matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw) {
+  if constexpr (std::is_same_v<Kernel, linear_kernel>) {
+    matrix<A> k = centered_row_gram<A>(x);
+    raw = k.squaredNorm();
+    return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
+  } else {
+    matrix<A> k = gram_of<A>(x, kernel, fn);
+    raw = k.squaredNorm();
+    return centered_dense<A>(std::move(k), est);
   }
 }
 

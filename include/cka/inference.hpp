@@ -82,12 +82,9 @@ centered_pair<A> centered_grams(const char* fn, const VX& x, const VY& y, const 
   require_finite(fn, "X", x);
   require_finite(fn, "Y", y);
   centered_pair<A> c;
-  matrix<A> k = gram_of<A>(x, kx, fn);
-  const A ref_k = k.squaredNorm();
-  c.a = centered_dense<A>(std::move(k), est);
-  matrix<A> l = gram_of<A>(y, ky, fn);
-  const A ref_l = l.squaredNorm();
-  c.b = centered_dense<A>(std::move(l), est);
+  A ref_k(0), ref_l(0);
+  c.a = centered_gram<A>(fn, x, kx, est, ref_k);
+  c.b = centered_gram<A>(fn, y, ky, est, ref_l);
   c.aa = c.a.squaredNorm();
   c.bb = c.b.squaredNorm();
   c.ab = c.a.cwiseProduct(c.b).sum();
@@ -432,9 +429,8 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
     if (v.rows() != n) detail::fail_argument(fn, "a layer has ", v.rows(), " samples but the first has ", n);
     detail::require_samples(fn, "each layer", n, needed, "the tests");
     detail::require_finite(fn, "a layer", v);
-    matrix<A> k = detail::gram_of<A>(v, kernel, fn);
-    const A ref = k.squaredNorm();
-    layer l{detail::centered_dense<A>(std::move(k), o.est), A(0), true};
+    A ref(0);
+    layer l{detail::centered_gram<A>(fn, v, kernel, o.est, ref), A(0), true};
     l.self = l.c.squaredNorm();
     // The library's zero-variance rule, as in cka_ratio.
     const A eps = Eigen::NumTraits<A>::epsilon();

@@ -96,21 +96,6 @@ matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matri
   return moment_cost < gram_cost ? matrix_route::moments : matrix_route::grams;
 }
 
-/// The centered Gram of one layer (or one batch of it) under the kernel, and the squared norm of its
-/// uncentered Gram (the reference for a vanishing one). x is viewed, not copied.
-template <class A, class V, class Kernel>
-matrix<A> layer_gram(const V& x, const Kernel& kernel, estimator est, A& raw) {
-  if constexpr (is_linear_kernel<Kernel>) {
-    matrix<A> k = centered_row_gram<A>(x);  // HKH already
-    raw = k.squaredNorm();
-    return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
-  } else {
-    matrix<A> k = gram_of<A>(x, kernel, "similarity_matrix");
-    raw = k.squaredNorm();
-    return centered_dense<A>(std::move(k), est);
-  }
-}
-
 template <class A, class Kernel, class M, class N>
 basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers, const Kernel& kernel,
                                                   const similarity_matrix_options& o, matrix_route route) {
@@ -175,9 +160,9 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
         layers.visit(a, [&](const auto& x) {
           try {
             if (magnitude[a] == A(1) || !is_linear_kernel<Kernel>) {
-              grams[a] = layer_gram<A>(x.middleRows(b0, h), kernel, est, raw);
+              grams[a] = centered_gram<A>(fn, x.middleRows(b0, h), kernel, est, raw);
             } else {
-              grams[a] = layer_gram<A>(matrix<A>(x.middleRows(b0, h).template cast<A>() * magnitude[a]), kernel, est, raw);
+              grams[a] = centered_gram<A>(fn, matrix<A>(x.middleRows(b0, h).template cast<A>() * magnitude[a]), kernel, est, raw);
             }
           } catch (const zero_bandwidth& e) {
             // No kernel for this layer (a median bandwidth of zero): its cells become NaN.
