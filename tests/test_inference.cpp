@@ -290,3 +290,17 @@ TEST_CASE("inference keeps its accuracy under a large common offset", "[inferenc
                         cka::similarity_tests(a0, b0, cka::linear_kernel{}, so).p_value(0, 0)) < 1e-6);
   }
 }
+
+TEST_CASE("jackknife of linear CKA: feature space equals the Gram route", "[inference][jackknife][routes]") {
+  const cka::polynomial_kernel gram_linear{1, 1.0, 0.0};  // ⟨x, y⟩ through the Gram route
+  const auto x = test::normal<double>(60, 4, 91);
+  const auto y = test::related<double>(x, 3, 92);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const auto f = cka::jackknife(x, y, cka::linear_kernel{}, est);
+    const auto g = cka::jackknife(x, y, gram_linear, est);
+    REQUIRE(f.leave_one_out.size() == g.leave_one_out.size());
+    for (std::size_t i = 0; i < f.leave_one_out.size(); ++i) CHECK(test::rel_err(f.leave_one_out[i], g.leave_one_out[i]) < 1e-11);
+    CHECK(test::rel_err(f.standard_error, g.standard_error) < 1e-8);
+  }
+}

@@ -157,13 +157,13 @@ independence_result independence_of(const matrix<A>& a, const matrix<A>& b, A ab
   return independence_from(sums_of(a), sums_of(b), ab, aa, bb, double(a.rows()), est);
 }
 
-/// The jackknife on centered Grams (see jackknife).
+/// The jackknife from the full centered products ab = ⟨A, B⟩, aa, bb, the row products cab_i = Σ_j A_ij B_ij
+/// (caa, cbb likewise) and the diagonals da, db (zero for U-centered Grams): see jackknife.
 template <class A>
-jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full, A aa_full, A bb_full, estimator est,
-                              double level) {
-  const Eigen::Index n = a.rows();
-  const vector<A> cab = a.cwiseProduct(b).colwise().sum().transpose();
-  const vector<A> caa = a.colwise().squaredNorm().transpose(), cbb = b.colwise().squaredNorm().transpose();
+jackknife_result jackknife_from(A ab_full, A aa_full, A bb_full, const vector<A>& cab, const vector<A>& caa,
+                                const vector<A>& cbb, const vector<A>& da, const vector<A>& db, estimator est,
+                                double level) {
+  const Eigen::Index n = cab.size();
   const A m = A(n - 1);
   // The centered product of the Grams without sample i, from the full sums, the row products and the
   // diagonals (biased), or the row products alone (unbiased: U-centered rows sum to zero, diagonals are 0).
@@ -178,7 +178,7 @@ jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full,
   r.leave_one_out.resize(std::size_t(n));
   double mean = 0;
   for (Eigen::Index i = 0; i < n; ++i) {
-    const A ai = a(i, i), bi = b(i, i);
+    const A ai = da(i), bi = db(i);
     const A ab = without(ab_full, cab(i), ai, bi), aa = without(aa_full, caa(i), ai, ai), bb = without(bb_full, cbb(i), bi, bi);
     r.leave_one_out[std::size_t(i)] = double(ab / sqrt(aa) / sqrt(bb));
     mean += r.leave_one_out[std::size_t(i)];
@@ -191,6 +191,15 @@ jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full,
   r.lower = r.value - z * r.standard_error;
   r.upper = r.value + z * r.standard_error;
   return r;
+}
+
+/// The jackknife on centered Grams (see jackknife).
+template <class A>
+jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full, A aa_full, A bb_full, estimator est,
+                              double level) {
+  return jackknife_from<A>(ab_full, aa_full, bb_full, a.cwiseProduct(b).colwise().sum().transpose(),
+                           a.colwise().squaredNorm().transpose(), b.colwise().squaredNorm().transpose(), a.diagonal(),
+                           b.diagonal(), est, level);
 }
 
 /// The linear kernel in feature space: column-centered X and Y (n×d1, n×d2) and their squared row norms
@@ -274,6 +283,44 @@ double permutation_p_value(const linear_features<A>& f, const permutation_option
     }
   }
   return double(1 + at_least) / double(1 + static_cast<long long>(o.count));
+}
+
+/// Row products c_i = Σ_{j≠i} Ã_ij B̃_ij of the U-centered linear Grams Ã, B̃ in feature space. With
+/// A = XcXcᵀ (zero row sums, diagonal k) U-centering is Ã_ij = A_ij + p(k_i + k_j) − q for i ≠ j, p = 1/(n−2),
+/// q = Σk/((n−1)(n−2)) (the same for B with l and r); expanding the product leaves x̃ᵢᵀ(XcᵀYc)ỹᵢ,
+/// x̃ᵢᵀ(Xcᵀl), ỹᵢᵀ(Ycᵀk) and sums of k and l: O(n·d1·d2) for all i, no Gram.
+template <class A>
+vector<A> u_centered_row_products(const matrix<A>& xc, const vector<A>& k, const matrix<A>& yc, const vector<A>& l) {
+  const Eigen::Index n = xc.rows();
+  const A p = A(1) / A(n - 2), K = k.sum(), L = l.sum(), KL = k.dot(l);
+  const A q = K / (A(n - 1) * A(n - 2)), r = L / (A(n - 1) * A(n - 2));
+  const vector<A> s1 = (xc * (xc.transpose() * yc)).cwiseProduct(yc).rowwise().sum() - k.cwiseProduct(l);
+  const vector<A> alpha = xc * (xc.transpose() * l), beta = yc * (yc.transpose() * k);
+  vector<A> c(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const A u = p * k(i) - q, v = p * l(i) - r, kl = k(i) * l(i);
+    c(i) = s1(i) - v * k(i) + p * (alpha(i) - kl) - u * l(i) + p * (beta(i) - kl) + A(n - 1) * u * v + p * u * (L - l(i)) +
+           p * v * (K - k(i)) + p * p * (KL - kl);
+  }
+  return c;
+}
+
+/// The jackknife of linear CKA in feature space, O(n·(d1 + d2)²), memory O(n(d1 + d2)).
+template <class A>
+jackknife_result jackknife_of(const linear_features<A>& f, double level) {
+  const A aa = f.self_x(), bb = f.self_y();
+  const A ab = f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l)));
+  if (f.est == estimator::unbiased) {
+    const vector<A> zero = vector<A>::Zero(f.xc.rows());
+    return jackknife_from<A>(ab, aa, bb, u_centered_row_products(f.xc, f.k, f.yc, f.l),
+                             u_centered_row_products(f.xc, f.k, f.xc, f.k), u_centered_row_products(f.yc, f.l, f.yc, f.l),
+                             zero, zero, f.est, level);
+  }
+  // Biased: A = XcXcᵀ, so Σ_j A_ij B_ij = x̃ᵢᵀ(XcᵀYc)ỹᵢ and the diagonal is k.
+  const vector<A> cab = (f.xc * (f.xc.transpose() * f.yc)).cwiseProduct(f.yc).rowwise().sum();
+  const vector<A> caa = (f.xc * (f.xc.transpose() * f.xc)).cwiseProduct(f.xc).rowwise().sum();
+  const vector<A> cbb = (f.yc * (f.yc.transpose() * f.yc)).cwiseProduct(f.yc).rowwise().sum();
+  return jackknife_from<A>(ab, aa, bb, cab, caa, cbb, f.k, f.l, f.est, level);
 }
 
 /// The sums of A = C(XcXcᵀ) that fix the permutation moments, in feature space.
@@ -365,7 +412,8 @@ independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eige
 /// Jackknife standard error and interval of CKA(X, Y): all n leave-one-out values in O(n²) in all, from
 /// the centered Grams and their row products c_i = Σ_j A_ij B_ij (centering the Grams of n − 1 samples is
 /// centering the rows and columns of A and B that remain: docs/inference.md), not n recomputations.
-/// Memory 2n². Throws as permutation_test (n ≥ 4 biased, ≥ 6 unbiased), and cka::invalid_argument for a
+/// Memory 2n²; with the linear kernel on both sides and d1 + d2 < n, in feature space instead:
+/// O(n(d1 + d2)²) time and O(n(d1 + d2)) memory. Throws as permutation_test (n ≥ 4 biased, ≥ 6 unbiased), and cka::invalid_argument for a
 /// level outside (0, 1).
 template <class DX, class DY, class KX, class KY>
 jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx, const KY& ky,
@@ -376,6 +424,13 @@ jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBa
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
   if (est == estimator::unbiased) detail::require_samples(fn, "X", xv.rows(), 6, "a leave-one-out unbiased estimate");
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    if (xv.cols() + yv.cols() < xv.rows()) {  // feature space: O(n(d1 + d2)²) and no Gram
+      const auto f = detail::features_of<A>(fn, xv, yv, est);
+      f.check(fn, f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l))), f.self_x(), f.self_y());
+      return detail::jackknife_of(f, o.level);
+    }
+  }
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
   return detail::jackknife_of(c.a, c.b, c.ab, c.aa, c.bb, est, o.level);
 }
