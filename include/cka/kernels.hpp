@@ -216,7 +216,13 @@ class rbf_kernel {
   template <class T>
   T bandwidth_squared(const matrix<T>& d) const {
     if (!uses_median()) return T(T(sigma_) * T(sigma_));
-    const T median = median_squared_distance(d, rule_);
+    return bandwidth_from_median(median_squared_distance(d, rule_));
+  }
+
+  /// σ² = fraction² · median for a median squared distance computed elsewhere (the tiled route).
+  /// Throws as bandwidth_squared.
+  template <class T>
+  T bandwidth_from_median(const T& median) const {
     const T s2 = T(T(fraction_) * T(fraction_) * median);
     if (!(median > T(0))) {
       throw detail::zero_bandwidth(
