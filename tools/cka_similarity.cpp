@@ -7,6 +7,7 @@
 #include <cka/npy.hpp>
 #include <cka/inference.hpp>
 #include <cka/npy_map.hpp>
+#include <cka/similarity.hpp>
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
 #include <cka/version.hpp>
@@ -14,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -57,7 +59,7 @@ struct config {
   bool debiased = false;
   long long minibatch = 0, threads = 0, chunk_rows = 0, samples = 0;
   int precision = 12;
-  std::string csv, csv_long, json, svg, order, title, rows_file, pvalues;
+  std::string csv, csv_long, json, svg, order, title, rows_file, pvalues, memory;
   double ci = 0;
   unsigned long long seed = 0;
 };
@@ -111,6 +113,9 @@ config parse_arguments(int argc, char** argv) {
       ->check(CLI::IsMember({"data", "unit"}));
   app.add_option("--vmin", c.vmin, "heatmap colour scale minimum (overrides --range)");
   app.add_option("--vmax", c.vmax, "heatmap colour scale maximum (overrides --range)");
+  app.add_option("--memory", c.memory,
+                 "working memory allowed, e.g. 8G or 500M (default 80% of this machine's); RBF layers whose n x n "
+                 "Grams do not fit are computed in tiles");
   app.add_option("--threads", c.threads, "threads for the matrix products")->check(CLI::Range(1LL, 4096LL));
   app.add_option("--chunk-rows", c.chunk_rows, "linear streaming: rows read per chunk (default: about 32 MB of them)")
       ->check(CLI::Range(1LL, 1000000000000LL));
@@ -287,6 +292,21 @@ void demo_layers(std::vector<std::string>& names, std::vector<matrix<double>>& v
   }
 }
 
+/// A byte count with an optional K, M, G or T suffix (powers of 1024). Throws failure.
+double parse_bytes(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  const std::string unit = end ? std::string(end) : std::string();
+  const std::string units = "KMGT";
+  if (unit.size() == 1 && units.find(char(std::toupper(static_cast<unsigned char>(unit[0])))) != std::string::npos) {
+    v *= std::pow(1024.0, double(units.find(char(std::toupper(static_cast<unsigned char>(unit[0])))) + 1));
+  } else if (!unit.empty() || text.empty()) {
+    throw failure("--memory needs a size such as 8G, 500M or 1000000, got '" + text + "'");
+  }
+  if (!(v >= 1e6) || !std::isfinite(v)) throw failure("--memory must be at least 1M, got '" + text + "'");
+  return v;
+}
+
 /// Physical memory in bytes (0 if unknown).
 double physical_memory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
@@ -305,6 +325,54 @@ std::string which_layers(const std::vector<std::string>& files) {
   if (files.size() == 1) return files[0];
   if (files.size() == 2) return files[0] + " and " + files[1];
   return files[0] + " and " + std::to_string(files.size() - 1) + " more layers";
+}
+
+/// RBF CKA of every pair of layers in tiles (kernel_cka's tiled route, no n×n matrix): the rows and
+/// columns of a --vs run, or all pairs of one list (1 on the diagonal). A layer without a bandwidth or
+/// without variance gets NaN cells and is listed once with the cause.
+matrix<double> tiled_rbf_matrix(const std::vector<matrix<double>>& layers, std::size_t row_count, bool versus,
+                                const cka::rbf_kernel& kernel, const cka::similarity_matrix_options& options,
+                                std::vector<cka::undefined_layer>& undefined) {
+  const std::size_t rows = row_count, cols = versus ? layers.size() - row_count : row_count;
+  const std::size_t col0 = versus ? row_count : 0;
+  matrix<double> values = matrix<double>::Constant(Eigen::Index(rows), Eigen::Index(cols), std::nan(""));
+  cka::compute_options tiles;
+  tiles.max_bytes = 1;  // the Grams did not fit: tiles
+  std::vector<std::string> cause(layers.size());
+  const std::size_t total = versus ? rows * cols : rows * (rows - 1) / 2;
+  std::size_t done = 0;
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = versus ? 0 : i; j < cols; ++j) {
+      const std::size_t a = i, b = col0 + j;
+      if (!versus && i == j) continue;
+      if (!cause[a].empty() || !cause[b].empty()) continue;
+      try {
+        const double v = cka::kernel_cka(layers[a], layers[b], kernel, options.est, tiles);
+        values(Eigen::Index(i), Eigen::Index(j)) = v;
+        if (!versus) values(Eigen::Index(j), Eigen::Index(i)) = v;
+      } catch (const cka::domain_error& e) {
+        // Which layer is at fault: the one whose self-alignment is undefined.
+        for (std::size_t c : {a, b}) {
+          try {
+            cka::kernel_cka(layers[c], layers[c], kernel, options.est, tiles);
+          } catch (const cka::domain_error& self) {
+            if (std::string(self.what()).find("overflow") != std::string::npos) throw;  // an error, not a NaN cell
+            cause[c] = self.what();
+          }
+        }
+        if (cause[a].empty() && cause[b].empty()) throw;
+      }
+      if (options.progress) options.progress(++done, total);
+    }
+  if (!versus)
+    for (std::size_t i = 0; i < rows; ++i) values(Eigen::Index(i), Eigen::Index(i)) = cause[i].empty() ? 1.0 : std::nan("");
+  for (std::size_t a = 0; a < layers.size(); ++a) {
+    if (cause[a].empty()) continue;
+    undefined.push_back({a, cause[a]});
+    if (a < rows) values.row(Eigen::Index(a)).setConstant(std::nan(""));
+    if (a >= col0 && a - col0 < cols) values.col(Eigen::Index(a - col0)).setConstant(std::nan(""));
+  }
+  return values;
 }
 
 /// An axis title from the command-line arguments of one side: their last path components, comma-separated.
@@ -369,6 +437,7 @@ int run(int argc, char** argv) {
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<std::int64_t> selection;  // --rows
+  bool tiled = false;                   // RBF in tiles: no n x n matrix
   Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers, selection);
   if (!cfg.demo && !streaming) {
     // Everything the load route holds: the layers in double and one n×n (B×B) Gram per layer.
@@ -376,8 +445,11 @@ int run(int argc, char** argv) {
     for (const auto& l : layers) data += 8.0 * double(n) * double(l->cols());
     const double batch = cfg.minibatch ? double(std::min<long long>(cfg.minibatch, n)) : double(n);
     const double grams = 8.0 * batch * batch * double(layers.size());
-    const double budget = std::max(0.8 * physical_memory(), 1e9);
-    if (data + grams > budget) {
+    const double budget = cfg.memory.empty() ? std::max(0.8 * physical_memory(), 1e9) : parse_bytes(cfg.memory);
+    // RBF without a minibatch has a second route: tiles of the kernel matrices, the layers and a copy of
+    // each in memory (2 x 8 n d bytes per layer) and nothing n x n.
+    tiled = rbf && !cfg.minibatch && !inference && data + grams > budget && 2 * data + 16e6 <= budget;
+    if (!tiled && data + grams > budget) {
       throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) +
                     " (" + gigabytes(grams) + " of " + (cfg.minibatch ? "B x B" : "n x n") + " Gram matrices), more than " +
                     gigabytes(budget) + " of memory (80% of this machine's); " +
@@ -427,6 +499,8 @@ int run(int argc, char** argv) {
       }
       result.values = tests.values;
       for (std::size_t a : tests.undefined) result.undefined.push_back({a, "zero variance (all samples equal)"});
+    } else if (tiled) {
+      result.values = tiled_rbf_matrix(values, row_count, versus, rbf_kernel, options, result.undefined);
     } else if (streaming) {
       const matrix<double> full = stream_linear(layers, n, options.est, Eigen::Index(cfg.chunk_rows), options.progress);
       const Eigen::Index col0 = versus ? Eigen::Index(row_count) : 0;

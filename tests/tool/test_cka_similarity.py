@@ -320,10 +320,34 @@ with tempfile.TemporaryDirectory() as tmp:
     # Memory: a Gram route that would not fit is refused before loading, saying what it needs; the linear
     # kernel streams the same layers.
     np.save(path("long_layer.npy"), rng.standard_normal((200000, 1)).astype(np.float16))
-    rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", timeout=20)
+    rc, out, err = run(path("long_layer.npy"), "--pvalues", "analytic", timeout=20)
     check(rc == 2 and "n = 200000" in err and "GB" in err and "Gram" in err, f"memory refusal: {rc} {err!r}")
+    rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", "--memory", "1M", timeout=20)
+    check(rc == 2 and "n = 200000" in err and "GB" in err, f"memory refusal, tiles too: {rc} {err!r}")
     rc, out, err = run(path("long_layer.npy"), "-q", timeout=60)
     check(rc == 0 and read_csv(out)[2][0, 0] == 1.0, f"the linear kernel streams it: {rc} {err!r}")
+    # Issue 9: RBF layers whose Grams exceed --memory are computed in tiles, with the in-memory values.
+    # n = 1200: three Grams take 35 MB; --memory 20M leaves room for the layers and tiles only.
+    big_labels = (rng.random(1200) < 0.3).astype(int)
+    np.save(path("t_labels.npy"), np.eye(2)[big_labels])
+    np.save(path("t_f.npy"), rng.standard_normal((1200, 10)) + big_labels[:, None])
+    np.save(path("t_g.npy"), rng.standard_normal((1200, 6)))
+    layers3 = [path("t_labels.npy"), path("t_f.npy"), path("t_g.npy")]
+    for extra in ([], ["--debiased"], ["--median-rule", "nonzero"]):
+        rc, ref_out, err = run(*layers3, "--kernel", "rbf", "-q", *extra)
+        rc2, tiled_out, err2 = run(*layers3, "--kernel", "rbf", "-q", "--memory", "20M", *extra)
+        a, b = read_csv(ref_out)[2], read_csv(tiled_out)[2]
+        check(rc == 0 and rc2 == 0 and np.allclose(a, b, rtol=1e-11, equal_nan=True)
+              and np.isnan(a).any() == ("--median-rule" not in extra), f"tiled RBF matrix {extra}: {err2} {a} {b}")
+    rc, out, err = run(path("t_labels.npy"), "--vs", path("t_f.npy"), path("t_g.npy"), "--kernel", "rbf", "--memory", "20M")
+    check(rc == 0 and "t_labels.npy" in err and "median" in err and np.isnan(read_csv(out)[2]).all(),
+          f"tiled RBF: zero median warning: {err!r}")
+    rc, out, err = run(path("t_f.npy"), "--vs", path("t_g.npy"), "--kernel", "rbf", "--memory", "20M", "-q")
+    check(rc == 0 and abs(read_csv(out)[2][0, 0] - cka(np.load(path("t_f.npy")), np.load(path("t_g.npy")), "rbf")) < 1e-9,
+          f"tiled RBF against NumPy: {out} {err}")
+    for bad_size in ("lots", "12Q", "0"):
+        rc, out, err = run(path("f.npy"), path("g.npy"), "--kernel", "rbf", "--memory", bad_size)
+        check(rc == 2 and "--memory" in err, f"--memory {bad_size}: {rc} {err!r}")
     # 9. Too few samples for the estimator: the file is named.
     np.save(path("three.npy"), rng.standard_normal((3, 4)))
     rc, out, err = run(path("three.npy"), "--debiased")
