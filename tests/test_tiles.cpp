@@ -81,6 +81,23 @@ TEST_CASE("tiled median: buckets too full to collect take more radix passes", "[
   }
 }
 
+TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too", "[tiles][median]") {
+  // n = 6000: 18M pairs, one counting pass when the bracket holds the middle ranks; an integer grid puts
+  // many pairs on the bracket's edges; the one-hot rows give a zero median (all_pairs) and the nonzero one.
+  test::mat<double> onehot = test::mat<double>::Zero(6000, 3);
+  for (Eigen::Index i = 0; i < 6000; ++i) onehot(i, i % 9 < 6 ? 0 : (i % 9 < 8 ? 1 : 2)) = 1;
+  const std::vector<test::mat<double>> sets = {test::normal<double>(6000, 3, 6),
+                                               (2 * test::normal<double>(6000, 2, 7)).array().round().matrix(), onehot};
+  for (const auto& x : sets) {
+    const auto t = cka::detail::tiled_rows_of<double>(x, 1.0);
+    const test::mat<double> d = tiled_full(t);
+    for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal, median_rule::nonzero}) {
+      CAPTURE(x.cols(), int(rule));
+      CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
+    }
+  }
+}
+
 TEST_CASE("tiled RBF CKA equals the in-memory route", "[tiles][cka]") {
   const std::vector<Eigen::Index> sizes = {37, 256, 300, 513};
   for (Eigen::Index n : sizes) {

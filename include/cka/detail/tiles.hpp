@@ -7,6 +7,7 @@
 // floating-point sums are combined in tile order, so the value does not depend on the thread count.
 
 #include <cka/detail/checks.hpp>
+#include <cka/detail/permutations.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
@@ -17,7 +18,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <cstring>
 #include <vector>
 
@@ -88,10 +91,12 @@ void for_upper_tiles(const char* fn, const tiled_rows<A>& t, int threads, F&& f)
 }
 
 /// The exact median of the squared distances under `rule`, as median_squared_distance gives it for the
-/// full matrix, without storing them: radix selection on the bit patterns of the non-negative doubles
-/// (which order like the values), 16 bits per counting pass, and a final pass that collects the few values
-/// left in the target bucket once they number at most 2^20. Both middle ranks are tracked for NumPy's
-/// even-count median. Each pass computes every tile of distances once: about 3 passes in practice.
+/// full matrix, without storing them. With more than 2^24 pairs, one pass usually suffices: a sample of
+/// 2^22 pairs brackets the middle values, and the pass counts the values below the bracket and collects
+/// those inside it (a few per thousand of all). Otherwise, or if the bracket missed: radix selection on the
+/// bit patterns of the non-negative doubles (which order like the values), 16 bits per counting pass, and a
+/// final pass that collects the values left in the target bucket once they number at most 2^20. Both
+/// middle ranks are tracked for NumPy's even-count median. Each pass computes every tile of distances once.
 inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads) {
   const Eigen::Index n = t.rows();
   require_samples(fn, "the representation", n, 2, "a median bandwidth");
@@ -109,6 +114,94 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
     });
   };
   const int slots = std::max(threads, 1);
+  // The middle ranks among the off-diagonal values sorted ascending, as in median_squared_distance, given
+  // the number of exact zeros (which only the nonzero rule needs).
+  auto middle_ranks = [&](std::uint64_t zero_count, std::int64_t& lo_rank, std::int64_t& hi_rank) {
+    const std::uint64_t count = rule == median_rule::all_pairs ? std::uint64_t(n) * std::uint64_t(n)
+                                : rule == median_rule::nonzero  ? pairs - zero_count
+                                                                : pairs;
+    auto position = [&](std::uint64_t k) -> std::int64_t {
+      if (rule == median_rule::all_pairs) return k < std::uint64_t(n) ? -1 : std::int64_t((k - std::uint64_t(n)) / 2);
+      return std::int64_t(rule == median_rule::nonzero ? k + zero_count : k);
+    };
+    lo_rank = position((count - 1) / 2);
+    hi_rank = position(count / 2);
+  };
+  auto midpoint = [](double lower, double upper) {
+    const double mid = (lower + upper) / 2;  // NumPy's mean of the two middle values
+    return is_finite_value(mid) ? mid : lower / 2 + upper / 2;
+  };
+
+  // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 6 standard
+  // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
+  // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
+  if (pairs > (std::uint64_t(1) << 24)) {
+    splitmix64 g{0x5EEDC0DEull};
+    std::vector<double> sample;
+    const std::size_t draws = std::size_t(1) << 22;
+    sample.reserve(draws);
+    for (std::size_t k = 0; k < draws; ++k) {
+      const Eigen::Index i = Eigen::Index(g.below(std::uint64_t(n)));
+      Eigen::Index j = Eigen::Index(g.below(std::uint64_t(n - 1)));
+      j += j >= i;
+      const double v = std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+      if (rule != median_rule::nonzero || v > 0) sample.push_back(v);
+    }
+    if (sample.size() > 1000) {
+      std::sort(sample.begin(), sample.end());
+      // The target fraction of the sampled population (off-diagonal pairs; the nonzero ones for `nonzero`).
+      std::int64_t lo_guess = 0, hi_guess = 0;
+      middle_ranks(0, lo_guess, hi_guess);
+      const double m = double(sample.size());
+      const double q_lo = rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(lo_guess, 0)) / double(pairs);
+      const double q_hi = rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(hi_guess, 0)) / double(pairs);
+      const double spread = 6 * std::sqrt(m * 0.25) + 2;
+      const std::int64_t k_lo = std::int64_t(std::floor(q_lo * m - spread)), k_hi = std::int64_t(std::ceil(q_hi * m + spread));
+      const double lo = k_lo < 0 ? -1.0 : sample[std::size_t(k_lo)];
+      const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : sample[std::size_t(k_hi)];
+      const std::size_t cap = std::size_t(1) << 25;
+      std::vector<std::uint64_t> below(std::size_t(slots), 0), zeros_in(std::size_t(slots), 0);
+      std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots));
+      std::vector<char> overflowed(std::size_t(slots), 0);
+      for_pairs([&](int s, double v) {
+        zeros_in[std::size_t(s)] += v == 0.0;
+        if (v < lo) {
+          ++below[std::size_t(s)];
+        } else if (v <= hi) {
+          auto& in = inside[std::size_t(s)];
+          if (in.size() < cap / std::size_t(slots)) in.push_back(v);
+          else overflowed[std::size_t(s)] = 1;
+        }
+      });
+      std::uint64_t below_all = 0, zero_count = 0;
+      std::vector<double> all;
+      bool full = false;
+      for (int s = 0; s < slots; ++s) {
+        below_all += below[std::size_t(s)];
+        zero_count += zeros_in[std::size_t(s)];
+        all.insert(all.end(), inside[std::size_t(s)].begin(), inside[std::size_t(s)].end());
+        full = full || overflowed[std::size_t(s)];
+      }
+      std::int64_t lo_rank = 0, hi_rank = 0;
+      if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
+      middle_ranks(zero_count, lo_rank, hi_rank);
+      auto inside_bracket = [&](std::int64_t r) {
+        return r < 0 || (std::uint64_t(r) >= below_all && std::uint64_t(r) < below_all + all.size());
+      };
+      if (!full && inside_bracket(lo_rank) && inside_bracket(hi_rank)) {
+        if (hi_rank < 0) return 0.0;
+        auto at = [&](std::int64_t r) {
+          const auto it = all.begin() + std::ptrdiff_t(std::uint64_t(r) - below_all);
+          std::nth_element(all.begin(), it, all.end());
+          return *it;
+        };
+        const double upper = at(hi_rank);
+        if (lo_rank == hi_rank) return upper;
+        return midpoint(lo_rank < 0 ? 0.0 : at(lo_rank), upper);
+      }
+    }
+  }
+
   // Pass 1: the top 16 bits, and the exact zeros.
   std::vector<std::vector<std::uint64_t>> hist(std::size_t(slots), std::vector<std::uint64_t>(1 << 16, 0));
   std::vector<std::uint64_t> zeros(std::size_t(slots), 0);
@@ -122,16 +215,9 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
     for (std::size_t b = 0; b < top.size(); ++b) top[b] += hist[std::size_t(s)][b];
     zero_count += zeros[std::size_t(s)];
   }
-  // The middle ranks among the off-diagonal values (sorted ascending), as in median_squared_distance.
   if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
-  const std::uint64_t count = rule == median_rule::all_pairs ? std::uint64_t(n) * std::uint64_t(n)
-                              : rule == median_rule::nonzero  ? pairs - zero_count
-                                                              : pairs;
-  auto position = [&](std::uint64_t k) -> std::int64_t {
-    if (rule == median_rule::all_pairs) return k < std::uint64_t(n) ? -1 : std::int64_t((k - std::uint64_t(n)) / 2);
-    return std::int64_t(rule == median_rule::nonzero ? k + zero_count : k);
-  };
-  const std::int64_t lo_rank = position((count - 1) / 2), hi_rank = position(count / 2);
+  std::int64_t lo_rank = 0, hi_rank = 0;
+  middle_ranks(zero_count, lo_rank, hi_rank);
   if (hi_rank < 0) return 0.0;
 
   struct target {
@@ -200,9 +286,7 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
   }
   const double upper = targets.back().value;
   if (lo_rank == hi_rank) return upper;
-  const double lower = lo_rank < 0 ? 0.0 : targets.front().value;
-  const double mid = (lower + upper) / 2;  // NumPy's mean of the two middle values
-  return is_finite_value(mid) ? mid : lower / 2 + upper / 2;
+  return midpoint(lo_rank < 0 ? 0.0 : targets.front().value, upper);
 }
 
 /// Centered products of the RBF Grams of x and y with fixed bandwidths σx, σy, in tiles, as
