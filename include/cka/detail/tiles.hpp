@@ -37,7 +37,7 @@ constexpr Eigen::Index tile_rows = 256;
 /// squared row norms.
 template <class A>
 struct tiled_rows {
-  matrix<A> xc;
+  Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xc;  // a tile's rows are contiguous
   vector<A> norms;
   Eigen::Index rows() const { return xc.rows(); }
   Eigen::Index tiles() const { return (xc.rows() + tile_rows - 1) / tile_rows; }
@@ -45,7 +45,8 @@ struct tiled_rows {
 
 template <class A, class V>
 tiled_rows<A> tiled_rows_of(const V& x, A scale) {
-  tiled_rows<A> t{centered_columns<A>(x), vector<A>()};
+  tiled_rows<A> t;
+  t.xc = centered_columns<A>(x);
   if (scale != A(1)) t.xc *= scale;
   t.norms = t.xc.rowwise().squaredNorm();
   return t;
@@ -92,8 +93,8 @@ void for_upper_tiles(const char* fn, const tiled_rows<A>& t, int threads, F&& f)
 
 /// The exact median of the squared distances under `rule`, as median_squared_distance gives it for the
 /// full matrix, without storing them. With more than 2^24 pairs, one pass usually suffices: a sample of
-/// 2^22 pairs brackets the middle values, and the pass counts the values below the bracket and collects
-/// those inside it (a few per thousand of all). Otherwise, or if the bracket missed: radix selection on the
+/// 2^22 pairs brackets the middle values (±5 standard errors), and the pass counts the values below the
+/// bracket and collects those inside it (about 2.5 per thousand of all). Otherwise, or if the bracket missed: radix selection on the
 /// bit patterns of the non-negative doubles (which order like the values), 16 bits per counting pass, and a
 /// final pass that collects the values left in the target bucket once they number at most 2^20. Both
 /// middle ranks are tracked for NumPy's even-count median. Each pass computes every tile of distances once.
@@ -132,7 +133,7 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
     return is_finite_value(mid) ? mid : lower / 2 + upper / 2;
   };
 
-  // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 6 standard
+  // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 5 standard
   // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
   // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
   if (pairs > (std::uint64_t(1) << 24)) {
@@ -155,7 +156,7 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
       const double m = double(sample.size());
       const double q_lo = rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(lo_guess, 0)) / double(pairs);
       const double q_hi = rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(hi_guess, 0)) / double(pairs);
-      const double spread = 6 * std::sqrt(m * 0.25) + 2;
+      const double spread = 5 * std::sqrt(m * 0.25) + 2;
       const std::int64_t k_lo = std::int64_t(std::floor(q_lo * m - spread)), k_hi = std::int64_t(std::ceil(q_hi * m + spread));
       const double lo = k_lo < 0 ? -1.0 : sample[std::size_t(k_lo)];
       const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : sample[std::size_t(k_hi)];
