@@ -138,9 +138,10 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
 /// Cost: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n². When two Grams (3·8·n² bytes with their
 /// temporaries) exceed the budget of `co` (default: half the physical memory), two RBF kernels take the
-/// tiled route instead: no n×n matrix, memory O(n(d1+d2)), the exact median bandwidth in ~3 counting
-/// passes over distance tiles and the centered products in 2 passes — about 5·n²(d1+d2) flops in all.
-/// Both routes agree to ~1e-13 (the median is the same value; sums differ in rounding order).
+/// tiled route instead (docs/math.md): no n×n matrix, memory 16·n(d1+d2) bytes plus tiles, the exact
+/// median bandwidth in one counting pass over distance tiles (radix passes if its sampled bracket
+/// misses), the centered products in two — about 4·n²(d1+d2) flops in all, against n²(d1+d2) in memory.
+/// Both routes agree to ~1e-13 (the median is the same value up to rounding; sums differ in order).
 /// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters.
 template <class DX, class DY, class KX, class KY,
           class = std::enable_if_t<!std::is_same_v<KY, estimator>>>
