@@ -325,7 +325,7 @@ jackknife_result jackknife_of(const linear_features<A>& f, double level) {
 
 /// The sums of A = C(XcXcᵀ) that fix the permutation moments, in feature space.
 template <class A>
-null_sums feature_null_sums(const matrix<A>& xc, const vector<A>& k, A self, estimator est) {
+null_sums feature_null_sums(const vector<A>& k, A self, estimator est) {
   null_sums s;
   if (est == estimator::unbiased) {
     s.off = double(self);  // U-centered: zero diagonal
@@ -334,7 +334,6 @@ null_sums feature_null_sums(const matrix<A>& xc, const vector<A>& k, A self, est
   s.d1 = double(k.sum());
   s.d2 = double(k.squaredNorm());
   s.off = double(self) - s.d2;
-  (void)xc;
   return s;
 }
 
@@ -395,8 +394,8 @@ independence_result independence_test(const Eigen::MatrixBase<DX>& x, const Eige
     const A aa = f.self_x(), bb = f.self_y();
     const A ab = f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l)));
     f.check(fn, ab, aa, bb);
-    return detail::independence_from(detail::feature_null_sums(f.xc, f.k, aa, est),
-                                      detail::feature_null_sums(f.yc, f.l, bb, est), ab, aa, bb, double(xv.rows()), est);
+    return detail::independence_from(detail::feature_null_sums(f.k, aa, est), detail::feature_null_sums(f.l, bb, est),
+                                      ab, aa, bb, double(xv.rows()), est);
   }
   const auto c = detail::centered_grams<A>(fn, xv, yv, kx, ky, est);
   return detail::independence_of(c.a, c.b, c.ab, c.aa, c.bb, est);
@@ -487,9 +486,7 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
     A ref(0);
     layer l{detail::centered_gram<A>(fn, v, kernel, o.est, ref), A(0), true};
     l.self = l.c.squaredNorm();
-    // The library's zero-variance rule, as in cka_ratio.
-    const A eps = Eigen::NumTraits<A>::epsilon();
-    l.defined = l.self > A(64) * A(64) * eps * eps * ref;
+    l.defined = !detail::vanishes(l.self, ref);
     return l;
   };
   std::vector<layer> r, c;

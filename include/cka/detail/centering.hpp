@@ -9,6 +9,8 @@
 
 #include <Eigen/Core>
 
+#include <utility>
+
 namespace cka::detail {
 
 /// Centering of an n×n matrix P written as  C_ij = P_ij − u_i − v_j + c  (i ≠ j, and i = j for the biased
@@ -21,6 +23,22 @@ struct centering {
   A c;
 };
 
+/// The centering of a symmetric n×n matrix from its row sums r and its diagonal (used by the unbiased
+/// estimator only). O(n).
+template <class A, class D>
+centering<A> centering_from_sums(vector<A> r, const D& diagonal, estimator est) {
+  const A nn = A(r.size());
+  if (est == estimator::biased) {
+    const A s = r.sum();
+    vector<A> u = r / nn;
+    return {u, u, A(s / (nn * nn))};
+  }
+  r -= diagonal;
+  const A s = r.sum();
+  vector<A> u = r / A(nn - 2);
+  return {u, u, A(s / ((nn - 1) * (nn - 2)))};
+}
+
 /// The centering of a symmetric K, from its lower triangle, accumulated in A. O(n²).
 template <class A, class M>
 centering<A> centering_of(const M& k, estimator est) {
@@ -31,16 +49,7 @@ centering<A> centering_of(const M& k, estimator est) {
     r(j) += seg.sum();
     r.tail(n - j - 1) += seg.tail(n - j - 1);
   }
-  const A nn = A(n);
-  if (est == estimator::biased) {
-    const A s = r.sum();
-    vector<A> u = r / nn;
-    return {u, u, A(s / (nn * nn))};
-  }
-  r -= k.diagonal().template cast<A>();
-  const A s = r.sum();
-  vector<A> u = r / A(nn - 2);
-  return {u, u, A(s / ((nn - 1) * (nn - 2)))};
+  return centering_from_sums<A>(std::move(r), k.diagonal().template cast<A>(), est);
 }
 
 /// The biased centering HPH of any square P (not necessarily symmetric). O(n²).

@@ -54,6 +54,14 @@ struct side_names {
   const char* condition = "has zero variance after centering";
 };
 
+/// True when a centered self-product has nothing left: not positive, or below the rounding level of its
+/// reference (relative (64ε)²). The library's one zero-variance rule.
+template <class A>
+bool vanishes(const A& self, const A& reference) {
+  const A eps = Eigen::NumTraits<A>::epsilon();
+  return !(self > A(64) * A(64) * eps * eps * reference);
+}
+
 /// The one CKA ratio: (kl / √kk) / √ll (the HSIC normalisers cancel; divided in turn so that no product
 /// overflows or underflows where the ratio does not). A self-term that is not positive, or that is
 /// below the rounding level of its reference (relative (64ε)²), means no variance is left after centering.
@@ -66,9 +74,7 @@ A cka_ratio(const char* fn, const centered_sums<A>& s, when_undefined policy = w
     fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type (HSIC(K, L) = ",
                 s.kl, ", HSIC(K, K) = ", s.kk, ", HSIC(L, L) = ", s.ll, "); rescale the inputs");
   }
-  const A eps = Eigen::NumTraits<A>::epsilon();
-  const A floor = A(64) * A(64) * eps * eps;
-  const bool first_flat = !(s.kk > floor * s.ref_k), second_flat = !(s.ll > floor * s.ref_l);
+  const bool first_flat = vanishes(s.kk, s.ref_k), second_flat = vanishes(s.ll, s.ref_l);
   if (first_flat || second_flat) {
     if (policy == when_undefined::nan) return A(std::numeric_limits<double>::quiet_NaN());
     const char* who = first_flat ? names.first : names.second;

@@ -6,6 +6,7 @@
 // Every pass computes a tile's distances with the same routine, so the passes agree bit for bit, and the
 // floating-point sums are combined in tile order, so the value does not depend on the thread count.
 
+#include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/permutations.hpp>
 #include <cka/detail/products.hpp>
@@ -70,25 +71,33 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
   }
 }
 
-/// Calls f(thread, tile_row, tile_col, distances) for every tile pair I ≤ J, tile rows dealt to threads.
-template <class A, class F>
-void for_upper_tiles(const char* fn, const tiled_rows<A>& t, int threads, F&& f) {
-  const Eigen::Index nt = t.tiles();
+/// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads.
+template <class F>
+void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
   for (Eigen::Index ti = 0; ti < nt; ++ti) {
-    int thread = 0;
 #if defined(_OPENMP)
-    thread = omp_get_thread_num();
+    f(omp_get_thread_num(), ti);
+#else
+    f(0, ti);
 #endif
+  }
+  (void)threads;
+}
+
+/// Calls f(thread, tile_row, tile_col, distances) for every tile pair I ≤ J, tile rows dealt to threads.
+template <class A, class F>
+void for_upper_tiles(const char* fn, const tiled_rows<A>& t, int threads, F&& f) {
+  const Eigen::Index nt = t.tiles();
+  for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
     matrix<A> d;
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
       tile_distances(fn, t, ti, tj, d);
       f(thread, ti, tj, d);
     }
-  }
-  (void)threads;
+  });
 }
 
 /// The exact median of the squared distances under `rule`, as median_squared_distance gives it for the
@@ -307,10 +316,7 @@ inline centered_sums<double> tiled_rbf_products(const char* fn, const tiled_rows
   // Pass A.
   vector<double> rx = vector<double>::Zero(n), ry = vector<double>::Zero(n), dx(n), dy(n);
   vector<double> refx_rows = vector<double>::Zero(nt), refy_rows = vector<double>::Zero(nt);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-  for (Eigen::Index ti = 0; ti < nt; ++ti) {
+  for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
     matrix<double> kt, lt;
     const Eigen::Index i0 = ti * tile_rows;
     for (Eigen::Index tj = 0; tj < nt; ++tj) {
@@ -325,32 +331,14 @@ inline centered_sums<double> tiled_rbf_products(const char* fn, const tiled_rows
         dy.segment(i0, lt.rows()) = lt.diagonal();
       }
     }
-  }
-  (void)threads;
-  const double nn = double(n);
-  // The centering of a tile: C_ij = K_ij − u_i − u_j + c (and 0 on the diagonal for the unbiased estimator,
-  // whose row sums leave the diagonal out).
+  });
+  // The centering of a tile, C_ij = K_ij − u_i − u_j + c (0 on the diagonal for the unbiased estimator),
+  // from the row sums and the diagonal as for an in-memory Gram.
   const bool unbiased = est == estimator::unbiased;
-  auto centering = [&](const vector<double>& r, const vector<double>& d, vector<double>& u, double& c) {
-    if (unbiased) {
-      const vector<double> rt = r - d;
-      u = rt / (nn - 2);
-      c = rt.sum() / ((nn - 1) * (nn - 2));
-    } else {
-      u = r / nn;
-      c = r.sum() / (nn * nn);
-    }
-  };
-  vector<double> ux, uy;
-  double cx = 0, cy = 0;
-  centering(rx, dx, ux, cx);
-  centering(ry, dy, uy, cy);
+  const centering<double> cx = centering_from_sums<double>(rx, dx, est), cy = centering_from_sums<double>(ry, dy, est);
   // Pass B.
   matrix<double> partial = matrix<double>::Zero(nt, 3);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-  for (Eigen::Index ti = 0; ti < nt; ++ti) {
+  for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
     matrix<double> kt, lt;
     const Eigen::Index i0 = ti * tile_rows;
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
@@ -359,8 +347,8 @@ inline centered_sums<double> tiled_rbf_products(const char* fn, const tiled_rows
       kernel_tile(y, ky, ti, tj, lt);
       const Eigen::Index h = kt.rows(), w = kt.cols();
       for (Eigen::Index j = 0; j < w; ++j) {
-        kt.col(j) = (kt.col(j).array() - ux.segment(i0, h).array() - ux(j0 + j) + cx).matrix();
-        lt.col(j) = (lt.col(j).array() - uy.segment(i0, h).array() - uy(j0 + j) + cy).matrix();
+        kt.col(j) = (kt.col(j).array() - cx.u.segment(i0, h).array() - cx.v(j0 + j) + cx.c).matrix();
+        lt.col(j) = (lt.col(j).array() - cy.u.segment(i0, h).array() - cy.v(j0 + j) + cy.c).matrix();
       }
       if (unbiased && ti == tj) {
         kt.diagonal().setZero();
@@ -371,7 +359,7 @@ inline centered_sums<double> tiled_rbf_products(const char* fn, const tiled_rows
       partial(ti, 1) += weight * kt.squaredNorm();
       partial(ti, 2) += weight * lt.squaredNorm();
     }
-  }
+  });
   const Eigen::Matrix<double, 1, 3> total = partial.colwise().sum();
   return {total(0), total(1), total(2), refx_rows.sum(), refy_rows.sum()};
 }
