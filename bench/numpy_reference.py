@@ -75,10 +75,12 @@ def main():
                          "current OpenBLAS wheel's SkylakeX kernel crashes on this machine in the n x n "
                          "syrk at n = 20000, so large runs time the (faster) features form alone")
     ap.add_argument("--kinds", default="linear,rbf", help="linear, rbf or both")
+    ap.add_argument("--rbf-shapes", default="2000x64,1024x256,4096x256",
+                    help="comma-separated NxD shapes for RBF CKA")
     args = ap.parse_args()
 
     linear_shapes = [(4096, 512), (20000, 256), (512, 8192)]
-    rbf_shapes = [(1024, 256), (4096, 256)]
+    rbf_shapes = [tuple(int(v) for v in s.split("x")) for s in args.rbf_shapes.split(",")]
     repeats = 3
     if args.quick:
         linear_shapes, rbf_shapes, repeats = [(300, 20)], [(200, 10)], 1

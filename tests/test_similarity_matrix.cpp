@@ -110,7 +110,17 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
   const double p = 1 + 3 * 9;  // the joint moment state: 1 + Σ(d + 1)
   CHECK(cka::similarity_matrix_bytes(narrow) == 8.0 * (p * p + (1 << 20)));
   CHECK(cka::similarity_matrix_bytes(wide) == 8.0 * 40 * 40 * 3);  // one Gram per layer
-  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}) == 8.0 * 400 * 400 * 3);
+  // RBF without a minibatch: the tile engine's stored upper tiles (4n² bytes and padding per layer), or,
+  // over the budget, the layers' centered copies and a few tiles per thread.
+  const double stored = cka::detail::packed_tiles::bytes(400);
+  CHECK(stored == 8.0 * (256 * 256 + 256 * 144 + 144 * 144));  // tiles (0,0), (0,1), (1,1)
+  CHECK(cka::detail::packed_tiles::bytes(257) == 8.0 * (256 * 256 + 256 + 1 + 7));  // one padded value
+  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}) == 3 * stored);
+  cka::compute_options small;
+  small.max_bytes = 1 << 20;
+  // Three centered copies with their row norms, and per thread the tiles of pass B (two per layer, two more).
+  CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o, small) ==
+        3 * 8.0 * 400 * 9 + 8.0 * 256 * 256 * 8 * Eigen::nbThreads());
   o.minibatch = 100;
   CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o) == 8.0 * 100 * 100 * 3);
   o.minibatch = 1000;  // larger than n: one batch of n

@@ -5,9 +5,11 @@
 #include "support.hpp"
 
 #include <cka/similarity.hpp>
+#include <cka/similarity_matrix.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <vector>
 
 using cka::estimator;
@@ -61,7 +63,11 @@ TEST_CASE("tiled median: the full-matrix median of the same distances, bit for b
     const test::mat<double> d = tiled_full(t);
     for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal, median_rule::nonzero}) {
       CAPTURE(x.rows(), int(rule));
-      for (int threads : {1, 2}) CHECK(cka::detail::tiled_median("test", t, rule, threads) == cka::median_squared_distance(d, rule));
+      const double full = cka::median_squared_distance(d, rule);
+      for (int threads : {1, 2}) {
+        CHECK(cka::detail::tiled_median("test", t, rule, threads) == full);
+        CHECK(cka::detail::tiled_median("test", cka::detail::stored_distances("test", t, threads), rule, threads) == full);
+      }
     }
   }
 }
@@ -77,6 +83,9 @@ TEST_CASE("tiled median: buckets too full to collect take more radix passes", "[
     for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal}) {
       CAPTURE(x.cols(), int(rule));
       CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
+      // Stored distances: a sample of n(n-1)/512 pairs brackets the median, then one counting pass.
+      CHECK(cka::detail::tiled_median("test", cka::detail::stored_distances("test", t, 2), rule, 2) ==
+            cka::median_squared_distance(d, rule));
     }
   }
 }
@@ -91,14 +100,23 @@ TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too
   for (const auto& x : sets) {
     const auto t = cka::detail::tiled_rows_of<double>(x, 1.0);
     const test::mat<double> d = tiled_full(t);
+    const auto stored = cka::detail::stored_distances("test", t, 2);
     for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal, median_rule::nonzero}) {
       CAPTURE(x.cols(), int(rule));
       CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
+      CHECK(cka::detail::tiled_median("test", stored, rule, 2) == cka::median_squared_distance(d, rule));
     }
   }
 }
 
-TEST_CASE("tiled RBF CKA equals the in-memory route", "[tiles][cka]") {
+/// RBF CKA from two full Grams (gram + gram_cka): the route that holds n×n matrices, independent of the
+/// tile engine.
+template <class X, class Y>
+double from_grams(const X& x, const Y& y, const cka::rbf_kernel& kx, const cka::rbf_kernel& ky, estimator est) {
+  return cka::gram_cka(cka::gram(x, kx), cka::gram(y, ky), est);
+}
+
+TEST_CASE("RBF CKA: stored tiles, computed tiles and full Grams agree", "[tiles][cka]") {
   const std::vector<Eigen::Index> sizes = {37, 256, 300, 513};
   for (Eigen::Index n : sizes) {
     const auto x = test::normal<double>(n, 6, 10 + std::uint64_t(n));
@@ -107,10 +125,13 @@ TEST_CASE("tiled RBF CKA equals the in-memory route", "[tiles][cka]") {
       for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal, median_rule::nonzero}) {
         CAPTURE(n, est == estimator::unbiased, int(rule));
         const auto k = cka::rbf_kernel::median(0.8, rule);
-        CHECK(test::rel_err(cka::kernel_cka(x, y, k, est, tiles()), cka::kernel_cka(x, y, k, est)) < 1e-12);
+        const double stored = cka::kernel_cka(x, y, k, est);
+        CHECK(test::rel_err(cka::kernel_cka(x, y, k, est, tiles()), stored) < 1e-12);
+        CHECK(test::rel_err(stored, from_grams(x, y, k, k, est)) < 1e-12);
       }
       const cka::rbf_kernel fixed{2.5};
       CHECK(test::rel_err(cka::kernel_cka(x, y, fixed, est, tiles()), cka::kernel_cka(x, y, fixed, est)) < 1e-12);
+      CHECK(test::rel_err(cka::kernel_cka(x, y, fixed, est), from_grams(x, y, fixed, fixed, est)) < 1e-12);
     }
   }
   // Float input and a row-major view, different kernels for X and Y.
@@ -120,8 +141,20 @@ TEST_CASE("tiled RBF CKA equals the in-memory route", "[tiles][cka]") {
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xr = x;
   CHECK(test::rel_err(cka::kernel_cka(xf, yf, cka::rbf_kernel::median(), cka::rbf_kernel{3.0}, estimator::biased, tiles()),
                       cka::kernel_cka(xf, yf, cka::rbf_kernel::median(), cka::rbf_kernel{3.0})) < 1e-6);
+  // Float input is promoted to double: the stored route matches double input to the float result's rounding.
+  CHECK(test::rel_err(double(cka::kernel_cka(xf, yf, cka::rbf_kernel::median(), cka::rbf_kernel{3.0})),
+                      from_grams(test::mat<double>(xf.cast<double>()), test::mat<double>(yf.cast<double>()),
+                                 cka::rbf_kernel::median(), cka::rbf_kernel{3.0}, estimator::biased)) < 1e-6);
   CHECK(test::rel_err(cka::kernel_cka(xr, y, cka::rbf_kernel::median(), estimator::unbiased, tiles()),
                       cka::kernel_cka(xr, y, cka::rbf_kernel::median(), estimator::unbiased)) < 1e-12);
+  CHECK(test::rel_err(cka::kernel_cka(xr, y, cka::rbf_kernel::median(), estimator::unbiased),
+                      from_grams(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median(), estimator::unbiased)) < 1e-12);
+  // A non-contiguous view (every other column of a wider matrix).
+  const test::mat<double> wide = test::normal<double>(300, 10, 33);
+  const auto strided = Eigen::Map<const test::mat<double>, 0, Eigen::OuterStride<>>(wide.data(), 300, 5, Eigen::OuterStride<>(600));
+  const test::mat<double> dense = strided;
+  CHECK(test::rel_err(cka::kernel_cka(strided, y, cka::rbf_kernel::median(), estimator::biased, tiles()),
+                      from_grams(dense, y, cka::rbf_kernel::median(), cka::rbf_kernel::median(), estimator::biased)) < 1e-12);
   // Extreme magnitudes: the median bandwidth is scale-invariant on this route too.
   CHECK(test::rel_err(cka::kernel_cka(test::mat<double>(x * 1e155), y, cka::rbf_kernel::median(), estimator::biased, tiles()),
                       cka::kernel_cka(x, y, cka::rbf_kernel::median())) < 1e-12);
@@ -135,8 +168,13 @@ TEST_CASE("tiled RBF CKA: the same bits with one thread and with two; undefined 
   const double one = cka::kernel_cka(x, y, cka::rbf_kernel::median(), estimator::unbiased, tiles());
   Eigen::setNbThreads(2);
   const double two = cka::kernel_cka(x, y, cka::rbf_kernel::median(), estimator::unbiased, tiles());
+  Eigen::setNbThreads(1);
+  const double one_stored = cka::kernel_cka(x, y, cka::rbf_kernel::median(), estimator::unbiased);
+  Eigen::setNbThreads(2);
+  const double two_stored = cka::kernel_cka(x, y, cka::rbf_kernel::median(), estimator::unbiased);
   Eigen::setNbThreads(threads);
   CHECK(one == two);
+  CHECK(one_stored == two_stored);
   // A zero median bandwidth and a constant layer fail as on the in-memory route.
   test::mat<double> onehot = test::mat<double>::Zero(300, 2);
   for (Eigen::Index i = 0; i < 300; ++i) onehot(i, i % 10 < 7 ? 0 : 1) = 1;
@@ -147,4 +185,52 @@ TEST_CASE("tiled RBF CKA: the same bits with one thread and with two; undefined 
                       cka::kernel_cka(onehot, x.topRows(300), cka::rbf_kernel::median(1.0, median_rule::nonzero))) < 1e-12);
   const test::mat<double> flat = test::mat<double>::Constant(300, 3, 2.0);
   CHECK_THROWS_AS(cka::kernel_cka(flat, x.topRows(300), cka::rbf_kernel{1.0}, estimator::biased, tiles()), std::domain_error);
+}
+
+TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and pairwise agree", "[tiles][matrix]") {
+  // Layers of different widths, one without a median bandwidth (one-hot rows: most pairs coincide).
+  std::vector<test::mat<double>> layers = {test::normal<double>(301, 5, 51), test::normal<double>(301, 9, 52)};
+  layers.push_back(test::related<double>(layers[0], 4, 53));
+  test::mat<double> onehot = test::mat<double>::Zero(301, 2);
+  for (Eigen::Index i = 0; i < 301; ++i) onehot(i, i % 10 < 8 ? 0 : 1) = 1;
+  layers.push_back(onehot);
+  const auto kernel = cka::rbf_kernel::median(0.9);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    cka::similarity_matrix_options o;
+    o.est = est;
+    std::vector<std::size_t> seen;
+    o.progress = [&](std::size_t done, std::size_t total) {
+      CHECK(done <= total);
+      if (!seen.empty()) CHECK(done >= seen.back());
+      seen.push_back(done);
+      (void)total;
+    };
+    const auto stored = cka::similarity_matrix(layers, kernel, o);
+    REQUIRE_FALSE(seen.empty());
+    o.progress = nullptr;
+    const auto computed = cka::similarity_matrix(layers, kernel, o, tiles());
+    const auto list = cka::detail::make_layers<test::mat<double>, test::mat<double>>(layers, nullptr);
+    const auto grams = cka::detail::similarity_matrix_impl<double>(list, kernel, o, cka::detail::matrix_route::grams);
+    CHECK(test::undefined_layers(stored) == std::vector<std::size_t>{3});
+    CHECK(test::undefined_layers(computed) == std::vector<std::size_t>{3});
+    CHECK(test::undefined_layers(grams) == std::vector<std::size_t>{3});
+    for (Eigen::Index a = 0; a < 3; ++a)
+      for (Eigen::Index b = 0; b < 3; ++b) {
+        CAPTURE(a, b, est == estimator::unbiased);
+        CHECK(test::rel_err(stored.values(a, b), computed.values(a, b)) < 1e-12);
+        CHECK(test::rel_err(stored.values(a, b), grams.values(a, b)) < 1e-12);
+        if (a != b) CHECK(test::rel_err(stored.values(a, b), cka::kernel_cka(layers[std::size_t(a)], layers[std::size_t(b)], kernel, est)) < 1e-12);
+      }
+    CHECK(std::isnan(stored.values(3, 0)));
+    CHECK(std::isnan(computed.values(0, 3)));
+  }
+  // The rectangular form and float layers.
+  std::vector<test::mat<float>> rows = {layers[0].cast<float>(), layers[1].cast<float>()}, cols = {layers[2].cast<float>()};
+  const auto r = cka::similarity_matrix(rows, cols, kernel, cka::similarity_matrix_options{}, tiles());
+  REQUIRE(r.values.rows() == 2);
+  REQUIRE(r.values.cols() == 1);
+  // The same float values promoted to double (kernel_cka of float input rounds its result to float).
+  const test::mat<double> r0 = rows[0].cast<double>(), r1 = rows[1].cast<double>(), c0 = cols[0].cast<double>();
+  CHECK(test::rel_err(r.values(0, 0), cka::kernel_cka(r0, c0, kernel)) < 1e-12);
+  CHECK(test::rel_err(r.values(1, 0), cka::kernel_cka(r1, c0, kernel)) < 1e-12);
 }

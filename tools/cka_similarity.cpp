@@ -168,6 +168,8 @@ class mapped_layer {
     }
   }
   const std::string& path() const { return path_; }
+  /// Bytes per value in the file: 2, 4 or 8.
+  std::size_t item() const { return file_->layout().item; }
   Eigen::Index rows() const { return file_->rows(); }
   Eigen::Index cols() const { return file_->cols(); }
   /// Samples r0 … r0+h−1 into dest: rows r0… of the file, or, with a selection, the rows it lists there.
@@ -327,54 +329,6 @@ std::string which_layers(const std::vector<std::string>& files) {
   return files[0] + " and " + std::to_string(files.size() - 1) + " more layers";
 }
 
-/// RBF CKA of every pair of layers in tiles (kernel_cka's tiled route, no n×n matrix): the rows and
-/// columns of a --vs run, or all pairs of one list (1 on the diagonal). A layer without a bandwidth or
-/// without variance gets NaN cells and is listed once with the cause.
-matrix<double> tiled_rbf_matrix(const std::vector<matrix<double>>& layers, std::size_t row_count, bool versus,
-                                const cka::rbf_kernel& kernel, const cka::similarity_matrix_options& options,
-                                std::vector<cka::undefined_layer>& undefined) {
-  const std::size_t rows = row_count, cols = versus ? layers.size() - row_count : row_count;
-  const std::size_t col0 = versus ? row_count : 0;
-  matrix<double> values = matrix<double>::Constant(Eigen::Index(rows), Eigen::Index(cols), std::nan(""));
-  cka::compute_options tiles;
-  tiles.max_bytes = 1;  // the Grams did not fit: tiles
-  std::vector<std::string> cause(layers.size());
-  const std::size_t total = versus ? rows * cols : rows * (rows - 1) / 2;
-  std::size_t done = 0;
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t j = versus ? 0 : i; j < cols; ++j) {
-      const std::size_t a = i, b = col0 + j;
-      if (!versus && i == j) continue;
-      if (!cause[a].empty() || !cause[b].empty()) continue;
-      try {
-        const double v = cka::kernel_cka(layers[a], layers[b], kernel, options.est, tiles);
-        values(Eigen::Index(i), Eigen::Index(j)) = v;
-        if (!versus) values(Eigen::Index(j), Eigen::Index(i)) = v;
-      } catch (const cka::domain_error& e) {
-        // Which layer is at fault: the one whose self-alignment is undefined.
-        for (std::size_t c : {a, b}) {
-          try {
-            cka::kernel_cka(layers[c], layers[c], kernel, options.est, tiles);
-          } catch (const cka::domain_error& self) {
-            if (std::string(self.what()).find("overflow") != std::string::npos) throw;  // an error, not a NaN cell
-            cause[c] = self.what();
-          }
-        }
-        if (cause[a].empty() && cause[b].empty()) throw;
-      }
-      if (options.progress) options.progress(++done, total);
-    }
-  if (!versus)
-    for (std::size_t i = 0; i < rows; ++i) values(Eigen::Index(i), Eigen::Index(i)) = cause[i].empty() ? 1.0 : std::nan("");
-  for (std::size_t a = 0; a < layers.size(); ++a) {
-    if (cause[a].empty()) continue;
-    undefined.push_back({a, cause[a]});
-    if (a < rows) values.row(Eigen::Index(a)).setConstant(std::nan(""));
-    if (a >= col0 && a - col0 < cols) values.col(Eigen::Index(a - col0)).setConstant(std::nan(""));
-  }
-  return values;
-}
-
 /// An axis title from the command-line arguments of one side: their last path components, comma-separated.
 std::string axis_title(const std::vector<std::string>& args) {
   std::string out;
@@ -437,29 +391,50 @@ int run(int argc, char** argv) {
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<std::int64_t> selection;  // --rows
-  bool tiled = false;                   // RBF in tiles: no n x n matrix
+  // RBF on all samples runs on the library's tile engine: its stored kernel tiles (4 n^2 bytes per layer)
+  // where they fit the budget, else tiles recomputed in every pass and nothing n x n. Its layers are kept
+  // in float when every file holds float16 or float32 (exactly; half the memory).
+  const bool rbf_tiles = rbf && !cfg.minibatch && !inference;
+  std::vector<matrix<float>> narrow_values;
+  cka::compute_options compute;
   Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers, selection);
   if (!cfg.demo && !streaming) {
-    // Everything the load route holds: the layers in double and one n×n (B×B) Gram per layer.
-    double data = 0;
-    for (const auto& l : layers) data += 8.0 * double(n) * double(l->cols());
-    const double batch = cfg.minibatch ? double(std::min<long long>(cfg.minibatch, n)) : double(n);
-    const double grams = 8.0 * batch * batch * double(layers.size());
+    const bool narrow = rbf_tiles && std::all_of(layers.begin(), layers.end(), [](const auto& l) { return l->item() <= 4; });
+    double data = 0, copies = 0;
+    for (const auto& l : layers) {
+      data += (narrow ? 4.0 : 8.0) * double(n) * double(l->cols());
+      copies += 8.0 * double(n) * double(l->cols() + 1);
+    }
     const double budget = cfg.memory.empty() ? std::max(0.8 * physical_memory(), 1e9) : parse_bytes(cfg.memory);
-    // RBF without a minibatch has a second route: tiles of the kernel matrices, the layers and a copy of
-    // each in memory (2 x 8 n d bytes per layer) and nothing n x n.
-    tiled = rbf && !cfg.minibatch && !inference && data + grams > budget && 2 * data + 16e6 <= budget;
-    if (!tiled && data + grams > budget) {
-      throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) +
-                    " (" + gigabytes(grams) + " of " + (cfg.minibatch ? "B x B" : "n x n") + " Gram matrices), more than " +
-                    gigabytes(budget) + " of memory (80% of this machine's); " +
-                    (inference ? "--pvalues and --ci hold one n x n Gram per layer"
-                               : rbf ? "the RBF kernel holds one n x n Gram per layer"
-                                     : "--minibatch holds one B x B Gram per layer"));
+    if (rbf_tiles) {
+      // The layers, their centered copies and a few tiles per thread at least; stored tiles if they fit too.
+      const double least = data + copies + 8.0 * 65536.0 * double(2 * layers.size() + 2) * double(Eigen::nbThreads());
+      if (least > budget) {
+        throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(least) +
+                      " for the layers and their centered copies, more than " + gigabytes(budget) +
+                      " of memory (80% of this machine's, or --memory)");
+      }
+      compute.max_bytes = std::size_t(budget - data);
+    } else {
+      // The layers in double and one n×n (B×B) Gram per layer.
+      const double batch = cfg.minibatch ? double(std::min<long long>(cfg.minibatch, n)) : double(n);
+      const double grams = 8.0 * batch * batch * double(layers.size());
+      if (data + grams > budget) {
+        throw failure(which_layers(all_files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) +
+                      " (" + gigabytes(grams) + " of " + (cfg.minibatch ? "B x B" : "n x n") + " Gram matrices), more than " +
+                      gigabytes(budget) + " of memory (80% of this machine's); " +
+                      (inference ? "--pvalues and --ci hold one n x n Gram per layer"
+                                 : "--minibatch holds one B x B Gram per layer"));
+      }
     }
     for (auto& l : layers) {
-      values.emplace_back(n, l->cols());
-      l->read(0, n, values.back());
+      if (narrow) {
+        narrow_values.emplace_back(n, l->cols());
+        l->read(0, n, narrow_values.back());
+      } else {
+        values.emplace_back(n, l->cols());
+        l->read(0, n, values.back());
+      }
     }
   }
 
@@ -482,8 +457,8 @@ int run(int argc, char** argv) {
   cka::similarity_tests_result tests;
   try {
     if (inference) {
-      const std::vector<matrix<double>> rows_v(values.begin(), values.begin() + std::ptrdiff_t(row_count));
-      const std::vector<matrix<double>> cols_v(values.begin() + std::ptrdiff_t(row_count), values.end());
+      std::vector<matrix<double>> rows_v(std::make_move_iterator(values.begin()), std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)));
+      std::vector<matrix<double>> cols_v(std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)), std::make_move_iterator(values.end()));
       values.clear();
       cka::similarity_tests_options to;
       to.est = options.est;
@@ -499,8 +474,12 @@ int run(int argc, char** argv) {
       }
       result.values = tests.values;
       for (std::size_t a : tests.undefined) result.undefined.push_back({a, "zero variance (all samples equal)"});
-    } else if (tiled) {
-      result.values = tiled_rbf_matrix(values, row_count, versus, rbf_kernel, options, result.undefined);
+    } else if (!narrow_values.empty()) {
+      std::vector<matrix<float>> rows_v(std::make_move_iterator(narrow_values.begin()), std::make_move_iterator(narrow_values.begin() + std::ptrdiff_t(row_count)));
+      std::vector<matrix<float>> cols_v(std::make_move_iterator(narrow_values.begin() + std::ptrdiff_t(row_count)), std::make_move_iterator(narrow_values.end()));
+      narrow_values.clear();
+      result = versus ? cka::similarity_matrix(rows_v, cols_v, rbf_kernel, options, compute)
+                      : cka::similarity_matrix(rows_v, rbf_kernel, options, compute);
     } else if (streaming) {
       const matrix<double> full = stream_linear(layers, n, options.est, Eigen::Index(cfg.chunk_rows), options.progress);
       const Eigen::Index col0 = versus ? Eigen::Index(row_count) : 0;
@@ -509,12 +488,12 @@ int run(int argc, char** argv) {
       for (Eigen::Index a = 0; a < full.rows(); ++a)
         if (std::isnan(full(a, a))) result.undefined.push_back({std::size_t(a), "zero variance (all samples equal)"});
     } else {
-      const std::vector<matrix<double>> rows_v(values.begin(), values.begin() + std::ptrdiff_t(row_count));
-      const std::vector<matrix<double>> cols_v(values.begin() + std::ptrdiff_t(row_count), values.end());
+      std::vector<matrix<double>> rows_v(std::make_move_iterator(values.begin()), std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)));
+      std::vector<matrix<double>> cols_v(std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)), std::make_move_iterator(values.end()));
       values.clear();
       if (rbf) {
-        result = versus ? cka::similarity_matrix(rows_v, cols_v, rbf_kernel, options)
-                        : cka::similarity_matrix(rows_v, rbf_kernel, options);
+        result = versus ? cka::similarity_matrix(rows_v, cols_v, rbf_kernel, options, compute)
+                        : cka::similarity_matrix(rows_v, rbf_kernel, options, compute);
       } else {
         result = versus ? cka::similarity_matrix(rows_v, cols_v, cka::linear_kernel{}, options)
                         : cka::similarity_matrix(rows_v, cka::linear_kernel{}, options);

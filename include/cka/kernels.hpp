@@ -244,19 +244,26 @@ class rbf_kernel {
   /// Throws cka::domain_error when σ² overflows (σ above ~1e154): every kernel value would round to 1.
   template <class T>
   void from_squared_distances(matrix<T>& d) const {
+    apply(d, uses_median() ? bandwidth_squared(d) : T(T(sigma_) * T(sigma_)));
+  }
+
+  /// exp(−d/(2σ²)) in place for a resolved σ² = s2 (from bandwidth_squared or bandwidth_from_median), on any
+  /// writable Eigen matrix (the tiled engine passes tiles). Throws as from_squared_distances.
+  template <class D>
+  void apply(Eigen::MatrixBase<D>& d, typename D::Scalar s2) const {
+    using T = typename D::Scalar;
     using std::exp;
     using std::sqrt;
-    const T s2 = uses_median() ? bandwidth_squared(d) : T(T(sigma_) * T(sigma_));
     const T scale = T(T(-1) / (T(2) * s2));
     if (detail::is_finite_value(scale) && scale != T(0)) {
-      d = (d.array() * scale).exp().matrix();
+      d.derived() = (d.array() * scale).exp().matrix();
     } else if (scale == T(0)) {
       detail::fail_domain("rbf_kernel", "overflow: sigma^2 = ", s2, " exceeds the range of the accumulation "
                           "type, so every kernel value rounds to 1; rescale the inputs and sigma together");
     } else {
       const T root = uses_median() ? T(sqrt(s2)) : T(sigma_);
       const T half = T(T(-1) / (T(2) * root));
-      d = d.unaryExpr([&](const T& v) { return v == T(0) ? T(1) : T(exp(T(T(v / root) * half))); });
+      d.derived() = d.unaryExpr([&](const T& v) { return v == T(0) ? T(1) : T(exp(T(T(v / root) * half))); });
     }
   }
 

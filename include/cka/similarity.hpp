@@ -53,25 +53,17 @@ centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
   return centered_products<A>(k, l, est);
 }
 
-/// RBF CKA in tiles (detail/tiles.hpp): no n×n matrix. A median bandwidth comes from the exact tiled median
-/// of the (power-of-two scaled) representation; both estimators. Memory O(n(d1 + d2)) plus a tile per thread.
+/// RBF CKA through the tile engine (detail/tiles.hpp), for both estimators. store: keep each kernel matrix's
+/// upper tiles (4·n² bytes per representation; every tile computed once), else recompute tiles in every
+/// pass (no n×n memory: 8·n·(d1 + d2) bytes plus a tile per thread). A median bandwidth is the exact median
+/// of the (power-of-two scaled) representation's distances.
 template <class VX, class VY>
-double tiled_rbf_cka(const char* fn, const VX& x, const VY& y, const rbf_kernel& kx, const rbf_kernel& ky, estimator est) {
+double rbf_cka_tiles(const char* fn, const VX& x, const VY& y, const rbf_kernel& kx, const rbf_kernel& ky,
+                     estimator est, bool store) {
   const int threads = Eigen::nbThreads();
-  auto prepare = [&](const auto& v, const rbf_kernel& k, double& sigma) {
-    tiled_rows<double> t = tiled_rows_of<double>(v, k.uses_median() ? safe_scale<double>(v) : 1.0);
-    if (k.uses_median()) {
-      using std::sqrt;
-      sigma = sqrt(k.bandwidth_from_median(tiled_median(fn, t, k.rule(), threads)));
-    } else {
-      sigma = k.sigma();
-    }
-    return t;
-  };
-  double sx = 0, sy = 0;
-  const tiled_rows<double> tx = prepare(x, kx, sx);
-  const tiled_rows<double> ty = prepare(y, ky, sy);
-  return cka_ratio(fn, tiled_rbf_products(fn, tx, sx, ty, sy, est, threads));
+  const rbf_tiles tx(fn, x, kx, store, threads);
+  const rbf_tiles ty(fn, y, ky, store, threads);
+  return cka_ratio(fn, tile_pair_sums(tx, ty, est, threads));
 }
 
 /// True when the feature-space form is cheaper: nD² flops against n²D, i.e. D = d1 + d2 < n.
@@ -157,8 +149,8 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
     const detail::view_t<DY> yv(y.derived());
     detail::require_representation_pair("kernel_cka", xv, yv, est);
     if constexpr (std::is_same_v<A, double> && std::is_same_v<KX, rbf_kernel> && std::is_same_v<KY, rbf_kernel>) {
-      const double n = double(xv.rows());
-      if (3.0 * 8.0 * n * n > detail::memory_budget(co)) return T(detail::tiled_rbf_cka("kernel_cka", xv, yv, kx, ky, est));
+      const bool store = 2 * detail::rbf_tiles::stored_bytes(xv.rows()) <= detail::memory_budget(co);
+      return T(detail::rbf_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store));
     }
     const matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka");
     const matrix<A> l = detail::gram_of<A>(yv, ky, "kernel_cka");

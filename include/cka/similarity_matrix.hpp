@@ -12,6 +12,8 @@
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/detail/tiles.hpp>
+#include <cka/compute.hpp>
 #include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
@@ -22,6 +24,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -55,7 +58,7 @@ using similarity_result = basic_similarity_result<double>;
 namespace detail {
 
 /// How similarity_matrix computes the pair sums; `automatic` compares the costs.
-enum class matrix_route { automatic, grams, moments };
+enum class matrix_route { automatic, grams, moments, kernel_tiles };
 
 /// The layers of a matrix call, rows then (for a rectangular matrix) columns, as views of two types.
 template <class M, class N>
@@ -84,6 +87,7 @@ constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
 /// costs ~8n².
 template <class Kernel, class M, class N>
 matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
+  if (std::is_same_v<Kernel, rbf_kernel> && o.minibatch == 0) return matrix_route::kernel_tiles;
   if (!is_linear_kernel<Kernel> || o.minibatch != 0 || layers.size() == 0) return matrix_route::grams;
   const double n = double(layers.samples());
   double p = 1, gram_cost = 0;
@@ -96,9 +100,54 @@ matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matri
   return moment_cost < gram_cost ? matrix_route::moments : matrix_route::grams;
 }
 
+/// Whether the RBF tile engine stores every layer's kernel tiles (4·n² bytes each) within the budget, or
+/// recomputes them in every pass.
+inline bool store_rbf_tiles(Eigen::Index n, std::size_t count, const compute_options& co) {
+  return double(count) * rbf_tiles::stored_bytes(n) <= memory_budget(co);
+}
+
+/// The RBF matrix through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own exact median)
+/// and row sums once, then one pass over the tiles for every pair's centered products. Layers without a
+/// bandwidth get NaN (their cause in `causes`).
+template <class M, class N>
+matrix<double> rbf_matrix_tiles(const char* fn, const layer_list<M, N>& layers, const rbf_kernel& kernel, estimator est,
+                                const similarity_matrix_options& o, const compute_options& co,
+                                std::vector<std::string>& causes) {
+  const Eigen::Index n = layers.samples();
+  const std::size_t count = layers.size();
+  const int threads = Eigen::nbThreads();
+  const bool store = store_rbf_tiles(n, count, co);
+  // Planned tile passes: per layer its own (distances or median) and pass A, then pass B over all layers.
+  const std::size_t passes = count * (rbf_tiles::planned_passes(kernel, store) + 1) + count;
+  tile_meter meter(o.progress, passes * upper_tiles(n));
+  std::vector<std::optional<rbf_tiles>> tiles(count);
+  std::vector<const rbf_tiles*> live(count, nullptr);
+  for (std::size_t a = 0; a < count; ++a) {
+    layers.visit(a, [&](const auto& x) {
+      try {
+        tiles[a].emplace(fn, x, kernel, store, threads, &meter);
+        live[a] = &*tiles[a];
+      } catch (const zero_bandwidth& e) {
+        causes[a] = e.what();  // no kernel for this layer: its cells become NaN
+      }
+    });
+  }
+  const tile_pair_sums_result r = tile_pair_sums(live, est, threads, &meter);
+  meter.finish();
+  matrix<double> values = matrix<double>::Constant(Eigen::Index(count), Eigen::Index(count), std::nan(""));
+  for (Eigen::Index a = 0; a < values.rows(); ++a)
+    for (Eigen::Index b = a; b < values.rows(); ++b) {
+      if (!live[std::size_t(a)] || !live[std::size_t(b)]) continue;
+      const centered_sums<double> s{r.sums(a, b), r.sums(a, a), r.sums(b, b), r.ref(a), r.ref(b)};
+      values(a, b) = values(b, a) = cka_ratio(fn, s, when_undefined::nan);
+    }
+  return values;
+}
+
 template <class A, class Kernel, class M, class N>
 basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers, const Kernel& kernel,
-                                                  const similarity_matrix_options& o, matrix_route route) {
+                                                  const similarity_matrix_options& o, matrix_route route,
+                                                  const compute_options& co = {}) {
   const char* fn = "similarity_matrix";
   if (layers.rows.empty() || (!layers.square && layers.cols.empty())) fail_argument(fn, "needs at least one layer on each side");
   const Eigen::Index n = layers.samples();
@@ -121,11 +170,21 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
   if (route == matrix_route::moments && (!is_linear_kernel<Kernel> || o.minibatch != 0)) {
     fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
   }
+  if (route == matrix_route::kernel_tiles && (!std::is_same_v<Kernel, rbf_kernel> || o.minibatch != 0)) {
+    fail_argument(fn, "the kernel-tile route needs the RBF kernel and no minibatch");
+  }
 
   basic_similarity_result<A> out;
   matrix<A> values;  // count × count
   std::vector<std::string> causes(count);  // why a layer's kernel is undefined, where it is
-  if (route == matrix_route::moments) {
+  if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
+    if (route == matrix_route::kernel_tiles) values = rbf_matrix_tiles(fn, layers, kernel, est, o, co, causes);
+  } else if (route == matrix_route::kernel_tiles) {
+    route = matrix_route::grams;  // the tile engine sums in double only
+  }
+  if (route == matrix_route::kernel_tiles) {
+    // done above
+  } else if (route == matrix_route::moments) {
     std::vector<Eigen::Index> widths;
     for (std::size_t a = 0; a < count; ++a) widths.push_back(layers.width(a));
     moments<A> m(widths);
@@ -218,11 +277,20 @@ struct is_std_vector : std::false_type {};
 template <class T, class Alloc>
 struct is_std_vector<std::vector<T, Alloc>> : std::true_type {};
 
-template <class M, class N, class Kernel>
-double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
+template <class A, class M, class N, class Kernel>
+double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const similarity_matrix_options& o,
+                                    const compute_options& co) {
   if (layers.size() == 0) return 0.0;
   const double n = double(layers.samples()), batch = o.minibatch ? double(std::min<Eigen::Index>(o.minibatch, layers.samples())) : n;
-  if (choose_route<Kernel>(layers, o) == matrix_route::moments) {
+  const matrix_route route = choose_route<Kernel>(layers, o);
+  if (route == matrix_route::kernel_tiles && std::is_same_v<A, double>) {
+    // Stored kernel tiles, or each layer's centered copy and a few tiles per thread.
+    if (store_rbf_tiles(layers.samples(), layers.size(), co)) return double(layers.size()) * rbf_tiles::stored_bytes(layers.samples());
+    double copies = 0;
+    for (std::size_t a = 0; a < layers.size(); ++a) copies += 8.0 * n * double(layers.width(a) + 1);
+    return copies + 8.0 * double(tile_rows * tile_rows) * double(2 * layers.size() + 2) * double(Eigen::nbThreads());
+  }
+  if (route == matrix_route::moments) {
     double p = 1;
     for (std::size_t a = 0; a < layers.size(); ++a) p += double(layers.width(a)) + 1;
     // The state (finished in place) and its row buffer of at least 512 rows.
@@ -240,7 +308,10 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// Kernel: `linear_kernel` (default) — through the joint moment state when cheaper (memory (1+P+L)², P
 /// features in all) or else per-layer Grams — or any kernel of kernels.hpp (a median-rule `rbf_kernel`
 /// takes each layer's σ from its own distances, per batch in minibatch mode) through per-layer Grams
-/// (memory L·n²).
+/// (memory L·n²). `rbf_kernel` without a minibatch runs on the tile engine (docs/math.md): each layer's
+/// exact median and row sums once, then one pass for every pair — L·n²·d̄ flops and L·4n² bytes when the
+/// kernel tiles fit the budget of `co` (default: half the physical memory), else no n×n memory at all
+/// (8·n·d per layer) and about three passes of tile products per layer.
 /// Minibatch (o.minibatch = B, Nguyen et al. 2021): unbiased HSIC summed over consecutive batches of B
 /// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
 /// fewer than 4 samples cannot give an unbiased HSIC and is left out (`dropped_samples`).
@@ -250,9 +321,10 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// Extreme magnitudes (beyond 2^±200) are scaled by a power of two per layer first (CKA is scale-invariant).
 template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
 basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
-    const std::vector<M>& layers, const Kernel& kernel = {}, const similarity_matrix_options& o = {}) {
+    const std::vector<M>& layers, const Kernel& kernel = {}, const similarity_matrix_options& o = {},
+    const compute_options& co = {}) {
   return detail::similarity_matrix_impl<accumulator_t<typename M::Scalar>>(
-      detail::make_layers<M, M>(layers, nullptr), kernel, o, detail::matrix_route::automatic);
+      detail::make_layers<M, M>(layers, nullptr), kernel, o, detail::matrix_route::automatic, co);
 }
 
 /// The rectangular matrix: CKA between each layer of `rows` and each layer of `cols` (all with the same
@@ -260,25 +332,28 @@ basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
 template <class M, class N, class Kernel = linear_kernel>
 basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
     const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& kernel = {},
-    const similarity_matrix_options& o = {}) {
+    const similarity_matrix_options& o = {}, const compute_options& co = {}) {
   static_assert(std::is_same_v<typename M::Scalar, typename N::Scalar>,
                 "cka::similarity_matrix: row and column layers need the same scalar type");
   return detail::similarity_matrix_impl<accumulator_t<typename M::Scalar>>(detail::make_layers(rows, &cols), kernel,
-                                                                           o, detail::matrix_route::automatic);
+                                                                           o, detail::matrix_route::automatic, co);
 }
 
-/// Bytes of working memory the square similarity_matrix(layers, kernel, o) will hold beyond its inputs:
-/// one n×n (or B×B) Gram per layer, or the joint moment state. Lets a caller refuse or choose before
-/// allocating.
+/// Bytes of working memory the square similarity_matrix(layers, kernel, o, co) will hold beyond its inputs:
+/// one n×n (or B×B) Gram per layer, the joint moment state, or the RBF tile engine's stored tiles or
+/// centered copies. Lets a caller refuse or choose before allocating.
 template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
-double similarity_matrix_bytes(const std::vector<M>& layers, const Kernel& = {}, const similarity_matrix_options& o = {}) {
-  return detail::similarity_matrix_bytes_impl<M, M, Kernel>(detail::make_layers<M, M>(layers, nullptr), o);
+double similarity_matrix_bytes(const std::vector<M>& layers, const Kernel& = {}, const similarity_matrix_options& o = {},
+                               const compute_options& co = {}) {
+  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, M, M, Kernel>(
+      detail::make_layers<M, M>(layers, nullptr), o, co);
 }
 /// The same for the rectangular form.
 template <class M, class N, class Kernel = linear_kernel>
 double similarity_matrix_bytes(const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& = {},
-                               const similarity_matrix_options& o = {}) {
-  return detail::similarity_matrix_bytes_impl<M, N, Kernel>(detail::make_layers(rows, &cols), o);
+                               const similarity_matrix_options& o = {}, const compute_options& co = {}) {
+  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, M, N, Kernel>(
+      detail::make_layers(rows, &cols), o, co);
 }
 
 }  // namespace cka

@@ -327,7 +327,8 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("long_layer.npy"), "-q", timeout=60)
     check(rc == 0 and read_csv(out)[2][0, 0] == 1.0, f"the linear kernel streams it: {rc} {err!r}")
     # Issue 9: RBF layers whose Grams exceed --memory are computed in tiles, with the in-memory values.
-    # n = 1200: three Grams take 35 MB; --memory 20M leaves room for the layers and tiles only.
+    # n = 1200: three layers' stored kernel tiles take 17 MB; --memory 12M leaves room for the layers, their
+    # centered copies and a few tiles per thread only.
     big_labels = (rng.random(1200) < 0.3).astype(int)
     np.save(path("t_labels.npy"), np.eye(2)[big_labels])
     np.save(path("t_f.npy"), rng.standard_normal((1200, 10)) + big_labels[:, None])
@@ -335,14 +336,14 @@ with tempfile.TemporaryDirectory() as tmp:
     layers3 = [path("t_labels.npy"), path("t_f.npy"), path("t_g.npy")]
     for extra in ([], ["--debiased"], ["--median-rule", "nonzero"]):
         rc, ref_out, err = run(*layers3, "--kernel", "rbf", "-q", *extra)
-        rc2, tiled_out, err2 = run(*layers3, "--kernel", "rbf", "-q", "--memory", "20M", *extra)
+        rc2, tiled_out, err2 = run(*layers3, "--kernel", "rbf", "-q", "--memory", "12M", *extra)
         a, b = read_csv(ref_out)[2], read_csv(tiled_out)[2]
         check(rc == 0 and rc2 == 0 and np.allclose(a, b, rtol=1e-11, equal_nan=True)
               and np.isnan(a).any() == ("--median-rule" not in extra), f"tiled RBF matrix {extra}: {err2} {a} {b}")
-    rc, out, err = run(path("t_labels.npy"), "--vs", path("t_f.npy"), path("t_g.npy"), "--kernel", "rbf", "--memory", "20M")
+    rc, out, err = run(path("t_labels.npy"), "--vs", path("t_f.npy"), path("t_g.npy"), "--kernel", "rbf", "--memory", "12M")
     check(rc == 0 and "t_labels.npy" in err and "median" in err and np.isnan(read_csv(out)[2]).all(),
           f"tiled RBF: zero median warning: {err!r}")
-    rc, out, err = run(path("t_f.npy"), "--vs", path("t_g.npy"), "--kernel", "rbf", "--memory", "20M", "-q")
+    rc, out, err = run(path("t_f.npy"), "--vs", path("t_g.npy"), "--kernel", "rbf", "--memory", "12M", "-q")
     check(rc == 0 and abs(read_csv(out)[2][0, 0] - cka(np.load(path("t_f.npy")), np.load(path("t_g.npy")), "rbf")) < 1e-9,
           f"tiled RBF against NumPy: {out} {err}")
     for bad_size in ("lots", "12Q", "0"):

@@ -19,10 +19,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -53,13 +58,24 @@ tiled_rows<A> tiled_rows_of(const V& x, A scale) {
   return t;
 }
 
-/// Squared distances between the rows of tile I and those of tile J into out: ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩,
-/// clamped at 0, exactly 0 for i = j. The one routine every pass uses. Throws cka::domain_error on overflow.
+/// The tiles of a symmetric n×n matrix: tile_rows × tile_rows blocks, the last row and column of tiles
+/// shorter.
+struct tile_grid {
+  Eigen::Index n = 0;
+  Eigen::Index tiles() const { return (n + tile_rows - 1) / tile_rows; }
+  Eigen::Index start(Eigen::Index t) const { return t * tile_rows; }
+  Eigen::Index size(Eigen::Index t) const { return std::min(tile_rows, n - t * tile_rows); }
+};
+
+/// Squared distances between the rows of tile I and those of tile J into out (h×w, column-major):
+/// ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩, clamped at 0, exactly 0 for i = j. The one routine every pass and both
+/// routes use (into 64-byte aligned memory, so that every call rounds alike). Throws cka::domain_error on
+/// overflow.
 template <class A>
-void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eigen::Index tj, matrix<A>& out) {
-  const Eigen::Index i0 = ti * tile_rows, j0 = tj * tile_rows;
-  const Eigen::Index h = std::min(tile_rows, t.rows() - i0), w = std::min(tile_rows, t.rows() - j0);
-  out.resize(h, w);
+void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eigen::Index tj, A* data) {
+  const tile_grid g{t.rows()};
+  const Eigen::Index i0 = g.start(ti), j0 = g.start(tj), h = g.size(ti), w = g.size(tj);
+  Eigen::Map<matrix<A>> out(data, h, w);
   out.noalias() = t.xc.middleRows(i0, h) * t.xc.middleRows(j0, w).transpose();
   for (Eigen::Index j = 0; j < w; ++j) {
     out.col(j) = (t.norms.segment(i0, h).array() + t.norms(j0 + j) - A(2) * out.col(j).array()).max(A(0)).matrix();
@@ -69,6 +85,13 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
     fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs "
                     "and the bandwidth together (a median-rule bandwidth does so itself)");
   }
+}
+
+template <class A>
+void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eigen::Index tj, matrix<A>& out) {
+  const tile_grid g{t.rows()};
+  out.resize(g.size(ti), g.size(tj));
+  tile_distances(fn, t, ti, tj, out.data());
 }
 
 /// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads.
@@ -87,28 +110,132 @@ void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
   (void)threads;
 }
 
-/// Calls f(thread, tile_row, tile_col, distances) for every tile pair I ≤ J, tile rows dealt to threads.
-template <class A, class F>
-void for_upper_tiles(const char* fn, const tiled_rows<A>& t, int threads, F&& f) {
-  const Eigen::Index nt = t.tiles();
-  for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
-    matrix<A> d;
-    for (Eigen::Index tj = ti; tj < nt; ++tj) {
-      tile_distances(fn, t, ti, tj, d);
-      f(thread, ti, tj, d);
+/// Progress over tile work, for a long call's progress callback: each pass adds the tiles it has done
+/// (from any thread); the callback runs on the calling thread (OpenMP thread 0) only, when the count has
+/// grown by a thousandth of the total. `total` is the planned count; a radix pass the median needed beyond
+/// its plan does not move the report past it.
+class tile_meter {
+ public:
+  tile_meter() = default;
+  tile_meter(std::function<void(std::size_t, std::size_t)> report, std::size_t total)
+      : report_(std::move(report)), total_(std::max<std::size_t>(total, 1)) {}
+  void tick(int thread, std::size_t tiles) {
+    if (!report_) return;
+    const std::size_t done = done_.fetch_add(tiles) + tiles;
+    if (thread == 0 && done >= shown_ + total_ / 1000) {
+      shown_ = std::min(done, total_);
+      report_(shown_, total_);
     }
+  }
+  void finish() {
+    if (report_) report_(total_, total_);
+  }
+
+ private:
+  std::function<void(std::size_t, std::size_t)> report_;
+  std::size_t total_ = 1, shown_ = 0;
+  std::atomic<std::size_t> done_{0};
+};
+
+/// The number of upper tiles (I ≤ J) of an n×n matrix: the work of one pass.
+inline std::size_t upper_tiles(Eigen::Index n) {
+  const std::size_t nt = std::size_t(tile_grid{n}.tiles());
+  return nt * (nt + 1) / 2;
+}
+
+/// The upper tiles (I ≤ J) of a symmetric n×n matrix, stored one after another, each column-major and
+/// starting on a 64-byte boundary: about n²/2 values. The in-memory route keeps its distances and then
+/// its kernel values here, so every later pass reads instead of recomputing.
+class packed_tiles {
+ public:
+  explicit packed_tiles(Eigen::Index n) : grid_{n} {
+    const Eigen::Index nt = grid_.tiles();
+    offset_.resize(std::size_t(nt * nt));
+    std::size_t at = 0;
+    for (Eigen::Index ti = 0; ti < nt; ++ti)
+      for (Eigen::Index tj = ti; tj < nt; ++tj) {
+        offset_[std::size_t(ti * nt + tj)] = at;
+        at += (std::size_t(grid_.size(ti) * grid_.size(tj)) + 7) / 8 * 8;
+      }
+    data_.reset(static_cast<double*>(Eigen::internal::aligned_malloc(std::max<std::size_t>(at, 1) * sizeof(double))));
+  }
+  /// Bytes held for an n×n matrix.
+  static double bytes(Eigen::Index n) {
+    // Σ over I ≤ J of size(I)·size(J) = (n² + Σ size²)/2; only the last diagonal tile can need padding.
+    const tile_grid g{n};
+    const double last = double(g.size(g.tiles() - 1)), full = double(g.tiles() - 1) * double(tile_rows * tile_rows);
+    const double values = (double(n) * double(n) + full + last * last) / 2;
+    return 8.0 * (values + double((8 - std::int64_t(last * last) % 8) % 8));
+  }
+  const tile_grid& grid() const { return grid_; }
+  double* tile(Eigen::Index ti, Eigen::Index tj) { return data_.get() + offset_[std::size_t(ti * grid_.tiles() + tj)]; }
+  const double* tile(Eigen::Index ti, Eigen::Index tj) const {
+    return data_.get() + offset_[std::size_t(ti * grid_.tiles() + tj)];
+  }
+  /// Entry (i, j) of the matrix, read from the tile that holds it.
+  double at(Eigen::Index i, Eigen::Index j) const {
+    Eigen::Index ti = i / tile_rows, tj = j / tile_rows;
+    if (ti > tj) {
+      std::swap(i, j);
+      std::swap(ti, tj);
+    }
+    return tile(ti, tj)[(j - grid_.start(tj)) * grid_.size(ti) + (i - grid_.start(ti))];
+  }
+
+ private:
+  struct release {
+    void operator()(double* p) const { Eigen::internal::aligned_free(p); }
+  };
+  tile_grid grid_;
+  std::vector<std::size_t> offset_;
+  std::unique_ptr<double, release> data_;
+};
+
+/// Calls f(thread, p, m) with runs of m contiguous values that together hold every off-diagonal entry of
+/// the symmetric matrix once: the strict lower triangle of the diagonal tiles, all of the others. tile(ti,
+/// tj, scratch) returns the tile's values (computed into scratch, or stored elsewhere).
+template <class Tile, class F>
+void for_pair_runs(const tile_grid& g, int threads, Tile&& tile, F&& f, tile_meter* meter = nullptr) {
+  const Eigen::Index nt = g.tiles();
+  for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
+    matrix<double> scratch;
+    const Eigen::Index h = g.size(ti);
+    for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      const double* p = tile(ti, tj, scratch);
+      if (ti == tj) {
+        for (Eigen::Index j = 0; j + 1 < h; ++j) f(thread, p + j * h + j + 1, h - j - 1);
+      } else {
+        f(thread, p, h * g.size(tj));
+      }
+    }
+    if (meter) meter->tick(thread, std::size_t(nt - ti));
   });
 }
 
+/// Where the pair values of a squared-distance matrix come from, for tiled_median: runs(f) calls f(thread,
+/// p, m) as for_pair_runs does; pair(i, j) gives one entry (i ≠ j), the same value up to rounding; draws is
+/// the size of the random sample that brackets the middle values (0: radix passes only).
+template <class Runs, class Pair>
+struct distance_source {
+  Runs runs;
+  Pair pair;
+  std::size_t draws;
+};
+template <class Runs, class Pair>
+distance_source<Runs, Pair> make_distance_source(Runs runs, Pair pair, std::size_t draws) {
+  return {std::move(runs), std::move(pair), draws};
+}
+
 /// The exact median of the squared distances under `rule`, as median_squared_distance gives it for the
-/// full matrix, without storing them. With more than 2^24 pairs, one pass usually suffices: a sample of
-/// 2^22 pairs brackets the middle values (±5 standard errors), and the pass counts the values below the
-/// bracket and collects those inside it (about 2.5 per thousand of all). Otherwise, or if the bracket missed: radix selection on the
-/// bit patterns of the non-negative doubles (which order like the values), 16 bits per counting pass, and a
-/// final pass that collects the values left in the target bucket once they number at most 2^20. Both
-/// middle ranks are tracked for NumPy's even-count median. Each pass computes every tile of distances once.
-inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads) {
-  const Eigen::Index n = t.rows();
+/// full matrix, without holding them (src: a distance_source). With a sample (src.draws > 0, many pairs),
+/// one pass usually suffices: the sample's quantiles, widened by 5 standard errors, bracket the middle
+/// values, and the pass counts the values below the bracket and collects those inside it (about 5/√draws
+/// of all). Otherwise, or if the bracket missed: radix selection on the bit patterns of the non-negative
+/// doubles (which order like the values), 16 bits per counting pass, and a final pass that collects the
+/// values left in the target bucket once they number at most 2^20. Both middle ranks are tracked for
+/// NumPy's even-count median.
+template <class Source>
+double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int threads, const Source& src) {
   require_samples(fn, "the representation", n, 2, "a median bandwidth");
   const std::uint64_t pairs = std::uint64_t(n) * std::uint64_t(n - 1) / 2;
   auto bits = [](double v) {
@@ -116,11 +243,10 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
     std::memcpy(&u, &v, 8);
     return u;
   };
-  // Every off-diagonal pair once: the strict lower triangle of diagonal tiles, all of the others.
+  // Every off-diagonal pair once, value by value.
   auto for_pairs = [&](auto&& per_value) {
-    for_upper_tiles(fn, t, threads, [&](int thread, Eigen::Index ti, Eigen::Index tj, const matrix<double>& d) {
-      for (Eigen::Index j = 0; j < d.cols(); ++j)
-        for (Eigen::Index i = ti == tj ? j + 1 : 0; i < d.rows(); ++i) per_value(thread, d(i, j));
+    src.runs([&](int thread, const double* p, Eigen::Index m) {
+      for (Eigen::Index k = 0; k < m; ++k) per_value(thread, p[k]);
     });
   };
   const int slots = std::max(threads, 1);
@@ -145,20 +271,18 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
   // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 5 standard
   // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
   // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
-  if (pairs > (std::uint64_t(1) << 24)) {
+  if (src.draws > 0) {
     splitmix64 g{0x5EEDC0DEull};
     std::vector<double> sample;
-    const std::size_t draws = std::size_t(1) << 22;
-    sample.reserve(draws);
-    for (std::size_t k = 0; k < draws; ++k) {
+    sample.reserve(src.draws);
+    for (std::size_t k = 0; k < src.draws; ++k) {
       const Eigen::Index i = Eigen::Index(g.below(std::uint64_t(n)));
       Eigen::Index j = Eigen::Index(g.below(std::uint64_t(n - 1)));
       j += j >= i;
-      const double v = std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+      const double v = src.pair(i, j);
       if (rule != median_rule::nonzero || v > 0) sample.push_back(v);
     }
     if (sample.size() > 1000) {
-      std::sort(sample.begin(), sample.end());
       // The target fraction of the sampled population (off-diagonal pairs; the nonzero ones for `nonzero`).
       std::int64_t lo_guess = 0, hi_guess = 0;
       middle_ranks(0, lo_guess, hi_guess);
@@ -167,21 +291,36 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
       const double q_hi = rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(hi_guess, 0)) / double(pairs);
       const double spread = 5 * std::sqrt(m * 0.25) + 2;
       const std::int64_t k_lo = std::int64_t(std::floor(q_lo * m - spread)), k_hi = std::int64_t(std::ceil(q_hi * m + spread));
-      const double lo = k_lo < 0 ? -1.0 : sample[std::size_t(k_lo)];
-      const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : sample[std::size_t(k_hi)];
+      auto order = [&](std::int64_t k) {  // the sample's k-th smallest value
+        std::nth_element(sample.begin(), sample.begin() + std::ptrdiff_t(k), sample.end());
+        return sample[std::size_t(k)];
+      };
+      const double lo = k_lo < 0 ? -1.0 : order(k_lo);
+      const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : order(k_hi);
       const std::size_t cap = std::size_t(1) << 25;
       std::vector<std::uint64_t> below(std::size_t(slots), 0), zeros_in(std::size_t(slots), 0);
-      std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots));
+      std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots)), buffer(static_cast<std::size_t>(slots));
       std::vector<char> overflowed(std::size_t(slots), 0);
-      for_pairs([&](int s, double v) {
-        zeros_in[std::size_t(s)] += v == 0.0;
-        if (v < lo) {
-          ++below[std::size_t(s)];
-        } else if (v <= hi) {
-          auto& in = inside[std::size_t(s)];
-          if (in.size() < cap / std::size_t(slots)) in.push_back(v);
-          else overflowed[std::size_t(s)] = 1;
+      src.runs([&](int s, const double* p, Eigen::Index run) {
+        const double a = lo, b = hi;
+        std::uint64_t under = 0, zero = 0;
+        for (Eigen::Index k = 0; k < run; ++k) {  // vectorised counts
+          under += p[k] < a;
+          zero += p[k] == 0.0;
         }
+        below[std::size_t(s)] += under;
+        zeros_in[std::size_t(s)] += zero;
+        // The values inside the bracket, compacted without branches (few are).
+        auto& buf = buffer[std::size_t(s)];
+        if (buf.size() < std::size_t(run)) buf.resize(std::size_t(run));
+        std::size_t count = 0;
+        for (Eigen::Index k = 0; k < run; ++k) {
+          buf[count] = p[k];
+          count += (p[k] >= a) & (p[k] <= b);
+        }
+        auto& in = inside[std::size_t(s)];
+        if (in.size() + count > cap / std::size_t(slots)) overflowed[std::size_t(s)] = 1;
+        else in.insert(in.end(), buf.begin(), buf.begin() + std::ptrdiff_t(count));
       });
       std::uint64_t below_all = 0, zero_count = 0;
       std::vector<double> all;
@@ -200,14 +339,13 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
       };
       if (!full && inside_bracket(lo_rank) && inside_bracket(hi_rank)) {
         if (hi_rank < 0) return 0.0;
-        auto at = [&](std::int64_t r) {
-          const auto it = all.begin() + std::ptrdiff_t(std::uint64_t(r) - below_all);
-          std::nth_element(all.begin(), it, all.end());
-          return *it;
-        };
-        const double upper = at(hi_rank);
+        const auto it = all.begin() + std::ptrdiff_t(std::uint64_t(hi_rank) - below_all);
+        std::nth_element(all.begin(), it, all.end());
+        const double upper = *it;
         if (lo_rank == hi_rank) return upper;
-        return midpoint(lo_rank < 0 ? 0.0 : at(lo_rank), upper);
+        if (lo_rank < 0) return midpoint(0.0, upper);
+        // lo_rank = hi_rank − 1: the largest value ranked below the upper one, inside the bracket too.
+        return midpoint(*std::max_element(all.begin(), it), upper);
       }
     }
   }
@@ -299,69 +437,242 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
   return midpoint(lo_rank < 0 ? 0.0 : targets.front().value, upper);
 }
 
-/// Centered products of the RBF Grams of x and y with fixed bandwidths σx, σy, in tiles, as
-/// centered_products gives them for the full matrices. Pass A: row sums (and diagonals, and the raw
-/// squared norms), each tile row by one thread over all tiles in order. Pass B: the centered tiles I ≤ J
-/// (off-diagonal ones twice), partial sums kept per tile row and added in row order.
-inline centered_sums<double> tiled_rbf_products(const char* fn, const tiled_rows<double>& x, double sigma_x,
-                                                const tiled_rows<double>& y, double sigma_y, estimator est,
-                                                int threads) {
-  const Eigen::Index n = x.rows(), nt = x.tiles();
-  const rbf_kernel kx{sigma_x}, ky{sigma_y};
-  auto kernel_tile = [&](const tiled_rows<double>& t, const rbf_kernel& k, Eigen::Index ti, Eigen::Index tj,
-                         matrix<double>& out) {
-    tile_distances(fn, t, ti, tj, out);
-    k.from_squared_distances(out);
+/// The exact median of the squared distances between the rows of t, computed tile by tile in every pass;
+/// above 2^24 pairs a sample of 2^22 pairs brackets it first.
+inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads,
+                           tile_meter* meter = nullptr) {
+  const tile_grid g{t.rows()};
+  const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
+  auto runs = [&](auto&& f) {
+    for_pair_runs(g, threads, [&](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) {
+      tile_distances(fn, t, ti, tj, scratch);
+      return static_cast<const double*>(scratch.data());
+    }, f, meter);
   };
-  // Pass A.
-  vector<double> rx = vector<double>::Zero(n), ry = vector<double>::Zero(n), dx(n), dy(n);
-  vector<double> refx_rows = vector<double>::Zero(nt), refy_rows = vector<double>::Zero(nt);
-  for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
-    matrix<double> kt, lt;
-    const Eigen::Index i0 = ti * tile_rows;
-    for (Eigen::Index tj = 0; tj < nt; ++tj) {
-      kernel_tile(x, kx, ti, tj, kt);
-      kernel_tile(y, ky, ti, tj, lt);
-      rx.segment(i0, kt.rows()) += kt.rowwise().sum();
-      ry.segment(i0, lt.rows()) += lt.rowwise().sum();
-      refx_rows(ti) += kt.squaredNorm();
-      refy_rows(ti) += lt.squaredNorm();
-      if (ti == tj) {
-        dx.segment(i0, kt.rows()) = kt.diagonal();
-        dy.segment(i0, lt.rows()) = lt.diagonal();
-      }
-    }
+  auto pair = [&](Eigen::Index i, Eigen::Index j) {
+    return std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+  };
+  const std::size_t draws = pairs > (std::uint64_t(1) << 24) ? std::size_t(1) << 22 : 0;
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws));
+}
+
+/// The exact median of stored squared distances (the upper tiles d); above 2^18 pairs a sample of
+/// n(n−1)/512 of them (at most 2^22) brackets it first.
+inline double tiled_median(const char* fn, const packed_tiles& d, median_rule rule, int threads,
+                           tile_meter* meter = nullptr) {
+  const tile_grid& g = d.grid();
+  const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
+  auto runs = [&](auto&& f) {
+    for_pair_runs(g, threads, [&](Eigen::Index ti, Eigen::Index tj, matrix<double>&) { return d.tile(ti, tj); }, f, meter);
+  };
+  auto pair = [&](Eigen::Index i, Eigen::Index j) { return d.at(i, j); };
+  const std::size_t draws =
+      pairs >= (std::uint64_t(1) << 18) ? std::size_t(std::min<std::uint64_t>(pairs / 256, std::uint64_t(1) << 22)) : 0;
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws));
+}
+
+/// The upper tiles of the squared distances between the rows of t, stored.
+inline packed_tiles stored_distances(const char* fn, const tiled_rows<double>& t, int threads,
+                                     tile_meter* meter = nullptr) {
+  packed_tiles d(t.rows());
+  const Eigen::Index nt = d.grid().tiles();
+  for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
+    for (Eigen::Index tj = ti; tj < nt; ++tj) tile_distances(fn, t, ti, tj, d.tile(ti, tj));
+    if (meter) meter->tick(thread, std::size_t(nt - ti));
   });
-  // The centering of a tile, C_ij = K_ij − u_i − u_j + c (0 on the diagonal for the unbiased estimator),
-  // from the row sums and the diagonal as for an in-memory Gram.
-  const bool unbiased = est == estimator::unbiased;
-  const centering<double> cx = centering_from_sums<double>(rx, dx, est), cy = centering_from_sums<double>(ry, dy, est);
-  // Pass B.
-  matrix<double> partial = matrix<double>::Zero(nt, 3);
-  for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
-    matrix<double> kt, lt;
-    const Eigen::Index i0 = ti * tile_rows;
-    for (Eigen::Index tj = ti; tj < nt; ++tj) {
-      const Eigen::Index j0 = tj * tile_rows;
-      kernel_tile(x, kx, ti, tj, kt);
-      kernel_tile(y, ky, ti, tj, lt);
-      const Eigen::Index h = kt.rows(), w = kt.cols();
-      for (Eigen::Index j = 0; j < w; ++j) {
-        kt.col(j) = (kt.col(j).array() - cx.u.segment(i0, h).array() - cx.v(j0 + j) + cx.c).matrix();
-        lt.col(j) = (lt.col(j).array() - cy.u.segment(i0, h).array() - cy.v(j0 + j) + cy.c).matrix();
+  return d;
+}
+
+/// Pass A over the upper tiles of a symmetric kernel matrix K (tile(ti, tj, scratch) gives its values):
+/// the row sums r = K1, the diagonal, and Σ K_ij² off the diagonal and on it. Each tile row is one
+/// thread's; a tile I < J adds its row sums to block I and its column sums to block J. Column sums are
+/// buffered per tile row and added in tile-row order, and each row's own sums last, so the bits do not
+/// depend on the thread count.
+struct kernel_row_sums {
+  vector<double> r, diag;
+  double off_squares = 0, diag_squares = 0;
+};
+
+template <class Tile>
+kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile_meter* meter = nullptr) {
+  const Eigen::Index n = g.n, nt = g.tiles();
+  kernel_row_sums s;
+  s.r = vector<double>::Zero(n);
+  s.diag = vector<double>::Zero(n);
+  vector<double> own = vector<double>::Zero(n), off = vector<double>::Zero(nt), on = vector<double>::Zero(nt);
+  const Eigen::Index group = std::max<Eigen::Index>(16, 4 * Eigen::Index(threads));
+  matrix<double> cols(n, std::min(group, nt));  // column sums of the tiles right of the diagonal, per tile row
+  for (Eigen::Index g0 = 0; g0 < nt; g0 += group) {
+    const Eigen::Index count = std::min(group, nt - g0);
+    for_tile_rows(count, threads, [&](int thread, Eigen::Index k) {
+      const Eigen::Index ti = g0 + k, i0 = g.start(ti), h = g.size(ti);
+      matrix<double> scratch;
+      vector<double> acc = vector<double>::Zero(h);
+      for (Eigen::Index tj = ti; tj < nt; ++tj) {
+        const Eigen::Index j0 = g.start(tj), w = g.size(tj);
+        const Eigen::Map<const matrix<double>> t(tile(ti, tj, scratch), h, w);
+        for (Eigen::Index j = 0; j < w; ++j) acc += t.col(j);
+        if (ti == tj) {
+          s.diag.segment(i0, h) = t.diagonal();
+          on(ti) = t.diagonal().squaredNorm();
+          off(ti) += t.squaredNorm() - on(ti);
+        } else {
+          cols.col(k).segment(j0, w) = t.colwise().sum().transpose();
+          off(ti) += 2 * t.squaredNorm();
+        }
       }
-      if (unbiased && ti == tj) {
-        kt.diagonal().setZero();
-        lt.diagonal().setZero();
+      own.segment(i0, h) = acc;
+      if (meter) meter->tick(thread, std::size_t(nt - ti));
+    });
+    for (Eigen::Index k = 0; k < count; ++k) {
+      const Eigen::Index rest = g.start(g0 + k) + g.size(g0 + k);
+      s.r.tail(n - rest) += cols.col(k).tail(n - rest);
+    }
+  }
+  s.r += own;
+  s.off_squares = off.sum();
+  s.diag_squares = on.sum();
+  return s;
+}
+
+/// Pass B: the centered products Σ C_a∘C_b of every pair a ≤ b of the kernel matrices of `layers` (each
+/// with tile(ti, tj, scratch) and its centering `c`), C_ij = K_ij − u_i − v_j + c (0 on the diagonal for
+/// the unbiased estimator), over the tiles I ≤ J (off-diagonal ones twice). Partial sums per tile row,
+/// added in row order. Returns the symmetric L×L matrix of sums.
+template <class Layer>
+matrix<double> tile_centered_products(const tile_grid& g, int threads, const std::vector<const Layer*>& layers,
+                                      const std::vector<centering<double>>& c, estimator est,
+                                      tile_meter* meter = nullptr) {
+  const Eigen::Index nt = g.tiles(), count = Eigen::Index(layers.size());
+  std::vector<matrix<double>> partial(std::size_t(nt), matrix<double>::Zero(count, count));
+  for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
+    std::vector<matrix<double>> scratch(layers.size()), centered(layers.size());
+    const Eigen::Index i0 = g.start(ti), h = g.size(ti);
+    matrix<double>& part = partial[std::size_t(ti)];
+    for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      const Eigen::Index j0 = g.start(tj), w = g.size(tj);
+      for (std::size_t a = 0; a < layers.size(); ++a) {
+        const Eigen::Map<const matrix<double>> t(layers[a]->tile(ti, tj, scratch[a]), h, w);
+        matrix<double>& ca = centered[a];
+        ca.resize(h, w);
+        for (Eigen::Index j = 0; j < w; ++j) {
+          ca.col(j) = (t.col(j).array() - c[a].u.segment(i0, h).array() - (c[a].v(j0 + j) - c[a].c)).matrix();
+        }
+        if (est == estimator::unbiased && ti == tj) ca.diagonal().setZero();
       }
       const double weight = ti == tj ? 1.0 : 2.0;
-      partial(ti, 0) += weight * kt.cwiseProduct(lt).sum();
-      partial(ti, 1) += weight * kt.squaredNorm();
-      partial(ti, 2) += weight * lt.squaredNorm();
+      for (Eigen::Index a = 0; a < count; ++a)
+        for (Eigen::Index b = a; b < count; ++b) {
+          part(a, b) += weight * centered[std::size_t(a)].cwiseProduct(centered[std::size_t(b)]).sum();
+        }
     }
+    if (meter) meter->tick(thread, std::size_t(nt - ti) * layers.size());
   });
-  const Eigen::Matrix<double, 1, 3> total = partial.colwise().sum();
-  return {total(0), total(1), total(2), refx_rows.sum(), refy_rows.sum()};
+  matrix<double> total = matrix<double>::Zero(count, count);
+  for (const auto& part : partial) total += part;
+  return total.selfadjointView<Eigen::Upper>();
+}
+
+/// One representation's RBF kernel matrix for the passes, with its bandwidth resolved: computed tile by
+/// tile from the centered features in every pass (memory 8·n·d bytes), or computed once and stored
+/// (packed_tiles, 4·n² bytes). A median bandwidth comes from the exact median of the same distance tiles
+/// (tiled_median), stored or computed.
+class rbf_tiles {
+ public:
+  template <class V>
+  rbf_tiles(const char* fn, const V& x, const rbf_kernel& k, bool store, int threads, tile_meter* meter = nullptr)
+      : fn_(fn), kernel_(k) {
+    rows_ = tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0);
+    const tile_grid g{rows_.rows()};
+    const Eigen::Index nt = g.tiles();
+    if (store) stored_.emplace(stored_distances(fn_, rows_, threads, meter));
+    if (k.uses_median()) {
+      s2_ = k.bandwidth_from_median(stored_ ? tiled_median(fn_, *stored_, k.rule(), threads)
+                                            : tiled_median(fn_, rows_, k.rule(), threads, meter));
+    } else {
+      s2_ = k.sigma() * k.sigma();
+    }
+    if (store) {
+      for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
+        for (Eigen::Index tj = ti; tj < nt; ++tj) {
+          Eigen::Map<matrix<double>> t(stored_->tile(ti, tj), g.size(ti), g.size(tj));
+          kernel_.apply(t, s2_);
+        }
+      });
+      rows_ = tiled_rows<double>{};  // the features are not needed again
+    }
+    grid_ = g;
+  }
+
+  /// Bytes the stored route holds for n samples.
+  static double stored_bytes(Eigen::Index n) { return packed_tiles::bytes(n); }
+  /// Tile passes the constructor makes (for a meter): the stored distances, or the median's counting pass.
+  static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
+  bool stored() const { return stored_.has_value(); }
+
+  const tile_grid& grid() const { return grid_; }
+  double bandwidth_squared() const { return s2_; }
+  /// Kernel values of tile (ti, tj): stored, or computed into scratch.
+  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const {
+    if (stored_) return stored_->tile(ti, tj);
+    tile_distances(fn_, rows_, ti, tj, scratch);
+    kernel_.apply(scratch, s2_);
+    return scratch.data();
+  }
+
+ private:
+  const char* fn_;
+  rbf_kernel kernel_;
+  tiled_rows<double> rows_;
+  std::optional<packed_tiles> stored_;
+  tile_grid grid_;
+  double s2_ = 0;
+};
+
+/// Kernel CKA sums of every pair of `layers` (tile layers over the same samples, nullptr for a layer left
+/// out): pass A for each, then one pass B over all. sums(a, b) = Σ C_a∘C_b; ref(a) the squared norm of K_a
+/// (K̃_a for the unbiased estimator), the reference for a vanishing one.
+struct tile_pair_sums_result {
+  matrix<double> sums;
+  vector<double> ref;
+};
+
+template <class Layer>
+tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, estimator est, int threads,
+                                     tile_meter* meter = nullptr) {
+  std::vector<const Layer*> live;
+  std::vector<centering<double>> c;
+  std::vector<Eigen::Index> slot;
+  tile_pair_sums_result out;
+  out.ref = vector<double>::Zero(Eigen::Index(layers.size()));
+  for (const Layer* l : layers) {
+    if (l == nullptr) {
+      slot.push_back(-1);
+      continue;
+    }
+    const kernel_row_sums r = tile_row_sums(
+        l->grid(), threads, [l](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) { return l->tile(ti, tj, scratch); },
+        meter);
+    out.ref(Eigen::Index(slot.size())) = r.off_squares + (est == estimator::unbiased ? 0.0 : r.diag_squares);
+    c.push_back(centering_from_sums<double>(r.r, r.diag, est));
+    slot.push_back(Eigen::Index(live.size()));
+    live.push_back(l);
+  }
+  const Eigen::Index count = Eigen::Index(layers.size());
+  out.sums = matrix<double>::Zero(count, count);
+  if (live.empty()) return out;
+  const matrix<double> p = tile_centered_products<Layer>(live.front()->grid(), threads, live, c, est, meter);
+  for (Eigen::Index a = 0; a < count; ++a)
+    for (Eigen::Index b = 0; b < count; ++b)
+      if (slot[std::size_t(a)] >= 0 && slot[std::size_t(b)] >= 0) out.sums(a, b) = p(slot[std::size_t(a)], slot[std::size_t(b)]);
+  return out;
+}
+
+/// The centered sums of the kernel matrices of two tile layers over the same samples.
+template <class Layer>
+centered_sums<double> tile_pair_sums(const Layer& a, const Layer& b, estimator est, int threads) {
+  const tile_pair_sums_result r = tile_pair_sums<Layer>({&a, &b}, est, threads);
+  return {r.sums(0, 1), r.sums(0, 0), r.sums(1, 1), r.ref(0), r.ref(1)};
 }
 
 }  // namespace cka::detail
