@@ -42,6 +42,17 @@ TEST_CASE("double and float CKA against a 50-digit oracle", "[precision]") {
       const mp s2y = oracle::median_sq(oracle::squared_distances(to_mp(y)), true);
       const mp kref = oracle::cka(oracle::gram_rbf(to_mp(x), s2x), oracle::gram_rbf(to_mp(y), s2y), unbiased);
       worst_double = std::max(worst_double, rel(mp(cka::kernel_cka(x, y, cka::rbf_kernel::median(), est)), kref));
+      // The tile engine's other way: tiles recomputed in every pass.
+      cka::compute_options recompute;
+      recompute.max_bytes = 1;
+      worst_double = std::max(worst_double, rel(mp(cka::kernel_cka(x, y, cka::rbf_kernel::median(), est, recompute)), kref));
+      // RBF MMD on the tile engine (stored and recomputed) against the pooled 50-digit Gram.
+      const test::mat<double> y2 = 0.5 * y.leftCols(std::min(d1, d2)), x2 = x.leftCols(std::min(d1, d2));
+      const mp s2 = mp(1.5) * mp(1.5);
+      auto rbf = [&](const auto& a, const auto& b) { return mp(exp(mp(-(a - b).squaredNorm() / (2 * s2)))); };
+      const mp mref = oracle::mmd2<mp>(to_mp(x2), to_mp(y2), rbf, unbiased);
+      worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cka::rbf_kernel{1.5}, est)), mref));
+      worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cka::rbf_kernel{1.5}, est, recompute)), mref));
     }
   }
   WARN("largest relative error vs 50 digits: double " << worst_double << ", float " << worst_float);

@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include <cka/similarity.hpp>
+#include <cka/mmd.hpp>
 #include <cka/similarity_matrix.hpp>
 
 #include <catch2/catch.hpp>
@@ -233,4 +234,34 @@ TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and
   const test::mat<double> r0 = rows[0].cast<double>(), r1 = rows[1].cast<double>(), c0 = cols[0].cast<double>();
   CHECK(test::rel_err(r.values(0, 0), cka::kernel_cka(r0, c0, kernel)) < 1e-12);
   CHECK(test::rel_err(r.values(1, 0), cka::kernel_cka(r1, c0, kernel)) < 1e-12);
+}
+
+TEST_CASE("RBF MMD on the tile engine: stored, computed and one pooled Gram agree", "[tiles][mmd]") {
+  const std::vector<std::pair<Eigen::Index, Eigen::Index>> sizes = {{300, 213}, {37, 5}, {256, 256}};
+  for (const auto& [m, n] : sizes) {
+    const test::mat<double> x = test::normal<double>(m, 4, 60 + std::uint64_t(m));
+    const test::mat<double> y = (test::normal<double>(n, 4, 70 + std::uint64_t(n)).array() + 0.4).matrix();
+    test::mat<double> z(m + n, 4);
+    z << x, y;
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      for (const auto& kernel : {cka::rbf_kernel::median(), cka::rbf_kernel::median(0.5, median_rule::off_diagonal),
+                                 cka::rbf_kernel{2.0}}) {
+        CAPTURE(m, n, est == estimator::unbiased, kernel.sigma());
+        // The definition on the full pooled Gram (Gretton et al. 2012, eq. 2 and 3).
+        const test::mat<double> g = cka::gram(z, kernel);
+        const double mm = double(m), nn = double(n);
+        double xx = g.topLeftCorner(m, m).sum(), yy = g.bottomRightCorner(n, n).sum();
+        const double xy = g.bottomLeftCorner(n, m).sum();
+        double expected = xx / (mm * mm) + yy / (nn * nn) - 2 * xy / (mm * nn);
+        if (est == estimator::unbiased) {
+          xx -= g.diagonal().head(m).sum();
+          yy -= g.diagonal().tail(n).sum();
+          expected = xx / (mm * (mm - 1)) + yy / (nn * (nn - 1)) - 2 * xy / (mm * nn);
+        }
+        REQUIRE(expected > 1e-3);
+        CHECK(test::rel_err(cka::mmd2(x, y, kernel, est), expected) < 1e-12);
+        CHECK(test::rel_err(cka::mmd2(x, y, kernel, est, tiles()), expected) < 1e-12);
+      }
+    }
+  }
 }

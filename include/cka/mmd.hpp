@@ -8,6 +8,8 @@
 #include <cka/kernels.hpp>
 #include <cka/detail/centering.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/detail/tiles.hpp>
+#include <cka/compute.hpp>
 #include <cka/estimator.hpp>
 
 #include <Eigen/Core>
@@ -56,6 +58,14 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
   return value;
 }
 
+/// The squared MMD from the block sums of the pooled kernel matrix.
+template <class A>
+A mmd2_from_sums(A sxx, A syy, A sxy, A diag_x, A diag_y, Eigen::Index m, Eigen::Index n, estimator est) {
+  const A mm = A(m), nn = A(n);
+  if (est == estimator::biased) return A(sxx / (mm * mm) + syy / (nn * nn) - A(2) * sxy / (mm * nn));
+  return A((sxx - diag_x) / (mm * (mm - 1)) + (syy - diag_y) / (nn * (nn - 1)) - A(2) * sxy / (mm * nn));
+}
+
 }  // namespace detail
 
 /// Squared MMD between samples X (m×d) and Y (n×d) under `kernel` (Gretton et al., JMLR 2012):
@@ -66,12 +76,15 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
 /// The linear kernel takes a closed form in O((m+n)d) instead: biased MMD² = ‖x̄ − ȳ‖², computed from the
 /// pooled sample shifted to its mean, so a large common offset costs no digits and the value is ≥ 0.
 /// The kernel is applied to the pooled sample [X; Y]: a median-rule `rbf_kernel` takes its bandwidth from
-/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)².
+/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel` runs on the
+/// tile engine (docs/math.md) instead: the pooled kernel's upper tiles, stored (4·(m+n)² bytes) when they
+/// fit the budget of `co` (default: half the physical memory), else recomputed in each of its two passes
+/// (median, block sums) with nothing (m+n)×(m+n) held; (m+n)²·d multiply-adds per pass.
 /// Throws cka::invalid_argument if the feature counts differ, m or n is below 1 (biased) or 2 (unbiased),
 /// or an entry is NaN or ±Inf.
 template <class DX, class DY, class Kernel>
 typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const Kernel& kernel,
-                         estimator est = estimator::biased) {
+                         estimator est = estimator::biased, const compute_options& co = {}) {
   using T = typename DX::Scalar;
   static_assert(std::is_same_v<T, typename DY::Scalar>, "cka::mmd2: X and Y must have the same scalar type");
   using A = accumulator_t<T>;
@@ -95,18 +108,19 @@ typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase
   matrix<A> z(m + n, xv.cols());
   z.topRows(m) = xv.template cast<A>();
   z.bottomRows(n) = yv.template cast<A>();
-  const matrix<A> k = detail::gram_of<A>(z, kernel);
-
-  A sxx = k.topLeftCorner(m, m).sum();
-  A syy = k.bottomRightCorner(n, n).sum();
-  const A sxy = k.bottomLeftCorner(n, m).sum();
-  const A mm = A(m), nn = A(n);
-  if (est == estimator::biased) {
-    return T(sxx / (mm * mm) + syy / (nn * nn) - A(2) * sxy / (mm * nn));
+  if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
+    const int threads = Eigen::nbThreads();
+    const bool store = detail::rbf_tiles::stored_bytes(m + n) <= detail::memory_budget(co);
+    const detail::rbf_tiles tiles(fn, z, kernel, store, threads);
+    z.resize(0, 0);
+    const detail::block_sums s = detail::tile_block_sums(tiles, m, threads);
+    return T(detail::mmd2_from_sums<double>(s.xx, s.yy, s.xy, s.diag_x, s.diag_y, m, n, est));
+  } else {
+    const matrix<A> k = detail::gram_of<A>(z, kernel);
+    return T(detail::mmd2_from_sums<A>(k.topLeftCorner(m, m).sum(), k.bottomRightCorner(n, n).sum(),
+                                       k.bottomLeftCorner(n, m).sum(), k.diagonal().head(m).sum(),
+                                       k.diagonal().tail(n).sum(), m, n, est));
   }
-  sxx -= k.diagonal().head(m).sum();
-  syy -= k.diagonal().tail(n).sum();
-  return T(sxx / (mm * (mm - 1)) + syy / (nn * (nn - 1)) - A(2) * sxy / (mm * nn));
 }
 
 }  // namespace cka

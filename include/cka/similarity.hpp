@@ -128,13 +128,15 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// Kernel CKA between X (n×d1) and Y (n×d2): gram_cka(gram(X, kx), gram(Y, ky)), each Gram formed once in
 /// double for float input. A median-rule `rbf_kernel` resolves its bandwidth separately for X and for Y.
 /// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
-/// Cost: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n². When two Grams (3·8·n² bytes with their
-/// temporaries) exceed the budget of `co` (default: half the physical memory), two RBF kernels take the
-/// tiled route instead (docs/math.md): no n×n matrix, memory 16·n(d1+d2) bytes plus tiles, the exact
-/// median bandwidth in one counting pass over distance tiles (radix passes if its sampled bracket
-/// misses), the centered products in two — about 4·n²(d1+d2) flops in all, against n²(d1+d2) in memory.
-/// Both routes agree to ~1e-13 (the median is the same value up to rounding; sums differ in order).
-/// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters.
+/// Two RBF kernels run on the tile engine (docs/math.md): 256×256 tiles of the upper triangle, the exact
+/// median bandwidth by selection on the distances' bit patterns, row sums and then centered products in
+/// two passes. The tiles are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit
+/// the budget of `co` (default: half the physical memory), else recomputed in each pass — nothing n×n,
+/// memory 8·n·(d1+d2) bytes plus a few tiles per thread, about 3·n²·(d1+d2) flops. Both ways give the same
+/// median bit for bit and agree to ~1e-13; neither depends on the thread count.
+/// Other kernels: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
+/// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters and cka::domain_error for a
+/// median bandwidth of zero or overflow.
 template <class DX, class DY, class KX, class KY,
           class = std::enable_if_t<!std::is_same_v<KY, estimator>>>
 typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,

@@ -346,6 +346,15 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("t_f.npy"), "--vs", path("t_g.npy"), "--kernel", "rbf", "--memory", "12M", "-q")
     check(rc == 0 and abs(read_csv(out)[2][0, 0] - cka(np.load(path("t_f.npy")), np.load(path("t_g.npy")), "rbf")) < 1e-9,
           f"tiled RBF against NumPy: {out} {err}")
+    # Float32 layers stay float32 in memory on the RBF route: the same values as their float64 copies.
+    for name in ("t_f", "t_g"):
+        np.save(path(name + "32.npy"), np.load(path(name + ".npy")).astype(np.float32))
+        np.save(path(name + "32as64.npy"), np.load(path(name + "32.npy")).astype(np.float64))
+    for extra in ([], ["--memory", "12M"], ["--debiased"]):
+        rc, narrow_out, err = run(path("t_f32.npy"), path("t_g32.npy"), "--kernel", "rbf", "-q", *extra)
+        rc2, wide_out, err2 = run(path("t_f32as64.npy"), path("t_g32as64.npy"), "--kernel", "rbf", "-q", *extra)
+        check(rc == 0 and rc2 == 0 and np.allclose(read_csv(narrow_out)[2], read_csv(wide_out)[2], rtol=1e-13, atol=0),
+              f"float32 RBF layers {extra}: {err} {err2}")
     for bad_size in ("lots", "12Q", "0"):
         rc, out, err = run(path("f.npy"), path("g.npy"), "--kernel", "rbf", "--memory", bad_size)
         check(rc == 2 and "--memory" in err, f"--memory {bad_size}: {rc} {err!r}")
