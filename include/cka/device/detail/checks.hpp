@@ -1,0 +1,72 @@
+#pragma once
+// Private: checks of strided views through Thrust algorithms with an explicit execution policy, so that the
+// same code checks host memory on the OMP and CPP systems and device memory on CUDA.
+
+#include <cka/detail/checks.hpp>
+
+#include <thrust/find.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/system/cpp/execution_policy.h>
+#if defined(_OPENMP)
+#include <thrust/system/omp/execution_policy.h>
+#endif
+
+#include <cstdint>
+#include <limits>
+
+#if defined(__CUDACC__)
+#define CKA_HD __host__ __device__
+#else
+#define CKA_HD
+#endif
+
+namespace cka::device::detail {
+
+/// True at flat index k (row-major over the view's shape) when the element there is NaN or ±Inf:
+/// v − v is 0 for every finite v and NaN otherwise.
+template <class T>
+struct not_finite_at {
+  const T* ptr;
+  std::int64_t cols, row_stride, col_stride;
+  CKA_HD bool operator()(std::int64_t k) const {
+    const T v = ptr[(k / cols) * row_stride + (k % cols) * col_stride];
+    return !(v - v == T(0));
+  }
+};
+
+/// Throws cka::invalid_argument, naming fn and what, unless the shape and strides describe memory that can
+/// be addressed: rows, cols ≥ 0, strides ≥ 0, a pointer for a non-empty view, and a last element whose
+/// offset fits in 64 bits.
+inline void require_layout(const char* fn, const char* what, const void* ptr, std::int64_t rows, std::int64_t cols,
+                           std::int64_t row_stride, std::int64_t col_stride) {
+  if (rows < 0 || cols < 0) cka::detail::fail_argument(fn, what, " has shape ", rows, "x", cols, "; sizes must be non-negative");
+  if (row_stride < 0 || col_stride < 0) {
+    cka::detail::fail_argument(fn, what, " has strides (", row_stride, ", ", col_stride, "); negative strides are not supported");
+  }
+  if (rows > 0 && cols > 0 && ptr == nullptr) cka::detail::fail_argument(fn, what, " is ", rows, "x", cols, " but its pointer is null");
+  constexpr std::int64_t top = std::numeric_limits<std::int64_t>::max();
+  const bool too_far = rows > 0 && cols > 0 &&
+                       ((row_stride > 0 && rows - 1 > top / row_stride) || (col_stride > 0 && cols - 1 > top / col_stride) ||
+                        (rows - 1) * row_stride > top - (cols - 1) * col_stride);
+  if (too_far || (cols > 0 && rows > top / cols)) {
+    cka::detail::fail_argument(fn, what, " (", rows, "x", cols, ", strides ", row_stride, ", ", col_stride,
+                               ") addresses beyond 64-bit offsets");
+  }
+}
+
+/// The first non-finite element of the view (row-major order), found with `policy`; throws
+/// cka::invalid_argument naming it.
+template <class Policy, class T>
+void require_finite(const Policy& policy, const char* fn, const char* what, const T* ptr, std::int64_t rows,
+                    std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
+  if (rows == 0 || cols == 0) return;
+  const thrust::counting_iterator<std::int64_t> first(0), last(rows * cols);
+  const auto hit = thrust::find_if(policy, first, last, not_finite_at<T>{ptr, cols, row_stride, col_stride});
+  if (hit == last) return;
+  const std::int64_t k = *hit;
+  // Host systems only read the value here; the CUDA system will copy the one element back first.
+  cka::detail::fail_argument(fn, what, "(", k / cols, ", ", k % cols, ") = ",
+                             ptr[(k / cols) * row_stride + (k % cols) * col_stride], " is not finite");
+}
+
+}  // namespace cka::device::detail

@@ -1,0 +1,136 @@
+#pragma once
+// Private: the centered sums of two n×n Gram views as Thrust algorithms over an explicit policy — row sums
+// (one element per row), then one transform-reduce over the n² entries that centers both on the fly and
+// sums C(K)∘C(L), C(K)² and C(L)². The same code runs on the OMP and CPP systems (host memory) and, compiled
+// by nvcc, on CUDA (device memory); the functors are __host__ __device__ there. Accumulates in double.
+
+#include <cka/device/detail/checks.hpp>
+
+#include <thrust/find.h>
+#include <thrust/functional.h>
+#include <thrust/reduce.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/transform.h>
+#include <thrust/transform_reduce.h>
+#include <thrust/tuple.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace cka::device::detail {
+
+/// A strided square matrix of scalar T on the context's memory.
+template <class T>
+struct square {
+  const T* ptr;
+  std::int64_t n, row_stride, col_stride;
+  CKA_HD double at(std::int64_t i, std::int64_t j) const { return double(ptr[i * row_stride + j * col_stride]); }
+};
+
+/// Row i's sum, with the diagonal left out for the unbiased estimator.
+template <class T>
+struct row_sum {
+  square<T> m;
+  bool skip_diagonal;
+  CKA_HD double operator()(std::int64_t i) const {
+    double s = 0;
+    for (std::int64_t j = 0; j < m.n; ++j) s += m.at(i, j);
+    return skip_diagonal ? s - m.at(i, i) : s;
+  }
+};
+
+/// The centering C_ij = P_ij − u_i − u_j + c of a symmetric matrix from its row sums r (without the
+/// diagonal for the unbiased estimator, whose C has a zero diagonal): u = r/n, c = Σr/n² (biased);
+/// u = r/(n−2), c = Σr/((n−1)(n−2)) (unbiased).
+struct centering_scale {
+  double u, c;
+};
+inline centering_scale centering_scales(std::int64_t n, double total, bool unbiased) {
+  const double nn = double(n);
+  return unbiased ? centering_scale{1.0 / (nn - 2), total / ((nn - 1) * (nn - 2))} : centering_scale{1.0 / nn, total / (nn * nn)};
+}
+
+using sums3 = thrust::tuple<double, double, double>;
+
+struct add3 {
+  CKA_HD sums3 operator()(const sums3& a, const sums3& b) const {
+    return sums3(thrust::get<0>(a) + thrust::get<0>(b), thrust::get<1>(a) + thrust::get<1>(b),
+                 thrust::get<2>(a) + thrust::get<2>(b));
+  }
+};
+
+/// The centered products at flat index k = i·n + j.
+template <class T>
+struct centered_products_at {
+  square<T> k, l;
+  const double* rk;
+  const double* rl;
+  centering_scale ck, cl;
+  bool unbiased;
+  CKA_HD sums3 operator()(std::int64_t flat) const {
+    const std::int64_t i = flat / k.n, j = flat % k.n;
+    if (unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    const double a = k.at(i, j) - ck.u * (rk[i] + rk[j]) + ck.c;
+    const double b = l.at(i, j) - cl.u * (rl[i] + rl[j]) + cl.c;
+    return sums3(a * b, a * a, b * b);
+  }
+};
+
+/// |P_ij| at flat index k, and |P_ij − P_ji| (0 on and above the diagonal).
+template <class T>
+struct magnitude_at {
+  square<T> m;
+  CKA_HD double operator()(std::int64_t flat) const {
+    const double v = m.at(flat / m.n, flat % m.n);
+    return v < 0 ? -v : v;
+  }
+};
+template <class T>
+struct asymmetry_at {
+  square<T> m;
+  CKA_HD double operator()(std::int64_t flat) const {
+    const std::int64_t i = flat / m.n, j = flat % m.n;
+    if (i <= j) return 0.0;
+    const double d = m.at(i, j) - m.at(j, i);
+    return d < 0 ? -d : d;
+  }
+};
+template <class T>
+struct asymmetric_beyond {
+  asymmetry_at<T> gap;
+  double tolerance;
+  CKA_HD bool operator()(std::int64_t flat) const { return gap(flat) > tolerance; }
+};
+
+/// Throws cka::invalid_argument (as the host check does) unless the n×n view is symmetric up to
+/// √ε·max|P_ij|: two max-reductions over the n² entries, and a search for the culprit on failure.
+template <class Policy, class T>
+void require_symmetric(const Policy& policy, const char* fn, const char* what, const square<T>& m, double epsilon) {
+  const thrust::counting_iterator<std::int64_t> first(0), last(m.n * m.n);
+  const double scale = thrust::transform_reduce(policy, first, last, magnitude_at<T>{m}, 0.0, thrust::maximum<double>());
+  const double worst = thrust::transform_reduce(policy, first, last, asymmetry_at<T>{m}, 0.0, thrust::maximum<double>());
+  const double tolerance = std::sqrt(epsilon) * scale;
+  if (!(worst > tolerance)) return;
+  const std::int64_t k = *thrust::find_if(policy, first, last, asymmetric_beyond<T>{{m}, tolerance});
+  const std::int64_t i = k / m.n, j = k % m.n;
+  cka::detail::fail_argument(fn, what, " is not symmetric: (", i, ", ", j, ") = ", m.at(i, j), " but (", j, ", ", i,
+                             ") = ", m.at(j, i));
+}
+
+/// Σ C(K)∘C(L), Σ C(K)², Σ C(L)² for two n×n views. `rows` is scratch for 2n doubles on the context's
+/// memory. O(n²) reads of each matrix, in two passes.
+template <class Policy, class T>
+sums3 centered_sums(const Policy& policy, const square<T>& k, const square<T>& l, bool unbiased, double* rows) {
+  const std::int64_t n = k.n;
+  const thrust::counting_iterator<std::int64_t> first(0);
+  double* rk = rows;
+  double* rl = rows + n;
+  thrust::transform(policy, first, first + n, rk, row_sum<T>{k, unbiased});
+  thrust::transform(policy, first, first + n, rl, row_sum<T>{l, unbiased});
+  const double tk = thrust::reduce(policy, rk, rk + n, 0.0);
+  const double tl = thrust::reduce(policy, rl, rl + n, 0.0);
+  const centered_products_at<T> f{k, l, rk, rl, centering_scales(n, tk, unbiased), centering_scales(n, tl, unbiased), unbiased};
+  return thrust::transform_reduce(policy, first, first + n * n, f, sums3(0.0, 0.0, 0.0), add3{});
+}
+
+}  // namespace cka::device::detail
