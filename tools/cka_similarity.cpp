@@ -114,8 +114,8 @@ config parse_arguments(int argc, char** argv) {
   app.add_option("--vmin", c.vmin, "heatmap colour scale minimum (overrides --range)");
   app.add_option("--vmax", c.vmax, "heatmap colour scale maximum (overrides --range)");
   app.add_option("--memory", c.memory,
-                 "working memory allowed, e.g. 8G or 500M (default 80% of this machine's); RBF layers whose n x n "
-                 "Grams do not fit are computed in tiles");
+                 "working memory allowed, e.g. 8G or 500M (default 80% of this machine's); RBF keeps each layer's "
+                 "kernel tiles (4 n^2 bytes) where they fit, else recomputes them in every pass");
   app.add_option("--threads", c.threads, "threads for the matrix products")->check(CLI::Range(1LL, 4096LL));
   app.add_option("--chunk-rows", c.chunk_rows, "linear streaming: rows read per chunk (default: about 32 MB of them)")
       ->check(CLI::Range(1LL, 1000000000000LL));

@@ -104,7 +104,7 @@ decltype(auto) visit_inputs(const matrix_view<TX>& x, const matrix_view<TY>& y, 
 template <class Context, class T>
 void require_input(const Context& ctx, const char* fn, const char* what, const matrix_view<T>& v) {
   require_layout(fn, what, v.ptr, v.rows, v.cols, v.row_stride, v.col_stride);
-  require_finite(policy(ctx), fn, what, v.ptr, v.rows, v.cols, v.row_stride, v.col_stride);
+  require_finite(policy(ctx), host_read{}, fn, what, v.ptr, v.rows, v.cols, v.row_stride, v.col_stride);
 }
 
 /// The gradient view must have the student's shape (its own strides).
@@ -152,23 +152,11 @@ template <class Context, class TK, class TL, class T = device::detail::scalar_of
           class = std::enable_if_t<device::detail::host<Context>>>
 T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l,
        estimator est = estimator::biased) {
-  const char* fn = "hsic";
-  device::detail::require_input(ctx, fn, "K", k);
-  device::detail::require_input(ctx, fn, "L", l);
-  if (k.rows != k.cols) cka::detail::fail_argument(fn, "K is ", k.rows, "x", k.cols, "; a Gram matrix must be square");
-  if (l.rows != l.cols) cka::detail::fail_argument(fn, "L is ", l.rows, "x", l.cols, "; a Gram matrix must be square");
-  const device::detail::square<T> sk{k.ptr, k.rows, k.row_stride, k.col_stride}, sl{l.ptr, l.rows, l.row_stride, l.col_stride};
-  const double epsilon = double(Eigen::NumTraits<T>::epsilon());
-  device::detail::require_symmetric(device::detail::policy(ctx), fn, "K", sk, epsilon);
-  device::detail::require_symmetric(device::detail::policy(ctx), fn, "L", sl, epsilon);
-  if (k.rows != l.rows) {
-    cka::detail::fail_argument(fn, "K is ", k.rows, "x", k.cols, " but L is ", l.rows, "x", l.cols,
-                               "; both Grams must be over the same samples");
-  }
-  cka::detail::require_samples(fn, "K", Eigen::Index(k.rows), cka::min_samples(est), cka::detail::estimator_name(est));
-  std::vector<double> rows(std::size_t(2 * k.rows));  // host systems: scratch on the host
-  const auto s = device::detail::centered_sums(device::detail::policy(ctx), sk, sl, est == estimator::unbiased, rows.data());
-  return T(thrust::get<0>(s) / cka::detail::hsic_denominator<double>(Eigen::Index(k.rows), est));
+  std::vector<double> rows(std::size_t(std::max<std::int64_t>(2 * k.rows, 0)));  // host systems: scratch on the host
+  const device::detail::strided<T> sk{k.ptr, k.rows, k.cols, k.row_stride, k.col_stride};
+  const device::detail::strided<T> sl{l.ptr, l.rows, l.cols, l.row_stride, l.col_stride};
+  return T(device::detail::gram_hsic(device::detail::policy(ctx), device::detail::host_read{}, rows.data(), "hsic", sk, sl,
+                                     est == estimator::unbiased, double(Eigen::NumTraits<T>::epsilon())));
 }
 
 /// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co).

@@ -2,7 +2,7 @@
 /// \file estimator.hpp
 /// The two HSIC estimators. A vocabulary header: it includes nothing of cka's, so private code may use it.
 
-#include <Eigen/Core>
+#include <cstddef>
 
 namespace cka {
 
@@ -16,6 +16,7 @@ namespace cka {
 enum class estimator { biased, unbiased };
 
 /// Smallest sample count the estimator accepts: 2 (biased) or 4 (unbiased).
-constexpr Eigen::Index min_samples(estimator est) { return est == estimator::biased ? 2 : 4; }
+/// (std::ptrdiff_t is Eigen::Index; this header stays free of Eigen so that CUDA translation units can use it.)
+constexpr std::ptrdiff_t min_samples(estimator est) { return est == estimator::biased ? 2 : 4; }
 
 }  // namespace cka

@@ -1,7 +1,7 @@
 #pragma once
 // Private: argument checks that throw cka::invalid_argument / cka::domain_error with the caller's name.
 
-#include <cka/errors.hpp>
+#include <cka/detail/fail.hpp>
 
 #include <Eigen/Core>
 
@@ -11,24 +11,6 @@
 #include <string>
 
 namespace cka::detail {
-
-template <class... Parts>
-std::string concat(const Parts&... parts) {
-  std::ostringstream os;
-  os.precision(17);
-  (os << ... << parts);
-  return os.str();
-}
-
-template <class... Parts>
-[[noreturn]] void fail_argument(const char* fn, const Parts&... parts) {
-  throw invalid_argument(concat("cka::", fn, ": ", parts...));
-}
-
-template <class... Parts>
-[[noreturn]] void fail_domain(const char* fn, const Parts&... parts) {
-  throw domain_error(concat("cka::", fn, ": ", parts...));
-}
 
 template <class T>
 bool is_finite_value(const T& v) {

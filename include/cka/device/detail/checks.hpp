@@ -2,7 +2,7 @@
 // Private: checks of strided views through Thrust algorithms with an explicit execution policy, so that the
 // same code checks host memory on the OMP and CPP systems and device memory on CUDA.
 
-#include <cka/detail/checks.hpp>
+#include <cka/detail/fail.hpp>
 
 #include <thrust/find.h>
 #include <thrust/iterator/counting_iterator.h>
@@ -55,18 +55,26 @@ inline void require_layout(const char* fn, const char* what, const void* ptr, st
 }
 
 /// The first non-finite element of the view (row-major order), found with `policy`; throws
-/// cka::invalid_argument naming it.
-template <class Policy, class T>
-void require_finite(const Policy& policy, const char* fn, const char* what, const T* ptr, std::int64_t rows,
+/// cka::invalid_argument naming it, its value read by read(const T*) (a host read on the host systems, a
+/// copy back on CUDA).
+template <class Policy, class Read, class T>
+void require_finite(const Policy& policy, Read&& read, const char* fn, const char* what, const T* ptr, std::int64_t rows,
                     std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
   if (rows == 0 || cols == 0) return;
   const thrust::counting_iterator<std::int64_t> first(0), last(rows * cols);
   const auto hit = thrust::find_if(policy, first, last, not_finite_at<T>{ptr, cols, row_stride, col_stride});
   if (hit == last) return;
   const std::int64_t k = *hit;
-  // Host systems only read the value here; the CUDA system will copy the one element back first.
   cka::detail::fail_argument(fn, what, "(", k / cols, ", ", k % cols, ") = ",
-                             ptr[(k / cols) * row_stride + (k % cols) * col_stride], " is not finite");
+                             read(ptr + (k / cols) * row_stride + (k % cols) * col_stride), " is not finite");
 }
+
+/// A host read of one element.
+struct host_read {
+  template <class T>
+  double operator()(const T* p) const {
+    return double(*p);
+  }
+};
 
 }  // namespace cka::device::detail

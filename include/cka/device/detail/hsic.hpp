@@ -104,8 +104,9 @@ struct asymmetric_beyond {
 
 /// Throws cka::invalid_argument (as the host check does) unless the n×n view is symmetric up to
 /// √ε·max|P_ij|: two max-reductions over the n² entries, and a search for the culprit on failure.
-template <class Policy, class T>
-void require_symmetric(const Policy& policy, const char* fn, const char* what, const square<T>& m, double epsilon) {
+template <class Policy, class Read, class T>
+void require_symmetric(const Policy& policy, Read&& read, const char* fn, const char* what, const square<T>& m,
+                       double epsilon) {
   const thrust::counting_iterator<std::int64_t> first(0), last(m.n * m.n);
   const double scale = thrust::transform_reduce(policy, first, last, magnitude_at<T>{m}, 0.0, thrust::maximum<double>());
   const double worst = thrust::transform_reduce(policy, first, last, asymmetry_at<T>{m}, 0.0, thrust::maximum<double>());
@@ -113,8 +114,9 @@ void require_symmetric(const Policy& policy, const char* fn, const char* what, c
   if (!(worst > tolerance)) return;
   const std::int64_t k = *thrust::find_if(policy, first, last, asymmetric_beyond<T>{{m}, tolerance});
   const std::int64_t i = k / m.n, j = k % m.n;
-  cka::detail::fail_argument(fn, what, " is not symmetric: (", i, ", ", j, ") = ", m.at(i, j), " but (", j, ", ", i,
-                             ") = ", m.at(j, i));
+  cka::detail::fail_argument(fn, what, " is not symmetric: (", i, ", ", j, ") = ",
+                             read(m.ptr + i * m.row_stride + j * m.col_stride), " but (", j, ", ", i, ") = ",
+                             read(m.ptr + j * m.row_stride + i * m.col_stride));
 }
 
 /// Σ C(K)∘C(L), Σ C(K)², Σ C(L)² for two n×n views. `rows` is scratch for 2n doubles on the context's
@@ -131,6 +133,43 @@ sums3 centered_sums(const Policy& policy, const square<T>& k, const square<T>& l
   const double tl = thrust::reduce(policy, rl, rl + n, 0.0);
   const centered_products_at<T> f{k, l, rk, rl, centering_scales(n, tk, unbiased), centering_scales(n, tl, unbiased), unbiased};
   return thrust::transform_reduce(policy, first, first + n * n, f, sums3(0.0, 0.0, 0.0), add3{});
+}
+
+/// A strided rows×cols matrix (the fields of a device::matrix_view).
+template <class T>
+struct strided {
+  const T* ptr;
+  std::int64_t rows, cols, row_stride, col_stride;
+};
+
+/// HSIC of two Gram views after everything the host hsic checks — layout, finiteness, square, symmetric
+/// (up to √epsilon of the largest magnitude), same size, enough samples — in the context's memory: policy
+/// runs the algorithms, read(const T*) fetches one element for a message, rows is scratch for 2n doubles
+/// there. Returns HSIC (the sum over (n−1)² or n(n−3)).
+template <class Policy, class Read, class T>
+double gram_hsic(const Policy& policy, Read&& read, double* rows, const char* fn, const strided<T>& k,
+                 const strided<T>& l, bool unbiased, double epsilon) {
+  for (const auto* m : {&k, &l}) {
+    const char* what = m == &k ? "K" : "L";
+    require_layout(fn, what, m->ptr, m->rows, m->cols, m->row_stride, m->col_stride);
+    require_finite(policy, read, fn, what, m->ptr, m->rows, m->cols, m->row_stride, m->col_stride);
+    if (m->rows != m->cols) cka::detail::fail_argument(fn, what, " is ", m->rows, "x", m->cols, "; a Gram matrix must be square");
+  }
+  const square<T> sk{k.ptr, k.rows, k.row_stride, k.col_stride}, sl{l.ptr, l.rows, l.row_stride, l.col_stride};
+  require_symmetric(policy, read, fn, "K", sk, epsilon);
+  require_symmetric(policy, read, fn, "L", sl, epsilon);
+  if (k.rows != l.rows) {
+    cka::detail::fail_argument(fn, "K is ", k.rows, "x", k.cols, " but L is ", l.rows, "x", l.cols,
+                               "; both Grams must be over the same samples");
+  }
+  const std::int64_t n = k.rows, needed = unbiased ? 4 : 2;
+  if (n < needed) {
+    cka::detail::fail_argument(fn, "K has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
+                               " needs at least ", needed);
+  }
+  const sums3 s = centered_sums(policy, sk, sl, unbiased, rows);
+  const double nn = double(n);
+  return thrust::get<0>(s) / (unbiased ? nn * (nn - 3) : (nn - 1) * (nn - 1));
 }
 
 }  // namespace cka::device::detail

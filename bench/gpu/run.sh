@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The device machine's script for the CUDA context (issue 13), run from the repository root:
+#   bench/gpu/run.sh [BUILD_DIR]
+# Uses BUILD_DIR/tests/test_device_cuda when it is there (built on the development machine with
+# -DCKA_CUDA=ON and carried over; sm_90, static CUDA runtime), else configures and builds it. Then: the card,
+# the CUDA checks against the host systems (odd n, every layout, both estimators, float input, errors, and
+# n = 46,341 where n² passes 2³¹), and compute-sanitizer's memcheck and racecheck on the regular sizes.
+set -euo pipefail
+build="${1:-build-gpu}"
+binary="$build/tests/test_device_cuda"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+if [[ ! -x "$binary" ]]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCKA_CUDA=ON -DCKA_BUILD_BENCH=OFF -DCKA_BUILD_EXAMPLES=OFF \
+        -DCKA_BUILD_TOOLS=OFF >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target test_device_cuda
+fi
+"$binary" --large
+sanitizer=/usr/local/cuda/bin/compute-sanitizer
+if [[ -x "$sanitizer" ]]; then
+  "$sanitizer" --tool memcheck --error-exitcode 3 "$binary"
+  "$sanitizer" --tool racecheck --error-exitcode 3 "$binary"
+fi

@@ -1,0 +1,133 @@
+// HSIC on the CUDA context against the same Thrust code on the host (CPP system) in one binary: odd n,
+// n not a multiple of a warp, every layout (row-major, column-major, padded rows), both estimators, float
+// input, and the errors (a non-finite element named, an asymmetric Gram). Built by nvcc with CKA_CUDA=ON;
+// exits 77 (CTest: skipped) where no CUDA device is present. `--large` adds n = 46,341 (n² > 2³¹,
+// two 17 GB Grams: an H100 or H200).
+#include <cka/device/cuda.hpp>
+
+#include <thrust/system/cpp/execution_policy.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    ++failures;
+    std::printf("FAILED: %s\n", what.c_str());
+  }
+}
+
+/// An RBF Gram (exactly symmetric: each pair computed once) of n random points in 5 dimensions.
+template <class T>
+std::vector<T> rbf_gram(std::int64_t n, unsigned seed, double sigma) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> d(0.0, 1.0);
+  std::vector<double> x(std::size_t(n * 5));
+  for (auto& v : x) v = d(g);
+  std::vector<T> k(std::size_t(n * n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j <= i; ++j) {
+      double s = 0;
+      for (int c = 0; c < 5; ++c) s += (x[std::size_t(i * 5 + c)] - x[std::size_t(j * 5 + c)]) * (x[std::size_t(i * 5 + c)] - x[std::size_t(j * 5 + c)]);
+      k[std::size_t(i * n + j)] = k[std::size_t(j * n + i)] = T(std::exp(-s / (2 * sigma * sigma)));
+    }
+  return k;
+}
+
+/// A matrix (row-major host values) laid out on the device with the given strides.
+template <class T>
+struct on_device {
+  T* ptr = nullptr;
+  cka::device::matrix_view<const T> view;
+  on_device(const std::vector<T>& m, std::int64_t n, std::int64_t rs, std::int64_t cs) {
+    const std::int64_t extent = (n - 1) * rs + (n - 1) * cs + 1;
+    std::vector<T> laid(std::size_t(extent), T(NAN));
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j) laid[std::size_t(i * rs + j * cs)] = m[std::size_t(i * n + j)];
+    cudaMalloc(reinterpret_cast<void**>(&ptr), std::size_t(extent) * sizeof(T));
+    cudaMemcpy(ptr, laid.data(), std::size_t(extent) * sizeof(T), cudaMemcpyHostToDevice);
+    view = {ptr, n, n, rs, cs};
+  }
+  on_device(const on_device&) = delete;
+  ~on_device() { cudaFree(ptr); }
+};
+
+template <class T>
+double host_hsic(const std::vector<T>& k, const std::vector<T>& l, std::int64_t n, bool unbiased) {
+  std::vector<double> rows(std::size_t(2 * n));
+  const cka::device::detail::strided<T> sk{k.data(), n, n, n, 1}, sl{l.data(), n, n, n, 1};
+  return cka::device::detail::gram_hsic(thrust::cpp::par, cka::device::detail::host_read{}, rows.data(), "hsic", sk, sl,
+                                        unbiased, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
+}
+
+template <class T>
+void compare(std::int64_t n, double tolerance) {
+  const std::vector<T> k = rbf_gram<T>(n, 1 + unsigned(n), 1.5), l = rbf_gram<T>(n, 2 + unsigned(n), 0.8);
+  cudaStream_t stream;
+  cudaStreamCreate(&stream);
+  const cka::device::cuda ctx{stream};
+  for (bool unbiased : {false, true}) {
+    const double expected = host_hsic(k, l, n, unbiased);
+    const std::int64_t layouts[3][2] = {{n, 1}, {1, n}, {n + 3, 1}};
+    for (const auto& s : layouts) {
+      const on_device<T> dk(k, n, s[0], s[1]), dl(l, n, s[1] == 1 ? n : 1, s[1] == 1 ? 1 : n);
+      const double got = double(cka::hsic(ctx, dk.view, dl.view, unbiased ? cka::estimator::unbiased : cka::estimator::biased));
+      check(std::abs(got - expected) <= tolerance * std::abs(expected),
+            "n = " + std::to_string(n) + " strides (" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ") unbiased " +
+                std::to_string(unbiased) + ": " + std::to_string(got) + " vs " + std::to_string(expected));
+    }
+  }
+  cudaStreamDestroy(stream);
+}
+
+void errors() {
+  const std::int64_t n = 33;
+  std::vector<double> k = rbf_gram<double>(n, 5, 1.0);
+  const cka::device::cuda ctx{};
+  k[std::size_t(4 * n + 7)] = INFINITY;
+  {
+    const on_device<double> dk(k, n, n, 1);
+    bool named = false;
+    try {
+      cka::hsic(ctx, dk.view, dk.view);
+    } catch (const cka::invalid_argument& e) {
+      named = std::strstr(e.what(), "K(4, 7) = inf") != nullptr;
+    }
+    check(named, "a non-finite element is named");
+  }
+  k[std::size_t(4 * n + 7)] = 0.5;
+  {
+    const on_device<double> dk(k, n, n, 1);
+    bool named = false;
+    try {
+      cka::hsic(ctx, dk.view, dk.view);
+    } catch (const cka::invalid_argument& e) {
+      named = std::strstr(e.what(), "not symmetric") != nullptr;
+    }
+    check(named, "an asymmetric Gram is refused");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("skipped: no CUDA device\n");
+    return 77;
+  }
+  for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
+  compare<float>(301, 1e-12);  // float input, double accumulation on both sides
+  errors();
+  if (argc > 1 && std::string(argv[1]) == "--large") compare<double>(46341, 1e-11);
+  std::printf(failures ? "%d check(s) failed\n" : "all CUDA device checks passed\n", failures);
+  return failures ? 1 : 0;
+}
