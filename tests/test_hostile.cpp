@@ -6,6 +6,7 @@
 // gets a row here; the tool's rows are in tests/tool/test_cka_similarity.py.
 #include "support.hpp"
 
+#include <cka/mmd.hpp>
 #include <cka/rcka.hpp>
 #include <cka/similarity_matrix.hpp>
 
@@ -106,6 +107,27 @@ std::vector<row> table() {
                     const mat<double> a = x * 1e155;
                     return cka::kernel_cka(a, a, cka::rbf_kernel{1.0});
                   }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  // Defect 8: an overflow found inside the tile engine's OpenMP threads left the parallel region as an
+  // exception and aborted the process (std::terminate); the table is now built with OpenMP.
+  rows.push_back({"rbf fixed sigma on x*1e155 in 300 rows (two tile rows, threaded): overflow", [] {
+                    const mat<double> a = test::normal<double>(300, 3, 91) * 1e155;
+                    return cka::kernel_cka(a, a, cka::rbf_kernel{1.0});
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  rows.push_back({"rbf fixed sigma, recomputed tiles, x*1e155: overflow", [] {
+                    const mat<double> a = test::normal<double>(300, 3, 92) * 1e155;
+                    cka::compute_options tiles;
+                    tiles.max_bytes = 1;
+                    return cka::kernel_cka(a, a, cka::rbf_kernel{1.0}, cka::estimator::biased, tiles);
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  rows.push_back({"similarity_matrix rbf fixed sigma with a 1e155 layer: overflow", [] {
+                    const std::vector<mat<double>> layers = {test::normal<double>(300, 3, 93),
+                                                             test::normal<double>(300, 3, 94) * 1e155};
+                    return double(cka::similarity_matrix(layers, cka::rbf_kernel{1.0}).values(0, 1));
+                  }, outcome::domain_error, 0, 0, {"similarity_matrix", "overflow"}});
+  rows.push_back({"mmd2 rbf sigma = 1e200 on 300 rows: overflow", [] {
+                    const mat<double> a = test::normal<double>(300, 3, 95), b = test::normal<double>(200, 3, 96);
+                    return cka::mmd2(a, b, cka::rbf_kernel{1e200});
+                  }, outcome::domain_error, 0, 0, {"overflow", "sigma"}});
   rows.push_back({"median_squared_distance with NaN", [] {
                     mat<double> d = mat<double>::Ones(4, 4);
                     d(2, 1) = d(1, 2) = std::numeric_limits<double>::quiet_NaN();

@@ -346,6 +346,12 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("t_f.npy"), "--vs", path("t_g.npy"), "--kernel", "rbf", "--memory", "12M", "-q")
     check(rc == 0 and abs(read_csv(out)[2][0, 0] - cka(np.load(path("t_f.npy")), np.load(path("t_g.npy")), "rbf")) < 1e-9,
           f"tiled RBF against NumPy: {out} {err}")
+    # Defect 8: an overflow inside the tile engine's threads aborted the tool (SIGABRT); now exit 2, one line.
+    np.save(path("huge.npy"), rng.standard_normal((300, 3)) * 1e155)
+    for extra in ([], ["--memory", "12M"]):
+        rc, out, err = run(path("huge.npy"), path("huge.npy"), "--kernel", "rbf", "--sigma", "1", *extra)
+        check(rc == 2 and "huge.npy" in err and "overflow" in err and len(err.strip().split("\n")) == 1,
+              f"rbf overflow in tiles {extra}: {rc} {err!r}")
     # Float32 layers stay float32 in memory on the RBF route: the same values as their float64 copies.
     for name in ("t_f", "t_g"):
         np.save(path(name + "32.npy"), np.load(path(name + ".npy")).astype(np.float32))

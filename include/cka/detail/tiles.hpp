@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -99,20 +100,36 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
   tile_distances(fn, t, ti, tj, out.data());
 }
 
-/// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads.
+/// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads. An exception
+/// thrown by f (an overflow found in a tile) must not leave the OpenMP region: the first one is kept, the
+/// remaining rows are skipped, and it is rethrown on the calling thread.
 template <class F>
 void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
   for (Eigen::Index ti = 0; ti < nt; ++ti) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
 #if defined(_OPENMP)
-    f(omp_get_thread_num(), ti);
+      f(omp_get_thread_num(), ti);
 #else
-    f(0, ti);
+      f(0, ti);
 #endif
+    } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(cka_tile_error)
+#endif
+      {
+        if (!error) error = std::current_exception();
+      }
+      failed.store(true, std::memory_order_relaxed);
+    }
   }
   (void)threads;
+  if (error) std::rethrow_exception(error);
 }
 
 /// Progress over tile work, for a long call's progress callback: each pass adds the tiles it has done
