@@ -67,6 +67,18 @@ void check_against_host(const Context& ctx) {
         CHECK(test::rel_err(cka::mmd2(ctx, vx.input(), vy6.input(), cka::rbf_kernel{2.0}, est), mmd) < 1e-12);
       }
   }
+  // Broadcast views (stride 0, as torch's expand gives): every column the same, or every row.
+  {
+    const std::vector<double> column(x.data(), x.data() + 57);  // x's first column
+    const device::matrix_view<const double> same_columns{column.data(), 57, 3, 1, 0};
+    const test::mat<double> dense = x.col(0).replicate(1, 3);
+    CHECK(test::rel_err(cka::linear_cka(ctx, same_columns, lay_out(y, layout::row_major).input()), cka::linear_cka(dense, y)) < 1e-12);
+    CHECK(test::rel_err(cka::kernel_cka(ctx, same_columns, lay_out(y, layout::column_major).input(), kernel, kernel),
+                        cka::kernel_cka(dense, y, kernel)) < 1e-12);
+    const std::vector<double> row = {1.0, 2.0, 3.0};
+    const device::matrix_view<const double> same_rows{row.data(), 57, 3, 0, 1};
+    CHECK_THROWS_WITH(cka::linear_cka(ctx, same_rows, lay_out(y, layout::row_major).input()), Contains("zero variance"));
+  }
   // Non-const views are inputs too; float views accumulate in double and round as the host does.
   auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::row_major);
   CHECK(cka::linear_cka(ctx, vx.view, vy.view) == cka::linear_cka(ctx, vx.input(), vy.input()));

@@ -76,8 +76,8 @@ strided_map<T> map(const matrix_view<T>& v) {
 
 /// Calls f with a read-only Eigen map over a host input view: row-major when its columns are adjacent
 /// (col_stride 1, PyTorch's layout), column-major when its rows are (row_stride 1), so that the host
-/// functions view it without a copy; a view with neither stride 1 is mapped as it is (the host functions
-/// then copy it once).
+/// functions view it without a copy; any other view (neither stride 1, or overlapping rows or columns such
+/// as a broadcast with stride 0) is mapped with both strides as it is (the host functions then copy it once).
 template <class T, class F>
 decltype(auto) visit_input(const matrix_view<T>& v, F&& f) {
   using S = std::remove_const_t<T>;
@@ -85,11 +85,12 @@ decltype(auto) visit_input(const matrix_view<T>& v, F&& f) {
   using row_map = Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
   using col_map = Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>, 0, Eigen::OuterStride<>>;
   const dyn rows = dyn(v.rows), cols = dyn(v.cols);
-  if (v.col_stride == 1 || cols <= 1) {
-    return f(row_map(v.ptr, rows, cols, Eigen::OuterStride<>(std::max<dyn>(dyn(v.row_stride), cols))));
+  // Rows that do not overlap (a broadcast view, stride 0, does) can be mapped with one outer stride.
+  if ((v.col_stride == 1 || cols <= 1) && (rows <= 1 || dyn(v.row_stride) >= cols)) {
+    return f(row_map(v.ptr, rows, cols, Eigen::OuterStride<>(rows <= 1 ? cols : dyn(v.row_stride))));
   }
-  if (v.row_stride == 1 || rows <= 1) {
-    return f(col_map(v.ptr, rows, cols, Eigen::OuterStride<>(std::max<dyn>(dyn(v.col_stride), rows))));
+  if ((v.row_stride == 1 || rows <= 1) && (cols <= 1 || dyn(v.col_stride) >= rows)) {
+    return f(col_map(v.ptr, rows, cols, Eigen::OuterStride<>(cols <= 1 ? rows : dyn(v.col_stride))));
   }
   return f(map(matrix_view<const S>{v.ptr, v.rows, v.cols, v.row_stride, v.col_stride}));
 }
