@@ -11,6 +11,7 @@
 
 #include <cka/device/detail/checks.hpp>
 #include <cka/device/detail/hsic.hpp>
+#include <cka/device/detail/linear.hpp>
 #include <cka/device/view.hpp>
 #include <cka/hsic.hpp>
 #include <cka/mmd.hpp>
@@ -124,15 +125,36 @@ constexpr bool host = is_host_system<Context>::value;
 }  // namespace detail
 }  // namespace device
 
-/// Linear CKA of two views on a context's memory; as linear_cka(X, Y, est) (same value, same errors).
-/// Cost as the host function's; no copy of the inputs.
+/// Linear CKA of two views on a context's memory; as linear_cka(X, Y, est) (same errors; values to
+/// rounding). Computed as the device backend computes it (device/detail/linear.hpp): column means, the
+/// centered features written once into a scratch [Xc Yc] (8·n·(d1+d2) bytes), one symmetric product
+/// (Eigen here, cuBLAS on CUDA) — n·(d1+d2)² flops — and the sums read from it.
 template <class Context, class TX, class TY, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
              estimator est = estimator::biased) {
-  device::detail::require_input(ctx, "linear_cka", "X", x);
-  device::detail::require_input(ctx, "linear_cka", "Y", y);
-  return device::detail::visit_inputs(x, y, [&](const auto& mx, const auto& my) { return linear_cka(mx, my, est); });
+  const char* fn = "linear_cka";
+  device::detail::require_input(ctx, fn, "X", x);
+  device::detail::require_input(ctx, fn, "Y", y);
+  if (x.rows != y.rows) {
+    cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
+                               "; both representations must hold the same samples");
+  }
+  cka::detail::require_samples(fn, "X", Eigen::Index(x.rows), min_samples(est), cka::detail::estimator_name(est));
+  const std::int64_t n = x.rows, dd = x.cols + y.cols;
+  std::vector<double> scratch(std::size_t(n * dd + dd * dd + 2 * dd));  // host systems: scratch on the host
+  auto product = [](const double* z, std::int64_t rows, std::int64_t cols, double* g) {
+    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
+    Eigen::Map<matrix<double>> gm(g, Eigen::Index(cols), Eigen::Index(cols));
+    gm.setZero();
+    gm.selfadjointView<Eigen::Lower>().rankUpdate(zm.transpose());  // the lower triangle, as DSYRK writes it
+  };
+  auto to_host = [](double* dst, const double* src, std::int64_t count) { std::copy(src, src + count, dst); };
+  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto s = device::detail::linear_sums(device::detail::policy(ctx), product, to_host, scratch.data(), sx, sy,
+                                             est == estimator::unbiased);
+  return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }
 
 /// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) — for two RBF kernels the tile engine.

@@ -88,6 +88,54 @@ void compare(std::int64_t n, double tolerance) {
   cudaStreamDestroy(stream);
 }
 
+/// Linear CKA: the CUDA context (cuBLAS DSYRK) against the same Thrust code on the CPP system with a plain
+/// host product, for row-major, column-major and padded views of X (n×5) and Y (n×3).
+void compare_linear(std::int64_t n) {
+  std::mt19937_64 g(100 + unsigned(n));
+  std::normal_distribution<double> d(0.0, 1.0);
+  std::vector<double> x(std::size_t(n * 5)), y(std::size_t(n * 3));
+  for (auto& v : x) v = d(g) + 1000.0;  // a large offset: centering must keep the digits
+  for (std::int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) y[std::size_t(i * 3 + c)] = x[std::size_t(i * 5 + c)] * 0.5 + d(g);
+  auto host_product = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
+    for (std::int64_t b = 0; b < cols; ++b)
+      for (std::int64_t a = b; a < cols; ++a) {
+        double s = 0;
+        for (std::int64_t i = 0; i < rows; ++i) s += z[a * rows + i] * z[b * rows + i];
+        out[b * cols + a] = s;
+      }
+  };
+  auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
+  const cka::device::cuda ctx{};
+  for (bool unbiased : {false, true}) {
+    std::vector<double> scratch(std::size_t(n * 8 + 64 + 16));
+    const cka::device::detail::strided<double> hx{x.data(), n, 5, 5, 1}, hy{y.data(), n, 3, 3, 1};
+    const auto s = cka::device::detail::linear_sums(thrust::cpp::par, host_product, host_copy, scratch.data(), hx, hy, unbiased);
+    const double expected = s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
+    for (int layout = 0; layout < 3; ++layout) {
+      const std::int64_t pad = layout == 2 ? 2 : 0;
+      // X laid out row-major (+ padding) or column-major on the device; Y row-major.
+      std::vector<double> xl(std::size_t(n * (5 + pad)), NAN);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (int c = 0; c < 5; ++c)
+          xl[std::size_t(layout == 1 ? c * n + i : i * (5 + pad) + c)] = x[std::size_t(i * 5 + c)];
+      double *dx = nullptr, *dy = nullptr;
+      cudaMalloc(reinterpret_cast<void**>(&dx), xl.size() * 8);
+      cudaMalloc(reinterpret_cast<void**>(&dy), y.size() * 8);
+      cudaMemcpy(dx, xl.data(), xl.size() * 8, cudaMemcpyHostToDevice);
+      cudaMemcpy(dy, y.data(), y.size() * 8, cudaMemcpyHostToDevice);
+      const cka::device::matrix_view<const double> vx{dx, n, 5, layout == 1 ? 1 : 5 + pad, layout == 1 ? n : 1};
+      const cka::device::matrix_view<const double> vy{dy, n, 3, 3, 1};
+      const double got = cka::linear_cka(ctx, vx, vy, unbiased ? cka::estimator::unbiased : cka::estimator::biased);
+      check(std::abs(got - expected) <= 1e-12 * std::abs(expected),
+            "linear n = " + std::to_string(n) + " layout " + std::to_string(layout) + " unbiased " + std::to_string(unbiased) +
+                ": " + std::to_string(got) + " vs " + std::to_string(expected));
+      cudaFree(dx);
+      cudaFree(dy);
+    }
+  }
+}
+
 void errors() {
   const std::int64_t n = 33;
   std::vector<double> k = rbf_gram<double>(n, 5, 1.0);
@@ -126,6 +174,7 @@ int main(int argc, char** argv) {
   }
   for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
   compare<float>(301, 1e-12);  // float input, double accumulation on both sides
+  for (std::int64_t n : {7, 1001, 100003}) compare_linear(n);
   errors();
   if (argc > 1 && std::string(argv[1]) == "--large") compare<double>(46341, 1e-11);
   std::printf(failures ? "%d check(s) failed\n" : "all CUDA device checks passed\n", failures);

@@ -1,11 +1,12 @@
 #pragma once
 /// \file device/cuda.hpp
 /// The CUDA context of the device backend, for CUDA translation units (nvcc; no Eigen here): views of device
-/// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views,
-/// computed by the same Thrust code as on the host systems (device/detail/hsic.hpp) with
-/// thrust::cuda::par.on(stream); the other functions (cuBLAS products, the fused RBF tile kernel, the
-/// losses) are the next steps of issue 13. Results returned as host values synchronise the stream.
-/// Link CUDA::cudart; build with CKA_CUDA=ON (docs/device.md).
+/// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views
+/// and linear CKA of two representations, computed by the same Thrust code as on the host systems
+/// (device/detail/hsic.hpp, linear.hpp) with thrust::cuda::par.on(stream), the product by cuBLAS DSYRK
+/// (64-bit API); the fused RBF tile kernel, MMD and the losses are the next steps of issue 13. Results
+/// returned as host values synchronise the stream. Link CUDA::cublas; build with CKA_CUDA=ON
+/// (docs/device.md).
 
 #if !defined(__CUDACC__)
 #error "cka/device/cuda.hpp is for CUDA translation units (compile with nvcc); host code uses cka/device.hpp"
@@ -13,22 +14,42 @@
 
 #include <cka/detail/fail.hpp>
 #include <cka/device/detail/hsic.hpp>
+#include <cka/device/detail/linear.hpp>
 #include <cka/device/view.hpp>
 #include <cka/estimator.hpp>
 
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <thrust/system/cuda/execution_policy.h>
 
 #include <cfloat>
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 
 namespace cka::device {
 
-/// Device memory and the stream the work is queued on (nullptr: the default stream).
+/// Device memory and the stream the work is queued on (nullptr: the default stream), with a cuBLAS handle
+/// bound to that stream, created on first use and shared by copies of the context.
 struct cuda {
+  cuda() = default;
+  explicit cuda(cudaStream_t s) : stream(s) {}
   cudaStream_t stream = nullptr;
+  /// The cuBLAS handle (created lazily, bound to `stream`). Throws cka::domain_error if cuBLAS fails.
+  cublasHandle_t blas() const {
+    if (!blas_) {
+      cublasHandle_t h = nullptr;
+      if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) cka::detail::fail_domain("device::cuda", "cublasCreate failed");
+      blas_ = std::shared_ptr<cublasContext>(h, [](cublasHandle_t p) { cublasDestroy(p); });
+      cublasSetStream(h, stream);
+    }
+    return blas_.get();
+  }
+
+ private:
+  mutable std::shared_ptr<cublasContext> blas_;
 };
 
 namespace detail {
@@ -83,6 +104,64 @@ T hsic(const device::cuda& ctx, device::matrix_view<TK> k, device::matrix_view<T
   const double epsilon = std::is_same_v<T, float> ? double(FLT_EPSILON) : double(DBL_EPSILON);
   return T(device::detail::gram_hsic(thrust::cuda::par.on(ctx.stream), device::detail::cuda_read{ctx.stream}, rows.get(),
                                      "hsic", sk, sl, est == estimator::unbiased, epsilon));
+}
+
+/// Linear CKA of two views in device memory; as linear_cka(X, Y, est) on the host (same checks, same
+/// errors; values to rounding). Centered features in a device scratch [Xc Yc] (8·n·(d1+d2) bytes), one
+/// cublasDsyrk_64 (n·(d1+d2)² flops), the sums read back. Synchronises the stream.
+template <class TX, class TY, class T = std::remove_const_t<TX>,
+          class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
+T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
+             estimator est = estimator::biased) {
+  const char* fn = "linear_cka";
+  const device::detail::cuda_read read{ctx.stream};
+  const auto policy = thrust::cuda::par.on(ctx.stream);
+  device::detail::require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  device::detail::require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  device::detail::require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  device::detail::require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  if (x.rows != y.rows) {
+    cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
+                               "; both representations must hold the same samples");
+  }
+  if (x.rows < min_samples(est)) {
+    cka::detail::fail_argument(fn, "X has ", x.rows, " samples but ",
+                               est == estimator::biased ? "the biased estimator" : "the unbiased estimator",
+                               " needs at least ", min_samples(est));
+  }
+  const std::int64_t n = x.rows, dd = x.cols + y.cols;
+  const device::detail::cuda_scratch scratch(fn, std::size_t(n * dd + dd * dd + 2 * dd), ctx.stream);
+  const cublasHandle_t blas = ctx.blas();
+  auto product = [&](const double* z, std::int64_t rows, std::int64_t cols, double* g) {
+    const double one = 1.0, zero = 0.0;
+    if (cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, cols, rows, &one, z, rows, &zero, g, cols) !=
+        CUBLAS_STATUS_SUCCESS) {
+      cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
+    }
+  };
+  auto to_host = [&](double* dst, const double* src, std::int64_t count) {
+    device::detail::check_cuda(fn, cudaMemcpyAsync(dst, src, std::size_t(count) * sizeof(double), cudaMemcpyDeviceToHost,
+                                                   ctx.stream), "cudaMemcpyAsync");
+    device::detail::check_cuda(fn, cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
+  };
+  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto s = device::detail::linear_sums(policy, product, to_host, scratch.get(), sx, sy, est == estimator::unbiased);
+  // The ratio, with the host's rules: overflow first, then a vanishing self-product (relative (64ε)² of
+  // its reference).
+  if (!std::isfinite(s.kl) || !std::isfinite(s.kk) || !std::isfinite(s.ll)) {
+    cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type");
+  }
+  const double tiny = (64 * DBL_EPSILON) * (64 * DBL_EPSILON);
+  auto require_variance = [&](double self, double ref, const char* who) {
+    if (!(self > tiny * ref) || !(self > 0)) {
+      cka::detail::fail_domain(fn, who, " has zero variance after centering (its self-product is ",
+                               self / (ref > 0 ? ref : 1.0), " relative to its uncentered one), so the alignment is undefined");
+    }
+  };
+  require_variance(s.kk, s.ref_k, "the first representation");
+  require_variance(s.ll, s.ref_l, "the second representation");
+  return T(s.kl / std::sqrt(s.kk) / std::sqrt(s.ll));
 }
 
 }  // namespace cka

@@ -1,0 +1,166 @@
+#pragma once
+// Private: the sums of linear CKA of two strided views as Thrust algorithms around one symmetric product,
+// in the context's memory: column means (constant columns kept exactly zero) and each view's first row,
+// the centered features written once into Z = [Xc Yc] (n×D, column-major, double, times a power-of-two
+// scale per view), the product G = ZᵀZ (D×D) by the caller (Eigen on the host systems; cuBLAS DSYRK on
+// CUDA), then the sums read from G on the host and, for the unbiased estimator, the row-norm terms as one
+// transform-reduce. Feature space: n·D² flops for the product.
+
+#include <cka/device/detail/hsic.hpp>
+
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/transform_reduce.h>
+#include <thrust/tuple.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace cka::device::detail {
+
+/// Column j's mean and whether it varies (1) or is constant (0, then centered to exact zeros).
+template <class T>
+struct column_moments {
+  strided<T> m;
+  double* mean;
+  double* keep;
+  CKA_HD void operator()(std::int64_t j) const {
+    const T* col = m.ptr + j * m.col_stride;
+    T lo = col[0], hi = col[0];
+    double s = 0;
+    for (std::int64_t i = 0; i < m.rows; ++i) {
+      const T v = col[i * m.row_stride];
+      s += double(v);
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    mean[j] = s / double(m.rows);
+    keep[j] = lo < hi ? 1.0 : 0.0;
+  }
+};
+
+/// Z(i, offset + j) = (x_ij − mean_j)·keep_j·scale at flat index j·n + i.
+template <class T>
+struct center_into {
+  strided<T> m;
+  const double* mean;
+  const double* keep;
+  double scale;
+  double* z;
+  std::int64_t offset;
+  CKA_HD void operator()(std::int64_t flat) const {
+    const std::int64_t i = flat % m.rows, j = flat / m.rows;
+    z[(offset + j) * m.rows + i] = (double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j]) * keep[j] * scale;
+  }
+};
+
+using sums5 = thrust::tuple<double, double, double, double, double>;
+
+struct add5 {
+  CKA_HD sums5 operator()(const sums5& a, const sums5& b) const {
+    return sums5(thrust::get<0>(a) + thrust::get<0>(b), thrust::get<1>(a) + thrust::get<1>(b),
+                 thrust::get<2>(a) + thrust::get<2>(b), thrust::get<3>(a) + thrust::get<3>(b),
+                 thrust::get<4>(a) + thrust::get<4>(b));
+  }
+};
+
+/// Row i's squared norms k = ‖x̃_i‖², l = ‖ỹ_i‖² in Z, as (k, l, k·l, k², l²).
+struct row_norm_terms {
+  const double* z;
+  std::int64_t n, d1, d2;
+  CKA_HD sums5 operator()(std::int64_t i) const {
+    double k = 0, l = 0;
+    for (std::int64_t c = 0; c < d1; ++c) k += z[c * n + i] * z[c * n + i];
+    for (std::int64_t c = d1; c < d1 + d2; ++c) l += z[c * n + i] * z[c * n + i];
+    return sums5(k, l, k * l, k * k, l * l);
+  }
+};
+
+/// |x_ij| at flat index k (row-major over the view).
+template <class T>
+struct abs_at {
+  strided<T> m;
+  CKA_HD double operator()(std::int64_t k) const {
+    const double v = double(m.ptr[(k / m.cols) * m.row_stride + (k % m.cols) * m.col_stride]);
+    return v < 0 ? -v : v;
+  }
+};
+
+/// The power-of-two scale that keeps the fourth powers of the view's largest magnitude in range (as the
+/// host's safe_scale: 2^−e outside [2^−200, 2^200], else 1).
+template <class Policy, class T>
+double magnitude_scale(const Policy& policy, const strided<T>& m) {
+  const thrust::counting_iterator<std::int64_t> first(0);
+  const double top = thrust::transform_reduce(policy, first, first + m.rows * m.cols, abs_at<T>{m}, 0.0, thrust::maximum<double>());
+  if (top == 0.0 || (top < std::ldexp(1.0, 200) && top > std::ldexp(1.0, -200))) return 1.0;
+  int e = 0;
+  std::frexp(top, &e);
+  return std::ldexp(1.0, -e);
+}
+
+/// The five sums of linear CKA: kl = ‖C_xy‖², kk = ‖C_xx‖², ll = ‖C_yy‖² (plus the unbiased estimator's
+/// row-norm terms), and the references ‖S_xx‖², ‖S_yy‖² of the second moments about each view's first row
+/// (the host's rule for a vanishing self-product).
+struct linear_sums_result {
+  double kl, kk, ll, ref_k, ref_l;
+};
+
+/// Device buffers: `scratch` holds at least n·D + D·D + 2·D doubles in the context's memory; product(z, n,
+/// D, g) writes G = ZᵀZ (D×D, column-major, its lower triangle at least) there; to_host(dst, src, count) copies doubles
+/// back.
+template <class Policy, class Product, class ToHost, class T>
+linear_sums_result linear_sums(const Policy& policy, Product&& product, ToHost&& to_host, double* scratch,
+                               const strided<T>& x, const strided<T>& y, bool unbiased) {
+  const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
+  double* z = scratch;
+  double* g = z + n * dd;
+  double* mean = g + dd * dd;  // D means, then D keep flags
+  double* keep = mean + dd;
+  const double sx = magnitude_scale(policy, x), sy = magnitude_scale(policy, y);
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::for_each(policy, first, first + d1, column_moments<T>{x, mean, keep});
+  thrust::for_each(policy, first, first + d2, column_moments<T>{y, mean + d1, keep + d1});
+  thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, 0});
+  thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, d1});
+  product(static_cast<const double*>(z), n, dd, g);
+
+  // On the host: G, the means (scaled) and the first rows' centered values (row 0 of Z).
+  std::vector<double> gh(std::size_t(dd * dd));
+  std::vector<double> first_row(std::size_t(dd), 0.0);
+  to_host(gh.data(), g, dd * dd);
+  for (std::int64_t b = 1; b < dd; ++b)  // the product wrote the lower triangle at least: mirror it
+    for (std::int64_t a = 0; a < b; ++a) gh[std::size_t(b * dd + a)] = gh[std::size_t(a * dd + b)];
+  for (std::int64_t c = 0; c < dd; ++c) to_host(&first_row[std::size_t(c)], z + c * n, 1);
+  auto at = [&](std::int64_t a, std::int64_t b) { return gh[std::size_t(b * dd + a)]; };
+  auto block_sum = [&](std::int64_t a0, std::int64_t a1, std::int64_t b0, std::int64_t b1) {
+    double s = 0;
+    for (std::int64_t b = b0; b < b1; ++b)
+      for (std::int64_t a = a0; a < a1; ++a) s += at(a, b) * at(a, b);
+    return s;
+  };
+  // The second moments about the first row: S = C + n·δδᵀ with δ = mean − x_0 = −(row 0 of Z).
+  auto reference = [&](std::int64_t a0, std::int64_t a1) {
+    double s = 0;
+    for (std::int64_t b = a0; b < a1; ++b)
+      for (std::int64_t a = a0; a < a1; ++a) {
+        const double v = at(a, b) + double(n) * first_row[std::size_t(a)] * first_row[std::size_t(b)];
+        s += v * v;
+      }
+    return s;
+  };
+  linear_sums_result r{block_sum(d1, dd, 0, d1), block_sum(0, d1, 0, d1), block_sum(d1, dd, d1, dd), reference(0, d1),
+                       reference(d1, dd)};
+  if (unbiased) {
+    const sums5 t = thrust::transform_reduce(policy, first, first + n, row_norm_terms{z, n, d1, d2},
+                                             sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
+    const double nn = double(n), c1 = nn / (nn - 2), c2 = 1.0 / ((nn - 1) * (nn - 2));
+    const double sk = thrust::get<0>(t), sl = thrust::get<1>(t);
+    r.kl += c2 * sk * sl - c1 * thrust::get<2>(t);
+    r.kk += c2 * sk * sk - c1 * thrust::get<3>(t);
+    r.ll += c2 * sl * sl - c1 * thrust::get<4>(t);
+  }
+  return r;
+}
+
+}  // namespace cka::device::detail
