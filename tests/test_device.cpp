@@ -67,6 +67,13 @@ void check_against_host(const Context& ctx) {
         CHECK(test::rel_err(cka::mmd2(ctx, vx.input(), vy6.input(), cka::rbf_kernel{2.0}, est), mmd) < 1e-12);
       }
   }
+  // Extreme magnitudes are scaled by a power of two first, as on the host; an offset of 1e6 keeps its digits.
+  const test::mat<double> huge = x * 1e300, shifted = (x.array() + 1e6).matrix();
+  CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(huge, layout::strided).input(), lay_out(y, layout::row_major).input()),
+                      cka::linear_cka(x, y)) < 1e-12);
+  CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(shifted, layout::row_major).input(), lay_out(y, layout::row_major).input(),
+                                      estimator::unbiased),
+                      cka::linear_cka(x, y, estimator::unbiased)) < 1e-9);
   // Broadcast views (stride 0, as torch's expand gives): every column the same, or every row.
   {
     const std::vector<double> column(x.data(), x.data() + 57);  // x's first column
