@@ -175,11 +175,11 @@ template <class Context, class TK, class TL, class T = device::detail::scalar_of
           class = std::enable_if_t<device::detail::host<Context>>>
 T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l,
        estimator est = estimator::biased) {
-  std::vector<double> rows(std::size_t(std::max<std::int64_t>(2 * k.rows, 0)));  // host systems: scratch on the host
   const device::detail::strided<T> sk{k.ptr, k.rows, k.cols, k.row_stride, k.col_stride};
   const device::detail::strided<T> sl{l.ptr, l.rows, l.cols, l.row_stride, l.col_stride};
-  return T(device::detail::gram_hsic(device::detail::policy(ctx), device::detail::host_read{}, rows.data(), "hsic", sk, sl,
-                                     est == estimator::unbiased, double(Eigen::NumTraits<T>::epsilon())));
+  return T(device::detail::gram_hsic(device::detail::policy(ctx), device::detail::host_read{},
+                                     device::detail::make_host_scratch, "hsic", sk, sl, est == estimator::unbiased,
+                                     double(Eigen::NumTraits<T>::epsilon())));
 }
 
 /// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co).

@@ -62,10 +62,10 @@ struct on_device {
 
 template <class T>
 double host_hsic(const std::vector<T>& k, const std::vector<T>& l, std::int64_t n, bool unbiased) {
-  std::vector<double> rows(std::size_t(2 * n));
   const cka::device::detail::strided<T> sk{k.data(), n, n, n, 1}, sl{l.data(), n, n, n, 1};
-  return cka::device::detail::gram_hsic(thrust::cpp::par, cka::device::detail::host_read{}, rows.data(), "hsic", sk, sl,
-                                        unbiased, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
+  return cka::device::detail::gram_hsic(thrust::cpp::par, cka::device::detail::host_read{},
+                                        cka::device::detail::make_host_scratch, "hsic", sk, sl, unbiased,
+                                        std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
 }
 
 template <class T>

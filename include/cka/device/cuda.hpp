@@ -98,11 +98,11 @@ namespace cka {
 template <class TK, class TL, class T = std::remove_const_t<TK>,
           class = std::enable_if_t<std::is_same_v<std::remove_const_t<TK>, std::remove_const_t<TL>>>>
 T hsic(const device::cuda& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l, estimator est = estimator::biased) {
-  const device::detail::cuda_scratch rows("hsic", std::size_t(k.rows > 0 ? 2 * k.rows : 1), ctx.stream);
   const device::detail::strided<T> sk{k.ptr, k.rows, k.cols, k.row_stride, k.col_stride};
   const device::detail::strided<T> sl{l.ptr, l.rows, l.cols, l.row_stride, l.col_stride};
   const double epsilon = std::is_same_v<T, float> ? double(FLT_EPSILON) : double(DBL_EPSILON);
-  return T(device::detail::gram_hsic(thrust::cuda::par.on(ctx.stream), device::detail::cuda_read{ctx.stream}, rows.get(),
+  auto scratch = [&](std::size_t count) { return device::detail::cuda_scratch("hsic", count, ctx.stream); };
+  return T(device::detail::gram_hsic(thrust::cuda::par.on(ctx.stream), device::detail::cuda_read{ctx.stream}, scratch,
                                      "hsic", sk, sl, est == estimator::unbiased, epsilon));
 }
 

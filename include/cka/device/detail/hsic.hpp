@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace cka::device::detail {
 
@@ -135,6 +136,13 @@ sums3 centered_sums(const Policy& policy, const square<T>& k, const square<T>& l
   return thrust::transform_reduce(policy, first, first + n * n, f, sums3(0.0, 0.0, 0.0), add3{});
 }
 
+/// Scratch doubles in host memory (the host systems' scratch(count) of gram_hsic).
+struct host_scratch {
+  std::vector<double> values;
+  double* get() { return values.data(); }
+};
+inline host_scratch make_host_scratch(std::size_t count) { return {std::vector<double>(count)}; }
+
 /// A strided rows×cols matrix (the fields of a device::matrix_view).
 template <class T>
 struct strided {
@@ -144,10 +152,11 @@ struct strided {
 
 /// HSIC of two Gram views after everything the host hsic checks — layout, finiteness, square, symmetric
 /// (up to √epsilon of the largest magnitude), same size, enough samples — in the context's memory: policy
-/// runs the algorithms, read(const T*) fetches one element for a message, rows is scratch for 2n doubles
-/// there. Returns HSIC (the sum over (n−1)² or n(n−3)).
-template <class Policy, class Read, class T>
-double gram_hsic(const Policy& policy, Read&& read, double* rows, const char* fn, const strided<T>& k,
+/// runs the algorithms, read(const T*) fetches one element for a message, scratch(count) allocates count
+/// doubles there (after the checks) and returns an owner with get(). Returns HSIC (the sum over (n−1)² or
+/// n(n−3)).
+template <class Policy, class Read, class Scratch, class T>
+double gram_hsic(const Policy& policy, Read&& read, Scratch&& scratch, const char* fn, const strided<T>& k,
                  const strided<T>& l, bool unbiased, double epsilon) {
   for (const auto* m : {&k, &l}) {
     const char* what = m == &k ? "K" : "L";
@@ -167,7 +176,8 @@ double gram_hsic(const Policy& policy, Read&& read, double* rows, const char* fn
     cka::detail::fail_argument(fn, "K has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
                                " needs at least ", needed);
   }
-  const sums3 s = centered_sums(policy, sk, sl, unbiased, rows);
+  auto rows = scratch(std::size_t(2 * n));
+  const sums3 s = centered_sums(policy, sk, sl, unbiased, rows.get());
   const double nn = double(n);
   return thrust::get<0>(s) / (unbiased ? nn * (nn - 3) : (nn - 1) * (nn - 1));
 }
