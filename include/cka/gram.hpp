@@ -50,19 +50,10 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
     }
     matrix<A> d = centered_row_gram<A>(x);
     const vector<A> sq = d.diagonal();
-    if (!sq.allFinite()) {
-      fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the "
-                      "inputs and the bandwidth together (a median-rule bandwidth does so itself)");
-    }
-    for (Eigen::Index j = 0; j < d.cols(); ++j) {
-      // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩: rounding can make it slightly negative, never exact arithmetic.
-      d.col(j) = (sq.array() + sq(j) - A(2) * d.col(j).array()).max(A(0)).matrix();
-      d(j, j) = A(0);
-    }
-    if (!d.allFinite()) {
-      fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the "
-                      "inputs and the bandwidth together (a median-rule bandwidth does so itself)");
-    }
+    require_finite_distances(fn, sq);
+    squared_distances_from_inner(d, sq, sq);  // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩
+    d.diagonal().setZero();
+    require_finite_distances(fn, d);
     kernel.from_squared_distances(d);
     require_finite_gram(fn, d);
     return d;

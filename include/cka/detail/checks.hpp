@@ -96,4 +96,12 @@ void require_symmetric_gram(const char* fn, const char* name, const M& k) {
   }
 }
 
+/// Throws cka::domain_error (overflow), naming fn, unless every squared distance in m is finite.
+template <class M>
+void require_finite_distances(const char* fn, const M& m) {
+  if (m.allFinite()) return;
+  fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs "
+                  "and the bandwidth together (a median-rule bandwidth does so itself)");
+}
+
 }  // namespace cka::detail

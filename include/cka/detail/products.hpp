@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace cka::detail {
 
@@ -46,6 +47,17 @@ void mirror_lower(G& g) {
       const Eigen::Index h = std::min(tile, n - i0);
       g.block(j0, i0, w, h) = g.block(i0, j0, h, w).transpose();
     }
+  }
+}
+
+/// Squared distances from inner products, in place: g_ij ← max(0, r_i + c_j − 2·g_ij) for squared row
+/// norms r (rows of g) and c (columns). Rounding can make the difference slightly negative, exact
+/// arithmetic never. The one formula of the full Gram and of the tiles.
+template <class G, class R, class C>
+void squared_distances_from_inner(G&& g, const R& r, const C& c) {
+  using A = typename std::decay_t<G>::Scalar;
+  for (Eigen::Index j = 0; j < g.cols(); ++j) {
+    g.col(j) = (r.array() + c(j) - A(2) * g.col(j).array()).max(A(0)).matrix();
   }
 }
 

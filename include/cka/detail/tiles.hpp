@@ -83,14 +83,9 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
   const Eigen::Index i0 = g.start(ti), j0 = g.start(tj), h = g.size(ti), w = g.size(tj);
   Eigen::Map<matrix<A>> out(data, h, w);
   out.noalias() = t.xc.middleRows(i0, h) * t.xc.middleRows(j0, w).transpose();
-  for (Eigen::Index j = 0; j < w; ++j) {
-    out.col(j) = (t.norms.segment(i0, h).array() + t.norms(j0 + j) - A(2) * out.col(j).array()).max(A(0)).matrix();
-  }
+  squared_distances_from_inner(out, t.norms.segment(i0, h), t.norms.segment(j0, w));
   if (ti == tj) out.diagonal().setZero();
-  if (!out.allFinite()) {
-    fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs "
-                    "and the bandwidth together (a median-rule bandwidth does so itself)");
-  }
+  require_finite_distances(fn, out);
 }
 
 template <class A>
