@@ -12,6 +12,10 @@
 #include <cka/state.hpp>
 #include <cka/version.hpp>
 
+#ifdef CKA_TOOL_MPI
+#include <cka/mpi.hpp>
+#endif
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -47,8 +51,12 @@ const char* description =
     "(np.savez) standing for its arrays; a directory stands for its .npy and .npz files in natural order\n"
     "(layer_2 before layer_10; --order to choose). Without --vs the layers are compared with each other (a\n"
     "square matrix); with --vs the layers before it give the rows and the ones after it the columns. The linear kernel without --minibatch streams the memory-mapped files through one\n"
-    "accumulation state: exact CKA over all n rows in memory independent of n. The RBF kernel and --minibatch\n"
-    "load the layers and hold one n x n (or B x B) Gram per layer.\n"
+    "accumulation state: exact CKA over all n rows in memory independent of n. The RBF kernel loads the layers\n"
+    "and runs on kernel tiles (stored within --memory, else recomputed); --minibatch, --pvalues and --ci hold\n"
+    "one n x n (or B x B) Gram per layer.\n"
+    "Under mpirun or srun (when built with MPI) the processes share the work: each streams its own rows of\n"
+    "every layer for the linear kernel, and computes its share of the tiles for the RBF kernel; rank 0 alone\n"
+    "writes the outputs and shows progress. --minibatch, --pvalues and --ci run on rank 0 alone.\n"
     "Exit status: 0 on success; 2 on bad usage, bad input or a failed write (one line on stderr naming the file).\n";
 
 struct config {
@@ -64,8 +72,28 @@ struct config {
   unsigned long long seed = 0;
 };
 
+/// The processes of this run: this one alone, or those that mpirun or srun started (MPI is initialised
+/// only under such a launcher, so that a plain run never touches MPI).
+struct processes {
+  int rank = 0, size = 1;
+  const cka::team* team = nullptr;
+#ifdef CKA_TOOL_MPI
+  const cka::mpi::team* mpi = nullptr;
+#endif
+  bool speaker() const { return rank == 0; }
+  /// Whether the processes have already agreed on a failure (its message is final: pass it on as it is).
+  bool agreed_failure() const {
+#ifdef CKA_TOOL_MPI
+    return mpi != nullptr && mpi->failed();
+#else
+    return false;
+#endif
+  }
+};
+processes world;
+
 void warn(const config& c, const std::string& message) {
-  if (!c.quiet) std::fprintf(stderr, "cka-similarity: warning: %s\n", message.c_str());
+  if (!c.quiet && world.speaker()) std::fprintf(stderr, "cka-similarity: warning: %s\n", message.c_str());
 }
 
 /// Parses the command line; exits 0 after --help or --version, throws failure on bad usage.
@@ -241,9 +269,11 @@ Eigen::Index open_layers(const std::vector<std::string>& files, const config& c,
 }
 
 /// Linear CKA of all layers (rows, then columns) streamed through one layers_state: the full (all × all)
-/// matrix, NaN on the rows and columns of layers with zero variance.
+/// matrix, NaN on the rows and columns of layers with zero variance. With several processes each streams
+/// its own range of rows, and the states are summed (cka::mpi::allreduce).
 matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& layers, Eigen::Index n, cka::estimator est,
                              Eigen::Index chunk_rows, const std::function<void(std::size_t, std::size_t)>& progress) {
+  const Eigen::Index first = n * world.rank / world.size, last = n * (world.rank + 1) / world.size;
   std::vector<Eigen::Index> widths;
   Eigen::Index total_width = 0;
   for (const auto& l : layers) {
@@ -257,10 +287,10 @@ matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& layers,
   std::vector<row_matrix> buffers;
   for (Eigen::Index w : widths) buffers.emplace_back(chunk, w);
   cka::layers_state state(widths);
-  const std::size_t steps = std::size_t((n + chunk - 1) / chunk);
+  const std::size_t steps = std::size_t((last - first + chunk - 1) / chunk);
   std::size_t step = 0;
-  for (Eigen::Index r0 = 0; r0 < n; r0 += chunk) {
-    const Eigen::Index h = std::min(chunk, n - r0);
+  for (Eigen::Index r0 = first; r0 < last; r0 += chunk) {
+    const Eigen::Index h = std::min(chunk, last - r0);
     std::vector<Eigen::Ref<const row_matrix>> views;
     for (std::size_t l = 0; l < layers.size(); ++l) {
       layers[l]->read(r0, h, buffers[l].topRows(h));
@@ -269,6 +299,9 @@ matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& layers,
     state.add(views);
     if (progress) progress(++step, steps);
   }
+#ifdef CKA_TOOL_MPI
+  if (world.team) cka::mpi::allreduce(state, static_cast<const cka::mpi::team&>(*world.team));
+#endif
   return state.cka(est);
 }
 
@@ -309,10 +342,11 @@ double parse_bytes(const std::string& text) {
   return v;
 }
 
-/// Physical memory in bytes (0 if unknown).
+/// Physical memory in bytes (0 if unknown), divided among the processes of this run on this machine.
+int processes_here = 1;
 double physical_memory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+  return pages > 0 && page > 0 ? double(pages) * double(page) / double(processes_here) : 0.0;
 }
 
 std::string gigabytes(double bytes) {
@@ -387,6 +421,7 @@ int run(int argc, char** argv) {
   const std::size_t row_count = cfg.demo ? names.size() : row_files.size();
   const bool inference = !cfg.pvalues.empty() || cfg.ci > 0;
   const bool streaming = !cfg.demo && !rbf && cfg.minibatch == 0 && !inference;
+  const bool shared_work = streaming || (!cfg.demo && rbf && !cfg.minibatch && !inference);
   const Eigen::Index needed = inference ? (cfg.debiased ? (cfg.ci > 0 ? 6 : 5) : 4) : cfg.debiased || cfg.minibatch ? 4 : 2;
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
@@ -398,6 +433,11 @@ int run(int argc, char** argv) {
   std::vector<matrix<float>> narrow_values;
   cka::compute_options compute;
   Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers, selection);
+  if (world.size > 1 && !shared_work) {
+    warn(cfg, std::string(cfg.demo ? "--demo" : cfg.minibatch ? "--minibatch" : "--pvalues and --ci") + " run on rank 0 alone; the other " +
+                  std::to_string(world.size - 1) + " processes wait");
+    if (!world.speaker()) return 0;
+  }
   if (!cfg.demo && !streaming) {
     const bool narrow = rbf_tiles && std::all_of(layers.begin(), layers.end(), [](const auto& l) { return l->item() <= 4; });
     double data = 0, copies = 0;
@@ -415,6 +455,7 @@ int run(int argc, char** argv) {
                       " of memory (80% of this machine's, or --memory)");
       }
       compute.max_bytes = std::size_t(budget - data);
+      compute.processes = world.team;
     } else {
       // The layers in double and one n×n (B×B) Gram per layer.
       const double batch = cfg.minibatch ? double(std::min<long long>(cfg.minibatch, n)) : double(n);
@@ -439,7 +480,7 @@ int run(int argc, char** argv) {
   }
 
   // A progress bar on a terminal, once the work has run for a second.
-  const bool bar = !cfg.quiet && isatty(2);
+  const bool bar = !cfg.quiet && isatty(2) && world.speaker();
   const auto start = std::chrono::steady_clock::now();
   bool drawn = false;
   if (bar) {
@@ -500,11 +541,14 @@ int run(int argc, char** argv) {
       }
     }
   } catch (const std::bad_alloc&) {
+    if (world.agreed_failure()) throw;
     throw failure(which_layers(all_files) + ": out of memory computing the matrix (n = " + std::to_string(n) + ")");
   } catch (const std::exception& e) {
+    if (world.agreed_failure()) throw;
     throw failure(which_layers(all_files) + ": " + e.what());
   }
   if (drawn) std::fprintf(stderr, "\r%*s\r", 50, "");
+  if (!world.speaker()) return 0;  // rank 0 writes the outputs
   for (const auto& u : result.undefined) {
     const std::string who = cfg.demo ? names[u.layer] : all_files[u.layer];
     warn(cfg, who + ": " + u.cause + "; its cells are nan");
@@ -569,14 +613,26 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
 
-int main(int argc, char** argv) {
-  // Every failure, whatever its source, ends as one line on stderr and exit status 2.
+#ifdef CKA_TOOL_MPI
+/// Whether a launcher (mpirun, mpiexec, srun) started this process: then it joins MPI_COMM_WORLD.
+bool under_launcher() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+void finalize_mpi() {
+  int done = 0;
+  MPI_Finalized(&done);
+  if (!done) MPI_Finalize();
+}
+#endif
+
+/// The line on stderr for a failure.
+void report(const std::exception_ptr& error) {
   try {
-    return run(argc, argv);
-  } catch (const failure& e) {
-    std::fprintf(stderr, "cka-similarity: %s\n", e.what());
+    std::rethrow_exception(error);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "cka-similarity: out of memory\n");
   } catch (const std::exception& e) {
@@ -584,5 +640,47 @@ int main(int argc, char** argv) {
   } catch (...) {
     std::fprintf(stderr, "cka-similarity: unexpected error\n");
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef CKA_TOOL_MPI
+  std::unique_ptr<cka::mpi::team> team;
+  if (under_launcher()) {
+    MPI_Init(&argc, &argv);
+    std::atexit(finalize_mpi);  // also after --help's exit
+    team = std::make_unique<cka::mpi::team>(MPI_COMM_WORLD);
+    world.rank = team->rank();
+    world.size = team->size();
+    world.team = team->size() > 1 ? team.get() : nullptr;
+    world.mpi = world.team ? team.get() : nullptr;
+    MPI_Comm here;  // the processes on this machine share its memory
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &here);
+    MPI_Comm_size(here, &processes_here);
+    MPI_Comm_free(&here);
+  }
+#endif
+  // Every failure, whatever its source and on whichever process, ends as one line on stderr (from rank
+  // 0) and exit status 2 on every process.
+  std::exception_ptr error;
+  int status = 2;
+  try {
+    status = run(argc, argv);
+  } catch (...) {
+    error = std::current_exception();
+  }
+#ifdef CKA_TOOL_MPI
+  // The last step of the run: every process learns whether any failed (unless a step already agreed so).
+  if (world.mpi && !world.mpi->failed()) {
+    try {
+      world.mpi->agree(error);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+#endif
+  if (!error) return status;
+  if (world.speaker()) report(error);
   return 2;
 }

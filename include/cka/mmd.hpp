@@ -110,10 +110,11 @@ typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase
   z.bottomRows(n) = yv.template cast<A>();
   if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
     const int threads = Eigen::nbThreads();
-    const bool store = detail::rbf_tiles::stored_bytes(m + n) <= detail::memory_budget(co);
-    const detail::rbf_tiles tiles(fn, z, kernel, store, threads);
+    const int members = detail::members_of(co);
+    const bool store = detail::rbf_tiles::stored_bytes(m + n, members) <= detail::memory_budget(co);
+    const detail::rbf_tiles tiles(fn, z, kernel, store, threads, nullptr, co.processes);
     z.resize(0, 0);
-    const detail::block_sums s = detail::tile_block_sums(tiles, m, threads);
+    const detail::block_sums s = detail::tile_block_sums(tiles, m, threads, co.processes);
     return T(detail::mmd2_from_sums<double>(s.xx, s.yy, s.xy, s.diag_x, s.diag_y, m, n, est));
   } else {
     const matrix<A> k = detail::gram_of<A>(z, kernel);

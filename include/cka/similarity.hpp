@@ -59,11 +59,11 @@ centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
 /// of the (power-of-two scaled) representation's distances.
 template <class VX, class VY>
 double rbf_cka_tiles(const char* fn, const VX& x, const VY& y, const rbf_kernel& kx, const rbf_kernel& ky,
-                     estimator est, bool store) {
+                     estimator est, bool store, const team* members = nullptr) {
   const int threads = Eigen::nbThreads();
-  const rbf_tiles tx(fn, x, kx, store, threads);
-  const rbf_tiles ty(fn, y, ky, store, threads);
-  return cka_ratio(fn, tile_pair_sums(tx, ty, est, threads));
+  const rbf_tiles tx(fn, x, kx, store, threads, nullptr, members);
+  const rbf_tiles ty(fn, y, ky, store, threads, nullptr, members);
+  return cka_ratio(fn, tile_pair_sums(tx, ty, est, threads, members));
 }
 
 /// True when the feature-space form is cheaper: nD² flops against n²D, i.e. D = d1 + d2 < n.
@@ -151,8 +151,9 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
     const detail::view_t<DY> yv(y.derived());
     detail::require_representation_pair("kernel_cka", xv, yv, est);
     if constexpr (std::is_same_v<A, double> && std::is_same_v<KX, rbf_kernel> && std::is_same_v<KY, rbf_kernel>) {
-      const bool store = 2 * detail::rbf_tiles::stored_bytes(xv.rows()) <= detail::memory_budget(co);
-      return T(detail::rbf_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store));
+      const int members = detail::members_of(co);
+      const bool store = 2 * detail::rbf_tiles::stored_bytes(xv.rows(), members) <= detail::memory_budget(co);
+      return T(detail::rbf_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store, co.processes));
     }
     const matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka");
     const matrix<A> l = detail::gram_of<A>(yv, ky, "kernel_cka");

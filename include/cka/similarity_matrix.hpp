@@ -103,7 +103,7 @@ matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matri
 /// Whether the RBF tile engine stores every layer's kernel tiles (4·n² bytes each) within the budget, or
 /// recomputes them in every pass.
 inline bool store_rbf_tiles(Eigen::Index n, std::size_t count, const compute_options& co) {
-  return double(count) * rbf_tiles::stored_bytes(n) <= memory_budget(co);
+  return double(count) * rbf_tiles::stored_bytes(n, members_of(co)) <= memory_budget(co);
 }
 
 /// The RBF matrix through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own exact median)
@@ -119,20 +119,20 @@ matrix<double> rbf_matrix_tiles(const char* fn, const layer_list<M, N>& layers, 
   const bool store = store_rbf_tiles(n, count, co);
   // Planned tile passes: per layer its own (distances or median) and pass A, then pass B over all layers.
   const std::size_t passes = count * (rbf_tiles::planned_passes(kernel, store) + 1) + count;
-  tile_meter meter(o.progress, passes * upper_tiles(n));
+  tile_meter meter(o.progress, passes * upper_tiles(n, members_of(co)));
   std::vector<std::optional<rbf_tiles>> tiles(count);
   std::vector<const rbf_tiles*> live(count, nullptr);
   for (std::size_t a = 0; a < count; ++a) {
     layers.visit(a, [&](const auto& x) {
       try {
-        tiles[a].emplace(fn, x, kernel, store, threads, &meter);
+        tiles[a].emplace(fn, x, kernel, store, threads, &meter, co.processes);
         live[a] = &*tiles[a];
       } catch (const zero_bandwidth& e) {
         causes[a] = e.what();  // no kernel for this layer: its cells become NaN
       }
     });
   }
-  const tile_pair_sums_result r = tile_pair_sums(live, est, threads, &meter);
+  const tile_pair_sums_result r = tile_pair_sums(live, est, threads, &meter, co.processes);
   meter.finish();
   matrix<double> values = matrix<double>::Constant(Eigen::Index(count), Eigen::Index(count), std::nan(""));
   for (Eigen::Index a = 0; a < values.rows(); ++a)
@@ -285,7 +285,9 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
   const matrix_route route = choose_route<Kernel>(layers, o);
   if (route == matrix_route::kernel_tiles && std::is_same_v<A, double>) {
     // Stored kernel tiles, or each layer's centered copy and a few tiles per thread.
-    if (store_rbf_tiles(layers.samples(), layers.size(), co)) return double(layers.size()) * rbf_tiles::stored_bytes(layers.samples());
+    if (store_rbf_tiles(layers.samples(), layers.size(), co)) {
+      return double(layers.size()) * rbf_tiles::stored_bytes(layers.samples(), members_of(co));
+    }
     double copies = 0;
     for (std::size_t a = 0; a < layers.size(); ++a) copies += 8.0 * n * double(layers.width(a) + 1);
     return copies + 8.0 * double(tile_rows * tile_rows) * double(2 * layers.size() + 2) * double(Eigen::nbThreads());

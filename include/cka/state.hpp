@@ -42,6 +42,14 @@ struct chunk_input {
   const view_t<X>& get() const { return view; }
 };
 
+/// Moves a state's moments to a caller's shift after checking it.
+template <class A>
+void set_checked_shift(const char* fn, moments<A>& m, const vector<A>& shift) {
+  if (shift.size() != m.features()) fail_argument(fn, "the shift has ", shift.size(), " values but the state has ", m.features(), " features");
+  require_finite(fn, "the shift", shift);
+  m.move_shift(shift);
+}
+
 template <class T>
 constexpr bool is_chunk_scalar = std::is_same_v<T, float> || std::is_same_v<T, double> ||
                                  std::is_same_v<T, long double> || !std::is_arithmetic_v<T>;
@@ -108,6 +116,12 @@ class basic_linear_state {
   bool has_shift() const { return m_.has_shift(); }
   vector<A> shift_x() const { return m_.shift().head(m_.width(0)); }
   vector<A> shift_y() const { return m_.shift().tail(m_.width(1)); }
+  /// Both shifts, X's then Y's (empty while none is fixed).
+  vector<A> shift() const { return has_shift() ? m_.shift() : vector<A>(); }
+  /// Fixes the shift (d1 + d2 values, X's then Y's), moving the rows already added to it exactly: how
+  /// states are brought to one shift before their flat arrays are summed (cka::mpi::allreduce does this).
+  /// Throws cka::invalid_argument for a wrong length or a non-finite value.
+  void set_shift(const vector<A>& m) { set_checked_shift("linear_state::set_shift", m_, m); }
 
   /// HSIC of the linear Grams of all rows added: biased tr(KHLH)/(n−1)² or Song's unbiased estimator,
   /// equal to cka::hsic(X Xᵀ, Y Yᵀ, est). Throws cka::invalid_argument if fewer than min_samples(est)
@@ -221,6 +235,11 @@ class basic_layers_state {
     });
   }
   void merge(const basic_layers_state& other) { m_.merge("layers_state::merge", other.m_); }
+  /// The shift (all layers' features concatenated; empty while none is fixed) and, as for linear_state,
+  /// fixing it with the rows already added moved exactly.
+  bool has_shift() const { return m_.has_shift(); }
+  vector<A> shift() const { return has_shift() ? m_.shift() : vector<A>(); }
+  void set_shift(const vector<A>& m) { set_checked_shift("layers_state::set_shift", m_, m); }
   Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
   Eigen::Index layers() const { return m_.blocks(); }
   A* data() { return m_.raw().data(); }

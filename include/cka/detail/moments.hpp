@@ -73,6 +73,17 @@ class moments {
     shift_ = m;
     has_shift_ = true;
   }
+  /// Moves the state to shift m exactly (the triangular map T), or fixes m while no row has a shift yet.
+  void move_shift(const vector<A>& m) {
+    if (!has_shift_ && count() == A(0)) {
+      set_shift(m);
+      return;
+    }
+    if (shift_ == m) return;
+    const matrix<A> moved = shifted(full(s_), vector<A>(m - shift_));
+    s_ = moved.template triangularView<Eigen::Lower>();
+    shift_ = m;
+  }
   matrix<A>& raw() { return s_; }
   const matrix<A>& raw() const { return s_; }
 

@@ -5,6 +5,9 @@
 // products in two passes (row sums first, then the centered tiles), as ../shared/notes/engine.md outlines.
 // Every pass computes a tile's distances with the same routine, so the passes agree bit for bit, and the
 // floating-point sums are combined in tile order, so the value does not depend on the thread count.
+// On a team of processes (detail/team.hpp) each member computes its share of the upper tiles (tile_share)
+// and every pass ends in one sum over the team: the median's counts exactly, the floating-point sums to
+// rounding, so the value does not depend on the number of members beyond ~1e-15.
 
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
@@ -12,6 +15,7 @@
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/detail/team.hpp>
 #include <cka/estimator.hpp>
 #include <cka/kernels.hpp>
 
@@ -159,18 +163,24 @@ inline std::size_t upper_tiles(Eigen::Index n) {
   const std::size_t nt = std::size_t(tile_grid{n}.tiles());
   return nt * (nt + 1) / 2;
 }
+/// The upper tiles one of `members` computes in a pass (at most).
+inline std::size_t upper_tiles(Eigen::Index n, int members) {
+  return (upper_tiles(n) + std::size_t(members) - 1) / std::size_t(std::max(members, 1));
+}
 
 /// The upper tiles (I ≤ J) of a symmetric n×n matrix, stored one after another, each column-major and
 /// starting on a 64-byte boundary: about n²/2 values. The in-memory route keeps its distances and then
 /// its kernel values here, so every later pass reads instead of recomputing.
 class packed_tiles {
  public:
-  explicit packed_tiles(Eigen::Index n) : grid_{n} {
+  /// The upper tiles of an n×n matrix, or only those of `share`.
+  explicit packed_tiles(Eigen::Index n, tile_share share = {}) : grid_{n} {
     const Eigen::Index nt = grid_.tiles();
-    offset_.resize(std::size_t(nt * nt));
+    offset_.assign(std::size_t(nt * nt), 0);
     std::size_t at = 0;
     for (Eigen::Index ti = 0; ti < nt; ++ti)
       for (Eigen::Index tj = ti; tj < nt; ++tj) {
+        if (!share.owns(ti, tj, nt)) continue;
         offset_[std::size_t(ti * nt + tj)] = at;
         at += (std::size_t(grid_.size(ti) * grid_.size(tj)) + 7) / 8 * 8;
       }
@@ -191,6 +201,10 @@ class packed_tiles {
     const double last = double(g.size(g.tiles() - 1)), full = double(g.tiles() - 1) * double(tile_rows * tile_rows);
     const double values = (double(n) * double(n) + full + last * last) / 2;
     return 8.0 * (values + double((8 - std::int64_t(last * last) % 8) % 8));
+  }
+  /// Bytes one of `members` holds (its share of the tiles, and a tile of slack for an uneven deal).
+  static double bytes(Eigen::Index n, int members) {
+    return members <= 1 ? bytes(n) : bytes(n) / double(members) + 8.0 * double(tile_rows * tile_rows);
   }
   const tile_grid& grid() const { return grid_; }
   double* tile(Eigen::Index ti, Eigen::Index tj) { return data_.get() + offset_[std::size_t(ti * grid_.tiles() + tj)]; }
@@ -220,12 +234,16 @@ class packed_tiles {
 /// the symmetric matrix once: the strict lower triangle of the diagonal tiles, all of the others. tile(ti,
 /// tj, scratch) returns the tile's values (computed into scratch, or stored elsewhere).
 template <class Tile, class F>
-void for_pair_runs(const tile_grid& g, int threads, Tile&& tile, F&& f, tile_meter* meter = nullptr) {
+void for_pair_runs(const tile_grid& g, int threads, Tile&& tile, F&& f, tile_meter* meter = nullptr,
+                   tile_share share = {}) {
   const Eigen::Index nt = g.tiles();
   for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
     matrix<double> scratch;
     const Eigen::Index h = g.size(ti);
+    std::size_t done = 0;
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      if (!share.owns(ti, tj, nt)) continue;
+      ++done;
       const double* p = tile(ti, tj, scratch);
       if (ti == tj) {
         for (Eigen::Index j = 0; j + 1 < h; ++j) f(thread, p + j * h + j + 1, h - j - 1);
@@ -233,7 +251,7 @@ void for_pair_runs(const tile_grid& g, int threads, Tile&& tile, F&& f, tile_met
         f(thread, p, h * g.size(tj));
       }
     }
-    if (meter) meter->tick(thread, std::size_t(nt - ti));
+    if (meter) meter->tick(thread, done);
   });
 }
 
@@ -258,9 +276,11 @@ distance_source<Runs, Pair> make_distance_source(Runs runs, Pair pair, std::size
 /// of all). Otherwise, or if the bracket missed: radix selection on the bit patterns of the non-negative
 /// doubles (which order like the values), 16 bits per counting pass, and a final pass that collects the
 /// values left in the target bucket once they number at most 2^20. Both middle ranks are tracked for
-/// NumPy's even-count median.
+/// NumPy's even-count median. On a team (src.runs covering this member's tiles) each pass ends in sums of
+/// the counts and a gather of the collected values, so every member selects the same exact value.
 template <class Source>
-double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int threads, const Source& src) {
+double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int threads, const Source& src,
+                    const team* t = nullptr) {
   require_samples(fn, "the representation", n, 2, "a median bandwidth");
   const std::uint64_t pairs = std::uint64_t(n) * std::uint64_t(n - 1) / 2;
   auto bits = [](double v) {
@@ -296,17 +316,23 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
   // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 5 standard
   // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
   // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
+  const tile_share share = tile_share::of(t);
   if (src.draws > 0) {
-    splitmix64 g{0x5EEDC0DEull};
-    std::vector<double> sample;
-    sample.reserve(src.draws);
-    for (std::size_t k = 0; k < src.draws; ++k) {
-      const Eigen::Index i = Eigen::Index(g.below(std::uint64_t(n)));
-      Eigen::Index j = Eigen::Index(g.below(std::uint64_t(n - 1)));
-      j += j >= i;
-      const double v = src.pair(i, j);
-      if (rule != median_rule::nonzero || v > 0) sample.push_back(v);
-    }
+    // The same draws on every member; each evaluates its share of them.
+    std::vector<double> mine;
+    together(t, [&] {
+      splitmix64 g{0x5EEDC0DEull};
+      mine.reserve(src.draws / std::size_t(share.size) + 1);
+      for (std::size_t k = 0; k < src.draws; ++k) {
+        const Eigen::Index i = Eigen::Index(g.below(std::uint64_t(n)));
+        Eigen::Index j = Eigen::Index(g.below(std::uint64_t(n - 1)));
+        j += j >= i;
+        if (k % std::size_t(share.size) != std::size_t(share.rank)) continue;
+        const double v = src.pair(i, j);
+        if (rule != median_rule::nonzero || v > 0) mine.push_back(v);
+      }
+    });
+    std::vector<double> sample = team_gather(t, std::move(mine));
     if (sample.size() > 1000) {
       // The target fraction of the sampled population (off-diagonal pairs; the nonzero ones for `nonzero`).
       std::int64_t lo_guess = 0, hi_guess = 0;
@@ -322,11 +348,11 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
       };
       const double lo = k_lo < 0 ? -1.0 : order(k_lo);
       const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : order(k_hi);
-      const std::size_t cap = std::size_t(1) << 25;
+      const std::size_t cap = (std::size_t(1) << 25) / std::size_t(share.size);
       std::vector<std::uint64_t> below(std::size_t(slots), 0), zeros_in(std::size_t(slots), 0);
       std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots)), buffer(static_cast<std::size_t>(slots));
       std::vector<char> overflowed(std::size_t(slots), 0);
-      src.runs([&](int s, const double* p, Eigen::Index run) {
+      together(t, [&] { src.runs([&](int s, const double* p, Eigen::Index run) {
         const double a = lo, b = hi;
         std::uint64_t under = 0, zero = 0;
         for (Eigen::Index k = 0; k < run; ++k) {  // vectorised counts
@@ -346,16 +372,19 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
         auto& in = inside[std::size_t(s)];
         if (in.size() + count > cap / std::size_t(slots)) overflowed[std::size_t(s)] = 1;
         else in.insert(in.end(), buf.begin(), buf.begin() + std::ptrdiff_t(count));
-      });
-      std::uint64_t below_all = 0, zero_count = 0;
+      }); });
+      std::uint64_t totals[3] = {0, 0, 0};  // below the bracket, exact zeros, members whose bracket overflowed
       std::vector<double> all;
-      bool full = false;
       for (int s = 0; s < slots; ++s) {
-        below_all += below[std::size_t(s)];
-        zero_count += zeros_in[std::size_t(s)];
+        totals[0] += below[std::size_t(s)];
+        totals[1] += zeros_in[std::size_t(s)];
         all.insert(all.end(), inside[std::size_t(s)].begin(), inside[std::size_t(s)].end());
-        full = full || overflowed[std::size_t(s)];
+        totals[2] = totals[2] || overflowed[std::size_t(s)];
       }
+      team_sum(t, totals, 3);
+      const std::uint64_t below_all = totals[0], zero_count = totals[1];
+      const bool full = totals[2] > 0;
+      if (!full) all = team_gather(t, std::move(all));
       std::int64_t lo_rank = 0, hi_rank = 0;
       if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
       middle_ranks(zero_count, lo_rank, hi_rank);
@@ -378,16 +407,20 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
   // Pass 1: the top 16 bits, and the exact zeros.
   std::vector<std::vector<std::uint64_t>> hist(std::size_t(slots), std::vector<std::uint64_t>(1 << 16, 0));
   std::vector<std::uint64_t> zeros(std::size_t(slots), 0);
-  for_pairs([&](int s, double v) {
-    ++hist[std::size_t(s)][bits(v) >> 48];
-    zeros[std::size_t(s)] += v == 0.0;
+  together(t, [&] {
+    for_pairs([&](int s, double v) {
+      ++hist[std::size_t(s)][bits(v) >> 48];
+      zeros[std::size_t(s)] += v == 0.0;
+    });
   });
-  std::vector<std::uint64_t> top(1 << 16, 0);
-  std::uint64_t zero_count = 0;
+  std::vector<std::uint64_t> top((1 << 16) + 1, 0);  // the histogram, then the zero count
   for (int s = 0; s < slots; ++s) {
-    for (std::size_t b = 0; b < top.size(); ++b) top[b] += hist[std::size_t(s)][b];
-    zero_count += zeros[std::size_t(s)];
+    for (std::size_t b = 0; b < (1 << 16); ++b) top[b] += hist[std::size_t(s)][b];
+    top.back() += zeros[std::size_t(s)];
   }
+  team_sum(t, top.data(), top.size());
+  const std::uint64_t zero_count = top.back();
+  top.pop_back();
   if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
   std::int64_t lo_rank = 0, hi_rank = 0;
   middle_ranks(zero_count, lo_rank, hi_rank);
@@ -430,29 +463,39 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
         targets.size(), std::vector<std::vector<std::uint64_t>>(std::size_t(slots)));
     for (std::size_t k = 0; k < targets.size(); ++k)
       for (auto& h : next[k]) h.assign(targets[k].done || targets[k].collect ? 0 : (1 << 16), 0);
-    for_pairs([&](int s, double v) {
-      const std::uint64_t u = bits(v);
-      for (std::size_t k = 0; k < targets.size(); ++k) {
-        const target& g = targets[k];
-        if (g.done || (u >> (64 - g.fixed)) != g.prefix) continue;
-        auto& h = next[k][std::size_t(s)];
-        if (g.collect) h.push_back(u);
-        else ++h[(u >> (48 - g.fixed)) & 0xFFFF];
-      }
+    together(t, [&] {
+      for_pairs([&](int s, double v) {
+        const std::uint64_t u = bits(v);
+        for (std::size_t k = 0; k < targets.size(); ++k) {
+          const target& g = targets[k];
+          if (g.done || (u >> (64 - g.fixed)) != g.prefix) continue;
+          auto& h = next[k][std::size_t(s)];
+          if (g.collect) h.push_back(u);
+          else ++h[(u >> (48 - g.fixed)) & 0xFFFF];
+        }
+      });
     });
     for (std::size_t k = 0; k < targets.size(); ++k) {
       target& g = targets[k];
       if (g.done) continue;
       if (g.collect) {
-        std::vector<std::uint64_t> all;
-        for (const auto& h : next[k]) all.insert(all.end(), h.begin(), h.end());
+        // The bucket's values from every member (as doubles: non-negative ones order like their bits).
+        std::vector<double> all;
+        for (const auto& h : next[k])
+          for (std::uint64_t u : h) {
+            double v;
+            std::memcpy(&v, &u, 8);
+            all.push_back(v);
+          }
+        all = team_gather(t, std::move(all));
         std::nth_element(all.begin(), all.begin() + std::ptrdiff_t(g.rank), all.end());
-        std::memcpy(&g.value, &all[std::size_t(g.rank)], 8);
+        g.value = all[std::size_t(g.rank)];
         g.done = true;
       } else {
         std::vector<std::uint64_t> h(1 << 16, 0);
         for (const auto& part : next[k])
           for (std::size_t b = 0; b < h.size(); ++b) h[b] += part[b];
+        team_sum(t, h.data(), h.size());
         descend(g, h);
       }
     }
@@ -464,46 +507,58 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
 
 /// The exact median of the squared distances between the rows of t, computed tile by tile in every pass;
 /// above 2^24 pairs a sample of 2^22 pairs brackets it first.
+/// One squared distance computed from the features (i ≠ j): a sample value, equal to the tiles' up to
+/// rounding.
+inline double pair_distance(const tiled_rows<double>& t, Eigen::Index i, Eigen::Index j) {
+  return std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+}
+
 inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads,
-                           tile_meter* meter = nullptr) {
+                           tile_meter* meter = nullptr, const team* members = nullptr) {
   const tile_grid g{t.rows()};
   const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
   auto runs = [&](auto&& f) {
     for_pair_runs(g, threads, [&](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) {
       tile_distances(fn, t, ti, tj, scratch);
       return static_cast<const double*>(scratch.data());
-    }, f, meter);
+    }, f, meter, tile_share::of(members));
   };
-  auto pair = [&](Eigen::Index i, Eigen::Index j) {
-    return std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
-  };
+  auto pair = [&](Eigen::Index i, Eigen::Index j) { return pair_distance(t, i, j); };
   const std::size_t draws = pairs > (std::uint64_t(1) << 24) ? std::size_t(1) << 22 : 0;
-  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws));
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members);
 }
 
-/// The exact median of stored squared distances (the upper tiles d); above 2^18 pairs a sample of
-/// n(n−1)/512 of them (at most 2^22) brackets it first.
+/// The exact median of stored squared distances (the upper tiles d, all of them or a team member's
+/// share); above 2^18 pairs a sample of n(n−1)/512 of them (at most 2^22) brackets it first, read from d
+/// alone, or computed from the features t where given (a member does not hold every tile).
 inline double tiled_median(const char* fn, const packed_tiles& d, median_rule rule, int threads,
-                           tile_meter* meter = nullptr) {
+                           tile_meter* meter = nullptr, const team* members = nullptr,
+                           const tiled_rows<double>* t = nullptr) {
   const tile_grid& g = d.grid();
   const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
   auto runs = [&](auto&& f) {
-    for_pair_runs(g, threads, [&](Eigen::Index ti, Eigen::Index tj, matrix<double>&) { return d.tile(ti, tj); }, f, meter);
+    for_pair_runs(g, threads, [&](Eigen::Index ti, Eigen::Index tj, matrix<double>&) { return d.tile(ti, tj); }, f, meter,
+                  tile_share::of(members));
   };
-  auto pair = [&](Eigen::Index i, Eigen::Index j) { return d.at(i, j); };
+  auto pair = [&](Eigen::Index i, Eigen::Index j) { return t ? pair_distance(*t, i, j) : d.at(i, j); };
   const std::size_t draws =
       pairs >= (std::uint64_t(1) << 18) ? std::size_t(std::min<std::uint64_t>(pairs / 256, std::uint64_t(1) << 22)) : 0;
-  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws));
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members);
 }
 
-/// The upper tiles of the squared distances between the rows of t, stored.
+/// The upper tiles of the squared distances between the rows of t (those of `share`), stored.
 inline packed_tiles stored_distances(const char* fn, const tiled_rows<double>& t, int threads,
-                                     tile_meter* meter = nullptr) {
-  packed_tiles d(t.rows());
+                                     tile_meter* meter = nullptr, tile_share share = {}) {
+  packed_tiles d(t.rows(), share);
   const Eigen::Index nt = d.grid().tiles();
   for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
-    for (Eigen::Index tj = ti; tj < nt; ++tj) tile_distances(fn, t, ti, tj, d.tile(ti, tj));
-    if (meter) meter->tick(thread, std::size_t(nt - ti));
+    std::size_t done = 0;
+    for (Eigen::Index tj = ti; tj < nt; ++tj)
+      if (share.owns(ti, tj, nt)) {
+        tile_distances(fn, t, ti, tj, d.tile(ti, tj));
+        ++done;
+      }
+    if (meter) meter->tick(thread, done);
   });
   return d;
 }
@@ -519,21 +574,28 @@ struct kernel_row_sums {
 };
 
 template <class Tile>
-kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile_meter* meter = nullptr) {
+kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile_meter* meter = nullptr,
+                              const team* members = nullptr) {
   const Eigen::Index n = g.n, nt = g.tiles();
+  const tile_share share = tile_share::of(members);
   kernel_row_sums s;
   s.r = vector<double>::Zero(n);
   s.diag = vector<double>::Zero(n);
   vector<double> own = vector<double>::Zero(n), off = vector<double>::Zero(nt), on = vector<double>::Zero(nt);
   const Eigen::Index group = std::max<Eigen::Index>(16, 4 * Eigen::Index(threads));
   matrix<double> cols(n, std::min(group, nt));  // column sums of the tiles right of the diagonal, per tile row
+  together(members, [&] {
   for (Eigen::Index g0 = 0; g0 < nt; g0 += group) {
     const Eigen::Index count = std::min(group, nt - g0);
     for_tile_rows(count, threads, [&](int thread, Eigen::Index k) {
       const Eigen::Index ti = g0 + k, i0 = g.start(ti), h = g.size(ti);
       matrix<double> scratch;
       vector<double> acc = vector<double>::Zero(h);
+      std::size_t done = 0;
+      if (share.size > 1) cols.col(k).setZero();  // a member's row skips the tiles of others
       for (Eigen::Index tj = ti; tj < nt; ++tj) {
+        if (!share.owns(ti, tj, nt)) continue;
+        ++done;
         const Eigen::Index j0 = g.start(tj), w = g.size(tj);
         const Eigen::Map<const matrix<double>> t(tile(ti, tj, scratch), h, w);
         for (Eigen::Index j = 0; j < w; ++j) acc += t.col(j);
@@ -547,7 +609,7 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
         }
       }
       own.segment(i0, h) = acc;
-      if (meter) meter->tick(thread, std::size_t(nt - ti));
+      if (meter) meter->tick(thread, done);
     });
     for (Eigen::Index k = 0; k < count; ++k) {
       const Eigen::Index rest = g.start(g0 + k) + g.size(g0 + k);
@@ -555,6 +617,16 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
     }
   }
   s.r += own;
+  });
+  if (share.size > 1) {  // one sum over the team: row sums, diagonal, and the squares per tile row
+    vector<double> all(2 * n + 2 * nt);
+    all << s.r, s.diag, off, on;
+    team_sum(members, all.data(), std::size_t(all.size()));
+    s.r = all.head(n);
+    s.diag = all.segment(n, n);
+    off = all.segment(2 * n, nt);
+    on = all.tail(nt);
+  }
   s.off_squares = off.sum();
   s.diag_squares = on.sum();
   return s;
@@ -567,14 +639,20 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
 template <class Layer>
 matrix<double> tile_centered_products(const tile_grid& g, int threads, const std::vector<const Layer*>& layers,
                                       const std::vector<centering<double>>& c, estimator est,
-                                      tile_meter* meter = nullptr) {
+                                      tile_meter* meter = nullptr, const team* members = nullptr) {
   const Eigen::Index nt = g.tiles(), count = Eigen::Index(layers.size());
-  std::vector<matrix<double>> partial(std::size_t(nt), matrix<double>::Zero(count, count));
+  const tile_share share = tile_share::of(members);
+  // Partial sums per tile row: nt blocks of count × count, contiguous for one sum over the team.
+  matrix<double> partial = matrix<double>::Zero(count, count * nt);
+  together(members, [&] {
   for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
     std::vector<matrix<double>> scratch(layers.size()), centered(layers.size());
     const Eigen::Index i0 = g.start(ti), h = g.size(ti);
-    matrix<double>& part = partial[std::size_t(ti)];
+    auto part = partial.middleCols(ti * count, count);
+    std::size_t done = 0;
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      if (!share.owns(ti, tj, nt)) continue;
+      ++done;
       const Eigen::Index j0 = g.start(tj), w = g.size(tj);
       for (std::size_t a = 0; a < layers.size(); ++a) {
         const Eigen::Map<const matrix<double>> t(layers[a]->tile(ti, tj, scratch[a]), h, w);
@@ -591,10 +669,12 @@ matrix<double> tile_centered_products(const tile_grid& g, int threads, const std
           part(a, b) += weight * centered[std::size_t(a)].cwiseProduct(centered[std::size_t(b)]).sum();
         }
     }
-    if (meter) meter->tick(thread, std::size_t(nt - ti) * layers.size());
+    if (meter) meter->tick(thread, done * layers.size());
   });
+  });
+  team_sum(members, partial.data(), std::size_t(partial.size()));
   matrix<double> total = matrix<double>::Zero(count, count);
-  for (const auto& part : partial) total += part;
+  for (Eigen::Index ti = 0; ti < nt; ++ti) total += partial.middleCols(ti * count, count);
   return total.selfadjointView<Eigen::Upper>();
 }
 
@@ -604,22 +684,30 @@ matrix<double> tile_centered_products(const tile_grid& g, int threads, const std
 /// (tiled_median), stored or computed.
 class rbf_tiles {
  public:
+  /// On a team (`members`), every member passes the same x and holds (stores) only its share of the tiles;
+  /// a member with other data than rank 0's makes every member throw cka::invalid_argument.
   template <class V>
-  rbf_tiles(const char* fn, const V& x, const rbf_kernel& k, bool store, int threads, tile_meter* meter = nullptr)
-      : fn_(fn), kernel_(k) {
-    rows_ = tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0);
+  rbf_tiles(const char* fn, const V& x, const rbf_kernel& k, bool store, int threads, tile_meter* meter = nullptr,
+            const team* members = nullptr)
+      : fn_(fn), kernel_(k), share_(tile_share::of(members)) {
+    together(members, [&] { rows_ = tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0); });
+    if (share_.size > 1) require_same_rows(members);
     const tile_grid g{rows_.rows()};
     const Eigen::Index nt = g.tiles();
-    if (store) stored_.emplace(stored_distances(fn_, rows_, threads, meter));
+    if (store) {
+      together(members, [&] { stored_.emplace(stored_distances(fn_, rows_, threads, meter, share_)); });
+    }
     if (k.uses_median()) {
-      s2_ = k.bandwidth_from_median(stored_ ? tiled_median(fn_, *stored_, k.rule(), threads)
-                                            : tiled_median(fn_, rows_, k.rule(), threads, meter));
+      s2_ = k.bandwidth_from_median(stored_ ? tiled_median(fn_, *stored_, k.rule(), threads, nullptr, members,
+                                                           share_.size > 1 ? &rows_ : nullptr)
+                                            : tiled_median(fn_, rows_, k.rule(), threads, meter, members));
     } else {
       s2_ = k.sigma() * k.sigma();
     }
     if (store) {
       for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
         for (Eigen::Index tj = ti; tj < nt; ++tj) {
+          if (!share_.owns(ti, tj, nt)) continue;
           Eigen::Map<matrix<double>> t(stored_->tile(ti, tj), g.size(ti), g.size(tj));
           kernel_.apply(t, s2_);
         }
@@ -629,8 +717,8 @@ class rbf_tiles {
     grid_ = g;
   }
 
-  /// Bytes the stored route holds for n samples.
-  static double stored_bytes(Eigen::Index n) { return packed_tiles::bytes(n); }
+  /// Bytes the stored route holds for n samples (on each of `members` members).
+  static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
   /// Tile passes the constructor makes (for a meter): the stored distances, or the median's counting pass.
   static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
   bool stored() const { return stored_.has_value(); }
@@ -646,8 +734,24 @@ class rbf_tiles {
   }
 
  private:
+  // Every member must hold the same representation: its shape and a checksum of the centered features
+  // (bitwise equal for equal data) are compared with rank 0's.
+  void require_same_rows(const team* members) const {
+    const std::vector<double> mine{double(rows_.rows()), double(rows_.xc.cols()), rows_.norms.sum()};
+    const std::vector<double> all = members->gather(mine);
+    for (int r = 1; r < members->size(); ++r) {
+      const double* o = all.data() + 3 * r;
+      if (o[0] != all[0] || o[1] != all[1] || !(o[2] == all[2])) {
+        fail_argument(fn_, "rank ", r, " holds a representation of ", o[0], " samples and ", o[1],
+                      " features that differs from rank 0's (", all[0], " and ", all[1],
+                      "); every member of the team must pass the same data");
+      }
+    }
+  }
+
   const char* fn_;
   rbf_kernel kernel_;
+  tile_share share_;
   tiled_rows<double> rows_;
   std::optional<packed_tiles> stored_;
   tile_grid grid_;
@@ -664,7 +768,7 @@ struct tile_pair_sums_result {
 
 template <class Layer>
 tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, estimator est, int threads,
-                                     tile_meter* meter = nullptr) {
+                                     tile_meter* meter = nullptr, const team* members = nullptr) {
   std::vector<const Layer*> live;
   std::vector<centering<double>> c;
   std::vector<Eigen::Index> slot;
@@ -677,7 +781,7 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
     }
     const kernel_row_sums r = tile_row_sums(
         l->grid(), threads, [l](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) { return l->tile(ti, tj, scratch); },
-        meter);
+        meter, members);
     out.ref(Eigen::Index(slot.size())) = r.off_squares + (est == estimator::unbiased ? 0.0 : r.diag_squares);
     c.push_back(centering_from_sums<double>(r.r, r.diag, est));
     slot.push_back(Eigen::Index(live.size()));
@@ -686,7 +790,7 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
   const Eigen::Index count = Eigen::Index(layers.size());
   out.sums = matrix<double>::Zero(count, count);
   if (live.empty()) return out;
-  const matrix<double> p = tile_centered_products<Layer>(live.front()->grid(), threads, live, c, est, meter);
+  const matrix<double> p = tile_centered_products<Layer>(live.front()->grid(), threads, live, c, est, meter, members);
   for (Eigen::Index a = 0; a < count; ++a)
     for (Eigen::Index b = 0; b < count; ++b)
       if (slot[std::size_t(a)] >= 0 && slot[std::size_t(b)] >= 0) out.sums(a, b) = p(slot[std::size_t(a)], slot[std::size_t(b)]);
@@ -695,8 +799,9 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
 
 /// The centered sums of the kernel matrices of two tile layers over the same samples.
 template <class Layer>
-centered_sums<double> tile_pair_sums(const Layer& a, const Layer& b, estimator est, int threads) {
-  const tile_pair_sums_result r = tile_pair_sums<Layer>({&a, &b}, est, threads);
+centered_sums<double> tile_pair_sums(const Layer& a, const Layer& b, estimator est, int threads,
+                                     const team* members = nullptr) {
+  const tile_pair_sums_result r = tile_pair_sums<Layer>({&a, &b}, est, threads, nullptr, members);
   return {r.sums(0, 1), r.sums(0, 0), r.sums(1, 1), r.ref(0), r.ref(1)};
 }
 
@@ -708,14 +813,17 @@ struct block_sums {
 };
 
 template <class Layer>
-block_sums tile_block_sums(const Layer& l, Eigen::Index m, int threads) {
+block_sums tile_block_sums(const Layer& l, Eigen::Index m, int threads, const team* members = nullptr) {
   const tile_grid& g = l.grid();
   const Eigen::Index nt = g.tiles();
+  const tile_share share = tile_share::of(members);
   matrix<double> partial = matrix<double>::Zero(nt, 5);
+  together(members, [&] {
   for_tile_rows(nt, threads, [&](int, Eigen::Index ti) {
     matrix<double> scratch;
     const Eigen::Index h = g.size(ti), rx = std::clamp<Eigen::Index>(m - g.start(ti), 0, h);  // rows in X
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      if (!share.owns(ti, tj, nt)) continue;
       const Eigen::Index w = g.size(tj), cx = std::clamp<Eigen::Index>(m - g.start(tj), 0, w);  // columns in X
       const Eigen::Map<const matrix<double>> t(l.tile(ti, tj, scratch), h, w);
       const double weight = ti == tj ? 1.0 : 2.0;  // an off-diagonal tile stands for its transpose too
@@ -729,6 +837,8 @@ block_sums tile_block_sums(const Layer& l, Eigen::Index m, int threads) {
       }
     }
   });
+  });
+  team_sum(members, partial.data(), std::size_t(partial.size()));
   const Eigen::Matrix<double, 1, 5> total = partial.colwise().sum();
   return {total(0), total(1), total(2), total(3), total(4)};
 }

@@ -1,0 +1,193 @@
+// cka::mpi under mpirun (-np 1, 2 and 3): every distributed route against the same computation in one
+// process, which each rank also runs alone. Run by CTest through mpirun; every rank checks, and a failed
+// check on any rank fails the run.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cka/mpi.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace {
+
+using matrix = Eigen::MatrixXd;
+
+int rank_of() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int size_of() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+/// The same pseudo-random matrix on every rank.
+matrix random_matrix(Eigen::Index n, Eigen::Index d, unsigned seed, double offset = 0) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  matrix m(n, d);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(g) + offset;
+  return m;
+}
+
+/// A pair with some dependence: Y is a noisy nonlinear map of X.
+void dependent_pair(Eigen::Index n, matrix& x, matrix& y, double offset = 0) {
+  x = random_matrix(n, 6, 11, offset);
+  y = random_matrix(n, 4, 12);
+  y.col(0) += x.col(0).array().tanh().matrix();
+  y.col(1) += x.col(1) - x.col(2);
+}
+
+/// This rank's rows of n: a deliberately uneven split, and rank 1 of three gets none.
+void my_rows(Eigen::Index n, Eigen::Index& r0, Eigen::Index& h) {
+  const int r = rank_of(), p = size_of();
+  if (p == 3) {
+    const Eigen::Index cut = n / 3;
+    r0 = r == 0 ? 0 : cut;
+    h = r == 0 ? cut : r == 1 ? 0 : n - cut;
+    return;
+  }
+  r0 = n * r / p;
+  h = n * (r + 1) / p - r0;
+}
+
+bool close(double a, double b, double rel) { return std::abs(a - b) <= rel * std::max(std::abs(a), std::abs(b)); }
+
+}  // namespace
+
+TEST_CASE("allreduce of linear states equals the state of all rows") {
+  matrix x, y;
+  dependent_pair(1000, x, y, 1000.0);  // a large common offset: the shifts must be agreed exactly
+  Eigen::Index r0, h;
+  my_rows(x.rows(), r0, h);
+  for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+    cka::linear_state s(x.cols(), y.cols());
+    if (h > 0) {  // two chunks, so that each rank's shift is its own first chunk's mean
+      s.add(x.middleRows(r0, h / 2), y.middleRows(r0, h / 2));
+      s.add(x.middleRows(r0 + h / 2, h - h / 2), y.middleRows(r0 + h / 2, h - h / 2));
+    }
+    cka::mpi::allreduce(s, MPI_COMM_WORLD);
+    CHECK(s.samples() == x.rows());
+    const double one = cka::linear_cka(x, y, est);
+    CHECK(close(s.cka(est), one, 1e-12));
+    CHECK(close(cka::mpi::linear_cka(x.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
+  }
+}
+
+TEST_CASE("allreduce of layer states equals one process's layer matrix") {
+  const std::vector<matrix> layers{random_matrix(600, 5, 1), random_matrix(600, 3, 2, 50.0), random_matrix(600, 7, 3)};
+  Eigen::Index r0, h;
+  my_rows(600, r0, h);
+  cka::layers_state s({5, 3, 7});
+  if (h > 0) s.add(std::vector<Eigen::Block<const matrix>>{layers[0].middleRows(r0, h), layers[1].middleRows(r0, h),
+                                                            layers[2].middleRows(r0, h)});
+  cka::mpi::allreduce(s, MPI_COMM_WORLD);
+  cka::layers_state all({5, 3, 7});
+  all.add(layers);
+  const matrix a = s.cka(), b = all.cka();
+  for (Eigen::Index i = 0; i < a.size(); ++i) CHECK(close(a.data()[i], b.data()[i], 1e-12));
+}
+
+TEST_CASE("states made for other widths on one rank: every rank throws") {
+  cka::linear_state s(3, rank_of() == size_of() - 1 && size_of() > 1 ? 4 : 3);
+  s.add(random_matrix(10, 3, 5), random_matrix(10, s.y_features(), 6));
+  if (size_of() > 1) {
+    CHECK_THROWS_AS(cka::mpi::allreduce(s, MPI_COMM_WORLD), std::invalid_argument);
+  } else {
+    CHECK_NOTHROW(cka::mpi::allreduce(s, MPI_COMM_WORLD));
+  }
+}
+
+TEST_CASE("a rank with bad rows makes every rank throw, no hang") {
+  matrix x, y;
+  dependent_pair(300, x, y);
+  Eigen::Index r0, h;
+  my_rows(x.rows(), r0, h);
+  matrix mine = x.middleRows(r0, h);
+  if (rank_of() == size_of() - 1 && h > 0) mine(0, 0) = std::nan("");
+  CHECK_THROWS_AS(cka::mpi::linear_cka(mine, y.middleRows(r0, h), MPI_COMM_WORLD), std::invalid_argument);
+}
+
+TEST_CASE("distributed RBF kernel CKA equals one process's, stored and recomputed tiles") {
+  matrix x, y;
+  dependent_pair(1500, x, y);  // 6 tiles a side, 21 upper tiles; over 2^18 pairs: a sampled median bracket
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+    for (std::size_t budget : {std::size_t(0), std::size_t(1) << 20}) {  // stored, then recomputed
+      for (const cka::rbf_kernel& k : {cka::rbf_kernel::median(), cka::rbf_kernel::median(0.5, cka::median_rule::off_diagonal),
+                                      cka::rbf_kernel{1.3}}) {
+        cka::compute_options alone, shared;
+        alone.max_bytes = shared.max_bytes = budget;
+        shared.processes = &t;
+        const double one = cka::kernel_cka(x, y, k, est, alone);
+        const double many = cka::kernel_cka(x, y, k, est, shared);
+        CHECK(close(many, one, 1e-13));
+        CHECK(close(cka::mpi::kernel_cka(x, y, k, k, est, MPI_COMM_WORLD, alone), one, 1e-13));
+      }
+    }
+  }
+}
+
+TEST_CASE("distributed exact median with a sampled bracket over recomputed tiles") {
+  // Above 2^24 pairs the recomputed route samples 2^22 pairs (dealt over the ranks) before counting.
+  const matrix x = random_matrix(5900, 3, 21), y = random_matrix(5900, 2, 22);
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  cka::compute_options alone, shared;
+  alone.max_bytes = shared.max_bytes = std::size_t(1) << 20;
+  shared.processes = &t;
+  for (cka::median_rule rule : {cka::median_rule::all_pairs, cka::median_rule::nonzero}) {
+    const cka::rbf_kernel k = cka::rbf_kernel::median(1.0, rule);
+    CHECK(close(cka::kernel_cka(x, y, k, cka::estimator::biased, shared),
+                cka::kernel_cka(x, y, k, cka::estimator::biased, alone), 1e-13));
+  }
+}
+
+TEST_CASE("distributed RBF MMD and layer matrix equal one process's") {
+  const matrix a = random_matrix(700, 4, 31), b = random_matrix(500, 4, 32, 0.3);
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  cka::compute_options alone, shared;
+  shared.processes = &t;
+  for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+    CHECK(close(cka::mmd2(a, b, cka::rbf_kernel::median(), est, shared), cka::mmd2(a, b, cka::rbf_kernel::median(), est, alone),
+                1e-13));
+  }
+  const std::vector<matrix> layers{random_matrix(800, 5, 41), random_matrix(800, 3, 42), random_matrix(800, 8, 43)};
+  cka::similarity_matrix_options o;
+  const matrix one = cka::similarity_matrix(layers, cka::rbf_kernel::median(), o, alone).values;
+  const matrix many = cka::similarity_matrix(layers, cka::rbf_kernel::median(), o, shared).values;
+  for (Eigen::Index i = 0; i < one.size(); ++i) CHECK(close(many.data()[i], one.data()[i], 1e-13));
+}
+
+TEST_CASE("an overflow in one rank's tiles ends every rank with the same error") {
+  matrix x = random_matrix(700, 3, 51), y = random_matrix(700, 3, 52);
+  x(650, 0) = 1e200;  // a fixed bandwidth: the distances of row 650 overflow, in tiles of one rank only
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  cka::compute_options shared;
+  shared.processes = &t;
+  CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::rbf_kernel{1.0}, cka::estimator::biased, shared), std::domain_error);
+  CHECK(t.failed());
+}
+
+TEST_CASE("ranks holding different data: every rank throws") {
+  if (size_of() == 1) return;
+  matrix x = random_matrix(400, 3, 61), y = random_matrix(400, 3, 62);
+  if (rank_of() == 1) x(5, 1) += 1.0;
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  cka::compute_options shared;
+  shared.processes = &t;
+  CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::rbf_kernel::median(), cka::estimator::biased, shared), std::invalid_argument);
+}
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  const int failed = Catch::Session().run(argc, argv);
+  int any = 0;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return any ? 1 : 0;
+}
