@@ -9,6 +9,7 @@
 #include <cka/mmd.hpp>
 #include <cka/rcka.hpp>
 #include <cka/similarity_matrix.hpp>
+#include <cka/state.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -235,6 +236,25 @@ std::vector<row> table() {
                   }, outcome::domain_error, 0, 0, {"cka::rcka::sample_relation_loss", "constant student"}});
 
   // Defect 6: the matrix ratio of float32 activations near the top of their range.
+  // Defect 9 (MPI issue): set_shift, which cka::mpi::allreduce uses to bring states to one shift.
+  rows.push_back({"linear_state::set_shift with the wrong length", [] {
+                    cka::linear_state s(5, 4);
+                    s.set_shift(cka::vector<double>::Zero(8));
+                    return 0.0;
+                  }, outcome::invalid_argument, 0, 0, {"linear_state::set_shift", "8", "9"}});
+  rows.push_back({"layers_state::set_shift with a NaN", [] {
+                    cka::layers_state s({5, 4});
+                    cka::vector<double> m = cka::vector<double>::Zero(9);
+                    m(3) = std::nan("");
+                    s.set_shift(m);
+                    return 0.0;
+                  }, outcome::invalid_argument, 0, 0, {"layers_state::set_shift", "shift"}});
+  rows.push_back({"linear_state::set_shift after rows: the same CKA", [] {
+                    cka::linear_state s(5, 4);
+                    s.add(x, y);
+                    s.set_shift(cka::vector<double>::Constant(9, 1.0));
+                    return s.cka();
+                  }, outcome::value, cka::linear_cka(x, y), 1e-12});
   rows.push_back({"similarity_matrix, float32 * 3e37: diagonal 1", [] {
                     const std::vector<mat<float>> layers = {mat<float>(x.cast<float>() * 3e37f), y.cast<float>()};
                     return cka::similarity_matrix(layers).values(0, 0);

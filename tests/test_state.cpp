@@ -211,3 +211,41 @@ TEST_CASE("layers_state equals pairwise linear CKA", "[state][layers]") {
     CHECK(std::isnan(v(3, 3)));
   }
 }
+
+TEST_CASE("set_shift brings states to one shift, then their flat arrays add up", "[state][merge]") {
+  // What cka::mpi::allreduce does: each part keeps its own first-chunk shift while adding rows; then all
+  // are moved to the first part's shift exactly, and the elementwise sum is the state of all rows.
+  const Eigen::Index n = 240, d1 = 6, d2 = 5;
+  const test::mat<double> x = (test::normal<double>(n, d1, 71).array() + 1000.0).matrix();
+  const test::mat<double> y = (test::related<double>(x, d2, 72).array() - 300.0).matrix();
+  std::vector<cka::linear_state> parts;
+  for (Eigen::Index r0 : {0, 70, 150}) {
+    parts.emplace_back(d1, d2);
+    const Eigen::Index h = r0 == 150 ? n - 150 : r0 == 70 ? 80 : 70;
+    parts.back().add(x.middleRows(r0, h), y.middleRows(r0, h));
+  }
+  parts.emplace_back(d1, d2);  // a part with no rows and no shift takes the shift given
+  const cka::vector<double> shift = parts[0].shift();
+  REQUIRE(shift.size() == d1 + d2);
+  REQUIRE(parts[1].shift() != shift);
+  cka::linear_state total(shift.head(d1), shift.tail(d2));
+  std::vector<double> sum(total.size(), 0.0);
+  for (auto& p : parts) {
+    p.set_shift(shift);
+    CHECK(p.shift() == shift);
+    for (std::size_t k = 0; k < p.size(); ++k) sum[k] += p.data()[k];
+  }
+  std::copy(sum.begin(), sum.end(), total.data());
+  CHECK(total.samples() == n);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CHECK(test::rel_err(total.cka(est), cka::linear_cka(x, y, est)) < 1e-12);
+  }
+  // layers_state: the same through its own shift.
+  cka::layers_state a({d1, d2}), b({d1, d2});
+  a.add(std::vector<test::mat<double>>{x.topRows(100), y.topRows(100)});
+  b.add(std::vector<test::mat<double>>{x.bottomRows(n - 100), y.bottomRows(n - 100)});
+  b.set_shift(a.shift());
+  for (std::size_t k = 0; k < a.size(); ++k) a.data()[k] += b.data()[k];
+  CHECK(test::rel_err(a.cka()(0, 1), cka::linear_cka(x, y)) < 1e-12);
+  CHECK_THROWS_AS(a.set_shift(cka::vector<double>::Zero(3)), cka::invalid_argument);
+}

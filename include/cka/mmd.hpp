@@ -79,7 +79,8 @@ A mmd2_from_sums(A sxx, A syy, A sxy, A diag_x, A diag_y, Eigen::Index m, Eigen:
 /// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel` runs on the
 /// tile engine (docs/math.md) instead: the pooled kernel's upper tiles, stored (4·(m+n)² bytes) when they
 /// fit the budget of `co` (default: half the physical memory), else recomputed in each of its two passes
-/// (median, block sums) with nothing (m+n)×(m+n) held; (m+n)²·d multiply-adds per pass.
+/// (median, block sums) with nothing (m+n)×(m+n) held; (m+n)²·d multiply-adds per pass. `co.processes`
+/// shares the tiles among a team's members, as for kernel_cka (docs/distributed.md).
 /// Throws cka::invalid_argument if the feature counts differ, m or n is below 1 (biased) or 2 (unbiased),
 /// or an entry is NaN or ±Inf.
 template <class DX, class DY, class Kernel>

@@ -133,7 +133,9 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// two passes. The tiles are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit
 /// the budget of `co` (default: half the physical memory), else recomputed in each pass — nothing n×n,
 /// memory 8·n·(d1+d2) bytes plus a few tiles per thread, about 3·n²·(d1+d2) flops. Both ways give the same
-/// median bit for bit and agree to ~1e-13; neither depends on the thread count.
+/// median bit for bit and agree to ~1e-13; neither depends on the thread count. With `co.processes` (a
+/// team, e.g. cka::mpi::team) every member passes the same X and Y and computes its share of the tiles:
+/// the same value on every member, one process's to ~1e-15 (docs/distributed.md).
 /// Other kernels: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
 /// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters and cka::domain_error for a
 /// median bandwidth of zero or overflow.

@@ -313,7 +313,8 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// (memory L·n²). `rbf_kernel` without a minibatch runs on the tile engine (docs/math.md): each layer's
 /// exact median and row sums once, then one pass for every pair — L·n²·d̄ flops and L·4n² bytes when the
 /// kernel tiles fit the budget of `co` (default: half the physical memory), else no n×n memory at all
-/// (8·n·d per layer) and about three passes of tile products per layer.
+/// (8·n·d per layer) and about three passes of tile products per layer. `co.processes` shares those
+/// tiles among a team's members (docs/distributed.md); the other routes compute in full on each member.
 /// Minibatch (o.minibatch = B, Nguyen et al. 2021): unbiased HSIC summed over consecutive batches of B
 /// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
 /// fewer than 4 samples cannot give an unbiased HSIC and is left out (`dropped_samples`).

@@ -317,7 +317,10 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
   // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
   // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
   const tile_share share = tile_share::of(t);
-  if (src.draws > 0) {
+  // The bracket holds about 5/√draws of all pairs; where that exceeds what the pass may collect (2^25
+  // values, ~10^6 samples and beyond), it cannot succeed, and the radix passes start at once.
+  const double bracket = src.draws > 0 ? double(pairs) * (10 * std::sqrt(0.25 * double(src.draws)) + 4) / double(src.draws) : 0;
+  if (src.draws > 0 && bracket < 0.5 * double(std::size_t(1) << 25)) {
     // The same draws on every member; each evaluates its share of them.
     std::vector<double> mine;
     together(t, [&] {
