@@ -106,7 +106,26 @@ TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too
       CAPTURE(x.cols(), int(rule));
       CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
       CHECK(cka::detail::tiled_median("test", stored, rule, 2) == cka::median_squared_distance(d, rule));
+      // A bracket too full to collect (what n beyond ~120,000 meets): binned, then the target bins
+      // collected — or, where ties crowd a bin (the integer grid, one-hot rows), radix selection.
+      const std::size_t small = 4096;
+      CHECK(cka::detail::tiled_median("test", t, rule, 2, nullptr, nullptr, small) == cka::median_squared_distance(d, rule));
+      CHECK(cka::detail::tiled_median("test", stored, rule, 2, nullptr, nullptr, nullptr, small) ==
+            cka::median_squared_distance(d, rule));
     }
+  }
+}
+
+TEST_CASE("tiled median: passes over the tiles, collected and binned bracket", "[tiles][median]") {
+  // Normal data at n = 6000 (300 upper tiles): with the default cap the bracket is collected in one pass;
+  // with a small one its bins are counted, then the middle ranks' bins collected: two passes, no radix.
+  const auto t = cka::detail::tiled_rows_of<double>(test::normal<double>(6000, 3, 6), 1.0);
+  const std::size_t tiles = cka::detail::upper_tiles(6000);
+  for (std::size_t cap : {std::size_t(1) << 25, std::size_t(4096)}) {
+    std::size_t seen = 0;
+    cka::detail::tile_meter meter([&](std::size_t done, std::size_t) { seen = done; }, 999);  // every tile
+    cka::detail::tiled_median("test", t, median_rule::all_pairs, 1, &meter, nullptr, cap);
+    CHECK(seen == (cap == 4096 ? 2 : 1) * tiles);
   }
 }
 

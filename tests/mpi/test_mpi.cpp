@@ -147,6 +147,21 @@ TEST_CASE("distributed exact median with a sampled bracket over recomputed tiles
   }
 }
 
+TEST_CASE("distributed exact median with a binned bracket, stored and recomputed tiles") {
+  // A small collecting cap forces what n beyond ~120,000 meets: the bracket counted in bins, then the
+  // bins of the middle ranks collected from every rank.
+  const matrix x = random_matrix(2000, 4, 23);
+  const auto rows = cka::detail::tiled_rows_of<double>(x, 1.0);
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  const auto mine = cka::detail::stored_distances("test", rows, 1, nullptr, cka::detail::tile_share::of(&t));
+  const auto all = cka::detail::stored_distances("test", rows, 1);
+  for (cka::median_rule rule : {cka::median_rule::all_pairs, cka::median_rule::off_diagonal, cka::median_rule::nonzero}) {
+    const double one = cka::detail::tiled_median("test", all, rule, 1);
+    CHECK(cka::detail::tiled_median("test", mine, rule, 1, nullptr, &t, &rows, 256) == one);
+    CHECK(cka::detail::tiled_median("test", mine, rule, 1, nullptr, &t, &rows) == one);
+  }
+}
+
 TEST_CASE("distributed RBF MMD and layer matrix equal one process's") {
   const matrix a = random_matrix(700, 4, 31), b = random_matrix(500, 4, 32, 0.3);
   const cka::mpi::team t(MPI_COMM_WORLD);

@@ -276,11 +276,14 @@ distance_source<Runs, Pair> make_distance_source(Runs runs, Pair pair, std::size
 /// of all). Otherwise, or if the bracket missed: radix selection on the bit patterns of the non-negative
 /// doubles (which order like the values), 16 bits per counting pass, and a final pass that collects the
 /// values left in the target bucket once they number at most 2^20. Both middle ranks are tracked for
-/// NumPy's even-count median. On a team (src.runs covering this member's tiles) each pass ends in sums of
-/// the counts and a gather of the collected values, so every member selects the same exact value.
+/// NumPy's even-count median. Where the bracket would hold more than half of `cap` values (from about
+/// n = 120,000 with 2^22 draws), the counting pass histograms the bracket instead, 2^16 bins over its bit
+/// patterns, and a second pass collects the one or two bins that hold the middle ranks. On a team
+/// (src.runs covering this member's tiles) each pass ends in sums of the counts and a gather of the
+/// collected values, so every member selects the same exact value.
 template <class Source>
 double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int threads, const Source& src,
-                    const team* t = nullptr) {
+                    const team* t = nullptr, std::size_t cap = std::size_t(1) << 25) {
   require_samples(fn, "the representation", n, 2, "a median bandwidth");
   const std::uint64_t pairs = std::uint64_t(n) * std::uint64_t(n - 1) / 2;
   auto bits = [](double v) {
@@ -313,14 +316,98 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
     return is_finite_value(mid) ? mid : lower / 2 + upper / 2;
   };
 
+  // The median from a bracket [lo, hi] too full to collect: one pass counts the values below it and the
+  // exact zeros, and histograms those inside by their bit patterns (non-negative doubles order like them)
+  // into 2^16 bins; a second pass collects the bins of the middle ranks. hit = false if a middle rank lies
+  // outside the bracket, or its bin holds more than cap values.
+  auto binned_bracket_median = [&](double lo, double hi, bool& hit) -> double {
+    constexpr std::size_t bins = std::size_t(1) << 16;
+    const std::uint64_t ulo = bits(std::max(lo, 0.0)), uhi = bits(hi);
+    int shift = 0;
+    while (((uhi - ulo) >> shift) >= bins) ++shift;
+    // Per slot: the bins, then one for the values outside, then the counts below the bracket and of zeros.
+    std::vector<std::vector<std::uint64_t>> h(std::size_t(slots), std::vector<std::uint64_t>(bins + 3, 0));
+    together(t, [&] {
+      src.runs([&](int s, const double* p, Eigen::Index run) {
+        std::uint64_t* hs = h[std::size_t(s)].data();
+        std::uint64_t under = 0, zero = 0;
+        for (Eigen::Index k = 0; k < run; ++k) {
+          const double v = p[k];
+          under += v < lo;
+          zero += v == 0.0;
+          const bool in = (v >= lo) & (v <= hi);
+          ++hs[in ? (bits(v) - ulo) >> shift : bins];
+        }
+        hs[bins + 1] += under;
+        hs[bins + 2] += zero;
+      });
+    });
+    std::vector<std::uint64_t> total(bins + 3, 0);
+    for (const auto& part : h)
+      for (std::size_t b = 0; b < total.size(); ++b) total[b] += part[b];
+    team_sum(t, total.data(), total.size());
+    const std::uint64_t below_all = total[bins + 1], zero_count = total[bins + 2];
+    if (rule == median_rule::nonzero && zero_count == pairs) {
+      hit = true;
+      return 0.0;
+    }
+    std::int64_t lo_rank = 0, hi_rank = 0;
+    middle_ranks(zero_count, lo_rank, hi_rank);
+    if (hi_rank < 0) {
+      hit = true;
+      return 0.0;
+    }
+    // The bin of each middle rank, and the rank within it.
+    struct place {
+      std::size_t bin = 0;
+      std::uint64_t rank = 0;
+      double value = 0;
+    };
+    std::vector<place> targets;
+    for (std::int64_t r : {lo_rank, hi_rank}) {
+      if (r < 0) continue;
+      if (std::uint64_t(r) < below_all) return 0.0;
+      std::uint64_t at = std::uint64_t(r) - below_all;
+      std::size_t b = 0;
+      while (b < bins && at >= total[b]) at -= total[b++];
+      if (b == bins || total[b] > cap) return 0.0;
+      targets.push_back({b, at, 0.0});
+    }
+    // One pass collects the values of the target bins (inside the bracket).
+    std::vector<std::vector<std::vector<double>>> got(targets.size(), std::vector<std::vector<double>>(std::size_t(slots)));
+    together(t, [&] {
+      src.runs([&](int s, const double* p, Eigen::Index run) {
+        for (Eigen::Index k = 0; k < run; ++k) {
+          const double v = p[k];
+          if (!((v >= lo) & (v <= hi))) continue;
+          const std::size_t b = std::size_t((bits(v) - ulo) >> shift);
+          for (std::size_t q = 0; q < targets.size(); ++q)
+            if (b == targets[q].bin) got[q][std::size_t(s)].push_back(v);
+        }
+      });
+    });
+    for (std::size_t q = 0; q < targets.size(); ++q) {
+      std::vector<double> all;
+      for (const auto& part : got[q]) all.insert(all.end(), part.begin(), part.end());
+      all = team_gather(t, std::move(all));
+      std::nth_element(all.begin(), all.begin() + std::ptrdiff_t(targets[q].rank), all.end());
+      targets[q].value = all[std::size_t(targets[q].rank)];
+    }
+    hit = true;
+    const double upper = targets.back().value;
+    if (lo_rank == hi_rank) return upper;
+    return midpoint(lo_rank < 0 ? 0.0 : targets.front().value, upper);
+  };
+
   // A sampled bracket first (many pairs only): the quantiles of 2^22 random pairs, widened by 5 standard
   // errors, bracket the middle values; one pass counts the values below the bracket and collects those in
   // it, and selection among those is exact. If the bracket missed, the radix passes below decide.
   const tile_share share = tile_share::of(t);
-  // The bracket holds about 5/√draws of all pairs; where that exceeds what the pass may collect (2^25
-  // values, ~10^6 samples and beyond), it cannot succeed, and the radix passes start at once.
+  // The bracket holds about 5/√draws of all pairs; where that exceeds what one pass may collect, its
+  // values are counted in bins first.
   const double bracket = src.draws > 0 ? double(pairs) * (10 * std::sqrt(0.25 * double(src.draws)) + 4) / double(src.draws) : 0;
-  if (src.draws > 0 && bracket < 0.5 * double(std::size_t(1) << 25)) {
+  const bool binned = bracket >= 0.5 * double(cap);
+  if (src.draws > 0) {
     // The same draws on every member; each evaluates its share of them.
     std::vector<double> mine;
     together(t, [&] {
@@ -351,58 +438,64 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
       };
       const double lo = k_lo < 0 ? -1.0 : order(k_lo);
       const double hi = k_hi >= std::int64_t(sample.size()) ? std::numeric_limits<double>::infinity() : order(k_hi);
-      const std::size_t cap = (std::size_t(1) << 25) / std::size_t(share.size);
-      std::vector<std::uint64_t> below(std::size_t(slots), 0), zeros_in(std::size_t(slots), 0);
-      std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots)), buffer(static_cast<std::size_t>(slots));
-      std::vector<char> overflowed(std::size_t(slots), 0);
-      together(t, [&] { src.runs([&](int s, const double* p, Eigen::Index run) {
-        const double a = lo, b = hi;
-        std::uint64_t under = 0, zero = 0;
-        for (Eigen::Index k = 0; k < run; ++k) {  // vectorised counts
-          under += p[k] < a;
-          zero += p[k] == 0.0;
+      if (binned) {  // if it misses a middle rank, or a bin is too full, radix selection decides
+        bool hit = false;
+        const double value = binned_bracket_median(lo, hi, hit);
+        if (hit) return value;
+      } else {
+        const std::size_t member_cap = cap / std::size_t(share.size);
+        std::vector<std::uint64_t> below(std::size_t(slots), 0), zeros_in(std::size_t(slots), 0);
+        std::vector<std::vector<double>> inside(static_cast<std::size_t>(slots)), buffer(static_cast<std::size_t>(slots));
+        std::vector<char> overflowed(std::size_t(slots), 0);
+        together(t, [&] { src.runs([&](int s, const double* p, Eigen::Index run) {
+          const double a = lo, b = hi;
+          std::uint64_t under = 0, zero = 0;
+          for (Eigen::Index k = 0; k < run; ++k) {  // vectorised counts
+            under += p[k] < a;
+            zero += p[k] == 0.0;
+          }
+          below[std::size_t(s)] += under;
+          zeros_in[std::size_t(s)] += zero;
+          // The values inside the bracket, compacted without branches (few are).
+          auto& buf = buffer[std::size_t(s)];
+          if (buf.size() < std::size_t(run)) buf.resize(std::size_t(run));
+          std::size_t count = 0;
+          for (Eigen::Index k = 0; k < run; ++k) {
+            buf[count] = p[k];
+            count += (p[k] >= a) & (p[k] <= b);
+          }
+          auto& in = inside[std::size_t(s)];
+          if (in.size() + count > member_cap / std::size_t(slots)) overflowed[std::size_t(s)] = 1;
+          else in.insert(in.end(), buf.begin(), buf.begin() + std::ptrdiff_t(count));
+        }); });
+        std::uint64_t totals[3] = {0, 0, 0};  // below the bracket, exact zeros, members whose bracket overflowed
+        std::vector<double> all;
+        for (int s = 0; s < slots; ++s) {
+          totals[0] += below[std::size_t(s)];
+          totals[1] += zeros_in[std::size_t(s)];
+          all.insert(all.end(), inside[std::size_t(s)].begin(), inside[std::size_t(s)].end());
+          totals[2] = totals[2] || overflowed[std::size_t(s)];
         }
-        below[std::size_t(s)] += under;
-        zeros_in[std::size_t(s)] += zero;
-        // The values inside the bracket, compacted without branches (few are).
-        auto& buf = buffer[std::size_t(s)];
-        if (buf.size() < std::size_t(run)) buf.resize(std::size_t(run));
-        std::size_t count = 0;
-        for (Eigen::Index k = 0; k < run; ++k) {
-          buf[count] = p[k];
-          count += (p[k] >= a) & (p[k] <= b);
+        team_sum(t, totals, 3);
+        const std::uint64_t below_all = totals[0], zero_count = totals[1];
+        const bool full = totals[2] > 0;
+        if (!full) all = team_gather(t, std::move(all));
+        std::int64_t lo_rank = 0, hi_rank = 0;
+        if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
+        middle_ranks(zero_count, lo_rank, hi_rank);
+        auto inside_bracket = [&](std::int64_t r) {
+          return r < 0 || (std::uint64_t(r) >= below_all && std::uint64_t(r) < below_all + all.size());
+        };
+        if (!full && inside_bracket(lo_rank) && inside_bracket(hi_rank)) {
+          if (hi_rank < 0) return 0.0;
+          const auto it = all.begin() + std::ptrdiff_t(std::uint64_t(hi_rank) - below_all);
+          std::nth_element(all.begin(), it, all.end());
+          const double upper = *it;
+          if (lo_rank == hi_rank) return upper;
+          if (lo_rank < 0) return midpoint(0.0, upper);
+          // lo_rank = hi_rank − 1: the largest value ranked below the upper one, inside the bracket too.
+          return midpoint(*std::max_element(all.begin(), it), upper);
         }
-        auto& in = inside[std::size_t(s)];
-        if (in.size() + count > cap / std::size_t(slots)) overflowed[std::size_t(s)] = 1;
-        else in.insert(in.end(), buf.begin(), buf.begin() + std::ptrdiff_t(count));
-      }); });
-      std::uint64_t totals[3] = {0, 0, 0};  // below the bracket, exact zeros, members whose bracket overflowed
-      std::vector<double> all;
-      for (int s = 0; s < slots; ++s) {
-        totals[0] += below[std::size_t(s)];
-        totals[1] += zeros_in[std::size_t(s)];
-        all.insert(all.end(), inside[std::size_t(s)].begin(), inside[std::size_t(s)].end());
-        totals[2] = totals[2] || overflowed[std::size_t(s)];
-      }
-      team_sum(t, totals, 3);
-      const std::uint64_t below_all = totals[0], zero_count = totals[1];
-      const bool full = totals[2] > 0;
-      if (!full) all = team_gather(t, std::move(all));
-      std::int64_t lo_rank = 0, hi_rank = 0;
-      if (rule == median_rule::nonzero && zero_count == pairs) return 0.0;
-      middle_ranks(zero_count, lo_rank, hi_rank);
-      auto inside_bracket = [&](std::int64_t r) {
-        return r < 0 || (std::uint64_t(r) >= below_all && std::uint64_t(r) < below_all + all.size());
-      };
-      if (!full && inside_bracket(lo_rank) && inside_bracket(hi_rank)) {
-        if (hi_rank < 0) return 0.0;
-        const auto it = all.begin() + std::ptrdiff_t(std::uint64_t(hi_rank) - below_all);
-        std::nth_element(all.begin(), it, all.end());
-        const double upper = *it;
-        if (lo_rank == hi_rank) return upper;
-        if (lo_rank < 0) return midpoint(0.0, upper);
-        // lo_rank = hi_rank − 1: the largest value ranked below the upper one, inside the bracket too.
-        return midpoint(*std::max_element(all.begin(), it), upper);
       }
     }
   }
@@ -517,7 +610,8 @@ inline double pair_distance(const tiled_rows<double>& t, Eigen::Index i, Eigen::
 }
 
 inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads,
-                           tile_meter* meter = nullptr, const team* members = nullptr) {
+                           tile_meter* meter = nullptr, const team* members = nullptr,
+                           std::size_t cap = std::size_t(1) << 25) {
   const tile_grid g{t.rows()};
   const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
   auto runs = [&](auto&& f) {
@@ -528,7 +622,7 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
   };
   auto pair = [&](Eigen::Index i, Eigen::Index j) { return pair_distance(t, i, j); };
   const std::size_t draws = pairs > (std::uint64_t(1) << 24) ? std::size_t(1) << 22 : 0;
-  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members);
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members, cap);
 }
 
 /// The exact median of stored squared distances (the upper tiles d, all of them or a team member's
@@ -536,7 +630,7 @@ inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_r
 /// alone, or computed from the features t where given (a member does not hold every tile).
 inline double tiled_median(const char* fn, const packed_tiles& d, median_rule rule, int threads,
                            tile_meter* meter = nullptr, const team* members = nullptr,
-                           const tiled_rows<double>* t = nullptr) {
+                           const tiled_rows<double>* t = nullptr, std::size_t cap = std::size_t(1) << 25) {
   const tile_grid& g = d.grid();
   const std::uint64_t pairs = std::uint64_t(g.n) * std::uint64_t(std::max<Eigen::Index>(g.n - 1, 0)) / 2;
   auto runs = [&](auto&& f) {
@@ -546,7 +640,7 @@ inline double tiled_median(const char* fn, const packed_tiles& d, median_rule ru
   auto pair = [&](Eigen::Index i, Eigen::Index j) { return t ? pair_distance(*t, i, j) : d.at(i, j); };
   const std::size_t draws =
       pairs >= (std::uint64_t(1) << 18) ? std::size_t(std::min<std::uint64_t>(pairs / 256, std::uint64_t(1) << 22)) : 0;
-  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members);
+  return tiled_median(fn, g.n, rule, threads, make_distance_source(runs, pair, draws), members, cap);
 }
 
 /// The upper tiles of the squared distances between the rows of t (those of `share`), stored.
