@@ -104,6 +104,14 @@ std::vector<row> table() {
                     const mat<double> a = x * 1e155, b = y * 1e155;
                     return cka::kernel_cka(a, b, cka::rbf_kernel::median());
                   }, outcome::value, cka::kernel_cka(x, y, cka::rbf_kernel::median()), 1e-12});
+  rows.push_back({"mmd2 rbf median on X*1e155 and Y*1e155 (a pooled sample, scaled once): the unscaled value", [] {
+                    const mat<double> a = x * 1e155, b = z * 1e155;
+                    return cka::mmd2(a, b, cka::rbf_kernel::median());
+                  }, outcome::value, cka::mmd2(x, z, cka::rbf_kernel::median()), 1e-12});
+  rows.push_back({"mmd2 rbf median on X*1e-180 (its squares underflow) and Y*1e-180: the unscaled value", [] {
+                    const mat<double> a = x * 1e-180, b = z * 1e-180;
+                    return cka::mmd2(a, b, cka::rbf_kernel::median());
+                  }, outcome::value, cka::mmd2(x, z, cka::rbf_kernel::median()), 1e-12});
   rows.push_back({"rbf fixed sigma on x*1e155: overflow", [] {
                     const mat<double> a = x * 1e155;
                     return cka::kernel_cka(a, a, cka::rbf_kernel{1.0});

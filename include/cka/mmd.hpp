@@ -106,18 +106,18 @@ typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase
     return T(detail::linear_mmd2<A>(fn, xv, yv, est));
   }
   const Eigen::Index m = xv.rows(), n = yv.rows();
-  matrix<A> z(m + n, xv.cols());
-  z.topRows(m) = xv.template cast<A>();
-  z.bottomRows(n) = yv.template cast<A>();
   if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
+    // The tiles of the pooled sample, built from X and Y without a stacked copy.
     const int threads = Eigen::nbThreads();
     const int members = detail::members_of(co);
     const bool store = detail::rbf_tiles::stored_bytes(m + n, members) <= detail::memory_budget(co);
-    const detail::rbf_tiles tiles(fn, z, kernel, store, threads, nullptr, co.processes);
-    z.resize(0, 0);
+    const detail::rbf_tiles tiles(fn, xv, yv, kernel, store, threads, nullptr, co.processes);
     const detail::block_sums s = detail::tile_block_sums(tiles, m, threads, co.processes);
     return T(detail::mmd2_from_sums<double>(s.xx, s.yy, s.xy, s.diag_x, s.diag_y, m, n, est));
   } else {
+    matrix<A> z(m + n, xv.cols());
+    z.topRows(m) = xv.template cast<A>();
+    z.bottomRows(n) = yv.template cast<A>();
     const matrix<A> k = detail::gram_of<A>(z, kernel);
     return T(detail::mmd2_from_sums<A>(k.topLeftCorner(m, m).sum(), k.bottomRightCorner(n, n).sum(),
                                        k.bottomLeftCorner(n, m).sum(), k.diagonal().head(m).sum(),

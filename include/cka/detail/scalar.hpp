@@ -51,18 +51,20 @@ decltype(auto) promote(const V& x) {
 
 /// 2^−e for the binary exponent e of the largest |x_ij| when squaring values of that size would leave
 /// the safe range of A (outside [2^−200, 2^200]), else 1. Scaling by it is exact.
-template <class A, class M>
-A safe_scale(const M& x) {
+template <class A>
+A safe_scale_for(A top) {
   if constexpr (!std::is_floating_point_v<A>) {
     return A(1);
   } else {
-    if (x.size() == 0) return A(1);
-    const A top = A(x.cwiseAbs().maxCoeff());
     if (top == A(0) || (top < std::ldexp(A(1), 200) && top > std::ldexp(A(1), -200))) return A(1);
     int e = 0;
     std::frexp(top, &e);
     return std::ldexp(A(1), -e);
   }
+}
+template <class A, class M>
+A safe_scale(const M& x) {
+  return x.size() == 0 ? A(1) : safe_scale_for<A>(A(x.cwiseAbs().maxCoeff()));
 }
 
 /// Segment i >= j of column j of a symmetric matrix, read along its storage order (for a row-major matrix,

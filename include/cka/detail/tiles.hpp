@@ -59,13 +59,46 @@ struct tiled_rows {
   Eigen::Index tiles() const { return (xc.rows() + tile_rows - 1) / tile_rows; }
 };
 
-template <class A, class V>
-tiled_rows<A> tiled_rows_of(const V& x, A scale) {
+/// Rows × cols prepared for tiles from fill(block, c0, w), which writes columns c0 … c0+w−1 of the input
+/// (converted to A) into a column-major block: 64 columns at a time, centered there as centered_columns
+/// centers them (the same bits: a column's statistics are its own), scaled and copied into the row-major
+/// result — no full-size temporary beside it.
+template <class A, class Fill>
+tiled_rows<A> tiled_rows_from(Eigen::Index rows, Eigen::Index cols, A scale, Fill&& fill) {
   tiled_rows<A> t;
-  t.xc = centered_columns<A>(x);
-  if (scale != A(1)) t.xc *= scale;
+  t.xc.resize(rows, cols);
+  matrix<A> block;
+  for (Eigen::Index c0 = 0; c0 < cols; c0 += 64) {
+    const Eigen::Index w = std::min<Eigen::Index>(64, cols - c0);
+    block.resize(rows, w);
+    fill(block, c0, w);
+    if (rows > 0) {
+      column_stats<A> stats;
+      stats.add(block);
+      center_chunk(block, stats.mean(), stats.keep());
+    }
+    if (scale != A(1)) block *= scale;
+    t.xc.middleCols(c0, w) = block;
+  }
   t.norms = t.xc.rowwise().squaredNorm();
   return t;
+}
+
+/// One representation's rows.
+template <class A, class V>
+tiled_rows<A> tiled_rows_of(const V& x, A scale) {
+  return tiled_rows_from<A>(x.rows(), x.cols(), scale, [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) {
+    b = x.middleCols(c0, w).template cast<A>();
+  });
+}
+
+/// A pooled sample's rows: X's over Y's (same width), centered with the pooled means.
+template <class A, class VX, class VY>
+tiled_rows<A> tiled_rows_of(const VX& x, const VY& y, A scale) {
+  return tiled_rows_from<A>(x.rows() + y.rows(), x.cols(), scale, [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) {
+    b.topRows(x.rows()) = x.middleCols(c0, w).template cast<A>();
+    b.bottomRows(y.rows()) = y.middleCols(c0, w).template cast<A>();
+  });
 }
 
 /// The tiles of a symmetric n×n matrix: tile_rows × tile_rows blocks, the last row and column of tiles
@@ -786,8 +819,43 @@ class rbf_tiles {
   template <class V>
   rbf_tiles(const char* fn, const V& x, const rbf_kernel& k, bool store, int threads, tile_meter* meter = nullptr,
             const team* members = nullptr)
+      : rbf_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0); },
+                  k, store, threads, meter, members) {}
+
+  /// The pooled sample [X; Y] (MMD), without a stacked copy of it.
+  template <class VX, class VY>
+  rbf_tiles(const char* fn, const VX& x, const VY& y, const rbf_kernel& k, bool store, int threads,
+            tile_meter* meter = nullptr, const team* members = nullptr)
+      : rbf_tiles(prepared{}, fn, [&] {
+          const double top = std::max(x.size() ? double(x.cwiseAbs().maxCoeff()) : 0.0,
+                                      y.size() ? double(y.cwiseAbs().maxCoeff()) : 0.0);
+          return tiled_rows_of<double>(x, y, k.uses_median() ? safe_scale_for<double>(top) : 1.0);
+        }, k, store, threads, meter, members) {}
+
+  /// Bytes the stored route holds for n samples (on each of `members` members).
+  static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
+  /// Tile passes the constructor makes (for a meter): the stored distances, or the median's counting pass.
+  static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
+  bool stored() const { return stored_.has_value(); }
+
+  const tile_grid& grid() const { return grid_; }
+  double bandwidth_squared() const { return s2_; }
+  /// Kernel values of tile (ti, tj): stored, or computed into scratch.
+  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const {
+    if (stored_) return stored_->tile(ti, tj);
+    tile_distances(fn_, rows_, ti, tj, scratch);
+    kernel_.apply(scratch, s2_);
+    return scratch.data();
+  }
+
+ private:
+  // The common constructor: rows from make_rows(), then the stored distances, the bandwidth, the kernel map.
+  struct prepared {};
+  template <class Make>
+  rbf_tiles(prepared, const char* fn, Make&& make_rows, const rbf_kernel& k, bool store, int threads, tile_meter* meter,
+            const team* members)
       : fn_(fn), kernel_(k), share_(tile_share::of(members)) {
-    together(members, [&] { rows_ = tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0); });
+    together(members, [&] { rows_ = make_rows(); });
     if (share_.size > 1) require_same_rows(members);
     const tile_grid g{rows_.rows()};
     const Eigen::Index nt = g.tiles();
@@ -814,23 +882,6 @@ class rbf_tiles {
     grid_ = g;
   }
 
-  /// Bytes the stored route holds for n samples (on each of `members` members).
-  static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
-  /// Tile passes the constructor makes (for a meter): the stored distances, or the median's counting pass.
-  static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
-  bool stored() const { return stored_.has_value(); }
-
-  const tile_grid& grid() const { return grid_; }
-  double bandwidth_squared() const { return s2_; }
-  /// Kernel values of tile (ti, tj): stored, or computed into scratch.
-  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const {
-    if (stored_) return stored_->tile(ti, tj);
-    tile_distances(fn_, rows_, ti, tj, scratch);
-    kernel_.apply(scratch, s2_);
-    return scratch.data();
-  }
-
- private:
   // Every member must hold the same representation: its shape and a checksum of the centered features
   // (bitwise equal for equal data) are compared with rank 0's.
   void require_same_rows(const team* members) const {
