@@ -67,6 +67,27 @@ void check_against_host(const Context& ctx) {
         CHECK(test::rel_err(cka::mmd2(ctx, vx.input(), vy6.input(), cka::rbf_kernel{2.0}, est), mmd) < 1e-12);
       }
   }
+  // Fewer samples than features (a training batch of wide layers): the sample-space form, two n×n Grams.
+  {
+    const auto wx = test::normal<double>(23, 40, 811);
+    const auto wy = test::related<double>(wx, 30, 812);
+    for (estimator est : {estimator::biased, estimator::unbiased})
+      for (layout lx : layouts)
+        for (layout ly : layouts) {
+          CAPTURE(int(lx), int(ly), est == estimator::unbiased);
+          CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(wx, lx).input(), lay_out(wy, ly).input(), est),
+                              cka::linear_cka(wx, wy, est)) < 1e-12);
+        }
+    const test::mat<double> wide_huge = wx * 1e300, wide_offset = (wx.array() + 1e6).matrix();
+    CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(wide_huge, layout::strided).input(), lay_out(wy, layout::row_major).input()),
+                        cka::linear_cka(wx, wy)) < 1e-12);
+    CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(wide_offset, layout::column_major).input(),
+                                        lay_out(wy, layout::row_major).input(), estimator::unbiased),
+                        cka::linear_cka(wx, wy, estimator::unbiased)) < 1e-9);
+    const std::vector<double> row(40, 2.5);  // every sample the same: zero variance, as on the host
+    const device::matrix_view<const double> same_rows{row.data(), 23, 40, 0, 1};
+    CHECK_THROWS_WITH(cka::linear_cka(ctx, same_rows, lay_out(wy, layout::row_major).input()), Contains("zero variance"));
+  }
   // Extreme magnitudes are scaled by a power of two first, as on the host; an offset of 1e6 keeps its digits.
   const test::mat<double> huge = x * 1e300, shifted = (x.array() + 1e6).matrix();
   CHECK(test::rel_err(cka::linear_cka(ctx, lay_out(huge, layout::strided).input(), lay_out(y, layout::row_major).input()),

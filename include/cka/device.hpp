@@ -127,8 +127,9 @@ constexpr bool host = is_host_system<Context>::value;
 
 /// Linear CKA of two views on a context's memory; as linear_cka(X, Y, est) (same errors; values to
 /// rounding). Computed as the device backend computes it (device/detail/linear.hpp): column means, the
-/// centered features written once into a scratch [Xc Yc] (8·n·(d1+d2) bytes), one symmetric product
-/// (Eigen here, cuBLAS on CUDA) — n·(d1+d2)² flops — and the sums read from it.
+/// centered features written once into a scratch [Xc Yc] (8·n·(d1+d2) bytes), then symmetric products
+/// (Eigen here, cuBLAS on CUDA) in the cheaper form, as on the host: ZᵀZ — n·(d1+d2)² flops — or, with
+/// fewer samples than features (a batch of wide layers), the two n×n Grams — n²·(d1+d2) flops.
 template <class Context, class TX, class TY, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
@@ -142,17 +143,24 @@ T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<
   }
   cka::detail::require_samples(fn, "X", Eigen::Index(x.rows), min_samples(est), cka::detail::estimator_name(est));
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
-  std::vector<double> scratch(std::size_t(n * dd + dd * dd + 2 * dd));  // host systems: scratch on the host
+  std::vector<double> scratch(std::size_t(device::detail::linear_scratch(n, dd)));  // host systems: on the host
+  // Symmetric products into their lower triangles, as DSYRK writes them: ZᵀZ, and ZZᵀ.
   auto product = [](const double* z, std::int64_t rows, std::int64_t cols, double* g) {
     const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
     Eigen::Map<matrix<double>> gm(g, Eigen::Index(cols), Eigen::Index(cols));
     gm.setZero();
-    gm.selfadjointView<Eigen::Lower>().rankUpdate(zm.transpose());  // the lower triangle, as DSYRK writes it
+    gm.selfadjointView<Eigen::Lower>().rankUpdate(zm.transpose());
+  };
+  auto gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* k) {
+    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
+    Eigen::Map<matrix<double>> km(k, Eigen::Index(rows), Eigen::Index(rows));
+    km.setZero();
+    km.selfadjointView<Eigen::Lower>().rankUpdate(zm);
   };
   auto to_host = [](double* dst, const double* src, std::int64_t count) { std::copy(src, src + count, dst); };
   const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
-  const auto s = device::detail::linear_sums(device::detail::policy(ctx), product, to_host, scratch.data(), sx, sy,
+  const auto s = device::detail::linear_sums(device::detail::policy(ctx), product, gram, to_host, scratch.data(), sx, sy,
                                              est == estimator::unbiased);
   return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }

@@ -88,8 +88,9 @@ void compare(std::int64_t n, double tolerance) {
   cudaStreamDestroy(stream);
 }
 
-/// Linear CKA: the CUDA context (cuBLAS DSYRK) against the same Thrust code on the CPP system with a plain
-/// host product, for row-major, column-major and padded views of X (n×5) and Y (n×3).
+/// Linear CKA: the CUDA context (cuBLAS DSYRK) against the same Thrust code on the CPP system with plain
+/// host products, for row-major, column-major and padded views of X (n×5) and Y (n×3); n = 7 < 8 features
+/// takes the sample-space form (two n×n Grams), the others the feature-space one.
 void compare_linear(std::int64_t n) {
   std::mt19937_64 g(100 + unsigned(n));
   std::normal_distribution<double> d(0.0, 1.0);
@@ -105,12 +106,21 @@ void compare_linear(std::int64_t n) {
         out[b * cols + a] = s;
       }
   };
+  auto host_gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
+    for (std::int64_t j = 0; j < rows; ++j)
+      for (std::int64_t i = j; i < rows; ++i) {
+        double s = 0;
+        for (std::int64_t c = 0; c < cols; ++c) s += z[c * rows + i] * z[c * rows + j];
+        out[j * rows + i] = s;
+      }
+  };
   auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
   const cka::device::cuda ctx{};
   for (bool unbiased : {false, true}) {
-    std::vector<double> scratch(std::size_t(n * 8 + 64 + 16));
+    std::vector<double> scratch(std::size_t(cka::device::detail::linear_scratch(n, 8)));
     const cka::device::detail::strided<double> hx{x.data(), n, 5, 5, 1}, hy{y.data(), n, 3, 3, 1};
-    const auto s = cka::device::detail::linear_sums(thrust::cpp::par, host_product, host_copy, scratch.data(), hx, hy, unbiased);
+    const auto s = cka::device::detail::linear_sums(thrust::cpp::par, host_product, host_gram, host_copy, scratch.data(), hx,
+                                                    hy, unbiased);
     const double expected = s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
     for (int layout = 0; layout < 3; ++layout) {
       const std::int64_t pad = layout == 2 ? 2 : 0;

@@ -107,8 +107,10 @@ T hsic(const device::cuda& ctx, device::matrix_view<TK> k, device::matrix_view<T
 }
 
 /// Linear CKA of two views in device memory; as linear_cka(X, Y, est) on the host (same checks, same
-/// errors; values to rounding). Centered features in a device scratch [Xc Yc] (8·n·(d1+d2) bytes), one
-/// cublasDsyrk_64 (n·(d1+d2)² flops), the sums read back. Synchronises the stream.
+/// errors; values to rounding). Centered features in a device scratch [Xc Yc] (8·n·(d1+d2) bytes), then
+/// cublasDsyrk_64 in the cheaper form: ZᵀZ (n·(d1+d2)² flops, the sums read back), or with fewer samples
+/// than features the two n×n Grams (n²·(d1+d2) flops, their centered products reduced on the device).
+/// Synchronises the stream.
 template <class TX, class TY, class T = std::remove_const_t<TX>,
           class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
 T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
@@ -130,11 +132,18 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
                                " needs at least ", min_samples(est));
   }
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
-  const device::detail::cuda_scratch scratch(fn, std::size_t(n * dd + dd * dd + 2 * dd), ctx.stream);
+  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::linear_scratch(n, dd)), ctx.stream);
   const cublasHandle_t blas = ctx.blas();
   auto product = [&](const double* z, std::int64_t rows, std::int64_t cols, double* g) {
     const double one = 1.0, zero = 0.0;
     if (cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, cols, rows, &one, z, rows, &zero, g, cols) !=
+        CUBLAS_STATUS_SUCCESS) {
+      cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
+    }
+  };
+  auto gram = [&](const double* z, std::int64_t rows, std::int64_t cols, double* k) {
+    const double one = 1.0, zero = 0.0;
+    if (cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, rows, cols, &one, z, rows, &zero, k, rows) !=
         CUBLAS_STATUS_SUCCESS) {
       cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
     }
@@ -146,7 +155,7 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
   };
   const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
-  const auto s = device::detail::linear_sums(policy, product, to_host, scratch.get(), sx, sy, est == estimator::unbiased);
+  const auto s = device::detail::linear_sums(policy, product, gram, to_host, scratch.get(), sx, sy, est == estimator::unbiased);
   // The ratio, with the host's rules: overflow first, then a vanishing self-product (relative (64ε)² of
   // its reference).
   if (!std::isfinite(s.kl) || !std::isfinite(s.kk) || !std::isfinite(s.ll)) {

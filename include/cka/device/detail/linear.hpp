@@ -1,10 +1,13 @@
 #pragma once
-// Private: the sums of linear CKA of two strided views as Thrust algorithms around one symmetric product,
-// in the context's memory: column means (constant columns kept exactly zero) and each view's first row,
-// the centered features written once into Z = [Xc Yc] (n×D, column-major, double, times a power-of-two
-// scale per view), the product G = ZᵀZ (D×D) by the caller (Eigen on the host systems; cuBLAS DSYRK on
-// CUDA), then the sums read from G on the host and, for the unbiased estimator, the row-norm terms as one
-// transform-reduce. Feature space: n·D² flops for the product.
+// Private: the sums of linear CKA of two strided views as Thrust algorithms around symmetric products, in
+// the context's memory: column means (constant columns kept exactly zero) and each view's first row, the
+// centered features written once into Z = [Xc Yc] (n×D, column-major, double, times a power-of-two scale
+// per view), then by the cheaper of the two forms (the host's rule, D = d1 + d2 < n for features):
+// - feature space: G = ZᵀZ (D×D) by the caller's product (Eigen on the host systems; cuBLAS DSYRK on
+//   CUDA), the sums read from G on the host and, for the unbiased estimator, the row-norm terms as one
+//   transform-reduce — n·D² flops;
+// - sample space (fewer samples than features, as a training batch of wide layers): K = XcXcᵀ and
+//   L = YcYcᵀ (n×n each) by the caller's gram, then the centered products of hsic.hpp — n²·D flops.
 
 #include <cka/device/detail/hsic.hpp>
 
@@ -100,29 +103,73 @@ double magnitude_scale(const Policy& policy, const strided<T>& m) {
 }
 
 /// The five sums of linear CKA: kl = ‖C_xy‖², kk = ‖C_xx‖², ll = ‖C_yy‖² (plus the unbiased estimator's
-/// row-norm terms), and the references ‖S_xx‖², ‖S_yy‖² of the second moments about each view's first row
-/// (the host's rule for a vanishing self-product).
+/// row-norm terms), and the references: in feature space ‖S_xx‖², ‖S_yy‖² of the second moments about
+/// each view's first row, in sample space Σ K'², Σ L'² (K' = K, or K̃ for the unbiased estimator) — the
+/// host's rules for a vanishing self-product in each form.
 struct linear_sums_result {
   double kl, kk, ll, ref_k, ref_l;
 };
 
-/// Device buffers: `scratch` holds at least n·D + D·D + 2·D doubles in the context's memory; product(z, n,
-/// D, g) writes G = ZᵀZ (D×D, column-major, its lower triangle at least) there; to_host(dst, src, count) copies doubles
-/// back.
-template <class Policy, class Product, class ToHost, class T>
-linear_sums_result linear_sums(const Policy& policy, Product&& product, ToHost&& to_host, double* scratch,
+/// Whether the sample-space form is the cheaper (n²·D against n·D² flops), and the scratch doubles either
+/// form needs: n·D for Z, 2·D for the column statistics, and D² (G) or 2n² + 2n (K, L and their row sums).
+inline bool linear_by_grams(std::int64_t n, std::int64_t dd) { return n < dd; }
+inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd) {
+  return n * dd + 2 * dd + (linear_by_grams(n, dd) ? 2 * n * n + 2 * n : dd * dd);
+}
+
+/// M(i, j) = M(j, i) above the diagonal of a column-major n×n matrix whose lower triangle is written.
+struct mirror_lower {
+  double* m;
+  std::int64_t n;
+  CKA_HD void operator()(std::int64_t flat) const {
+    const std::int64_t i = flat % n, j = flat / n;
+    if (i < j) m[j * n + i] = m[i * n + j];
+  }
+};
+
+/// K_ij², L_ij² at flat index k (the diagonal left out for the unbiased estimator).
+struct raw_squares_at {
+  square<double> k, l;
+  bool unbiased;
+  CKA_HD sums3 operator()(std::int64_t flat) const {
+    const std::int64_t i = flat / k.n, j = flat % k.n;
+    if (unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    const double a = k.at(i, j), b = l.at(i, j);
+    return sums3(a * a, b * b, 0.0);
+  }
+};
+
+/// Device buffers: `scratch` holds at least linear_scratch(n, D) doubles in the context's memory;
+/// product(z, n, D, g) writes G = ZᵀZ (D×D, column-major, its lower triangle at least) there, and gram(z,
+/// n, d, k) K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z; to_host(dst, src,
+/// count) copies doubles back.
+template <class Policy, class Product, class Gram, class ToHost, class T>
+linear_sums_result linear_sums(const Policy& policy, Product&& product, Gram&& gram, ToHost&& to_host, double* scratch,
                                const strided<T>& x, const strided<T>& y, bool unbiased) {
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
   double* z = scratch;
-  double* g = z + n * dd;
-  double* mean = g + dd * dd;  // D means, then D keep flags
+  double* mean = z + n * dd;  // D means, then D keep flags
   double* keep = mean + dd;
+  double* g = keep + dd;  // G, or K, L and their row sums
   const double sx = magnitude_scale(policy, x), sy = magnitude_scale(policy, y);
   const thrust::counting_iterator<std::int64_t> first(0);
   thrust::for_each(policy, first, first + d1, column_moments<T>{x, mean, keep});
   thrust::for_each(policy, first, first + d2, column_moments<T>{y, mean + d1, keep + d1});
   thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, 0});
   thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, d1});
+  if (linear_by_grams(n, dd)) {
+    double* k = g;
+    double* l = g + n * n;
+    gram(static_cast<const double*>(z), n, d1, k);
+    gram(static_cast<const double*>(z + n * d1), n, d2, l);
+    thrust::for_each(policy, first, first + n * n, mirror_lower{k, n});
+    thrust::for_each(policy, first, first + n * n, mirror_lower{l, n});
+    const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
+    const sums3 c = centered_sums(policy, sk, sl, unbiased, l + n * n);
+    const sums3 raw = thrust::transform_reduce(policy, first, first + n * n, raw_squares_at{sk, sl, unbiased},
+                                               sums3(0.0, 0.0, 0.0), add3{});
+    return {thrust::get<0>(c), thrust::get<1>(c), thrust::get<2>(c), thrust::get<0>(raw), thrust::get<1>(raw)};
+  }
   product(static_cast<const double*>(z), n, dd, g);
 
   // On the host: G, the means (scaled) and the first rows' centered values (row 0 of Z).
