@@ -4,7 +4,8 @@
 # Uses BUILD_DIR/tests/test_device_cuda when it is there (built on the development machine with
 # -DCKA_CUDA=ON and carried over; sm_90, static CUDA runtime), else configures and builds it. Then: the card,
 # the CUDA checks against the host systems (odd n, every layout, both estimators, float input, errors, and
-# n = 46,341 where n² passes 2³¹), and compute-sanitizer's memcheck and racecheck on the regular sizes.
+# n = 46,341 where n² passes 2³¹), linear CKA timed against cuBLAS DSYRK, and compute-sanitizer's memcheck
+# and racecheck on the regular sizes.
 set -euo pipefail
 build="${1:-build-gpu}"
 binary="$build/tests/test_device_cuda"
@@ -15,6 +16,7 @@ if [[ ! -x "$binary" ]]; then
   cmake --build "$build" -j"$(nproc)" --target test_device_cuda
 fi
 "$binary" --large
+"$binary" --time   # linear CKA against the bare DSYRKs of its form (the goal: at least 70% of their rate)
 sanitizer=/usr/local/cuda/bin/compute-sanitizer
 if [[ -x "$sanitizer" ]]; then
   "$sanitizer" --tool memcheck --error-exitcode 3 "$binary"

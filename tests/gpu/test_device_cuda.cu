@@ -2,7 +2,7 @@
 // n not a multiple of a warp, every layout (row-major, column-major, padded rows), both estimators, float
 // input, and the errors (a non-finite element named, an asymmetric Gram). Built by nvcc with CKA_CUDA=ON;
 // exits 77 (CTest: skipped) where no CUDA device is present. `--large` adds n = 46,341 (n² > 2³¹,
-// two 17 GB Grams: an H100 or H200).
+// two 17 GB Grams: an H100 or H200); `--time` times linear CKA against cuBLAS DSYRK (CUDA events).
 #include <cka/device/cuda.hpp>
 
 #include <thrust/system/cpp/execution_policy.h>
@@ -174,6 +174,61 @@ void errors() {
   }
 }
 
+/// `--time`: linear CKA on the CUDA context timed with CUDA events against the bare DSYRKs of its form on
+/// a buffer of the same size (the floor: its flops at cuBLAS's rate), for the feature form (many samples)
+/// and the two-Gram form (a batch of wide layers). Prints the times and the fraction of the DSYRK rate.
+void time_linear(std::int64_t n, std::int64_t d1, std::int64_t d2, int repeats) {
+  const std::int64_t dd = d1 + d2;
+  std::mt19937_64 g(7);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> host(std::size_t(n * dd));
+  for (auto& v : host) v = normal(g);
+  double* z = nullptr;
+  double* out = nullptr;
+  const bool grams = cka::device::detail::linear_by_grams(n, dd);
+  const std::int64_t out_size = grams ? 2 * n * n : dd * dd;
+  cudaMalloc(reinterpret_cast<void**>(&z), host.size() * 8);
+  cudaMalloc(reinterpret_cast<void**>(&out), std::size_t(out_size) * 8);
+  cudaMemcpy(z, host.data(), host.size() * 8, cudaMemcpyHostToDevice);
+  const cka::device::cuda ctx{};
+  // X is the first d1 columns of z, Y the rest: column-major views.
+  const cka::device::matrix_view<const double> vx{z, n, d1, 1, n}, vy{z + n * d1, n, d2, 1, n};
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  auto timed = [&](auto&& f) {
+    f();  // warm-up (the cuBLAS handle, the pool)
+    cudaEventRecord(start, ctx.stream);
+    for (int r = 0; r < repeats; ++r) f();
+    cudaEventRecord(stop, ctx.stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return double(ms) / repeats;
+  };
+  double value = 0;
+  const double t_cka = timed([&] { value = cka::linear_cka(ctx, vx, vy); });
+  const cublasHandle_t blas = ctx.blas();
+  const double one = 1.0, zero = 0.0;
+  const double t_syrk = timed([&] {
+    if (grams) {
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d1, &one, z, n, &zero, out, n);
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d2, &one, z + n * d1, n, &zero, out + n * n, n);
+    } else {
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, dd, n, &one, z, n, &zero, out, dd);
+    }
+  });
+  const double flops = grams ? double(n) * double(n) * double(dd) : double(n) * double(dd) * double(dd);  // SYRK: half
+  std::printf("linear_cka n = %lld, d1 = %lld, d2 = %lld (%s): %.3f ms; its DSYRKs alone %.3f ms (%.0f GFLOP/s); "
+              "%.0f%% of the DSYRK rate; value %.6f\n",
+              (long long)n, (long long)d1, (long long)d2, grams ? "two n x n Grams" : "D x D product", t_cka, t_syrk,
+              flops / t_syrk * 1e-6, 100 * t_syrk / t_cka, value);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(z);
+  cudaFree(out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +242,12 @@ int main(int argc, char** argv) {
   for (std::int64_t n : {7, 1001, 100003}) compare_linear(n);
   errors();
   if (argc > 1 && std::string(argv[1]) == "--large") compare<double>(46341, 1e-11);
+  if (argc > 1 && std::string(argv[1]) == "--time") {
+    time_linear(1000000, 256, 256, 5);  // many samples: the feature form
+    time_linear(100000, 1024, 1024, 5);
+    time_linear(256, 4096, 4096, 20);   // a distillation batch of wide layers: the two-Gram form
+    time_linear(1024, 8192, 8192, 10);
+  }
   std::printf(failures ? "%d check(s) failed\n" : "all CUDA device checks passed\n", failures);
   return failures ? 1 : 0;
 }
