@@ -108,8 +108,11 @@ TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too
       CHECK(cka::detail::tiled_median("test", stored, rule, 2) == cka::median_squared_distance(d, rule));
       // A bracket too full to collect (what n beyond ~120,000 meets): binned, then the target bins
       // collected — or, where ties crowd a bin (the integer grid, one-hot rows), radix selection.
+      // (Recomputed tiles once per data set, for time: the pass-count test below covers that route too.)
       const std::size_t small = 4096;
-      CHECK(cka::detail::tiled_median("test", t, rule, 2, nullptr, nullptr, small) == cka::median_squared_distance(d, rule));
+      if (rule == median_rule::all_pairs) {
+        CHECK(cka::detail::tiled_median("test", t, rule, 2, nullptr, nullptr, small) == cka::median_squared_distance(d, rule));
+      }
       CHECK(cka::detail::tiled_median("test", stored, rule, 2, nullptr, nullptr, nullptr, small) ==
             cka::median_squared_distance(d, rule));
     }
