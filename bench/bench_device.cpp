@@ -1,8 +1,11 @@
 // The device backend on the CPU systems (cka::device::omp): linear CKA of strided views against the host
 // linear_cka on the same data, in the same binary. Shapes: a distillation batch of wide layers (n = 256,
 // d1 = d2 = 4096: the sample-space form, n²·D flops) and many samples of narrow ones (n = 4096, d = 256:
-// the feature-space form, n·D² flops). GFLOP/s counts the form's flops.
+// the feature-space form, n·D² flops). GFLOP/s counts the form's flops. Also RBF kernel CKA (median
+// bandwidths: the device tile engine against the host's) and the RCKA loss with its gradient (the device
+// relation engine against the host loss).
 #include <cka/device.hpp>
+#include <cka/rcka.hpp>
 #include <cka/similarity.hpp>
 
 #include <benchmark/benchmark.h>
@@ -42,8 +45,44 @@ void BM_host_linear(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// RBF kernel CKA with median bandwidths: the device tile engine (omp) against the host's tile engine.
+void BM_device_rbf(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data(n, d, 3), y = data(n, d, 4);
+  const cka::device::matrix_view<const double> vx{x.data(), n, d, 1, n}, vy{y.data(), n, d, 1, n};
+  const auto k = cka::rbf_kernel::median();
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(cka::device::omp{}, vx, vy, k, k));
+}
+
+void BM_host_rbf(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data(n, d, 3), y = data(n, d, 4);
+  const auto k = cka::rbf_kernel::median();
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k));
+}
+
+/// The RCKA loss with its gradient on a batch of logits: the device relation engine (omp) against the host.
+void BM_device_rcka(benchmark::State& state) {
+  const Eigen::Index b = state.range(0), c = state.range(1);
+  const auto s = data(b, c, 5), t = data(b, c, 6);
+  cka::matrix<double> grad(b, c);
+  const cka::device::matrix_view<const double> vs{s.data(), b, c, 1, b}, vt{t.data(), b, c, 1, b};
+  const cka::device::matrix_view<double> vg{grad.data(), b, c, 1, b};
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::rcka_loss(cka::device::omp{}, vs, vt, vg).value);
+}
+
+void BM_host_rcka(benchmark::State& state) {
+  const Eigen::Index b = state.range(0), c = state.range(1);
+  const auto s = data(b, c, 5), t = data(b, c, 6);
+  for (auto _ : state) benchmark::DoNotOptimize(cka::rcka::rcka_loss(s, t).value);
+}
+
 }  // namespace
 
+BENCHMARK(BM_device_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_device_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_linear)->Args({256, 4096, 4096})->Args({4096, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_linear)->Args({256, 4096, 4096})->Args({4096, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_MAIN();

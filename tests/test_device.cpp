@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -119,37 +120,81 @@ void check_against_host(const Context& ctx) {
 
 template <class Context>
 void check_losses(const Context& ctx) {
-  const auto s = test::normal<double>(16, 10, 811);
-  const auto t = test::related<double>(s, 10, 812);
-  cka::rcka::relation_options opts;
-  const auto host_sample = cka::rcka::sample_relation_loss(s, t, opts);
-  const auto host_class = cka::rcka::class_relation_loss(s, t, opts);
-  const auto host_feature = cka::rcka::feature_loss(s, t, opts);
-  const auto host_rcka = cka::rcka::rcka_loss(s, t, cka::rcka::rcka_weights{15.0, 15.0}, opts);
-  for (layout l : layouts) {
-    CAPTURE(int(l));
-    const auto vs = lay_out(s, l), vt = lay_out(t, l);
-    auto grad = lay_out(test::mat<double>(test::mat<double>::Zero(16, 10)), l == layout::row_major ? layout::padded_rows : l);
-    auto check = [&](const auto& got, const auto& host) {
-      CHECK(test::rel_err(got.value, host.value) < 1e-12);
-      CHECK(got.skipped == host.skipped);
-      double worst = 0;
-      for (std::int64_t i = 0; i < 16; ++i)
-        for (std::int64_t j = 0; j < 10; ++j) {
-          const double g = grad.buffer[std::size_t(i * grad.view.row_stride + j * grad.view.col_stride)];
-          worst = std::max(worst, std::abs(g - host.grad(i, j)) / host.grad.cwiseAbs().maxCoeff());
-        }
-      CHECK(worst < 1e-12);
-      // The gaps between the gradient's elements are untouched (still NaN).
-      std::size_t gaps = 0;
-      for (double v : grad.buffer) gaps += std::isnan(v);
-      CHECK(gaps == grad.buffer.size() - 160);
-    };
-    check(cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_sample);
-    check(cka::rcka::class_relation_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_class);
-    check(cka::rcka::feature_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_feature);
-    check(cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view, cka::rcka::rcka_weights{15.0, 15.0}, opts), host_rcka);
-  }
+  // 16×10: the host takes the Gram form; 40×6: its feature-space form (ds + dt < n); the device engine
+  // always takes the Gram form. Options: the default, unbiased, raise, and two the engine leaves to the
+  // host (the official code's row-normalised cosine, the plain cosine).
+  std::vector<cka::rcka::relation_options> options(5);
+  options[1].est = estimator::unbiased;
+  options[2].on_undefined = cka::rcka::undefined_policy::raise;
+  options[3].centered = false, options[3].row_normalize = true;
+  options[4].centered = false;
+  for (auto shape : {std::pair<Eigen::Index, Eigen::Index>{16, 10}, {40, 6}})
+    for (const auto& opts : options) {
+      const Eigen::Index n = shape.first, d = shape.second;
+      const auto s = test::normal<double>(n, d, 811);
+      const auto t = test::related<double>(s, d, 812);
+      const auto host_sample = cka::rcka::sample_relation_loss(s, t, opts);
+      const auto host_class = cka::rcka::class_relation_loss(s, t, opts);
+      const auto host_feature = cka::rcka::feature_loss(s, t, opts);
+      const auto host_rcka = cka::rcka::rcka_loss(s, t, cka::rcka::rcka_weights{15.0, 3.0}, opts);
+      for (layout l : layouts) {
+        CAPTURE(n, int(l), opts.centered, opts.row_normalize, int(opts.est), int(opts.on_undefined));
+        const auto vs = lay_out(s, l), vt = lay_out(t, l);
+        auto grad = lay_out(test::mat<double>(test::mat<double>::Zero(n, d)), l == layout::row_major ? layout::padded_rows : l);
+        auto check = [&](const auto& got, const auto& host) {
+          CHECK(test::rel_err(got.value, host.value) < 1e-12);
+          CHECK(got.skipped == host.skipped);
+          double worst = 0;
+          for (Eigen::Index i = 0; i < n; ++i)
+            for (Eigen::Index j = 0; j < d; ++j) {
+              const double g = grad.buffer[std::size_t(i * grad.view.row_stride + j * grad.view.col_stride)];
+              worst = std::max(worst, std::abs(g - host.grad(i, j)) / host.grad.cwiseAbs().maxCoeff());
+            }
+          CHECK(worst < 1e-12);
+          // The gaps between the gradient's elements are untouched (still NaN).
+          std::size_t gaps = 0;
+          for (double v : grad.buffer) gaps += std::isnan(v);
+          CHECK(gaps == grad.buffer.size() - std::size_t(n * d));
+        };
+        check(cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_sample);
+        check(cka::rcka::class_relation_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_class);
+        check(cka::rcka::feature_loss(ctx, vs.input(), vt.input(), grad.view, opts), host_feature);
+        check(cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view, cka::rcka::rcka_weights{15.0, 3.0}, opts), host_rcka);
+      }
+    }
+  // Undefined terms: a constant student is skipped (value 0, a zero gradient over the previous values),
+  // or raises under undefined_policy::raise; too few rows for the unbiased estimator likewise.
+  const test::mat<double> flat = test::mat<double>::Constant(12, 4, 0.5);
+  const auto t = test::normal<double>(12, 4, 813);
+  auto grad = lay_out(test::mat<double>(test::mat<double>::Constant(12, 4, 7.0)), layout::row_major);
+  const auto r = cka::rcka::sample_relation_loss(ctx, lay_out(flat, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view);
+  CHECK(r.value == 0.0);
+  CHECK(r.skipped == 1);
+  CHECK(device::detail::map(grad.view).cwiseAbs().maxCoeff() == 0.0);
+  cka::rcka::relation_options raise;
+  raise.on_undefined = cka::rcka::undefined_policy::raise;
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(flat, layout::row_major).input(), lay_out(t, layout::row_major).input(),
+                                                    grad.view, raise),
+                    Contains("rcka::sample_relation_loss") && Contains("constant student"));
+  const test::mat<double> three = t.topRows(3);
+  auto grad3 = lay_out(test::mat<double>(test::mat<double>::Constant(3, 4, 7.0)), layout::column_major);
+  cka::rcka::relation_options unbiased;
+  unbiased.est = estimator::unbiased;
+  const auto host3 = cka::rcka::rcka_loss(three, three, {}, unbiased);
+  const auto got3 = cka::rcka::rcka_loss(ctx, lay_out(three, layout::row_major).input(), lay_out(three, layout::row_major).input(),
+                                         grad3.view, {}, unbiased);
+  CHECK(got3.skipped == host3.skipped);
+  CHECK(std::abs(got3.value - host3.value) < 1e-12);
+  CHECK((device::detail::map(grad3.view) - host3.grad).cwiseAbs().maxCoeff() < 1e-12);
+  unbiased.on_undefined = cka::rcka::undefined_policy::raise;
+  CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(three, layout::row_major).input(),
+                                                    lay_out(three, layout::row_major).input(), grad3.view, unbiased),
+                    Contains("the student has 3 samples"));
+  // The class relation needs the same classes.
+  const test::mat<double> wide = test::normal<double>(12, 5, 814);
+  CHECK_THROWS_WITH(cka::rcka::class_relation_loss(ctx, lay_out(t, layout::row_major).input(), lay_out(wide, layout::row_major).input(),
+                                                   grad.view),
+                    Contains("classes"));
 }
 
 template <class Context>
@@ -216,4 +261,180 @@ TEST_CASE("device HSIC: Thrust's centered sums against the host, and the Gram ch
   };
   run(device::cpp{});
   run(device::omp{});
+}
+
+namespace {
+
+/// The device RBF engine on a host system with a small plan (tiles of `tile` rows; brackets of more than
+/// `cap` values narrowed; a sample of `draws` pairs when the pairs exceed cap).
+template <class Context>
+auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std::uint64_t draws) {
+  device::detail::rbf_plan plan;
+  plan.tile = tile;
+  plan.cap = cap;
+  plan.draws = draws;
+  return device::detail::host_rbf_engine(ctx, "kernel_cka", plan);
+}
+
+/// The engine's median of the squared distances between the rows of x (centered, unscaled).
+template <class Engine>
+double engine_median(const Engine& e, const test::mat<double>& x, cka::median_rule rule) {
+  const std::int64_t n = x.rows(), d = x.cols();
+  std::vector<double> z(std::size_t(n * d)), stats(std::size_t(2 * d));
+  std::vector<double> norms(static_cast<std::size_t>(n));
+  const device::detail::strided<double> sx{x.data(), n, d, 1, n}, none{x.data(), 0, d, 0, 0};
+  e.center(sx, none, 1.0, z.data(), norms.data(), stats.data());
+  return e.median(device::detail::tile_rows{z.data(), norms.data(), n, d},
+                  device::detail::rule_ranks{rule, std::uint64_t(n)});
+}
+
+const cka::median_rule rules[] = {cka::median_rule::all_pairs, cka::median_rule::off_diagonal, cka::median_rule::nonzero};
+
+}  // namespace
+
+TEST_CASE("device RBF engine: the exact median by bit-pattern selection, every plan", "[device]") {
+  // Integer features: every squared distance is an exact integer in any summation order, so the medians
+  // must equal median_squared_distance's exactly; rows repeat (ties and zero distances), n is odd and even.
+  // Plans: one tile with everything collected; tiles of 7; buckets narrowed (cap 3); a sample then
+  // narrowing; cap 1 (narrowed down to single bit patterns).
+  for (Eigen::Index n : {2, 3, 31, 64, 97}) {
+    // Rows ±h (and a zero row for odd n): the column means are exactly 0, so centering changes nothing.
+    test::mat<double> h = (test::normal<double>(n / 2, 3, 840 + std::uint64_t(n)) * 2.0).array().round().matrix();
+    for (Eigen::Index i = 0; i + 5 < h.rows(); i += 5) h.row(i + 1) = h.row(i);
+    test::mat<double> x = test::mat<double>::Zero(n, 3);
+    x.topRows(n / 2) = h;
+    x.middleRows(n / 2, n / 2) = -h;
+    const test::mat<double> d = cka::gram(x, cka::linear_kernel{}).diagonal().replicate(1, n) +
+                                cka::gram(x, cka::linear_kernel{}).diagonal().transpose().replicate(n, 1) -
+                                2.0 * cka::gram(x, cka::linear_kernel{});
+    for (auto rule : rules) {
+      const double expected = cka::median_squared_distance(d, rule);
+      for (auto plan : {std::array<std::uint64_t, 3>{256, 1u << 20, 0}, {7, 1u << 20, 0}, {5, 3, 0}, {16, 40, 64}, {9, 1, 25}}) {
+        CAPTURE(n, int(rule), plan[0], plan[1], plan[2]);
+        CHECK(engine_median(small_engine(device::cpp{}, std::int64_t(plan[0]), plan[1], plan[2]), x, rule) == expected);
+      }
+      CHECK(engine_median(small_engine(device::omp{}, 8, 10, 30), x, rule) == expected);
+    }
+  }
+  // All rows equal: the nonzero rule's median is 0; many equal distances narrowed to one bit pattern.
+  const test::mat<double> same = test::mat<double>::Ones(20, 2);
+  CHECK(engine_median(small_engine(device::cpp{}, 6, 2, 0), same, cka::median_rule::nonzero) == 0.0);
+  test::mat<double> two(40, 1);
+  for (Eigen::Index i = 0; i < 40; ++i) two(i, 0) = i % 2 ? 0.5 : -0.5;  // distances 0 and 1, 380 and 400
+  const test::mat<double> d2 = (two.replicate(1, 40) - two.transpose().replicate(40, 1)).array().square().matrix();
+  for (auto rule : rules) {
+    CHECK(engine_median(small_engine(device::cpp{}, 8, 4, 0), two, rule) == cka::median_squared_distance(d2, rule));
+  }
+}
+
+TEST_CASE("device RBF engine: kernel CKA against the host for every plan, rule, estimator and scale", "[device]") {
+  const auto x = test::normal<double>(45, 5, 851);
+  const auto y = test::related<double>(x, 3, 852);
+  const cka::rbf_kernel kernels[] = {cka::rbf_kernel::median(0.8), cka::rbf_kernel::median(1.0, cka::median_rule::off_diagonal),
+                                     cka::rbf_kernel::median(1.5, cka::median_rule::nonzero), cka::rbf_kernel{2.0}};
+  const auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::strided);
+  for (const auto& k : kernels)
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      const double expected = cka::kernel_cka(x, y, k, k, est);
+      for (std::int64_t tile : {4, 7, 16, 45, 64}) {
+        CAPTURE(k.sigma(), int(k.rule()), est == estimator::unbiased, tile);
+        device::detail::rbf_plan plan;
+        plan.tile = tile;
+        plan.cap = 50;
+        plan.draws = 100;
+        CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::cpp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::omp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
+      }
+    }
+  // Mixed kernels; the fewest samples; magnitudes a median rule rescales; a σ whose 1/(2σ²) overflows.
+  CHECK(test::rel_err(cka::kernel_cka(device::omp{}, vx.input(), vy.input(), kernels[0], kernels[3]),
+                      cka::kernel_cka(x, y, kernels[0], kernels[3])) < 1e-12);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    const Eigen::Index n = est == estimator::biased ? 2 : 4;
+    const test::mat<double> xs = x.topRows(n), ys = y.topRows(n);
+    CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, lay_out(xs, layout::row_major).input(), lay_out(ys, layout::row_major).input(),
+                                        kernels[3], kernels[3], est),
+                        cka::kernel_cka(xs, ys, kernels[3], kernels[3], est)) < 1e-12);
+  }
+  const test::mat<double> huge = x * 1e200, tiny = x * 1e-200;
+  CHECK(test::rel_err(cka::kernel_cka(device::omp{}, lay_out(huge, layout::row_major).input(), vy.input(), kernels[0], kernels[0]),
+                      cka::kernel_cka(huge, y, kernels[0], kernels[0])) < 1e-12);
+  CHECK(test::rel_err(cka::kernel_cka(device::omp{}, lay_out(tiny, layout::column_major).input(), vy.input(), kernels[1], kernels[1]),
+                      cka::kernel_cka(tiny, y, kernels[1], kernels[1])) < 1e-12);
+  const test::mat<double> fine = x * 1e-160;
+  const cka::rbf_kernel narrow{1e-160};
+  CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, lay_out(fine, layout::row_major).input(), vy.input(), narrow, kernels[3]),
+                      cka::kernel_cka(fine, y, narrow, kernels[3])) < 1e-12);
+}
+
+TEST_CASE("device RBF engine: the host's errors", "[device]") {
+  const auto y = test::normal<double>(30, 2, 861);
+  const auto vy = lay_out(y, layout::row_major);
+  // Distances beyond the double range with a fixed σ: an overflow, as on the host.
+  const test::mat<double> huge = test::normal<double>(30, 3, 862) * 1e160;
+  const auto vh = lay_out(huge, layout::column_major);
+  CHECK_THROWS_AS(cka::kernel_cka(huge, y, cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0}), cka::domain_error);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::omp{}, vh.input(), vy.input(), cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0}),
+                    Contains("kernel_cka") && Contains("overflow"));
+  // More than half the pairs coincide: a zero median bandwidth (the type similarity_matrix catches).
+  test::mat<double> repeated = test::mat<double>::Zero(30, 3);
+  repeated.row(0) << 1.0, 2.0, 3.0;
+  CHECK_THROWS_AS(cka::kernel_cka(device::cpp{}, lay_out(repeated, layout::row_major).input(), vy.input(),
+                                  cka::rbf_kernel::median(), cka::rbf_kernel::median()),
+                  cka::detail::zero_bandwidth);
+  // σ² beyond the double range.
+  CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, vy.input(), vy.input(), cka::rbf_kernel{1e160}, cka::rbf_kernel{1.0}),
+                    Contains("overflow"));
+  // Constant rows: zero variance after centering.
+  const test::mat<double> flat = test::mat<double>::Ones(30, 3);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::omp{}, lay_out(flat, layout::row_major).input(), vy.input(), cka::rbf_kernel{1.0},
+                                    cka::rbf_kernel{1.0}),
+                    Contains("zero variance"));
+  // Too few samples for the unbiased estimator; different sample counts.
+  const test::mat<double> three = y.topRows(3);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, lay_out(three, layout::row_major).input(), lay_out(three, layout::row_major).input(),
+                                    cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0}, estimator::unbiased),
+                    Contains("unbiased"));
+  CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, lay_out(three, layout::row_major).input(), vy.input(), cka::rbf_kernel{1.0},
+                                    cka::rbf_kernel{1.0}),
+                    Contains("same samples"));
+}
+
+TEST_CASE("device RBF engine: MMD on the pooled sample against the host", "[device]") {
+  const auto x = test::normal<double>(23, 4, 871);
+  const test::mat<double> y = (test::normal<double>(30, 4, 872).array() + 0.4).matrix();
+  const cka::rbf_kernel kernels[] = {cka::rbf_kernel::median(), cka::rbf_kernel::median(0.7, cka::median_rule::off_diagonal),
+                                     cka::rbf_kernel{1.5}};
+  const auto vx = lay_out(x, layout::strided), vy = lay_out(y, layout::row_major);
+  for (const auto& k : kernels)
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      const double expected = cka::mmd2(x, y, k, est);
+      for (std::int64_t tile : {5, 16, 23, 64}) {
+        CAPTURE(k.sigma(), est == estimator::unbiased, tile);
+        device::detail::rbf_plan plan;
+        plan.tile = tile;
+        plan.cap = 100;
+        plan.draws = 200;
+        CHECK(test::rel_err(device::detail::rbf_mmd2(device::cpp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::rbf_mmd2(device::omp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
+      }
+    }
+  // One sample each (biased), float input, magnitudes a median rule rescales, and the errors.
+  const test::mat<double> x1 = x.topRows(1), y1 = y.topRows(1);
+  CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), lay_out(y1, layout::row_major).input(), kernels[2]),
+                      cka::mmd2(x1, y1, kernels[2])) < 1e-12);
+  const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+  CHECK(test::rel_err(double(cka::mmd2(device::omp{}, lay_out(xf, layout::padded_rows).input(), lay_out(yf, layout::strided).input(),
+                                       kernels[0])),
+                      double(cka::mmd2(xf, yf, kernels[0]))) < 1e-6);
+  const test::mat<double> xh = x * 1e250, yh = y * 1e250;
+  CHECK(test::rel_err(cka::mmd2(device::omp{}, lay_out(xh, layout::row_major).input(), lay_out(yh, layout::row_major).input(), kernels[0]),
+                      cka::mmd2(xh, yh, kernels[0])) < 1e-12);
+  CHECK_THROWS_WITH(cka::mmd2(device::omp{}, lay_out(xh, layout::row_major).input(), lay_out(yh, layout::row_major).input(), kernels[2]),
+                    Contains("mmd2") && Contains("overflow"));
+  const test::mat<double> narrow = y.leftCols(3);
+  CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, vx.input(), lay_out(narrow, layout::row_major).input(), kernels[2]),
+                    Contains("mmd2") && Contains("same space"));
+  CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), vy.input(), kernels[2], estimator::unbiased),
+                    Contains("X has 1 samples"));
 }

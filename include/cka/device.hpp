@@ -4,14 +4,18 @@
 /// execution context, described by views (pointer, shape, strides) and never copied into Eigen matrices.
 /// This version has the host systems of Thrust — `cka::device::omp` and `cka::device::cpp` — on which the
 /// views' memory is host memory: the checks run as Thrust algorithms with the context's explicit policy
-/// (the code the CUDA system will share), the products through Eigen maps over the views (strided, no
-/// copy), and every result equals the host function's on the same values. The CUDA context (cuBLAS and
-/// fused tile kernels) is the next step; see docs/device.md.
+/// (the code the CUDA system shares), HSIC and linear CKA as Thrust passes around symmetric products, RBF
+/// kernel CKA and RBF MMD by the device tile engine (device/detail/rbf.hpp), and every result equals the
+/// host function's on the same values to rounding. The losses and other kernels run the host functions on
+/// Eigen maps over the views (strided, no copy). The CUDA context is in cka/device/cuda.hpp; see
+/// docs/device.md.
 /// Link the CMake target cka::device (the toolkit's CCCL headers, and OpenMP for the omp system).
 
 #include <cka/device/detail/checks.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
+#include <cka/device/detail/rbf.hpp>
+#include <cka/device/detail/relation.hpp>
 #include <cka/device/view.hpp>
 #include <cka/hsic.hpp>
 #include <cka/mmd.hpp>
@@ -35,14 +39,6 @@ template <>
 struct is_host_system<omp> : std::true_type {};
 template <>
 struct is_host_system<cpp> : std::true_type {};
-
-/// A loss value and the number of undefined terms skipped (rcka::loss_result without the gradient, which
-/// the device functions write into the caller's view).
-template <class T>
-struct loss_value {
-  T value;
-  Eigen::Index skipped;
-};
 
 namespace detail {
 
@@ -122,6 +118,78 @@ void require_gradient(const char* fn, const matrix_view<T>& grad, const matrix_v
 template <class Context>
 constexpr bool host = is_host_system<Context>::value;
 
+/// Symmetric products into their lower triangles, as DSYRK writes them: G = ZᵀZ (cols×cols) and K = ZZᵀ
+/// (rows×rows) of a column-major rows×cols Z, by Eigen's rank updates.
+struct eigen_product {
+  void operator()(const double* z, std::int64_t rows, std::int64_t cols, double* g) const {
+    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
+    Eigen::Map<matrix<double>> gm(g, Eigen::Index(cols), Eigen::Index(cols));
+    gm.setZero();
+    gm.selfadjointView<Eigen::Lower>().rankUpdate(zm.transpose());
+  }
+};
+struct eigen_gram {
+  void operator()(const double* z, std::int64_t rows, std::int64_t cols, double* k) const {
+    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
+    Eigen::Map<matrix<double>> km(k, Eigen::Index(rows), Eigen::Index(rows));
+    km.setZero();
+    km.selfadjointView<Eigen::Lower>().rankUpdate(zm);
+  }
+};
+/// out = W·X for a column-major n×n W and n×d X.
+struct eigen_multiply {
+  void operator()(const double* w, std::int64_t n, const double* x, std::int64_t d, double* out) const {
+    Eigen::Map<matrix<double>>(out, Eigen::Index(n), Eigen::Index(d)).noalias() =
+        Eigen::Map<const matrix<double>>(w, Eigen::Index(n), Eigen::Index(n)) *
+        Eigen::Map<const matrix<double>>(x, Eigen::Index(n), Eigen::Index(d));
+  }
+};
+
+/// The RBF tile engine on a host system: G = A·Bᵀ of two row blocks of Z by Eigen maps (no copy), scratch in
+/// host vectors.
+struct eigen_tile_gemm {
+  void operator()(const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d, std::int64_t lda,
+                  double* g) const {
+    using rows_map = Eigen::Map<const matrix<double>, 0, Eigen::OuterStride<>>;
+    Eigen::Map<matrix<double>> gm(g, Eigen::Index(h), Eigen::Index(w));
+    gm.noalias() = rows_map(a, Eigen::Index(h), Eigen::Index(d), Eigen::OuterStride<>(lda)) *
+                   rows_map(b, Eigen::Index(w), Eigen::Index(d), Eigen::OuterStride<>(lda)).transpose();
+  }
+};
+struct host_copy {
+  void operator()(double* dst, const double* src, std::int64_t count) const { std::copy(src, src + count, dst); }
+};
+template <class Context>
+auto host_rbf_engine(const Context& ctx, const char* fn, const rbf_plan& plan) {
+  return make_rbf_engine(policy(ctx), eigen_tile_gemm{}, host_copy{}, make_host_scratch, fn, plan);
+}
+
+/// Kernel CKA with two RBF kernels by the device tile engine (rbf.hpp) on a host system, with its plan (tile
+/// side, collect limit: tests choose small ones).
+template <class Context, class TX, class TY, class T = scalar_of<TX, TY>>
+T rbf_kernel_cka(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const rbf_parameters& kx,
+                 const rbf_parameters& ky, estimator est, const rbf_plan& plan = {}) {
+  const char* fn = "kernel_cka";
+  const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  require_pair(policy(ctx), host_read{}, fn, sx, sy, min_samples(est));
+  std::vector<double> scratch(std::size_t(rbf_cka_scratch(x.rows, x.cols, y.cols)));
+  const auto s = rbf_cka_sums(host_rbf_engine(ctx, fn, plan), sx, sy, kx, ky, est == estimator::unbiased, scratch.data());
+  return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
+}
+
+/// Squared MMD with an RBF kernel by the device tile engine on a host system (mmd2's checks first).
+template <class Context, class TX, class TY, class T = scalar_of<TX, TY>>
+T rbf_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const rbf_parameters& k, estimator est,
+           const rbf_plan& plan = {}) {
+  const char* fn = "mmd2";
+  const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  require_samples_pair(policy(ctx), host_read{}, fn, sx, sy, est == estimator::biased ? 1 : 2);
+  std::vector<double> scratch(std::size_t(rbf_mmd2_scratch(x.rows, y.rows, x.cols)));
+  return T(device::detail::rbf_mmd2(host_rbf_engine(ctx, fn, plan), sx, sy, k, est, scratch.data()));
+}
+
 }  // namespace detail
 }  // namespace device
 
@@ -135,44 +203,35 @@ template <class Context, class TX, class TY, class T = device::detail::scalar_of
 T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
              estimator est = estimator::biased) {
   const char* fn = "linear_cka";
-  device::detail::require_input(ctx, fn, "X", x);
-  device::detail::require_input(ctx, fn, "Y", y);
-  if (x.rows != y.rows) {
-    cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
-                               "; both representations must hold the same samples");
-  }
-  cka::detail::require_samples(fn, "X", Eigen::Index(x.rows), min_samples(est), cka::detail::estimator_name(est));
-  const std::int64_t n = x.rows, dd = x.cols + y.cols;
-  std::vector<double> scratch(std::size_t(device::detail::linear_scratch(n, dd)));  // host systems: on the host
-  // Symmetric products into their lower triangles, as DSYRK writes them: ZᵀZ, and ZZᵀ.
-  auto product = [](const double* z, std::int64_t rows, std::int64_t cols, double* g) {
-    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
-    Eigen::Map<matrix<double>> gm(g, Eigen::Index(cols), Eigen::Index(cols));
-    gm.setZero();
-    gm.selfadjointView<Eigen::Lower>().rankUpdate(zm.transpose());
-  };
-  auto gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* k) {
-    const Eigen::Map<const matrix<double>> zm(z, Eigen::Index(rows), Eigen::Index(cols));
-    Eigen::Map<matrix<double>> km(k, Eigen::Index(rows), Eigen::Index(rows));
-    km.setZero();
-    km.selfadjointView<Eigen::Lower>().rankUpdate(zm);
-  };
-  auto to_host = [](double* dst, const double* src, std::int64_t count) { std::copy(src, src + count, dst); };
   const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
-  const auto s = device::detail::linear_sums(device::detail::policy(ctx), product, gram, to_host, scratch.data(), sx, sy,
-                                             est == estimator::unbiased);
+  device::detail::require_pair(device::detail::policy(ctx), device::detail::host_read{}, fn, sx, sy, min_samples(est));
+  const std::int64_t n = x.rows, dd = x.cols + y.cols;
+  std::vector<double> scratch(std::size_t(device::detail::linear_scratch(n, dd)));  // host systems: on the host
+  const auto s = device::detail::linear_sums(device::detail::policy(ctx), device::detail::eigen_product{},
+                                             device::detail::eigen_gram{}, device::detail::host_copy{}, scratch.data(), sx,
+                                             sy, est == estimator::unbiased);
   return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }
 
-/// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) — for two RBF kernels the tile engine.
+/// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) (same errors; values to rounding). With two
+/// RBF kernels (rbf_kernel or rbf_parameters), the device tile engine of device/detail/rbf.hpp — the code
+/// the CUDA system runs: Z centered once (8·n·(d1+d2) bytes), then tiles of G = Z_I·Z_Jᵀ (Eigen here, cuBLAS
+/// on CUDA) turned into kernel values in place and reduced by Thrust: the exact median by bit-pattern
+/// selection where a median rule asks for it (two passes for typical data), pass A (row sums), pass B
+/// (centered products); 2·n²·(d1+d2) flops per pass, no n×n buffer. Other kernels: the host function on
+/// maps of the views. compute_options apply to the host function only.
 template <class Context, class TX, class TY, class KX, class KY, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T kernel_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const KX& kx,
              const KY& ky, estimator est = estimator::biased, const compute_options& co = {}) {
-  device::detail::require_input(ctx, "kernel_cka", "X", x);
-  device::detail::require_input(ctx, "kernel_cka", "Y", y);
-  return device::detail::visit_inputs(x, y, [&](const auto& mx, const auto& my) { return kernel_cka(mx, my, kx, ky, est, co); });
+  if constexpr (std::is_base_of_v<rbf_parameters, KX> && std::is_base_of_v<rbf_parameters, KY>) {
+    return device::detail::rbf_kernel_cka(ctx, x, y, kx, ky, est);
+  } else {
+    device::detail::require_input(ctx, "kernel_cka", "X", x);
+    device::detail::require_input(ctx, "kernel_cka", "Y", y);
+    return device::detail::visit_inputs(x, y, [&](const auto& mx, const auto& my) { return kernel_cka(mx, my, kx, ky, est, co); });
+  }
 }
 
 /// HSIC of two n×n Gram views; as hsic(K, L, est) (same errors). Computed by Thrust algorithms with the
@@ -190,14 +249,22 @@ T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l,
                                      double(Eigen::NumTraits<T>::epsilon())));
 }
 
-/// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co).
+/// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co) (same errors; values to rounding).
+/// With an RBF kernel (rbf_kernel or rbf_parameters), the device tile engine over the pooled sample
+/// (device/detail/rbf.hpp; the code the CUDA system runs): its exact median where a median rule asks for
+/// it, then one pass of block sums; (m+n)²·d flops per pass, no (m+n)² buffer. Other kernels (the linear
+/// kernel's closed form among them): the host function on maps of the views.
 template <class Context, class TX, class TY, class Kernel, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T mmd2(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const Kernel& kernel,
        estimator est = estimator::biased, const compute_options& co = {}) {
-  device::detail::require_input(ctx, "mmd2", "X", x);
-  device::detail::require_input(ctx, "mmd2", "Y", y);
-  return device::detail::visit_inputs(x, y, [&](const auto& mx, const auto& my) { return mmd2(mx, my, kernel, est, co); });
+  if constexpr (std::is_base_of_v<rbf_parameters, Kernel>) {
+    return device::detail::rbf_mmd2(ctx, x, y, kernel, est);
+  } else {
+    device::detail::require_input(ctx, "mmd2", "X", x);
+    device::detail::require_input(ctx, "mmd2", "Y", y);
+    return device::detail::visit_inputs(x, y, [&](const auto& mx, const auto& my) { return mmd2(mx, my, kernel, est, co); });
+  }
 }
 
 namespace rcka {
@@ -216,6 +283,57 @@ device::loss_value<T> device_loss(const Context& ctx, const char* fn, device::ma
   return {r.value, r.skipped};
 }
 
+/// Whether the device relation engine (device/detail/relation.hpp) computes a loss under opts: centered
+/// CKA without row scaling (the default); the other alignments run the host loss on maps of the views.
+inline bool on_device_engine(const relation_options& opts) { return opts.centered && !opts.row_normalize; }
+
+/// One relation term by the device engine (device/detail/relation.hpp): the rows of student and teacher
+/// (their columns when `by_columns`: the class relation), its loss value and skip count; the gradient
+/// times `weight` written into grad, or added to it (`accumulate`).
+template <class Context, class TS, class TT, class T>
+device::loss_value<T> engine_relation(const Context& ctx, const char* fn, device::matrix_view<TS> student,
+                                      device::matrix_view<TT> teacher, device::matrix_view<T> grad,
+                                      const relation_options& opts, bool by_columns, double weight, bool accumulate) {
+  using S = std::remove_const_t<TS>;
+  device::detail::strided<S> s{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride};
+  device::detail::strided<S> t{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride};
+  device::detail::strided_out<T> g{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride};
+  if (by_columns) s = device::detail::transposed(s), t = device::detail::transposed(t), g = g.transposed();
+  const bool skip = opts.on_undefined == undefined_policy::skip;
+  auto ratio = [&](const device::detail::centered_totals& c) {
+    return cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{c.kl, c.kk, c.ll, c.ref_k, c.ref_l},
+                                  skip ? cka::detail::when_undefined::nan : cka::detail::when_undefined::raise,
+                                  cka::detail::relation_sides());
+  };
+  const auto r = device::detail::relation_term(device::detail::policy(ctx), device::detail::eigen_gram{},
+                                               device::detail::eigen_multiply{}, ratio, device::detail::make_host_scratch,
+                                               fn, s, t, g, opts.est == estimator::unbiased, skip, weight, accumulate);
+  return {T(r.value), r.skipped};
+}
+
+/// The checks every relation loss on views makes first.
+template <class Context, class TS, class TT, class T>
+void require_relation_inputs(const Context& ctx, const char* fn, device::matrix_view<TS> student,
+                             device::matrix_view<TT> teacher, device::matrix_view<T> grad, bool same_columns) {
+  static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
+  using S = std::remove_const_t<TS>;
+  device::detail::require_relation_inputs(
+      device::detail::policy(ctx), device::detail::host_read{}, fn,
+      device::detail::strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
+      device::detail::strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
+      device::detail::strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride}, same_columns);
+}
+
+/// A relation loss on views: the device engine for centered CKA, the host loss otherwise.
+template <class Context, class TS, class TT, class T, class HostLoss>
+device::loss_value<T> relation_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student,
+                                    device::matrix_view<TT> teacher, device::matrix_view<T> grad,
+                                    const relation_options& opts, bool by_columns, HostLoss&& host_loss) {
+  if (!on_device_engine(opts)) return device_loss(ctx, fn, student, teacher, grad, host_loss);
+  require_relation_inputs(ctx, fn, student, teacher, grad, by_columns);
+  return engine_relation(ctx, fn, student, teacher, grad, opts, by_columns, 1.0, false);
+}
+
 }  // namespace detail
 
 /// sample_relation_loss on views: the value (and skipped count) returned, the gradient with respect to the
@@ -225,8 +343,8 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> sample_relation_loss(const Context& ctx, device::matrix_view<TS> student,
                                            device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                            const relation_options& opts = {}) {
-  return detail::device_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad,
-                             [&](const auto& s, const auto& t) { return sample_relation_loss(s, t, opts); });
+  return detail::relation_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, opts, false,
+                               [&](const auto& s, const auto& t) { return sample_relation_loss(s, t, opts); });
 }
 
 /// class_relation_loss on views; as sample_relation_loss(ctx, …).
@@ -234,8 +352,8 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> class_relation_loss(const Context& ctx, device::matrix_view<TS> student,
                                           device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                           const relation_options& opts = {}) {
-  return detail::device_loss(ctx, "rcka::class_relation_loss", student, teacher, grad,
-                             [&](const auto& s, const auto& t) { return class_relation_loss(s, t, opts); });
+  return detail::relation_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, opts, true,
+                               [&](const auto& s, const auto& t) { return class_relation_loss(s, t, opts); });
 }
 
 /// feature_loss on views; as sample_relation_loss(ctx, …).
@@ -243,8 +361,8 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> feature_loss(const Context& ctx, device::matrix_view<TS> student,
                                    device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                    const relation_options& opts = {}) {
-  return detail::device_loss(ctx, "rcka::feature_loss", student, teacher, grad,
-                             [&](const auto& s, const auto& t) { return feature_loss(s, t, opts); });
+  return detail::relation_loss(ctx, "rcka::feature_loss", student, teacher, grad, opts, false,
+                               [&](const auto& s, const auto& t) { return feature_loss(s, t, opts); });
 }
 
 /// rcka_loss on views; as sample_relation_loss(ctx, …).
@@ -252,8 +370,15 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> rcka_loss(const Context& ctx, device::matrix_view<TS> student,
                                 device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                 const rcka_weights& weights = {}, const relation_options& opts = {}) {
-  return detail::device_loss(ctx, "rcka::rcka_loss", student, teacher, grad,
-                             [&](const auto& s, const auto& t) { return rcka_loss(s, t, weights, opts); });
+  const char* fn = "rcka::rcka_loss";
+  if (!detail::on_device_engine(opts)) {
+    return detail::device_loss(ctx, fn, student, teacher, grad,
+                               [&](const auto& s, const auto& t) { return rcka_loss(s, t, weights, opts); });
+  }
+  detail::require_relation_inputs(ctx, fn, student, teacher, grad, true);
+  const auto a = detail::engine_relation(ctx, fn, student, teacher, grad, opts, false, weights.sample, false);
+  const auto b = detail::engine_relation(ctx, fn, student, teacher, grad, opts, true, weights.cls, true);
+  return {T(T(weights.sample) * a.value + T(weights.cls) * b.value), a.skipped + b.skipped};
 }
 
 }  // namespace rcka

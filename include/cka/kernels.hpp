@@ -19,6 +19,7 @@
 
 #include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
+#include <cka/rbf_parameters.hpp>
 
 #include <Eigen/Core>
 
@@ -37,15 +38,6 @@ template <class Kernel>
 struct kernel_traits {
   static constexpr kernel_form form = kernel_form::generic;
 };
-
-/// Which squared distances a median bandwidth is taken over.
-/// - `all_pairs`: all n² entries of the distance matrix, the n zeros of its diagonal included, with NumPy's
-///   median (the mean of the two middle values when the count is even) — Kornblith et al.'s reference code.
-/// - `off_diagonal`: the n(n−1)/2 distinct pairs i < j, same median definition.
-/// - `nonzero`: the distinct pairs i < j at a positive distance only (duplicated rows left out), same
-///   median definition — a convention some implementations use so that repeated samples, sparse layers
-///   or one-hot labels still get a positive bandwidth; zero only when all rows coincide.
-enum class median_rule { all_pairs, off_diagonal, nonzero };
 
 /// Median of the squared distances in the full symmetric n×n matrix d (zero diagonal), under `rule`.
 /// Exact, in O(n²) time and O(1) extra memory for typical data: a histogram of the n(n−1)/2 values below
@@ -73,20 +65,11 @@ T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::al
     }
     zeros += (below.array() == T(0)).count();
   }
-  // Ranks (0-based) of the middle value(s) in the multiset; with all_pairs the sorted list is n zeros (the
-  // diagonal) followed by every off-diagonal value twice; with nonzero it is the off-diagonal values after
-  // their `zeros` leading zeros. position() maps a rank to a rank among the off-diagonal values, or −1 for
-  // a diagonal zero.
+  // Ranks (0-based) of the middle value(s) among the off-diagonal values, −1 for a diagonal zero.
   const Eigen::Index pairs = n * (n - 1) / 2;
   if (rule == median_rule::nonzero && zeros == pairs) return T(0);
-  const Eigen::Index count = rule == median_rule::all_pairs ? n * n
-                             : rule == median_rule::nonzero  ? pairs - zeros
-                                                             : pairs;
-  auto position = [&](Eigen::Index k) {
-    if (rule == median_rule::all_pairs) return k < n ? Eigen::Index(-1) : (k - n) / 2;
-    return rule == median_rule::nonzero ? k + zeros : k;
-  };
-  const Eigen::Index lo_rank = position((count - 1) / 2), hi_rank = position(count / 2);
+  const detail::middle_ranks ranks = detail::median_ranks(std::uint64_t(n), rule, std::uint64_t(zeros));
+  const Eigen::Index lo_rank = Eigen::Index(ranks.lo), hi_rank = Eigen::Index(ranks.hi);
   if (hi_rank < 0) return T(0);
   const Eigen::Index first_rank = lo_rank < 0 ? hi_rank : lo_rank;
 
@@ -140,19 +123,8 @@ T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::al
   if (lo_rank == hi_rank) return upper;
   // The lower middle value is a diagonal zero, or the largest value ranked below the upper one.
   const T lower = lo_rank < 0 ? T(0) : *std::max_element(v.begin(), hi_at);
-  // NumPy's (a + b)/2, halved first only where the sum would overflow.
-  const T mid = T((lower + upper) / 2);
-  return detail::is_finite_value(mid) ? mid : T(lower / 2 + upper / 2);
+  return detail::median_midpoint(lower, upper);
 }
-
-namespace detail {
-/// Thrown (as the cka::domain_error it is) when a median bandwidth comes out zero; similarity_matrix
-/// catches it to give that layer NaN cells instead of losing the whole matrix.
-class zero_bandwidth : public domain_error {
- public:
-  using domain_error::domain_error;
-};
-}  // namespace detail
 
 /// Linear kernel k(x, y) = ⟨x, y⟩.
 struct linear_kernel {
@@ -192,51 +164,21 @@ struct kernel_traits<polynomial_kernel> {
 /// kernel_cka, once for X and once for Y; in mmd2, on the pooled sample).
 /// Throws cka::invalid_argument if sigma or fraction is not positive and finite; cka::domain_error at use
 /// if a median bandwidth comes out zero (more than half the distances vanish).
-class rbf_kernel {
+class rbf_kernel : public rbf_parameters {
  public:
-  explicit rbf_kernel(double sigma) : sigma_(sigma) { check("sigma", sigma); }
+  explicit rbf_kernel(double sigma) : rbf_parameters(sigma) {}
 
   static rbf_kernel median(double fraction = 1.0, median_rule rule = median_rule::all_pairs) {
-    check("fraction", fraction);
     rbf_kernel k(1.0);
-    k.sigma_ = 0.0;
-    k.fraction_ = fraction;
-    k.rule_ = rule;
+    k.set_median(fraction, rule);
     return k;
   }
-
-  /// True for a median-rule bandwidth, resolved per representation.
-  bool uses_median() const { return sigma_ == 0.0; }
-  /// The fixed σ (0 for a median-rule kernel).
-  double sigma() const { return sigma_; }
-  double fraction() const { return fraction_; }
-  median_rule rule() const { return rule_; }
 
   /// σ² for the representation whose squared distances are d.
   template <class T>
   T bandwidth_squared(const matrix<T>& d) const {
     if (!uses_median()) return T(T(sigma_) * T(sigma_));
     return bandwidth_from_median(median_squared_distance(d, rule_));
-  }
-
-  /// σ² = fraction² · median for a median squared distance computed elsewhere (the tiled route).
-  /// Throws as bandwidth_squared.
-  template <class T>
-  T bandwidth_from_median(const T& median) const {
-    const T s2 = T(T(fraction_) * T(fraction_) * median);
-    if (!(median > T(0))) {
-      throw detail::zero_bandwidth(
-          rule_ == median_rule::nonzero
-              ? "cka::rbf_kernel::median: every squared distance is 0 (all samples coincide), so the bandwidth "
-                "is zero"
-              : "cka::rbf_kernel::median: the median squared distance is 0 (at least half of the pairs coincide), "
-                "so the bandwidth is zero; median_rule::nonzero or a fixed sigma avoids it");
-    }
-    if (!(s2 > T(0)) || !detail::is_finite_value(s2)) {
-      detail::fail_domain("rbf_kernel::median", "sigma^2 = fraction^2 * median = ", fraction_, "^2 * ", median,
-                          " is outside the range of the accumulation type");
-    }
-    return s2;
   }
 
   /// Replaces squared distances by kernel values exp(−d/(2σ²)). When 1/(2σ²) overflows (σ below ~1e−154)
@@ -253,29 +195,13 @@ class rbf_kernel {
   void apply(Eigen::MatrixBase<D>& d, typename D::Scalar s2) const {
     using T = typename D::Scalar;
     using std::exp;
-    using std::sqrt;
-    const T scale = T(T(-1) / (T(2) * s2));
-    if (detail::is_finite_value(scale) && scale != T(0)) {
-      d.derived() = (d.array() * scale).exp().matrix();
-    } else if (scale == T(0)) {
-      detail::fail_domain("rbf_kernel", "overflow: sigma^2 = ", s2, " exceeds the range of the accumulation "
-                          "type, so every kernel value rounds to 1; rescale the inputs and sigma together");
+    const detail::rbf_exponent_form<T> f = exponent_for(s2);
+    if (!f.split) {
+      d.derived() = (d.array() * f.scale).exp().matrix();
     } else {
-      const T root = uses_median() ? T(sqrt(s2)) : T(sigma_);
-      const T half = T(T(-1) / (T(2) * root));
-      d.derived() = d.unaryExpr([&](const T& v) { return v == T(0) ? T(1) : T(exp(T(T(v / root) * half))); });
+      d.derived() = d.unaryExpr([&](const T& v) { return v == T(0) ? T(1) : T(exp(T(T(v / f.root) * f.half))); });
     }
   }
-
- private:
-  static void check(const char* what, double v) {
-    if (!(v > 0.0) || !detail::is_finite_value(v)) {
-      detail::fail_argument("rbf_kernel", what, " = ", v, " must be positive and finite");
-    }
-  }
-  double sigma_ = 1.0;
-  double fraction_ = 1.0;
-  median_rule rule_ = median_rule::all_pairs;
 };
 template <>
 struct kernel_traits<rbf_kernel> {

@@ -3,6 +3,7 @@
 /// Squared maximum mean discrepancy between two samples.
 
 #include <cka/detail/checks.hpp>
+#include <cka/detail/mmd_sums.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
@@ -56,14 +57,6 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
     fail_domain(fn, "overflow: the squared MMD exceeds the range of the accumulation type; rescale the inputs");
   }
   return value;
-}
-
-/// The squared MMD from the block sums of the pooled kernel matrix.
-template <class A>
-A mmd2_from_sums(A sxx, A syy, A sxy, A diag_x, A diag_y, Eigen::Index m, Eigen::Index n, estimator est) {
-  const A mm = A(m), nn = A(n);
-  if (est == estimator::biased) return A(sxx / (mm * mm) + syy / (nn * nn) - A(2) * sxy / (mm * nn));
-  return A((sxx - diag_x) / (mm * (mm - 1)) + (syy - diag_y) / (nn * (nn - 1)) - A(2) * sxy / (mm * nn));
 }
 
 }  // namespace detail

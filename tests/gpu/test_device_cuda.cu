@@ -1,8 +1,10 @@
-// HSIC on the CUDA context against the same Thrust code on the host (CPP system) in one binary: odd n,
+// HSIC, linear CKA, RBF kernel CKA and MMD, and the RCKA losses with their gradients on the CUDA context
+// against the same Thrust code on the host (CPP system) in one binary: odd n,
 // n not a multiple of a warp, every layout (row-major, column-major, padded rows), both estimators, float
 // input, and the errors (a non-finite element named, an asymmetric Gram). Built by nvcc with CKA_CUDA=ON;
 // exits 77 (CTest: skipped) where no CUDA device is present. `--large` adds n = 46,341 (n² > 2³¹,
-// two 17 GB Grams: an H100 or H200); `--time` times linear CKA against cuBLAS DSYRK (CUDA events).
+// two 17 GB Grams: an H100 or H200); `--time` times linear CKA against cuBLAS DSYRK and RBF CKA at
+// n = 50,000 against its tile DGEMMs (CUDA events).
 #include <cka/device/cuda.hpp>
 
 #include <thrust/system/cpp/execution_policy.h>
@@ -146,6 +148,152 @@ void compare_linear(std::int64_t n) {
   }
 }
 
+/// RBF kernel CKA and MMD: the CUDA context (cuBLAS DGEMM tiles of up to 4096 rows) against the same engine on the
+/// CPP system with a plain host product and 64-row tiles, both median rules that differ and a fixed σ, both
+/// estimators, a row-major X and a column-major Y; n = 4099 has two tiles a side on the device.
+template <class T>
+void compare_rbf(std::int64_t n) {
+  std::mt19937_64 g(300 + unsigned(n));
+  std::normal_distribution<double> d(0.0, 1.0);
+  std::vector<T> x(std::size_t(n * 6)), y(std::size_t(n * 4));  // x row-major, y column-major
+  for (auto& v : x) v = T(d(g) + 50.0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < 4; ++c) y[std::size_t(c * n + i)] = T(double(x[std::size_t(i * 6 + c)]) * 0.7 + d(g));
+  auto host_gemm = [](const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t dd, std::int64_t lda,
+                      double* out) {
+    for (std::int64_t j = 0; j < w; ++j)
+      for (std::int64_t i = 0; i < h; ++i) {
+        double s = 0;
+        for (std::int64_t c = 0; c < dd; ++c) s += a[c * lda + i] * b[c * lda + j];
+        out[j * h + i] = s;
+      }
+  };
+  auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
+  cka::device::detail::rbf_plan plan;
+  plan.tile = 64;
+  const auto engine = cka::device::detail::make_rbf_engine(thrust::cpp::par, host_gemm, host_copy,
+                                                           cka::device::detail::make_host_scratch, "kernel_cka", plan);
+  T *dx = nullptr, *dy = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&dx), x.size() * sizeof(T));
+  cudaMalloc(reinterpret_cast<void**>(&dy), y.size() * sizeof(T));
+  cudaMemcpy(dx, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice);
+  cudaMemcpy(dy, y.data(), y.size() * sizeof(T), cudaMemcpyHostToDevice);
+  const cka::device::cuda ctx{};
+  const cka::rbf_parameters kernels[] = {cka::rbf_parameters::median(0.8), cka::rbf_parameters::median(1.0, cka::median_rule::nonzero),
+                                         cka::rbf_parameters(3.0)};
+  for (const auto& k : kernels)
+    for (bool unbiased : {false, true}) {
+      std::vector<double> scratch(std::size_t(cka::device::detail::rbf_cka_scratch(n, 6, 4)));
+      const cka::device::detail::strided<T> hx{x.data(), n, 6, 6, 1}, hy{y.data(), n, 4, 1, n};
+      const double expected = cka::device::detail::cka_of(
+          "kernel_cka", cka::device::detail::rbf_cka_sums(engine, hx, hy, k, k, unbiased, scratch.data()));
+      const double got = double(cka::kernel_cka(ctx, cka::device::matrix_view<const T>{dx, n, 6, 6, 1},
+                                                cka::device::matrix_view<const T>{dy, n, 4, 1, n}, k, k,
+                                                unbiased ? cka::estimator::unbiased : cka::estimator::biased));
+      check(std::abs(got - expected) <= 1e-12 * std::abs(expected),
+            "rbf n = " + std::to_string(n) + " sigma " + std::to_string(k.sigma()) + " unbiased " + std::to_string(unbiased) +
+                ": " + std::to_string(got) + " vs " + std::to_string(expected));
+      // MMD between X's first 4 columns (a strided view) and Y: the pooled sample has 2n rows.
+      std::vector<double> pooled(std::size_t(cka::device::detail::rbf_mmd2_scratch(n, n, 4)));
+      const cka::device::detail::strided<T> hx4{x.data(), n, 4, 6, 1};
+      const auto est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
+      const double mmd_expected = cka::device::detail::rbf_mmd2(engine, hx4, hy, k, est, pooled.data());
+      const double mmd_got = double(cka::mmd2(ctx, cka::device::matrix_view<const T>{dx, n, 4, 6, 1},
+                                              cka::device::matrix_view<const T>{dy, n, 4, 1, n}, k, est));
+      check(std::abs(mmd_got - mmd_expected) <= 1e-12 * std::abs(mmd_expected),
+            "mmd2 n = " + std::to_string(n) + " sigma " + std::to_string(k.sigma()) + " unbiased " + std::to_string(unbiased) +
+                ": " + std::to_string(mmd_got) + " vs " + std::to_string(mmd_expected));
+    }
+  cudaFree(dx);
+  cudaFree(dy);
+}
+
+/// The RCKA losses: the CUDA context (DSYRK, DGEMM) against the same engine on the CPP system with plain host
+/// products, B×C logits row-major (PyTorch's) with a padded-row gradient, both estimators, the sample and
+/// class relations and their weighted sum; B = 3 skips the unbiased sample term (too few rows).
+template <class T>
+void compare_losses(std::int64_t b, std::int64_t c) {
+  std::mt19937_64 g(500 + unsigned(b));
+  std::normal_distribution<double> d(0.0, 1.0);
+  std::vector<T> s(std::size_t(b * c)), t(std::size_t(b * c));
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    s[k] = T(d(g));
+    t[k] = T(0.8 * double(s[k]) + d(g));
+  }
+  auto host_gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
+    for (std::int64_t j = 0; j < rows; ++j)
+      for (std::int64_t i = j; i < rows; ++i) {
+        double v = 0;
+        for (std::int64_t k = 0; k < cols; ++k) v += z[k * rows + i] * z[k * rows + j];
+        out[j * rows + i] = v;
+      }
+  };
+  auto host_multiply = [](const double* w, std::int64_t n, const double* x, std::int64_t dd, double* out) {
+    for (std::int64_t j = 0; j < dd; ++j)
+      for (std::int64_t i = 0; i < n; ++i) {
+        double v = 0;
+        for (std::int64_t k = 0; k < n; ++k) v += w[k * n + i] * x[j * n + k];
+        out[j * n + i] = v;
+      }
+  };
+  const std::int64_t pad = c + 2;  // the gradient's row stride
+  T *ds = nullptr, *dt = nullptr, *dg = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&ds), s.size() * sizeof(T));
+  cudaMalloc(reinterpret_cast<void**>(&dt), t.size() * sizeof(T));
+  cudaMalloc(reinterpret_cast<void**>(&dg), std::size_t(b * pad) * sizeof(T));
+  cudaMemcpy(ds, s.data(), s.size() * sizeof(T), cudaMemcpyHostToDevice);
+  cudaMemcpy(dt, t.data(), t.size() * sizeof(T), cudaMemcpyHostToDevice);
+  const cka::device::cuda ctx{};
+  const cka::device::matrix_view<const T> vs{ds, b, c, c, 1}, vt{dt, b, c, c, 1};
+  const cka::device::matrix_view<T> vg{dg, b, c, pad, 1};
+  for (bool unbiased : {false, true})
+    for (int term = 0; term < 3; ++term) {  // sample, class, both (weights 15 and 3)
+      cka::rcka::relation_options opts;
+      opts.est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
+      // Expected: the engine on the CPP system, gradient row-major b×c.
+      std::vector<T> expected_grad(std::size_t(b * c), T(0));
+      const cka::device::detail::strided<T> hs{s.data(), b, c, c, 1}, ht{t.data(), b, c, c, 1};
+      const cka::device::detail::strided_out<T> hg{expected_grad.data(), b, c, c, 1};
+      auto ratio = [&](const cka::device::detail::centered_totals& x) { return cka::device::detail::cka_of("rcka", x, true); };
+      auto run = [&](bool columns, double weight, bool accumulate) {
+        return cka::device::detail::relation_term(
+            thrust::cpp::par, host_gram, host_multiply, ratio, cka::device::detail::make_host_scratch, "rcka",
+            columns ? cka::device::detail::transposed(hs) : hs, columns ? cka::device::detail::transposed(ht) : ht,
+            columns ? hg.transposed() : hg, unbiased, true, weight, accumulate);
+      };
+      double expected = 0;
+      cka::device::loss_value<T> got{};
+      if (term == 0) {
+        expected = run(false, 1.0, false).value;
+        got = cka::rcka::sample_relation_loss(ctx, vs, vt, vg, opts);
+      } else if (term == 1) {
+        expected = run(true, 1.0, false).value;
+        got = cka::rcka::class_relation_loss(ctx, vs, vt, vg, opts);
+      } else {
+        expected = 15.0 * run(false, 15.0, false).value + 3.0 * run(true, 3.0, true).value;
+        got = cka::rcka::rcka_loss(ctx, vs, vt, vg, cka::rcka::rcka_weights{15.0, 3.0}, opts);
+      }
+      std::vector<T> laid(std::size_t(b * pad));
+      cudaMemcpy(laid.data(), dg, laid.size() * sizeof(T), cudaMemcpyDeviceToHost);
+      double worst = 0, top = 0;
+      for (std::int64_t i = 0; i < b; ++i)
+        for (std::int64_t j = 0; j < c; ++j) {
+          const double e = double(expected_grad[std::size_t(i * c + j)]);
+          worst = std::max(worst, std::abs(double(laid[std::size_t(i * pad + j)]) - e));
+          top = std::max(top, std::abs(e));
+        }
+      const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+      const std::string what = "loss B = " + std::to_string(b) + " C = " + std::to_string(c) + " term " + std::to_string(term) +
+                               " unbiased " + std::to_string(unbiased);
+      check(std::abs(double(got.value) - expected) <= tol * std::max(1.0, std::abs(expected)),
+            what + ": value " + std::to_string(double(got.value)) + " vs " + std::to_string(expected));
+      check(worst <= tol * std::max(top, 1e-300), what + ": gradient off by " + std::to_string(worst));
+    }
+  cudaFree(ds);
+  cudaFree(dt);
+  cudaFree(dg);
+}
+
 void errors() {
   const std::int64_t n = 33;
   std::vector<double> k = rbf_gram<double>(n, 5, 1.0);
@@ -229,6 +377,94 @@ void time_linear(std::int64_t n, std::int64_t d1, std::int64_t d2, int repeats) 
   cudaFree(out);
 }
 
+/// `--time`: RBF kernel CKA with median bandwidths on the CUDA context at n samples (no n×n buffer),
+/// against the DGEMMs of its tiles alone (one pass of the tile products: the floor per pass).
+void time_rbf(std::int64_t n, std::int64_t d1, std::int64_t d2) {
+  std::mt19937_64 g(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> host(std::size_t(n * (d1 + d2)));
+  for (auto& v : host) v = normal(g);
+  double* z = nullptr;
+  double* tile = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&z), host.size() * 8);
+  cudaMalloc(reinterpret_cast<void**>(&tile), std::size_t(4096) * 4096 * 8);
+  cudaMemcpy(z, host.data(), host.size() * 8, cudaMemcpyHostToDevice);
+  const cka::device::cuda ctx{};
+  const cka::device::matrix_view<const double> vx{z, n, d1, 1, n}, vy{z + n * d1, n, d2, 1, n};
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  auto timed = [&](auto&& f) {
+    cudaEventRecord(start, ctx.stream);
+    f();
+    cudaEventRecord(stop, ctx.stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return double(ms);
+  };
+  double value = 0;
+  const auto k = cka::rbf_parameters::median();
+  const double t_cka = timed([&] { value = cka::kernel_cka(ctx, vx, vy, k, k); });
+  const cublasHandle_t blas = ctx.blas();
+  const double one = 1.0, zero = 0.0;
+  const double t_gemm = timed([&] {
+    for (std::int64_t i0 = 0; i0 < n; i0 += 4096)
+      for (std::int64_t j0 = i0; j0 < n; j0 += 4096) {
+        const std::int64_t h = std::min<std::int64_t>(4096, n - i0), w = std::min<std::int64_t>(4096, n - j0);
+        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d1, &one, z + i0, n, z + j0, n, &zero, tile, h);
+        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d2, &one, z + n * d1 + i0, n, z + n * d1 + j0, n, &zero, tile, h);
+      }
+  });
+  std::printf("kernel_cka RBF (median) n = %lld, d1 = %lld, d2 = %lld: %.1f ms; one pass of its tile DGEMMs %.1f ms "
+              "(the median takes 2 passes per side, then passes A and B: 4 passes' worth); value %.6f\n",
+              (long long)n, (long long)d1, (long long)d2, t_cka, t_gemm, value);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(z);
+  cudaFree(tile);
+}
+
+/// `--time`: rcka_loss with its gradient on B×C logits against the forward alone (linear_cka of the same
+/// views: the sample relation's value) — the goal: at most 3× the forward.
+void time_loss(std::int64_t b, std::int64_t c) {
+  std::mt19937_64 g(13);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> host(std::size_t(2 * b * c));
+  for (auto& v : host) v = float(normal(g));
+  float* p = nullptr;
+  float* grad = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&p), host.size() * sizeof(float));
+  cudaMalloc(reinterpret_cast<void**>(&grad), std::size_t(b * c) * sizeof(float));
+  cudaMemcpy(p, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice);
+  const cka::device::cuda ctx{};
+  const cka::device::matrix_view<const float> vs{p, b, c, c, 1}, vt{p + b * c, b, c, c, 1};
+  const cka::device::matrix_view<float> vg{grad, b, c, c, 1};
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  auto timed = [&](auto&& f) {
+    f();
+    cudaEventRecord(start, ctx.stream);
+    for (int r = 0; r < 10; ++r) f();
+    cudaEventRecord(stop, ctx.stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return double(ms) / 10;
+  };
+  const double t_loss = timed([&] { cka::rcka::rcka_loss(ctx, vs, vt, vg, cka::rcka::rcka_weights{15.0, 15.0}); });
+  const double t_sample = timed([&] { cka::rcka::sample_relation_loss(ctx, vs, vt, vg); });
+  const double t_forward = timed([&] { cka::linear_cka(ctx, vs, vt); });
+  std::printf("rcka_loss B = %lld, C = %lld (float): %.3f ms with its gradient; sample_relation_loss %.3f ms; the "
+              "forward (linear_cka) %.3f ms: the sample loss with gradient is %.1fx the forward\n",
+              (long long)b, (long long)c, t_loss, t_sample, t_forward, t_sample / t_forward);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(p);
+  cudaFree(grad);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +476,10 @@ int main(int argc, char** argv) {
   for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
   compare<float>(301, 1e-12);  // float input, double accumulation on both sides
   for (std::int64_t n : {7, 1001, 100003}) compare_linear(n);
+  for (std::int64_t n : {5, 301, 4099}) compare_rbf<double>(n);
+  compare_rbf<float>(1001);
+  for (auto bc : {std::pair<std::int64_t, std::int64_t>{3, 10}, {17, 5}, {64, 100}, {257, 1000}}) compare_losses<double>(bc.first, bc.second);
+  compare_losses<float>(129, 37);
   errors();
   if (argc > 1 && std::string(argv[1]) == "--large") compare<double>(46341, 1e-11);
   if (argc > 1 && std::string(argv[1]) == "--time") {
@@ -247,6 +487,8 @@ int main(int argc, char** argv) {
     time_linear(100000, 1024, 1024, 5);
     time_linear(256, 4096, 4096, 20);   // a distillation batch of wide layers: the two-Gram form
     time_linear(1024, 8192, 8192, 10);
+    time_rbf(50000, 256, 256);  // RBF CKA at n = 50,000 without an n×n buffer
+    time_loss(1024, 1000);      // the RCKA loss with its gradient against its forward value
   }
   std::printf(failures ? "%d check(s) failed\n" : "all CUDA device checks passed\n", failures);
   return failures ? 1 : 0;

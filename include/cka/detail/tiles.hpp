@@ -334,20 +334,11 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
   // The middle ranks among the off-diagonal values sorted ascending, as in median_squared_distance, given
   // the number of exact zeros (which only the nonzero rule needs).
   auto middle_ranks = [&](std::uint64_t zero_count, std::int64_t& lo_rank, std::int64_t& hi_rank) {
-    const std::uint64_t count = rule == median_rule::all_pairs ? std::uint64_t(n) * std::uint64_t(n)
-                                : rule == median_rule::nonzero  ? pairs - zero_count
-                                                                : pairs;
-    auto position = [&](std::uint64_t k) -> std::int64_t {
-      if (rule == median_rule::all_pairs) return k < std::uint64_t(n) ? -1 : std::int64_t((k - std::uint64_t(n)) / 2);
-      return std::int64_t(rule == median_rule::nonzero ? k + zero_count : k);
-    };
-    lo_rank = position((count - 1) / 2);
-    hi_rank = position(count / 2);
+    const detail::middle_ranks r = median_ranks(std::uint64_t(n), rule, zero_count);
+    lo_rank = r.lo;
+    hi_rank = r.hi;
   };
-  auto midpoint = [](double lower, double upper) {
-    const double mid = (lower + upper) / 2;  // NumPy's mean of the two middle values
-    return is_finite_value(mid) ? mid : lower / 2 + upper / 2;
-  };
+  auto midpoint = [](double lower, double upper) { return median_midpoint(lower, upper); };
 
   // The median from a bracket [lo, hi] too full to collect: one pass counts the values below it and the
   // exact zeros, and histograms those inside by their bit patterns (non-negative doubles order like them)

@@ -1,10 +1,10 @@
 #pragma once
 /// \file device/cuda.hpp
 /// The CUDA context of the device backend, for CUDA translation units (nvcc; no Eigen here): views of device
-/// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views
-/// and linear CKA of two representations, computed by the same Thrust code as on the host systems
-/// (device/detail/hsic.hpp, linear.hpp) with thrust::cuda::par.on(stream), the product by cuBLAS DSYRK
-/// (64-bit API); the fused RBF tile kernel, MMD and the losses are the next steps of issue 13. Results
+/// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views,
+/// linear CKA, kernel CKA with two RBF kernels and MMD with an RBF kernel, computed by the same Thrust code
+/// as on the host systems (device/detail/hsic.hpp, linear.hpp, rbf.hpp) with thrust::cuda::par.on(stream),
+/// the products by cuBLAS DSYRK / DGEMM (64-bit API); the losses are the next step of issue 13. Results
 /// returned as host values synchronise the stream. Link CUDA::cublas; build with CKA_CUDA=ON
 /// (docs/device.md).
 
@@ -15,13 +15,18 @@
 #include <cka/detail/fail.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
+#include <cka/device/detail/rbf.hpp>
+#include <cka/device/detail/relation.hpp>
 #include <cka/device/view.hpp>
 #include <cka/estimator.hpp>
+#include <cka/rbf_parameters.hpp>
+#include <cka/rcka_options.hpp>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <thrust/system/cuda/execution_policy.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -88,6 +93,128 @@ class cuda_scratch {
   cudaStream_t stream_;
 };
 
+/// The CKA ratio of centered totals with the host's rules (cka::detail::cka_ratio, in double): overflow
+/// first, then a vanishing self-product (relative (64ε)² of its reference) — an error naming the side, or
+/// NaN when `nan_if_undefined` — then (kl/√kk)/√ll.
+inline double cka_of(const char* fn, const centered_totals& s, bool nan_if_undefined = false,
+                     const char* first = "the first representation", const char* second = "the second representation") {
+  if (!std::isfinite(s.kl) || !std::isfinite(s.kk) || !std::isfinite(s.ll)) {
+    cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type (HSIC(K, L) = ",
+                             s.kl, ", HSIC(K, K) = ", s.kk, ", HSIC(L, L) = ", s.ll, "); rescale the inputs");
+  }
+  const double tiny = (64 * DBL_EPSILON) * (64 * DBL_EPSILON);
+  const bool first_flat = !(s.kk > tiny * s.ref_k), second_flat = !(s.ll > tiny * s.ref_l);
+  if (first_flat || second_flat) {
+    if (nan_if_undefined) return NAN;
+    const double self = first_flat ? s.kk : s.ll, ref = first_flat ? s.ref_k : s.ref_l;
+    cka::detail::fail_domain(fn, first_flat ? first : second, " has zero variance after centering (its self-product is ",
+                             self / (ref > 0 ? ref : 1.0), " relative to its uncentered one), so the alignment is undefined");
+  }
+  return s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
+}
+
+/// The device RBF engine on CUDA: tiles of G by cublasDgemm_64, Thrust on the stream, scratch from
+/// cudaMallocAsync. Tiles of up to 4096 rows (two of 128 MiB).
+struct cublas_tile_gemm {
+  cublasHandle_t blas;
+  const char* fn;
+  void operator()(const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d, std::int64_t lda,
+                  double* g) const {
+    const double one = 1.0, zero = 0.0;
+    if (cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d, &one, a, lda, b, lda, &zero, g, h) != CUBLAS_STATUS_SUCCESS) {
+      cka::detail::fail_domain(fn, "cublasDgemm_64 failed");
+    }
+  }
+};
+struct cuda_copy {
+  cudaStream_t stream;
+  const char* fn;
+  void operator()(double* dst, const double* src, std::int64_t count) const {
+    check_cuda(fn, cudaMemcpyAsync(dst, src, std::size_t(count) * sizeof(double), cudaMemcpyDeviceToHost, stream),
+               "cudaMemcpyAsync");
+    check_cuda(fn, cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  }
+};
+struct cuda_make {
+  cudaStream_t stream;
+  const char* fn;
+  cuda_scratch operator()(std::size_t count) const { return cuda_scratch(fn, count, stream); }
+};
+inline auto cuda_rbf_engine(const cuda& ctx, const char* fn, std::int64_t n) {
+  rbf_plan plan;
+  plan.tile = std::min<std::int64_t>(4096, std::max<std::int64_t>(n, 1));
+  return make_rbf_engine(thrust::cuda::par.on(ctx.stream), cublas_tile_gemm{ctx.blas(), fn}, cuda_copy{ctx.stream, fn},
+                         cuda_make{ctx.stream, fn}, fn, plan);
+}
+
+/// K = ZZᵀ (lower triangle) of a column-major n×d block by cublasDsyrk_64, and out = W·X by cublasDgemm_64:
+/// the products of the relation losses.
+struct cublas_gram {
+  cublasHandle_t blas;
+  const char* fn;
+  void operator()(const double* z, std::int64_t rows, std::int64_t cols, double* k) const {
+    const double one = 1.0, zero = 0.0;
+    if (cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, rows, cols, &one, z, rows, &zero, k, rows) !=
+        CUBLAS_STATUS_SUCCESS) {
+      cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
+    }
+  }
+};
+struct cublas_multiply {
+  cublasHandle_t blas;
+  const char* fn;
+  void operator()(const double* w, std::int64_t n, const double* x, std::int64_t d, double* out) const {
+    const double one = 1.0, zero = 0.0;
+    if (cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, d, n, &one, w, n, x, n, &zero, out, n) != CUBLAS_STATUS_SUCCESS) {
+      cka::detail::fail_domain(fn, "cublasDgemm_64 failed");
+    }
+  }
+};
+
+/// One relation term on CUDA (centered CKA; see device/detail/relation.hpp); by_columns: the class relation.
+template <class TS, class TT, class T>
+relation_term_value cuda_relation(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher,
+                                  matrix_view<T> grad, const rcka::relation_options& opts, bool by_columns,
+                                  double weight, bool accumulate) {
+  static_assert(std::is_same_v<std::remove_const_t<TS>, T> && std::is_same_v<std::remove_const_t<TT>, T>,
+                "cka::rcka: student, teacher and grad need one scalar type");
+  if (!opts.centered || opts.row_normalize) {
+    cka::detail::fail_argument(fn, "on the CUDA context this version computes centered CKA without row_normalize only ",
+                               "(relation_options{centered = true, row_normalize = false})");
+  }
+  strided<T> s{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride};
+  strided<T> t{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride};
+  strided_out<T> g{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride};
+  if (by_columns) s = transposed(s), t = transposed(t), g = g.transposed();
+  const bool skip = opts.on_undefined == rcka::undefined_policy::skip;
+  auto ratio = [&](const centered_totals& c) {
+    return cka_of(fn, c, skip, "the student's relation Gram (a constant student)", "the teacher's relation Gram (a constant teacher)");
+  };
+  const cublasHandle_t blas = ctx.blas();
+  return relation_term(thrust::cuda::par.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn}, ratio,
+                       cuda_make{ctx.stream, fn}, fn, s, t, g, opts.est == estimator::unbiased, skip, weight, accumulate);
+}
+
+/// The checks of a relation loss on CUDA views.
+template <class TS, class TT, class T>
+void require_cuda_relation(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher,
+                           matrix_view<T> grad, bool same_columns) {
+  using S = std::remove_const_t<TS>;
+  require_relation_inputs(thrust::cuda::par.on(ctx.stream), cuda_read{ctx.stream}, fn,
+                          strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
+                          strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
+                          strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride}, same_columns);
+}
+
+/// A one-term loss on CUDA views (the sample or class relation, FCKA): checked, computed, its value.
+template <class TS, class TT, class T>
+loss_value<T> cuda_loss(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher,
+                        matrix_view<T> grad, const rcka::relation_options& opts, bool by_columns) {
+  require_cuda_relation(ctx, fn, student, teacher, grad, by_columns);
+  const relation_term_value r = cuda_relation(ctx, fn, student, teacher, grad, opts, by_columns, 1.0, false);
+  return {T(r.value), r.skipped};
+}
+
 }  // namespace detail
 }  // namespace cka::device
 
@@ -118,19 +245,9 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
   const char* fn = "linear_cka";
   const device::detail::cuda_read read{ctx.stream};
   const auto policy = thrust::cuda::par.on(ctx.stream);
-  device::detail::require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  device::detail::require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
-  device::detail::require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  device::detail::require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
-  if (x.rows != y.rows) {
-    cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
-                               "; both representations must hold the same samples");
-  }
-  if (x.rows < min_samples(est)) {
-    cka::detail::fail_argument(fn, "X has ", x.rows, " samples but ",
-                               est == estimator::biased ? "the biased estimator" : "the unbiased estimator",
-                               " needs at least ", min_samples(est));
-  }
+  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
   const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::linear_scratch(n, dd)), ctx.stream);
   const cublasHandle_t blas = ctx.blas();
@@ -153,24 +270,98 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
                                                    ctx.stream), "cudaMemcpyAsync");
     device::detail::check_cuda(fn, cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
   };
-  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
   const auto s = device::detail::linear_sums(policy, product, gram, to_host, scratch.get(), sx, sy, est == estimator::unbiased);
-  // The ratio, with the host's rules: overflow first, then a vanishing self-product (relative (64ε)² of
-  // its reference).
-  if (!std::isfinite(s.kl) || !std::isfinite(s.kk) || !std::isfinite(s.ll)) {
-    cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type");
-  }
-  const double tiny = (64 * DBL_EPSILON) * (64 * DBL_EPSILON);
-  auto require_variance = [&](double self, double ref, const char* who) {
-    if (!(self > tiny * ref) || !(self > 0)) {
-      cka::detail::fail_domain(fn, who, " has zero variance after centering (its self-product is ",
-                               self / (ref > 0 ? ref : 1.0), " relative to its uncentered one), so the alignment is undefined");
-    }
-  };
-  require_variance(s.kk, s.ref_k, "the first representation");
-  require_variance(s.ll, s.ref_l, "the second representation");
-  return T(s.kl / std::sqrt(s.kk) / std::sqrt(s.ll));
+  return T(device::detail::cka_of(fn, s));
 }
 
+/// Kernel CKA with two Gaussian RBF kernels (fixed σ or a median rule; rbf_parameters, which
+/// cka::rbf_kernel is) of two views in device memory; as kernel_cka(X, Y, kx, ky, est) on the host (same
+/// checks, same errors; values to rounding). The device tile engine (device/detail/rbf.hpp): Z centered once
+/// (8·n·(d1+d2) bytes), tiles of G = Z_I·Z_Jᵀ by cublasDgemm_64 (up to 4096 rows a side, two 128 MiB
+/// buffers), turned into kernel values in place and reduced by Thrust — the exact median by bit-pattern
+/// selection (a median rule: two passes for typical data), pass A (row sums), pass B (centered products);
+/// 2·n²·(d1+d2) flops per pass, no n×n buffer. Synchronises the stream.
+template <class TX, class TY, class T = std::remove_const_t<TX>,
+          class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
+T kernel_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const rbf_parameters& kx,
+             const rbf_parameters& ky, estimator est = estimator::biased) {
+  const char* fn = "kernel_cka";
+  const device::detail::cuda_read read{ctx.stream};
+  const auto policy = thrust::cuda::par.on(ctx.stream);
+  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
+  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::rbf_cka_scratch(x.rows, x.cols, y.cols)),
+                                             ctx.stream);
+  const auto s = device::detail::rbf_cka_sums(device::detail::cuda_rbf_engine(ctx, fn, x.rows), sx, sy, kx, ky,
+                                              est == estimator::unbiased, scratch.get());
+  return T(device::detail::cka_of(fn, s));
+}
+
+/// Squared MMD with a Gaussian RBF kernel (fixed σ or a median rule) between the rows of two views in device
+/// memory; as mmd2(X, Y, kernel, est) on the host (same checks, same errors; values to rounding). The device
+/// tile engine over the pooled sample: Z = [X; Y] centered once (8·(m+n)·d bytes), its exact median where a
+/// median rule asks for it, then one pass of block sums over DGEMM tiles; no (m+n)² buffer. Synchronises
+/// the stream.
+template <class TX, class TY, class T = std::remove_const_t<TX>,
+          class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
+T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const rbf_parameters& kernel,
+       estimator est = estimator::biased) {
+  const char* fn = "mmd2";
+  const device::detail::cuda_read read{ctx.stream};
+  const auto policy = thrust::cuda::par.on(ctx.stream);
+  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  device::detail::require_samples_pair(policy, read, fn, sx, sy, est == estimator::biased ? 1 : 2);
+  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::rbf_mmd2_scratch(x.rows, y.rows, x.cols)),
+                                             ctx.stream);
+  return T(device::detail::rbf_mmd2(device::detail::cuda_rbf_engine(ctx, fn, x.rows + y.rows), sx, sy, kernel, est,
+                                    scratch.get()));
+}
+
+namespace rcka {
+
+/// sample_relation_loss on CUDA views: 1 − centered CKA of the B×B Grams of the rows of student and teacher
+/// (device memory, any strides), the value returned with its skip count, ∂loss/∂student written into grad
+/// (the student's shape, any strides; only its elements are written). As the host function (same errors);
+/// options other than centered CKA without row_normalize are refused (cka::invalid_argument) in this
+/// version. Cost: two B×B Grams (DSYRK), one B×B×C product (DGEMM), O(B²) Thrust passes; scratch
+/// 8·(B·(Cs+Ct) + 2B² + B·Cs) bytes. Synchronises the stream.
+template <class TS, class TT, class T>
+device::loss_value<T> sample_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student,
+                                           device::matrix_view<TT> teacher, device::matrix_view<T> grad,
+                                           const relation_options& opts = {}) {
+  return device::detail::cuda_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, opts, false);
+}
+
+/// class_relation_loss on CUDA views: the C×C Grams of the columns (the same C); as sample_relation_loss(ctx, …).
+template <class TS, class TT, class T>
+device::loss_value<T> class_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student,
+                                          device::matrix_view<TT> teacher, device::matrix_view<T> grad,
+                                          const relation_options& opts = {}) {
+  return device::detail::cuda_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, opts, true);
+}
+
+/// feature_loss (FCKA) on CUDA views of flattened feature maps; as sample_relation_loss(ctx, …).
+template <class TS, class TT, class T>
+device::loss_value<T> feature_loss(const device::cuda& ctx, device::matrix_view<TS> student,
+                                   device::matrix_view<TT> teacher, device::matrix_view<T> grad,
+                                   const relation_options& opts = {}) {
+  return device::detail::cuda_loss(ctx, "rcka::feature_loss", student, teacher, grad, opts, false);
+}
+
+/// rcka_loss on CUDA views: weights.sample · sample relation + weights.cls · class relation, the gradients
+/// combined in grad; as sample_relation_loss(ctx, …).
+template <class TS, class TT, class T>
+device::loss_value<T> rcka_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                                device::matrix_view<T> grad, const rcka_weights& weights = {},
+                                const relation_options& opts = {}) {
+  const char* fn = "rcka::rcka_loss";
+  device::detail::require_cuda_relation(ctx, fn, student, teacher, grad, true);
+  const auto a = device::detail::cuda_relation(ctx, fn, student, teacher, grad, opts, false, weights.sample, false);
+  const auto b = device::detail::cuda_relation(ctx, fn, student, teacher, grad, opts, true, weights.cls, true);
+  return {T(T(weights.sample) * T(a.value) + T(weights.cls) * T(b.value)), a.skipped + b.skipped};
+}
+
+}  // namespace rcka
 }  // namespace cka

@@ -29,6 +29,14 @@ matrix_view<T> column_major(T* ptr, std::int64_t rows, std::int64_t cols) {
   return {ptr, rows, cols, 1, rows};
 }
 
+/// A loss value and the number of undefined terms skipped (rcka::loss_result without the gradient, which
+/// the device functions write into the caller's view).
+template <class T>
+struct loss_value {
+  T value;
+  std::int64_t skipped;
+};
+
 /// Thrust's OpenMP system: host memory, the library's threads. Checks and reductions run through
 /// thrust::omp::par; products through Eigen maps over the views.
 struct omp {};

@@ -69,6 +69,53 @@ void require_finite(const Policy& policy, Read&& read, const char* fn, const cha
                              read(ptr + (k / cols) * row_stride + (k % cols) * col_stride), " is not finite");
 }
 
+/// A strided rows×cols matrix (the fields of a device::matrix_view).
+template <class T>
+struct strided {
+  const T* ptr;
+  std::int64_t rows, cols, row_stride, col_stride;
+};
+
+/// The checks of two representations of the same samples (CKA): layouts, finiteness, the same rows, and
+/// enough of them for the estimator (`needed`: 2 biased, 4 unbiased).
+template <class Policy, class Read, class T>
+void require_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
+                  std::int64_t needed) {
+  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  if (x.rows != y.rows) {
+    cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
+                               "; both representations must hold the same samples");
+  }
+  if (x.rows < needed) {
+    cka::detail::fail_argument(fn, "X has ", x.rows, " samples but ", needed == 2 ? "the biased estimator" : "the unbiased estimator",
+                               " needs at least ", needed);
+  }
+}
+
+/// The checks of two samples in one space (MMD): layouts, finiteness, the same width, and at least
+/// `needed` rows in each (1 biased, 2 unbiased).
+template <class Policy, class Read, class T>
+void require_samples_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
+                          std::int64_t needed) {
+  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  if (x.cols != y.cols) {
+    cka::detail::fail_argument(fn, "X has ", x.cols, " features (columns) but Y has ", y.cols,
+                               "; both samples must live in the same space");
+  }
+  for (const strided<T>* m : {&x, &y}) {
+    if (m->rows < needed) {
+      cka::detail::fail_argument(fn, m == &x ? "X" : "Y", " has ", m->rows, " samples but ",
+                                 needed == 1 ? "the biased estimator" : "the unbiased estimator", " needs at least ", needed);
+    }
+  }
+}
+
 /// A host read of one element.
 struct host_read {
   template <class T>

@@ -143,13 +143,6 @@ struct host_scratch {
 };
 inline host_scratch make_host_scratch(std::size_t count) { return {std::vector<double>(count)}; }
 
-/// A strided rows×cols matrix (the fields of a device::matrix_view).
-template <class T>
-struct strided {
-  const T* ptr;
-  std::int64_t rows, cols, row_stride, col_stride;
-};
-
 /// HSIC of two Gram views after everything the host hsic checks — layout, finiteness, square, symmetric
 /// (up to √epsilon of the largest magnitude), same size, enough samples — in the context's memory: policy
 /// runs the algorithms, read(const T*) fetches one element for a message, scratch(count) allocates count

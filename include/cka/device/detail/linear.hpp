@@ -90,23 +90,33 @@ struct abs_at {
   }
 };
 
-/// The power-of-two scale that keeps the fourth powers of the view's largest magnitude in range (as the
-/// host's safe_scale: 2^−e outside [2^−200, 2^200], else 1).
+/// The largest magnitude of a view.
 template <class Policy, class T>
-double magnitude_scale(const Policy& policy, const strided<T>& m) {
+double magnitude_top(const Policy& policy, const strided<T>& m) {
   const thrust::counting_iterator<std::int64_t> first(0);
-  const double top = thrust::transform_reduce(policy, first, first + m.rows * m.cols, abs_at<T>{m}, 0.0, thrust::maximum<double>());
+  return thrust::transform_reduce(policy, first, first + m.rows * m.cols, abs_at<T>{m}, 0.0, thrust::maximum<double>());
+}
+
+/// The power-of-two scale that keeps the fourth powers of a largest magnitude `top` in range (as the
+/// host's safe_scale_for: 2^−e outside [2^−200, 2^200], else 1).
+inline double scale_for_top(double top) {
   if (top == 0.0 || (top < std::ldexp(1.0, 200) && top > std::ldexp(1.0, -200))) return 1.0;
   int e = 0;
   std::frexp(top, &e);
   return std::ldexp(1.0, -e);
 }
 
+/// That scale for a view (as the host's safe_scale).
+template <class Policy, class T>
+double magnitude_scale(const Policy& policy, const strided<T>& m) {
+  return scale_for_top(magnitude_top(policy, m));
+}
+
 /// The five sums of linear CKA: kl = ‖C_xy‖², kk = ‖C_xx‖², ll = ‖C_yy‖² (plus the unbiased estimator's
 /// row-norm terms), and the references: in feature space ‖S_xx‖², ‖S_yy‖² of the second moments about
 /// each view's first row, in sample space Σ K'², Σ L'² (K' = K, or K̃ for the unbiased estimator) — the
 /// host's rules for a vanishing self-product in each form.
-struct linear_sums_result {
+struct centered_totals {
   double kl, kk, ll, ref_k, ref_l;
 };
 
@@ -144,7 +154,7 @@ struct raw_squares_at {
 /// n, d, k) K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z; to_host(dst, src,
 /// count) copies doubles back.
 template <class Policy, class Product, class Gram, class ToHost, class T>
-linear_sums_result linear_sums(const Policy& policy, Product&& product, Gram&& gram, ToHost&& to_host, double* scratch,
+centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram, ToHost&& to_host, double* scratch,
                                const strided<T>& x, const strided<T>& y, bool unbiased) {
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
   double* z = scratch;
@@ -196,7 +206,7 @@ linear_sums_result linear_sums(const Policy& policy, Product&& product, Gram&& g
       }
     return s;
   };
-  linear_sums_result r{block_sum(d1, dd, 0, d1), block_sum(0, d1, 0, d1), block_sum(d1, dd, d1, dd), reference(0, d1),
+  centered_totals r{block_sum(d1, dd, 0, d1), block_sum(0, d1, 0, d1), block_sum(d1, dd, d1, dd), reference(0, d1),
                        reference(d1, dd)};
   if (unbiased) {
     const sums5 t = thrust::transform_reduce(policy, first, first + n, row_norm_terms{z, n, d1, d2},

@@ -1,0 +1,38 @@
+#pragma once
+/// \file rcka_options.hpp
+/// The options of the RCKA losses (rcka.hpp), free of Eigen so that CUDA translation units
+/// (cka/device/cuda.hpp) can name them.
+
+#include <cka/estimator.hpp>
+
+namespace cka::rcka {
+
+/// How two relation Grams are compared.
+/// - `centered = true` (default): true CKA with estimator `est`.
+/// - `{centered = false, row_normalize = true}`: the alignment of the paper's official code — the
+///   uncentered cosine of the Grams after scaling each Gram row i by 1/√G_ii.
+/// - `{centered = false, row_normalize = false}`: the plain uncentered cosine of the Grams.
+/// `row_normalize` with `centered = true` scales the rows first and then applies H·H; it needs the
+/// biased estimator (the U-centering is defined for symmetric Grams only).
+/// `on_undefined` says what a term whose alignment is undefined does — a constant (e.g. zero-initialised)
+/// student or teacher, a dead (all-zero) channel, a batch below 2 (4 for the unbiased estimator), a zero
+/// row under row_normalize — all ordinary in training:
+/// - `skip` (default): the term contributes 0 to the value and 0 to the gradient and is counted in
+///   `loss_result::skipped`; patch_loss averages over the channels where it is defined.
+/// - `raise`: cka::invalid_argument (too few samples) or cka::domain_error (no variance), as CKA itself.
+enum class undefined_policy { skip, raise };
+
+struct relation_options {
+  bool centered = true;
+  bool row_normalize = false;
+  estimator est = estimator::biased;
+  undefined_policy on_undefined = undefined_policy::skip;
+};
+
+/// Weights of the terms of rcka_loss.
+struct rcka_weights {
+  double sample = 1.0;
+  double cls = 1.0;
+};
+
+}  // namespace cka::rcka
