@@ -266,13 +266,14 @@ TEST_CASE("device HSIC: Thrust's centered sums against the host, and the Gram ch
 namespace {
 
 /// The device RBF engine on a host system with a small plan (tiles of `tile` rows; brackets of more than
-/// `cap` values narrowed; a sample of `draws` pairs when the pairs exceed cap).
+/// `cap` values narrowed; a sample of `draws` pairs brackets the median first when draws > 0).
 template <class Context>
 auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std::uint64_t draws) {
   device::detail::rbf_plan plan;
   plan.tile = tile;
   plan.cap = cap;
   plan.draws = draws;
+  plan.sample_above = 0;  // a sample of `draws` pairs whenever draws > 0
   return device::detail::host_rbf_engine(ctx, "kernel_cka", plan);
 }
 
@@ -342,6 +343,7 @@ TEST_CASE("device RBF engine: kernel CKA against the host for every plan, rule, 
         plan.tile = tile;
         plan.cap = 50;
         plan.draws = 100;
+        plan.sample_above = 0;
         CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::cpp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
         CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::omp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
       }
@@ -415,6 +417,7 @@ TEST_CASE("device RBF engine: MMD on the pooled sample against the host", "[devi
         plan.tile = tile;
         plan.cap = 100;
         plan.draws = 200;
+        plan.sample_above = 0;
         CHECK(test::rel_err(device::detail::rbf_mmd2(device::cpp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
         CHECK(test::rel_err(device::detail::rbf_mmd2(device::omp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
       }

@@ -9,8 +9,9 @@
 //   (non-negative doubles order like their patterns): a counting pass tallies the values below a bracket,
 //   the exact zeros and 16 buckets of the bracket; if the bracket holds both middle ranks and at most `cap`
 //   values, one pass collects it and a sort picks them; otherwise each middle rank is narrowed to its
-//   bucket (16× per pass) until the bucket can be collected or is one bit pattern. With more than `cap`
-//   pairs a sample of pair distances brackets the middle first;
+//   bucket (16× per pass) until the bucket can be collected or is one bit pattern. Beyond 2^16 pairs a
+//   sample of pairs/64 pair distances (2^12 … 2^20) brackets the middle first, so that the collected values
+//   are few (about 10/√draws of the pairs);
 // - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator), and per row the
 //   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram);
 // - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp, a tile I < J counted twice.
@@ -303,9 +304,10 @@ struct pooled_moments {
 
 /// The tile size and the median's collect limit of the device RBF engine.
 struct rbf_plan {
-  std::int64_t tile = 256;                      // rows per tile side
-  std::uint64_t cap = std::uint64_t(1) << 25;   // most bracket values collected at once
-  std::uint64_t draws = std::uint64_t(1) << 20; // sample size when the pairs exceed cap
+  std::int64_t tile = 256;                       // rows per tile side
+  std::uint64_t cap = std::uint64_t(1) << 25;    // most bracket values collected at once
+  std::uint64_t draws = std::uint64_t(1) << 20;  // most sampled pairs (pairs/64 of them, at least 2^12)
+  std::uint64_t sample_above = std::uint64_t(1) << 16;  // pairs beyond which a sample brackets the median
 };
 
 /// Calls f(place) for every upper tile I ≤ J of an n×n matrix, row of tiles after row of tiles.
@@ -363,7 +365,7 @@ struct rbf_engine {
     double* buf = buffer.get();
     std::uint64_t lo = 0, hi = top_pattern();
     bool sampled = false;
-    if (pairs > plan.cap && plan.draws > 0) sampled = sample_bracket(t, ranks(0), pairs, lo, hi);
+    if (pairs > plan.sample_above && plan.draws > 0) sampled = sample_bracket(t, ranks(0), pairs, lo, hi);
     const median_tally c = tally(t, buf, lo, hi, shift_for(lo, hi));
     const auto r = ranks(c.zeros);
     if (r.hi < 0) return 0.0;
@@ -395,7 +397,7 @@ struct rbf_engine {
   /// 5 standard errors. False if the sample gave no finite bracket.
   template <class R>
   bool sample_bracket(const tile_rows& t, const R& guess, std::uint64_t pairs, std::uint64_t& lo, std::uint64_t& hi) const {
-    const std::uint64_t m = std::min(plan.draws, pairs);
+    const std::uint64_t m = std::min(plan.draws, std::max<std::uint64_t>(pairs / 64, std::uint64_t(1) << 12));
     auto sample = make(std::size_t(m));
     const counter first(0);
     thrust::transform(policy, first, first + std::int64_t(m), sample.get(), sampled_distance{t.z, t.n, t.d, 0x2545F4914F6CDD1Dull});
