@@ -441,3 +441,83 @@ TEST_CASE("device RBF engine: MMD on the pooled sample against the host", "[devi
   CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), vy.input(), kernels[2], estimator::unbiased),
                     Contains("X has 1 samples"));
 }
+
+TEST_CASE("device losses left in a loss_slot: the waiting functions' values, gradients and errors as statuses", "[device]") {
+  const auto s = test::normal<double>(14, 6, 881);
+  const auto t = test::related<double>(s, 6, 882);
+  auto run = [&](const auto& ctx) {
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      cka::rcka::relation_options opts;
+      opts.est = est;
+      const auto vs = lay_out(s, layout::row_major), vt = lay_out(t, layout::strided);
+      auto waited_grad = lay_out(test::mat<double>(test::mat<double>::Zero(14, 6)), layout::padded_rows);
+      auto slot_grad = lay_out(test::mat<double>(test::mat<double>::Zero(14, 6)), layout::column_major);
+      double value = -1;
+      std::int64_t status = 99;
+      const device::loss_slot<double> out{&value, &status};
+      const auto w = cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), waited_grad.view, {15.0, 3.0}, opts);
+      cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), slot_grad.view, out, {15.0, 3.0}, opts);
+      CHECK(test::rel_err(value, w.value) < 1e-14);
+      CHECK(status == w.skipped);
+      CHECK((device::detail::map(slot_grad.view) - device::detail::map(waited_grad.view)).cwiseAbs().maxCoeff() <=
+            1e-14 * device::detail::map(waited_grad.view).cwiseAbs().maxCoeff());
+      const auto ws = cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), waited_grad.view, opts);
+      cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), slot_grad.view, device::loss_slot<double>{&value, nullptr}, opts);
+      CHECK(test::rel_err(value, ws.value) < 1e-14);
+      const auto wc = cka::rcka::class_relation_loss(ctx, vs.input(), vt.input(), waited_grad.view, opts);
+      cka::rcka::class_relation_loss(ctx, vs.input(), vt.input(), slot_grad.view, out, opts);
+      CHECK(test::rel_err(value, wc.value) < 1e-14);
+      cka::rcka::feature_loss(ctx, vs.input(), vt.input(), slot_grad.view, out, opts);
+      CHECK(test::rel_err(value, ws.value) < 1e-14);
+    }
+    // Errors in the data become statuses with value NaN and a zero gradient; the waiting functions throw.
+    auto grad = lay_out(test::mat<double>(test::mat<double>::Constant(14, 6, 3.0)), layout::row_major);
+    double value = 0;
+    std::int64_t status = 0;
+    const device::loss_slot<double> out{&value, &status};
+    test::mat<double> bad = s;
+    bad(5, 2) = std::numeric_limits<double>::quiet_NaN();
+    cka::rcka::rcka_loss(ctx, lay_out(bad, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view, out);
+    CHECK(status == device::loss_not_finite);
+    CHECK(std::isnan(value));
+    CHECK(device::detail::map(grad.view).cwiseAbs().maxCoeff() == 0.0);
+    CHECK_THROWS_AS(device::check_loss_status("rcka::rcka_loss", status), cka::invalid_argument);
+    const test::mat<double> huge = s * 1e160;
+    cka::rcka::sample_relation_loss(ctx, lay_out(huge, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view, out);
+    CHECK(status == device::loss_overflow);
+    CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(huge, layout::row_major).input(), lay_out(t, layout::row_major).input(),
+                                                      grad.view),
+                      Contains("overflow"));
+    CHECK_THROWS_AS(device::check_loss_status("rcka::sample_relation_loss", status), cka::domain_error);
+    const test::mat<double> flat = test::mat<double>::Constant(14, 6, 2.0);
+    cka::rcka::sample_relation_loss(ctx, lay_out(flat, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view, out);
+    CHECK(status == 1);
+    CHECK(value == 0.0);
+    cka::rcka::relation_options raise;
+    raise.on_undefined = cka::rcka::undefined_policy::raise;
+    cka::rcka::sample_relation_loss(ctx, lay_out(flat, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view,
+                                    out, raise);
+    CHECK(status == device::loss_undefined);
+    CHECK(std::isnan(value));
+    CHECK_THROWS_WITH(device::check_loss_status("rcka::sample_relation_loss", status), Contains("zero variance"));
+    CHECK_NOTHROW(device::check_loss_status("rcka::sample_relation_loss", 2));
+    // Shapes are known on the host: too few rows (raise), a null value pointer, other alignments throw at once.
+    const test::mat<double> two = s.topRows(2);
+    auto grad2 = lay_out(test::mat<double>(test::mat<double>::Zero(2, 6)), layout::row_major);
+    cka::rcka::sample_relation_loss(ctx, lay_out(two, layout::row_major).input(), lay_out(two, layout::row_major).input(), grad2.view,
+                                    out, cka::rcka::relation_options{true, false, estimator::unbiased});
+    CHECK(status == 1);
+    CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(two, layout::row_major).input(), lay_out(two, layout::row_major).input(),
+                                                      grad2.view, out, cka::rcka::relation_options{true, false, estimator::unbiased,
+                                                                                                 cka::rcka::undefined_policy::raise}),
+                      Contains("the student has 2 samples"));
+    CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(s, layout::row_major).input(), lay_out(t, layout::row_major).input(),
+                                                      grad.view, device::loss_slot<double>{}),
+                      Contains("null"));
+    CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(s, layout::row_major).input(), lay_out(t, layout::row_major).input(),
+                                                      grad.view, out, cka::rcka::relation_options{false, true}),
+                      Contains("centered CKA"));
+  };
+  run(device::cpp{});
+  run(device::omp{});
+}

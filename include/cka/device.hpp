@@ -305,9 +305,11 @@ device::loss_value<T> engine_relation(const Context& ctx, const char* fn, device
                                   skip ? cka::detail::when_undefined::nan : cka::detail::when_undefined::raise,
                                   cka::detail::relation_sides());
   };
-  const auto r = device::detail::relation_term(device::detail::policy(ctx), device::detail::eigen_gram{},
-                                               device::detail::eigen_multiply{}, ratio, device::detail::make_host_scratch,
-                                               fn, s, t, g, opts.est == estimator::unbiased, skip, weight, accumulate);
+  const auto policy = device::detail::policy(ctx);
+  const auto r = device::detail::relation_term(policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{},
+                                               device::detail::host_reduce<decltype(policy)>{policy}, ratio,
+                                               device::detail::make_host_scratch, device::detail::host_copy{}, fn, s, t, g,
+                                               opts.est == estimator::unbiased, skip, weight, accumulate);
   return {T(r.value), r.skipped};
 }
 
@@ -322,6 +324,29 @@ void require_relation_inputs(const Context& ctx, const char* fn, device::matrix_
       device::detail::strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
       device::detail::strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
       device::detail::strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride}, same_columns);
+}
+
+/// A loss left in the context's memory (the loss_slot variants): the device relation engine, centered CKA
+/// only.
+template <class Context, class TS, class TT, class T>
+void slot_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+               device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts,
+               device::detail::relations which, double w_rows = 1.0, double w_columns = 1.0) {
+  static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
+  if (!on_device_engine(opts)) {
+    cka::detail::fail_argument(fn, "the loss_slot variants compute centered CKA without row_normalize only "
+                                   "(relation_options{centered = true, row_normalize = false})");
+  }
+  using S = std::remove_const_t<TS>;
+  const auto policy = device::detail::policy(ctx);
+  device::detail::relation_loss_async(
+      policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{}, device::detail::host_reduce<decltype(policy)>{policy},
+      device::detail::make_host_scratch, fn,
+      device::detail::strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
+      device::detail::strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
+      device::detail::strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride},
+      opts.est == estimator::unbiased, opts.on_undefined == undefined_policy::skip, which, w_rows, w_columns, out.value,
+      out.status);
 }
 
 /// A relation loss on views: the device engine for centered CKA, the host loss otherwise.
@@ -379,6 +404,41 @@ device::loss_value<T> rcka_loss(const Context& ctx, device::matrix_view<TS> stud
   const auto a = detail::engine_relation(ctx, fn, student, teacher, grad, opts, false, weights.sample, false);
   const auto b = detail::engine_relation(ctx, fn, student, teacher, grad, opts, true, weights.cls, true);
   return {T(T(weights.sample) * a.value + T(weights.cls) * b.value), a.skipped + b.skipped};
+}
+
+/// The loss_slot variants: the loss left in out (the context's memory; on these systems host memory) with
+/// a status instead of a returned value, nothing read back — the form a CUDA training loop uses without
+/// waiting for its stream (cka/device/cuda.hpp has the same functions). Shape errors throw at once; an
+/// error found in the data (a non-finite element, an overflow, an undefined term under the raise policy)
+/// leaves value NaN, a zero gradient and a negative status (device::check_loss_status). Centered CKA only
+/// (other relation_options: cka::invalid_argument).
+template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
+void sample_relation_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                          device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  detail::slot_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, out, opts, device::detail::relations::rows);
+}
+
+/// class_relation_loss left in a loss_slot; as sample_relation_loss(ctx, …, out, opts).
+template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
+void class_relation_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                         device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  detail::slot_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, out, opts, device::detail::relations::columns);
+}
+
+/// feature_loss left in a loss_slot; as sample_relation_loss(ctx, …, out, opts).
+template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
+void feature_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                  device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  detail::slot_loss(ctx, "rcka::feature_loss", student, teacher, grad, out, opts, device::detail::relations::rows);
+}
+
+/// rcka_loss left in a loss_slot; as sample_relation_loss(ctx, …, out, opts).
+template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
+void rcka_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+               device::matrix_view<T> grad, device::loss_slot<T> out, const rcka_weights& weights = {},
+               const relation_options& opts = {}) {
+  detail::slot_loss(ctx, "rcka::rcka_loss", student, teacher, grad, out, opts, device::detail::relations::both,
+                    weights.sample, weights.cls);
 }
 
 }  // namespace rcka

@@ -236,6 +236,7 @@ void compare_losses(std::int64_t b, std::int64_t c) {
         out[j * n + i] = v;
       }
   };
+  auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
   const std::int64_t pad = c + 2;  // the gradient's row stride
   T *ds = nullptr, *dt = nullptr, *dg = nullptr;
   cudaMalloc(reinterpret_cast<void**>(&ds), s.size() * sizeof(T));
@@ -257,7 +258,8 @@ void compare_losses(std::int64_t b, std::int64_t c) {
       auto ratio = [&](const cka::device::detail::centered_totals& x) { return cka::device::detail::cka_of("rcka", x, true); };
       auto run = [&](bool columns, double weight, bool accumulate) {
         return cka::device::detail::relation_term(
-            thrust::cpp::par, host_gram, host_multiply, ratio, cka::device::detail::make_host_scratch, "rcka",
+            thrust::cpp::par, host_gram, host_multiply, cka::device::detail::host_reduce<std::decay_t<decltype(thrust::cpp::par)>>{thrust::cpp::par},
+            ratio, cka::device::detail::make_host_scratch, host_copy, "rcka",
             columns ? cka::device::detail::transposed(hs) : hs, columns ? cka::device::detail::transposed(ht) : ht,
             columns ? hg.transposed() : hg, unbiased, true, weight, accumulate);
       };
@@ -289,6 +291,38 @@ void compare_losses(std::int64_t b, std::int64_t c) {
             what + ": value " + std::to_string(double(got.value)) + " vs " + std::to_string(expected));
       check(worst <= tol * std::max(top, 1e-300), what + ": gradient off by " + std::to_string(worst));
     }
+  // The loss_slot variant (nothing waited for) leaves the same value and gradient in device memory, and a
+  // status: 0 here, loss_not_finite for a NaN in the student.
+  {
+    T* slot_value = nullptr;
+    std::int64_t* slot_status = nullptr;
+    cudaMalloc(reinterpret_cast<void**>(&slot_value), sizeof(T));
+    cudaMalloc(reinterpret_cast<void**>(&slot_status), sizeof(std::int64_t));
+    const auto waited = cka::rcka::rcka_loss(ctx, vs, vt, vg, cka::rcka::rcka_weights{15.0, 3.0});
+    std::vector<T> waited_grad(std::size_t(b * pad)), slot_grad(std::size_t(b * pad));
+    cudaMemcpy(waited_grad.data(), dg, waited_grad.size() * sizeof(T), cudaMemcpyDeviceToHost);
+    cka::rcka::rcka_loss(ctx, vs, vt, vg, cka::device::loss_slot<T>{slot_value, slot_status}, cka::rcka::rcka_weights{15.0, 3.0});
+    T value{};
+    std::int64_t status = 99;
+    cudaMemcpy(&value, slot_value, sizeof(T), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&status, slot_status, sizeof(std::int64_t), cudaMemcpyDeviceToHost);
+    cudaMemcpy(slot_grad.data(), dg, slot_grad.size() * sizeof(T), cudaMemcpyDeviceToHost);
+    double worst = 0;
+    for (std::int64_t i = 0; i < b; ++i)
+      for (std::int64_t j = 0; j < c; ++j)
+        worst = std::max(worst, std::abs(double(slot_grad[std::size_t(i * pad + j)]) - double(waited_grad[std::size_t(i * pad + j)])));
+    check(status == waited.skipped && std::abs(double(value) - double(waited.value)) <= 1e-12 * std::abs(double(waited.value)) &&
+              worst == 0.0,
+          "loss_slot B = " + std::to_string(b) + ": value " + std::to_string(double(value)) + " status " + std::to_string(status));
+    const T nan = T(NAN);
+    cudaMemcpy(ds + 1, &nan, sizeof(T), cudaMemcpyHostToDevice);
+    cka::rcka::sample_relation_loss(ctx, vs, vt, vg, cka::device::loss_slot<T>{slot_value, slot_status});
+    cudaMemcpy(&value, slot_value, sizeof(T), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&status, slot_status, sizeof(std::int64_t), cudaMemcpyDeviceToHost);
+    check(status == cka::device::loss_not_finite && std::isnan(double(value)), "loss_slot reports a NaN in the student");
+    cudaFree(slot_value);
+    cudaFree(slot_status);
+  }
   cudaFree(ds);
   cudaFree(dt);
   cudaFree(dg);

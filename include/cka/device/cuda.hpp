@@ -4,8 +4,9 @@
 /// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views,
 /// linear CKA, kernel CKA with two RBF kernels and MMD with an RBF kernel, computed by the same Thrust code
 /// as on the host systems (device/detail/hsic.hpp, linear.hpp, rbf.hpp) with thrust::cuda::par.on(stream),
-/// the products by cuBLAS DSYRK / DGEMM (64-bit API); the losses are the next step of issue 13. Results
-/// returned as host values synchronise the stream. Link CUDA::cublas; build with CKA_CUDA=ON
+/// the products by cuBLAS DSYRK / DGEMM (64-bit API), and the centered RCKA losses with their gradients —
+/// also as loss_slot variants that leave the value in device memory without waiting. Results returned as
+/// host values synchronise the stream. Link CUDA::cublas; build with CKA_CUDA=ON
 /// (docs/device.md).
 
 #if !defined(__CUDACC__)
@@ -22,6 +23,7 @@
 #include <cka/rbf_parameters.hpp>
 #include <cka/rcka_options.hpp>
 
+#include <cub/device/device_reduce.cuh>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <thrust/system/cuda/execution_policy.h>
@@ -171,6 +173,23 @@ struct cublas_multiply {
   }
 };
 
+/// A transform-reduction into the context's memory by CUB on the stream (no wait): the `reduce` callable of
+/// the relation engine. out is a device pointer, or a zip iterator of device pointers for a tuple.
+struct cub_reduce {
+  cudaStream_t stream;
+  const char* fn;
+  template <class F, class V, class Op, class Out>
+  void operator()(std::int64_t count, F f, V init, Op op, Out out) const {
+    const thrust::counting_iterator<std::int64_t> first(0);
+    std::size_t bytes = 0;
+    check_cuda(fn, cub::DeviceReduce::TransformReduce(nullptr, bytes, first, out, count, op, f, init, stream),
+               "cub::DeviceReduce::TransformReduce");
+    const cuda_scratch temp(fn, (bytes + sizeof(double) - 1) / sizeof(double), stream);
+    check_cuda(fn, cub::DeviceReduce::TransformReduce(temp.get(), bytes, first, out, count, op, f, init, stream),
+               "cub::DeviceReduce::TransformReduce");
+  }
+};
+
 /// One relation term on CUDA (centered CKA; see device/detail/relation.hpp); by_columns: the class relation.
 template <class TS, class TT, class T>
 relation_term_value cuda_relation(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher,
@@ -191,8 +210,31 @@ relation_term_value cuda_relation(const cuda& ctx, const char* fn, matrix_view<T
     return cka_of(fn, c, skip, "the student's relation Gram (a constant student)", "the teacher's relation Gram (a constant teacher)");
   };
   const cublasHandle_t blas = ctx.blas();
-  return relation_term(thrust::cuda::par.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn}, ratio,
-                       cuda_make{ctx.stream, fn}, fn, s, t, g, opts.est == estimator::unbiased, skip, weight, accumulate);
+  return relation_term(thrust::cuda::par.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn},
+                       cub_reduce{ctx.stream, fn}, ratio, cuda_make{ctx.stream, fn}, cuda_copy{ctx.stream, fn}, fn, s, t, g,
+                       opts.est == estimator::unbiased, skip, weight, accumulate);
+}
+
+/// A loss left in a loss_slot on CUDA, nothing waited for: Thrust with par_nosync on the stream, CUB
+/// reductions into device memory, cuBLAS; centered CKA only.
+template <class TS, class TT, class T>
+void cuda_slot_loss(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher, matrix_view<T> grad,
+                    loss_slot<T> out, const rcka::relation_options& opts, relations which, double w_rows = 1.0,
+                    double w_columns = 1.0) {
+  static_assert(std::is_same_v<std::remove_const_t<TS>, T> && std::is_same_v<std::remove_const_t<TT>, T>,
+                "cka::rcka: student, teacher and grad need one scalar type");
+  if (!opts.centered || opts.row_normalize) {
+    cka::detail::fail_argument(fn, "the loss_slot variants compute centered CKA without row_normalize only ",
+                               "(relation_options{centered = true, row_normalize = false})");
+  }
+  const cublasHandle_t blas = ctx.blas();
+  relation_loss_async(thrust::cuda::par_nosync.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn},
+                      cub_reduce{ctx.stream, fn}, cuda_make{ctx.stream, fn}, fn,
+                      strided<T>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
+                      strided<T>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
+                      strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride},
+                      opts.est == estimator::unbiased, opts.on_undefined == rcka::undefined_policy::skip, which, w_rows,
+                      w_columns, out.value, out.status);
 }
 
 /// The checks of a relation loss on CUDA views.
@@ -361,6 +403,43 @@ device::loss_value<T> rcka_loss(const device::cuda& ctx, device::matrix_view<TS>
   const auto a = device::detail::cuda_relation(ctx, fn, student, teacher, grad, opts, false, weights.sample, false);
   const auto b = device::detail::cuda_relation(ctx, fn, student, teacher, grad, opts, true, weights.cls, true);
   return {T(T(weights.sample) * T(a.value) + T(weights.cls) * T(b.value)), a.skipped + b.skipped};
+}
+
+/// The loss_slot variants for a training loop: nothing waits for the stream. The value and status are left
+/// in device memory (out: device pointers; status may be null), the gradient in grad, all queued on
+/// ctx.stream (Thrust par_nosync, CUB reductions into device memory, cuBLAS, stream-ordered scratch).
+/// Shape errors throw at once; an error in the data (a non-finite element, an overflow, an undefined term
+/// under the raise policy) leaves value NaN, a zero gradient and a negative status, which
+/// device::check_loss_status turns into the exception once the caller has read it back. Centered CKA only.
+template <class TS, class TT, class T>
+void sample_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                          device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  device::detail::cuda_slot_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, out, opts,
+                                 device::detail::relations::rows);
+}
+
+/// class_relation_loss left in a loss_slot on CUDA; as sample_relation_loss(ctx, …, out, opts).
+template <class TS, class TT, class T>
+void class_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                         device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  device::detail::cuda_slot_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, out, opts,
+                                 device::detail::relations::columns);
+}
+
+/// feature_loss left in a loss_slot on CUDA; as sample_relation_loss(ctx, …, out, opts).
+template <class TS, class TT, class T>
+void feature_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+                  device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {
+  device::detail::cuda_slot_loss(ctx, "rcka::feature_loss", student, teacher, grad, out, opts, device::detail::relations::rows);
+}
+
+/// rcka_loss left in a loss_slot on CUDA; as sample_relation_loss(ctx, …, out, opts).
+template <class TS, class TT, class T>
+void rcka_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
+               device::matrix_view<T> grad, device::loss_slot<T> out, const rcka_weights& weights = {},
+               const relation_options& opts = {}) {
+  device::detail::cuda_slot_loss(ctx, "rcka::rcka_loss", student, teacher, grad, out, opts, device::detail::relations::both,
+                                 weights.sample, weights.cls);
 }
 
 }  // namespace rcka

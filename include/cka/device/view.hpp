@@ -2,6 +2,8 @@
 /// \file device/view.hpp
 /// A strided two-dimensional view of memory owned by an execution context's system, and the contexts.
 
+#include <cka/detail/fail.hpp>
+
 #include <cstdint>
 
 namespace cka::device {
@@ -36,6 +38,35 @@ struct loss_value {
   T value;
   std::int64_t skipped;
 };
+
+/// Where the loss functions that do not wait for the stream leave their result, in the context's memory
+/// (device memory on CUDA): the value, and a status — the number of undefined terms skipped (0, 1 or 2)
+/// when non-negative, else the error the waiting function would have thrown, with the value NaN and a
+/// zero gradient: loss_not_finite (an input element is NaN or ±Inf), loss_overflow (the Grams' products
+/// exceed the double range), loss_undefined (a constant student or teacher under
+/// undefined_policy::raise). status may be null. check_loss_status turns a status read back into the
+/// exception.
+template <class T>
+struct loss_slot {
+  T* value = nullptr;
+  std::int64_t* status = nullptr;
+};
+constexpr std::int64_t loss_not_finite = -1, loss_overflow = -2, loss_undefined = -3;
+
+/// Throws what the waiting loss function fn would have thrown for a status read back from a loss_slot:
+/// cka::invalid_argument for loss_not_finite, cka::domain_error for loss_overflow and loss_undefined;
+/// nothing for a skip count.
+inline void check_loss_status(const char* fn, std::int64_t status) {
+  if (status == loss_not_finite) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
+  if (status == loss_overflow) {
+    cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type; rescale the inputs");
+  }
+  if (status == loss_undefined) {
+    cka::detail::fail_domain(fn, "the student's or the teacher's relation Gram has zero variance after centering (a constant "
+                                 "student or teacher), so the alignment is undefined");
+  }
+  if (status < 0) cka::detail::fail_domain(fn, "unknown loss status ", status);
+}
 
 /// Thrust's OpenMP system: host memory, the library's threads. Checks and reductions run through
 /// thrust::omp::par; products through Eigen maps over the views.

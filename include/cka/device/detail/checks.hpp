@@ -22,6 +22,15 @@
 
 namespace cka::device::detail {
 
+/// A quiet NaN on the host and on the device (an error's value left in the context's memory).
+CKA_HD inline double quiet_nan() {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(0x7ff8000000000000LL);
+#else
+  return std::numeric_limits<double>::quiet_NaN();
+#endif
+}
+
 /// True at flat index k (row-major over the view's shape) when the element there is NaN or ±Inf:
 /// v − v is 0 for every finite v and NaN otherwise.
 template <class T>

@@ -7,13 +7,17 @@
 //   A = K (biased: H K H = K for centered features) or its U-centering (unbiased), M likewise from L;
 //   a = ⟨A, M⟩/(‖A‖‖M‖), W = M/(‖A‖‖M‖) − a·A/‖A‖² (written over A), ∂a/∂S = (W + Wᵀ)·Xs = 2·W·Xs by the
 //   caller's multiply; the loss 1 − a and its gradient −2·W·Xs scattered into the caller's strided view.
-// Cost: two n×n Grams (n²(ds+dt) flops), one n×n×ds product, O(n²) passes. Scratch: relation_scratch.
+// Every scalar (the sums, a, W's scales, the term's status) stays in the context's memory (term_slots), so
+// the loss_slot variants never wait for the context; the waiting functions read the sums back and apply the
+// host's ratio with its messages. Cost: two n×n Grams (n²(ds+dt) flops), one n×n×ds product, O(n²)
+// passes. Scratch: relation_scratch.
 
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
 
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/zip_iterator.h>
 #include <thrust/transform.h>
 #include <thrust/reduce.h>
 #include <thrust/transform_reduce.h>
@@ -58,43 +62,138 @@ struct products_at {
   CKA_HD sums3 operator()(std::int64_t k) const { return sums3(a[k] * m[k], a[k] * a[k], m[k] * m[k]); }
 };
 
-/// W = M·scale_m − A·scale_a over A.
+/// The scalars of one term, kept in the context's memory so that nothing waits for the stream: the
+/// reductions' results, then what finish_term derives from them.
+struct term_slots {
+  double* at;  // term_slots::count doubles
+  static constexpr std::int64_t count = 12;
+  CKA_HD double* bad() const { return at; }         // non-finite input elements
+  CKA_HD double* sums() const { return at + 1; }    // ⟨A, M⟩, ‖A‖², ‖M‖²
+  CKA_HD double* raw() const { return at + 4; }     // ‖K‖², ‖L‖² (the references), and a spare
+  CKA_HD double* total() const { return at + 7; }   // a Gram's row-sum total (U-centering)
+  CKA_HD double* scales() const { return at + 8; }  // W = M·scales[0] − A·scales[1]
+  CKA_HD double* value() const { return at + 10; }  // 1 − a, or 0 (skipped), or NaN (an error)
+  CKA_HD double* status() const { return at + 11; } // term_status
+};
+
+/// What became of a term, in the context's memory (as a double in term_slots, as an int64 in a loss_slot):
+/// the host loss's skip count when non-negative, else an error the host function would have thrown.
+enum term_status : int { term_defined = 0, term_skipped = 1, term_not_finite = -1, term_overflow = -2, term_undefined = -3 };
+
+/// 1 where an element of the view is NaN or ±Inf (counted into the term's slots).
+template <class T>
+struct not_finite_count {
+  strided<T> m;
+  CKA_HD double operator()(std::int64_t k) const {
+    const T v = m.ptr[(k / m.cols) * m.row_stride + (k % m.cols) * m.col_stride];
+    return v - v == T(0) ? 0.0 : 1.0;
+  }
+};
+
+/// p[i].
+struct value_at {
+  const double* p;
+  CKA_HD double operator()(std::int64_t i) const { return p[i]; }
+};
+
+/// The U-centering's scalars from the row-sum total in the slots (centering_scales, unbiased).
+struct u_center_from_total {
+  double* k;
+  const double* r;
+  const double* total;
+  std::int64_t n;
+  CKA_HD void operator()(std::int64_t flat) const {
+    const std::int64_t i = flat % n, j = flat / n;
+    const double nn = double(n), u = 1.0 / (nn - 2), c = *total / ((nn - 1) * (nn - 2));
+    k[flat] = i == j ? 0.0 : k[flat] - u * (r[i] + r[j]) + c;
+  }
+};
+
+/// The term's outcome from its sums, with the host's rules (cka::detail::cka_ratio): non-finite input,
+/// then overflow, then a vanishing self-product (relative (64ε)² of its reference) — skipped or an error
+/// under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales M/(‖A‖‖M‖), a/‖A‖².
+struct finish_term {
+  term_slots slots;
+  bool skip;
+  CKA_HD void operator()(std::int64_t) const {
+    const double* p = slots.sums();
+    const double* raw = slots.raw();
+    const double tiny = (64 * 2.220446049250313e-16) * (64 * 2.220446049250313e-16);
+    double status = term_defined, value = 0, scale_m = 0, scale_a = 0;
+    const bool finite = p[0] - p[0] == 0.0 && p[1] - p[1] == 0.0 && p[2] - p[2] == 0.0;
+    if (*slots.bad() > 0) {
+      status = term_not_finite;
+    } else if (!finite) {
+      status = term_overflow;
+    } else if (!(p[1] > tiny * raw[0]) || !(p[2] > tiny * raw[1])) {
+      status = skip ? term_skipped : term_undefined;
+    } else {
+      const double na = sqrt(p[1]), nm = sqrt(p[2]);
+      const double a = p[0] / na / nm;
+      value = 1.0 - a;
+      scale_m = 1.0 / (na * nm);
+      scale_a = a / p[1];
+    }
+    slots.scales()[0] = scale_m;
+    slots.scales()[1] = scale_a;
+    slots.value()[0] = status < 0 ? quiet_nan() : value;
+    slots.status()[0] = status;
+  }
+};
+
+/// W = M·scale_m − A·scale_a over A (the scales in the term's slots).
 struct alignment_gradient {
   double* a;
   const double* m;
-  double scale_m, scale_a;
-  CKA_HD void operator()(std::int64_t k) const { a[k] = m[k] * scale_m - a[k] * scale_a; }
+  const double* scales;
+  CKA_HD void operator()(std::int64_t k) const { a[k] = m[k] * scales[0] - a[k] * scales[1]; }
 };
 
-/// grad(i, j) = factor·g(i, j) (+ grad(i, j) when accumulating), g column-major rows×cols.
+/// grad(i, j) = factor·g(i, j) (+ grad(i, j) when accumulating), g column-major rows×cols; a zero
+/// contribution where the term's status (if given) is not term_defined, or g is null.
 template <class T>
 struct scatter_gradient {
   strided_out<T> out;
   const double* g;
   double factor;
   bool accumulate;
+  const double* status = nullptr;
   CKA_HD void operator()(std::int64_t flat) const {
     const std::int64_t i = flat % out.rows, j = flat / out.rows;
     T& at = out.ptr[i * out.row_stride + j * out.col_stride];
-    const double v = g == nullptr ? 0.0 : factor * g[flat];
+    const bool zero = g == nullptr || (status != nullptr && *status != double(term_defined));
+    const double v = zero ? 0.0 : factor * g[flat];
     at = accumulate ? T(double(at) + v) : T(v);
   }
 };
 
-/// Scratch doubles of relation_alignment for n rows and ds + dt = dd features.
+/// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots included).
 inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64_t dd) {
-  return n * dd + 2 * dd + 2 * n * n + n + n * ds;
+  return n * dd + 2 * dd + 2 * n * n + n + n * ds + term_slots::count;
 }
 
-/// The alignment (or NaN where `ratio` finds it undefined) of the centered row Grams of s and t, and the
-/// loss gradient `factor`·∂a/∂s·(−1) written (or added, `accumulate`) into grad — zeros where undefined.
-/// gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z;
-/// multiply(w, n, x, d, out): out = W·X (n×d) for an n×n W and an n×d X, all column-major;
-/// ratio(centered_totals) → the alignment, NaN when undefined under the skip policy (else it throws).
-template <class Policy, class Gram, class Multiply, class Ratio, class T, class G>
-double relation_alignment(const Policy& policy, Gram&& gram, Multiply&& multiply, Ratio&& ratio, double* scratch,
-                          const strided<T>& s, const strided<T>& t, bool unbiased, const strided_out<G>& grad,
-                          double factor, bool accumulate) {
+/// A reduction on the host systems, its result stored through `out` (a pointer, or a zip iterator of
+/// pointers for a tuple): the host systems' `reduce` callable of relation_core.
+template <class Policy>
+struct host_reduce {
+  Policy policy;
+  template <class F, class V, class Op, class Out>
+  void operator()(std::int64_t count, F f, V init, Op op, Out out) const {
+    const thrust::counting_iterator<std::int64_t> first(0);
+    *out = thrust::transform_reduce(policy, first, first + count, f, init, op);
+  }
+};
+
+/// One term of the loss on the context without waiting for it: the centered row Grams of s and t (n ≥ 2,
+/// or 4 for the unbiased estimator), the term's value and status into its slots (the end of scratch),
+/// and the gradient `factor`·(−∂a/∂s) written (or added, `accumulate`) into grad — zeros unless the term is
+/// defined. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z;
+/// multiply(w, n, x, d, out): out = W·X (n×d), all column-major; reduce(count, f, init, op, out): the
+/// transform-reduction of f over 0 … count−1 stored through out, in the context's memory.
+template <class Policy, class Gram, class Multiply, class Reduce, class T, class G>
+term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, double* scratch,
+                         const strided<T>& s, const strided<T>& t, bool unbiased, bool skip, const strided_out<G>& grad,
+                         double factor, bool accumulate) {
   const std::int64_t n = s.rows, ds = s.cols, dt = t.cols, dd = ds + dt;
   double* z = scratch;
   double* mean = z + n * dd;
@@ -103,7 +202,13 @@ double relation_alignment(const Policy& policy, Gram&& gram, Multiply&& multiply
   double* l = k + n * n;
   double* rows = l + n * n;
   double* out = rows + n;
+  const term_slots slots{out + n * ds};
   const thrust::counting_iterator<std::int64_t> first(0);
+  const auto zip3 = [](double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); };
+  // Non-finite input elements (the synchronous callers have thrown for them already).
+  reduce(n * ds, not_finite_count<T>{s}, 0.0, thrust::plus<double>(), slots.raw());
+  reduce(n * dt, not_finite_count<T>{t}, 0.0, thrust::plus<double>(), slots.raw() + 1);
+  thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
   thrust::for_each(policy, first, first + ds, column_moments<T>{s, mean, keep});
   thrust::for_each(policy, first, first + dt, column_moments<T>{t, mean + ds, keep + ds});
   thrust::for_each(policy, first, first + n * ds, center_into<T>{s, mean, keep, 1.0, z, 0});
@@ -113,28 +218,21 @@ double relation_alignment(const Policy& policy, Gram&& gram, Multiply&& multiply
   thrust::for_each(policy, first, first + n * n, mirror_lower{k, n});
   thrust::for_each(policy, first, first + n * n, mirror_lower{l, n});
   const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
-  const sums3 raw = thrust::transform_reduce(policy, first, first + n * n, raw_squares_at{sk, sl, false},
-                                             sums3(0.0, 0.0, 0.0), add3{});
+  reduce(n * n, raw_squares_at{sk, sl, false}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.raw()));
   if (unbiased) {
     for (double* m : {k, l}) {
       const square<double> sm{m, n, 1, n};
       thrust::transform(policy, first, first + n, rows, row_sum<double>{sm, true});
-      const double total = thrust::reduce(policy, rows, rows + n, 0.0);
-      thrust::for_each(policy, first, first + n * n, u_center_in_place{m, rows, centering_scales(n, total, true), n});
+      reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
+      thrust::for_each(policy, first, first + n * n, u_center_from_total{m, rows, slots.total(), n});
     }
   }
-  const sums3 p = thrust::transform_reduce(policy, first, first + n * n, products_at{k, l}, sums3(0.0, 0.0, 0.0), add3{});
-  const double na2 = thrust::get<1>(p), nm2 = thrust::get<2>(p);
-  const double a = ratio(centered_totals{thrust::get<0>(p), na2, nm2, thrust::get<0>(raw), thrust::get<1>(raw)});
-  if (!(a == a)) {  // undefined, skipped: a zero gradient
-    if (!accumulate) thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, nullptr, 0.0, false});
-    return a;
-  }
-  const double na = std::sqrt(na2), nm = std::sqrt(nm2);
-  thrust::for_each(policy, first, first + n * n, alignment_gradient{k, l, 1.0 / (na * nm), a / na2});
+  reduce(n * n, products_at{k, l}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.sums()));
+  thrust::for_each(policy, first, first + 1, finish_term{slots, skip});
+  thrust::for_each(policy, first, first + n * n, alignment_gradient{k, l, slots.scales()});
   multiply(static_cast<const double*>(k), n, static_cast<const double*>(z), ds, out);
-  thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, out, -2.0 * factor, accumulate});
-  return a;
+  thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, out, -2.0 * factor, accumulate, slots.status()});
+  return slots;
 }
 
 /// A loss term's value and whether it was undefined (and skipped).
@@ -143,39 +241,98 @@ struct relation_term_value {
   std::int64_t skipped;
 };
 
+/// Throws, as the host loss does, for too few rows under the raise policy; true if the term is skipped
+/// for them (value 0, a zero gradient).
+inline bool too_few_rows(const char* fn, std::int64_t n, bool unbiased, bool skip) {
+  const std::int64_t needed = unbiased ? 4 : 2;
+  if (n >= needed) return false;
+  if (!skip) {
+    cka::detail::fail_argument(fn, "the student has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
+                               " needs at least ", needed);
+  }
+  return true;
+}
+
 /// One RCKA term, 1 − alignment of the row Grams of s and t (callers pass transposed views for the class
-/// relation), on a context: make(count) allocates scratch there; the other callables as for
-/// relation_alignment. Too few rows for the estimator: skipped (value 0, a zero gradient) under the skip
-/// policy, else cka::invalid_argument as the host's. The gradient times `weight` is written (or added).
-template <class Policy, class Gram, class Multiply, class Ratio, class Make, class T, class G>
-relation_term_value relation_term(const Policy& policy, Gram&& gram, Multiply&& multiply, Ratio&& ratio, Make&& make,
-                                  const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
-                                  bool unbiased, bool skip, double weight, bool accumulate) {
-  const std::int64_t n = s.rows, needed = unbiased ? 4 : 2;
+/// relation), on a context, waiting for it: relation_core, then its sums read back (to_host) and the
+/// host's ratio(centered_totals) — which throws for an overflow or, under the raise policy, an undefined
+/// alignment, with the host's messages, and gives NaN for a skipped one. make(count) allocates scratch.
+template <class Policy, class Gram, class Multiply, class Reduce, class Ratio, class Make, class ToHost, class T, class G>
+relation_term_value relation_term(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Ratio&& ratio,
+                                  Make&& make, ToHost&& to_host, const char* fn, const strided<T>& s, const strided<T>& t,
+                                  const strided_out<G>& grad, bool unbiased, bool skip, double weight, bool accumulate) {
   const thrust::counting_iterator<std::int64_t> first(0);
-  if (n < needed) {
-    if (!skip) {
-      cka::detail::fail_argument(fn, "the student has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
-                                 " needs at least ", needed);
-    }
-    if (!accumulate) thrust::for_each(policy, first, first + n * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
+  if (too_few_rows(fn, s.rows, unbiased, skip)) {
+    if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
     return {0.0, 1};
   }
-  auto scratch = make(std::size_t(relation_scratch(n, s.cols, s.cols + t.cols)));
-  const double a = relation_alignment(policy, gram, multiply, ratio, scratch.get(), s, t, unbiased, grad, weight, accumulate);
+  auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
+  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, unbiased, skip, grad, weight, accumulate);
+  double h[term_slots::count];
+  to_host(h, slots.at, term_slots::count);
+  const double a = ratio(centered_totals{h[1], h[2], h[3], h[4], h[5]});
   if (!(a == a)) return {0.0, 1};
   return {1.0 - a, 0};
 }
 
-/// The checks of a relation loss on views, in the context's memory: layouts, finiteness, the gradient's
-/// shape, the same samples, and (class relation) the same classes.
-template <class Policy, class Read, class TS, class TT, class G>
-void require_relation_inputs(const Policy& policy, Read&& read, const char* fn, const strided<TS>& s, const strided<TT>& t,
-                             const strided_out<G>& g, bool same_columns) {
+/// A term's value and status copied out of its slots (before its scratch goes), or set for a skipped one.
+struct keep_term {
+  const double* value;
+  const double* status;
+  double* out;  // value, status
+  CKA_HD void operator()(std::int64_t) const {
+    out[0] = value == nullptr ? 0.0 : *value;
+    out[1] = status == nullptr ? double(term_skipped) : *status;
+  }
+};
+
+/// One RCKA term without waiting: relation_core, its value and status left in out[0], out[1] (the
+/// context's memory). Too few rows: skipped, or cka::invalid_argument under the raise policy (the shapes
+/// are known on the host).
+template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
+void relation_term_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
+                         const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
+                         bool unbiased, bool skip, double weight, bool accumulate, double* out) {
+  const thrust::counting_iterator<std::int64_t> first(0);
+  if (too_few_rows(fn, s.rows, unbiased, skip)) {
+    if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
+    thrust::for_each(policy, first, first + 1, keep_term{nullptr, nullptr, out});
+    return;
+  }
+  auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
+  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, unbiased, skip, grad, weight, accumulate);
+  thrust::for_each(policy, first, first + 1, keep_term{slots.value(), slots.status(), out});
+}
+
+/// The loss of one or two terms (value, status pairs at `terms`) into the caller's slot: the weighted sum
+/// of the values and the sum of the skip counts, or NaN and the first error.
+template <class T>
+struct store_loss {
+  const double* terms;
+  int count;
+  double w0, w1;
+  T* value;
+  std::int64_t* status;
+  CKA_HD void operator()(std::int64_t) const {
+    std::int64_t st = 0;
+    double v = 0;
+    for (int q = 0; q < count; ++q) {
+      const std::int64_t code = std::int64_t(terms[2 * q + 1]);
+      if (st >= 0) st = code < 0 ? code : st + code;
+      v += (q == 0 ? w0 : w1) * terms[2 * q];
+    }
+    *value = st < 0 ? T(quiet_nan()) : T(v);
+    if (status != nullptr) *status = st;
+  }
+};
+
+/// The checks of a relation loss on views that need no data: layouts, the gradient's shape, the same
+/// samples, and (class relation) the same classes.
+template <class TS, class TT, class G>
+void require_relation_shapes(const char* fn, const strided<TS>& s, const strided<TT>& t, const strided_out<G>& g,
+                             bool same_columns) {
   require_layout(fn, "student", s.ptr, s.rows, s.cols, s.row_stride, s.col_stride);
   require_layout(fn, "teacher", t.ptr, t.rows, t.cols, t.row_stride, t.col_stride);
-  require_finite(policy, read, fn, "student", s.ptr, s.rows, s.cols, s.row_stride, s.col_stride);
-  require_finite(policy, read, fn, "teacher", t.ptr, t.rows, t.cols, t.row_stride, t.col_stride);
   require_layout(fn, "grad", g.ptr, g.rows, g.cols, g.row_stride, g.col_stride);
   if (g.rows != s.rows || g.cols != s.cols) {
     cka::detail::fail_argument(fn, "grad is ", g.rows, "x", g.cols, " but student is ", s.rows, "x", s.cols,
@@ -189,6 +346,45 @@ void require_relation_inputs(const Policy& policy, Read&& read, const char* fn, 
     cka::detail::fail_argument(fn, "the student has ", s.cols, " classes (columns) but the teacher has ", t.cols,
                                "; the class relation compares the same classes");
   }
+}
+
+/// All the checks of a relation loss on views, the elements' finiteness (in the context's memory) too.
+template <class Policy, class Read, class TS, class TT, class G>
+void require_relation_inputs(const Policy& policy, Read&& read, const char* fn, const strided<TS>& s, const strided<TT>& t,
+                             const strided_out<G>& g, bool same_columns) {
+  require_relation_shapes(fn, s, t, g, same_columns);
+  require_finite(policy, read, fn, "student", s.ptr, s.rows, s.cols, s.row_stride, s.col_stride);
+  require_finite(policy, read, fn, "teacher", t.ptr, t.rows, t.cols, t.row_stride, t.col_stride);
+}
+
+/// Which relations a loss sums: the rows (sample relation, FCKA), the columns (class relation), or both
+/// (rcka_loss, weighted).
+enum class relations { rows, columns, both };
+
+/// A loss of one or both relations without waiting for the context: shapes checked on the host (and too
+/// few rows under the raise policy thrown), everything that reads the data left as a status with the value
+/// in the caller's slot (value, status: pointers in the context's memory). The callables as for
+/// relation_core and relation_term.
+template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
+void relation_loss_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
+                         const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
+                         bool unbiased, bool skip, relations which, double w_rows, double w_columns, G* value,
+                         std::int64_t* status) {
+  require_relation_shapes(fn, s, t, grad, which != relations::rows);
+  if (value == nullptr) cka::detail::fail_argument(fn, "the loss slot's value pointer is null");
+  auto terms = make(4);
+  double* out = terms.get();
+  if (which != relations::columns) {
+    relation_term_async(policy, gram, multiply, reduce, make, fn, s, t, grad, unbiased, skip, w_rows, false, out);
+  }
+  if (which != relations::rows) {
+    const bool both = which == relations::both;
+    relation_term_async(policy, gram, multiply, reduce, make, fn, transposed(s), transposed(t), grad.transposed(), unbiased,
+                        skip, both ? w_columns : 1.0, both, both ? out + 2 : out);
+  }
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::for_each(policy, first, first + 1,
+                   store_loss<G>{out, which == relations::both ? 2 : 1, which == relations::columns ? 1.0 : w_rows, w_columns, value, status});
 }
 
 }  // namespace cka::device::detail
