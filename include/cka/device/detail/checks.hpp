@@ -85,15 +85,21 @@ struct strided {
   std::int64_t rows, cols, row_stride, col_stride;
 };
 
+/// Layouts and finiteness of two input views X and Y.
+template <class Policy, class Read, class T>
+void require_views(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y) {
+  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+}
+
 /// The checks of two representations of the same samples (CKA): layouts, finiteness, the same rows, and
 /// enough of them for the estimator (`needed`: 2 biased, 4 unbiased).
 template <class Policy, class Read, class T>
 void require_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
                   std::int64_t needed) {
-  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
-  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  require_views(policy, read, fn, x, y);
   if (x.rows != y.rows) {
     cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
                                "; both representations must hold the same samples");
@@ -109,10 +115,7 @@ void require_pair(const Policy& policy, Read&& read, const char* fn, const strid
 template <class Policy, class Read, class T>
 void require_samples_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
                           std::int64_t needed) {
-  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
-  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+  require_views(policy, read, fn, x, y);
   if (x.cols != y.cols) {
     cka::detail::fail_argument(fn, "X has ", x.cols, " features (columns) but Y has ", y.cols,
                                "; both samples must live in the same space");
