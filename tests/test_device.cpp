@@ -121,13 +121,16 @@ void check_against_host(const Context& ctx) {
 template <class Context>
 void check_losses(const Context& ctx) {
   // 16×10: the host takes the Gram form; 40×6: its feature-space form (ds + dt < n); the device engine
-  // always takes the Gram form. Options: the default, unbiased, raise, and two the engine leaves to the
-  // host (the official code's row-normalised cosine, the plain cosine).
-  std::vector<cka::rcka::relation_options> options(5);
+  // always takes the Gram form. Options: the default, unbiased, raise, the official code's row-normalised
+  // cosine, the plain cosine, centered CKA of the row-scaled Grams, and the plain cosine with the estimator
+  // set to unbiased (which an uncentered alignment ignores).
+  std::vector<cka::rcka::relation_options> options(7);
   options[1].est = estimator::unbiased;
   options[2].on_undefined = cka::rcka::undefined_policy::raise;
   options[3].centered = false, options[3].row_normalize = true;
   options[4].centered = false;
+  options[5].row_normalize = true;
+  options[6].centered = false, options[6].est = estimator::unbiased;
   for (auto shape : {std::pair<Eigen::Index, Eigen::Index>{16, 10}, {40, 6}})
     for (const auto& opts : options) {
       const Eigen::Index n = shape.first, d = shape.second;
@@ -499,7 +502,7 @@ TEST_CASE("device losses left in a loss_slot: the waiting functions' values, gra
                                     out, raise);
     CHECK(status == device::loss_undefined);
     CHECK(std::isnan(value));
-    CHECK_THROWS_WITH(device::check_loss_status("rcka::sample_relation_loss", status), Contains("zero variance"));
+    CHECK_THROWS_WITH(device::check_loss_status("rcka::sample_relation_loss", status), Contains("undefined"));
     CHECK_NOTHROW(device::check_loss_status("rcka::sample_relation_loss", 2));
     // Shapes are known on the host: too few rows (raise), a null value pointer, other alignments throw at once.
     const test::mat<double> two = s.topRows(2);
@@ -515,8 +518,24 @@ TEST_CASE("device losses left in a loss_slot: the waiting functions' values, gra
                                                       grad.view, device::loss_slot<double>{}),
                       Contains("null"));
     CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(s, layout::row_major).input(), lay_out(t, layout::row_major).input(),
-                                                      grad.view, out, cka::rcka::relation_options{false, true}),
-                      Contains("centered CKA"));
+                                                      grad.view, out, cka::rcka::relation_options{true, true, estimator::unbiased}),
+                      Contains("row_normalize") && Contains("biased"));
+    // The official code's alignment (uncentered, rows scaled): a zero row is skipped, or undefined under raise.
+    test::mat<double> zero_row = s;
+    zero_row.row(4).setZero();
+    const cka::rcka::relation_options official{false, true};
+    cka::rcka::sample_relation_loss(ctx, lay_out(zero_row, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view,
+                                    out, official);
+    CHECK(status == 1);
+    CHECK(value == 0.0);
+    cka::rcka::sample_relation_loss(ctx, lay_out(zero_row, layout::row_major).input(), lay_out(t, layout::row_major).input(), grad.view,
+                                    out, cka::rcka::relation_options{false, true, estimator::biased, cka::rcka::undefined_policy::raise});
+    CHECK(status == device::loss_undefined);
+    CHECK_THROWS_WITH(cka::rcka::sample_relation_loss(ctx, lay_out(zero_row, layout::row_major).input(),
+                                                      lay_out(t, layout::row_major).input(), grad.view,
+                                                      cka::rcka::relation_options{false, true, estimator::biased,
+                                                                                  cka::rcka::undefined_policy::raise}),
+                      Contains("the student's row 4 is zero"));
   };
   run(device::cpp{});
   run(device::omp{});

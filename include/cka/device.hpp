@@ -105,16 +105,6 @@ void require_input(const Context& ctx, const char* fn, const char* what, const m
   require_finite(policy(ctx), host_read{}, fn, what, v.ptr, v.rows, v.cols, v.row_stride, v.col_stride);
 }
 
-/// The gradient view must have the student's shape (its own strides).
-template <class T, class S>
-void require_gradient(const char* fn, const matrix_view<T>& grad, const matrix_view<S>& student) {
-  require_layout(fn, "grad", grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride);
-  if (grad.rows != student.rows || grad.cols != student.cols) {
-    cka::detail::fail_argument(fn, "grad is ", grad.rows, "x", grad.cols, " but student is ", student.rows, "x",
-                               student.cols, "; the gradient has the student's shape");
-  }
-}
-
 template <class Context>
 constexpr bool host = is_host_system<Context>::value;
 
@@ -270,106 +260,81 @@ T mmd2(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
 namespace rcka {
 namespace detail {
 
-/// Runs a host loss on the mapped views and writes its gradient into grad (strided, the student's shape).
-template <class Context, class TS, class TT, class T, class Loss>
-device::loss_value<T> device_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student,
-                                  device::matrix_view<TT> teacher, device::matrix_view<T> grad, Loss&& loss) {
-  static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
-  device::detail::require_input(ctx, fn, "student", student);
-  device::detail::require_input(ctx, fn, "teacher", teacher);
-  device::detail::require_gradient(fn, grad, student);
-  const loss_result<T> r = device::detail::visit_inputs(student, teacher, loss);
-  device::detail::map(grad) = r.grad;
-  return {r.value, r.skipped};
+/// The engine's mode for the options (device/detail/relation.hpp).
+inline device::detail::relation_mode mode_of(const relation_options& opts) {
+  return {opts.centered, opts.row_normalize, opts.est == estimator::unbiased, opts.on_undefined == undefined_policy::skip};
 }
 
-/// Whether the device relation engine (device/detail/relation.hpp) computes a loss under opts: centered
-/// CKA without row scaling (the default); the other alignments run the host loss on maps of the views.
-inline bool on_device_engine(const relation_options& opts) { return opts.centered && !opts.row_normalize; }
+/// The strided forms of a loss's three views.
+template <class TS, class TT, class T>
+struct loss_views {
+  device::detail::strided<std::remove_const_t<TS>> s;
+  device::detail::strided<std::remove_const_t<TS>> t;
+  device::detail::strided_out<T> g;
+  loss_views(device::matrix_view<TS> student, device::matrix_view<TT> teacher, device::matrix_view<T> grad)
+      : s{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
+        t{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
+        g{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride} {
+    static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
+  }
+};
 
-/// One relation term by the device engine (device/detail/relation.hpp): the rows of student and teacher
-/// (their columns when `by_columns`: the class relation), its loss value and skip count; the gradient
-/// times `weight` written into grad, or added to it (`accumulate`).
+/// A loss of one or both relations by the device relation engine on a host system, waiting for it: the
+/// checks (the elements' finiteness included), then each term; the gradient of the rows term times
+/// w_rows written into grad, the columns term's (times w_columns) written or added.
 template <class Context, class TS, class TT, class T>
-device::loss_value<T> engine_relation(const Context& ctx, const char* fn, device::matrix_view<TS> student,
-                                      device::matrix_view<TT> teacher, device::matrix_view<T> grad,
-                                      const relation_options& opts, bool by_columns, double weight, bool accumulate) {
-  using S = std::remove_const_t<TS>;
-  device::detail::strided<S> s{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride};
-  device::detail::strided<S> t{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride};
-  device::detail::strided_out<T> g{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride};
-  if (by_columns) s = device::detail::transposed(s), t = device::detail::transposed(t), g = g.transposed();
-  const bool skip = opts.on_undefined == undefined_policy::skip;
+device::loss_value<T> engine_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student,
+                                  device::matrix_view<TT> teacher, device::matrix_view<T> grad, const relation_options& opts,
+                                  device::detail::relations which, double w_rows = 1.0, double w_columns = 1.0) {
+  const loss_views<TS, TT, T> v(student, teacher, grad);
+  const auto policy = device::detail::policy(ctx);
+  device::detail::require_relation_inputs(policy, device::detail::host_read{}, fn, v.s, v.t, v.g,
+                                          which != device::detail::relations::rows);
+  const device::detail::relation_mode mode = mode_of(opts);
+  cka::detail::side_names sides = cka::detail::relation_sides();
+  if (!opts.centered) sides.condition = "vanishes";
   auto ratio = [&](const device::detail::centered_totals& c) {
     return cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{c.kl, c.kk, c.ll, c.ref_k, c.ref_l},
-                                  skip ? cka::detail::when_undefined::nan : cka::detail::when_undefined::raise,
-                                  cka::detail::relation_sides());
+                                  mode.skip ? cka::detail::when_undefined::nan : cka::detail::when_undefined::raise, sides);
   };
-  const auto policy = device::detail::policy(ctx);
-  const auto r = device::detail::relation_term(policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{},
-                                               device::detail::host_reduce<decltype(policy)>{policy}, ratio,
-                                               device::detail::make_host_scratch, device::detail::host_copy{}, fn, s, t, g,
-                                               opts.est == estimator::unbiased, skip, weight, accumulate);
+  auto term = [&](bool columns, double weight, bool accumulate) {
+    return device::detail::relation_term(
+        policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{}, device::detail::host_reduce<decltype(policy)>{policy},
+        ratio, device::detail::make_host_scratch, device::detail::host_copy{}, fn, columns ? device::detail::transposed(v.s) : v.s,
+        columns ? device::detail::transposed(v.t) : v.t, columns ? v.g.transposed() : v.g, mode, weight, accumulate);
+  };
+  if (which == device::detail::relations::both) {
+    const auto a = term(false, w_rows, false), b = term(true, w_columns, true);
+    return {T(T(w_rows) * T(a.value) + T(w_columns) * T(b.value)), a.skipped + b.skipped};
+  }
+  const auto r = term(which == device::detail::relations::columns, 1.0, false);
   return {T(r.value), r.skipped};
 }
 
-/// The checks every relation loss on views makes first.
-template <class Context, class TS, class TT, class T>
-void require_relation_inputs(const Context& ctx, const char* fn, device::matrix_view<TS> student,
-                             device::matrix_view<TT> teacher, device::matrix_view<T> grad, bool same_columns) {
-  static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
-  using S = std::remove_const_t<TS>;
-  device::detail::require_relation_inputs(
-      device::detail::policy(ctx), device::detail::host_read{}, fn,
-      device::detail::strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
-      device::detail::strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
-      device::detail::strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride}, same_columns);
-}
-
-/// A loss left in the context's memory (the loss_slot variants): the device relation engine, centered CKA
-/// only.
+/// A loss left in the context's memory (the loss_slot variants) by the device relation engine.
 template <class Context, class TS, class TT, class T>
 void slot_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
                device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts,
                device::detail::relations which, double w_rows = 1.0, double w_columns = 1.0) {
-  static_assert(std::is_same_v<device::detail::scalar_of<TS, TT>, T>, "cka::rcka: student, teacher and grad need one scalar type");
-  if (!on_device_engine(opts)) {
-    cka::detail::fail_argument(fn, "the loss_slot variants compute centered CKA without row_normalize only "
-                                   "(relation_options{centered = true, row_normalize = false})");
-  }
-  using S = std::remove_const_t<TS>;
+  const loss_views<TS, TT, T> v(student, teacher, grad);
   const auto policy = device::detail::policy(ctx);
-  device::detail::relation_loss_async(
-      policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{}, device::detail::host_reduce<decltype(policy)>{policy},
-      device::detail::make_host_scratch, fn,
-      device::detail::strided<S>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
-      device::detail::strided<S>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
-      device::detail::strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride},
-      opts.est == estimator::unbiased, opts.on_undefined == undefined_policy::skip, which, w_rows, w_columns, out.value,
-      out.status);
-}
-
-/// A relation loss on views: the device engine for centered CKA, the host loss otherwise.
-template <class Context, class TS, class TT, class T, class HostLoss>
-device::loss_value<T> relation_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student,
-                                    device::matrix_view<TT> teacher, device::matrix_view<T> grad,
-                                    const relation_options& opts, bool by_columns, HostLoss&& host_loss) {
-  if (!on_device_engine(opts)) return device_loss(ctx, fn, student, teacher, grad, host_loss);
-  require_relation_inputs(ctx, fn, student, teacher, grad, by_columns);
-  return engine_relation(ctx, fn, student, teacher, grad, opts, by_columns, 1.0, false);
+  device::detail::relation_loss_async(policy, device::detail::eigen_gram{}, device::detail::eigen_multiply{},
+                                      device::detail::host_reduce<decltype(policy)>{policy}, device::detail::make_host_scratch, fn,
+                                      v.s, v.t, v.g, mode_of(opts), which, w_rows, w_columns, out.value, out.status);
 }
 
 }  // namespace detail
 
 /// sample_relation_loss on views: the value (and skipped count) returned, the gradient with respect to the
-/// student written into grad (the student's shape, any strides). Same errors as the host function, plus
-/// cka::invalid_argument for a bad layout or a gradient view of the wrong shape.
+/// student written into grad (the student's shape, any strides; only its elements are written). Computed
+/// by the device relation engine (device/detail/relation.hpp, the code the CUDA system runs) for every
+/// relation_options; values and gradients as the host function's to rounding. Same errors as the host
+/// function, plus cka::invalid_argument for a bad layout or a gradient view of the wrong shape.
 template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
 device::loss_value<T> sample_relation_loss(const Context& ctx, device::matrix_view<TS> student,
                                            device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                            const relation_options& opts = {}) {
-  return detail::relation_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, opts, false,
-                               [&](const auto& s, const auto& t) { return sample_relation_loss(s, t, opts); });
+  return detail::engine_loss(ctx, "rcka::sample_relation_loss", student, teacher, grad, opts, device::detail::relations::rows);
 }
 
 /// class_relation_loss on views; as sample_relation_loss(ctx, …).
@@ -377,8 +342,7 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> class_relation_loss(const Context& ctx, device::matrix_view<TS> student,
                                           device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                           const relation_options& opts = {}) {
-  return detail::relation_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, opts, true,
-                               [&](const auto& s, const auto& t) { return class_relation_loss(s, t, opts); });
+  return detail::engine_loss(ctx, "rcka::class_relation_loss", student, teacher, grad, opts, device::detail::relations::columns);
 }
 
 /// feature_loss on views; as sample_relation_loss(ctx, …).
@@ -386,8 +350,7 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> feature_loss(const Context& ctx, device::matrix_view<TS> student,
                                    device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                    const relation_options& opts = {}) {
-  return detail::relation_loss(ctx, "rcka::feature_loss", student, teacher, grad, opts, false,
-                               [&](const auto& s, const auto& t) { return feature_loss(s, t, opts); });
+  return detail::engine_loss(ctx, "rcka::feature_loss", student, teacher, grad, opts, device::detail::relations::rows);
 }
 
 /// rcka_loss on views; as sample_relation_loss(ctx, …).
@@ -395,23 +358,16 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> rcka_loss(const Context& ctx, device::matrix_view<TS> student,
                                 device::matrix_view<TT> teacher, device::matrix_view<T> grad,
                                 const rcka_weights& weights = {}, const relation_options& opts = {}) {
-  const char* fn = "rcka::rcka_loss";
-  if (!detail::on_device_engine(opts)) {
-    return detail::device_loss(ctx, fn, student, teacher, grad,
-                               [&](const auto& s, const auto& t) { return rcka_loss(s, t, weights, opts); });
-  }
-  detail::require_relation_inputs(ctx, fn, student, teacher, grad, true);
-  const auto a = detail::engine_relation(ctx, fn, student, teacher, grad, opts, false, weights.sample, false);
-  const auto b = detail::engine_relation(ctx, fn, student, teacher, grad, opts, true, weights.cls, true);
-  return {T(T(weights.sample) * a.value + T(weights.cls) * b.value), a.skipped + b.skipped};
+  return detail::engine_loss(ctx, "rcka::rcka_loss", student, teacher, grad, opts, device::detail::relations::both,
+                             weights.sample, weights.cls);
 }
 
 /// The loss_slot variants: the loss left in out (the context's memory; on these systems host memory) with
 /// a status instead of a returned value, nothing read back — the form a CUDA training loop uses without
 /// waiting for its stream (cka/device/cuda.hpp has the same functions). Shape errors throw at once; an
-/// error found in the data (a non-finite element, an overflow, an undefined term under the raise policy)
-/// leaves value NaN, a zero gradient and a negative status (device::check_loss_status). Centered CKA only
-/// (other relation_options: cka::invalid_argument).
+/// error found in the data (a non-finite element, a zero row under row_normalize or a constant student or
+/// teacher under the raise policy, an overflow) leaves value NaN, a zero gradient and a negative status
+/// (device::check_loss_status).
 template <class Context, class TS, class TT, class T, class = std::enable_if_t<device::detail::host<Context>>>
 void sample_relation_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
                           device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {

@@ -210,7 +210,8 @@ void compare_rbf(std::int64_t n) {
 
 /// The RCKA losses: the CUDA context (DSYRK, DGEMM) against the same engine on the CPP system with plain host
 /// products, B×C logits row-major (PyTorch's) with a padded-row gradient, both estimators, the sample and
-/// class relations and their weighted sum; B = 3 skips the unbiased sample term (too few rows).
+/// class relations and their weighted sum, centered CKA (both estimators) and the official code's alignment
+/// (uncentered, rows scaled); B = 3 skips the unbiased sample term (too few rows).
 template <class T>
 void compare_losses(std::int64_t b, std::int64_t c) {
   std::mt19937_64 g(500 + unsigned(b));
@@ -247,10 +248,13 @@ void compare_losses(std::int64_t b, std::int64_t c) {
   const cka::device::cuda ctx{};
   const cka::device::matrix_view<const T> vs{ds, b, c, c, 1}, vt{dt, b, c, c, 1};
   const cka::device::matrix_view<T> vg{dg, b, c, pad, 1};
-  for (bool unbiased : {false, true})
+  for (int option = 0; option < 3; ++option)  // centered biased, centered unbiased, the official code's alignment
     for (int term = 0; term < 3; ++term) {  // sample, class, both (weights 15 and 3)
+      const bool unbiased = option == 1;
       cka::rcka::relation_options opts;
       opts.est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
+      if (option == 2) opts.centered = false, opts.row_normalize = true;
+      const cka::device::detail::relation_mode mode{opts.centered, opts.row_normalize, unbiased, true};
       // Expected: the engine on the CPP system, gradient row-major b×c.
       std::vector<T> expected_grad(std::size_t(b * c), T(0));
       const cka::device::detail::strided<T> hs{s.data(), b, c, c, 1}, ht{t.data(), b, c, c, 1};
@@ -261,7 +265,7 @@ void compare_losses(std::int64_t b, std::int64_t c) {
             thrust::cpp::par, host_gram, host_multiply, cka::device::detail::host_reduce<std::decay_t<decltype(thrust::cpp::par)>>{thrust::cpp::par},
             ratio, cka::device::detail::make_host_scratch, host_copy, "rcka",
             columns ? cka::device::detail::transposed(hs) : hs, columns ? cka::device::detail::transposed(ht) : ht,
-            columns ? hg.transposed() : hg, unbiased, true, weight, accumulate);
+            columns ? hg.transposed() : hg, mode, weight, accumulate);
       };
       double expected = 0;
       cka::device::loss_value<T> got{};
@@ -286,7 +290,7 @@ void compare_losses(std::int64_t b, std::int64_t c) {
         }
       const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
       const std::string what = "loss B = " + std::to_string(b) + " C = " + std::to_string(c) + " term " + std::to_string(term) +
-                               " unbiased " + std::to_string(unbiased);
+                               " option " + std::to_string(option);
       check(std::abs(double(got.value) - expected) <= tol * std::max(1.0, std::abs(expected)),
             what + ": value " + std::to_string(double(got.value)) + " vs " + std::to_string(expected));
       check(worst <= tol * std::max(top, 1e-300), what + ": gradient off by " + std::to_string(worst));

@@ -99,7 +99,8 @@ class cuda_scratch {
 /// first, then a vanishing self-product (relative (64ε)² of its reference) — an error naming the side, or
 /// NaN when `nan_if_undefined` — then (kl/√kk)/√ll.
 inline double cka_of(const char* fn, const centered_totals& s, bool nan_if_undefined = false,
-                     const char* first = "the first representation", const char* second = "the second representation") {
+                     const char* first = "the first representation", const char* second = "the second representation",
+                     const char* condition = "has zero variance after centering") {
   if (!std::isfinite(s.kl) || !std::isfinite(s.kk) || !std::isfinite(s.ll)) {
     cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type (HSIC(K, L) = ",
                              s.kl, ", HSIC(K, K) = ", s.kk, ", HSIC(L, L) = ", s.ll, "); rescale the inputs");
@@ -109,7 +110,7 @@ inline double cka_of(const char* fn, const centered_totals& s, bool nan_if_undef
   if (first_flat || second_flat) {
     if (nan_if_undefined) return NAN;
     const double self = first_flat ? s.kk : s.ll, ref = first_flat ? s.ref_k : s.ref_l;
-    cka::detail::fail_domain(fn, first_flat ? first : second, " has zero variance after centering (its self-product is ",
+    cka::detail::fail_domain(fn, first_flat ? first : second, " ", condition, " (its self-product is ",
                              self / (ref > 0 ? ref : 1.0), " relative to its uncentered one), so the alignment is undefined");
   }
   return s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
@@ -190,51 +191,49 @@ struct cub_reduce {
   }
 };
 
-/// One relation term on CUDA (centered CKA; see device/detail/relation.hpp); by_columns: the class relation.
+/// The engine's mode for the options.
+inline relation_mode mode_of(const rcka::relation_options& opts) {
+  return {opts.centered, opts.row_normalize, opts.est == estimator::unbiased, opts.on_undefined == rcka::undefined_policy::skip};
+}
+
+/// One relation term on CUDA (see device/detail/relation.hpp), waiting for it; by_columns: the class relation.
 template <class TS, class TT, class T>
 relation_term_value cuda_relation(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher,
                                   matrix_view<T> grad, const rcka::relation_options& opts, bool by_columns,
                                   double weight, bool accumulate) {
   static_assert(std::is_same_v<std::remove_const_t<TS>, T> && std::is_same_v<std::remove_const_t<TT>, T>,
                 "cka::rcka: student, teacher and grad need one scalar type");
-  if (!opts.centered || opts.row_normalize) {
-    cka::detail::fail_argument(fn, "on the CUDA context this version computes centered CKA without row_normalize only ",
-                               "(relation_options{centered = true, row_normalize = false})");
-  }
   strided<T> s{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride};
   strided<T> t{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride};
   strided_out<T> g{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride};
   if (by_columns) s = transposed(s), t = transposed(t), g = g.transposed();
-  const bool skip = opts.on_undefined == rcka::undefined_policy::skip;
+  const relation_mode mode = mode_of(opts);
   auto ratio = [&](const centered_totals& c) {
-    return cka_of(fn, c, skip, "the student's relation Gram (a constant student)", "the teacher's relation Gram (a constant teacher)");
+    return cka_of(fn, c, mode.skip, "the student's relation Gram (a constant student)",
+                  "the teacher's relation Gram (a constant teacher)",
+                  opts.centered ? "has zero variance after centering" : "vanishes");
   };
   const cublasHandle_t blas = ctx.blas();
   return relation_term(thrust::cuda::par.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn},
                        cub_reduce{ctx.stream, fn}, ratio, cuda_make{ctx.stream, fn}, cuda_copy{ctx.stream, fn}, fn, s, t, g,
-                       opts.est == estimator::unbiased, skip, weight, accumulate);
+                       mode, weight, accumulate);
 }
 
 /// A loss left in a loss_slot on CUDA, nothing waited for: Thrust with par_nosync on the stream, CUB
-/// reductions into device memory, cuBLAS; centered CKA only.
+/// reductions into device memory, cuBLAS.
 template <class TS, class TT, class T>
 void cuda_slot_loss(const cuda& ctx, const char* fn, matrix_view<TS> student, matrix_view<TT> teacher, matrix_view<T> grad,
                     loss_slot<T> out, const rcka::relation_options& opts, relations which, double w_rows = 1.0,
                     double w_columns = 1.0) {
   static_assert(std::is_same_v<std::remove_const_t<TS>, T> && std::is_same_v<std::remove_const_t<TT>, T>,
                 "cka::rcka: student, teacher and grad need one scalar type");
-  if (!opts.centered || opts.row_normalize) {
-    cka::detail::fail_argument(fn, "the loss_slot variants compute centered CKA without row_normalize only ",
-                               "(relation_options{centered = true, row_normalize = false})");
-  }
   const cublasHandle_t blas = ctx.blas();
   relation_loss_async(thrust::cuda::par_nosync.on(ctx.stream), cublas_gram{blas, fn}, cublas_multiply{blas, fn},
                       cub_reduce{ctx.stream, fn}, cuda_make{ctx.stream, fn}, fn,
                       strided<T>{student.ptr, student.rows, student.cols, student.row_stride, student.col_stride},
                       strided<T>{teacher.ptr, teacher.rows, teacher.cols, teacher.row_stride, teacher.col_stride},
-                      strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride},
-                      opts.est == estimator::unbiased, opts.on_undefined == rcka::undefined_policy::skip, which, w_rows,
-                      w_columns, out.value, out.status);
+                      strided_out<T>{grad.ptr, grad.rows, grad.cols, grad.row_stride, grad.col_stride}, mode_of(opts), which,
+                      w_rows, w_columns, out.value, out.status);
 }
 
 /// The checks of a relation loss on CUDA views.
@@ -365,9 +364,8 @@ namespace rcka {
 
 /// sample_relation_loss on CUDA views: 1 − centered CKA of the B×B Grams of the rows of student and teacher
 /// (device memory, any strides), the value returned with its skip count, ∂loss/∂student written into grad
-/// (the student's shape, any strides; only its elements are written). As the host function (same errors);
-/// options other than centered CKA without row_normalize are refused (cka::invalid_argument) in this
-/// version. Cost: two B×B Grams (DSYRK), one B×B×C product (DGEMM), O(B²) Thrust passes; scratch
+/// (the student's shape, any strides; only its elements are written). As the host function for every
+/// relation_options (same errors). Cost: two B×B Grams (DSYRK), one B×B×C product (DGEMM), O(B²) Thrust passes; scratch
 /// 8·(B·(Cs+Ct) + 2B² + B·Cs) bytes. Synchronises the stream.
 template <class TS, class TT, class T>
 device::loss_value<T> sample_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student,
@@ -410,7 +408,7 @@ device::loss_value<T> rcka_loss(const device::cuda& ctx, device::matrix_view<TS>
 /// ctx.stream (Thrust par_nosync, CUB reductions into device memory, cuBLAS, stream-ordered scratch).
 /// Shape errors throw at once; an error in the data (a non-finite element, an overflow, an undefined term
 /// under the raise policy) leaves value NaN, a zero gradient and a negative status, which
-/// device::check_loss_status turns into the exception once the caller has read it back. Centered CKA only.
+/// device::check_loss_status turns into the exception once the caller has read it back.
 template <class TS, class TT, class T>
 void sample_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
                           device::matrix_view<T> grad, device::loss_slot<T> out, const relation_options& opts = {}) {

@@ -43,8 +43,8 @@ struct loss_value {
 /// (device memory on CUDA): the value, and a status — the number of undefined terms skipped (0, 1 or 2)
 /// when non-negative, else the error the waiting function would have thrown, with the value NaN and a
 /// zero gradient: loss_not_finite (an input element is NaN or ±Inf), loss_overflow (the Grams' products
-/// exceed the double range), loss_undefined (a constant student or teacher under
-/// undefined_policy::raise). status may be null. check_loss_status turns a status read back into the
+/// exceed the double range), loss_undefined (a constant student or teacher, or a zero row under
+/// row_normalize, under undefined_policy::raise). status may be null. check_loss_status turns a status read back into the
 /// exception.
 template <class T>
 struct loss_slot {
@@ -62,8 +62,8 @@ inline void check_loss_status(const char* fn, std::int64_t status) {
     cka::detail::fail_domain(fn, "overflow: the centered products exceed the range of the accumulation type; rescale the inputs");
   }
   if (status == loss_undefined) {
-    cka::detail::fail_domain(fn, "the student's or the teacher's relation Gram has zero variance after centering (a constant "
-                                 "student or teacher), so the alignment is undefined");
+    cka::detail::fail_domain(fn, "the alignment is undefined: the student's or the teacher's relation Gram vanishes (a "
+                                 "constant student or teacher), or one of its rows is zero under row_normalize");
   }
   if (status < 0) cka::detail::fail_domain(fn, "unknown loss status ", status);
 }

@@ -1,12 +1,14 @@
 #pragma once
-// Private: the centered alignment of the row-relation Grams of a student and a teacher, and its gradient —
-// the RCKA losses (sample relation, class relation on the transposed views, FCKA) — as Thrust passes around
-// the caller's products, on the context's memory. The twin of cka/detail/relation.hpp's Gram form for
-// centered CKA (no row scaling):
+// Private: the alignment of the row-relation Grams of a student and a teacher, and its gradient — the RCKA
+// losses (sample relation, class relation on the transposed views, FCKA) for every relation_options — as
+// Thrust passes around the caller's products, on the context's memory. The twin of
+// cka/detail/relation.hpp's Gram form. For centered CKA without row scaling:
 //   Xs, Xt the column-centered inputs (Z = [Xs Xt], n×(ds+dt)), K = XsXsᵀ, L = XtXtᵀ by the caller's gram;
 //   A = K (biased: H K H = K for centered features) or its U-centering (unbiased), M likewise from L;
 //   a = ⟨A, M⟩/(‖A‖‖M‖), W = M/(‖A‖‖M‖) − a·A/‖A‖² (written over A), ∂a/∂S = (W + Wᵀ)·Xs = 2·W·Xs by the
 //   caller's multiply; the loss 1 − a and its gradient −2·W·Xs scattered into the caller's strided view.
+// Uncentered, the raw inputs and Grams; with row_normalize, P = diag(K_ii^−½)·K (double-centered when
+// centered) and the row scaling's share of the gradient (relation_core).
 // Every scalar (the sums, a, W's scales, the term's status) stays in the context's memory (term_slots), so
 // the loss_slot variants never wait for the context; the waiting functions read the sums back and apply the
 // host's ratio with its messages. Cost: two n×n Grams (n²(ds+dt) flops), one n×n×ds product, O(n²)
@@ -66,7 +68,7 @@ struct products_at {
 /// reductions' results, then what finish_term derives from them.
 struct term_slots {
   double* at;  // term_slots::count doubles
-  static constexpr std::int64_t count = 12;
+  static constexpr std::int64_t count = 14;
   CKA_HD double* bad() const { return at; }         // non-finite input elements
   CKA_HD double* sums() const { return at + 1; }    // ⟨A, M⟩, ‖A‖², ‖M‖²
   CKA_HD double* raw() const { return at + 4; }     // ‖K‖², ‖L‖² (the references), and a spare
@@ -74,6 +76,19 @@ struct term_slots {
   CKA_HD double* scales() const { return at + 8; }  // W = M·scales[0] − A·scales[1]
   CKA_HD double* value() const { return at + 10; }  // 1 − a, or 0 (skipped), or NaN (an error)
   CKA_HD double* status() const { return at + 11; } // term_status
+  CKA_HD double* zero_rows() const { return at + 12; }  // the first zero diagonal of K and of L (n: none)
+};
+
+/// How a term compares the two Grams (rcka::relation_options): centered CKA (U-centered for the unbiased
+/// estimator), or the uncentered cosine; row_normalize scales each Gram row i by 1/√G_ii first (then, when
+/// centered, the biased double centering of the row-scaled Gram); skip: an undefined term is skipped.
+struct relation_mode {
+  bool centered = true;
+  bool row_normalize = false;
+  bool unbiased = false;
+  bool skip = true;
+  /// Features centered before the Grams (H·K·H = Xc·Xcᵀ): centered CKA without row scaling.
+  bool center_features() const { return centered && !row_normalize; }
 };
 
 /// What became of a term, in the context's memory (as a double in term_slots, as an int64 in a loss_slot):
@@ -110,11 +125,13 @@ struct u_center_from_total {
 };
 
 /// The term's outcome from its sums, with the host's rules (cka::detail::cka_ratio): non-finite input,
-/// then overflow, then a vanishing self-product (relative (64ε)² of its reference) — skipped or an error
+/// then a zero row under row scaling, then overflow, then a vanishing self-product (relative (64ε)² of its reference) — skipped or an error
 /// under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales M/(‖A‖‖M‖), a/‖A‖².
 struct finish_term {
   term_slots slots;
   bool skip;
+  bool row_normalize;
+  std::int64_t n;
   CKA_HD void operator()(std::int64_t) const {
     const double* p = slots.sums();
     const double* raw = slots.raw();
@@ -123,6 +140,8 @@ struct finish_term {
     const bool finite = p[0] - p[0] == 0.0 && p[1] - p[1] == 0.0 && p[2] - p[2] == 0.0;
     if (*slots.bad() > 0) {
       status = term_not_finite;
+    } else if (row_normalize && (slots.zero_rows()[0] < double(n) || slots.zero_rows()[1] < double(n))) {
+      status = skip ? term_skipped : term_undefined;  // a zero row: row scaling would divide by zero
     } else if (!finite) {
       status = term_overflow;
     } else if (!(p[1] > tiny * raw[0]) || !(p[2] > tiny * raw[1])) {
@@ -138,6 +157,93 @@ struct finish_term {
     slots.scales()[1] = scale_a;
     slots.value()[0] = status < 0 ? quiet_nan() : value;
     slots.status()[0] = status;
+  }
+};
+
+/// inv[i] = 1/√K_ii (0 for a zero row, which finish_term reports).
+struct inverse_root_diagonal {
+  const double* k;
+  std::int64_t n;
+  double* inv;
+  CKA_HD void operator()(std::int64_t i) const {
+    const double d = k[i * n + i];
+    inv[i] = d > 0 ? 1.0 / sqrt(d) : 0.0;
+  }
+};
+/// i where K_ii is not positive, else n (a minimum over the rows finds the first zero row).
+struct zero_row_index {
+  const double* k;
+  std::int64_t n;
+  CKA_HD double operator()(std::int64_t i) const { return k[i * n + i] > 0 ? double(n) : double(i); }
+};
+/// out(i, j) = inv_i·m(i, j) (a row scaling; out may be m).
+struct scale_rows {
+  const double* m;
+  const double* inv;
+  std::int64_t n;
+  double* out;
+  CKA_HD void operator()(std::int64_t flat) const { out[flat] = inv[flat % n] * m[flat]; }
+};
+/// Row i's mean, and column j's, of a column-major n×n matrix.
+struct row_mean {
+  const double* m;
+  std::int64_t n;
+  CKA_HD double operator()(std::int64_t i) const {
+    double s = 0;
+    for (std::int64_t j = 0; j < n; ++j) s += m[j * n + i];
+    return s / double(n);
+  }
+};
+struct column_mean {
+  const double* m;
+  std::int64_t n;
+  CKA_HD double operator()(std::int64_t j) const {
+    double s = 0;
+    for (std::int64_t i = 0; i < n; ++i) s += m[j * n + i];
+    return s / double(n);
+  }
+};
+/// H·P·H in place for a general (not symmetric) P: P_ij − r_i − c_j + g, g the mean of the row means
+/// (total holds their sum).
+struct double_center {
+  double* m;
+  const double* r;
+  const double* c;
+  const double* total;
+  std::int64_t n;
+  CKA_HD void operator()(std::int64_t flat) const {
+    m[flat] = m[flat] - r[flat % n] - c[flat / n] + *total / double(n);
+  }
+};
+/// The row scaling's share of ∂a/∂K: d_i = (Σ_l W_il·K_il)·inv_i³/2, taken from W's diagonal below.
+struct row_scaling_diagonal {
+  const double* w;
+  const double* k;
+  const double* inv;
+  std::int64_t n;
+  double* d;
+  CKA_HD void operator()(std::int64_t i) const {
+    double s = 0;
+    for (std::int64_t l = 0; l < n; ++l) s += w[l * n + i] * k[l * n + i];
+    d[i] = s * inv[i] * inv[i] * inv[i] / 2;
+  }
+};
+struct subtract_diagonal {
+  double* m;
+  const double* d;
+  std::int64_t n;
+  CKA_HD void operator()(std::int64_t i) const { m[i * n + i] -= d[i]; }
+};
+/// G + Gᵀ in place (each pair i ≤ j by one thread).
+struct symmetrize {
+  double* m;
+  std::int64_t n;
+  CKA_HD void operator()(std::int64_t flat) const {
+    const std::int64_t i = flat % n, j = flat / n;
+    if (i > j) return;
+    const double v = m[j * n + i] + m[i * n + j];
+    m[j * n + i] = v;
+    m[i * n + j] = v;
   }
 };
 
@@ -169,7 +275,7 @@ struct scatter_gradient {
 
 /// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots included).
 inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64_t dd) {
-  return n * dd + 2 * dd + 2 * n * n + n + n * ds + term_slots::count;
+  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count;
 }
 
 /// A reduction on the host systems, its result stored through `out` (a pointer, or a zip iterator of
@@ -184,33 +290,46 @@ struct host_reduce {
   }
 };
 
-/// One term of the loss on the context without waiting for it: the centered row Grams of s and t (n ≥ 2,
-/// or 4 for the unbiased estimator), the term's value and status into its slots (the end of scratch),
-/// and the gradient `factor`·(−∂a/∂s) written (or added, `accumulate`) into grad — zeros unless the term is
-/// defined. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z;
-/// multiply(w, n, x, d, out): out = W·X (n×d), all column-major; reduce(count, f, init, op, out): the
-/// transform-reduction of f over 0 … count−1 stored through out, in the context's memory.
+/// One term of the loss on the context without waiting for it: the Grams of the rows of s and t compared
+/// under `mode` (n rows, enough for it), the term's value and status into its slots (the end of scratch),
+/// and the gradient `factor`·(−∂a/∂s) written (or added, `accumulate`) into grad — zeros unless the term
+/// is defined. As cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its
+/// centering (or P), M the teacher's, W = M/(‖A‖‖M‖) − a·A/‖A‖²; row scaling turns W into
+/// G = diag(inv)·W − diag(d); ∂a/∂s = (G + Gᵀ)·Xs. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower
+/// triangle at least) for an n×d block Z; multiply(w, n, x, d, out): out = W·X (n×d), all column-major;
+/// reduce(count, f, init, op, out): the transform-reduction of f over 0 … count−1 stored through out, in
+/// the context's memory.
 template <class Policy, class Gram, class Multiply, class Reduce, class T, class G>
 term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, double* scratch,
-                         const strided<T>& s, const strided<T>& t, bool unbiased, bool skip, const strided_out<G>& grad,
+                         const strided<T>& s, const strided<T>& t, const relation_mode& mode, const strided_out<G>& grad,
                          double factor, bool accumulate) {
   const std::int64_t n = s.rows, ds = s.cols, dt = t.cols, dd = ds + dt;
   double* z = scratch;
   double* mean = z + n * dd;
   double* keep = mean + dd;
-  double* k = keep + dd;
-  double* l = k + n * n;
-  double* rows = l + n * n;
-  double* out = rows + n;
+  double* k = keep + dd;       // the student's Gram K
+  double* l = k + n * n;       // the teacher's, then M
+  double* a = l + n * n;       // A (row scaling), else A is K itself
+  double* rows = a + n * n;    // n: row sums, row means, the row scaling's diagonal
+  double* cols = rows + n;     // n: column means
+  double* inv_s = cols + n;    // n: 1/√K_ii
+  double* inv_t = inv_s + n;   // n: 1/√L_ii
+  double* out = inv_t + n;     // n×ds: the gradient before its scatter
   const term_slots slots{out + n * ds};
   const thrust::counting_iterator<std::int64_t> first(0);
   const auto zip3 = [](double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); };
-  // Non-finite input elements (the synchronous callers have thrown for them already).
+  // Non-finite input elements (the waiting callers have thrown for them already).
   reduce(n * ds, not_finite_count<T>{s}, 0.0, thrust::plus<double>(), slots.raw());
   reduce(n * dt, not_finite_count<T>{t}, 0.0, thrust::plus<double>(), slots.raw() + 1);
   thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
-  thrust::for_each(policy, first, first + ds, column_moments<T>{s, mean, keep});
-  thrust::for_each(policy, first, first + dt, column_moments<T>{t, mean + ds, keep + ds});
+  // The features: column-centered for centered CKA without row scaling, else as they are.
+  if (mode.center_features()) {
+    thrust::for_each(policy, first, first + ds, column_moments<T>{s, mean, keep});
+    thrust::for_each(policy, first, first + dt, column_moments<T>{t, mean + ds, keep + ds});
+  } else {
+    thrust::fill(policy, mean, mean + dd, 0.0);
+    thrust::fill(policy, keep, keep + dd, 1.0);
+  }
   thrust::for_each(policy, first, first + n * ds, center_into<T>{s, mean, keep, 1.0, z, 0});
   thrust::for_each(policy, first, first + n * dt, center_into<T>{t, mean + ds, keep + ds, 1.0, z, ds});
   gram(static_cast<const double*>(z), n, ds, k);
@@ -219,7 +338,24 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   thrust::for_each(policy, first, first + n * n, mirror_lower{l, n});
   const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
   reduce(n * n, raw_squares_at{sk, sl, false}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.raw()));
-  if (unbiased) {
+  double* am = k;
+  if (mode.row_normalize) {
+    thrust::for_each(policy, first, first + n, inverse_root_diagonal{k, n, inv_s});
+    thrust::for_each(policy, first, first + n, inverse_root_diagonal{l, n, inv_t});
+    reduce(n, zero_row_index{k, n}, double(n), thrust::minimum<double>(), slots.zero_rows());
+    reduce(n, zero_row_index{l, n}, double(n), thrust::minimum<double>(), slots.zero_rows() + 1);
+    thrust::for_each(policy, first, first + n * n, scale_rows{k, inv_s, n, a});
+    thrust::for_each(policy, first, first + n * n, scale_rows{l, inv_t, n, l});
+    am = a;
+    if (mode.centered) {  // the biased centering of a general matrix
+      for (double* m : {a, l}) {
+        thrust::transform(policy, first, first + n, rows, row_mean{m, n});
+        thrust::transform(policy, first, first + n, cols, column_mean{m, n});
+        reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
+        thrust::for_each(policy, first, first + n * n, double_center{m, rows, cols, slots.total(), n});
+      }
+    }
+  } else if (mode.centered && mode.unbiased) {
     for (double* m : {k, l}) {
       const square<double> sm{m, n, 1, n};
       thrust::transform(policy, first, first + n, rows, row_sum<double>{sm, true});
@@ -227,11 +363,19 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
       thrust::for_each(policy, first, first + n * n, u_center_from_total{m, rows, slots.total(), n});
     }
   }
-  reduce(n * n, products_at{k, l}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.sums()));
-  thrust::for_each(policy, first, first + 1, finish_term{slots, skip});
-  thrust::for_each(policy, first, first + n * n, alignment_gradient{k, l, slots.scales()});
-  multiply(static_cast<const double*>(k), n, static_cast<const double*>(z), ds, out);
-  thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, out, -2.0 * factor, accumulate, slots.status()});
+  reduce(n * n, products_at{am, l}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.sums()));
+  thrust::for_each(policy, first, first + 1, finish_term{slots, mode.skip, mode.row_normalize, n});
+  thrust::for_each(policy, first, first + n * n, alignment_gradient{am, l, slots.scales()});
+  double scale = -2.0;  // W is symmetric: W + Wᵀ = 2W
+  if (mode.row_normalize) {
+    thrust::for_each(policy, first, first + n, row_scaling_diagonal{am, k, inv_s, n, rows});
+    thrust::for_each(policy, first, first + n * n, scale_rows{am, inv_s, n, am});
+    thrust::for_each(policy, first, first + n, subtract_diagonal{am, rows, n});
+    thrust::for_each(policy, first, first + n * n, symmetrize{am, n});
+    scale = -1.0;
+  }
+  multiply(static_cast<const double*>(am), n, static_cast<const double*>(z), ds, out);
+  thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status()});
   return slots;
 }
 
@@ -241,13 +385,18 @@ struct relation_term_value {
   std::int64_t skipped;
 };
 
-/// Throws, as the host loss does, for too few rows under the raise policy; true if the term is skipped
-/// for them (value 0, a zero gradient).
-inline bool too_few_rows(const char* fn, std::int64_t n, bool unbiased, bool skip) {
-  const std::int64_t needed = unbiased ? 4 : 2;
+/// Throws, as the host loss does, for a mode the host refuses and for too few rows under the raise policy;
+/// true if the term is skipped for too few rows (value 0, a zero gradient).
+inline bool too_few_rows(const char* fn, std::int64_t n, const relation_mode& mode) {
+  if (mode.row_normalize && mode.centered && mode.unbiased) {
+    cka::detail::fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
+                                   "for symmetric Grams only)");
+  }
+  const std::int64_t needed = mode.centered && mode.unbiased ? 4 : 2;
   if (n >= needed) return false;
-  if (!skip) {
-    cka::detail::fail_argument(fn, "the student has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
+  if (!mode.skip) {
+    cka::detail::fail_argument(fn, "the student has ", n, " samples but ",
+                               !mode.centered ? "an uncentered alignment" : mode.unbiased ? "the unbiased estimator" : "the biased estimator",
                                " needs at least ", needed);
   }
   return true;
@@ -260,16 +409,25 @@ inline bool too_few_rows(const char* fn, std::int64_t n, bool unbiased, bool ski
 template <class Policy, class Gram, class Multiply, class Reduce, class Ratio, class Make, class ToHost, class T, class G>
 relation_term_value relation_term(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Ratio&& ratio,
                                   Make&& make, ToHost&& to_host, const char* fn, const strided<T>& s, const strided<T>& t,
-                                  const strided_out<G>& grad, bool unbiased, bool skip, double weight, bool accumulate) {
+                                  const strided_out<G>& grad, const relation_mode& mode, double weight, bool accumulate) {
   const thrust::counting_iterator<std::int64_t> first(0);
-  if (too_few_rows(fn, s.rows, unbiased, skip)) {
+  if (too_few_rows(fn, s.rows, mode)) {
     if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
     return {0.0, 1};
   }
   auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
-  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, unbiased, skip, grad, weight, accumulate);
+  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, mode, grad, weight, accumulate);
   double h[term_slots::count];
   to_host(h, slots.at, term_slots::count);
+  if (h[0] > 0) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
+  if (mode.row_normalize) {
+    for (int side = 0; side < 2; ++side) {
+      if (h[12 + side] >= double(s.rows)) continue;
+      if (mode.skip) return {0.0, 1};
+      cka::detail::fail_domain(fn, side == 0 ? "the student's" : "the teacher's", " row ", std::int64_t(h[12 + side]),
+                               " is zero, so row_normalize would divide by zero");
+    }
+  }
   const double a = ratio(centered_totals{h[1], h[2], h[3], h[4], h[5]});
   if (!(a == a)) return {0.0, 1};
   return {1.0 - a, 0};
@@ -292,15 +450,15 @@ struct keep_term {
 template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
 void relation_term_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
                          const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
-                         bool unbiased, bool skip, double weight, bool accumulate, double* out) {
+                         const relation_mode& mode, double weight, bool accumulate, double* out) {
   const thrust::counting_iterator<std::int64_t> first(0);
-  if (too_few_rows(fn, s.rows, unbiased, skip)) {
+  if (too_few_rows(fn, s.rows, mode)) {
     if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
     thrust::for_each(policy, first, first + 1, keep_term{nullptr, nullptr, out});
     return;
   }
   auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
-  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, unbiased, skip, grad, weight, accumulate);
+  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, mode, grad, weight, accumulate);
   thrust::for_each(policy, first, first + 1, keep_term{slots.value(), slots.status(), out});
 }
 
@@ -368,19 +526,19 @@ enum class relations { rows, columns, both };
 template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
 void relation_loss_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
                          const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
-                         bool unbiased, bool skip, relations which, double w_rows, double w_columns, G* value,
+                         const relation_mode& mode, relations which, double w_rows, double w_columns, G* value,
                          std::int64_t* status) {
   require_relation_shapes(fn, s, t, grad, which != relations::rows);
   if (value == nullptr) cka::detail::fail_argument(fn, "the loss slot's value pointer is null");
   auto terms = make(4);
   double* out = terms.get();
   if (which != relations::columns) {
-    relation_term_async(policy, gram, multiply, reduce, make, fn, s, t, grad, unbiased, skip, w_rows, false, out);
+    relation_term_async(policy, gram, multiply, reduce, make, fn, s, t, grad, mode, w_rows, false, out);
   }
   if (which != relations::rows) {
     const bool both = which == relations::both;
-    relation_term_async(policy, gram, multiply, reduce, make, fn, transposed(s), transposed(t), grad.transposed(), unbiased,
-                        skip, both ? w_columns : 1.0, both, both ? out + 2 : out);
+    relation_term_async(policy, gram, multiply, reduce, make, fn, transposed(s), transposed(t), grad.transposed(), mode,
+                        both ? w_columns : 1.0, both, both ? out + 2 : out);
   }
   const thrust::counting_iterator<std::int64_t> first(0);
   thrust::for_each(policy, first, first + 1,
