@@ -44,19 +44,6 @@ strided<T> transposed(const strided<T>& m) {
   return {m.ptr, m.cols, m.rows, m.col_stride, m.row_stride};
 }
 
-/// U-centering in place of a symmetric n×n matrix from its row sums without the diagonal: K̃_ij − u(r_i +
-/// r_j) + c off the diagonal, 0 on it (centering_scales, unbiased).
-struct u_center_in_place {
-  double* k;
-  const double* r;
-  centering_scale c;
-  std::int64_t n;
-  CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % n, j = flat / n;
-    k[flat] = i == j ? 0.0 : k[flat] - c.u * (r[i] + r[j]) + c.c;
-  }
-};
-
 /// ⟨A, M⟩, ‖A‖², ‖M‖² at flat index k.
 struct products_at {
   const double* a;
@@ -111,7 +98,8 @@ struct value_at {
   CKA_HD double operator()(std::int64_t i) const { return p[i]; }
 };
 
-/// The U-centering's scalars from the row-sum total in the slots (centering_scales, unbiased).
+/// U-centering in place of a symmetric n×n matrix from its row sums r without the diagonal and their total
+/// (in the slots): K_ij − (r_i + r_j)/(n−2) + Σr/((n−1)(n−2)) off the diagonal, 0 on it.
 struct u_center_from_total {
   double* k;
   const double* r;
@@ -124,9 +112,10 @@ struct u_center_from_total {
   }
 };
 
-/// The term's outcome from its sums, with the host's rules (cka::detail::cka_ratio): non-finite input,
-/// then a zero row under row scaling, then overflow, then a vanishing self-product (relative (64ε)² of its reference) — skipped or an error
-/// under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales M/(‖A‖‖M‖), a/‖A‖².
+/// The term's outcome from its sums, with the host's rules (cka::detail::cka_ratio): non-finite input, then
+/// a zero row under row scaling, then overflow, then a vanishing self-product (relative (64ε)² of its
+/// reference) — skipped or an error under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales
+/// M/(‖A‖‖M‖), a/‖A‖².
 struct finish_term {
   term_slots slots;
   bool skip;
