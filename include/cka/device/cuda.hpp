@@ -362,11 +362,11 @@ T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<T
 
 namespace rcka {
 
-/// sample_relation_loss on CUDA views: 1 − centered CKA of the B×B Grams of the rows of student and teacher
-/// (device memory, any strides), the value returned with its skip count, ∂loss/∂student written into grad
-/// (the student's shape, any strides; only its elements are written). As the host function for every
-/// relation_options (same errors). Cost: two B×B Grams (DSYRK), one B×B×C product (DGEMM), O(B²) Thrust passes; scratch
-/// 8·(B·(Cs+Ct) + 2B² + B·Cs) bytes. Synchronises the stream.
+/// sample_relation_loss on CUDA views: 1 − the alignment (opts) of the B×B Grams of the rows of student and
+/// teacher (device memory, any strides), the value returned with its skip count, ∂loss/∂student written
+/// into grad (the student's shape, any strides; only its elements are written). As the host function for
+/// every relation_options (same errors). Cost: two B×B Grams (DSYRK), one B×B×C product (DGEMM), O(B²)
+/// Thrust passes; scratch 8·(B·(Cs+Ct) + 3B² + B·Cs) bytes. Synchronises the stream.
 template <class TS, class TT, class T>
 device::loss_value<T> sample_relation_loss(const device::cuda& ctx, device::matrix_view<TS> student,
                                            device::matrix_view<TT> teacher, device::matrix_view<T> grad,
