@@ -22,23 +22,27 @@
 
 namespace cka::device::detail {
 
-/// Column j's mean and whether it varies (1) or is constant (0, then centered to exact zeros).
+/// Column j's mean and whether it varies (1) or is constant (0, then centered to exact zeros), over the rows
+/// of m and then those of `more` (a pooled sample; none by default). m has at least one row.
 template <class T>
 struct column_moments {
   strided<T> m;
   double* mean;
   double* keep;
+  strided<T> more = {nullptr, 0, 0, 0, 0};
   CKA_HD void operator()(std::int64_t j) const {
-    const T* col = m.ptr + j * m.col_stride;
-    T lo = col[0], hi = col[0];
+    T lo = m.ptr[j * m.col_stride], hi = lo;
     double s = 0;
-    for (std::int64_t i = 0; i < m.rows; ++i) {
-      const T v = col[i * m.row_stride];
-      s += double(v);
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
+    for (int side = 0; side < 2; ++side) {
+      const strided<T>& v = side == 0 ? m : more;
+      for (std::int64_t i = 0; i < v.rows; ++i) {
+        const T e = v.ptr[i * v.row_stride + j * v.col_stride];
+        s += double(e);
+        lo = e < lo ? e : lo;
+        hi = e > hi ? e : hi;
+      }
     }
-    mean[j] = s / double(m.rows);
+    mean[j] = s / double(m.rows + more.rows);
     keep[j] = lo < hi ? 1.0 : 0.0;
   }
 };

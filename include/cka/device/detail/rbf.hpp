@@ -279,29 +279,6 @@ struct center_rows_into {
   }
 };
 
-/// Column j's mean and spread over a pooled sample (X's rows then Y's), as column_moments for one view.
-template <class T>
-struct pooled_moments {
-  strided<T> x, y;
-  double* mean;
-  double* keep;
-  CKA_HD void operator()(std::int64_t j) const {
-    T lo = x.rows > 0 ? x.ptr[j * x.col_stride] : y.ptr[j * y.col_stride], hi = lo;
-    double s = 0;
-    for (int side = 0; side < 2; ++side) {
-      const strided<T>& m = side == 0 ? x : y;
-      for (std::int64_t i = 0; i < m.rows; ++i) {
-        const T v = m.ptr[i * m.row_stride + j * m.col_stride];
-        s += double(v);
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-      }
-    }
-    mean[j] = s / double(x.rows + y.rows);
-    keep[j] = lo < hi ? 1.0 : 0.0;
-  }
-};
-
 /// The tile size and the median's collect limit of the device RBF engine.
 struct rbf_plan {
   std::int64_t tile = 256;                       // rows per tile side
@@ -350,7 +327,7 @@ struct rbf_engine {
   void center(const strided<T>& x, const strided<T>& y, double scale, double* z, double* norms, double* stats) const {
     const std::int64_t n = x.rows + y.rows, d = x.cols;
     const counter first(0);
-    thrust::for_each(policy, first, first + d, pooled_moments<T>{x, y, stats, stats + d});
+    thrust::for_each(policy, first, first + d, column_moments<T>{x, stats, stats + d, y});
     thrust::for_each(policy, first, first + x.rows * d, center_rows_into<T>{x, stats, stats + d, scale, z, n, 0});
     if (y.rows > 0) thrust::for_each(policy, first, first + y.rows * d, center_rows_into<T>{y, stats, stats + d, scale, z, n, x.rows});
     thrust::transform(policy, first, first + n, norms, row_norm{z, n, d});
