@@ -2,7 +2,8 @@
 // linear_cka on the same data, in the same binary. Shapes: a distillation batch of wide layers (n = 256,
 // d1 = d2 = 4096: the sample-space form, n²·D flops) and many samples of narrow ones (n = 4096, d = 256:
 // the feature-space form, n·D² flops). GFLOP/s counts the form's flops. Also RBF kernel CKA (median
-// bandwidths: the device tile engine against the host's) and the RCKA loss with its gradient (the device
+// bandwidths: the device tile engine against the host's), polynomial kernel CKA (the device tile engine
+// against the host's Grams) and the RCKA loss with its gradient (the device
 // relation engine against the host loss).
 #include <cka/device.hpp>
 #include <cka/rcka.hpp>
@@ -61,6 +62,22 @@ void BM_host_rbf(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k));
 }
 
+/// Polynomial kernel CKA (degree 3): the device tile engine (omp) against the host's two n×n Grams.
+void BM_device_polynomial(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data(n, d, 3), y = data(n, d, 4);
+  const cka::device::matrix_view<const double> vx{x.data(), n, d, 1, n}, vy{y.data(), n, d, 1, n};
+  const cka::polynomial_kernel k{3, 1.0 / double(d), 1.0};
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(cka::device::omp{}, vx, vy, k, k));
+}
+
+void BM_host_polynomial(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data(n, d, 3), y = data(n, d, 4);
+  const cka::polynomial_kernel k{3, 1.0 / double(d), 1.0};
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k));
+}
+
 /// The RCKA loss with its gradient on a batch of logits: the device relation engine (omp) against the host.
 void BM_device_rcka(benchmark::State& state) {
   const Eigen::Index b = state.range(0), c = state.range(1);
@@ -81,6 +98,8 @@ void BM_host_rcka(benchmark::State& state) {
 
 BENCHMARK(BM_device_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_device_polynomial)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_polynomial)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_linear)->Args({256, 4096, 4096})->Args({4096, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();

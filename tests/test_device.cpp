@@ -268,16 +268,16 @@ TEST_CASE("device HSIC: Thrust's centered sums against the host, and the Gram ch
 
 namespace {
 
-/// The device RBF engine on a host system with a small plan (tiles of `tile` rows; brackets of more than
+/// The device tile engine on a host system with a small plan (tiles of `tile` rows; brackets of more than
 /// `cap` values narrowed; a sample of `draws` pairs brackets the median first when draws > 0).
 template <class Context>
 auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std::uint64_t draws) {
-  device::detail::rbf_plan plan;
+  device::detail::tile_plan plan;
   plan.tile = tile;
   plan.cap = cap;
   plan.draws = draws;
   plan.sample_above = 0;  // a sample of `draws` pairs whenever draws > 0
-  return device::detail::host_rbf_engine(ctx, "kernel_cka", plan);
+  return device::detail::host_tile_engine(ctx, "kernel_cka", plan);
 }
 
 /// The engine's median of the squared distances between the rows of x (centered, unscaled).
@@ -287,9 +287,8 @@ double engine_median(const Engine& e, const test::mat<double>& x, cka::median_ru
   std::vector<double> z(std::size_t(n * d)), stats(std::size_t(2 * d));
   std::vector<double> norms(static_cast<std::size_t>(n));
   const device::detail::strided<double> sx{x.data(), n, d, 1, n}, none{x.data(), 0, d, 0, 0};
-  e.center(sx, none, 1.0, z.data(), norms.data(), stats.data());
-  return e.median(device::detail::tile_rows{z.data(), norms.data(), n, d},
-                  device::detail::rule_ranks{rule, std::uint64_t(n)});
+  e.write_rows(sx, none, true, 1.0, z.data(), norms.data(), stats.data());
+  return device::detail::tile_median(e, device::detail::tile_rows{z.data(), norms.data(), n, d}, rule);
 }
 
 const cka::median_rule rules[] = {cka::median_rule::all_pairs, cka::median_rule::off_diagonal, cka::median_rule::nonzero};
@@ -342,13 +341,13 @@ TEST_CASE("device RBF engine: kernel CKA against the host for every plan, rule, 
       const double expected = cka::kernel_cka(x, y, k, k, est);
       for (std::int64_t tile : {4, 7, 16, 45, 64}) {
         CAPTURE(k.sigma(), int(k.rule()), est == estimator::unbiased, tile);
-        device::detail::rbf_plan plan;
+        device::detail::tile_plan plan;
         plan.tile = tile;
         plan.cap = 50;
         plan.draws = 100;
         plan.sample_above = 0;
-        CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::cpp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
-        CHECK(test::rel_err(device::detail::rbf_kernel_cka(device::omp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::tile_kernel_cka(device::cpp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::tile_kernel_cka(device::omp{}, vx.input(), vy.input(), k, k, est, plan), expected) < 1e-12);
       }
     }
   // Mixed kernels; the fewest samples; magnitudes a median rule rescales; a σ whose 1/(2σ²) overflows.
@@ -416,13 +415,13 @@ TEST_CASE("device RBF engine: MMD on the pooled sample against the host", "[devi
       const double expected = cka::mmd2(x, y, k, est);
       for (std::int64_t tile : {5, 16, 23, 64}) {
         CAPTURE(k.sigma(), est == estimator::unbiased, tile);
-        device::detail::rbf_plan plan;
+        device::detail::tile_plan plan;
         plan.tile = tile;
         plan.cap = 100;
         plan.draws = 200;
         plan.sample_above = 0;
-        CHECK(test::rel_err(device::detail::rbf_mmd2(device::cpp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
-        CHECK(test::rel_err(device::detail::rbf_mmd2(device::omp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::tile_mmd2(device::cpp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::tile_mmd2(device::omp{}, vx.input(), vy.input(), k, est, plan), expected) < 1e-12);
       }
     }
   // One sample each (biased), float input, magnitudes a median rule rescales, and the errors.
@@ -442,6 +441,148 @@ TEST_CASE("device RBF engine: MMD on the pooled sample against the host", "[devi
   CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, vx.input(), lay_out(narrow, layout::row_major).input(), kernels[2]),
                     Contains("mmd2") && Contains("same space"));
   CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), vy.input(), kernels[2], estimator::unbiased),
+                    Contains("X has 1 samples"));
+}
+
+namespace {
+
+/// A generic kernel (pairwise operator()): the device functions run the host function on it.
+struct laplace_kernel {
+  template <class RX, class RY>
+  double operator()(const RX& a, const RY& b) const {
+    return std::exp(-(a - b).cwiseAbs().sum());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("device tile engine: linear and polynomial kernels, alone and mixed with RBF, against the host", "[device]") {
+  const auto x = test::normal<double>(37, 5, 891);
+  const auto y = test::related<double>(x, 3, 892);
+  const cka::polynomial_kernel cubic{3, 0.5, 1.0}, square{2, 1.0, 0.0}, shifted{2, 0.2, -3.0};
+  const cka::rbf_kernel rbf = cka::rbf_kernel::median(1.2);
+  const cka::linear_kernel lin;
+  const auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::strided);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    // Every pair the engine evaluates, on tiles that do and do not divide n, against the host's Grams.
+    auto check_pair = [&](const auto& kx, const auto& ky) {
+      const double expected = cka::kernel_cka(x, y, kx, ky, est);
+      for (std::int64_t tile : {5, 16, 37, 64}) {
+        CAPTURE(tile);
+        device::detail::tile_plan plan;
+        plan.tile = tile;
+        CHECK(test::rel_err(device::detail::tile_kernel_cka(device::cpp{}, vx.input(), vy.input(), kx, ky, est, plan), expected) < 1e-12);
+        CHECK(test::rel_err(device::detail::tile_kernel_cka(device::omp{}, vx.input(), vy.input(), kx, ky, est, plan), expected) < 1e-12);
+      }
+      CHECK(test::rel_err(cka::kernel_cka(device::omp{}, vx.input(), vy.input(), kx, ky, est), expected) < 1e-12);
+    };
+    check_pair(cubic, cubic);
+    check_pair(square, shifted);
+    check_pair(cubic, rbf);
+    check_pair(rbf, square);
+    check_pair(lin, cubic);
+    check_pair(rbf, lin);
+    check_pair(lin, lin);  // linear_cka on the context, through the engine too
+    // The same CKA whether the linear kernel goes through the engine or linear_cka.
+    CHECK(test::rel_err(device::detail::tile_kernel_cka(device::cpp{}, vx.input(), vy.input(), lin, lin, est),
+                        cka::linear_cka(x, y, est)) < 1e-12);
+    // polynomial_kernel{1, 1, 0} is the linear kernel.
+    CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, vx.input(), vy.input(), cka::polynomial_kernel{1, 1.0, 0.0},
+                                        cka::polynomial_kernel{1, 1.0, 0.0}, est),
+                        cka::linear_cka(x, y, est)) < 1e-12);
+    // A generic kernel: the host function.
+    CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, vx.input(), vy.input(), laplace_kernel{}, rbf, est),
+                        cka::kernel_cka(x, y, laplace_kernel{}, rbf, est)) < 1e-12);
+  }
+  // Float input accumulates in double, as on the host.
+  const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+  CHECK(test::rel_err(double(cka::kernel_cka(device::omp{}, lay_out(xf, layout::padded_rows).input(), lay_out(yf, layout::column_major).input(),
+                                             cubic, lin)),
+                      double(cka::kernel_cka(xf, yf, cubic, lin))) < 1e-6);
+  // The polynomial kernel uses the raw rows: an offset changes its CKA, on both sides alike.
+  const test::mat<double> moved = (x.array() + 2.0).matrix();
+  CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, lay_out(moved, layout::row_major).input(), vy.input(), cubic, cubic),
+                      cka::kernel_cka(moved, y, cubic, cubic)) < 1e-12);
+  CHECK(std::abs(cka::kernel_cka(moved, y, cubic, cubic) - cka::kernel_cka(x, y, cubic, cubic)) > 1e-3);
+
+  // The host's errors: a bad parameter, an overflowed kernel value, a constant polynomial Gram, samples.
+  CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, vx.input(), vy.input(), cka::polynomial_kernel{0, 1.0, 1.0}, lin),
+                    Contains("polynomial_kernel") && Contains("degree = 0"));
+  CHECK_THROWS_AS(cka::kernel_cka(device::cpp{}, vx.input(), vy.input(), rbf, cka::polynomial_kernel{2, NAN, 1.0}), cka::invalid_argument);
+  CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::polynomial_kernel{400, 1.0, 1.0}, lin), cka::domain_error);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::omp{}, vx.input(), vy.input(), cka::polynomial_kernel{400, 1.0, 1.0}, lin),
+                    Contains("kernel_cka") && Contains("overflow: a kernel value"));
+  CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::polynomial_kernel{2, 0.0, 1.0}, lin), cka::domain_error);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::omp{}, vx.input(), vy.input(), cka::polynomial_kernel{2, 0.0, 1.0}, lin),
+                    Contains("zero variance"));
+  const test::mat<double> three = x.topRows(3);
+  CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, lay_out(three, layout::row_major).input(), lay_out(three, layout::row_major).input(),
+                                    cubic, lin, estimator::unbiased),
+                    Contains("unbiased"));
+}
+
+TEST_CASE("device MMD: the linear kernel's closed form and the polynomial kernel on tiles, against the host", "[device]") {
+  const auto x = test::normal<double>(19, 4, 893);
+  const test::mat<double> y = (test::normal<double>(26, 4, 894).array() + 0.3).matrix();
+  const cka::polynomial_kernel cubic{3, 0.5, 1.0};
+  for (estimator est : {estimator::biased, estimator::unbiased})
+    for (layout lx : layouts)
+      for (layout ly : layouts) {
+        CAPTURE(est == estimator::unbiased, int(lx), int(ly));
+        const auto vx = lay_out(x, lx), vy = lay_out(y, ly);
+        CHECK(test::rel_err(cka::mmd2(device::cpp{}, vx.input(), vy.input(), cka::linear_kernel{}, est),
+                            cka::mmd2(x, y, cka::linear_kernel{}, est)) < 1e-12);
+        CHECK(test::rel_err(cka::mmd2(device::omp{}, vx.input(), vy.input(), cubic, est), cka::mmd2(x, y, cubic, est)) < 1e-12);
+        CHECK(test::rel_err(cka::mmd2(device::omp{}, vx.input(), vy.input(), laplace_kernel{}, est),
+                            cka::mmd2(x, y, laplace_kernel{}, est)) < 1e-12);
+      }
+  for (std::int64_t tile : {3, 7, 45}) {
+    device::detail::tile_plan plan;
+    plan.tile = tile;
+    CHECK(test::rel_err(device::detail::tile_mmd2(device::cpp{}, lay_out(x, layout::row_major).input(), lay_out(y, layout::row_major).input(),
+                                                  cubic, estimator::unbiased, plan),
+                        cka::mmd2(x, y, cubic, estimator::unbiased)) < 1e-12);
+  }
+  // The closed form against the pooled Gram's block sums of the linear kernel (the polynomial {1, 1, 0}).
+  CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(x, layout::row_major).input(), lay_out(y, layout::row_major).input(),
+                                cka::linear_kernel{}, estimator::unbiased),
+                      cka::mmd2(x, y, cka::polynomial_kernel{1, 1.0, 0.0}, estimator::unbiased)) < 1e-10);
+  // A large common offset costs no digits; magnitudes near the double range are scaled by a power of two.
+  const test::mat<double> xo = (x.array() + 1e6).matrix(), yo = (y.array() + 1e6).matrix();
+  CHECK(test::rel_err(cka::mmd2(device::omp{}, lay_out(xo, layout::row_major).input(), lay_out(yo, layout::row_major).input(),
+                                cka::linear_kernel{}),
+                      cka::mmd2(x, y, cka::linear_kernel{})) < 1e-9);
+  const test::mat<double> xh = x * 1e200, yh = y * 1e200;
+  CHECK_THROWS_AS(cka::mmd2(xh, yh, cka::linear_kernel{}), cka::domain_error);
+  CHECK_THROWS_WITH(cka::mmd2(device::omp{}, lay_out(xh, layout::row_major).input(), lay_out(yh, layout::row_major).input(),
+                              cka::linear_kernel{}),
+                    Contains("mmd2") && Contains("overflow"));
+  const test::mat<double> xs = x * 1e100, ys = y * 1e100;
+  CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(xs, layout::row_major).input(), lay_out(ys, layout::row_major).input(),
+                                cka::linear_kernel{}),
+                      cka::mmd2(xs, ys, cka::linear_kernel{})) < 1e-12);
+  // One sample each (biased); float input; the polynomial's overflow and bad parameters; the sample counts.
+  const test::mat<double> x1 = x.topRows(1), y1 = y.topRows(1);
+  for (const auto& k : {cka::polynomial_kernel{2, 1.0, 1.0}, cka::polynomial_kernel{1, 1.0, 0.0}})
+    CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), lay_out(y1, layout::row_major).input(), k),
+                        cka::mmd2(x1, y1, k)) < 1e-12);
+  CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), lay_out(y1, layout::row_major).input(),
+                                cka::linear_kernel{}),
+                      cka::mmd2(x1, y1, cka::linear_kernel{})) < 1e-12);
+  const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+  CHECK(test::rel_err(double(cka::mmd2(device::omp{}, lay_out(xf, layout::strided).input(), lay_out(yf, layout::row_major).input(),
+                                       cka::linear_kernel{}, estimator::unbiased)),
+                      double(cka::mmd2(xf, yf, cka::linear_kernel{}, estimator::unbiased))) < 1e-6);
+  CHECK(test::rel_err(double(cka::mmd2(device::omp{}, lay_out(xf, layout::strided).input(), lay_out(yf, layout::row_major).input(), cubic)),
+                      double(cka::mmd2(xf, yf, cubic))) < 1e-6);
+  const auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::row_major);
+  CHECK_THROWS_AS(cka::mmd2(x, y, cka::polynomial_kernel{400, 1.0, 1.0}), cka::domain_error);
+  CHECK_THROWS_WITH(cka::mmd2(device::omp{}, vx.input(), vy.input(), cka::polynomial_kernel{400, 1.0, 1.0}),
+                    Contains("mmd2") && Contains("overflow: a kernel value"));
+  CHECK_THROWS_WITH(cka::mmd2(device::omp{}, vx.input(), vy.input(), cka::polynomial_kernel{-1, 1.0, 1.0}),
+                    Contains("polynomial_kernel") && Contains("degree = -1"));
+  CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), vy.input(), cka::linear_kernel{}, estimator::unbiased),
                     Contains("X has 1 samples"));
 }
 

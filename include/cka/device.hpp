@@ -4,17 +4,18 @@
 /// execution context, described by views (pointer, shape, strides) and never copied into Eigen matrices.
 /// This version has the host systems of Thrust — `cka::device::omp` and `cka::device::cpp` — on which the
 /// views' memory is host memory: the checks run as Thrust algorithms with the context's explicit policy
-/// (the code the CUDA system shares), HSIC and linear CKA as Thrust passes around symmetric products, RBF
-/// kernel CKA and RBF MMD by the device tile engine (device/detail/rbf.hpp), and every result equals the
-/// host function's on the same values to rounding. The losses and other kernels run the host functions on
-/// Eigen maps over the views (strided, no copy). The CUDA context is in cka/device/cuda.hpp; see
+/// (the code the CUDA system shares), HSIC and linear CKA as Thrust passes around symmetric products, kernel
+/// CKA and MMD with linear, polynomial and RBF kernels by the device tile engine
+/// (device/detail/kernel_sums.hpp), the losses by the relation engine (device/detail/relation.hpp), and
+/// every result equals the host function's on the same values to rounding. Generic kernels run the host
+/// functions on Eigen maps over the views (strided, no copy). The CUDA context is in cka/device/cuda.hpp; see
 /// docs/device.md.
 /// Link the CMake target cka::device (the toolkit's CCCL headers, and OpenMP for the omp system).
 
 #include <cka/device/detail/checks.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
-#include <cka/device/detail/rbf.hpp>
+#include <cka/device/detail/kernel_sums.hpp>
 #include <cka/device/detail/relation.hpp>
 #include <cka/device/view.hpp>
 #include <cka/hsic.hpp>
@@ -135,8 +136,8 @@ struct eigen_multiply {
   }
 };
 
-/// The RBF tile engine on a host system: G = A·Bᵀ of two row blocks of Z by Eigen maps (no copy), scratch in
-/// host vectors.
+/// The device tile engine on a host system: G = A·Bᵀ of two row blocks of Z by Eigen maps (no copy), scratch
+/// in host vectors.
 struct eigen_tile_gemm {
   void operator()(const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d, std::int64_t lda,
                   double* g) const {
@@ -150,34 +151,41 @@ struct host_copy {
   void operator()(double* dst, const double* src, std::int64_t count) const { std::copy(src, src + count, dst); }
 };
 template <class Context>
-auto host_rbf_engine(const Context& ctx, const char* fn, const rbf_plan& plan) {
-  return make_rbf_engine(policy(ctx), eigen_tile_gemm{}, host_copy{}, make_host_scratch, fn, plan);
+auto host_tile_engine(const Context& ctx, const char* fn, const tile_plan& plan) {
+  return make_tile_engine(policy(ctx), eigen_tile_gemm{}, host_copy{}, make_host_scratch, fn, plan);
 }
 
-/// Kernel CKA with two RBF kernels by the device tile engine (rbf.hpp) on a host system, with its plan (tile
-/// side, collect limit: tests choose small ones).
-template <class Context, class TX, class TY, class T = scalar_of<TX, TY>>
-T rbf_kernel_cka(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const rbf_parameters& kx,
-                 const rbf_parameters& ky, estimator est, const rbf_plan& plan = {}) {
+/// Kernel CKA by the device tile engine (kernel_sums.hpp) on a host system, for kernels it evaluates
+/// (is_tile_kernel), with its plan (tile side, the median's limits: tests choose small ones).
+template <class Context, class TX, class TY, class KX, class KY, class T = scalar_of<TX, TY>>
+T tile_kernel_cka(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const KX& kx, const KY& ky, estimator est,
+                  const tile_plan& plan = {}) {
   const char* fn = "kernel_cka";
   const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
   require_pair(policy(ctx), host_read{}, fn, sx, sy, min_samples(est));
-  std::vector<double> scratch(std::size_t(rbf_cka_scratch(x.rows, x.cols, y.cols)));
-  const auto s = rbf_cka_sums(host_rbf_engine(ctx, fn, plan), sx, sy, kx, ky, est == estimator::unbiased, scratch.data());
+  const tile_request rx = tile_request_of(kx), ry = tile_request_of(ky);
+  std::vector<double> scratch(std::size_t(kernel_cka_scratch(x.rows, x.cols, y.cols)));
+  const auto s = kernel_cka_sums(host_tile_engine(ctx, fn, plan), sx, sy, rx, ry, est == estimator::unbiased, scratch.data());
   return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }
 
-/// Squared MMD with an RBF kernel by the device tile engine on a host system (mmd2's checks first).
-template <class Context, class TX, class TY, class T = scalar_of<TX, TY>>
-T rbf_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const rbf_parameters& k, estimator est,
-           const rbf_plan& plan = {}) {
+/// Squared MMD by the device tile engine on a host system (mmd2's checks first); the linear kernel by its
+/// closed form.
+template <class Context, class TX, class TY, class K, class T = scalar_of<TX, TY>>
+T tile_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const K& k, estimator est,
+            const tile_plan& plan = {}) {
   const char* fn = "mmd2";
   const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
   require_samples_pair(policy(ctx), host_read{}, fn, sx, sy, est == estimator::biased ? 1 : 2);
-  std::vector<double> scratch(std::size_t(rbf_mmd2_scratch(x.rows, y.rows, x.cols)));
-  return T(device::detail::rbf_mmd2(host_rbf_engine(ctx, fn, plan), sx, sy, k, est, scratch.data()));
+  const tile_request r = tile_request_of(k);
+  if (r.form == tile_form::linear) {
+    std::vector<double> stats(std::size_t(2 * x.cols));
+    return T(linear_mmd2(policy(ctx), fn, sx, sy, est, stats.data()));
+  }
+  std::vector<double> scratch(std::size_t(kernel_mmd2_scratch(x.rows, y.rows, x.cols)));
+  return T(kernel_mmd2(host_tile_engine(ctx, fn, plan), sx, sy, r, est, scratch.data()));
 }
 
 }  // namespace detail
@@ -204,19 +212,23 @@ T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<
   return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }
 
-/// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) (same errors; values to rounding). With two
-/// RBF kernels (rbf_kernel or rbf_parameters), the device tile engine of device/detail/rbf.hpp — the code
-/// the CUDA system runs: Z centered once (8·n·(d1+d2) bytes), then tiles of G = Z_I·Z_Jᵀ (Eigen here, cuBLAS
-/// on CUDA) turned into kernel values in place and reduced by Thrust: the exact median by bit-pattern
-/// selection where a median rule asks for it (two passes for typical data), pass A (row sums), pass B
-/// (centered products); 2·n²·(d1+d2) flops per pass, no n×n buffer. Other kernels: the host function on
-/// maps of the views. compute_options apply to the host function only.
+/// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) (same errors; values to rounding). Two
+/// linear kernels: linear_cka(ctx, X, Y, est). Other pairs of linear_kernel, polynomial_kernel and RBF
+/// kernels (rbf_kernel or rbf_parameters): the device tile engine (device/detail/kernel_sums.hpp) — the
+/// code the CUDA system runs: the rows written once (8·n·(d1+d2) bytes; centered but for the polynomial
+/// kernel), then tiles of G = Z_I·Z_Jᵀ (Eigen here, cuBLAS on CUDA) whose kernel values the passes read off
+/// G: the exact median by bit-pattern selection where a median rule asks for it (two passes for typical
+/// data), pass A (row sums), pass B (centered products); 2·n²·(d1+d2) flops per pass, no n×n buffer.
+/// Other kernels (generic ones): the host function on maps of the views. compute_options apply to the host
+/// function only.
 template <class Context, class TX, class TY, class KX, class KY, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T kernel_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const KX& kx,
              const KY& ky, estimator est = estimator::biased, const compute_options& co = {}) {
-  if constexpr (std::is_base_of_v<rbf_parameters, KX> && std::is_base_of_v<rbf_parameters, KY>) {
-    return device::detail::rbf_kernel_cka(ctx, x, y, kx, ky, est);
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    return linear_cka(ctx, x, y, est);
+  } else if constexpr (device::detail::is_tile_kernel<KX> && device::detail::is_tile_kernel<KY>) {
+    return device::detail::tile_kernel_cka(ctx, x, y, kx, ky, est);
   } else {
     device::detail::require_input(ctx, "kernel_cka", "X", x);
     device::detail::require_input(ctx, "kernel_cka", "Y", y);
@@ -239,17 +251,17 @@ T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l,
                                      double(Eigen::NumTraits<T>::epsilon())));
 }
 
-/// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co) (same errors; values to rounding).
-/// With an RBF kernel (rbf_kernel or rbf_parameters), the device tile engine over the pooled sample
-/// (device/detail/rbf.hpp; the code the CUDA system runs): its exact median where a median rule asks for
-/// it, then one pass of block sums; (m+n)²·d flops per pass, no (m+n)² buffer. Other kernels (the linear
-/// kernel's closed form among them): the host function on maps of the views.
+/// Squared MMD of two sample views; as mmd2(X, Y, kernel, est, co) (same errors; values to rounding). The
+/// linear kernel by its closed form on the context (one transform-reduce over the columns, O((m+n)d));
+/// polynomial and RBF kernels by the device tile engine over the pooled sample (kernel_sums.hpp; the code
+/// the CUDA system runs): its exact median where a median rule asks for it, then one pass of block sums;
+/// (m+n)²·d flops per pass, no (m+n)² buffer. Other kernels: the host function on maps of the views.
 template <class Context, class TX, class TY, class Kernel, class T = device::detail::scalar_of<TX, TY>,
           class = std::enable_if_t<device::detail::host<Context>>>
 T mmd2(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const Kernel& kernel,
        estimator est = estimator::biased, const compute_options& co = {}) {
-  if constexpr (std::is_base_of_v<rbf_parameters, Kernel>) {
-    return device::detail::rbf_mmd2(ctx, x, y, kernel, est);
+  if constexpr (device::detail::is_tile_kernel<Kernel>) {
+    return device::detail::tile_mmd2(ctx, x, y, kernel, est);
   } else {
     device::detail::require_input(ctx, "mmd2", "X", x);
     device::detail::require_input(ctx, "mmd2", "Y", y);

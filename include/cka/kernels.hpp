@@ -19,6 +19,8 @@
 
 #include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
+#include <cka/inner_product_kernels.hpp>
+#include <cka/kernel_traits.hpp>
 #include <cka/rbf_parameters.hpp>
 
 #include <Eigen/Core>
@@ -29,15 +31,6 @@
 #include <vector>
 
 namespace cka {
-
-/// How a kernel's Gram is built; see the file comment.
-enum class kernel_form { generic, inner_product, squared_distance };
-
-/// Traits of a kernel type; the default is a pairwise `operator()`.
-template <class Kernel>
-struct kernel_traits {
-  static constexpr kernel_form form = kernel_form::generic;
-};
 
 /// Median of the squared distances in the full symmetric n×n matrix d (zero diagonal), under `rule`.
 /// Exact, in O(n²) time and O(1) extra memory for typical data: a histogram of the n(n−1)/2 values below
@@ -125,38 +118,6 @@ T median_squared_distance(const matrix<T>& d, median_rule rule = median_rule::al
   const T lower = lo_rank < 0 ? T(0) : *std::max_element(v.begin(), hi_at);
   return detail::median_midpoint(lower, upper);
 }
-
-/// Linear kernel k(x, y) = ⟨x, y⟩.
-struct linear_kernel {
-  template <class T>
-  void from_inner_products(matrix<T>&) const {}
-};
-template <>
-struct kernel_traits<linear_kernel> {
-  static constexpr kernel_form form = kernel_form::inner_product;
-};
-
-/// Polynomial kernel k(x, y) = (gamma·⟨x, y⟩ + coef0)^degree. Not translation invariant: its Gram is built
-/// from the raw features. Throws cka::invalid_argument (at use) if degree < 1 or gamma, coef0 not finite.
-struct polynomial_kernel {
-  int degree = 2;
-  double gamma = 1.0;
-  double coef0 = 1.0;
-
-  template <class T>
-  void from_inner_products(matrix<T>& g) const {
-    if (degree < 1 || !detail::is_finite_value(gamma) || !detail::is_finite_value(coef0)) {
-      detail::fail_argument("polynomial_kernel", "degree = ", degree, ", gamma = ", gamma, ", coef0 = ", coef0,
-                            "; need degree >= 1 and finite gamma and coef0");
-    }
-    using std::pow;
-    g = g.unaryExpr([this](const T& p) { return T(pow(T(T(gamma) * p + T(coef0)), degree)); });
-  }
-};
-template <>
-struct kernel_traits<polynomial_kernel> {
-  static constexpr kernel_form form = kernel_form::inner_product;
-};
 
 /// Gaussian RBF kernel k(x, y) = exp(−‖x − y‖² / (2σ²)).
 /// `rbf_kernel{sigma}` fixes σ; `rbf_kernel::median(fraction, rule)` sets σ² = fraction² · median of the

@@ -148,11 +148,13 @@ void compare_linear(std::int64_t n) {
   }
 }
 
-/// RBF kernel CKA and MMD: the CUDA context (cuBLAS DGEMM tiles of up to 4096 rows) against the same engine on the
-/// CPP system with a plain host product and 64-row tiles, both median rules that differ and a fixed σ, both
-/// estimators, a row-major X and a column-major Y; n = 4099 has two tiles a side on the device.
+/// Kernel CKA and MMD: the CUDA context (cuBLAS DGEMM tiles of up to 4096 rows) against the same engine on the
+/// CPP system with a plain host product and 64-row tiles, for RBF kernels (both median rules that differ and a
+/// fixed σ), a polynomial kernel on the raw rows, and the linear kernel (with RBF, alone: linear_cka; MMD:
+/// its closed form), both estimators, a row-major X and a column-major Y; n = 4099 has two tiles a side on the
+/// device.
 template <class T>
-void compare_rbf(std::int64_t n) {
+void compare_kernels(std::int64_t n) {
   std::mt19937_64 g(300 + unsigned(n));
   std::normal_distribution<double> d(0.0, 1.0);
   std::vector<T> x(std::size_t(n * 6)), y(std::size_t(n * 4));  // x row-major, y column-major
@@ -169,41 +171,48 @@ void compare_rbf(std::int64_t n) {
       }
   };
   auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
-  cka::device::detail::rbf_plan plan;
+  cka::device::detail::tile_plan plan;
   plan.tile = 64;
-  const auto engine = cka::device::detail::make_rbf_engine(thrust::cpp::par, host_gemm, host_copy,
-                                                           cka::device::detail::make_host_scratch, "kernel_cka", plan);
+  const auto engine = cka::device::detail::make_tile_engine(thrust::cpp::par, host_gemm, host_copy,
+                                                            cka::device::detail::make_host_scratch, "kernel_cka", plan);
   T *dx = nullptr, *dy = nullptr;
   cudaMalloc(reinterpret_cast<void**>(&dx), x.size() * sizeof(T));
   cudaMalloc(reinterpret_cast<void**>(&dy), y.size() * sizeof(T));
   cudaMemcpy(dx, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice);
   cudaMemcpy(dy, y.data(), y.size() * sizeof(T), cudaMemcpyHostToDevice);
   const cka::device::cuda ctx{};
-  const cka::rbf_parameters kernels[] = {cka::rbf_parameters::median(0.8), cka::rbf_parameters::median(1.0, cka::median_rule::nonzero),
-                                         cka::rbf_parameters(3.0)};
-  for (const auto& k : kernels)
+  const cka::device::detail::strided<T> hx{x.data(), n, 6, 6, 1}, hy{y.data(), n, 4, 1, n}, hx4{x.data(), n, 4, 6, 1};
+  const cka::device::matrix_view<const T> vx{dx, n, 6, 6, 1}, vy{dy, n, 4, 1, n}, vx4{dx, n, 4, 6, 1};
+  auto run = [&](const auto& kx, const auto& ky, const std::string& name) {
     for (bool unbiased : {false, true}) {
-      std::vector<double> scratch(std::size_t(cka::device::detail::rbf_cka_scratch(n, 6, 4)));
-      const cka::device::detail::strided<T> hx{x.data(), n, 6, 6, 1}, hy{y.data(), n, 4, 1, n};
-      const double expected = cka::device::detail::cka_of(
-          "kernel_cka", cka::device::detail::rbf_cka_sums(engine, hx, hy, k, k, unbiased, scratch.data()));
-      const double got = double(cka::kernel_cka(ctx, cka::device::matrix_view<const T>{dx, n, 6, 6, 1},
-                                                cka::device::matrix_view<const T>{dy, n, 4, 1, n}, k, k,
-                                                unbiased ? cka::estimator::unbiased : cka::estimator::biased));
-      check(std::abs(got - expected) <= 1e-12 * std::abs(expected),
-            "rbf n = " + std::to_string(n) + " sigma " + std::to_string(k.sigma()) + " unbiased " + std::to_string(unbiased) +
-                ": " + std::to_string(got) + " vs " + std::to_string(expected));
-      // MMD between X's first 4 columns (a strided view) and Y: the pooled sample has 2n rows.
-      std::vector<double> pooled(std::size_t(cka::device::detail::rbf_mmd2_scratch(n, n, 4)));
-      const cka::device::detail::strided<T> hx4{x.data(), n, 4, 6, 1};
       const auto est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
-      const double mmd_expected = cka::device::detail::rbf_mmd2(engine, hx4, hy, k, est, pooled.data());
-      const double mmd_got = double(cka::mmd2(ctx, cka::device::matrix_view<const T>{dx, n, 4, 6, 1},
-                                              cka::device::matrix_view<const T>{dy, n, 4, 1, n}, k, est));
+      const auto rx = cka::device::detail::tile_request_of(kx), ry = cka::device::detail::tile_request_of(ky);
+      std::vector<double> scratch(std::size_t(cka::device::detail::kernel_cka_scratch(n, 6, 4)));
+      const double expected = cka::device::detail::cka_of(
+          "kernel_cka", cka::device::detail::kernel_cka_sums(engine, hx, hy, rx, ry, unbiased, scratch.data()));
+      const double got = double(cka::kernel_cka(ctx, vx, vy, kx, ky, est));
+      const std::string what = name + " n = " + std::to_string(n) + " unbiased " + std::to_string(unbiased);
+      check(std::abs(got - expected) <= 1e-12 * std::abs(expected),
+            "kernel_cka " + what + ": " + std::to_string(got) + " vs " + std::to_string(expected));
+      // MMD between X's first 4 columns (a strided view) and Y with kx: the pooled sample has 2n rows.
+      std::vector<double> pooled(std::size_t(cka::device::detail::kernel_mmd2_scratch(n, n, 4)));
+      const double mmd_expected = rx.form == cka::device::detail::tile_form::linear
+                                      ? cka::device::detail::linear_mmd2(thrust::cpp::par, "mmd2", hx4, hy, est, pooled.data())
+                                      : cka::device::detail::kernel_mmd2(engine, hx4, hy, rx, est, pooled.data());
+      const double mmd_got = double(cka::mmd2(ctx, vx4, vy, kx, est));
       check(std::abs(mmd_got - mmd_expected) <= 1e-12 * std::abs(mmd_expected),
-            "mmd2 n = " + std::to_string(n) + " sigma " + std::to_string(k.sigma()) + " unbiased " + std::to_string(unbiased) +
-                ": " + std::to_string(mmd_got) + " vs " + std::to_string(mmd_expected));
+            "mmd2 " + what + ": " + std::to_string(mmd_got) + " vs " + std::to_string(mmd_expected));
     }
+  };
+  const auto median = cka::rbf_parameters::median(0.8), nonzero = cka::rbf_parameters::median(1.0, cka::median_rule::nonzero);
+  const cka::rbf_parameters fixed(3.0);
+  const cka::polynomial_kernel cubic{3, 0.02, 1.0};
+  run(median, median, "rbf median");
+  run(nonzero, nonzero, "rbf nonzero median");
+  run(fixed, fixed, "rbf sigma 3");
+  run(cubic, cubic, "polynomial");
+  run(cka::linear_kernel{}, median, "linear with rbf");
+  run(cka::linear_kernel{}, cka::linear_kernel{}, "linear");
   cudaFree(dx);
   cudaFree(dy);
 }
@@ -514,8 +523,8 @@ int main(int argc, char** argv) {
   for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
   compare<float>(301, 1e-12);  // float input, double accumulation on both sides
   for (std::int64_t n : {7, 1001, 100003}) compare_linear(n);
-  for (std::int64_t n : {5, 301, 4099}) compare_rbf<double>(n);
-  compare_rbf<float>(1001);
+  for (std::int64_t n : {5, 301, 4099}) compare_kernels<double>(n);
+  compare_kernels<float>(1001);
   for (auto bc : {std::pair<std::int64_t, std::int64_t>{3, 10}, {17, 5}, {64, 100}, {257, 1000}}) compare_losses<double>(bc.first, bc.second);
   compare_losses<float>(129, 37);
   errors();

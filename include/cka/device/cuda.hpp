@@ -2,8 +2,9 @@
 /// \file device/cuda.hpp
 /// The CUDA context of the device backend, for CUDA translation units (nvcc; no Eigen here): views of device
 /// memory (a CUDA tensor's data_ptr, sizes, strides) and a stream. This version has HSIC of two Gram views,
-/// linear CKA, kernel CKA with two RBF kernels and MMD with an RBF kernel, computed by the same Thrust code
-/// as on the host systems (device/detail/hsic.hpp, linear.hpp, rbf.hpp) with thrust::cuda::par.on(stream),
+/// linear CKA, kernel CKA and MMD with linear, polynomial and RBF kernels, computed by the same Thrust code
+/// as on the host systems (device/detail/hsic.hpp, linear.hpp, kernel_sums.hpp) with
+/// thrust::cuda::par.on(stream),
 /// the products by cuBLAS DSYRK / DGEMM (64-bit API), and the centered RCKA losses with their gradients —
 /// also as loss_slot variants that leave the value in device memory without waiting. Results returned as
 /// host values synchronise the stream. Link CUDA::cublas; build with CKA_CUDA=ON
@@ -16,10 +17,11 @@
 #include <cka/detail/fail.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
-#include <cka/device/detail/rbf.hpp>
+#include <cka/device/detail/kernel_sums.hpp>
 #include <cka/device/detail/relation.hpp>
 #include <cka/device/view.hpp>
 #include <cka/estimator.hpp>
+#include <cka/inner_product_kernels.hpp>
 #include <cka/rbf_parameters.hpp>
 #include <cka/rcka_options.hpp>
 
@@ -116,7 +118,7 @@ inline double cka_of(const char* fn, const centered_totals& s, bool nan_if_undef
   return s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
 }
 
-/// The device RBF engine on CUDA: tiles of G by cublasDgemm_64, Thrust on the stream, scratch from
+/// The device tile engine on CUDA: tiles of G by cublasDgemm_64, Thrust on the stream, scratch from
 /// cudaMallocAsync. Tiles of up to 4096 rows (two of 128 MiB).
 struct cublas_tile_gemm {
   cublasHandle_t blas;
@@ -143,10 +145,10 @@ struct cuda_make {
   const char* fn;
   cuda_scratch operator()(std::size_t count) const { return cuda_scratch(fn, count, stream); }
 };
-inline auto cuda_rbf_engine(const cuda& ctx, const char* fn, std::int64_t n) {
-  rbf_plan plan;
+inline auto cuda_tile_engine(const cuda& ctx, const char* fn, std::int64_t n) {
+  tile_plan plan;
   plan.tile = std::min<std::int64_t>(4096, std::max<std::int64_t>(n, 1));
-  return make_rbf_engine(thrust::cuda::par.on(ctx.stream), cublas_tile_gemm{ctx.blas(), fn}, cuda_copy{ctx.stream, fn},
+  return make_tile_engine(thrust::cuda::par.on(ctx.stream), cublas_tile_gemm{ctx.blas(), fn}, cuda_copy{ctx.stream, fn},
                          cuda_make{ctx.stream, fn}, fn, plan);
 }
 
@@ -315,49 +317,67 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
   return T(device::detail::cka_of(fn, s));
 }
 
-/// Kernel CKA with two Gaussian RBF kernels (fixed σ or a median rule; rbf_parameters, which
-/// cka::rbf_kernel is) of two views in device memory; as kernel_cka(X, Y, kx, ky, est) on the host (same
-/// checks, same errors; values to rounding). The device tile engine (device/detail/rbf.hpp): Z centered once
-/// (8·n·(d1+d2) bytes), tiles of G = Z_I·Z_Jᵀ by cublasDgemm_64 (up to 4096 rows a side, two 128 MiB
-/// buffers), turned into kernel values in place and reduced by Thrust — the exact median by bit-pattern
-/// selection (a median rule: two passes for typical data), pass A (row sums), pass B (centered products);
-/// 2·n²·(d1+d2) flops per pass, no n×n buffer. Synchronises the stream.
-template <class TX, class TY, class T = std::remove_const_t<TX>,
+/// Kernel CKA of two views in device memory with kernels kx, ky among linear_kernel, polynomial_kernel and
+/// the Gaussian RBF kernels (fixed σ or a median rule; rbf_parameters, which cka::rbf_kernel is); as
+/// kernel_cka(X, Y, kx, ky, est) on the host (same checks, same errors; values to rounding). Two linear
+/// kernels: linear_cka(ctx, X, Y, est). Otherwise the device tile engine (device/detail/kernel_sums.hpp):
+/// the rows written once (8·n·(d1+d2) bytes; centered but for the polynomial kernel), tiles of
+/// G = Z_I·Z_Jᵀ by cublasDgemm_64 (up to 4096 rows a side, two 128 MiB buffers) whose kernel values the
+/// Thrust passes read off G — the exact median by bit-pattern selection (a median rule: two passes for
+/// typical data), pass A (row sums), pass B (centered products); 2·n²·(d1+d2) flops per pass, no n×n
+/// buffer. Synchronises the stream.
+template <class TX, class TY, class KX, class KY, class T = std::remove_const_t<TX>,
           class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
-T kernel_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const rbf_parameters& kx,
-             const rbf_parameters& ky, estimator est = estimator::biased) {
-  const char* fn = "kernel_cka";
-  const device::detail::cuda_read read{ctx.stream};
-  const auto policy = thrust::cuda::par.on(ctx.stream);
-  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
-  device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
-  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::rbf_cka_scratch(x.rows, x.cols, y.cols)),
-                                             ctx.stream);
-  const auto s = device::detail::rbf_cka_sums(device::detail::cuda_rbf_engine(ctx, fn, x.rows), sx, sy, kx, ky,
-                                              est == estimator::unbiased, scratch.get());
-  return T(device::detail::cka_of(fn, s));
+T kernel_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const KX& kx,
+             const KY& ky, estimator est = estimator::biased) {
+  static_assert(device::detail::is_tile_kernel<KX> && device::detail::is_tile_kernel<KY>,
+                "cka::kernel_cka on CUDA takes linear_kernel, polynomial_kernel and RBF kernels (rbf_parameters); for "
+                "another kernel, form its Gram matrices and call cka::hsic(ctx, K, L, est)");
+  if constexpr (std::is_same_v<KX, linear_kernel> && std::is_same_v<KY, linear_kernel>) {
+    return linear_cka(ctx, x, y, est);
+  } else {
+    const char* fn = "kernel_cka";
+    const device::detail::cuda_read read{ctx.stream};
+    const auto policy = thrust::cuda::par.on(ctx.stream);
+    const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
+    const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+    device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
+    const device::detail::tile_request rx = device::detail::tile_request_of(kx), ry = device::detail::tile_request_of(ky);
+    const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::kernel_cka_scratch(x.rows, x.cols, y.cols)),
+                                               ctx.stream);
+    const auto s = device::detail::kernel_cka_sums(device::detail::cuda_tile_engine(ctx, fn, x.rows), sx, sy, rx, ry,
+                                                   est == estimator::unbiased, scratch.get());
+    return T(device::detail::cka_of(fn, s));
+  }
 }
 
-/// Squared MMD with a Gaussian RBF kernel (fixed σ or a median rule) between the rows of two views in device
-/// memory; as mmd2(X, Y, kernel, est) on the host (same checks, same errors; values to rounding). The device
-/// tile engine over the pooled sample: Z = [X; Y] centered once (8·(m+n)·d bytes), its exact median where a
-/// median rule asks for it, then one pass of block sums over DGEMM tiles; no (m+n)² buffer. Synchronises
-/// the stream.
-template <class TX, class TY, class T = std::remove_const_t<TX>,
+/// Squared MMD between the rows of two views in device memory with a linear_kernel, polynomial_kernel or
+/// Gaussian RBF kernel (fixed σ or a median rule); as mmd2(X, Y, kernel, est) on the host (same checks, same
+/// errors; values to rounding). The linear kernel by its closed form (O((m+n)d), one transform-reduce over
+/// the columns); the others by the device tile engine over the pooled sample: Z = [X; Y] written once
+/// (8·(m+n)·d bytes), its exact median where a median rule asks for it, then one pass of block sums over
+/// DGEMM tiles; no (m+n)² buffer. Synchronises the stream.
+template <class TX, class TY, class Kernel, class T = std::remove_const_t<TX>,
           class = std::enable_if_t<std::is_same_v<std::remove_const_t<TX>, std::remove_const_t<TY>>>>
-T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const rbf_parameters& kernel,
+T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y, const Kernel& kernel,
        estimator est = estimator::biased) {
+  static_assert(device::detail::is_tile_kernel<Kernel>,
+                "cka::mmd2 on CUDA takes linear_kernel, polynomial_kernel and RBF kernels (rbf_parameters)");
   const char* fn = "mmd2";
   const device::detail::cuda_read read{ctx.stream};
   const auto policy = thrust::cuda::par.on(ctx.stream);
   const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
   const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
   device::detail::require_samples_pair(policy, read, fn, sx, sy, est == estimator::biased ? 1 : 2);
-  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::rbf_mmd2_scratch(x.rows, y.rows, x.cols)),
+  const device::detail::tile_request r = device::detail::tile_request_of(kernel);
+  if (r.form == device::detail::tile_form::linear) {
+    const device::detail::cuda_scratch stats(fn, std::size_t(2 * x.cols), ctx.stream);
+    return T(device::detail::linear_mmd2(policy, fn, sx, sy, est, stats.get()));
+  }
+  const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::kernel_mmd2_scratch(x.rows, y.rows, x.cols)),
                                              ctx.stream);
-  return T(device::detail::rbf_mmd2(device::detail::cuda_rbf_engine(ctx, fn, x.rows + y.rows), sx, sy, kernel, est,
-                                    scratch.get()));
+  return T(device::detail::kernel_mmd2(device::detail::cuda_tile_engine(ctx, fn, x.rows + y.rows), sx, sy, r, est,
+                                       scratch.get()));
 }
 
 namespace rcka {

@@ -47,7 +47,8 @@ struct column_moments {
   }
 };
 
-/// Z(i, offset + j) = (x_ij − mean_j)·keep_j·scale at flat index j·n + i.
+/// Z(row0 + i, col0 + j) = (x_ij − mean_j)·keep_j·scale in a column-major Z with leading dimension ld:
+/// a view's rows written as a block of columns (col0) or of rows (row0, a pooled sample).
 template <class T>
 struct center_into {
   strided<T> m;
@@ -55,10 +56,10 @@ struct center_into {
   const double* keep;
   double scale;
   double* z;
-  std::int64_t offset;
+  std::int64_t ld, row0, col0;
   CKA_HD void operator()(std::int64_t flat) const {
     const std::int64_t i = flat % m.rows, j = flat / m.rows;
-    z[(offset + j) * m.rows + i] = (double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j]) * keep[j] * scale;
+    z[(col0 + j) * ld + row0 + i] = (double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j]) * keep[j] * scale;
   }
 };
 
@@ -169,8 +170,8 @@ centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram
   const thrust::counting_iterator<std::int64_t> first(0);
   thrust::for_each(policy, first, first + d1, column_moments<T>{x, mean, keep});
   thrust::for_each(policy, first, first + d2, column_moments<T>{y, mean + d1, keep + d1});
-  thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, 0});
-  thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, d1});
+  thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, n, 0, 0});
+  thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, n, 0, d1});
   if (linear_by_grams(n, dd)) {
     double* k = g;
     double* l = g + n * n;

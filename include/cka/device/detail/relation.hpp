@@ -319,8 +319,8 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
     thrust::fill(policy, mean, mean + dd, 0.0);
     thrust::fill(policy, keep, keep + dd, 1.0);
   }
-  thrust::for_each(policy, first, first + n * ds, center_into<T>{s, mean, keep, 1.0, z, 0});
-  thrust::for_each(policy, first, first + n * dt, center_into<T>{t, mean + ds, keep + ds, 1.0, z, ds});
+  thrust::for_each(policy, first, first + n * ds, center_into<T>{s, mean, keep, 1.0, z, n, 0, 0});
+  thrust::for_each(policy, first, first + n * dt, center_into<T>{t, mean + ds, keep + ds, 1.0, z, n, 0, ds});
   gram(static_cast<const double*>(z), n, ds, k);
   gram(static_cast<const double*>(z + n * ds), n, dt, l);
   thrust::for_each(policy, first, first + n * n, mirror_lower{k, n});

@@ -1,0 +1,358 @@
+#pragma once
+// Private: kernel CKA and the squared MMD with the kernels the device tile engine evaluates from G — linear
+// (g on centered rows), polynomial ((γg + c₀)^degree on the raw rows) and Gaussian RBF (exp(−d/(2σ²)) of
+// the squared distance d, on centered rows) — without an n×n buffer. Each tile's kernel values are read
+// off G inside the pass that consumes them (tile_value), never written back:
+// - the RBF bandwidth of a median rule: median.hpp;
+// - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator), and per row the
+//   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram);
+// - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp, a tile I < J counted twice;
+// - MMD: the pooled sample [X; Y] written once, then one pass of block sums; the linear kernel takes its
+//   closed form instead (‖x̄ − ȳ‖² and the unbiased terms from the column sums, O((m+n)d)).
+// Passes run tile after tile and add the tiles' sums in tile order. Memory: Z (8·n·d bytes per
+// representation), 6n doubles, one or two tiles, and the median's collected bracket.
+
+#include <cka/detail/mmd_sums.hpp>
+#include <cka/device/detail/median.hpp>
+#include <cka/inner_product_kernels.hpp>  // Eigen-free, as rbf_parameters.hpp
+#include <cka/rbf_parameters.hpp>
+
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/reduce.h>
+#include <thrust/transform_reduce.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+namespace cka::device::detail {
+
+/// exp(−d/(2σ²)) in the form rbf_parameters::exponent_for chose: exp(d·scale), or where 1/(2σ²)
+/// overflows exp((d/root)·half) with 1 at d = 0.
+struct rbf_exponent {
+  double scale = 0, root = 0, half = 0;
+  bool split = false;
+  CKA_HD double operator()(double d) const {
+    if (!split) return exp(d * scale);
+    return d == 0.0 ? 1.0 : exp((d / root) * half);
+  }
+};
+
+/// The kernels of the tile engine.
+enum class tile_form { linear, polynomial, rbf };
+
+/// A kernel as the caller gave it (a median-rule bandwidth still to resolve).
+struct tile_request {
+  tile_form form = tile_form::linear;
+  polynomial_kernel polynomial{};
+  rbf_parameters rbf{1.0};
+  /// Whether the rows are column-centered first (every kernel here but the polynomial is translation
+  /// invariant under centering).
+  bool centered() const { return form != tile_form::polynomial; }
+};
+inline tile_request tile_request_of(const linear_kernel&) { return {}; }
+inline tile_request tile_request_of(const polynomial_kernel& k) {
+  k.require_valid();
+  tile_request r;
+  r.form = tile_form::polynomial;
+  r.polynomial = k;
+  return r;
+}
+inline tile_request tile_request_of(const rbf_parameters& k) {
+  tile_request r;
+  r.form = tile_form::rbf;
+  r.rbf = k;
+  return r;
+}
+
+/// Whether the tile engine evaluates kernel type K (rbf_kernel is an rbf_parameters).
+template <class K>
+constexpr bool is_tile_kernel = std::is_same_v<K, linear_kernel> || std::is_same_v<K, polynomial_kernel> ||
+                                std::is_base_of_v<rbf_parameters, K>;
+
+/// A resolved kernel: its value from g (inner product) or d (squared distance).
+struct tile_kernel {
+  tile_form form = tile_form::linear;
+  double gamma = 1, coef0 = 0, degree = 1;  // polynomial
+  rbf_exponent rbf;
+};
+
+/// The kernel value at flat index k of a tile holding G; NaN where a distance overflowed.
+struct tile_value {
+  tile_distance dist;
+  tile_kernel kernel;
+  CKA_HD double operator()(std::int64_t k) const {
+    if (kernel.form == tile_form::rbf) {
+      const double d = dist(k);
+      return d - d == 0.0 ? kernel.rbf(d) : d - d;
+    }
+    const double g = dist.g[k];
+    return kernel.form == tile_form::linear ? g : pow(kernel.gamma * g + kernel.coef0, kernel.degree);
+  }
+};
+
+/// Row sums of a tile's kernel values into r[i] (+=), the squares (times `weight`) into q[i]; the entry
+/// on the matrix diagonal is left out when skip_diagonal (a diagonal tile's i = j).
+struct tile_row_sums {
+  tile_value v;
+  std::int64_t w;
+  bool skip_diagonal;
+  double weight;
+  double* r;
+  double* q;
+  CKA_HD void operator()(std::int64_t i) const {
+    const std::int64_t h = v.dist.h;
+    double s = 0, s2 = 0;
+    for (std::int64_t j = 0; j < w; ++j) {
+      if (v.dist.diagonal && skip_diagonal && i == j) continue;
+      const double a = v(j * h + i);
+      s += a;
+      s2 += a * a;
+    }
+    r[i] += s;
+    q[i] += weight * s2;
+  }
+};
+
+/// Column sums of a tile's kernel values above the diagonal into r[j] (+=).
+struct tile_column_sums {
+  tile_value v;
+  double* r;
+  CKA_HD void operator()(std::int64_t j) const {
+    const std::int64_t h = v.dist.h;
+    double s = 0;
+    for (std::int64_t i = 0; i < h; ++i) s += v(j * h + i);
+    r[j] += s;
+  }
+};
+
+/// The centered products of a tile of K and L (pass B), a tile above the diagonal counted twice.
+struct tile_centered_products {
+  tile_value k, l;
+  const double* rki;
+  const double* rkj;
+  const double* rli;
+  const double* rlj;
+  centering_scale ck, cl;
+  bool unbiased;
+  CKA_HD sums3 operator()(std::int64_t flat) const {
+    const std::int64_t h = k.dist.h, i = flat % h, j = flat / h;
+    const bool diagonal = k.dist.diagonal;
+    if (diagonal && unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    const double a = k(flat) - ck.u * (rki[i] + rkj[j]) + ck.c;
+    const double b = l(flat) - cl.u * (rli[i] + rlj[j]) + cl.c;
+    const double wgt = diagonal ? 1.0 : 2.0;
+    return sums3(wgt * a * b, wgt * a * a, wgt * b * b);
+  }
+};
+
+/// The block sums of a pooled tile (rows before m are X's): Σ Kxx, Σ Kyy, Σ Kxy over the full symmetric
+/// matrix (each mixed pair twice), and the diagonals of Kxx and Kyy; a tile above the diagonal counted twice.
+struct tile_block_terms {
+  tile_value k;
+  std::int64_t i0, j0, m;
+  CKA_HD sums5 operator()(std::int64_t flat) const {
+    const std::int64_t h = k.dist.h, i = i0 + flat % h, j = j0 + flat / h;
+    const double v = k(flat), wgt = k.dist.diagonal ? 1.0 : 2.0;
+    const bool xi = i < m, xj = j < m;
+    const double on_diagonal = i == j ? v : 0.0;
+    if (xi && xj) return sums5(wgt * v, 0.0, 0.0, on_diagonal, 0.0);
+    if (!xi && !xj) return sums5(0.0, wgt * v, 0.0, 0.0, on_diagonal);
+    return sums5(0.0, 0.0, wgt * v, 0.0, 0.0);
+  }
+};
+
+/// The request resolved for the rows t (as the engine wrote them): a median-rule σ² from the median of
+/// their distances, then the exponent's form.
+template <class Engine>
+tile_kernel resolve_kernel(const Engine& e, const tile_rows& t, const tile_request& r) {
+  tile_kernel k;
+  k.form = r.form;
+  if (r.form == tile_form::polynomial) {
+    k.gamma = r.polynomial.gamma;
+    k.coef0 = r.polynomial.coef0;
+    k.degree = double(r.polynomial.degree);
+  } else if (r.form == tile_form::rbf) {
+    const rbf_parameters& p = r.rbf;
+    const double s2 = p.uses_median() ? p.bandwidth_from_median(tile_median(e, t, p.rule())) : p.sigma() * p.sigma();
+    const cka::detail::rbf_exponent_form<double> f = p.exponent_for(s2);
+    k.rbf = rbf_exponent{f.scale, f.root, f.half, f.split};
+  }
+  return k;
+}
+
+/// The rows of a view (and of a second, stacked, for a pooled sample) written for kernel r: centered unless
+/// polynomial, scaled by a power of two for a median rule (from the larger magnitude, as the host scales).
+template <class Engine, class T>
+tile_rows write_for(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& r, double* z,
+                    double* norms, double* stats) {
+  double scale = 1.0;
+  if (r.form == tile_form::rbf && r.rbf.uses_median()) {
+    scale = scale_for_top(y.rows > 0 ? std::max(magnitude_top(e.policy, x), magnitude_top(e.policy, y)) : magnitude_top(e.policy, x));
+  }
+  e.write_rows(x, y, r.centered(), scale, z, norms, stats);
+  return tile_rows{z, norms, x.rows + y.rows, x.cols};
+}
+
+/// The centered sums of the kernel matrices K of x and L of y (pass A, then pass B): kl, kk, ll and the
+/// references Σ K_ij², Σ L_ij² (off the diagonal for the unbiased estimator). rows: 4n doubles.
+template <class Engine>
+centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_kernel& fx, const tile_rows& y,
+                              const tile_kernel& fy, bool unbiased, double* rows) {
+  const std::int64_t n = x.n;
+  double* rk = rows;
+  double* rl = rows + n;
+  double* qk = rows + 2 * n;
+  double* ql = rows + 3 * n;
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::fill(e.policy, rows, rows + 4 * n, 0.0);
+  auto bk = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  auto bl = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  double* gk = bk.get();
+  double* gl = bl.get();
+  auto values = [&](const tile_rows& t, const tile_kernel& f, const tile_place& p, double* g) {
+    e.product(t, p, g);
+    return tile_value{e.distances(t, p, g), f};
+  };
+  for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
+    const double weight = p.diagonal() ? 1.0 : 2.0;
+    const tile_value k = values(x, fx, p, gk), l = values(y, fy, p, gl);
+    thrust::for_each(e.policy, first, first + p.h, tile_row_sums{k, p.w, unbiased, weight, rk + p.i0, qk + p.i0});
+    thrust::for_each(e.policy, first, first + p.h, tile_row_sums{l, p.w, unbiased, weight, rl + p.i0, ql + p.i0});
+    if (!p.diagonal()) {
+      thrust::for_each(e.policy, first, first + p.w, tile_column_sums{k, rk + p.j0});
+      thrust::for_each(e.policy, first, first + p.w, tile_column_sums{l, rl + p.j0});
+    }
+  });
+  const double tk = thrust::reduce(e.policy, rk, rk + n, 0.0), tl = thrust::reduce(e.policy, rl, rl + n, 0.0);
+  if (!(tk - tk == 0.0)) fail_tile_overflow(e.fn, fx.form == tile_form::rbf);
+  if (!(tl - tl == 0.0)) fail_tile_overflow(e.fn, fy.form == tile_form::rbf);
+  const double refk = thrust::reduce(e.policy, qk, qk + n, 0.0), refl = thrust::reduce(e.policy, ql, ql + n, 0.0);
+  const centering_scale ck = centering_scales(n, tk, unbiased), cl = centering_scales(n, tl, unbiased);
+  double kl = 0, kk = 0, ll = 0;
+  for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
+    const tile_centered_products f{values(x, fx, p, gk), values(y, fy, p, gl), rk + p.i0, rk + p.j0, rl + p.i0, rl + p.j0,
+                                   ck, cl, unbiased};
+    const sums3 s = thrust::transform_reduce(e.policy, first, first + p.h * p.w, f, sums3(0.0, 0.0, 0.0), add3{});
+    kl += thrust::get<0>(s);
+    kk += thrust::get<1>(s);
+    ll += thrust::get<2>(s);
+  });
+  return {kl, kk, ll, refk, refl};
+}
+
+/// Scratch doubles of kernel_cka_sums: Z of both (n·(d1 + d2)), their norms (2n), column statistics
+/// (2·max d), the row sums and squares (4n).
+inline std::int64_t kernel_cka_scratch(std::int64_t n, std::int64_t d1, std::int64_t d2) {
+  return n * (d1 + d2) + 6 * n + 2 * std::max(d1, d2);
+}
+
+/// The centered sums of kernel CKA with kernels kx on x and ky on y (checked views, same rows) on the
+/// engine's context: the rows written, the bandwidths resolved, then passes A and B.
+/// scratch: kernel_cka_scratch(n, d1, d2) doubles.
+template <class Engine, class T>
+centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& kx,
+                                const tile_request& ky, bool unbiased, double* scratch) {
+  const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols;
+  double* zx = scratch;
+  double* zy = zx + n * d1;
+  double* nx = zy + n * d2;
+  double* ny = nx + n;
+  double* rows = ny + n;  // 4n
+  double* stats = rows + 4 * n;
+  const tile_rows tx = write_for(e, x, strided<T>{x.ptr, 0, d1, 0, 0}, kx, zx, nx, stats);
+  const tile_rows ty = write_for(e, y, strided<T>{y.ptr, 0, d2, 0, 0}, ky, zy, ny, stats);
+  const tile_kernel fx = resolve_kernel(e, tx, kx), fy = resolve_kernel(e, ty, ky);
+  return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows);
+}
+
+/// Scratch doubles of kernel_mmd2: Z of the pooled sample ((m+n)·d), its norms, its column statistics (2d).
+inline std::int64_t kernel_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) { return (m + n) * (d + 1) + 2 * d; }
+
+/// Squared MMD with kernel k between the rows of x (m) and y (n) (checked views, same width) on the
+/// engine's context: the pooled sample written once, the bandwidth from its (m+n)² distances for a median
+/// rule, then one pass of block sums. scratch: kernel_mmd2_scratch(m, n, d) doubles.
+template <class Engine, class T>
+double kernel_mmd2(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& k, estimator est,
+                   double* scratch) {
+  const std::int64_t m = x.rows, n = y.rows, total = m + n, d = x.cols;
+  double* z = scratch;
+  double* norms = z + total * d;
+  double* stats = norms + total;
+  const tile_rows t = write_for(e, x, y, k, z, norms, stats);
+  const tile_kernel f = resolve_kernel(e, t, k);
+  auto buffer = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  double* g = buffer.get();
+  double xx = 0, yy = 0, xy = 0, dx = 0, dy = 0;
+  for_upper_tiles(total, e.plan.tile, [&](const tile_place& p) {
+    e.product(t, p, g);
+    const thrust::counting_iterator<std::int64_t> first(0);
+    const sums5 s = thrust::transform_reduce(e.policy, first, first + p.h * p.w,
+                                             tile_block_terms{tile_value{e.distances(t, p, g), f}, p.i0, p.j0, m},
+                                             sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
+    xx += thrust::get<0>(s);
+    yy += thrust::get<1>(s);
+    xy += thrust::get<2>(s);
+    dx += thrust::get<3>(s);
+    dy += thrust::get<4>(s);
+  });
+  const double all = xx + yy + xy;  // NaN where a distance overflowed, ±Inf where a kernel value did
+  if (!(all - all == 0.0)) fail_tile_overflow(e.fn, f.form == tile_form::rbf);
+  return cka::detail::mmd2_from_sums<double>(xx, yy, xy / 2, dx, dy, m, n, est);
+}
+
+/// Column j's contribution to the linear kernel's squared MMD, from the pooled sample's deviations
+/// v = x·c − μ (μ its mean, c a power of two; constant columns exactly zero): with s_x = Σ v over X's
+/// rows, q_x = Σ v², and the same for Y, (s_x/m − s_y/n)² (biased) or (s_x² − q_x)/(m(m−1)) +
+/// (s_y² − q_y)/(n(n−1)) − 2·s_x·s_y/(mn) (unbiased).
+template <class T>
+struct linear_mmd_column {
+  strided<T> x, y;
+  const double* mean;
+  const double* keep;
+  double scale;
+  bool unbiased;
+  CKA_HD double operator()(std::int64_t j) const {
+    const double mu = mean[j] * scale;
+    double s[2] = {0, 0}, q[2] = {0, 0};
+    for (int side = 0; side < 2; ++side) {
+      const strided<T>& v = side == 0 ? x : y;
+      for (std::int64_t i = 0; i < v.rows; ++i) {
+        const double e = (double(v.ptr[i * v.row_stride + j * v.col_stride]) * scale - mu) * keep[j];
+        s[side] += e;
+        q[side] += e * e;
+      }
+    }
+    const double m = double(x.rows), n = double(y.rows);
+    if (!unbiased) {
+      const double diff = s[0] / m - s[1] / n;
+      return diff * diff;
+    }
+    return (s[0] * s[0] - q[0]) / (m * (m - 1)) + (s[1] * s[1] - q[1]) / (n * (n - 1)) - 2.0 * s[0] * s[1] / (m * n);
+  }
+};
+
+/// Squared MMD with the linear kernel in closed form, O((m+n)·d): the host's linear_mmd2 (the pooled sample
+/// shifted to its mean, scaled by the power of two of the larger magnitude) as one transform-reduce over the
+/// columns. stats: 2d doubles of the context's memory. Throws cka::domain_error naming fn on overflow.
+template <class Policy, class T>
+double linear_mmd2(const Policy& policy, const char* fn, const strided<T>& x, const strided<T>& y, estimator est,
+                   double* stats) {
+  const std::int64_t d = x.cols;
+  const double c = std::min(magnitude_scale(policy, x), magnitude_scale(policy, y));
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::for_each(policy, first, first + d, column_moments<T>{x, stats, stats + d, y});
+  const double sum = thrust::transform_reduce(policy, first, first + d,
+                                              linear_mmd_column<T>{x, y, stats, stats + d, c, est == estimator::unbiased},
+                                              0.0, thrust::plus<double>());
+  const double value = sum / c / c;
+  if (!(value - value == 0.0)) {
+    cka::detail::fail_domain(fn, "overflow: the squared MMD exceeds the range of the accumulation type; rescale the inputs");
+  }
+  return value;
+}
+
+}  // namespace cka::device::detail
