@@ -3,6 +3,7 @@
 // same code checks host memory on the OMP and CPP systems and device memory on CUDA.
 
 #include <cka/detail/fail.hpp>
+#include <cka/detail/host_device.hpp>
 
 #include <thrust/find.h>
 #include <thrust/iterator/counting_iterator.h>
@@ -13,12 +14,6 @@
 
 #include <cstdint>
 #include <limits>
-
-#if defined(__CUDACC__)
-#define CKA_HD __host__ __device__
-#else
-#define CKA_HD
-#endif
 
 namespace cka::device::detail {
 

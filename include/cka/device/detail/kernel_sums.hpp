@@ -76,7 +76,7 @@ constexpr bool is_tile_kernel = std::is_same_v<K, linear_kernel> || std::is_same
 /// A resolved kernel: its value from g (inner product) or d (squared distance).
 struct tile_kernel {
   tile_form form = tile_form::linear;
-  double gamma = 1, coef0 = 0, degree = 1;  // polynomial
+  polynomial_kernel polynomial{};
   rbf_exponent rbf;
 };
 
@@ -90,7 +90,7 @@ struct tile_value {
       return d - d == 0.0 ? kernel.rbf(d) : d - d;
     }
     const double g = dist.g[k];
-    return kernel.form == tile_form::linear ? g : pow(kernel.gamma * g + kernel.coef0, kernel.degree);
+    return kernel.form == tile_form::linear ? g : kernel.polynomial.from_inner_product(g);
   }
 };
 
@@ -172,9 +172,7 @@ tile_kernel resolve_kernel(const Engine& e, const tile_rows& t, const tile_reque
   tile_kernel k;
   k.form = r.form;
   if (r.form == tile_form::polynomial) {
-    k.gamma = r.polynomial.gamma;
-    k.coef0 = r.polynomial.coef0;
-    k.degree = double(r.polynomial.degree);
+    k.polynomial = r.polynomial;
   } else if (r.form == tile_form::rbf) {
     const rbf_parameters& p = r.rbf;
     const double s2 = p.uses_median() ? p.bandwidth_from_median(tile_median(e, t, p.rule())) : p.sigma() * p.sigma();
