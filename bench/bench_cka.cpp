@@ -12,23 +12,16 @@
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
 
+#include "bench_data.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <random>
 #include <string>
 
 namespace {
 
-template <class T>
-cka::matrix<T> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  cka::matrix<T> m(n, d);
-  for (Eigen::Index j = 0; j < d; ++j)
-    for (Eigen::Index i = 0; i < n; ++i) m(i, j) = static_cast<T>(normal(engine));
-  return m;
-}
+using bench::data;
 
 void set_flops(benchmark::State& state, double flops) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

@@ -9,19 +9,14 @@
 #include <cka/rcka.hpp>
 #include <cka/similarity.hpp>
 
+#include "bench_data.hpp"
+
 #include <benchmark/benchmark.h>
 
-#include <random>
 
 namespace {
 
-cka::matrix<double> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  cka::matrix<double> m(n, d);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(engine);
-  return m;
-}
+cka::matrix<double> data(Eigen::Index n, Eigen::Index d, unsigned seed) { return bench::data<double>(n, d, seed); }
 
 double form_flops(double n, double d1, double d2) {
   const double dd = d1 + d2;

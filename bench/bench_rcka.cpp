@@ -2,19 +2,15 @@
 // and for PCKA on 4×256×64×64 maps. Goal: value + gradient ≤ 3× the forward.
 #include <cka/rcka.hpp>
 
+#include "bench_data.hpp"
+
 #include <benchmark/benchmark.h>
 
-#include <random>
 
 namespace {
 
-cka::matrix<float> data(Eigen::Index n, Eigen::Index d, unsigned seed) {
-  std::mt19937 engine(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  cka::matrix<float> m(n, d);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(engine);
-  return m;
-}
+// The logits: float, as a framework hands them over.
+cka::matrix<float> data(Eigen::Index n, Eigen::Index d, unsigned seed) { return bench::data<float>(n, d, seed); }
 
 const cka::detail::relation_spec opts = cka::rcka::detail::spec(cka::rcka::relation_options{});  // the defaults
 

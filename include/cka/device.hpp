@@ -161,8 +161,7 @@ template <class Context, class TX, class TY, class KX, class KY, class T = scala
 T tile_kernel_cka(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const KX& kx, const KY& ky, estimator est,
                   const tile_plan& plan = {}) {
   const char* fn = "kernel_cka";
-  const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto sx = strided_of(x), sy = strided_of(y);
   require_pair(policy(ctx), host_read{}, fn, sx, sy, min_samples(est));
   const tile_request rx = tile_request_of(kx), ry = tile_request_of(ky);
   std::vector<double> scratch(std::size_t(kernel_cka_scratch(x.rows, x.cols, y.cols)));
@@ -176,8 +175,7 @@ template <class Context, class TX, class TY, class K, class T = scalar_of<TX, TY
 T tile_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const K& k, estimator est,
             const tile_plan& plan = {}) {
   const char* fn = "mmd2";
-  const strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto sx = strided_of(x), sy = strided_of(y);
   require_samples_pair(policy(ctx), host_read{}, fn, sx, sy, est == estimator::biased ? 1 : 2);
   const tile_request r = tile_request_of(k);
   if (r.form == tile_form::linear) {
@@ -201,8 +199,7 @@ template <class Context, class TX, class TY, class T = device::detail::scalar_of
 T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<TY> y,
              estimator est = estimator::biased) {
   const char* fn = "linear_cka";
-  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto sx = device::detail::strided_of(x), sy = device::detail::strided_of(y);
   device::detail::require_pair(device::detail::policy(ctx), device::detail::host_read{}, fn, sx, sy, min_samples(est));
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
   std::vector<double> scratch(std::size_t(device::detail::linear_scratch(n, dd)));  // host systems: on the host
@@ -244,8 +241,7 @@ template <class Context, class TK, class TL, class T = device::detail::scalar_of
           class = std::enable_if_t<device::detail::host<Context>>>
 T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l,
        estimator est = estimator::biased) {
-  const device::detail::strided<T> sk{k.ptr, k.rows, k.cols, k.row_stride, k.col_stride};
-  const device::detail::strided<T> sl{l.ptr, l.rows, l.cols, l.row_stride, l.col_stride};
+  const auto sk = device::detail::strided_of(k), sl = device::detail::strided_of(l);
   return T(device::detail::gram_hsic(device::detail::policy(ctx), device::detail::host_read{},
                                      device::detail::make_host_scratch, "hsic", sk, sl, est == estimator::unbiased,
                                      double(Eigen::NumTraits<T>::epsilon())));

@@ -268,8 +268,7 @@ namespace cka {
 template <class TK, class TL, class T = std::remove_const_t<TK>,
           class = std::enable_if_t<std::is_same_v<std::remove_const_t<TK>, std::remove_const_t<TL>>>>
 T hsic(const device::cuda& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l, estimator est = estimator::biased) {
-  const device::detail::strided<T> sk{k.ptr, k.rows, k.cols, k.row_stride, k.col_stride};
-  const device::detail::strided<T> sl{l.ptr, l.rows, l.cols, l.row_stride, l.col_stride};
+  const auto sk = device::detail::strided_of(k), sl = device::detail::strided_of(l);
   const double epsilon = std::is_same_v<T, float> ? double(FLT_EPSILON) : double(DBL_EPSILON);
   auto scratch = [&](std::size_t count) { return device::detail::cuda_scratch("hsic", count, ctx.stream); };
   return T(device::detail::gram_hsic(thrust::cuda::par.on(ctx.stream), device::detail::cuda_read{ctx.stream}, scratch,
@@ -288,8 +287,7 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
   const char* fn = "linear_cka";
   const device::detail::cuda_read read{ctx.stream};
   const auto policy = thrust::cuda::par.on(ctx.stream);
-  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto sx = device::detail::strided_of(x), sy = device::detail::strided_of(y);
   device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
   const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::linear_scratch(n, dd)), ctx.stream);
@@ -339,8 +337,7 @@ T kernel_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
     const char* fn = "kernel_cka";
     const device::detail::cuda_read read{ctx.stream};
     const auto policy = thrust::cuda::par.on(ctx.stream);
-    const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-    const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+    const auto sx = device::detail::strided_of(x), sy = device::detail::strided_of(y);
     device::detail::require_pair(policy, read, fn, sx, sy, min_samples(est));
     const device::detail::tile_request rx = device::detail::tile_request_of(kx), ry = device::detail::tile_request_of(ky);
     const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::kernel_cka_scratch(x.rows, x.cols, y.cols)),
@@ -366,8 +363,7 @@ T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<T
   const char* fn = "mmd2";
   const device::detail::cuda_read read{ctx.stream};
   const auto policy = thrust::cuda::par.on(ctx.stream);
-  const device::detail::strided<T> sx{x.ptr, x.rows, x.cols, x.row_stride, x.col_stride};
-  const device::detail::strided<T> sy{y.ptr, y.rows, y.cols, y.row_stride, y.col_stride};
+  const auto sx = device::detail::strided_of(x), sy = device::detail::strided_of(y);
   device::detail::require_samples_pair(policy, read, fn, sx, sy, est == estimator::biased ? 1 : 2);
   const device::detail::tile_request r = device::detail::tile_request_of(kernel);
   if (r.form == device::detail::tile_form::linear) {

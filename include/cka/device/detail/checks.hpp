@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace cka::device::detail {
 
@@ -79,6 +80,13 @@ struct strided {
   const T* ptr;
   std::int64_t rows, cols, row_stride, col_stride;
 };
+
+/// The fields of a view (a device::matrix_view) as a strided matrix of its scalar without const.
+template <class View>
+auto strided_of(const View& v) {
+  using T = std::remove_const_t<std::remove_pointer_t<decltype(v.ptr)>>;
+  return strided<T>{v.ptr, v.rows, v.cols, v.row_stride, v.col_stride};
+}
 
 /// Layouts and finiteness of two input views X and Y.
 template <class Policy, class Read, class T>
