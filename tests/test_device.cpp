@@ -284,7 +284,7 @@ auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std:
 template <class Engine>
 double engine_median(const Engine& e, const test::mat<double>& x, cka::median_rule rule) {
   const std::int64_t n = x.rows(), d = x.cols();
-  std::vector<double> z(std::size_t(n * d)), stats(std::size_t(2 * d));
+  std::vector<double> z(std::size_t(n * d)), stats(std::size_t(device::detail::rows_scratch(n, d)));
   std::vector<double> norms(static_cast<std::size_t>(n));
   const device::detail::strided<double> sx{x.data(), n, d, 1, n}, none{x.data(), 0, d, 0, 0};
   e.write_rows(sx, none, true, 1.0, z.data(), norms.data(), stats.data());
@@ -584,6 +584,46 @@ TEST_CASE("device MMD: the linear kernel's closed form and the polynomial kernel
                     Contains("polynomial_kernel") && Contains("degree = -1"));
   CHECK_THROWS_WITH(cka::mmd2(device::cpp{}, lay_out(x1, layout::row_major).input(), vy.input(), cka::linear_kernel{}, estimator::unbiased),
                     Contains("X has 1 samples"));
+}
+
+TEST_CASE("device column statistics in chunks of rows: many rows, pooled samples, constant columns", "[device]") {
+  // 700 rows: three chunks of 256. Column 1 of X is constant but for its last row (it varies: kept);
+  // column 2 is constant throughout (centered to exact zeros); a large offset on every column.
+  test::mat<double> x = (test::normal<double>(700, 4, 895).array() + 1e3).matrix();
+  x.col(1).setConstant(5.0);
+  x(699, 1) = 6.0;
+  x.col(2).setConstant(-3.0);
+  const auto y = test::related<double>(x, 3, 896);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    CHECK(test::rel_err(cka::linear_cka(device::omp{}, lay_out(x, layout::row_major).input(), lay_out(y, layout::strided).input(), est),
+                        cka::linear_cka(x, y, est)) < 1e-12);
+    const cka::polynomial_kernel quad{2, 1e-6, 1.0};
+    CHECK(test::rel_err(cka::kernel_cka(device::cpp{}, lay_out(x, layout::column_major).input(), lay_out(y, layout::row_major).input(),
+                                        cka::rbf_kernel::median(), quad, est),
+                        cka::kernel_cka(x, y, cka::rbf_kernel::median(), quad, est)) < 1e-12);
+    // A pooled sample of 300 + 250 rows: its chunks cross from X's rows into Y's.
+    const test::mat<double> a = x.topRows(300), b = (x.bottomRows(250).array() + 0.5).matrix();
+    CHECK(test::rel_err(cka::mmd2(device::omp{}, lay_out(a, layout::row_major).input(), lay_out(b, layout::column_major).input(),
+                                  cka::linear_kernel{}, est),
+                        cka::mmd2(a, b, cka::linear_kernel{}, est)) < 1e-12);
+    CHECK(test::rel_err(cka::mmd2(device::cpp{}, lay_out(a, layout::row_major).input(), lay_out(b, layout::column_major).input(),
+                                  cka::rbf_kernel{3.0}, est),
+                        cka::mmd2(a, b, cka::rbf_kernel{3.0}, est)) < 1e-12);
+  }
+  // The losses center the features of a batch of 600 rows the same way.
+  const test::mat<double> s = x.topRows(600), t = y.topRows(600);
+  auto grad = lay_out(test::mat<double>(test::mat<double>::Zero(600, 4)), layout::row_major);
+  const auto got = cka::rcka::sample_relation_loss(device::omp{}, lay_out(s, layout::row_major).input(),
+                                                   lay_out(t, layout::row_major).input(), grad.view);
+  const auto expected = cka::rcka::sample_relation_loss(s, t);
+  CHECK(test::rel_err(got.value, expected.value) < 1e-12);
+  CHECK((device::detail::map(grad.view) - expected.grad).cwiseAbs().maxCoeff() <= 1e-12 * expected.grad.cwiseAbs().maxCoeff());
+  // A constant column stays exactly zero after centering: CKA with it alone is undefined, as on the host.
+  const test::mat<double> flat = x.col(2);
+  CHECK_THROWS_WITH(cka::linear_cka(device::omp{}, lay_out(flat, layout::row_major).input(), lay_out(y, layout::row_major).input()),
+                    Contains("zero variance"));
+  CHECK_THROWS_AS(cka::linear_cka(flat, y), cka::domain_error);
 }
 
 TEST_CASE("device losses left in a loss_slot: the waiting functions' values, gradients and errors as statuses", "[device]") {

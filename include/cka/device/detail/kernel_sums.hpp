@@ -242,10 +242,10 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   return {kl, kk, ll, refk, refl};
 }
 
-/// Scratch doubles of kernel_cka_sums: Z of both (n·(d1 + d2)), their norms (2n), column statistics
-/// (2·max d), the row sums and squares (4n).
+/// Scratch doubles of kernel_cka_sums: Z of both (n·(d1 + d2)), their norms (2n), the row sums and squares
+/// (4n), column statistics (rows_scratch).
 inline std::int64_t kernel_cka_scratch(std::int64_t n, std::int64_t d1, std::int64_t d2) {
-  return n * (d1 + d2) + 6 * n + 2 * std::max(d1, d2);
+  return n * (d1 + d2) + 6 * n + rows_scratch(n, std::max(d1, d2));
 }
 
 /// The centered sums of kernel CKA with kernels kx on x and ky on y (checked views, same rows) on the
@@ -267,8 +267,10 @@ centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const stri
   return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows);
 }
 
-/// Scratch doubles of kernel_mmd2: Z of the pooled sample ((m+n)·d), its norms, its column statistics (2d).
-inline std::int64_t kernel_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) { return (m + n) * (d + 1) + 2 * d; }
+/// Scratch doubles of kernel_mmd2: Z of the pooled sample ((m+n)·d), its norms, its column statistics.
+inline std::int64_t kernel_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) {
+  return (m + n) * (d + 1) + rows_scratch(m + n, d);
+}
 
 /// Squared MMD with kernel k between the rows of x (m) and y (n) (checked views, same width) on the
 /// engine's context: the pooled sample written once, the bandwidth from its (m+n)² distances for a median
@@ -335,14 +337,15 @@ struct linear_mmd_column {
 
 /// Squared MMD with the linear kernel in closed form, O((m+n)·d): the host's linear_mmd2 (the pooled sample
 /// shifted to its mean, scaled by the power of two of the larger magnitude) as one transform-reduce over the
-/// columns. stats: 2d doubles of the context's memory. Throws cka::domain_error naming fn on overflow.
+/// columns. stats: rows_scratch(m + n, d) doubles of the context's memory. Throws cka::domain_error naming
+/// fn on overflow.
 template <class Policy, class T>
 double linear_mmd2(const Policy& policy, const char* fn, const strided<T>& x, const strided<T>& y, estimator est,
                    double* stats) {
   const std::int64_t d = x.cols;
   const double c = std::min(magnitude_scale(policy, x), magnitude_scale(policy, y));
   const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::for_each(policy, first, first + d, column_moments<T>{x, stats, stats + d, y});
+  column_moments(policy, x, stats, stats + d, stats + 2 * d, y);
   const double sum = thrust::transform_reduce(policy, first, first + d,
                                               linear_mmd_column<T>{x, y, stats, stats + d, c, est == estimator::unbiased},
                                               0.0, thrust::plus<double>());

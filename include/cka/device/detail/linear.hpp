@@ -16,36 +16,75 @@
 #include <thrust/transform_reduce.h>
 #include <thrust/tuple.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 namespace cka::device::detail {
 
-/// Column j's mean and whether it varies (1) or is constant (0, then centered to exact zeros), over the rows
-/// of m and then those of `more` (a pooled sample; none by default). m has at least one row.
+/// The column statistics of a view run in two steps with full parallelism on a GPU: chunks of rows ×
+/// columns, then the chunks of each column in order. Rows per chunk: at least 256, at most 1024 chunks.
+inline std::int64_t moment_chunk(std::int64_t rows) { return std::max<std::int64_t>(256, (rows + 1023) / 1024); }
+inline std::int64_t moment_chunks(std::int64_t rows) { return std::max<std::int64_t>(1, (rows + moment_chunk(rows) - 1) / moment_chunk(rows)); }
+/// Scratch doubles of column_moments for that many rows and columns: a sum and a count per chunk and column.
+inline std::int64_t moments_scratch(std::int64_t rows, std::int64_t cols) { return 2 * moment_chunks(rows) * cols; }
+
+/// Item c·d + j: the sum of column j over chunk c of the pooled rows (m's, then more's), and how many of
+/// them differ from m's first row.
 template <class T>
-struct column_moments {
-  strided<T> m;
-  double* mean;
-  double* keep;
-  strided<T> more = {nullptr, 0, 0, 0, 0};
-  CKA_HD void operator()(std::int64_t j) const {
-    T lo = m.ptr[j * m.col_stride], hi = lo;
-    double s = 0;
-    for (int side = 0; side < 2; ++side) {
-      const strided<T>& v = side == 0 ? m : more;
-      for (std::int64_t i = 0; i < v.rows; ++i) {
-        const T e = v.ptr[i * v.row_stride + j * v.col_stride];
-        s += double(e);
-        lo = e < lo ? e : lo;
-        hi = e > hi ? e : hi;
-      }
+struct column_chunk {
+  strided<T> m, more;
+  std::int64_t chunk;
+  double* sum;
+  double* differ;
+  CKA_HD void operator()(std::int64_t item) const {
+    const std::int64_t d = m.cols, j = item % d, c = item / d, total = m.rows + more.rows;
+    const std::int64_t r0 = c * chunk, r1 = r0 + chunk < total ? r0 + chunk : total;
+    const T first = m.ptr[j * m.col_stride];
+    double s = 0, k = 0;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const T e = r < m.rows ? m.ptr[r * m.row_stride + j * m.col_stride]
+                             : more.ptr[(r - m.rows) * more.row_stride + j * more.col_stride];
+      s += double(e);
+      k += e != first ? 1.0 : 0.0;
     }
-    mean[j] = s / double(m.rows + more.rows);
-    keep[j] = lo < hi ? 1.0 : 0.0;
+    sum[item] = s;
+    differ[item] = k;
   }
 };
+
+/// Column j's mean and whether it varies (1) or is constant (0), from its chunks in order.
+struct column_from_chunks {
+  const double* sum;
+  const double* differ;
+  std::int64_t d, chunks, total;
+  double* mean;
+  double* keep;
+  CKA_HD void operator()(std::int64_t j) const {
+    double s = 0, k = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      s += sum[c * d + j];
+      k += differ[c * d + j];
+    }
+    mean[j] = s / double(total);
+    keep[j] = k > 0 ? 1.0 : 0.0;
+  }
+};
+
+/// Each column's mean and whether it varies (1) or is constant (0, then centered to exact zeros), over the
+/// rows of m and then those of `more` (a pooled sample; none by default); m has at least one row.
+/// partial: moments_scratch(m.rows + more.rows, m.cols) doubles of the context's memory.
+template <class Policy, class T>
+void column_moments(const Policy& policy, const strided<T>& m, double* mean, double* keep, double* partial,
+                    const strided<T>& more = {nullptr, 0, 0, 0, 0}) {
+  const std::int64_t total = m.rows + more.rows, d = m.cols, chunks = moment_chunks(total);
+  double* sum = partial;
+  double* differ = partial + chunks * d;
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::for_each(policy, first, first + chunks * d, column_chunk<T>{m, more, moment_chunk(total), sum, differ});
+  thrust::for_each(policy, first, first + d, column_from_chunks{sum, differ, d, chunks, total, mean, keep});
+}
 
 /// Z(row0 + i, col0 + j) = (x_ij − mean_j)·keep_j·scale in a column-major Z with leading dimension ld:
 /// a view's rows written as a block of columns (col0) or of rows (row0, a pooled sample).
@@ -129,7 +168,7 @@ struct centered_totals {
 /// form needs: n·D for Z, 2·D for the column statistics, and D² (G) or 2n² + 2n (K, L and their row sums).
 inline bool linear_by_grams(std::int64_t n, std::int64_t dd) { return n < dd; }
 inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd) {
-  return n * dd + 2 * dd + (linear_by_grams(n, dd) ? 2 * n * n + 2 * n : dd * dd);
+  return n * dd + 2 * dd + (linear_by_grams(n, dd) ? 2 * n * n + 2 * n : dd * dd) + moments_scratch(n, dd);
 }
 
 /// M(i, j) = M(j, i) above the diagonal of a column-major n×n matrix whose lower triangle is written.
@@ -168,8 +207,9 @@ centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram
   double* g = keep + dd;  // G, or K, L and their row sums
   const double sx = magnitude_scale(policy, x), sy = magnitude_scale(policy, y);
   const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::for_each(policy, first, first + d1, column_moments<T>{x, mean, keep});
-  thrust::for_each(policy, first, first + d2, column_moments<T>{y, mean + d1, keep + d1});
+  double* partial = g + (linear_by_grams(n, dd) ? 2 * n * n + 2 * n : dd * dd);
+  column_moments(policy, x, mean, keep, partial);
+  column_moments(policy, y, mean + d1, keep + d1, partial);
   thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, n, 0, 0});
   thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, n, 0, d1});
   if (linear_by_grams(n, dd)) {

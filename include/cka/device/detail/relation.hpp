@@ -264,7 +264,7 @@ struct scatter_gradient {
 
 /// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots included).
 inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64_t dd) {
-  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count;
+  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count + moments_scratch(n, dd);
 }
 
 /// A reduction on the host systems, its result stored through `out` (a pointer, or a zip iterator of
@@ -313,8 +313,9 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
   // The features: column-centered for centered CKA without row scaling, else as they are.
   if (mode.center_features()) {
-    thrust::for_each(policy, first, first + ds, column_moments<T>{s, mean, keep});
-    thrust::for_each(policy, first, first + dt, column_moments<T>{t, mean + ds, keep + ds});
+    double* partial = slots.at + term_slots::count;  // after the slots
+    column_moments(policy, s, mean, keep, partial);
+    column_moments(policy, t, mean + ds, keep + ds, partial);
   } else {
     thrust::fill(policy, mean, mean + dd, 0.0);
     thrust::fill(policy, keep, keep + dd, 1.0);

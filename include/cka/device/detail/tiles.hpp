@@ -73,6 +73,10 @@ void for_upper_tiles(std::int64_t n, std::int64_t b, F&& f) {
     for (std::int64_t j0 = i0; j0 < n; j0 += b) f(tile_place{i0, j0, std::min(b, n - i0), std::min(b, n - j0)});
 }
 
+/// Scratch doubles of tile_engine::write_rows for n rows of d columns: the means and flags, and the
+/// column statistics' chunks.
+inline std::int64_t rows_scratch(std::int64_t n, std::int64_t d) { return 2 * d + moments_scratch(n, d); }
+
 /// Throws the overflow of a tile pass: of a squared distance (the RBF kernel, the median), or of a kernel
 /// value (the inner-product kernels) — the host's messages.
 [[noreturn]] inline void fail_tile_overflow(const char* fn, bool distances) {
@@ -107,14 +111,14 @@ struct tile_engine {
 
   /// The rows of a view, or of two stacked views (y may have no rows), into z (n×d) with their squared
   /// norms: column-centered (constant columns exactly zero) when `centered`, else as they are; times
-  /// `scale`. stats holds 2d doubles.
+  /// `scale`. stats: rows_scratch(n, d) doubles.
   template <class T>
   void write_rows(const strided<T>& x, const strided<T>& y, bool centered, double scale, double* z, double* norms,
                   double* stats) const {
     const std::int64_t n = x.rows + y.rows, d = x.cols;
     const thrust::counting_iterator<std::int64_t> first(0);
     if (centered) {
-      thrust::for_each(policy, first, first + d, column_moments<T>{x, stats, stats + d, y});
+      column_moments(policy, x, stats, stats + d, stats + 2 * d, y);
     } else {
       thrust::fill(policy, stats, stats + d, 0.0);
       thrust::fill(policy, stats + d, stats + 2 * d, 1.0);
