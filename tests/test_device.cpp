@@ -343,6 +343,7 @@ TEST_CASE("device RBF engine: kernel CKA against the host for every plan, rule, 
         CAPTURE(k.sigma(), int(k.rule()), est == estimator::unbiased, tile);
         device::detail::tile_plan plan;
         plan.tile = tile;
+        plan.chunk = 3;  // pass A's chunks end inside tiles and rows
         plan.cap = 50;
         plan.draws = 100;
         plan.sample_above = 0;
@@ -472,6 +473,7 @@ TEST_CASE("device tile engine: linear and polynomial kernels, alone and mixed wi
         CAPTURE(tile);
         device::detail::tile_plan plan;
         plan.tile = tile;
+        plan.chunk = tile == 16 ? 16 : 6;
         CHECK(test::rel_err(device::detail::tile_kernel_cka(device::cpp{}, vx.input(), vy.input(), kx, ky, est, plan), expected) < 1e-12);
         CHECK(test::rel_err(device::detail::tile_kernel_cka(device::omp{}, vx.input(), vy.input(), kx, ky, est, plan), expected) < 1e-12);
       }

@@ -179,8 +179,8 @@ T tile_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const K& k
   require_samples_pair(policy(ctx), host_read{}, fn, sx, sy, est == estimator::biased ? 1 : 2);
   const tile_request r = tile_request_of(k);
   if (r.form == tile_form::linear) {
-    std::vector<double> stats(std::size_t(rows_scratch(x.rows + y.rows, x.cols)));
-    return T(linear_mmd2(policy(ctx), fn, sx, sy, est, stats.data()));
+    std::vector<double> scratch(std::size_t(linear_mmd2_scratch(x.rows, y.rows, x.cols)));
+    return T(linear_mmd2(policy(ctx), fn, sx, sy, est, scratch.data()));
   }
   std::vector<double> scratch(std::size_t(kernel_mmd2_scratch(x.rows, y.rows, x.cols)));
   return T(kernel_mmd2(host_tile_engine(ctx, fn, plan), sx, sy, r, est, scratch.data()));

@@ -9,6 +9,7 @@
 
 #include <thrust/system/cpp/execution_policy.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -195,7 +196,8 @@ void compare_kernels(std::int64_t n) {
       check(std::abs(got - expected) <= 1e-12 * std::abs(expected),
             "kernel_cka " + what + ": " + std::to_string(got) + " vs " + std::to_string(expected));
       // MMD between X's first 4 columns (a strided view) and Y with kx: the pooled sample has 2n rows.
-      std::vector<double> pooled(std::size_t(cka::device::detail::kernel_mmd2_scratch(n, n, 4)));
+      std::vector<double> pooled(std::size_t(std::max(cka::device::detail::kernel_mmd2_scratch(n, n, 4),
+                                                       cka::device::detail::linear_mmd2_scratch(n, n, 4))));
       const double mmd_expected = rx.form == cka::device::detail::tile_form::linear
                                       ? cka::device::detail::linear_mmd2(thrust::cpp::par, "mmd2", hx4, hy, est, pooled.data())
                                       : cka::device::detail::kernel_mmd2(engine, hx4, hy, rx, est, pooled.data());

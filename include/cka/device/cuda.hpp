@@ -367,8 +367,9 @@ T mmd2(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_view<T
   device::detail::require_samples_pair(policy, read, fn, sx, sy, est == estimator::biased ? 1 : 2);
   const device::detail::tile_request r = device::detail::tile_request_of(kernel);
   if (r.form == device::detail::tile_form::linear) {
-    const device::detail::cuda_scratch stats(fn, std::size_t(device::detail::rows_scratch(x.rows + y.rows, x.cols)), ctx.stream);
-    return T(device::detail::linear_mmd2(policy, fn, sx, sy, est, stats.get()));
+    const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::linear_mmd2_scratch(x.rows, y.rows, x.cols)),
+                                               ctx.stream);
+    return T(device::detail::linear_mmd2(policy, fn, sx, sy, est, scratch.get()));
   }
   const device::detail::cuda_scratch scratch(fn, std::size_t(device::detail::kernel_mmd2_scratch(x.rows, y.rows, x.cols)),
                                              ctx.stream);

@@ -5,12 +5,14 @@
 // off G inside the pass that consumes them (tile_value), never written back:
 // - the RBF bandwidth of a median rule: median.hpp;
 // - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator), and per row the
-//   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram);
+//   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram), summed over chunks of a tile's
+//   columns (and, above the diagonal, chunks of its rows for the column sums) and then over the chunks;
 // - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp, a tile I < J counted twice;
 // - MMD: the pooled sample [X; Y] written once, then one pass of block sums; the linear kernel takes its
 //   closed form instead (‖x̄ − ȳ‖² and the unbiased terms from the column sums, O((m+n)d)).
 // Passes run tile after tile and add the tiles' sums in tile order. Memory: Z (8·n·d bytes per
-// representation), 6n doubles, one or two tiles, and the median's collected bracket.
+// representation), 6n doubles, one or two tiles, pass A's chunk sums (2·tile²/chunk doubles), and the
+// median's collected bracket.
 
 #include <cka/detail/mmd_sums.hpp>
 #include <cka/device/detail/median.hpp>
@@ -94,38 +96,62 @@ struct tile_value {
   }
 };
 
-/// Row sums of a tile's kernel values into r[i] (+=), the squares (times `weight`) into q[i]; the entry
-/// on the matrix diagonal is left out when skip_diagonal (a diagonal tile's i = j).
-struct tile_row_sums {
+/// Pass A's partial sums over a tile, items spread over the whole tile (a GPU thread per row or column
+/// alone would leave most of the device idle): item c·h + i sums row i over the c-th chunk of `chunk`
+/// columns into rs, and its squares into qs; the entry on the matrix diagonal is left out when
+/// skip_diagonal (a diagonal tile's i = j).
+struct tile_row_chunk {
   tile_value v;
-  std::int64_t w;
+  std::int64_t w, chunk;
   bool skip_diagonal;
-  double weight;
-  double* r;
-  double* q;
-  CKA_HD void operator()(std::int64_t i) const {
-    const std::int64_t h = v.dist.h;
+  double* rs;
+  double* qs;
+  CKA_HD void operator()(std::int64_t item) const {
+    const std::int64_t h = v.dist.h, i = item % h, c = item / h;
+    const std::int64_t j0 = c * chunk, j1 = j0 + chunk < w ? j0 + chunk : w;
     double s = 0, s2 = 0;
-    for (std::int64_t j = 0; j < w; ++j) {
+    for (std::int64_t j = j0; j < j1; ++j) {
       if (v.dist.diagonal && skip_diagonal && i == j) continue;
       const double a = v(j * h + i);
       s += a;
       s2 += a * a;
     }
-    r[i] += s;
-    q[i] += weight * s2;
+    rs[item] = s;
+    qs[item] = s2;
   }
 };
 
-/// Column sums of a tile's kernel values above the diagonal into r[j] (+=).
-struct tile_column_sums {
+/// Item c·w + j: column j of a tile summed over the c-th chunk of `chunk` rows, into cs.
+struct tile_column_chunk {
   tile_value v;
-  double* r;
-  CKA_HD void operator()(std::int64_t j) const {
-    const std::int64_t h = v.dist.h;
+  std::int64_t w, chunk;
+  double* cs;
+  CKA_HD void operator()(std::int64_t item) const {
+    const std::int64_t h = v.dist.h, j = item % w, c = item / w;
+    const std::int64_t i0 = c * chunk, i1 = i0 + chunk < h ? i0 + chunk : h;
     double s = 0;
-    for (std::int64_t i = 0; i < h; ++i) s += v(j * h + i);
-    r[j] += s;
+    for (std::int64_t i = i0; i < i1; ++i) s += v(j * h + i);
+    cs[item] = s;
+  }
+};
+
+/// Adds the chunks of entry k (k + c·stride for c < chunks, in order) into r[k], and those of a second
+/// array times `weight` into q[k] when q is given.
+struct add_chunks {
+  const double* rs;
+  const double* qs;
+  std::int64_t stride, chunks;
+  double weight;
+  double* r;
+  double* q;
+  CKA_HD void operator()(std::int64_t k) const {
+    double s = 0, s2 = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      s += rs[c * stride + k];
+      if (q != nullptr) s2 += qs[c * stride + k];
+    }
+    r[k] += s;
+    if (q != nullptr) q[k] += weight * s2;
   }
 };
 
@@ -215,15 +241,22 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
     e.product(t, p, g);
     return tile_value{e.distances(t, p, g), f};
   };
+  // Pass A's chunk sums: for rows, (tile/chunk rounded up) chunks of h; for columns, as many of w.
+  const std::int64_t chunk = std::max<std::int64_t>(1, e.plan.chunk), most = (e.plan.tile + chunk - 1) / chunk;
+  auto partial = e.make(std::size_t(2 * most * e.plan.tile));
+  double* ps = partial.get();
+  double* pq = ps + most * e.plan.tile;
+  auto row_and_column_sums = [&](const tile_value& v, const tile_place& p, double* r, double* q) {
+    const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
+    thrust::for_each(e.policy, first, first + across * p.h, tile_row_chunk{v, p.w, chunk, unbiased, ps, pq});
+    thrust::for_each(e.policy, first, first + p.h, add_chunks{ps, pq, p.h, across, p.diagonal() ? 1.0 : 2.0, r + p.i0, q + p.i0});
+    if (p.diagonal()) return;  // a tile above the diagonal also holds the sums of the rows below it
+    thrust::for_each(e.policy, first, first + down * p.w, tile_column_chunk{v, p.w, chunk, ps});
+    thrust::for_each(e.policy, first, first + p.w, add_chunks{ps, nullptr, p.w, down, 0.0, r + p.j0, nullptr});
+  };
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
-    const double weight = p.diagonal() ? 1.0 : 2.0;
-    const tile_value k = values(x, fx, p, gk), l = values(y, fy, p, gl);
-    thrust::for_each(e.policy, first, first + p.h, tile_row_sums{k, p.w, unbiased, weight, rk + p.i0, qk + p.i0});
-    thrust::for_each(e.policy, first, first + p.h, tile_row_sums{l, p.w, unbiased, weight, rl + p.i0, ql + p.i0});
-    if (!p.diagonal()) {
-      thrust::for_each(e.policy, first, first + p.w, tile_column_sums{k, rk + p.j0});
-      thrust::for_each(e.policy, first, first + p.w, tile_column_sums{l, rl + p.j0});
-    }
+    row_and_column_sums(values(x, fx, p, gk), p, rk, qk);
+    row_and_column_sums(values(y, fy, p, gl), p, rl, ql);
   });
   const double tk = thrust::reduce(e.policy, rk, rk + n, 0.0), tl = thrust::reduce(e.policy, rl, rl + n, 0.0);
   if (!(tk - tk == 0.0)) fail_tile_overflow(e.fn, fx.form == tile_form::rbf);
@@ -304,50 +337,82 @@ double kernel_mmd2(const Engine& e, const strided<T>& x, const strided<T>& y, co
   return cka::detail::mmd2_from_sums<double>(xx, yy, xy / 2, dx, dy, m, n, est);
 }
 
-/// Column j's contribution to the linear kernel's squared MMD, from the pooled sample's deviations
-/// v = x·c − μ (μ its mean, c a power of two; constant columns exactly zero): with s_x = Σ v over X's
-/// rows, q_x = Σ v², and the same for Y, (s_x/m − s_y/n)² (biased) or (s_x² − q_x)/(m(m−1)) +
-/// (s_y² − q_y)/(n(n−1)) − 2·s_x·s_y/(mn) (unbiased).
+/// Item c·d + j: column j's deviations v = x·scale − μ·scale (μ the pooled mean; constant columns exactly
+/// zero) over the c-th chunk of the pooled rows (X's, then Y's), summed and squared-summed for X's rows and
+/// for Y's apart, into part[0 … 3] (each chunks·d long).
 template <class T>
-struct linear_mmd_column {
+struct linear_mmd_chunk {
   strided<T> x, y;
   const double* mean;
   const double* keep;
   double scale;
-  bool unbiased;
-  CKA_HD double operator()(std::int64_t j) const {
+  std::int64_t chunk, stride;  // stride: chunks·d, the length of each part
+  double* part;
+  CKA_HD void operator()(std::int64_t item) const {
+    const std::int64_t d = x.cols, j = item % d, c = item / d, total = x.rows + y.rows;
+    const std::int64_t r0 = c * chunk, r1 = r0 + chunk < total ? r0 + chunk : total;
     const double mu = mean[j] * scale;
     double s[2] = {0, 0}, q[2] = {0, 0};
-    for (int side = 0; side < 2; ++side) {
-      const strided<T>& v = side == 0 ? x : y;
-      for (std::int64_t i = 0; i < v.rows; ++i) {
-        const double e = (double(v.ptr[i * v.row_stride + j * v.col_stride]) * scale - mu) * keep[j];
-        s[side] += e;
-        q[side] += e * e;
-      }
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const int side = r < x.rows ? 0 : 1;
+      const T e = side == 0 ? x.ptr[r * x.row_stride + j * x.col_stride]
+                            : y.ptr[(r - x.rows) * y.row_stride + j * y.col_stride];
+      const double v = (double(e) * scale - mu) * keep[j];
+      s[side] += v;
+      q[side] += v * v;
     }
-    const double m = double(x.rows), n = double(y.rows);
-    if (!unbiased) {
-      const double diff = s[0] / m - s[1] / n;
-      return diff * diff;
-    }
-    return (s[0] * s[0] - q[0]) / (m * (m - 1)) + (s[1] * s[1] - q[1]) / (n * (n - 1)) - 2.0 * s[0] * s[1] / (m * n);
+    part[item] = s[0];
+    part[stride + item] = q[0];
+    part[2 * stride + item] = s[1];
+    part[3 * stride + item] = q[1];
   }
 };
 
+/// Column j's contribution to the linear kernel's squared MMD from its chunks: with s_x, q_x the sums of
+/// its deviations and of their squares over X's rows, and s_y, q_y over Y's, (s_x/m − s_y/n)² (biased) or
+/// (s_x² − q_x)/(m(m−1)) + (s_y² − q_y)/(n(n−1)) − 2·s_x·s_y/(mn) (unbiased).
+struct linear_mmd_column {
+  const double* part;
+  std::int64_t d, chunks, m, n;
+  bool unbiased;
+  CKA_HD double operator()(std::int64_t j) const {
+    const std::int64_t stride = chunks * d;
+    double t[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; ++k)
+      for (std::int64_t c = 0; c < chunks; ++c) t[k] += part[k * stride + c * d + j];
+    const double mm = double(m), nn = double(n);
+    if (!unbiased) {
+      const double diff = t[0] / mm - t[2] / nn;
+      return diff * diff;
+    }
+    return (t[0] * t[0] - t[1]) / (mm * (mm - 1)) + (t[2] * t[2] - t[3]) / (nn * (nn - 1)) - 2.0 * t[0] * t[2] / (mm * nn);
+  }
+};
+
+/// Scratch doubles of linear_mmd2: the pooled means and flags (2d), then the four sums per chunk of rows
+/// and column (the column statistics' chunks use the same space first).
+inline std::int64_t linear_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) {
+  return 2 * d + 4 * moment_chunks(m + n) * d;
+}
+
 /// Squared MMD with the linear kernel in closed form, O((m+n)·d): the host's linear_mmd2 (the pooled sample
-/// shifted to its mean, scaled by the power of two of the larger magnitude) as one transform-reduce over the
-/// columns. stats: rows_scratch(m + n, d) doubles of the context's memory. Throws cka::domain_error naming
-/// fn on overflow.
+/// shifted to its mean, scaled by the power of two of the larger magnitude) as sums over chunks of rows
+/// and columns, then one transform-reduce over the columns. scratch: linear_mmd2_scratch(m, n, d) doubles
+/// of the context's memory. Throws cka::domain_error naming fn on overflow.
 template <class Policy, class T>
 double linear_mmd2(const Policy& policy, const char* fn, const strided<T>& x, const strided<T>& y, estimator est,
-                   double* stats) {
-  const std::int64_t d = x.cols;
+                   double* scratch) {
+  const std::int64_t d = x.cols, total = x.rows + y.rows, chunks = moment_chunks(total);
+  double* mean = scratch;
+  double* keep = mean + d;
+  double* part = keep + d;
   const double c = std::min(magnitude_scale(policy, x), magnitude_scale(policy, y));
+  column_moments(policy, x, mean, keep, part, y);
   const thrust::counting_iterator<std::int64_t> first(0);
-  column_moments(policy, x, stats, stats + d, stats + 2 * d, y);
+  thrust::for_each(policy, first, first + chunks * d,
+                   linear_mmd_chunk<T>{x, y, mean, keep, c, moment_chunk(total), chunks * d, part});
   const double sum = thrust::transform_reduce(policy, first, first + d,
-                                              linear_mmd_column<T>{x, y, stats, stats + d, c, est == estimator::unbiased},
+                                              linear_mmd_column{part, d, chunks, x.rows, y.rows, est == estimator::unbiased},
                                               0.0, thrust::plus<double>());
   const double value = sum / c / c;
   if (!(value - value == 0.0)) {
