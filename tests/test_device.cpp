@@ -588,7 +588,7 @@ TEST_CASE("device MMD: the linear kernel's closed form and the polynomial kernel
                     Contains("X has 1 samples"));
 }
 
-TEST_CASE("device column statistics in chunks of rows: many rows, pooled samples, constant columns", "[device]") {
+TEST_CASE("device sums in chunks: column statistics over many rows, pooled samples, constant columns; line sums of n×n matrices", "[device]") {
   // 700 rows: three chunks of 256. Column 1 of X is constant but for its last row (it varies: kept);
   // column 2 is constant throughout (centered to exact zeros); a large offset on every column.
   test::mat<double> x = (test::normal<double>(700, 4, 895).array() + 1e3).matrix();
@@ -621,6 +621,35 @@ TEST_CASE("device column statistics in chunks of rows: many rows, pooled samples
   const auto expected = cka::rcka::sample_relation_loss(s, t);
   CHECK(test::rel_err(got.value, expected.value) < 1e-12);
   CHECK((device::detail::map(grad.view) - expected.grad).cwiseAbs().maxCoeff() <= 1e-12 * expected.grad.cwiseAbs().maxCoeff());
+  // Sums along the rows and columns of n×n matrices in chunks of 64 (the last one partial): HSIC of 150×150
+  // Grams, linear CKA in sample space (fewer samples than features), and the losses whose centering or row
+  // scaling sums lines — the unbiased U-centering, the official code's row-scaled cosine, and both.
+  {
+    const auto u = test::normal<double>(150, 5, 897);
+    const test::mat<double> k = cka::gram(u, cka::rbf_kernel{2.0}), l = cka::gram(test::related<double>(u, 4, 898), cka::linear_kernel{});
+    for (estimator est : {estimator::biased, estimator::unbiased})
+      CHECK(test::rel_err(cka::hsic(device::omp{}, lay_out(k, layout::row_major).input(), lay_out(l, layout::column_major).input(), est),
+                          cka::hsic(k, l, est)) < 1e-12);
+    const auto wide = test::normal<double>(130, 140, 899);
+    const auto wide2 = test::related<double>(wide, 150, 900);
+    CHECK(test::rel_err(cka::linear_cka(device::cpp{}, lay_out(wide, layout::row_major).input(), lay_out(wide2, layout::row_major).input(),
+                                        estimator::unbiased),
+                        cka::linear_cka(wide, wide2, estimator::unbiased)) < 1e-12);
+    const test::mat<double> s2 = test::normal<double>(200, 7, 901), t2 = test::related<double>(s2, 7, 902);
+    for (int option = 0; option < 3; ++option) {
+      CAPTURE(option);
+      cka::rcka::relation_options opts;
+      if (option == 0) opts.est = estimator::unbiased;
+      if (option == 1) opts.centered = false, opts.row_normalize = true;
+      if (option == 2) opts.row_normalize = true;
+      auto g2 = lay_out(test::mat<double>(test::mat<double>::Zero(200, 7)), layout::column_major);
+      const auto got2 = cka::rcka::rcka_loss(device::omp{}, lay_out(s2, layout::row_major).input(), lay_out(t2, layout::row_major).input(),
+                                             g2.view, {1.0, 2.0}, opts);
+      const auto expected2 = cka::rcka::rcka_loss(s2, t2, {1.0, 2.0}, opts);
+      CHECK(test::rel_err(got2.value, expected2.value) < 1e-12);
+      CHECK((device::detail::map(g2.view) - expected2.grad).cwiseAbs().maxCoeff() <= 1e-12 * expected2.grad.cwiseAbs().maxCoeff());
+    }
+  }
   // A constant column stays exactly zero after centering: CKA with it alone is undefined, as on the host.
   const test::mat<double> flat = x.col(2);
   CHECK_THROWS_WITH(cka::linear_cka(device::omp{}, lay_out(flat, layout::row_major).input(), lay_out(y, layout::row_major).input()),

@@ -7,6 +7,7 @@
 #include <cka/device/detail/checks.hpp>
 
 #include <thrust/find.h>
+#include <thrust/for_each.h>
 #include <thrust/functional.h>
 #include <thrust/reduce.h>
 #include <thrust/iterator/counting_iterator.h>
@@ -28,16 +29,54 @@ struct square {
   CKA_HD double at(std::int64_t i, std::int64_t j) const { return double(ptr[i * row_stride + j * col_stride]); }
 };
 
-/// Row i's sum, with the diagonal left out for the unbiased estimator.
+/// Sums along the lines (rows or columns) of a matrix in two steps, so that a GPU runs them with full
+/// parallelism whatever the shape: item c·lines + l adds f(l, t) over the c-th chunk of `chunk` indices t,
+/// then each line's chunks are added in order. line_sums_scratch(lines, length) doubles of partial sums.
+constexpr std::int64_t line_chunk = 64;
+inline std::int64_t line_chunks(std::int64_t length) { return length > line_chunk ? (length + line_chunk - 1) / line_chunk : 1; }
+inline std::int64_t line_sums_scratch(std::int64_t lines, std::int64_t length) { return lines * line_chunks(length); }
+
+template <class F>
+struct line_chunk_sum {
+  F f;
+  std::int64_t lines, length, chunk;
+  double* partial;
+  CKA_HD void operator()(std::int64_t item) const {
+    const std::int64_t l = item % lines, c = item / lines, t0 = c * chunk, t1 = t0 + chunk < length ? t0 + chunk : length;
+    double s = 0;
+    for (std::int64_t t = t0; t < t1; ++t) s += f(l, t);
+    partial[item] = s;
+  }
+};
+struct line_total {
+  const double* partial;
+  std::int64_t lines, chunks;
+  double scale;
+  double* out;
+  CKA_HD void operator()(std::int64_t l) const {
+    double s = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) s += partial[c * lines + l];
+    out[l] = s * scale;
+  }
+};
+
+/// out[l] = scale·Σ_t f(l, t) for l < lines, t < length (f(l, t) a double); partial:
+/// line_sums_scratch(lines, length) doubles of the context's memory.
+template <class Policy, class F>
+void line_sums(const Policy& policy, F f, std::int64_t lines, std::int64_t length, double scale, double* partial,
+               double* out) {
+  const std::int64_t chunks = line_chunks(length);
+  const thrust::counting_iterator<std::int64_t> first(0);
+  thrust::for_each(policy, first, first + chunks * lines, line_chunk_sum<F>{f, lines, length, line_chunk, partial});
+  thrust::for_each(policy, first, first + lines, line_total{partial, lines, chunks, scale, out});
+}
+
+/// Entry (i, j) of a square view as a row's term, the diagonal left out for the unbiased estimator.
 template <class T>
-struct row_sum {
+struct row_entry {
   square<T> m;
   bool skip_diagonal;
-  CKA_HD double operator()(std::int64_t i) const {
-    double s = 0;
-    for (std::int64_t j = 0; j < m.n; ++j) s += m.at(i, j);
-    return skip_diagonal ? s - m.at(i, i) : s;
-  }
+  CKA_HD double operator()(std::int64_t i, std::int64_t j) const { return skip_diagonal && i == j ? 0.0 : m.at(i, j); }
 };
 
 /// The centering C_ij = P_ij − u_i − u_j + c of a symmetric matrix from its row sums r (without the
@@ -120,16 +159,19 @@ void require_symmetric(const Policy& policy, Read&& read, const char* fn, const 
                              read(m.ptr + j * m.row_stride + i * m.col_stride));
 }
 
-/// Σ C(K)∘C(L), Σ C(K)², Σ C(L)² for two n×n views. `rows` is scratch for 2n doubles on the context's
-/// memory. O(n²) reads of each matrix, in two passes.
+/// Scratch doubles of centered_sums for n×n views: the row sums of both, and their chunks.
+inline std::int64_t centered_sums_scratch(std::int64_t n) { return 2 * n + line_sums_scratch(n, n); }
+
+/// Σ C(K)∘C(L), Σ C(K)², Σ C(L)² for two n×n views. `rows` is scratch for centered_sums_scratch(n) doubles
+/// on the context's memory. O(n²) reads of each matrix, in two passes.
 template <class Policy, class T>
 sums3 centered_sums(const Policy& policy, const square<T>& k, const square<T>& l, bool unbiased, double* rows) {
   const std::int64_t n = k.n;
   const thrust::counting_iterator<std::int64_t> first(0);
   double* rk = rows;
   double* rl = rows + n;
-  thrust::transform(policy, first, first + n, rk, row_sum<T>{k, unbiased});
-  thrust::transform(policy, first, first + n, rl, row_sum<T>{l, unbiased});
+  line_sums(policy, row_entry<T>{k, unbiased}, n, n, 1.0, rows + 2 * n, rk);
+  line_sums(policy, row_entry<T>{l, unbiased}, n, n, 1.0, rows + 2 * n, rl);
   const double tk = thrust::reduce(policy, rk, rk + n, 0.0);
   const double tl = thrust::reduce(policy, rl, rl + n, 0.0);
   const centered_products_at<T> f{k, l, rk, rl, centering_scales(n, tk, unbiased), centering_scales(n, tl, unbiased), unbiased};
@@ -169,7 +211,7 @@ double gram_hsic(const Policy& policy, Read&& read, Scratch&& scratch, const cha
     cka::detail::fail_argument(fn, "K has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
                                " needs at least ", needed);
   }
-  auto rows = scratch(std::size_t(2 * n));
+  auto rows = scratch(std::size_t(centered_sums_scratch(n)));
   const sums3 s = centered_sums(policy, sk, sl, unbiased, rows.get());
   const double nn = double(n);
   return thrust::get<0>(s) / (unbiased ? nn * (nn - 3) : (nn - 1) * (nn - 1));

@@ -24,6 +24,7 @@
 #include <thrust/reduce.h>
 #include <thrust/transform_reduce.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -173,24 +174,11 @@ struct scale_rows {
   double* out;
   CKA_HD void operator()(std::int64_t flat) const { out[flat] = inv[flat % n] * m[flat]; }
 };
-/// Row i's mean, and column j's, of a column-major n×n matrix.
-struct row_mean {
+/// Entry (i, j) of a column-major n×n matrix as a term of column j's sum (line_sums' f: the line first).
+struct column_entry {
   const double* m;
   std::int64_t n;
-  CKA_HD double operator()(std::int64_t i) const {
-    double s = 0;
-    for (std::int64_t j = 0; j < n; ++j) s += m[j * n + i];
-    return s / double(n);
-  }
-};
-struct column_mean {
-  const double* m;
-  std::int64_t n;
-  CKA_HD double operator()(std::int64_t j) const {
-    double s = 0;
-    for (std::int64_t i = 0; i < n; ++i) s += m[j * n + i];
-    return s / double(n);
-  }
+  CKA_HD double operator()(std::int64_t j, std::int64_t i) const { return m[j * n + i]; }
 };
 /// H·P·H in place for a general (not symmetric) P: P_ij − r_i − c_j + g, g the mean of the row means
 /// (total holds their sum).
@@ -204,18 +192,18 @@ struct double_center {
     m[flat] = m[flat] - r[flat % n] - c[flat / n] + *total / double(n);
   }
 };
-/// The row scaling's share of ∂a/∂K: d_i = (Σ_l W_il·K_il)·inv_i³/2, taken from W's diagonal below.
-struct row_scaling_diagonal {
+/// The row scaling's share of ∂a/∂K: d_i = (Σ_l W_il·K_il)·inv_i³/2, taken from W's diagonal below; the
+/// sums by line_sums of these products, then the factor.
+struct product_entry {
   const double* w;
   const double* k;
-  const double* inv;
   std::int64_t n;
+  CKA_HD double operator()(std::int64_t i, std::int64_t l) const { return w[l * n + i] * k[l * n + i]; }
+};
+struct times_half_cube {
+  const double* inv;
   double* d;
-  CKA_HD void operator()(std::int64_t i) const {
-    double s = 0;
-    for (std::int64_t l = 0; l < n; ++l) s += w[l * n + i] * k[l * n + i];
-    d[i] = s * inv[i] * inv[i] * inv[i] / 2;
-  }
+  CKA_HD void operator()(std::int64_t i) const { d[i] = d[i] * inv[i] * inv[i] * inv[i] / 2; }
 };
 struct subtract_diagonal {
   double* m;
@@ -264,7 +252,8 @@ struct scatter_gradient {
 
 /// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots included).
 inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64_t dd) {
-  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count + moments_scratch(n, dd);
+  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count +
+         std::max(moments_scratch(n, dd), line_sums_scratch(n, n));
 }
 
 /// A reduction on the host systems, its result stored through `out` (a pointer, or a zip iterator of
@@ -305,6 +294,7 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   double* inv_t = inv_s + n;   // n: 1/√L_ii
   double* out = inv_t + n;     // n×ds: the gradient before its scatter
   const term_slots slots{out + n * ds};
+  double* partial = slots.at + term_slots::count;  // the chunks of column statistics, then of line sums
   const thrust::counting_iterator<std::int64_t> first(0);
   const auto zip3 = [](double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); };
   // Non-finite input elements (the waiting callers have thrown for them already).
@@ -313,7 +303,6 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
   // The features: column-centered for centered CKA without row scaling, else as they are.
   if (mode.center_features()) {
-    double* partial = slots.at + term_slots::count;  // after the slots
     column_moments(policy, s, mean, keep, partial);
     column_moments(policy, t, mean + ds, keep + ds, partial);
   } else {
@@ -339,8 +328,8 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
     am = a;
     if (mode.centered) {  // the biased centering of a general matrix
       for (double* m : {a, l}) {
-        thrust::transform(policy, first, first + n, rows, row_mean{m, n});
-        thrust::transform(policy, first, first + n, cols, column_mean{m, n});
+        line_sums(policy, row_entry<double>{square<double>{m, n, 1, n}, false}, n, n, 1.0 / double(n), partial, rows);
+        line_sums(policy, column_entry{m, n}, n, n, 1.0 / double(n), partial, cols);
         reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
         thrust::for_each(policy, first, first + n * n, double_center{m, rows, cols, slots.total(), n});
       }
@@ -348,7 +337,7 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   } else if (mode.centered && mode.unbiased) {
     for (double* m : {k, l}) {
       const square<double> sm{m, n, 1, n};
-      thrust::transform(policy, first, first + n, rows, row_sum<double>{sm, true});
+      line_sums(policy, row_entry<double>{sm, true}, n, n, 1.0, partial, rows);
       reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
       thrust::for_each(policy, first, first + n * n, u_center_from_total{m, rows, slots.total(), n});
     }
@@ -358,7 +347,8 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   thrust::for_each(policy, first, first + n * n, alignment_gradient{am, l, slots.scales()});
   double scale = -2.0;  // W is symmetric: W + Wᵀ = 2W
   if (mode.row_normalize) {
-    thrust::for_each(policy, first, first + n, row_scaling_diagonal{am, k, inv_s, n, rows});
+    line_sums(policy, product_entry{am, k, n}, n, n, 1.0, partial, rows);
+    thrust::for_each(policy, first, first + n, times_half_cube{inv_s, rows});
     thrust::for_each(policy, first, first + n * n, scale_rows{am, inv_s, n, am});
     thrust::for_each(policy, first, first + n, subtract_diagonal{am, rows, n});
     thrust::for_each(policy, first, first + n * n, symmetrize{am, n});
