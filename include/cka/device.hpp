@@ -204,8 +204,7 @@ T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<
   const std::int64_t n = x.rows, dd = x.cols + y.cols;
   std::vector<double> scratch(std::size_t(device::detail::linear_scratch(n, dd)));  // host systems: on the host
   const auto s = device::detail::linear_sums(device::detail::policy(ctx), device::detail::eigen_product{},
-                                             device::detail::eigen_gram{}, device::detail::host_copy{}, scratch.data(), sx,
-                                             sy, est == estimator::unbiased);
+                                             device::detail::eigen_gram{}, scratch.data(), sx, sy, est == estimator::unbiased);
   return T(cka::detail::cka_ratio(fn, cka::detail::centered_sums<double>{s.kl, s.kk, s.ll, s.ref_k, s.ref_l}));
 }
 

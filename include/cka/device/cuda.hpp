@@ -277,7 +277,7 @@ T hsic(const device::cuda& ctx, device::matrix_view<TK> k, device::matrix_view<T
 
 /// Linear CKA of two views in device memory; as linear_cka(X, Y, est) on the host (same checks, same
 /// errors; values to rounding). Centered features in a device scratch [Xc Yc] (8·n·(d1+d2) bytes), then
-/// cublasDsyrk_64 in the cheaper form: ZᵀZ (n·(d1+d2)² flops, the sums read back), or with fewer samples
+/// cublasDsyrk_64 in the cheaper form: ZᵀZ (n·(d1+d2)² flops, its sums reduced on the device), or with fewer samples
 /// than features the two n×n Grams (n²·(d1+d2) flops, their centered products reduced on the device).
 /// Synchronises the stream.
 template <class TX, class TY, class T = std::remove_const_t<TX>,
@@ -299,19 +299,8 @@ T linear_cka(const device::cuda& ctx, device::matrix_view<TX> x, device::matrix_
       cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
     }
   };
-  auto gram = [&](const double* z, std::int64_t rows, std::int64_t cols, double* k) {
-    const double one = 1.0, zero = 0.0;
-    if (cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, rows, cols, &one, z, rows, &zero, k, rows) !=
-        CUBLAS_STATUS_SUCCESS) {
-      cka::detail::fail_domain(fn, "cublasDsyrk_64 failed");
-    }
-  };
-  auto to_host = [&](double* dst, const double* src, std::int64_t count) {
-    device::detail::check_cuda(fn, cudaMemcpyAsync(dst, src, std::size_t(count) * sizeof(double), cudaMemcpyDeviceToHost,
-                                                   ctx.stream), "cudaMemcpyAsync");
-    device::detail::check_cuda(fn, cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
-  };
-  const auto s = device::detail::linear_sums(policy, product, gram, to_host, scratch.get(), sx, sy, est == estimator::unbiased);
+  const auto s = device::detail::linear_sums(policy, product, device::detail::cublas_gram{blas, fn}, scratch.get(), sx, sy,
+                                             est == estimator::unbiased);
   return T(device::detail::cka_of(fn, s));
 }
 

@@ -4,8 +4,8 @@
 // centered features written once into Z = [Xc Yc] (n×D, column-major, double, times a power-of-two scale
 // per view), then by the cheaper of the two forms (the host's rule, D = d1 + d2 < n for features):
 // - feature space: G = ZᵀZ (D×D) by the caller's product (Eigen on the host systems; cuBLAS DSYRK on
-//   CUDA), the sums read from G on the host and, for the unbiased estimator, the row-norm terms as one
-//   transform-reduce — n·D² flops;
+//   CUDA), then its block sums and references as one transform-reduce over G and, for the unbiased
+//   estimator, the row-norm terms as another — n·D² flops, nothing copied back but the sums;
 // - sample space (fewer samples than features, as a training batch of wide layers): K = XcXcᵀ and
 //   L = YcYcᵀ (n×n each) by the caller's gram, then the centered products of hsic.hpp — n²·D flops.
 
@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <vector>
 
 namespace cka::device::detail {
 
@@ -194,13 +193,30 @@ struct raw_squares_at {
   }
 };
 
+/// The feature form's sums at flat index k of G = ZᵀZ (D×D, column-major, only its lower triangle read):
+/// for a = k mod D, b = k div D, G_ab² into the block it belongs to — ‖C_xx‖² (a, b < d1), ‖C_yy‖²
+/// (a, b ≥ d1), ‖C_xy‖² (a ≥ d1 > b; each pair once) — and the references ‖S_xx‖², ‖S_yy‖² of the second
+/// moments about each view's first row, S = C + n·δδᵀ with δ = −(row 0 of Z). As (kl, kk, ll, ref_k, ref_l).
+struct feature_block_terms {
+  const double* g;
+  const double* z;  // Z (n×D, column-major): row 0 gives δ
+  std::int64_t n, dd, d1;
+  CKA_HD sums5 operator()(std::int64_t k) const {
+    const std::int64_t a = k % dd, b = k / dd;
+    const double v = a >= b ? g[b * dd + a] : g[a * dd + b];
+    const bool xa = a < d1, xb = b < d1;
+    if (xa != xb) return xa ? sums5(0.0, 0.0, 0.0, 0.0, 0.0) : sums5(v * v, 0.0, 0.0, 0.0, 0.0);
+    const double s = v + double(n) * z[a * n] * z[b * n];
+    return xa ? sums5(0.0, v * v, 0.0, s * s, 0.0) : sums5(0.0, 0.0, v * v, 0.0, s * s);
+  }
+};
+
 /// Device buffers: `scratch` holds at least linear_scratch(n, D) doubles in the context's memory;
 /// product(z, n, D, g) writes G = ZᵀZ (D×D, column-major, its lower triangle at least) there, and gram(z,
-/// n, d, k) K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z; to_host(dst, src,
-/// count) copies doubles back.
-template <class Policy, class Product, class Gram, class ToHost, class T>
-centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram, ToHost&& to_host, double* scratch,
-                               const strided<T>& x, const strided<T>& y, bool unbiased) {
+/// n, d, k) K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z.
+template <class Policy, class Product, class Gram, class T>
+centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram, double* scratch, const strided<T>& x,
+                            const strided<T>& y, bool unbiased) {
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
   double* z = scratch;
   double* mean = z + n * dd;  // D means, then D keep flags
@@ -228,32 +244,9 @@ centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram
   }
   product(static_cast<const double*>(z), n, dd, g);
 
-  // On the host: G, the means (scaled) and the first rows' centered values (row 0 of Z).
-  std::vector<double> gh(std::size_t(dd * dd));
-  std::vector<double> first_row(std::size_t(dd), 0.0);
-  to_host(gh.data(), g, dd * dd);
-  for (std::int64_t b = 1; b < dd; ++b)  // the product wrote the lower triangle at least: mirror it
-    for (std::int64_t a = 0; a < b; ++a) gh[std::size_t(b * dd + a)] = gh[std::size_t(a * dd + b)];
-  for (std::int64_t c = 0; c < dd; ++c) to_host(&first_row[std::size_t(c)], z + c * n, 1);
-  auto at = [&](std::int64_t a, std::int64_t b) { return gh[std::size_t(b * dd + a)]; };
-  auto block_sum = [&](std::int64_t a0, std::int64_t a1, std::int64_t b0, std::int64_t b1) {
-    double s = 0;
-    for (std::int64_t b = b0; b < b1; ++b)
-      for (std::int64_t a = a0; a < a1; ++a) s += at(a, b) * at(a, b);
-    return s;
-  };
-  // The second moments about the first row: S = C + n·δδᵀ with δ = mean − x_0 = −(row 0 of Z).
-  auto reference = [&](std::int64_t a0, std::int64_t a1) {
-    double s = 0;
-    for (std::int64_t b = a0; b < a1; ++b)
-      for (std::int64_t a = a0; a < a1; ++a) {
-        const double v = at(a, b) + double(n) * first_row[std::size_t(a)] * first_row[std::size_t(b)];
-        s += v * v;
-      }
-    return s;
-  };
-  centered_totals r{block_sum(d1, dd, 0, d1), block_sum(0, d1, 0, d1), block_sum(d1, dd, d1, dd), reference(0, d1),
-                       reference(d1, dd)};
+  const sums5 f = thrust::transform_reduce(policy, first, first + dd * dd, feature_block_terms{g, z, n, dd, d1},
+                                           sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
+  centered_totals r{thrust::get<0>(f), thrust::get<1>(f), thrust::get<2>(f), thrust::get<3>(f), thrust::get<4>(f)};
   if (unbiased) {
     const sums5 t = thrust::transform_reduce(policy, first, first + n, row_norm_terms{z, n, d1, d2},
                                              sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
