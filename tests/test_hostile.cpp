@@ -3,7 +3,9 @@
 // an exception of the documented type whose message names the function and the fault. Built and run under
 // AddressSanitizer and UndefinedBehaviorSanitizer (tests/CMakeLists.txt), so a crash, an overflow in index
 // arithmetic or a read out of bounds fails the row even where the outcome looks right. Each defect fixed
-// gets a row here; the tool's rows are in tests/tool/test_cka_similarity.py.
+// gets a row here; the device backend's rows are in test_hostile_device.cpp (the same table format,
+// hostile_table.hpp), the tool's in tests/tool/test_cka_similarity.py.
+#include "hostile_table.hpp"
 #include "support.hpp"
 
 #include <cka/mmd.hpp>
@@ -22,35 +24,14 @@
 namespace {
 
 using cka::estimator;
+using hostile::outcome;
+using hostile::row;
+using hostile::one_hot;
 using test::mat;
-
-enum class outcome {
-  value,            ///< a finite number within `tolerance` (relative) of `expected`
-  nan,              ///< NaN, by documented policy (a matrix cell of an undefined layer)
-  invalid_argument, ///< throws cka::invalid_argument (a std::invalid_argument)
-  domain_error,     ///< throws cka::domain_error (a std::domain_error)
-};
-
-struct row {
-  const char* name;
-  std::function<double()> run;
-  outcome expect;
-  double expected = 0;   // outcome::value
-  double tolerance = 0;  // relative
-  std::vector<std::string> message = {};  // substrings the exception's message must contain
-};
 
 const mat<double> x = test::normal<double>(60, 5, 1);
 const mat<double> y = test::related<double>(x, 4, 2);
 const mat<double> z = test::normal<double>(50, 5, 7);  // a second sample in x's space (mmd2)
-
-/// One-hot labels of an imbalanced two-class problem (70/30): over half the pairs coincide, so the
-/// median squared distance is 0.
-mat<double> one_hot() {
-  mat<double> l = mat<double>::Zero(60, 2);
-  for (Eigen::Index i = 0; i < 60; ++i) l(i, i % 10 < 7 ? 0 : 1) = 1.0;
-  return l;
-}
 
 /// ‖x̄ − ȳ‖² in long double (the linear-kernel biased MMD² of the stored values).
 template <class T>
@@ -272,43 +253,4 @@ std::vector<row> table() {
 
 }  // namespace
 
-TEST_CASE("hostile and degenerate input: every row gets its documented outcome", "[hostile]") {
-  for (const row& r : table()) {
-    SECTION(r.name) {
-      CAPTURE(r.name);
-      switch (r.expect) {
-        case outcome::value: {
-          const double v = r.run();
-          CAPTURE(v, r.expected);
-          REQUIRE(std::isfinite(v));
-          if (r.tolerance < 0) {
-            CHECK(v <= -r.tolerance);  // v is itself a relative error (or any finite value for 0)
-          } else if (r.expected == 0.0) {
-            CHECK(v == 0.0);
-          } else {
-            CHECK(test::rel_err(v, r.expected) <= r.tolerance);
-          }
-          break;
-        }
-        case outcome::nan:
-          CHECK(std::isnan(r.run()));
-          break;
-        case outcome::invalid_argument:
-        case outcome::domain_error:
-          try {
-            const double v = r.run();
-            FAIL("no exception; returned " << v);
-          } catch (const cka::invalid_argument& e) {
-            CAPTURE(e.what());
-            CHECK(r.expect == outcome::invalid_argument);
-            for (const auto& part : r.message) CHECK_THAT(e.what(), Catch::Matchers::Contains(part));
-          } catch (const cka::domain_error& e) {
-            CAPTURE(e.what());
-            CHECK(r.expect == outcome::domain_error);
-            for (const auto& part : r.message) CHECK_THAT(e.what(), Catch::Matchers::Contains(part));
-          }
-          break;
-      }
-    }
-  }
-}
+TEST_CASE("hostile and degenerate input: every row gets its documented outcome", "[hostile]") { hostile::check(table()); }

@@ -48,15 +48,24 @@ struct line_chunk_sum {
     partial[item] = s;
   }
 };
-struct line_total {
-  const double* partial;
-  std::int64_t lines, chunks;
-  double scale;
-  double* out;
-  CKA_HD void operator()(std::int64_t l) const {
-    double s = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) s += partial[c * lines + l];
-    out[l] = s * scale;
+/// Entry k's chunks (k + c·stride for c < chunks) added in order, times `scale`, into r[k] — or onto it
+/// when `accumulate` — and, when q is given, those of a second array times `weight` into q[k] likewise.
+struct add_chunks {
+  const double* rs;
+  const double* qs;
+  std::int64_t stride, chunks;
+  double scale, weight;
+  bool accumulate;
+  double* r;
+  double* q;
+  CKA_HD void operator()(std::int64_t k) const {
+    double s = 0, s2 = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      s += rs[c * stride + k];
+      if (q != nullptr) s2 += qs[c * stride + k];
+    }
+    r[k] = (accumulate ? r[k] : 0.0) + scale * s;
+    if (q != nullptr) q[k] = (accumulate ? q[k] : 0.0) + weight * s2;
   }
 };
 
@@ -68,7 +77,7 @@ void line_sums(const Policy& policy, F f, std::int64_t lines, std::int64_t lengt
   const std::int64_t chunks = line_chunks(length);
   const thrust::counting_iterator<std::int64_t> first(0);
   thrust::for_each(policy, first, first + chunks * lines, line_chunk_sum<F>{f, lines, length, line_chunk, partial});
-  thrust::for_each(policy, first, first + lines, line_total{partial, lines, chunks, scale, out});
+  thrust::for_each(policy, first, first + lines, add_chunks{partial, nullptr, lines, chunks, scale, 0.0, false, out, nullptr});
 }
 
 /// Entry (i, j) of a square view as a row's term, the diagonal left out for the unbiased estimator.

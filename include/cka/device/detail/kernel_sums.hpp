@@ -51,8 +51,8 @@ struct tile_request {
   tile_form form = tile_form::linear;
   polynomial_kernel polynomial{};
   rbf_parameters rbf{1.0};
-  /// Whether the rows are column-centered first (every kernel here but the polynomial is translation
-  /// invariant under centering).
+  /// Whether the rows are column-centered first: centering the features changes neither an RBF value nor
+  /// the linear kernel's centered Gram (or its MMD), but it changes the polynomial kernel's values.
   bool centered() const { return form != tile_form::polynomial; }
 };
 inline tile_request tile_request_of(const linear_kernel&) { return {}; }
@@ -132,26 +132,6 @@ struct tile_column_chunk {
     double s = 0;
     for (std::int64_t i = i0; i < i1; ++i) s += v(j * h + i);
     cs[item] = s;
-  }
-};
-
-/// Adds the chunks of entry k (k + c·stride for c < chunks, in order) into r[k], and those of a second
-/// array times `weight` into q[k] when q is given.
-struct add_chunks {
-  const double* rs;
-  const double* qs;
-  std::int64_t stride, chunks;
-  double weight;
-  double* r;
-  double* q;
-  CKA_HD void operator()(std::int64_t k) const {
-    double s = 0, s2 = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      s += rs[c * stride + k];
-      if (q != nullptr) s2 += qs[c * stride + k];
-    }
-    r[k] += s;
-    if (q != nullptr) q[k] += weight * s2;
   }
 };
 
@@ -249,10 +229,11 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   auto row_and_column_sums = [&](const tile_value& v, const tile_place& p, double* r, double* q) {
     const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
     thrust::for_each(e.policy, first, first + across * p.h, tile_row_chunk{v, p.w, chunk, unbiased, ps, pq});
-    thrust::for_each(e.policy, first, first + p.h, add_chunks{ps, pq, p.h, across, p.diagonal() ? 1.0 : 2.0, r + p.i0, q + p.i0});
+    thrust::for_each(e.policy, first, first + p.h,
+                     add_chunks{ps, pq, p.h, across, 1.0, p.diagonal() ? 1.0 : 2.0, true, r + p.i0, q + p.i0});
     if (p.diagonal()) return;  // a tile above the diagonal also holds the sums of the rows below it
     thrust::for_each(e.policy, first, first + down * p.w, tile_column_chunk{v, p.w, chunk, ps});
-    thrust::for_each(e.policy, first, first + p.w, add_chunks{ps, nullptr, p.w, down, 0.0, r + p.j0, nullptr});
+    thrust::for_each(e.policy, first, first + p.w, add_chunks{ps, nullptr, p.w, down, 1.0, 0.0, true, r + p.j0, nullptr});
   };
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     row_and_column_sums(values(x, fx, p, gk), p, rk, qk);
@@ -357,7 +338,7 @@ struct linear_mmd_chunk {
       const int side = r < x.rows ? 0 : 1;
       const T e = side == 0 ? x.ptr[r * x.row_stride + j * x.col_stride]
                             : y.ptr[(r - x.rows) * y.row_stride + j * y.col_stride];
-      const double v = (double(e) * scale - mu) * keep[j];
+      const double v = keep[j] > 0 ? double(e) * scale - mu : 0.0;
       s[side] += v;
       q[side] += v * v;
     }

@@ -53,26 +53,9 @@ struct column_chunk {
   }
 };
 
-/// Column j's mean and whether it varies (1) or is constant (0), from its chunks in order.
-struct column_from_chunks {
-  const double* sum;
-  const double* differ;
-  std::int64_t d, chunks, total;
-  double* mean;
-  double* keep;
-  CKA_HD void operator()(std::int64_t j) const {
-    double s = 0, k = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      s += sum[c * d + j];
-      k += differ[c * d + j];
-    }
-    mean[j] = s / double(total);
-    keep[j] = k > 0 ? 1.0 : 0.0;
-  }
-};
-
-/// Each column's mean and whether it varies (1) or is constant (0, then centered to exact zeros), over the
-/// rows of m and then those of `more` (a pooled sample; none by default); m has at least one row.
+/// Each column's mean, and in `keep` how many of its values differ from its first (0: a constant column,
+/// centered to exact zeros), over the rows of m and then those of `more` (a pooled sample; none by
+/// default); m has at least one row.
 /// partial: moments_scratch(m.rows + more.rows, m.cols) doubles of the context's memory.
 template <class Policy, class T>
 void column_moments(const Policy& policy, const strided<T>& m, double* mean, double* keep, double* partial,
@@ -82,10 +65,11 @@ void column_moments(const Policy& policy, const strided<T>& m, double* mean, dou
   double* differ = partial + chunks * d;
   const thrust::counting_iterator<std::int64_t> first(0);
   thrust::for_each(policy, first, first + chunks * d, column_chunk<T>{m, more, moment_chunk(total), sum, differ});
-  thrust::for_each(policy, first, first + d, column_from_chunks{sum, differ, d, chunks, total, mean, keep});
+  thrust::for_each(policy, first, first + d, add_chunks{sum, differ, d, chunks, 1.0 / double(total), 1.0, false, mean, keep});
 }
 
-/// Z(row0 + i, col0 + j) = (x_ij − mean_j)·keep_j·scale in a column-major Z with leading dimension ld:
+/// Z(row0 + i, col0 + j) = (x_ij − mean_j)·scale, or 0 where keep_j = 0 (a constant column), in a
+/// column-major Z with leading dimension ld:
 /// a view's rows written as a block of columns (col0) or of rows (row0, a pooled sample).
 template <class T>
 struct center_into {
@@ -97,7 +81,8 @@ struct center_into {
   std::int64_t ld, row0, col0;
   CKA_HD void operator()(std::int64_t flat) const {
     const std::int64_t i = flat % m.rows, j = flat / m.rows;
-    z[(col0 + j) * ld + row0 + i] = (double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j]) * keep[j] * scale;
+    const double v = double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j];
+    z[(col0 + j) * ld + row0 + i] = keep[j] > 0 ? v * scale : 0.0;
   }
 };
 

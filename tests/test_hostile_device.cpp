@@ -1,0 +1,175 @@
+// The hostile-input table's rows for the device backend on its host systems (cka::device::omp and cpp):
+// what a training loop or a tensor dump can hand it. Built into test_hostile under AddressSanitizer and
+// UndefinedBehaviorSanitizer, but without -fsanitize=null for this file: Thrust's reference type binds a
+// null system pointer on purpose (thrust/detail/reference.h, assign_from: "avoid default-constructing
+// systems; instead, just use a null pointer"), inside every omp reduction. ASan still catches a null
+// dereference here.
+#include "hostile_table.hpp"
+#include "support.hpp"
+
+#include <cka/device.hpp>
+#include <cka/gram.hpp>
+#include <cka/mmd.hpp>
+#include <cka/rcka.hpp>
+#include <cka/similarity.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+
+using cka::estimator;
+using hostile::one_hot;
+using hostile::outcome;
+using hostile::row;
+using test::mat;
+namespace device = cka::device;
+
+const mat<double> x = test::normal<double>(60, 5, 1);
+const mat<double> y = test::related<double>(x, 4, 2);
+const mat<double> z = test::normal<double>(50, 5, 7);  // a second sample in x's space (mmd2)
+
+
+/// A row-major view of m (the layout of a PyTorch tensor).
+template <class T>
+device::matrix_view<const T> view_of(const mat<T>& m, std::vector<T>& buffer) {
+  buffer.resize(std::size_t(m.size()));
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) buffer[std::size_t(i * m.cols() + j)] = m(i, j);
+  return device::row_major(static_cast<const T*>(buffer.data()), m.rows(), m.cols());
+}
+
+/// The device backend on its host systems: what a training loop or a tensor dump can hand it.
+std::vector<row> device_table() {
+  std::vector<row> rows;
+  rows.push_back({"device linear_cka, a NaN in X: invalid_argument naming the element", [] {
+                    mat<double> a = x;
+                    a(7, 2) = std::nan("");
+                    std::vector<double> ba, bb;
+                    return cka::linear_cka(device::omp{}, view_of(a, ba), view_of(y, bb));
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_cka", "X(7, 2)"}});
+  rows.push_back({"device linear_cka, a negative stride", [] {
+                    std::vector<double> bx, by;
+                    auto v = view_of(x, bx);
+                    v.row_stride = -5;
+                    return cka::linear_cka(device::cpp{}, v, view_of(y, by));
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_cka", "negative strides"}});
+  rows.push_back({"device linear_cka, a null pointer with a shape", [] {
+                    std::vector<double> by;
+                    return cka::linear_cka(device::cpp{}, device::matrix_view<const double>{nullptr, 60, 5, 5, 1}, view_of(y, by));
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_cka", "null"}});
+  rows.push_back({"device linear_cka, strides that address beyond 64-bit offsets", [] {
+                    std::vector<double> bx, by;
+                    auto v = view_of(x, bx);
+                    v.row_stride = std::int64_t(1) << 62;
+                    return cka::linear_cka(device::cpp{}, v, view_of(y, by));
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_cka", "strides"}});
+  rows.push_back({"device linear_cka, a broadcast row (stride 0): zero variance", [] {
+                    std::vector<double> bx, by;
+                    auto v = view_of(x, bx);
+                    v.row_stride = 0;
+                    return cka::linear_cka(device::omp{}, v, view_of(y, by));
+                  }, outcome::domain_error, 0, 0, {"cka::linear_cka", "zero variance"}});
+  rows.push_back({"device linear_cka, 700 rows (column statistics in chunks): the host's value", [] {
+                    const mat<double> a = test::normal<double>(700, 6, 97), b = test::related<double>(a, 5, 98);
+                    std::vector<double> ba, bb;
+                    return test::rel_err(cka::linear_cka(device::omp{}, view_of(a, ba), view_of(b, bb), estimator::unbiased),
+                                         cka::linear_cka(a, b, estimator::unbiased));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"device kernel_cka, polynomial of degree 400: overflow", [] {
+                    std::vector<double> bx, by;
+                    return cka::kernel_cka(device::omp{}, view_of(x, bx), view_of(y, by), cka::polynomial_kernel{400, 1.0, 1.0},
+                                           cka::polynomial_kernel{400, 1.0, 1.0});
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow: a kernel value"}});
+  rows.push_back({"device kernel_cka, polynomial of degree 0", [] {
+                    std::vector<double> bx, by;
+                    return cka::kernel_cka(device::cpp{}, view_of(x, bx), view_of(y, by), cka::polynomial_kernel{0, 1.0, 1.0},
+                                           cka::linear_kernel{});
+                  }, outcome::invalid_argument, 0, 0, {"polynomial_kernel", "degree = 0"}});
+  rows.push_back({"device kernel_cka, polynomial and RBF on 300 rows (two tile rows, pass A in chunks): the host's value", [] {
+                    const mat<double> a = test::normal<double>(300, 4, 99), b = test::related<double>(a, 3, 100);
+                    std::vector<double> ba, bb;
+                    const cka::polynomial_kernel k{3, 0.25, 1.0};
+                    return test::rel_err(cka::kernel_cka(device::omp{}, view_of(a, ba), view_of(b, bb), k, cka::rbf_kernel::median()),
+                                         cka::kernel_cka(a, b, k, cka::rbf_kernel::median()));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"device kernel_cka rbf median, one-hot labels: zero bandwidth naming the way out", [] {
+                    const mat<double> labels = one_hot(), features = test::related<double>(labels, 8, 3);
+                    std::vector<double> ba, bb;
+                    return cka::kernel_cka(device::omp{}, view_of(labels, ba), view_of(features, bb), cka::rbf_kernel::median(),
+                                           cka::rbf_kernel::median());
+                  }, outcome::domain_error, 0, 0, {"median squared distance is 0", "median_rule::nonzero"}});
+  rows.push_back({"device kernel_cka rbf fixed sigma on x*1e155: overflow", [] {
+                    const mat<double> a = x * 1e155;
+                    std::vector<double> ba;
+                    const auto v = view_of(a, ba);
+                    return cka::kernel_cka(device::omp{}, v, v, cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0});
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+  rows.push_back({"device mmd2 linear on x*1e200: overflow", [] {
+                    const mat<double> a = x * 1e200, b = z * 1e200;
+                    std::vector<double> ba, bb;
+                    return cka::mmd2(device::omp{}, view_of(a, ba), view_of(b, bb), cka::linear_kernel{});
+                  }, outcome::domain_error, 0, 0, {"cka::mmd2", "overflow"}});
+  rows.push_back({"device mmd2 linear, X and Y in different spaces", [] {
+                    std::vector<double> ba, bb;
+                    return cka::mmd2(device::cpp{}, view_of(x, ba), view_of(y, bb), cka::linear_kernel{});
+                  }, outcome::invalid_argument, 0, 0, {"cka::mmd2", "same space"}});
+  rows.push_back({"device mmd2 linear, the unbiased estimator on one sample", [] {
+                    const mat<double> one = x.topRows(1);
+                    std::vector<double> ba, bb;
+                    return cka::mmd2(device::cpp{}, view_of(one, ba), view_of(z, bb), cka::linear_kernel{}, estimator::unbiased);
+                  }, outcome::invalid_argument, 0, 0, {"cka::mmd2", "X has 1 samples"}});
+  rows.push_back({"device hsic, an asymmetric K", [] {
+                    mat<double> k = cka::gram(x, cka::linear_kernel{});
+                    k(3, 9) += 1.0;
+                    const mat<double> l = cka::gram(y, cka::linear_kernel{});
+                    std::vector<double> bk, bl;
+                    return cka::hsic(device::omp{}, view_of(k, bk), view_of(l, bl));
+                  }, outcome::invalid_argument, 0, 0, {"cka::hsic", "not symmetric"}});
+  rows.push_back({"device rcka_loss, a gradient view of the wrong shape", [] {
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4);
+                    return cka::rcka::rcka_loss(device::omp{}, view_of(y, bs), view_of(y, bt),
+                                                device::row_major(grad.data(), 60, 3)).value;
+                  }, outcome::invalid_argument, 0, 0, {"rcka_loss"}});
+  rows.push_back({"device rcka_loss, an infinite logit: invalid_argument", [] {
+                    mat<double> s = y;
+                    s(5, 1) = std::numeric_limits<double>::infinity();
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4);
+                    return cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(y, bt), device::row_major(grad.data(), 60, 4)).value;
+                  }, outcome::invalid_argument, 0, 0, {"rcka_loss"}});
+  rows.push_back({"device rcka_loss into a loss_slot, an infinite logit: status loss_not_finite, value NaN", [] {
+                    mat<double> s = y;
+                    s(5, 1) = std::numeric_limits<double>::infinity();
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4, 1.0);
+                    double value = 0;
+                    std::int64_t status = 0;
+                    cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(y, bt), device::row_major(grad.data(), 60, 4),
+                                         device::loss_slot<double>{&value, &status});
+                    const bool zero_gradient = std::all_of(grad.begin(), grad.end(), [](double g) { return g == 0.0; });
+                    return std::isnan(value) && status == device::loss_not_finite && zero_gradient ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
+  rows.push_back({"device sample_relation_loss, a constant student: skipped, zero gradient", [] {
+                    const mat<double> s = mat<double>::Constant(60, 4, 2.0);
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4, 1.0);
+                    const auto r = cka::rcka::sample_relation_loss(device::omp{}, view_of(s, bs), view_of(y, bt),
+                                                                   device::row_major(grad.data(), 60, 4));
+                    const bool zero_gradient = std::all_of(grad.begin(), grad.end(), [](double g) { return g == 0.0; });
+                    return r.value == 0.0 && r.skipped == 1 && zero_gradient ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("hostile input to the device backend: every row gets its documented outcome", "[hostile][device]") {
+  hostile::check(device_table());
+}
