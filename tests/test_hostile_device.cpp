@@ -1,9 +1,11 @@
 // The hostile-input table's rows for the device backend on its host systems (cka::device::omp and cpp):
 // what a training loop or a tensor dump can hand it. Built into test_hostile under AddressSanitizer and
-// UndefinedBehaviorSanitizer, but without -fsanitize=null for this file: Thrust's reference type binds a
-// null system pointer on purpose (thrust/detail/reference.h, assign_from: "avoid default-constructing
-// systems; instead, just use a null pointer"), inside every omp reduction. ASan still catches a null
-// dereference here.
+// UndefinedBehaviorSanitizer, but without UBSan's pointer checks (null, alignment, object-size, vptr) for
+// this file: Thrust's reference type binds and upcasts a null system pointer on purpose
+// (thrust/detail/reference.h, assign_from: "avoid default-constructing systems; instead, just use a null
+// pointer") inside every omp reduction, which g++ reports as a null reference and clang++ as an upcast of a
+// null pointer. ASan still catches a null dereference or a read out of bounds, and UBSan's arithmetic
+// checks (index overflow among them) stay on.
 #include "hostile_table.hpp"
 #include "support.hpp"
 
