@@ -86,11 +86,8 @@ enum term_status : int { term_defined = 0, term_skipped = 1, term_not_finite = -
 /// 1 where an element of the view is NaN or ±Inf (counted into the term's slots).
 template <class T>
 struct not_finite_count {
-  strided<T> m;
-  CKA_HD double operator()(std::int64_t k) const {
-    const T v = m.ptr[(k / m.cols) * m.row_stride + (k % m.cols) * m.col_stride];
-    return v - v == T(0) ? 0.0 : 1.0;
-  }
+  not_finite_at<T> at;
+  CKA_HD double operator()(std::int64_t k) const { return at(k) ? 1.0 : 0.0; }
 };
 
 /// p[i].
@@ -298,8 +295,8 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   const thrust::counting_iterator<std::int64_t> first(0);
   const auto zip3 = [](double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); };
   // Non-finite input elements (the waiting callers have thrown for them already).
-  reduce(n * ds, not_finite_count<T>{s}, 0.0, thrust::plus<double>(), slots.raw());
-  reduce(n * dt, not_finite_count<T>{t}, 0.0, thrust::plus<double>(), slots.raw() + 1);
+  reduce(n * ds, not_finite_count<T>{{s.ptr, s.cols, s.row_stride, s.col_stride}}, 0.0, thrust::plus<double>(), slots.raw());
+  reduce(n * dt, not_finite_count<T>{{t.ptr, t.cols, t.row_stride, t.col_stride}}, 0.0, thrust::plus<double>(), slots.raw() + 1);
   thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
   // The features: column-centered for centered CKA without row scaling, else as they are.
   if (mode.center_features()) {
@@ -399,16 +396,19 @@ relation_term_value relation_term(const Policy& policy, Gram&& gram, Multiply&& 
   const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, mode, grad, weight, accumulate);
   double h[term_slots::count];
   to_host(h, slots.at, term_slots::count);
-  if (h[0] > 0) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
+  const term_slots read{h};  // the same layout, read on the host
+  if (*read.bad() > 0) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
   if (mode.row_normalize) {
     for (int side = 0; side < 2; ++side) {
-      if (h[12 + side] >= double(s.rows)) continue;
+      const double zero_row = read.zero_rows()[side];
+      if (zero_row >= double(s.rows)) continue;
       if (mode.skip) return {0.0, 1};
-      cka::detail::fail_domain(fn, side == 0 ? "the student's" : "the teacher's", " row ", std::int64_t(h[12 + side]),
+      cka::detail::fail_domain(fn, side == 0 ? "the student's" : "the teacher's", " row ", std::int64_t(zero_row),
                                " is zero, so row_normalize would divide by zero");
     }
   }
-  const double a = ratio(centered_totals{h[1], h[2], h[3], h[4], h[5]});
+  const double* sums = read.sums();
+  const double a = ratio(centered_totals{sums[0], sums[1], sums[2], read.raw()[0], read.raw()[1]});
   if (!(a == a)) return {0.0, 1};
   return {1.0 - a, 0};
 }
