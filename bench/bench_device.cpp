@@ -57,7 +57,9 @@ void BM_host_rbf(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k));
 }
 
-/// Polynomial kernel CKA (degree 3): the device tile engine (omp) against the host's two n×n Grams.
+/// Polynomial kernel CKA (degree 3): the device tile engine (omp) against the host's tile engine (tiles
+/// stored, and recomputed in each pass) and against two n×n Grams (gram + gram_cka, the host's route
+/// before the tile engine took inner-product kernels).
 void BM_device_polynomial(benchmark::State& state) {
   const Eigen::Index n = state.range(0), d = state.range(1);
   const auto x = data(n, d, 3), y = data(n, d, 4);
@@ -70,7 +72,16 @@ void BM_host_polynomial(benchmark::State& state) {
   const Eigen::Index n = state.range(0), d = state.range(1);
   const auto x = data(n, d, 3), y = data(n, d, 4);
   const cka::polynomial_kernel k{3, 1.0 / double(d), 1.0};
-  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k));
+  cka::compute_options co;
+  co.max_bytes = state.range(2) ? 1 : 0;  // 1 byte: nothing fits, every pass recomputes its tiles
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, k, k, cka::estimator::biased, co));
+}
+
+void BM_host_polynomial_grams(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data(n, d, 3), y = data(n, d, 4);
+  const cka::polynomial_kernel k{3, 1.0 / double(d), 1.0};
+  for (auto _ : state) benchmark::DoNotOptimize(cka::gram_cka(cka::gram(x, k), cka::gram(y, k)));
 }
 
 /// The RCKA loss with its gradient on a batch of logits: the device relation engine (omp) against the host.
@@ -94,7 +105,8 @@ void BM_host_rcka(benchmark::State& state) {
 BENCHMARK(BM_device_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_rbf)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_polynomial)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_host_polynomial)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_polynomial)->Args({2000, 64, 0})->Args({2000, 64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_polynomial_grams)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_rcka)->Args({256, 100})->Args({1024, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_device_linear)->Args({256, 4096, 4096})->Args({4096, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -118,6 +118,27 @@ std::vector<row> table() {
                     const mat<double> a = test::normal<double>(300, 3, 95), b = test::normal<double>(200, 3, 96);
                     return cka::mmd2(a, b, cka::rbf_kernel{1e200});
                   }, outcome::domain_error, 0, 0, {"overflow", "sigma"}});
+  // Defect 9: the linear kernel beside another kernel (kernel_cka) overflowed on x*1e300, where its CKA,
+  // which does not depend on the scale, is defined; the tile engine now scales such rows by a power of two.
+  rows.push_back({"kernel_cka linear beside rbf on x*1e300: the value at scale 1", [] {
+                    return test::rel_err(cka::kernel_cka(mat<double>(x * huge), y, cka::linear_kernel{}, cka::rbf_kernel::median()),
+                                         cka::kernel_cka(x, y, cka::linear_kernel{}, cka::rbf_kernel::median()));
+                  }, outcome::value, 0.0, -1e-12});
+  // The inner-product kernels on the tile engine: an overflow inside its threads, on every route.
+  rows.push_back({"polynomial degree 400, recomputed tiles in 300 rows: overflow", [] {
+                    const mat<double> a = test::normal<double>(300, 3, 97);
+                    cka::compute_options tiles;
+                    tiles.max_bytes = 1;
+                    return cka::kernel_cka(a, a, cka::polynomial_kernel{400, 1.0, 1.0}, cka::estimator::biased, tiles);
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow: a kernel value"}});
+  rows.push_back({"mmd2 polynomial degree 400 on 300 + 200 rows: overflow", [] {
+                    const mat<double> a = test::normal<double>(300, 3, 98), b = test::normal<double>(200, 3, 99);
+                    return cka::mmd2(a, b, cka::polynomial_kernel{400, 1.0, 1.0});
+                  }, outcome::domain_error, 0, 0, {"cka::mmd2", "overflow: a kernel value"}});
+  rows.push_back({"similarity_matrix polynomial degree 400: overflow", [] {
+                    const std::vector<mat<double>> layers = {test::normal<double>(300, 3, 100), test::normal<double>(300, 2, 101)};
+                    return double(cka::similarity_matrix(layers, cka::polynomial_kernel{400, 1.0, 1.0}).values(0, 1));
+                  }, outcome::domain_error, 0, 0, {"similarity_matrix", "overflow: a kernel value"}});
   rows.push_back({"median_squared_distance with NaN", [] {
                     mat<double> d = mat<double>::Ones(4, 4);
                     d(2, 1) = d(1, 2) = std::numeric_limits<double>::quiet_NaN();

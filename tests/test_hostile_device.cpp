@@ -100,6 +100,13 @@ std::vector<row> device_table() {
                     return test::rel_err(cka::kernel_cka(device::omp{}, view_of(a, ba), view_of(b, bb), k, cka::rbf_kernel::median()),
                                          cka::kernel_cka(a, b, k, cka::rbf_kernel::median()));
                   }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"device kernel_cka, linear beside RBF on x*1e300: the host's value at scale 1", [] {
+                    const mat<double> a = x * 1e300;
+                    std::vector<double> ba, bb;
+                    return test::rel_err(cka::kernel_cka(device::omp{}, view_of(a, ba), view_of(y, bb), cka::linear_kernel{},
+                                                         cka::rbf_kernel::median()),
+                                         cka::kernel_cka(x, y, cka::linear_kernel{}, cka::rbf_kernel::median()));
+                  }, outcome::value, 0.0, -1e-12});
   rows.push_back({"device kernel_cka rbf median, one-hot labels: zero bandwidth naming the way out", [] {
                     const mat<double> labels = one_hot(), features = test::related<double>(labels, 8, 3);
                     std::vector<double> ba, bb;

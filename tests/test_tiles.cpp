@@ -32,6 +32,8 @@ test::mat<double> tiled_full(const cka::detail::tiled_rows<double>& t) {
   return d;
 }
 
+constexpr estimator est_biased() { return estimator::biased; }
+
 cka::compute_options tiles() {
   cka::compute_options o;
   o.max_bytes = 1;  // nothing fits: the tiled route
@@ -132,10 +134,10 @@ TEST_CASE("tiled median: passes over the tiles, collected and binned bracket", "
   }
 }
 
-/// RBF CKA from two full Grams (gram + gram_cka): the route that holds n×n matrices, independent of the
+/// Kernel CKA from two full Grams (gram + gram_cka): the route that holds n×n matrices, independent of the
 /// tile engine.
-template <class X, class Y>
-double from_grams(const X& x, const Y& y, const cka::rbf_kernel& kx, const cka::rbf_kernel& ky, estimator est) {
+template <class X, class Y, class KX, class KY>
+double from_grams(const X& x, const Y& y, const KX& kx, const KY& ky, estimator est) {
   return cka::gram_cka(cka::gram(x, kx), cka::gram(y, ky), est);
 }
 
@@ -183,6 +185,64 @@ TEST_CASE("RBF CKA: stored tiles, computed tiles and full Grams agree", "[tiles]
                       cka::kernel_cka(x, y, cka::rbf_kernel::median())) < 1e-12);
 }
 
+TEST_CASE("inner-product kernels on the tile engine: stored, computed and full Grams agree", "[tiles][cka]") {
+  const cka::polynomial_kernel cubic{3, 0.2, 1.0}, square{2, 0.5, -1.5};
+  const cka::linear_kernel linear;
+  const auto rbf = cka::rbf_kernel::median(0.7);
+  for (Eigen::Index n : {Eigen::Index(37), Eigen::Index(300), Eigen::Index(513)}) {
+    // An offset: the polynomial kernel sees the raw features, the linear kernel's centered Gram does not.
+    const test::mat<double> x = (test::normal<double>(n, 6, 80 + std::uint64_t(n)).array() + 0.5).matrix();
+    const auto y = test::related<double>(x, 4, 90 + std::uint64_t(n), 1.0);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(n, est == estimator::unbiased);
+      auto agree = [&](const auto& kx, const auto& ky) {
+        const double grams = from_grams(x, y, kx, ky, est);
+        CHECK(test::rel_err(cka::kernel_cka(x, y, kx, ky, est), grams) < 1e-12);
+        CHECK(test::rel_err(cka::kernel_cka(x, y, kx, ky, est, tiles()), grams) < 1e-12);
+      };
+      agree(cubic, cubic);
+      agree(cubic, square);
+      agree(square, rbf);
+      agree(rbf, cubic);
+      agree(linear, rbf);
+      agree(rbf, linear);
+      agree(linear, square);
+      // polynomial{1, 1, 0} is the linear kernel.
+      CHECK(test::rel_err(cka::kernel_cka(x, y, cka::polynomial_kernel{1, 1.0, 0.0}, est, tiles()),
+                          cka::linear_cka(x, y, est)) < 1e-12);
+    }
+  }
+  // Float input (accumulated in double) and a non-contiguous view.
+  const auto x = test::normal<double>(300, 5, 95);
+  const auto y = test::related<double>(x, 3, 96);
+  const test::mat<float> xf = x.cast<float>(), yf = y.cast<float>();
+  const test::mat<double> xd = xf.cast<double>(), yd = yf.cast<double>();
+  CHECK(test::rel_err(double(cka::kernel_cka(xf, yf, cubic, rbf, estimator::biased, tiles())),
+                      from_grams(xd, yd, cubic, rbf, estimator::biased)) < 1e-6);
+  const test::mat<double> wide = test::normal<double>(300, 10, 97);
+  const auto strided = Eigen::Map<const test::mat<double>, 0, Eigen::OuterStride<>>(wide.data(), 300, 5, Eigen::OuterStride<>(600));
+  CHECK(test::rel_err(cka::kernel_cka(strided, y, cubic, linear, estimator::unbiased, tiles()),
+                      from_grams(test::mat<double>(strided), y, cubic, linear, estimator::unbiased)) < 1e-12);
+  // The same bits with one thread and with two, on both routes.
+  const int threads = Eigen::nbThreads();
+  std::vector<double> runs;
+  for (int t : {1, 2}) {
+    Eigen::setNbThreads(t);
+    runs.push_back(cka::kernel_cka(x, y, cubic, rbf, estimator::unbiased, tiles()));
+    runs.push_back(cka::kernel_cka(x, y, cubic, rbf, estimator::unbiased));
+  }
+  Eigen::setNbThreads(threads);
+  CHECK(runs[0] == runs[2]);
+  CHECK(runs[1] == runs[3]);
+  // Errors as on the in-memory route: overflow, a bad degree, a constant layer.
+  for (const cka::compute_options& co : {cka::compute_options{}, tiles()}) {
+    CHECK_THROWS_WITH(cka::kernel_cka(x, y, cka::polynomial_kernel{400, 1.0, 1.0}, est_biased(), co),
+                      Contains("overflow: a kernel value"));
+    CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::polynomial_kernel{0, 1.0, 1.0}, est_biased(), co), std::invalid_argument);
+    CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::polynomial_kernel{2, 0.0, 1.0}, est_biased(), co), std::domain_error);
+  }
+}
+
 TEST_CASE("tiled RBF CKA: the same bits with one thread and with two; undefined cases", "[tiles][threads]") {
   const auto x = test::normal<double>(600, 8, 41);
   const auto y = test::related<double>(x, 5, 42);
@@ -210,6 +270,43 @@ TEST_CASE("tiled RBF CKA: the same bits with one thread and with two; undefined 
   CHECK_THROWS_AS(cka::kernel_cka(flat, x.topRows(300), cka::rbf_kernel{1.0}, estimator::biased, tiles()), std::domain_error);
 }
 
+/// The layer matrix of `layers` (the last one without a kernel: NaN cells) on the tile engine, stored and
+/// recomputed, against the route of per-layer Grams and against pairwise kernel_cka; the progress
+/// callback only moves forward and ends at its total.
+template <class Kernel>
+void check_matrix_routes(const std::vector<test::mat<double>>& layers, const Kernel& kernel, estimator est) {
+  const std::size_t undefined = layers.size() - 1;
+  const Eigen::Index live = Eigen::Index(undefined);
+  cka::similarity_matrix_options o;
+  o.est = est;
+  std::size_t last = 0, total = 0;
+  o.progress = [&](std::size_t done, std::size_t all) {
+    CHECK(done >= last);
+    CHECK(done <= all);
+    last = done;
+    total = all;
+  };
+  const auto stored = cka::similarity_matrix(layers, kernel, o);
+  CHECK(last > 0);
+  CHECK(last == total);
+  o.progress = nullptr;
+  const auto computed = cka::similarity_matrix(layers, kernel, o, tiles());
+  const auto list = cka::detail::make_layers<test::mat<double>, test::mat<double>>(layers, nullptr);
+  const auto grams = cka::detail::similarity_matrix_impl<double>(list, kernel, o, cka::detail::matrix_route::grams);
+  CHECK(test::undefined_layers(stored) == std::vector<std::size_t>{undefined});
+  CHECK(test::undefined_layers(computed) == std::vector<std::size_t>{undefined});
+  CHECK(test::undefined_layers(grams) == std::vector<std::size_t>{undefined});
+  for (Eigen::Index a = 0; a < live; ++a)
+    for (Eigen::Index b = 0; b < live; ++b) {
+      CAPTURE(a, b, est == estimator::unbiased);
+      CHECK(test::rel_err(stored.values(a, b), computed.values(a, b)) < 1e-12);
+      CHECK(test::rel_err(stored.values(a, b), grams.values(a, b)) < 1e-12);
+      if (a != b) CHECK(test::rel_err(stored.values(a, b), cka::kernel_cka(layers[std::size_t(a)], layers[std::size_t(b)], kernel, est)) < 1e-12);
+    }
+  CHECK(std::isnan(stored.values(live, 0)));
+  CHECK(std::isnan(computed.values(0, live)));
+}
+
 TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and pairwise agree", "[tiles][matrix]") {
   // Layers of different widths, one without a median bandwidth (one-hot rows: most pairs coincide).
   std::vector<test::mat<double>> layers = {test::normal<double>(301, 5, 51), test::normal<double>(301, 9, 52)};
@@ -218,35 +315,7 @@ TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and
   for (Eigen::Index i = 0; i < 301; ++i) onehot(i, i % 10 < 8 ? 0 : 1) = 1;
   layers.push_back(onehot);
   const auto kernel = cka::rbf_kernel::median(0.9);
-  for (estimator est : {estimator::biased, estimator::unbiased}) {
-    cka::similarity_matrix_options o;
-    o.est = est;
-    std::vector<std::size_t> seen;
-    o.progress = [&](std::size_t done, std::size_t total) {
-      CHECK(done <= total);
-      if (!seen.empty()) CHECK(done >= seen.back());
-      seen.push_back(done);
-      (void)total;
-    };
-    const auto stored = cka::similarity_matrix(layers, kernel, o);
-    REQUIRE_FALSE(seen.empty());
-    o.progress = nullptr;
-    const auto computed = cka::similarity_matrix(layers, kernel, o, tiles());
-    const auto list = cka::detail::make_layers<test::mat<double>, test::mat<double>>(layers, nullptr);
-    const auto grams = cka::detail::similarity_matrix_impl<double>(list, kernel, o, cka::detail::matrix_route::grams);
-    CHECK(test::undefined_layers(stored) == std::vector<std::size_t>{3});
-    CHECK(test::undefined_layers(computed) == std::vector<std::size_t>{3});
-    CHECK(test::undefined_layers(grams) == std::vector<std::size_t>{3});
-    for (Eigen::Index a = 0; a < 3; ++a)
-      for (Eigen::Index b = 0; b < 3; ++b) {
-        CAPTURE(a, b, est == estimator::unbiased);
-        CHECK(test::rel_err(stored.values(a, b), computed.values(a, b)) < 1e-12);
-        CHECK(test::rel_err(stored.values(a, b), grams.values(a, b)) < 1e-12);
-        if (a != b) CHECK(test::rel_err(stored.values(a, b), cka::kernel_cka(layers[std::size_t(a)], layers[std::size_t(b)], kernel, est)) < 1e-12);
-      }
-    CHECK(std::isnan(stored.values(3, 0)));
-    CHECK(std::isnan(computed.values(0, 3)));
-  }
+  for (estimator est : {estimator::biased, estimator::unbiased}) check_matrix_routes(layers, kernel, est);
   // The rectangular form and float layers.
   std::vector<test::mat<float>> rows = {layers[0].cast<float>(), layers[1].cast<float>()}, cols = {layers[2].cast<float>()};
   const auto r = cka::similarity_matrix(rows, cols, kernel, cka::similarity_matrix_options{}, tiles());
@@ -256,6 +325,39 @@ TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and
   const test::mat<double> r0 = rows[0].cast<double>(), r1 = rows[1].cast<double>(), c0 = cols[0].cast<double>();
   CHECK(test::rel_err(r.values(0, 0), cka::kernel_cka(r0, c0, kernel)) < 1e-12);
   CHECK(test::rel_err(r.values(1, 0), cka::kernel_cka(r1, c0, kernel)) < 1e-12);
+}
+
+TEST_CASE("polynomial similarity matrix on the tile engine: stored, computed, Grams and pairwise agree", "[tiles][matrix]") {
+  std::vector<test::mat<double>> layers = {test::normal<double>(301, 5, 151), test::normal<double>(301, 9, 152)};
+  layers.push_back((test::related<double>(layers[0], 4, 153).array() + 2.0).matrix());  // an offset
+  layers.push_back(test::mat<double>::Constant(301, 2, 1.5));                           // zero variance
+  const cka::polynomial_kernel kernel{3, 0.2, 1.0};
+  for (estimator est : {estimator::biased, estimator::unbiased}) check_matrix_routes(layers, kernel, est);
+}
+
+TEST_CASE("polynomial MMD on the tile engine: stored, computed and one pooled Gram agree", "[tiles][mmd]") {
+  for (const auto& [m, n] : std::vector<std::pair<Eigen::Index, Eigen::Index>>{{300, 213}, {37, 5}}) {
+    const test::mat<double> x = test::normal<double>(m, 4, 160 + std::uint64_t(m));
+    const test::mat<double> y = (test::normal<double>(n, 4, 170 + std::uint64_t(n)).array() + 0.4).matrix();
+    test::mat<double> z(m + n, 4);
+    z << x, y;
+    const cka::polynomial_kernel k{3, 0.25, 1.0};
+    const test::mat<double> g = cka::gram(z, k);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(m, n, est == estimator::unbiased);
+      const double sx = g.topLeftCorner(m, m).sum() - (est == estimator::unbiased ? g.diagonal().head(m).sum() : 0.0);
+      const double sy = g.bottomRightCorner(n, n).sum() - (est == estimator::unbiased ? g.diagonal().tail(n).sum() : 0.0);
+      const double mm = double(m), nn = double(n), px = est == estimator::unbiased ? mm * (mm - 1) : mm * mm,
+                   py = est == estimator::unbiased ? nn * (nn - 1) : nn * nn;
+      const double expected = sx / px + sy / py - 2 * g.bottomLeftCorner(n, m).sum() / (mm * nn);
+      REQUIRE(std::abs(expected) > 1e-3);
+      CHECK(test::rel_err(cka::mmd2(x, y, k, est), expected) < 1e-12);
+      CHECK(test::rel_err(cka::mmd2(x, y, k, est, tiles()), expected) < 1e-12);
+    }
+  }
+  const test::mat<double> x = test::normal<double>(50, 3, 180), y = test::normal<double>(40, 3, 181);
+  CHECK_THROWS_WITH(cka::mmd2(x, y, cka::polynomial_kernel{400, 1.0, 1.0}, estimator::biased, tiles()),
+                    Contains("overflow: a kernel value"));
 }
 
 TEST_CASE("RBF MMD on the tile engine: stored, computed and one pooled Gram agree", "[tiles][mmd]") {

@@ -23,8 +23,7 @@ namespace detail {
 template <class A>
 void require_finite_gram(const char* fn, const matrix<A>& g) {
   if (g.allFinite()) return;
-  fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of "
-                  "high degree, or distances too large to square); rescale the inputs or the kernel parameters");
+  fail_kernel_overflow(fn);
 }
 
 /// Full symmetric n×n Gram of the rows of x under `kernel`, in scalar A. Inner-product kernels use the raw

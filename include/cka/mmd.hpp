@@ -69,13 +69,15 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
 /// The linear kernel takes a closed form in O((m+n)d) instead: biased MMD² = ‖x̄ − ȳ‖², computed from the
 /// pooled sample shifted to its mean, so a large common offset costs no digits and the value is ≥ 0.
 /// The kernel is applied to the pooled sample [X; Y]: a median-rule `rbf_kernel` takes its bandwidth from
-/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel` runs on the
-/// tile engine (docs/math.md) instead: the pooled kernel's upper tiles, stored (4·(m+n)² bytes) when they
-/// fit the budget of `co` (default: half the physical memory), else recomputed in each of its two passes
-/// (median, block sums) with nothing (m+n)×(m+n) held; (m+n)²·d multiply-adds per pass. `co.processes`
+/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel` and
+/// `polynomial_kernel` run on the tile engine (docs/math.md) instead, for float and double input: the pooled
+/// kernel's upper tiles, stored (4·(m+n)² bytes) when they fit the budget of `co` (default: half the
+/// physical memory), else recomputed in each pass (a median bandwidth's, the block sums) with nothing
+/// (m+n)×(m+n) held; (m+n)²·d/2 multiply-adds per pass. `co.processes`
 /// shares the tiles among a team's members, as for kernel_cka (docs/distributed.md).
 /// Throws cka::invalid_argument if the feature counts differ, m or n is below 1 (biased) or 2 (unbiased),
-/// or an entry is NaN or ±Inf.
+/// an entry is NaN or ±Inf, or a kernel parameter is bad; cka::domain_error for a zero median bandwidth or
+/// an overflow.
 template <class DX, class DY, class Kernel>
 typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const Kernel& kernel,
                          estimator est = estimator::biased, const compute_options& co = {}) {
@@ -99,12 +101,11 @@ typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase
     return T(detail::linear_mmd2<A>(fn, xv, yv, est));
   }
   const Eigen::Index m = xv.rows(), n = yv.rows();
-  if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
+  if constexpr (detail::in_tile_engine<Kernel> && std::is_same_v<A, double>) {
     // The tiles of the pooled sample, built from X and Y without a stacked copy.
     const int threads = Eigen::nbThreads();
-    const int members = detail::members_of(co);
-    const bool store = detail::rbf_tiles::stored_bytes(m + n, members) <= detail::memory_budget(co);
-    const detail::rbf_tiles tiles(fn, xv, yv, kernel, store, threads, nullptr, co.processes);
+    const bool store = detail::packed_tiles::bytes(m + n, detail::members_of(co)) <= detail::memory_budget(co);
+    const auto tiles = detail::tiles_of(fn, xv, yv, kernel, store, threads, co.processes);
     const detail::block_sums s = detail::tile_block_sums(tiles, m, threads, co.processes);
     return T(detail::mmd2_from_sums<double>(s.xx, s.yy, s.xy, s.diag_x, s.diag_y, m, n, est));
   } else {

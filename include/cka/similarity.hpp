@@ -53,17 +53,18 @@ centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
   return centered_products<A>(k, l, est);
 }
 
-/// RBF CKA through the tile engine (detail/tiles.hpp), for both estimators. store: keep each kernel matrix's
-/// upper tiles (4·n² bytes per representation; every tile computed once), else recompute tiles in every
-/// pass (no n×n memory: 8·n·(d1 + d2) bytes plus a tile per thread). A median bandwidth is the exact median
-/// of the (power-of-two scaled) representation's distances.
-template <class VX, class VY>
-double rbf_cka_tiles(const char* fn, const VX& x, const VY& y, const rbf_kernel& kx, const rbf_kernel& ky,
-                     estimator est, bool store, const team* members = nullptr) {
+/// Kernel CKA through the tile engine (detail/tiles.hpp), for the RBF and inner-product kernels in any
+/// pairing and both estimators. store: keep each kernel matrix's upper tiles (4·n² bytes per
+/// representation; every tile computed once), else recompute tiles in every pass (no n×n memory:
+/// 8·n·(d1 + d2) bytes plus a tile per thread). A median bandwidth is the exact median of the (power-of-two
+/// scaled) representation's distances.
+template <class VX, class VY, class KX, class KY>
+double kernel_cka_tiles(const char* fn, const VX& x, const VY& y, const KX& kx, const KY& ky, estimator est,
+                        bool store, const team* members = nullptr) {
   const int threads = Eigen::nbThreads();
-  const rbf_tiles tx(fn, x, kx, store, threads, nullptr, members);
-  const rbf_tiles ty(fn, y, ky, store, threads, nullptr, members);
-  return cka_ratio(fn, tile_pair_sums(tx, ty, est, threads, members));
+  const auto tx = tiles_of(fn, x, kx, store, threads, members);
+  const auto ty = tiles_of(fn, y, ky, store, threads, members);
+  return cka_ratio(fn, tile_pair_sums<tile_layer>(tx, ty, est, threads, members));
 }
 
 /// True when the feature-space form is cheaper: nD² flops against n²D, i.e. D = d1 + d2 < n.
@@ -128,17 +129,18 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// Kernel CKA between X (n×d1) and Y (n×d2): gram_cka(gram(X, kx), gram(Y, ky)), each Gram formed once in
 /// double for float input. A median-rule `rbf_kernel` resolves its bandwidth separately for X and for Y.
 /// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
-/// Two RBF kernels run on the tile engine (docs/math.md): 256×256 tiles of the upper triangle, the exact
-/// median bandwidth by selection on the distances' bit patterns, row sums and then centered products in
-/// two passes. The tiles are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit
-/// the budget of `co` (default: half the physical memory), else recomputed in each pass — nothing n×n,
-/// memory 8·n·(d1+d2) bytes plus a few tiles per thread, about 3·n²·(d1+d2) flops. Both ways give the same
-/// median bit for bit and agree to ~1e-13; neither depends on the thread count. With `co.processes` (a
-/// team, e.g. cka::mpi::team) every member passes the same X and Y and computes its share of the tiles:
-/// the same value on every member, one process's to ~1e-15 (docs/distributed.md).
-/// Other kernels: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
+/// RBF, polynomial and linear kernels, in any pairing, run on the tile engine (docs/math.md) for float and
+/// double input: 256×256 tiles of the upper triangle, the exact median bandwidth of a median-rule RBF by
+/// selection on the distances' bit patterns, row sums and then centered products in two passes. The tiles
+/// are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit the budget of `co`
+/// (default: half the physical memory), else recomputed in each pass — nothing n×n, memory 8·n·(d1+d2)
+/// bytes plus a few tiles per thread, about 2·n²·(d1+d2) flops (3 with a median bandwidth). Both ways give
+/// the same median bit for bit and agree to ~1e-13; neither depends on the thread count. With
+/// `co.processes` (a team, e.g. cka::mpi::team) every member passes the same X and Y and computes its share
+/// of the tiles: the same value on every member, one process's to ~1e-15 (docs/distributed.md).
+/// Other kernels, and long double or multiprecision input: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
 /// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters and cka::domain_error for a
-/// median bandwidth of zero or overflow.
+/// median bandwidth of zero or overflow (a kernel value or distance beyond the accumulation type).
 template <class DX, class DY, class KX, class KY,
           class = std::enable_if_t<!std::is_same_v<KY, estimator>>>
 typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
@@ -152,10 +154,10 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
     const detail::view_t<DX> xv(x.derived());
     const detail::view_t<DY> yv(y.derived());
     detail::require_representation_pair("kernel_cka", xv, yv, est);
-    if constexpr (std::is_same_v<A, double> && std::is_same_v<KX, rbf_kernel> && std::is_same_v<KY, rbf_kernel>) {
+    if constexpr (std::is_same_v<A, double> && detail::in_tile_engine<KX> && detail::in_tile_engine<KY>) {
       const int members = detail::members_of(co);
-      const bool store = 2 * detail::rbf_tiles::stored_bytes(xv.rows(), members) <= detail::memory_budget(co);
-      return T(detail::rbf_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store, co.processes));
+      const bool store = 2 * detail::packed_tiles::bytes(xv.rows(), members) <= detail::memory_budget(co);
+      return T(detail::kernel_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store, co.processes));
     }
     const matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka");
     const matrix<A> l = detail::gram_of<A>(yv, ky, "kernel_cka");

@@ -79,6 +79,9 @@ struct layer_list {
 
 template <class Kernel>
 constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
+/// Kernels whose layer matrix runs on the tile engine without a minibatch: the RBF and polynomial kernels.
+template <class Kernel>
+constexpr bool uses_kernel_tiles = in_tile_engine<Kernel> && !is_linear_kernel<Kernel>;
 
 /// The route: the moment state only for the linear kernel without a minibatch, and only when it is cheaper
 /// and its (1 + P + L)² values fit in 2 GiB. Cost model, calibrated on 2 Zen 5 cores: the joint rank-h
@@ -87,7 +90,7 @@ constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
 /// costs ~8n².
 template <class Kernel, class M, class N>
 matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
-  if (std::is_same_v<Kernel, rbf_kernel> && o.minibatch == 0) return matrix_route::kernel_tiles;
+  if (uses_kernel_tiles<Kernel> && o.minibatch == 0) return matrix_route::kernel_tiles;
   if (!is_linear_kernel<Kernel> || o.minibatch != 0 || layers.size() == 0) return matrix_route::grams;
   const double n = double(layers.samples());
   double p = 1, gram_cost = 0;
@@ -100,28 +103,29 @@ matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matri
   return moment_cost < gram_cost ? matrix_route::moments : matrix_route::grams;
 }
 
-/// Whether the RBF tile engine stores every layer's kernel tiles (4·n² bytes each) within the budget, or
+/// Whether the tile engine stores every layer's kernel tiles (4·n² bytes each) within the budget, or
 /// recomputes them in every pass.
-inline bool store_rbf_tiles(Eigen::Index n, std::size_t count, const compute_options& co) {
-  return double(count) * rbf_tiles::stored_bytes(n, members_of(co)) <= memory_budget(co);
+inline bool store_kernel_tiles(Eigen::Index n, std::size_t count, const compute_options& co) {
+  return double(count) * packed_tiles::bytes(n, members_of(co)) <= memory_budget(co);
 }
 
-/// The RBF matrix through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own exact median)
-/// and row sums once, then one pass over the tiles for every pair's centered products. Layers without a
-/// bandwidth get NaN (their cause in `causes`).
-template <class M, class N>
-matrix<double> rbf_matrix_tiles(const char* fn, const layer_list<M, N>& layers, const rbf_kernel& kernel, estimator est,
-                                const similarity_matrix_options& o, const compute_options& co,
-                                std::vector<std::string>& causes) {
+/// The RBF or polynomial matrix through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own
+/// exact median, for a median-rule RBF) and row sums once, then one pass over the tiles for every pair's
+/// centered products. Layers without a bandwidth get NaN (their cause in `causes`).
+template <class M, class N, class Kernel>
+matrix<double> kernel_matrix_tiles(const char* fn, const layer_list<M, N>& layers, const Kernel& kernel, estimator est,
+                                   const similarity_matrix_options& o, const compute_options& co,
+                                   std::vector<std::string>& causes) {
+  using layer = tiles_for<Kernel>;
   const Eigen::Index n = layers.samples();
   const std::size_t count = layers.size();
   const int threads = Eigen::nbThreads();
-  const bool store = store_rbf_tiles(n, count, co);
-  // Planned tile passes: per layer its own (distances or median) and pass A, then pass B over all layers.
-  const std::size_t passes = count * (rbf_tiles::planned_passes(kernel, store) + 1) + count;
+  const bool store = store_kernel_tiles(n, count, co);
+  // Planned tile passes: per layer its own (stored tiles or median) and pass A, then pass B over all layers.
+  const std::size_t passes = count * (layer::planned_passes(kernel, store) + 1) + count;
   tile_meter meter(o.progress, passes * upper_tiles(n, members_of(co)));
-  std::vector<std::optional<rbf_tiles>> tiles(count);
-  std::vector<const rbf_tiles*> live(count, nullptr);
+  std::vector<std::optional<layer>> tiles(count);
+  std::vector<const layer*> live(count, nullptr);
   for (std::size_t a = 0; a < count; ++a) {
     layers.visit(a, [&](const auto& x) {
       try {
@@ -170,15 +174,15 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
   if (route == matrix_route::moments && (!is_linear_kernel<Kernel> || o.minibatch != 0)) {
     fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
   }
-  if (route == matrix_route::kernel_tiles && (!std::is_same_v<Kernel, rbf_kernel> || o.minibatch != 0)) {
-    fail_argument(fn, "the kernel-tile route needs the RBF kernel and no minibatch");
+  if (route == matrix_route::kernel_tiles && (!uses_kernel_tiles<Kernel> || o.minibatch != 0)) {
+    fail_argument(fn, "the kernel-tile route needs the RBF or polynomial kernel and no minibatch");
   }
 
   basic_similarity_result<A> out;
   matrix<A> values;  // count × count
   std::vector<std::string> causes(count);  // why a layer's kernel is undefined, where it is
-  if constexpr (std::is_same_v<Kernel, rbf_kernel> && std::is_same_v<A, double>) {
-    if (route == matrix_route::kernel_tiles) values = rbf_matrix_tiles(fn, layers, kernel, est, o, co, causes);
+  if constexpr (uses_kernel_tiles<Kernel> && std::is_same_v<A, double>) {
+    if (route == matrix_route::kernel_tiles) values = kernel_matrix_tiles(fn, layers, kernel, est, o, co, causes);
   } else if (route == matrix_route::kernel_tiles) {
     route = matrix_route::grams;  // the tile engine sums in double only
   }
@@ -285,8 +289,8 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
   const matrix_route route = choose_route<Kernel>(layers, o);
   if (route == matrix_route::kernel_tiles && std::is_same_v<A, double>) {
     // Stored kernel tiles, or each layer's centered copy and a few tiles per thread.
-    if (store_rbf_tiles(layers.samples(), layers.size(), co)) {
-      return double(layers.size()) * rbf_tiles::stored_bytes(layers.samples(), members_of(co));
+    if (store_kernel_tiles(layers.samples(), layers.size(), co)) {
+      return double(layers.size()) * packed_tiles::bytes(layers.samples(), members_of(co));
     }
     double copies = 0;
     for (std::size_t a = 0; a < layers.size(); ++a) copies += 8.0 * n * double(layers.width(a) + 1);
@@ -310,10 +314,11 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// Kernel: `linear_kernel` (default) — through the joint moment state when cheaper (memory (1+P+L)², P
 /// features in all) or else per-layer Grams — or any kernel of kernels.hpp (a median-rule `rbf_kernel`
 /// takes each layer's σ from its own distances, per batch in minibatch mode) through per-layer Grams
-/// (memory L·n²). `rbf_kernel` without a minibatch runs on the tile engine (docs/math.md): each layer's
-/// exact median and row sums once, then one pass for every pair — L·n²·d̄ flops and L·4n² bytes when the
-/// kernel tiles fit the budget of `co` (default: half the physical memory), else no n×n memory at all
-/// (8·n·d per layer) and about three passes of tile products per layer. `co.processes` shares those
+/// (memory L·n²). `rbf_kernel` and `polynomial_kernel` without a minibatch run on the tile engine
+/// (docs/math.md): each layer's exact median (a median-rule RBF) and row sums once, then one pass for
+/// every pair — L·n²·d̄ flops and L·4n² bytes when the kernel tiles fit the budget of `co` (default: half
+/// the physical memory), else no n×n memory at all (8·n·d per layer) and two or three passes of tile
+/// products per layer. `co.processes` shares those
 /// tiles among a team's members (docs/distributed.md); the other routes compute in full on each member.
 /// Minibatch (o.minibatch = B, Nguyen et al. 2021): unbiased HSIC summed over consecutive batches of B
 /// samples — unscaled sums, each batch counting once — then the CKA ratio; memory L·B². A final batch of
@@ -343,7 +348,7 @@ basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
 }
 
 /// Bytes of working memory the square similarity_matrix(layers, kernel, o, co) will hold beyond its inputs:
-/// one n×n (or B×B) Gram per layer, the joint moment state, or the RBF tile engine's stored tiles or
+/// one n×n (or B×B) Gram per layer, the joint moment state, or the tile engine's stored tiles or
 /// centered copies. Lets a caller refuse or choose before allocating.
 template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
 double similarity_matrix_bytes(const std::vector<M>& layers, const Kernel& = {}, const similarity_matrix_options& o = {},

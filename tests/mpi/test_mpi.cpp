@@ -133,6 +133,27 @@ TEST_CASE("distributed RBF kernel CKA equals one process's, stored and recompute
   }
 }
 
+TEST_CASE("distributed polynomial and mixed kernel CKA and polynomial MMD equal one process's") {
+  matrix x, y;
+  dependent_pair(900, x, y, 0.5);  // 4 tiles a side
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  const cka::polynomial_kernel cubic{3, 0.2, 1.0};
+  for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+    for (std::size_t budget : {std::size_t(0), std::size_t(1) << 20}) {  // stored, then recomputed
+      cka::compute_options alone, shared;
+      alone.max_bytes = shared.max_bytes = budget;
+      shared.processes = &t;
+      CHECK(close(cka::kernel_cka(x, y, cubic, est, shared), cka::kernel_cka(x, y, cubic, est, alone), 1e-13));
+      CHECK(close(cka::kernel_cka(x, y, cubic, cka::rbf_kernel::median(), est, shared),
+                  cka::kernel_cka(x, y, cubic, cka::rbf_kernel::median(), est, alone), 1e-13));
+      CHECK(close(cka::kernel_cka(x, y, cka::linear_kernel{}, cka::rbf_kernel{1.3}, est, shared),
+                  cka::kernel_cka(x, y, cka::linear_kernel{}, cka::rbf_kernel{1.3}, est, alone), 1e-13));
+      CHECK(close(cka::mmd2(x.topRows(500), x.bottomRows(400), cubic, est, shared),
+                  cka::mmd2(x.topRows(500), x.bottomRows(400), cubic, est, alone), 1e-13));
+    }
+  }
+}
+
 TEST_CASE("distributed exact median with a sampled bracket over recomputed tiles") {
   // Above 2^24 pairs the recomputed route samples 2^22 pairs (dealt over the ranks) before counting.
   const matrix x = random_matrix(5900, 3, 21), y = random_matrix(5900, 2, 22);

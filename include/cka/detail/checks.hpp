@@ -100,8 +100,7 @@ void require_symmetric_gram(const char* fn, const char* name, const M& k) {
 template <class M>
 void require_finite_distances(const char* fn, const M& m) {
   if (m.allFinite()) return;
-  fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs "
-                  "and the bandwidth together (a median-rule bandwidth does so itself)");
+  fail_distance_overflow(fn);
 }
 
 }  // namespace cka::detail

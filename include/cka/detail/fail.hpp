@@ -27,4 +27,16 @@ template <class... Parts>
   throw domain_error(concat("cka::", fn, ": ", parts...));
 }
 
+/// The overflow of a kernel value (a polynomial of high degree, an RBF of distances too large to square).
+[[noreturn]] inline void fail_kernel_overflow(const char* fn) {
+  fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of high "
+                  "degree, or distances too large to square); rescale the inputs or the kernel parameters");
+}
+
+/// The overflow of a squared distance between two samples.
+[[noreturn]] inline void fail_distance_overflow(const char* fn) {
+  fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs and "
+                  "the bandwidth together (a median-rule bandwidth does so itself)");
+}
+
 }  // namespace cka::detail

@@ -34,6 +34,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -59,12 +60,17 @@ struct tiled_rows {
   Eigen::Index tiles() const { return (xc.rows() + tile_rows - 1) / tile_rows; }
 };
 
+/// How a representation's rows enter the tiles: column-centered (distances, the linear kernel), or as given
+/// (the polynomial kernel, which is not translation invariant).
+enum class row_form { centered, raw };
+
 /// Rows × cols prepared for tiles from fill(block, c0, w), which writes columns c0 … c0+w−1 of the input
 /// (converted to A) into a column-major block: 64 columns at a time, centered there as centered_columns
-/// centers them (the same bits: a column's statistics are its own), scaled and copied into the row-major
-/// result — no full-size temporary beside it.
+/// centers them (the same bits: a column's statistics are its own) unless `form` is raw, scaled and copied
+/// into the row-major result — no full-size temporary beside it.
 template <class A, class Fill>
-tiled_rows<A> tiled_rows_from(Eigen::Index rows, Eigen::Index cols, A scale, Fill&& fill) {
+tiled_rows<A> tiled_rows_from(Eigen::Index rows, Eigen::Index cols, A scale, Fill&& fill,
+                              row_form form = row_form::centered) {
   tiled_rows<A> t;
   t.xc.resize(rows, cols);
   matrix<A> block;
@@ -72,7 +78,7 @@ tiled_rows<A> tiled_rows_from(Eigen::Index rows, Eigen::Index cols, A scale, Fil
     const Eigen::Index w = std::min<Eigen::Index>(64, cols - c0);
     block.resize(rows, w);
     fill(block, c0, w);
-    if (rows > 0) {
+    if (rows > 0 && form == row_form::centered) {
       column_stats<A> stats;
       stats.add(block);
       center_chunk(block, stats.mean(), stats.keep());
@@ -86,19 +92,22 @@ tiled_rows<A> tiled_rows_from(Eigen::Index rows, Eigen::Index cols, A scale, Fil
 
 /// One representation's rows.
 template <class A, class V>
-tiled_rows<A> tiled_rows_of(const V& x, A scale) {
-  return tiled_rows_from<A>(x.rows(), x.cols(), scale, [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) {
-    b = x.middleCols(c0, w).template cast<A>();
-  });
+tiled_rows<A> tiled_rows_of(const V& x, A scale, row_form form = row_form::centered) {
+  return tiled_rows_from<A>(
+      x.rows(), x.cols(), scale,
+      [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) { b = x.middleCols(c0, w).template cast<A>(); }, form);
 }
 
-/// A pooled sample's rows: X's over Y's (same width), centered with the pooled means.
+/// A pooled sample's rows: X's over Y's (same width), centered with the pooled means unless `form` is raw.
 template <class A, class VX, class VY>
-tiled_rows<A> tiled_rows_of(const VX& x, const VY& y, A scale) {
-  return tiled_rows_from<A>(x.rows() + y.rows(), x.cols(), scale, [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) {
-    b.topRows(x.rows()) = x.middleCols(c0, w).template cast<A>();
-    b.bottomRows(y.rows()) = y.middleCols(c0, w).template cast<A>();
-  });
+tiled_rows<A> tiled_rows_of(const VX& x, const VY& y, A scale, row_form form = row_form::centered) {
+  return tiled_rows_from<A>(
+      x.rows() + y.rows(), x.cols(), scale,
+      [&](matrix<A>& b, Eigen::Index c0, Eigen::Index w) {
+        b.topRows(x.rows()) = x.middleCols(c0, w).template cast<A>();
+        b.bottomRows(y.rows()) = y.middleCols(c0, w).template cast<A>();
+      },
+      form);
 }
 
 /// The tiles of a symmetric n×n matrix: tile_rows × tile_rows blocks, the last row and column of tiles
@@ -799,11 +808,43 @@ matrix<double> tile_centered_products(const tile_grid& g, int threads, const std
   return total.selfadjointView<Eigen::Upper>();
 }
 
+/// A kernel matrix as the passes read it: its grid, and tile(ti, tj, scratch), the kernel values of an upper
+/// tile (stored, or computed into scratch). Layers of different kernels meet in one pass through this base.
+class tile_layer {
+ public:
+  virtual ~tile_layer() = default;
+  virtual const tile_grid& grid() const = 0;
+  virtual const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const = 0;
+
+ protected:
+  tile_layer() = default;
+  tile_layer(const tile_layer&) = default;
+  tile_layer& operator=(const tile_layer&) = default;
+  tile_layer(tile_layer&&) = default;
+  tile_layer& operator=(tile_layer&&) = default;
+};
+
+/// Every member of a team must hold the same representation: its shape and a checksum of the rows (bitwise
+/// equal for equal data) are compared with rank 0's; a difference makes every member throw
+/// cka::invalid_argument.
+inline void require_same_rows(const char* fn, const tiled_rows<double>& rows, const team* members) {
+  const std::vector<double> mine{double(rows.rows()), double(rows.xc.cols()), rows.norms.sum()};
+  const std::vector<double> all = members->gather(mine);
+  for (int r = 1; r < members->size(); ++r) {
+    const double* o = all.data() + 3 * r;
+    if (o[0] != all[0] || o[1] != all[1] || !(o[2] == all[2])) {
+      fail_argument(fn, "rank ", r, " holds a representation of ", o[0], " samples and ", o[1],
+                    " features that differs from rank 0's (", all[0], " and ", all[1],
+                    "); every member of the team must pass the same data");
+    }
+  }
+}
+
 /// One representation's RBF kernel matrix for the passes, with its bandwidth resolved: computed tile by
 /// tile from the centered features in every pass (memory 8·n·d bytes), or computed once and stored
 /// (packed_tiles, 4·n² bytes). A median bandwidth comes from the exact median of the same distance tiles
 /// (tiled_median), stored or computed.
-class rbf_tiles {
+class rbf_tiles final : public tile_layer {
  public:
   /// On a team (`members`), every member passes the same x and holds (stores) only its share of the tiles;
   /// a member with other data than rank 0's makes every member throw cka::invalid_argument.
@@ -829,10 +870,10 @@ class rbf_tiles {
   static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
   bool stored() const { return stored_.has_value(); }
 
-  const tile_grid& grid() const { return grid_; }
+  const tile_grid& grid() const override { return grid_; }
   double bandwidth_squared() const { return s2_; }
   /// Kernel values of tile (ti, tj): stored, or computed into scratch.
-  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const {
+  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const override {
     if (stored_) return stored_->tile(ti, tj);
     tile_distances(fn_, rows_, ti, tj, scratch);
     kernel_.apply(scratch, s2_);
@@ -847,7 +888,7 @@ class rbf_tiles {
             const team* members)
       : fn_(fn), kernel_(k), share_(tile_share::of(members)) {
     together(members, [&] { rows_ = make_rows(); });
-    if (share_.size > 1) require_same_rows(members);
+    if (share_.size > 1) require_same_rows(fn_, rows_, members);
     const tile_grid g{rows_.rows()};
     const Eigen::Index nt = g.tiles();
     if (store) {
@@ -873,21 +914,6 @@ class rbf_tiles {
     grid_ = g;
   }
 
-  // Every member must hold the same representation: its shape and a checksum of the centered features
-  // (bitwise equal for equal data) are compared with rank 0's.
-  void require_same_rows(const team* members) const {
-    const std::vector<double> mine{double(rows_.rows()), double(rows_.xc.cols()), rows_.norms.sum()};
-    const std::vector<double> all = members->gather(mine);
-    for (int r = 1; r < members->size(); ++r) {
-      const double* o = all.data() + 3 * r;
-      if (o[0] != all[0] || o[1] != all[1] || !(o[2] == all[2])) {
-        fail_argument(fn_, "rank ", r, " holds a representation of ", o[0], " samples and ", o[1],
-                      " features that differs from rank 0's (", all[0], " and ", all[1],
-                      "); every member of the team must pass the same data");
-      }
-    }
-  }
-
   const char* fn_;
   rbf_kernel kernel_;
   tile_share share_;
@@ -896,6 +922,120 @@ class rbf_tiles {
   tile_grid grid_;
   double s2_ = 0;
 };
+
+/// One representation's kernel matrix under an inner-product kernel (linear_kernel, polynomial_kernel) for
+/// the passes: tiles of the inner products RRᵀ (one GEMM of h·w·d multiply-adds per tile) mapped to kernel
+/// values. R is X column-centered for the linear kernel (its centered Gram is the same, and an offset costs
+/// no digits; one representation's rows are also scaled by a power of two where their magnitudes are
+/// extreme, since its CKA does not depend on its scale) and X as given for the polynomial kernel, as the
+/// device engine takes them.
+/// The tiles are computed in every pass (memory 8·n·d bytes) or once and stored (4·n² bytes). On a team,
+/// every member passes the same x and holds only its share, as for rbf_tiles. Throws cka::domain_error
+/// (overflow) for a kernel value outside the range of double.
+template <class Kernel>
+class product_tiles final : public tile_layer {
+ public:
+  static_assert(std::is_same_v<Kernel, linear_kernel> || std::is_same_v<Kernel, polynomial_kernel>,
+                "cka: product_tiles takes an inner-product kernel");
+
+  template <class V>
+  product_tiles(const char* fn, const V& x, const Kernel& k, bool store, int threads, tile_meter* meter = nullptr,
+                const team* members = nullptr)
+      : product_tiles(prepared{}, fn, [&] {
+          return tiled_rows_of<double>(x, std::is_same_v<Kernel, linear_kernel> ? safe_scale<double>(x) : 1.0, form());
+        }, k, store, threads, meter, members) {}
+
+  /// The pooled sample [X; Y] (MMD), without a stacked copy of it.
+  template <class VX, class VY>
+  product_tiles(const char* fn, const VX& x, const VY& y, const Kernel& k, bool store, int threads,
+                tile_meter* meter = nullptr, const team* members = nullptr)
+      : product_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, y, 1.0, form()); }, k, store, threads,
+                      meter, members) {}
+
+  /// Bytes the stored route holds for n samples (on each of `members` members).
+  static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
+  /// Tile passes the constructor makes (for a meter): the stored tiles.
+  static std::size_t planned_passes(const Kernel&, bool store) { return store ? 1 : 0; }
+  bool stored() const { return stored_.has_value(); }
+
+  const tile_grid& grid() const override { return grid_; }
+  const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const override {
+    if (stored_) return stored_->tile(ti, tj);
+    scratch.resize(grid_.size(ti), grid_.size(tj));
+    values(ti, tj, scratch.data());
+    return scratch.data();
+  }
+
+ private:
+  static constexpr row_form form() {
+    return std::is_same_v<Kernel, linear_kernel> ? row_form::centered : row_form::raw;
+  }
+
+  struct prepared {};
+  template <class Make>
+  product_tiles(prepared, const char* fn, Make&& make_rows, const Kernel& k, bool store, int threads,
+                tile_meter* meter, const team* members)
+      : fn_(fn), kernel_(k), grid_{0} {
+    if constexpr (std::is_same_v<Kernel, polynomial_kernel>) k.require_valid();
+    const tile_share share = tile_share::of(members);
+    together(members, [&] { rows_ = make_rows(); });
+    if (share.size > 1) require_same_rows(fn_, rows_, members);
+    grid_ = tile_grid{rows_.rows()};
+    if (!store) return;
+    together(members, [&] {
+      stored_.emplace(grid_.n, share);
+      const Eigen::Index nt = grid_.tiles();
+      for_tile_rows(nt, threads, [&](int thread, Eigen::Index ti) {
+        std::size_t done = 0;
+        for (Eigen::Index tj = ti; tj < nt; ++tj)
+          if (share.owns(ti, tj, nt)) {
+            values(ti, tj, stored_->tile(ti, tj));
+            ++done;
+          }
+        if (meter) meter->tick(thread, done);
+      });
+    });
+    rows_ = tiled_rows<double>{};  // the features are not needed again
+  }
+
+  // The kernel values of tile (ti, tj) into out (h×w, column-major).
+  void values(Eigen::Index ti, Eigen::Index tj, double* out) const {
+    const Eigen::Index i0 = grid_.start(ti), j0 = grid_.start(tj), h = grid_.size(ti), w = grid_.size(tj);
+    Eigen::Map<matrix<double>> t(out, h, w);
+    t.noalias() = rows_.xc.middleRows(i0, h) * rows_.xc.middleRows(j0, w).transpose();
+    if constexpr (std::is_same_v<Kernel, polynomial_kernel>) {
+      t = t.unaryExpr([this](double p) { return kernel_.from_inner_product(p); });
+    }
+    if (!t.allFinite()) fail_kernel_overflow(fn_);
+  }
+
+  const char* fn_;
+  Kernel kernel_;
+  tiled_rows<double> rows_;
+  std::optional<packed_tiles> stored_;
+  tile_grid grid_;
+};
+
+/// Whether the tile engine evaluates kernel type K: the RBF and the inner-product kernels.
+template <class K>
+constexpr bool in_tile_engine =
+    std::is_same_v<K, rbf_kernel> || std::is_same_v<K, linear_kernel> || std::is_same_v<K, polynomial_kernel>;
+
+/// The tile layer type of kernel K: rbf_tiles or product_tiles<K>.
+template <class K>
+using tiles_for = std::conditional_t<std::is_same_v<K, rbf_kernel>, rbf_tiles, product_tiles<K>>;
+
+/// The tile layer of x under kernel k; store, meter and members as rbf_tiles and product_tiles take them.
+template <class V, class K>
+tiles_for<K> tiles_of(const char* fn, const V& x, const K& k, bool store, int threads, const team* members) {
+  return tiles_for<K>(fn, x, k, store, threads, nullptr, members);
+}
+/// The tile layer of the pooled sample [X; Y] under kernel k.
+template <class VX, class VY, class K>
+tiles_for<K> tiles_of(const char* fn, const VX& x, const VY& y, const K& k, bool store, int threads,
+                      const team* members) {
+  return tiles_for<K>(fn, x, y, k, store, threads, nullptr, members);
+}
 
 /// Kernel CKA sums of every pair of `layers` (tile layers over the same samples, nullptr for a layer left
 /// out): pass A for each, then one pass B over all. sums(a, b) = Σ C_a∘C_b; ref(a) the squared norm of K_a

@@ -189,12 +189,14 @@ tile_kernel resolve_kernel(const Engine& e, const tile_rows& t, const tile_reque
 }
 
 /// The rows of a view (and of a second, stacked, for a pooled sample) written for kernel r: centered unless
-/// polynomial, scaled by a power of two for a median rule (from the larger magnitude, as the host scales).
+/// polynomial, scaled by a power of two (from the larger magnitude, as the host scales) for a median rule
+/// and for the linear kernel of one representation (CKA does not depend on its scale, and 1e300 would
+/// overflow its inner products).
 template <class Engine, class T>
 tile_rows write_for(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& r, double* z,
                     double* norms, double* stats) {
   double scale = 1.0;
-  if (r.form == tile_form::rbf && r.rbf.uses_median()) {
+  if ((r.form == tile_form::rbf && r.rbf.uses_median()) || (r.form == tile_form::linear && y.rows == 0)) {
     scale = scale_for_top(y.rows > 0 ? std::max(magnitude_top(e.policy, x), magnitude_top(e.policy, y)) : magnitude_top(e.policy, x));
   }
   e.write_rows(x, y, r.centered(), scale, z, norms, stats);

@@ -81,12 +81,8 @@ inline std::int64_t rows_scratch(std::int64_t n, std::int64_t d) { return 2 * d 
 /// Throws the overflow of a tile pass: of a squared distance (the RBF kernel, the median), or of a kernel
 /// value (the inner-product kernels) — the host's messages.
 [[noreturn]] inline void fail_tile_overflow(const char* fn, bool distances) {
-  if (distances) {
-    cka::detail::fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs "
-                                 "and the bandwidth together (a median-rule bandwidth does so itself)");
-  }
-  cka::detail::fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of "
-                               "high degree, or distances too large to square); rescale the inputs or the kernel parameters");
+  if (distances) cka::detail::fail_distance_overflow(fn);
+  cka::detail::fail_kernel_overflow(fn);
 }
 
 /// The engine over a context: policy runs Thrust, gemm(a, b, h, w, d, lda, g) writes G = A·Bᵀ (h×w,
