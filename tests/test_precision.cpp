@@ -53,6 +53,17 @@ TEST_CASE("double and float CKA against a 50-digit oracle", "[precision]") {
       const mp mref = oracle::mmd2<mp>(to_mp(x2), to_mp(y2), rbf, unbiased);
       worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cka::rbf_kernel{1.5}, est)), mref));
       worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cka::rbf_kernel{1.5}, est, recompute)), mref));
+      // The inner-product kernels on the tile engine, stored and recomputed: a polynomial (raw features)
+      // against the linear kernel (centered), and the polynomial MMD.
+      const cka::polynomial_kernel cubic{3, 0.3, 1.0};
+      const mp pref = oracle::cka(oracle::gram_poly(to_mp(x), 3, mp(0.3), mp(1)), oracle::gram_linear(to_mp(y)), unbiased);
+      for (const cka::compute_options& co : {cka::compute_options{}, recompute}) {
+        worst_double = std::max(worst_double, rel(mp(cka::kernel_cka(x, y, cubic, cka::linear_kernel{}, est, co)), pref));
+      }
+      auto poly = [&](const auto& a, const auto& b) { return mp(pow(mp(mp(0.3) * a.dot(b) + 1), 3)); };
+      const mp pmref = oracle::mmd2<mp>(to_mp(x2), to_mp(y2), poly, unbiased);
+      worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cubic, est)), pmref));
+      worst_double = std::max(worst_double, rel(mp(cka::mmd2(x2, y2, cubic, est, recompute)), pmref));
     }
   }
   WARN("largest relative error vs 50 digits: double " << worst_double << ", float " << worst_float);
