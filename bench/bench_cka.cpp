@@ -16,6 +16,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -75,6 +76,33 @@ void BM_kernel_cka_rbf_tiled(benchmark::State& state) {
   tiles.max_bytes = 1;
   for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, kernel, cka::estimator::biased, tiles));
   set_flops(state, double(n) * double(n) * 2.0 * double(d));
+}
+
+/// A kernel of the generic form (called per pair): Laplacian exp(−‖x − y‖₁ / s).
+struct laplacian_kernel {
+  double s;
+  template <class RX, class RY>
+  double operator()(const RX& a, const RY& b) const {
+    return std::exp(-double((a - b).cwiseAbs().sum()) / s);
+  }
+};
+
+// Kernel CKA with a generic kernel (n²/2 kernel calls per representation and pass): the tile engine, its
+// tiles stored (range(2) = 0) or recomputed in each pass (1), against two n×n Grams (gram + gram_cka).
+void BM_kernel_cka_generic(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<double>(n, d, 5), y = data<double>(n, d, 6);
+  const laplacian_kernel kernel{double(d)};
+  cka::compute_options co;
+  co.max_bytes = state.range(2) ? 1 : 0;
+  for (auto _ : state) benchmark::DoNotOptimize(cka::kernel_cka(x, y, kernel, cka::estimator::biased, co));
+}
+
+void BM_kernel_cka_generic_grams(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), d = state.range(1);
+  const auto x = data<double>(n, d, 5), y = data<double>(n, d, 6);
+  const laplacian_kernel kernel{double(d)};
+  for (auto _ : state) benchmark::DoNotOptimize(cka::gram_cka(cka::gram(x, kernel), cka::gram(y, kernel)));
 }
 
 void BM_gram_rbf(benchmark::State& state) {
@@ -198,6 +226,8 @@ BENCHMARK_TEMPLATE(BM_kernel_cka_rbf, double)->Args({1024, 256})->Args({4096, 25
 BENCHMARK_TEMPLATE(BM_kernel_cka_rbf, float)->Args({4096, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_kernel_cka_rbf, double)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_kernel_cka_rbf_tiled)->Args({1024, 256})->Args({4096, 256})->Args({20000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_kernel_cka_generic)->Args({2000, 64, 0})->Args({2000, 64, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_kernel_cka_generic_grams)->Args({2000, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gram_rbf)->Args({4096, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_hsic_from_grams)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_mmd2_rbf)->Args({2048, 64})->Unit(benchmark::kMillisecond)->UseRealTime();

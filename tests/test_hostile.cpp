@@ -49,6 +49,14 @@ double mean_gap(const mat<T>& a, const mat<T>& b) {
 
 const double huge = 1e300, tiny = 1e-170;
 
+/// A user kernel of the generic form that returns NaN for a pair of equal first coordinates.
+struct nan_kernel {
+  template <class RX, class RY>
+  double operator()(const RX& a, const RY& b) const {
+    return a(0) == b(0) && a(0) > 2.5 ? std::nan("") : double(a.dot(b));
+  }
+};
+
 std::vector<row> table() {
   const mat<double> labels = one_hot();
   const mat<double> features = test::related<double>(labels, 8, 3);
@@ -139,6 +147,10 @@ std::vector<row> table() {
                     const std::vector<mat<double>> layers = {test::normal<double>(300, 3, 100), test::normal<double>(300, 2, 101)};
                     return double(cka::similarity_matrix(layers, cka::polynomial_kernel{400, 1.0, 1.0}).values(0, 1));
                   }, outcome::domain_error, 0, 0, {"similarity_matrix", "overflow: a kernel value"}});
+  rows.push_back({"kernel_cka, a generic kernel that returns NaN, 300 rows (inside the tile threads): overflow", [] {
+                    const mat<double> grid = (3 * test::normal<double>(300, 2, 102)).array().round().matrix();
+                    return cka::kernel_cka(grid, grid, nan_kernel{}, cka::rbf_kernel::median());
+                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow: a kernel value"}});
   rows.push_back({"median_squared_distance with NaN", [] {
                     mat<double> d = mat<double>::Ones(4, 4);
                     d(2, 1) = d(1, 2) = std::numeric_limits<double>::quiet_NaN();

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 using cka::estimator;
@@ -33,6 +34,24 @@ test::mat<double> tiled_full(const cka::detail::tiled_rows<double>& t) {
 }
 
 constexpr estimator est_biased() { return estimator::biased; }
+
+/// A kernel of the generic form (called per pair): Laplacian k(x, y) = exp(−‖x − y‖₁ / s).
+struct laplacian_kernel {
+  double s = 3.0;
+  template <class RX, class RY>
+  double operator()(const RX& x, const RY& y) const {
+    return std::exp(-double((x - y).cwiseAbs().sum()) / s);
+  }
+};
+
+/// A generic kernel that throws on one pair, as user code may.
+struct throwing_kernel {
+  template <class RX, class RY>
+  double operator()(const RX& x, const RY& y) const {
+    if (x(0) == y(0) && x(0) > 2.5) throw std::runtime_error("throwing_kernel: a pair it refuses");
+    return double(x.dot(y));
+  }
+};
 
 cka::compute_options tiles() {
   cka::compute_options o;
@@ -185,10 +204,11 @@ TEST_CASE("RBF CKA: stored tiles, computed tiles and full Grams agree", "[tiles]
                       cka::kernel_cka(x, y, cka::rbf_kernel::median())) < 1e-12);
 }
 
-TEST_CASE("inner-product kernels on the tile engine: stored, computed and full Grams agree", "[tiles][cka]") {
+TEST_CASE("inner-product and generic kernels on the tile engine: stored, computed and full Grams agree", "[tiles][cka]") {
   const cka::polynomial_kernel cubic{3, 0.2, 1.0}, square{2, 0.5, -1.5};
   const cka::linear_kernel linear;
   const auto rbf = cka::rbf_kernel::median(0.7);
+  const laplacian_kernel laplace;
   for (Eigen::Index n : {Eigen::Index(37), Eigen::Index(300), Eigen::Index(513)}) {
     // An offset: the polynomial kernel sees the raw features, the linear kernel's centered Gram does not.
     const test::mat<double> x = (test::normal<double>(n, 6, 80 + std::uint64_t(n)).array() + 0.5).matrix();
@@ -207,6 +227,9 @@ TEST_CASE("inner-product kernels on the tile engine: stored, computed and full G
       agree(linear, rbf);
       agree(rbf, linear);
       agree(linear, square);
+      agree(laplace, laplace);
+      agree(laplace, rbf);
+      agree(cubic, laplace);
       // polynomial{1, 1, 0} is the linear kernel.
       CHECK(test::rel_err(cka::kernel_cka(x, y, cka::polynomial_kernel{1, 1.0, 0.0}, est, tiles()),
                           cka::linear_cka(x, y, est)) < 1e-12);
@@ -234,6 +257,11 @@ TEST_CASE("inner-product kernels on the tile engine: stored, computed and full G
   Eigen::setNbThreads(threads);
   CHECK(runs[0] == runs[2]);
   CHECK(runs[1] == runs[3]);
+  // A generic kernel's exception leaves the tile threads and reaches the caller, on both routes.
+  const test::mat<double> grid = (3 * test::normal<double>(300, 2, 98)).array().round().matrix();
+  for (const cka::compute_options& co : {cka::compute_options{}, tiles()}) {
+    CHECK_THROWS_WITH(cka::kernel_cka(grid, y, throwing_kernel{}, rbf, est_biased(), co), Contains("a pair it refuses"));
+  }
   // Errors as on the in-memory route: overflow, a bad degree, a constant layer.
   for (const cka::compute_options& co : {cka::compute_options{}, tiles()}) {
     CHECK_THROWS_WITH(cka::kernel_cka(x, y, cka::polynomial_kernel{400, 1.0, 1.0}, est_biased(), co),
@@ -327,21 +355,24 @@ TEST_CASE("RBF similarity matrix on the tile engine: stored, computed, Grams and
   CHECK(test::rel_err(r.values(1, 0), cka::kernel_cka(r1, c0, kernel)) < 1e-12);
 }
 
-TEST_CASE("polynomial similarity matrix on the tile engine: stored, computed, Grams and pairwise agree", "[tiles][matrix]") {
+TEST_CASE("polynomial and generic similarity matrices on the tile engine: stored, computed, Grams and pairwise agree", "[tiles][matrix]") {
   std::vector<test::mat<double>> layers = {test::normal<double>(301, 5, 151), test::normal<double>(301, 9, 152)};
   layers.push_back((test::related<double>(layers[0], 4, 153).array() + 2.0).matrix());  // an offset
   layers.push_back(test::mat<double>::Constant(301, 2, 1.5));                           // zero variance
-  const cka::polynomial_kernel kernel{3, 0.2, 1.0};
-  for (estimator est : {estimator::biased, estimator::unbiased}) check_matrix_routes(layers, kernel, est);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    check_matrix_routes(layers, cka::polynomial_kernel{3, 0.2, 1.0}, est);
+    check_matrix_routes(layers, laplacian_kernel{}, est);
+  }
 }
 
-TEST_CASE("polynomial MMD on the tile engine: stored, computed and one pooled Gram agree", "[tiles][mmd]") {
+/// mmd2 with kernel k against its definition on the pooled Gram, stored and recomputed tiles.
+template <class Kernel>
+void check_mmd_routes(const Kernel& k) {
   for (const auto& [m, n] : std::vector<std::pair<Eigen::Index, Eigen::Index>>{{300, 213}, {37, 5}}) {
     const test::mat<double> x = test::normal<double>(m, 4, 160 + std::uint64_t(m));
     const test::mat<double> y = (test::normal<double>(n, 4, 170 + std::uint64_t(n)).array() + 0.4).matrix();
     test::mat<double> z(m + n, 4);
     z << x, y;
-    const cka::polynomial_kernel k{3, 0.25, 1.0};
     const test::mat<double> g = cka::gram(z, k);
     for (estimator est : {estimator::biased, estimator::unbiased}) {
       CAPTURE(m, n, est == estimator::unbiased);
@@ -355,6 +386,11 @@ TEST_CASE("polynomial MMD on the tile engine: stored, computed and one pooled Gr
       CHECK(test::rel_err(cka::mmd2(x, y, k, est, tiles()), expected) < 1e-12);
     }
   }
+}
+
+TEST_CASE("polynomial and generic MMD on the tile engine: stored, computed and one pooled Gram agree", "[tiles][mmd]") {
+  check_mmd_routes(cka::polynomial_kernel{3, 0.25, 1.0});
+  check_mmd_routes(laplacian_kernel{});
   const test::mat<double> x = test::normal<double>(50, 3, 180), y = test::normal<double>(40, 3, 181);
   CHECK_THROWS_WITH(cka::mmd2(x, y, cka::polynomial_kernel{400, 1.0, 1.0}, estimator::biased, tiles()),
                     Contains("overflow: a kernel value"));

@@ -69,8 +69,9 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
 /// The linear kernel takes a closed form in O((m+n)d) instead: biased MMD² = ‖x̄ − ȳ‖², computed from the
 /// pooled sample shifted to its mean, so a large common offset costs no digits and the value is ≥ 0.
 /// The kernel is applied to the pooled sample [X; Y]: a median-rule `rbf_kernel` takes its bandwidth from
-/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel` and
-/// `polynomial_kernel` run on the tile engine (docs/math.md) instead, for float and double input: the pooled
+/// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel`,
+/// `polynomial_kernel` and generic kernels run on the tile engine (docs/math.md) instead, for float and
+/// double input: the pooled
 /// kernel's upper tiles, stored (4·(m+n)² bytes) when they fit the budget of `co` (default: half the
 /// physical memory), else recomputed in each pass (a median bandwidth's, the block sums) with nothing
 /// (m+n)×(m+n) held; (m+n)²·d/2 multiply-adds per pass. `co.processes`

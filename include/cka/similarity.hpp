@@ -129,8 +129,8 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// Kernel CKA between X (n×d1) and Y (n×d2): gram_cka(gram(X, kx), gram(Y, ky)), each Gram formed once in
 /// double for float input. A median-rule `rbf_kernel` resolves its bandwidth separately for X and for Y.
 /// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
-/// RBF, polynomial and linear kernels, in any pairing, run on the tile engine (docs/math.md) for float and
-/// double input: 256×256 tiles of the upper triangle, the exact median bandwidth of a median-rule RBF by
+/// RBF, polynomial, linear and generic (pairwise) kernels, in any pairing, run on the tile engine
+/// (docs/math.md) for float and double input: 256×256 tiles of the upper triangle, the exact median bandwidth of a median-rule RBF by
 /// selection on the distances' bit patterns, row sums and then centered products in two passes. The tiles
 /// are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit the budget of `co`
 /// (default: half the physical memory), else recomputed in each pass — nothing n×n, memory 8·n·(d1+d2)
@@ -138,7 +138,8 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// the same median bit for bit and agree to ~1e-13; neither depends on the thread count. With
 /// `co.processes` (a team, e.g. cka::mpi::team) every member passes the same X and Y and computes its share
 /// of the tiles: the same value on every member, one process's to ~1e-15 (docs/distributed.md).
-/// Other kernels, and long double or multiprecision input: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
+/// Kernels that map a whole matrix (a user's inner-product or squared-distance form), and long double or
+/// multiprecision input: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
 /// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters and cka::domain_error for a
 /// median bandwidth of zero or overflow (a kernel value or distance beyond the accumulation type).
 template <class DX, class DY, class KX, class KY,

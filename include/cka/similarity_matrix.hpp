@@ -79,7 +79,8 @@ struct layer_list {
 
 template <class Kernel>
 constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
-/// Kernels whose layer matrix runs on the tile engine without a minibatch: the RBF and polynomial kernels.
+/// Kernels whose layer matrix runs on the tile engine without a minibatch: the RBF, polynomial and generic
+/// kernels (a kernel that maps a whole matrix keeps the per-layer Grams).
 template <class Kernel>
 constexpr bool uses_kernel_tiles = in_tile_engine<Kernel> && !is_linear_kernel<Kernel>;
 
@@ -109,7 +110,7 @@ inline bool store_kernel_tiles(Eigen::Index n, std::size_t count, const compute_
   return double(count) * packed_tiles::bytes(n, members_of(co)) <= memory_budget(co);
 }
 
-/// The RBF or polynomial matrix through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own
+/// The layer matrix of an RBF, polynomial or generic kernel through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own
 /// exact median, for a median-rule RBF) and row sums once, then one pass over the tiles for every pair's
 /// centered products. Layers without a bandwidth get NaN (their cause in `causes`).
 template <class M, class N, class Kernel>
@@ -175,7 +176,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
     fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
   }
   if (route == matrix_route::kernel_tiles && (!uses_kernel_tiles<Kernel> || o.minibatch != 0)) {
-    fail_argument(fn, "the kernel-tile route needs the RBF or polynomial kernel and no minibatch");
+    fail_argument(fn, "the kernel-tile route needs an RBF, polynomial or generic kernel and no minibatch");
   }
 
   basic_similarity_result<A> out;
@@ -314,8 +315,8 @@ double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const simila
 /// Kernel: `linear_kernel` (default) — through the joint moment state when cheaper (memory (1+P+L)², P
 /// features in all) or else per-layer Grams — or any kernel of kernels.hpp (a median-rule `rbf_kernel`
 /// takes each layer's σ from its own distances, per batch in minibatch mode) through per-layer Grams
-/// (memory L·n²). `rbf_kernel` and `polynomial_kernel` without a minibatch run on the tile engine
-/// (docs/math.md): each layer's exact median (a median-rule RBF) and row sums once, then one pass for
+/// (memory L·n²). `rbf_kernel`, `polynomial_kernel` and generic kernels without a minibatch run on the tile
+/// engine (docs/math.md): each layer's exact median (a median-rule RBF) and row sums once, then one pass for
 /// every pair — L·n²·d̄ flops and L·4n² bytes when the kernel tiles fit the budget of `co` (default: half
 /// the physical memory), else no n×n memory at all (8·n·d per layer) and two or three passes of tile
 /// products per layer. `co.processes` shares those

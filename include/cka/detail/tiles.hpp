@@ -923,33 +923,40 @@ class rbf_tiles final : public tile_layer {
   double s2_ = 0;
 };
 
-/// One representation's kernel matrix under an inner-product kernel (linear_kernel, polynomial_kernel) for
-/// the passes: tiles of the inner products RRᵀ (one GEMM of h·w·d multiply-adds per tile) mapped to kernel
-/// values. R is X column-centered for the linear kernel (its centered Gram is the same, and an offset costs
-/// no digits; one representation's rows are also scaled by a power of two where their magnitudes are
-/// extreme, since its CKA does not depend on its scale) and X as given for the polynomial kernel, as the
-/// device engine takes them.
+/// Kernels whose values value_tiles forms: linear_kernel, polynomial_kernel, and kernels of the generic form
+/// (k(x, y) called per pair). Kernels of another form map a whole n×n matrix (kernels.hpp) and keep it.
+template <class K>
+constexpr bool has_value_tiles = std::is_same_v<K, linear_kernel> || std::is_same_v<K, polynomial_kernel> ||
+                                 kernel_traits<K>::form == kernel_form::generic;
+
+/// One representation's kernel matrix for the passes, its tiles formed from the rows R:
+/// - inner-product kernels: the tile R_I R_Jᵀ (one GEMM of h·w·d multiply-adds) mapped to kernel values. R
+///   is X column-centered for the linear kernel (its centered Gram is the same, and an offset costs no
+///   digits; one representation's rows are also scaled by a power of two where their magnitudes are
+///   extreme, since its CKA does not depend on its scale) and X as given for the polynomial kernel, as the
+///   device engine takes them;
+/// - generic kernels: k(r_i, r_j) for each pair of the tile, R = X as given (a diagonal tile's pairs i ≤ j,
+///   mirrored, as gram calls them).
 /// The tiles are computed in every pass (memory 8·n·d bytes) or once and stored (4·n² bytes). On a team,
 /// every member passes the same x and holds only its share, as for rbf_tiles. Throws cka::domain_error
-/// (overflow) for a kernel value outside the range of double.
+/// (overflow) for a kernel value that is not finite in double; an exception of the kernel passes through.
 template <class Kernel>
-class product_tiles final : public tile_layer {
+class value_tiles final : public tile_layer {
  public:
-  static_assert(std::is_same_v<Kernel, linear_kernel> || std::is_same_v<Kernel, polynomial_kernel>,
-                "cka: product_tiles takes an inner-product kernel");
+  static_assert(has_value_tiles<Kernel>, "cka: value_tiles takes an inner-product or a generic kernel");
 
   template <class V>
-  product_tiles(const char* fn, const V& x, const Kernel& k, bool store, int threads, tile_meter* meter = nullptr,
+  value_tiles(const char* fn, const V& x, const Kernel& k, bool store, int threads, tile_meter* meter = nullptr,
                 const team* members = nullptr)
-      : product_tiles(prepared{}, fn, [&] {
+      : value_tiles(prepared{}, fn, [&] {
           return tiled_rows_of<double>(x, std::is_same_v<Kernel, linear_kernel> ? safe_scale<double>(x) : 1.0, form());
         }, k, store, threads, meter, members) {}
 
   /// The pooled sample [X; Y] (MMD), without a stacked copy of it.
   template <class VX, class VY>
-  product_tiles(const char* fn, const VX& x, const VY& y, const Kernel& k, bool store, int threads,
+  value_tiles(const char* fn, const VX& x, const VY& y, const Kernel& k, bool store, int threads,
                 tile_meter* meter = nullptr, const team* members = nullptr)
-      : product_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, y, 1.0, form()); }, k, store, threads,
+      : value_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, y, 1.0, form()); }, k, store, threads,
                       meter, members) {}
 
   /// Bytes the stored route holds for n samples (on each of `members` members).
@@ -973,7 +980,7 @@ class product_tiles final : public tile_layer {
 
   struct prepared {};
   template <class Make>
-  product_tiles(prepared, const char* fn, Make&& make_rows, const Kernel& k, bool store, int threads,
+  value_tiles(prepared, const char* fn, Make&& make_rows, const Kernel& k, bool store, int threads,
                 tile_meter* meter, const team* members)
       : fn_(fn), kernel_(k), grid_{0} {
     if constexpr (std::is_same_v<Kernel, polynomial_kernel>) k.require_valid();
@@ -1002,9 +1009,18 @@ class product_tiles final : public tile_layer {
   void values(Eigen::Index ti, Eigen::Index tj, double* out) const {
     const Eigen::Index i0 = grid_.start(ti), j0 = grid_.start(tj), h = grid_.size(ti), w = grid_.size(tj);
     Eigen::Map<matrix<double>> t(out, h, w);
-    t.noalias() = rows_.xc.middleRows(i0, h) * rows_.xc.middleRows(j0, w).transpose();
-    if constexpr (std::is_same_v<Kernel, polynomial_kernel>) {
-      t = t.unaryExpr([this](double p) { return kernel_.from_inner_product(p); });
+    if constexpr (kernel_traits<Kernel>::form == kernel_form::generic) {
+      const bool diagonal = ti == tj;
+      for (Eigen::Index j = 0; j < w; ++j)
+        for (Eigen::Index i = 0; i < (diagonal ? j + 1 : h); ++i) t(i, j) = double(kernel_(rows_.xc.row(i0 + i), rows_.xc.row(j0 + j)));
+      if (diagonal)
+        for (Eigen::Index j = 0; j < w; ++j)
+          for (Eigen::Index i = j + 1; i < h; ++i) t(i, j) = t(j, i);
+    } else {
+      t.noalias() = rows_.xc.middleRows(i0, h) * rows_.xc.middleRows(j0, w).transpose();
+      if constexpr (std::is_same_v<Kernel, polynomial_kernel>) {
+        t = t.unaryExpr([this](double p) { return kernel_.from_inner_product(p); });
+      }
     }
     if (!t.allFinite()) fail_kernel_overflow(fn_);
   }
@@ -1016,16 +1032,15 @@ class product_tiles final : public tile_layer {
   tile_grid grid_;
 };
 
-/// Whether the tile engine evaluates kernel type K: the RBF and the inner-product kernels.
+/// Whether the tile engine evaluates kernel type K: the RBF, inner-product and generic kernels.
 template <class K>
-constexpr bool in_tile_engine =
-    std::is_same_v<K, rbf_kernel> || std::is_same_v<K, linear_kernel> || std::is_same_v<K, polynomial_kernel>;
+constexpr bool in_tile_engine = std::is_same_v<K, rbf_kernel> || has_value_tiles<K>;
 
-/// The tile layer type of kernel K: rbf_tiles or product_tiles<K>.
+/// The tile layer type of kernel K: rbf_tiles or value_tiles<K>.
 template <class K>
-using tiles_for = std::conditional_t<std::is_same_v<K, rbf_kernel>, rbf_tiles, product_tiles<K>>;
+using tiles_for = std::conditional_t<std::is_same_v<K, rbf_kernel>, rbf_tiles, value_tiles<K>>;
 
-/// The tile layer of x under kernel k; store, meter and members as rbf_tiles and product_tiles take them.
+/// The tile layer of x under kernel k; store, meter and members as rbf_tiles and value_tiles take them.
 template <class V, class K>
 tiles_for<K> tiles_of(const char* fn, const V& x, const K& k, bool store, int threads, const team* members) {
   return tiles_for<K>(fn, x, k, store, threads, nullptr, members);
