@@ -13,11 +13,11 @@ namespace cka {
 /// Options of the functions that can run in memory or in tiles (kernel_cka).
 /// `max_bytes` bounds the working memory beyond the inputs: a route that would hold more is not taken.
 /// 0 (the default) means half of the machine's physical memory.
-/// `processes`, when set, shares the tile engine (kernel_cka with RBF, polynomial or linear kernels; mmd2 and
-/// similarity_matrix with rbf_kernel or polynomial_kernel) among the members of a team (e.g. cka::mpi::team
-/// over an MPI communicator): every member calls the same function with the same inputs, computes its
-/// share of the tiles, and receives the same result. The budget is then per member (each stores only its
-/// own tiles). Other routes compute in full on every member.
+/// `processes`, when set, shares the tile engine (kernel_cka with RBF, polynomial, linear or generic
+/// kernels; mmd2 and similarity_matrix with RBF, polynomial or generic kernels) among the members of a team
+/// (e.g. cka::mpi::team over an MPI communicator): every member calls the same function with the same
+/// inputs, computes its share of the tiles, and receives the same result. The budget is then per member
+/// (each stores only its own tiles). Other routes compute in full on every member.
 struct compute_options {
   std::size_t max_bytes = 0;
   const team* processes = nullptr;

@@ -71,10 +71,9 @@ A linear_mmd2(const char* fn, const VX& x, const VY& y, estimator est) {
 /// The kernel is applied to the pooled sample [X; Y]: a median-rule `rbf_kernel` takes its bandwidth from
 /// the (m+n)² pooled distances. Cost O((m+n)²d) for one Gram; memory (m+n)². `rbf_kernel`,
 /// `polynomial_kernel` and generic kernels run on the tile engine (docs/math.md) instead, for float and
-/// double input: the pooled
-/// kernel's upper tiles, stored (4·(m+n)² bytes) when they fit the budget of `co` (default: half the
-/// physical memory), else recomputed in each pass (a median bandwidth's, the block sums) with nothing
-/// (m+n)×(m+n) held; (m+n)²·d/2 multiply-adds per pass. `co.processes`
+/// double input: the pooled kernel's upper tiles, stored (4·(m+n)² bytes) when they fit the budget of `co`
+/// (default: half the physical memory), else recomputed in each pass (a median bandwidth's, the block
+/// sums) with nothing (m+n)×(m+n) held; (m+n)²·d/2 multiply-adds per pass. `co.processes`
 /// shares the tiles among a team's members, as for kernel_cka (docs/distributed.md).
 /// Throws cka::invalid_argument if the feature counts differ, m or n is below 1 (biased) or 2 (unbiased),
 /// an entry is NaN or ±Inf, or a kernel parameter is bad; cka::domain_error for a zero median bandwidth or

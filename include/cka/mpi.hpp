@@ -5,8 +5,8 @@
 /// - States (linear_state, layers_state): each process adds its own rows, then `allreduce(state, comm)`
 ///   brings every state to one shift (rank order: the lowest rank that has one) and sums the flat arrays
 ///   in one MPI_Allreduce; every process can then finish. `linear_cka(x_rows, y_rows, comm)` does all of it.
-/// - The tile engine (kernel_cka with RBF, polynomial or linear kernels; mmd2 and similarity_matrix with
-///   rbf_kernel or polynomial_kernel): every process passes the same inputs and
+/// - The tile engine (kernel_cka with RBF, polynomial, linear or generic kernels; mmd2 and
+///   similarity_matrix with RBF, polynomial or generic kernels): every process passes the same inputs and
 ///   `compute_options::processes = &team`; the upper tiles are dealt round-robin, each
 ///   process computes (and stores) only its own, and every pass ends in one sum over the team — the exact
 ///   median's counts and collected values, the row sums, the centered sums per tile row. The result is the

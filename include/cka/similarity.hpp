@@ -53,7 +53,7 @@ centered_sums<A> linear_sums_grams(const VX& x, const VY& y, estimator est) {
   return centered_products<A>(k, l, est);
 }
 
-/// Kernel CKA through the tile engine (detail/tiles.hpp), for the RBF and inner-product kernels in any
+/// Kernel CKA through the tile engine (detail/tiles.hpp), for RBF, inner-product and generic kernels in any
 /// pairing and both estimators. store: keep each kernel matrix's upper tiles (4·n² bytes per
 /// representation; every tile computed once), else recompute tiles in every pass (no n×n memory:
 /// 8·n·(d1 + d2) bytes plus a tile per thread). A median bandwidth is the exact median of the (power-of-two
@@ -130,9 +130,9 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// double for float input. A median-rule `rbf_kernel` resolves its bandwidth separately for X and for Y.
 /// With `linear_kernel` for both it is `linear_cka` (same value, cheaper path).
 /// RBF, polynomial, linear and generic (pairwise) kernels, in any pairing, run on the tile engine
-/// (docs/math.md) for float and double input: 256×256 tiles of the upper triangle, the exact median bandwidth of a median-rule RBF by
-/// selection on the distances' bit patterns, row sums and then centered products in two passes. The tiles
-/// are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit the budget of `co`
+/// (docs/math.md) for float and double input: 256×256 tiles of the upper triangle, the exact median
+/// bandwidth of a median-rule RBF by selection on the distances' bit patterns, row sums and then centered
+/// products in two passes. The tiles are stored (4·n² bytes per representation; n²·(d1+d2) flops in all) when both fit the budget of `co`
 /// (default: half the physical memory), else recomputed in each pass — nothing n×n, memory 8·n·(d1+d2)
 /// bytes plus a few tiles per thread, about 2·n²·(d1+d2) flops (3 with a median bandwidth). Both ways give
 /// the same median bit for bit and agree to ~1e-13; neither depends on the thread count. With

@@ -110,9 +110,9 @@ inline bool store_kernel_tiles(Eigen::Index n, std::size_t count, const compute_
   return double(count) * packed_tiles::bytes(n, members_of(co)) <= memory_budget(co);
 }
 
-/// The layer matrix of an RBF, polynomial or generic kernel through the tile engine (detail/tiles.hpp): each layer's bandwidth (its own
-/// exact median, for a median-rule RBF) and row sums once, then one pass over the tiles for every pair's
-/// centered products. Layers without a bandwidth get NaN (their cause in `causes`).
+/// The layer matrix of an RBF, polynomial or generic kernel through the tile engine (detail/tiles.hpp):
+/// each layer's bandwidth (its own exact median, for a median-rule RBF) and row sums once, then one pass
+/// over the tiles for every pair's centered products. Layers without a bandwidth get NaN (their cause in `causes`).
 template <class M, class N, class Kernel>
 matrix<double> kernel_matrix_tiles(const char* fn, const layer_list<M, N>& layers, const Kernel& kernel, estimator est,
                                    const similarity_matrix_options& o, const compute_options& co,

@@ -1012,7 +1012,9 @@ class value_tiles final : public tile_layer {
     if constexpr (kernel_traits<Kernel>::form == kernel_form::generic) {
       const bool diagonal = ti == tj;
       for (Eigen::Index j = 0; j < w; ++j)
-        for (Eigen::Index i = 0; i < (diagonal ? j + 1 : h); ++i) t(i, j) = double(kernel_(rows_.xc.row(i0 + i), rows_.xc.row(j0 + j)));
+        for (Eigen::Index i = 0; i < (diagonal ? j + 1 : h); ++i) {
+          t(i, j) = double(kernel_(rows_.xc.row(i0 + i), rows_.xc.row(j0 + j)));
+        }
       if (diagonal)
         for (Eigen::Index j = 0; j < w; ++j)
           for (Eigen::Index i = j + 1; i < h; ++i) t(i, j) = t(j, i);
