@@ -15,7 +15,9 @@
 /// Gram; `from_squared_distances` receives the full symmetric matrix of ‖x_i − x_j‖² (zero diagonal,
 /// computed from column-centered features) and does the same. The generic form is called once per pair
 /// i ≤ j with two rows (Eigen row expressions of scalar T). T is the accumulation type: double for float
-/// input. Specialise `cka::kernel_traits` in namespace cka for a new form-based kernel.
+/// input. With double accumulation the tile engine (kernel_cka, mmd2, similarity_matrix) calls a generic
+/// kernel from several threads at once, so its operator() must not change shared state. Specialise
+/// `cka::kernel_traits` in namespace cka for a new form-based kernel.
 
 #include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
