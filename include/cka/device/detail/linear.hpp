@@ -152,8 +152,12 @@ struct centered_totals {
 /// form needs: n·D for Z, 2·D for the column statistics (and their chunks), and D² (G) or 2n² plus
 /// centered_sums' scratch (K, L and their row sums).
 inline bool linear_by_grams(std::int64_t n, std::int64_t dd) { return n < dd; }
+/// The form's own part of that scratch: G, or K, L and centered_sums' scratch.
+inline std::int64_t form_scratch(std::int64_t n, std::int64_t dd) {
+  return linear_by_grams(n, dd) ? 2 * n * n + centered_sums_scratch(n) : dd * dd;
+}
 inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd) {
-  return n * dd + 2 * dd + (linear_by_grams(n, dd) ? 2 * n * n + centered_sums_scratch(n) : dd * dd) + moments_scratch(n, dd);
+  return n * dd + 2 * dd + form_scratch(n, dd) + moments_scratch(n, dd);
 }
 
 /// M(i, j) = M(j, i) above the diagonal of a column-major n×n matrix whose lower triangle is written.
@@ -209,7 +213,7 @@ centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram
   double* g = keep + dd;  // G, or K, L and their row sums
   const double sx = magnitude_scale(policy, x), sy = magnitude_scale(policy, y);
   const thrust::counting_iterator<std::int64_t> first(0);
-  double* partial = g + (linear_by_grams(n, dd) ? 2 * n * n + centered_sums_scratch(n) : dd * dd);
+  double* partial = g + form_scratch(n, dd);
   column_moments(policy, x, mean, keep, partial);
   column_moments(policy, y, mean + d1, keep + d1, partial);
   thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, n, 0, 0});
