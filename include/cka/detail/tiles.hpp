@@ -959,11 +959,8 @@ class value_tiles final : public tile_layer {
       : value_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, y, 1.0, form()); }, k, store, threads,
                       meter, members) {}
 
-  /// Bytes the stored route holds for n samples (on each of `members` members).
-  static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
   /// Tile passes the constructor makes (for a meter): the stored tiles.
   static std::size_t planned_passes(const Kernel&, bool store) { return store ? 1 : 0; }
-  bool stored() const { return stored_.has_value(); }
 
   const tile_grid& grid() const override { return grid_; }
   const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const override {
