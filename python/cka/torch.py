@@ -1,0 +1,94 @@
+"""The RCKA losses as PyTorch autograd functions, with the library's analytic gradient as the backward.
+
+``rcka_loss(student, teacher, sample=1.0, cls=1.0, **options)`` and the single terms take B x C logits
+(``patch_loss`` NCHW maps); the teacher is a constant (pass ``teacher.detach()``). CPU tensors are read in
+place; the gradient comes back in the student's dtype. CUDA tensors need a build of cka with the device
+backend (CKA_CUDA); this build raises a clear error for them instead of copying to the host.
+"""
+
+import torch
+
+from . import _core
+
+__all__ = ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss", "RCKALoss"]
+
+_OPTIONS = ("centered", "row_normalize", "debiased", "on_undefined")
+
+
+def _check(name, student, teacher):
+    for label, t in (("student", student), ("teacher", teacher)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"cka.torch.{name}: {label} must be a torch.Tensor, not {type(t).__name__}")
+        if t.device.type != "cpu":
+            raise ValueError(
+                f"cka.torch.{name}: {label} is on {t.device}, but this build of cka has no CUDA backend; "
+                "move the tensors to the CPU or build cka with -DCKA_CUDA=ON")
+    if teacher.requires_grad:
+        raise ValueError(f"cka.torch.{name}: the teacher is a constant of the loss (no gradient is computed "
+                         "for it); pass teacher.detach()")
+
+
+class _Loss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, student, teacher, core, kwargs):
+        s = student.detach()
+        value, grad, skipped = core(s, teacher, **kwargs)
+        ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.skipped = skipped
+        return torch.tensor(value, dtype=student.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None, None
+
+
+def _apply(name, core, student, teacher, kwargs):
+    _check(name, student, teacher)
+    for key in kwargs:
+        if key not in _OPTIONS and key not in ("sample", "cls", "patch_h", "patch_w"):
+            raise TypeError(f"cka.torch.{name}: unexpected option {key!r}")
+    return _Loss.apply(student, teacher, core, kwargs)
+
+
+def rcka_loss(student, teacher, sample=1.0, cls=1.0, **options):
+    """sample * (1 - CKA of the sample relations) + cls * (1 - CKA of the class relations), differentiable
+    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined."""
+    return _apply("rcka_loss", _core.rcka_loss, student, teacher, dict(options, sample=sample, cls=cls))
+
+
+def sample_relation_loss(student, teacher, **options):
+    """1 - CKA of the B x B row Grams, differentiable in ``student``."""
+    return _apply("sample_relation_loss", _core.sample_relation_loss, student, teacher, options)
+
+
+def class_relation_loss(student, teacher, **options):
+    """1 - CKA of the C x C column Grams, differentiable in ``student``."""
+    return _apply("class_relation_loss", _core.class_relation_loss, student, teacher, options)
+
+
+def feature_loss(student, teacher, **options):
+    """FCKA on B x (C*H*W) features, differentiable in ``student``."""
+    return _apply("feature_loss", _core.feature_loss, student, teacher, options)
+
+
+def patch_loss(student, teacher, patch_h=16, patch_w=16, **options):
+    """PCKA on NCHW maps, differentiable in ``student``."""
+    return _apply("patch_loss", _core.patch_loss, student, teacher, dict(options, patch_h=patch_h, patch_w=patch_w))
+
+
+class RCKALoss(torch.nn.Module):
+    """``RCKALoss(sample=1.0, cls=1.0, **options)(student_logits, teacher_logits)``: the RCKA loss as a
+    module (the teacher's logits are detached)."""
+
+    def __init__(self, sample=1.0, cls=1.0, **options):
+        super().__init__()
+        self.sample = sample
+        self.cls = cls
+        self.options = options
+
+    def forward(self, student, teacher):
+        return rcka_loss(student, teacher.detach(), self.sample, self.cls, **self.options)
+
+    def extra_repr(self):
+        return f"sample={self.sample}, cls={self.cls}" + "".join(f", {k}={v!r}" for k, v in self.options.items())

@@ -1,0 +1,92 @@
+#pragma once
+// Shared by the binding's translation units: kernels from Python objects, estimator flags, results as
+// NumPy arrays without a copy, and the registration functions of each unit.
+
+#include "arrays.hpp"
+
+#include <cka/compute.hpp>
+#include <cka/estimator.hpp>
+#include <cka/kernels.hpp>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <variant>
+
+namespace cka::python {
+
+using kernel = std::variant<cka::linear_kernel, cka::rbf_kernel, cka::polynomial_kernel>;
+
+/// The kernel of a `kernel=` argument: a cka.Linear, cka.RBF or cka.Polynomial object, or the names
+/// "linear" and "rbf" (the median rule with fraction 1); None is the linear kernel.
+inline kernel to_kernel(const char* fn, nb::handle h) {
+  if (h.is_none()) return cka::linear_kernel{};
+  if (nb::isinstance<cka::linear_kernel>(h)) return nb::cast<cka::linear_kernel>(h);
+  if (nb::isinstance<cka::rbf_kernel>(h)) return nb::cast<cka::rbf_kernel>(h);
+  if (nb::isinstance<cka::polynomial_kernel>(h)) return nb::cast<cka::polynomial_kernel>(h);
+  if (nb::isinstance<nb::str>(h)) {
+    const std::string name = nb::cast<std::string>(h);
+    if (name == "linear") return cka::linear_kernel{};
+    if (name == "rbf") return cka::rbf_kernel::median();
+    value_error(std::string("cka.") + fn + ": kernel '" + name + "' is not known; use 'linear', 'rbf', "
+                "cka.Linear(), cka.RBF(...) or cka.Polynomial(...)");
+  }
+  type_error(std::string("cka.") + fn + ": kernel must be cka.Linear(), cka.RBF(...), cka.Polynomial(...), "
+             "'linear' or 'rbf', not " + py_type_name(h));
+}
+
+inline const char* rule_name(cka::median_rule r) {
+  switch (r) {
+    case cka::median_rule::off_diagonal: return "off_diagonal";
+    case cka::median_rule::nonzero: return "nonzero";
+    default: return "all_pairs";
+  }
+}
+
+inline cka::estimator estimator_of(bool debiased) {
+  return debiased ? cka::estimator::unbiased : cka::estimator::biased;
+}
+
+/// compute_options with a byte budget (None: the library's default, half the physical memory).
+inline cka::compute_options compute_of(const char* fn, std::optional<double> max_bytes) {
+  cka::compute_options co;
+  if (max_bytes) {
+    if (!(*max_bytes >= 1.0 && *max_bytes < 9.0e18)) {
+      value_error(std::string("cka.") + fn + ": max_bytes = " + std::to_string(*max_bytes) +
+                  "; give a number of bytes from 1 to 9e18, or None");
+    }
+    co.max_bytes = std::size_t(*max_bytes);
+  }
+  return co;
+}
+
+/// A NumPy array that owns an Eigen matrix (moved, not copied), in the matrix's storage order.
+template <class M>
+nb::object to_numpy(M&& value) {
+  using plain = std::decay_t<M>;
+  using T = typename plain::Scalar;
+  auto* owned = new plain(std::forward<M>(value));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<plain*>(p); });
+  const std::size_t shape[2] = {std::size_t(owned->rows()), std::size_t(owned->cols())};
+  const int64_t strides[2] = {plain::IsRowMajor ? int64_t(owned->cols()) : 1,
+                              plain::IsRowMajor ? 1 : int64_t(owned->rows())};
+  return nb::cast(nb::ndarray<nb::numpy, T>(owned->data(), 2, shape, owner, strides));
+}
+
+/// A 1-D NumPy array owning a std::vector.
+template <class T>
+nb::object to_numpy(std::vector<T>&& value) {
+  auto* owned = new std::vector<T>(std::move(value));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  const std::size_t shape[1] = {owned->size()};
+  return nb::cast(nb::ndarray<nb::numpy, T>(owned->data(), 1, shape, owner));
+}
+
+void register_kernels(nb::module_& m);
+void register_similarity(nb::module_& m);
+void register_matrix(nb::module_& m);
+void register_inference(nb::module_& m);
+void register_losses(nb::module_& m);
+void register_states(nb::module_& m);
+
+}  // namespace cka::python

@@ -1,0 +1,124 @@
+// The RCKA distillation losses with their analytic gradients with respect to the student.
+
+#include "common.hpp"
+
+#include <cka/rcka.hpp>
+
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+
+namespace cka::python {
+
+using namespace nb::literals;
+
+namespace {
+
+cka::rcka::relation_options options_of(const char* fn, bool centered, bool row_normalize, bool debiased,
+                                       const std::string& on_undefined) {
+  cka::rcka::relation_options o;
+  o.centered = centered;
+  o.row_normalize = row_normalize;
+  o.est = estimator_of(debiased);
+  if (on_undefined == "skip") {
+    o.on_undefined = cka::rcka::undefined_policy::skip;
+  } else if (on_undefined == "raise") {
+    o.on_undefined = cka::rcka::undefined_policy::raise;
+  } else {
+    value_error(std::string("cka.") + fn + ": on_undefined = '" + on_undefined + "'; use 'skip' or 'raise'");
+  }
+  return o;
+}
+
+/// (value, grad, skipped) of a loss on two B×C matrices; grad is float32/float64 like the student.
+template <class Loss>
+nb::tuple matrix_loss(const char* fn, nb::handle student, nb::handle teacher, Loss&& loss) {
+  matrix_arg s = to_matrix(fn, "student", student), t = to_matrix(fn, "teacher", teacher);
+  if (s.is_double != t.is_double) {
+    type_error(std::string("cka.") + fn + ": student and teacher have different dtypes (" +
+               (s.is_double ? "float64" : "float32") + " and " + (t.is_double ? "float64" : "float32") +
+               "); the gradient has the student's dtype, so pass both in one dtype");
+  }
+  return visit2(s, t, [&](const auto& sv, const auto& tv) {
+    using T = typename std::decay_t<decltype(sv)>::Scalar;
+    cka::rcka::loss_result<T> r;
+    {
+      nb::gil_scoped_release unlocked;
+      r = loss(sv, tv);
+    }
+    return nb::make_tuple(double(r.value), to_numpy(std::move(r.grad)), (long long)r.skipped);
+  });
+}
+
+}  // namespace
+
+void register_losses(nb::module_& m) {
+  auto pairwise = [&m](const char* name, auto loss) {
+    m.def(
+        name,
+        [name, loss](nb::handle student, nb::handle teacher, bool centered, bool row_normalize, bool debiased,
+                     const std::string& on_undefined) {
+          const auto o = options_of(name, centered, row_normalize, debiased, on_undefined);
+          return matrix_loss(name, student, teacher, [&](const auto& s, const auto& t) { return loss(s, t, o); });
+        },
+        "student"_a, "teacher"_a, nb::kw_only(), "centered"_a = true, "row_normalize"_a = false,
+        "debiased"_a = false, "on_undefined"_a = "skip");
+  };
+  pairwise("sample_relation_loss",
+           [](const auto& s, const auto& t, const auto& o) { return cka::rcka::sample_relation_loss(s, t, o); });
+  pairwise("class_relation_loss",
+           [](const auto& s, const auto& t, const auto& o) { return cka::rcka::class_relation_loss(s, t, o); });
+  pairwise("feature_loss", [](const auto& s, const auto& t, const auto& o) { return cka::rcka::feature_loss(s, t, o); });
+
+  m.def(
+      "rcka_loss",
+      [](nb::handle student, nb::handle teacher, double sample, double cls, bool centered, bool row_normalize,
+         bool debiased, const std::string& on_undefined) {
+        const char* fn = "rcka_loss";
+        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined);
+        const cka::rcka::rcka_weights w{sample, cls};
+        return matrix_loss(fn, student, teacher,
+                           [&](const auto& s, const auto& t) { return cka::rcka::rcka_loss(s, t, w, o); });
+      },
+      "student"_a, "teacher"_a, nb::kw_only(), "sample"_a = 1.0, "cls"_a = 1.0, "centered"_a = true,
+      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip");
+
+  m.def(
+      "patch_loss",
+      [](nb::handle student, nb::handle teacher, long long patch_h, long long patch_w, bool centered,
+         bool row_normalize, bool debiased, const std::string& on_undefined) {
+        const char* fn = "patch_loss";
+        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined);
+        index ss[4], ts[4];
+        matrix_arg s = to_maps(fn, "student", student, ss), t = to_maps(fn, "teacher", teacher, ts);
+        if (ss[0] != ts[0] || ss[1] != ts[1] || ss[2] != ts[2] || ss[3] != ts[3]) {
+          value_error("cka.patch_loss: student has shape (" + std::to_string(ss[0]) + ", " + std::to_string(ss[1]) +
+                      ", " + std::to_string(ss[2]) + ", " + std::to_string(ss[3]) + ") but teacher (" +
+                      std::to_string(ts[0]) + ", " + std::to_string(ts[1]) + ", " + std::to_string(ts[2]) + ", " +
+                      std::to_string(ts[3]) + "); PCKA compares maps of one shape");
+        }
+        if (s.is_double != t.is_double) {
+          type_error("cka.patch_loss: student and teacher have different dtypes; pass both in one dtype");
+        }
+        const cka::rcka::map_shape shape{ss[0], ss[1], ss[2], ss[3]};
+        return visit2(s, t, [&](const auto& sv, const auto& tv) {
+          using T = typename std::decay_t<decltype(sv)>::Scalar;
+          cka::rcka::loss_result<T> r;
+          {
+            nb::gil_scoped_release unlocked;
+            r = cka::rcka::patch_loss(sv, tv, shape, index(patch_h), index(patch_w), o);
+          }
+          // The gradient in the maps' NCHW shape, C order.
+          auto* owned = new Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>(r.grad);
+          nb::capsule owner(owned, [](void* p) noexcept {
+            delete static_cast<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>*>(p);
+          });
+          const std::size_t dims[4] = {std::size_t(ss[0]), std::size_t(ss[1]), std::size_t(ss[2]), std::size_t(ss[3])};
+          nb::object grad = nb::cast(nb::ndarray<nb::numpy, T>(owned->data(), 4, dims, owner));
+          return nb::make_tuple(double(r.value), grad, (long long)r.skipped);
+        });
+      },
+      "student"_a, "teacher"_a, nb::kw_only(), "patch_h"_a = 16, "patch_w"_a = 16, "centered"_a = true,
+      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip");
+}
+
+}  // namespace cka::python

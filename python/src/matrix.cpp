@@ -1,0 +1,131 @@
+// similarity_matrix: CKA of every pair of layers, or of one list against another.
+
+#include "common.hpp"
+
+#include <cka/similarity_matrix.hpp>
+
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdio>
+#include <exception>
+
+namespace cka::python {
+
+using namespace nb::literals;
+
+namespace {
+
+std::vector<matrix_arg> layers_of(const char* fn, const char* name, nb::handle list) {
+  if (!nb::isinstance<nb::sequence>(list) || nb::isinstance<nb::str>(list)) {
+    type_error(std::string("cka.") + fn + ": " + name + " must be a list of 2-D arrays, not " + py_type_name(list));
+  }
+  std::vector<matrix_arg> out;
+  std::size_t i = 0;
+  for (nb::handle h : list) {
+    const std::string label = std::string(name) + "[" + std::to_string(i++) + "]";
+    out.push_back(to_matrix(fn, label.c_str(), h));
+  }
+  return out;
+}
+
+/// Calls f(std::vector<view>) with one view type for all layers: float64 if any layer is, C order unless
+/// every layer is Fortran-ordered (the others are copied once).
+template <class F>
+decltype(auto) visit_layers(std::vector<matrix_arg>& all, F&& f) {
+  bool any_double = false, all_col = !all.empty();
+  for (const auto& m : all) {
+    any_double = any_double || m.is_double;
+    all_col = all_col && !m.row_major;
+  }
+  for (auto& m : all) {
+    if (any_double) promote(m);
+    if (!all_col) make_row_major(m);
+  }
+  auto with = [&](auto tag, auto order) -> decltype(auto) {
+    using T = decltype(tag);
+    constexpr int O = decltype(order)::value;
+    std::vector<map_of<T, O>> views;
+    views.reserve(all.size());
+    for (const auto& m : all) views.emplace_back(static_cast<const T*>(m.ptr()), m.rows, m.cols, Eigen::OuterStride<>(m.outer));
+    return f(views);
+  };
+  using row = std::integral_constant<int, Eigen::RowMajor>;
+  using col = std::integral_constant<int, Eigen::ColMajor>;
+  if (any_double) return all_col ? with(double{}, col{}) : with(double{}, row{});
+  return all_col ? with(float{}, col{}) : with(float{}, row{});
+}
+
+}  // namespace
+
+void register_matrix(nb::module_& m) {
+  m.def(
+      "similarity_matrix",
+      [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, std::optional<long long> minibatch,
+         nb::handle progress, std::optional<double> max_bytes) {
+        const char* fn = "similarity_matrix";
+        std::vector<matrix_arg> all = layers_of(fn, "layers", layers);
+        const std::size_t rows = all.size();
+        if (!vs.is_none()) {
+          std::vector<matrix_arg> cols = layers_of(fn, "vs", vs);
+          for (auto& c : cols) all.push_back(std::move(c));
+        }
+        const kernel k = to_kernel(fn, kernel_arg);
+        cka::similarity_matrix_options o;
+        o.est = estimator_of(debiased);
+        if (minibatch) {
+          if (*minibatch < 4) {
+            value_error("cka.similarity_matrix: minibatch = " + std::to_string(*minibatch) +
+                        "; minibatch CKA needs batches of at least 4 samples (or None for all samples at once)");
+          }
+          o.minibatch = Eigen::Index(*minibatch);
+        }
+        std::exception_ptr callback_error;
+        if (PyCallable_Check(progress.ptr())) {
+          nb::object cb = nb::borrow<nb::object>(progress);
+          o.progress = [cb, &callback_error](std::size_t done, std::size_t total) {
+            nb::gil_scoped_acquire locked;
+            if (callback_error) return;
+            try {
+              cb(done, total);
+            } catch (...) {
+              callback_error = std::current_exception();
+            }
+          };
+        } else if (nb::isinstance<nb::bool_>(progress) && nb::cast<bool>(progress)) {
+          o.progress = [](std::size_t done, std::size_t total) {
+            std::fprintf(stderr, "\rcka.similarity_matrix: %zu/%zu%s", done, total, done == total ? "\n" : "");
+          };
+        } else if (!progress.is_none() && !nb::isinstance<nb::bool_>(progress)) {
+          type_error(std::string("cka.similarity_matrix: progress must be a bool or a callable (done, total), not ") +
+                     py_type_name(progress));
+        }
+        const cka::compute_options co = compute_of(fn, max_bytes);
+        const bool square = vs.is_none();
+        cka::basic_similarity_result<double> r;
+        {
+          nb::gil_scoped_release unlocked;
+          r = std::visit(
+              [&](const auto& kk) {
+                return visit_layers(all, [&](const auto& views) {
+                  using V = typename std::decay_t<decltype(views)>::value_type;
+                  if (square) return cka::similarity_matrix(views, kk, o, co);
+                  const std::vector<V> first(views.begin(), views.begin() + std::ptrdiff_t(rows));
+                  const std::vector<V> second(views.begin() + std::ptrdiff_t(rows), views.end());
+                  return cka::similarity_matrix(first, second, kk, o, co);
+                });
+              },
+              k);
+        }
+        if (callback_error) std::rethrow_exception(callback_error);
+        std::vector<std::pair<std::size_t, std::string>> undefined;
+        for (const auto& u : r.undefined) undefined.emplace_back(u.layer, u.cause);
+        return nb::make_tuple(to_numpy(std::move(r.values)), undefined, (long long)r.dropped_samples);
+      },
+      "layers"_a, "kernel"_a = nb::none(), nb::kw_only(), "vs"_a = nb::none(), "debiased"_a = false,
+      "minibatch"_a = nb::none(), "progress"_a = false, "max_bytes"_a = nb::none());
+}
+
+}  // namespace cka::python

@@ -1,0 +1,138 @@
+// Accumulation states: exact linear CKA over rows added in chunks, mergeable and reducible as flat arrays.
+
+#include "common.hpp"
+
+#include <cka/state.hpp>
+
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+namespace cka::python {
+
+using namespace nb::literals;
+
+namespace {
+
+/// The state's flat array as a writable NumPy view that keeps the state object alive.
+nb::object flat_view(nb::handle self, double* data, std::size_t size) {
+  const std::size_t shape[1] = {size};
+  return nb::cast(nb::ndarray<nb::numpy, double>(data, 1, shape, self));
+}
+
+nb::object vector_to_numpy(const cka::vector<double>& v) {
+  return to_numpy(std::vector<double>(v.data(), v.data() + v.size()));
+}
+
+cka::vector<double> shift_of(const char* name, nb::handle h) {
+  matrix_arg a;
+  a.array = import_array("LinearState", name, h);
+  if (a.array.ndim() != 1) value_error(std::string("cka.LinearState: ") + name + " must be 1-D");
+  const bool is_double = require_float("LinearState", name, a.array);
+  cka::vector<double> v(index(a.array.shape(0)));
+  for (index i = 0; i < v.size(); ++i) {
+    v(i) = is_double ? static_cast<const double*>(a.array.data())[i * a.array.stride(0)]
+                     : double(static_cast<const float*>(a.array.data())[i * a.array.stride(0)]);
+  }
+  return v;
+}
+
+}  // namespace
+
+void register_states(nb::module_& m) {
+  using linear = cka::linear_state;
+  nb::class_<linear>(m, "LinearState")
+      .def(nb::init<index, index>(), "x_features"_a, "y_features"_a)
+      .def_static(
+          "with_shift",
+          [](nb::handle shift_x, nb::handle shift_y) { return linear(shift_of("shift_x", shift_x), shift_of("shift_y", shift_y)); },
+          "shift_x"_a, "shift_y"_a)
+      .def(
+          "add",
+          [](linear& s, nb::handle x, nb::handle y) {
+            matrix_arg xa = to_matrix("LinearState.add", "x", x), ya = to_matrix("LinearState.add", "y", y);
+            nb::gil_scoped_release unlocked;
+            visit(xa, [&](const auto& xv) { visit(ya, [&](const auto& yv) { s.add(xv, yv); }); });
+          },
+          "x"_a, "y"_a)
+      .def("merge", &linear::merge, "other"_a)
+      .def("cka", [](const linear& s, bool debiased) { return s.cka(estimator_of(debiased)); }, nb::kw_only(),
+           "debiased"_a = false)
+      .def("hsic", [](const linear& s, bool debiased) { return s.hsic(estimator_of(debiased)); }, nb::kw_only(),
+           "debiased"_a = false)
+      .def_prop_ro("samples", &linear::samples)
+      .def_prop_ro("x_features", &linear::x_features)
+      .def_prop_ro("y_features", &linear::y_features)
+      .def_prop_ro("shift", [](const linear& s) -> nb::object {
+        if (!s.has_shift()) return nb::none();
+        return vector_to_numpy(s.shift());
+      })
+      .def_prop_ro("data", [](nb::handle self) {
+        linear& s = nb::cast<linear&>(self);
+        return flat_view(self, s.data(), s.size());
+      })
+      .def("save", &linear::save, "path"_a)
+      .def_static("load", &linear::load, "path"_a)
+      .def("__repr__", [](const linear& s) {
+        return "cka.LinearState(x_features=" + std::to_string(s.x_features()) + ", y_features=" +
+               std::to_string(s.y_features()) + ", samples=" + std::to_string(s.samples()) + ")";
+      });
+
+  using layers = cka::layers_state;
+  nb::class_<layers>(m, "LayersState")
+      .def(nb::init<const std::vector<index>&>(), "widths"_a)
+      .def(
+          "add",
+          [](layers& s, nb::handle chunks) {
+            const char* fn = "LayersState.add";
+            if (!nb::isinstance<nb::sequence>(chunks)) {
+              type_error(std::string("cka.") + fn + ": chunks must be a list of 2-D arrays, one per layer");
+            }
+            std::vector<matrix_arg> all;
+            std::size_t i = 0;
+            for (nb::handle h : chunks) {
+              const std::string label = "chunks[" + std::to_string(i++) + "]";
+              all.push_back(to_matrix(fn, label.c_str(), h));
+            }
+            nb::gil_scoped_release unlocked;
+            // One view type for all chunks: float64 C order unless all share one dtype and order.
+            bool same = true;
+            for (const auto& a : all) same = same && a.is_double == all.front().is_double && a.row_major == all.front().row_major;
+            if (!same) {
+              for (auto& a : all) {
+                promote(a);
+                make_row_major(a);
+              }
+            }
+            if (all.empty()) {
+              s.add(std::vector<map_of<double, Eigen::RowMajor>>{});
+              return;
+            }
+            visit(all.front(), [&](const auto& first) {
+              using V = std::decay_t<decltype(first)>;
+              using T = typename V::Scalar;
+              std::vector<V> views;
+              for (const auto& a : all) views.emplace_back(static_cast<const T*>(a.ptr()), a.rows, a.cols, Eigen::OuterStride<>(a.outer));
+              s.add(views);
+            });
+          },
+          "chunks"_a)
+      .def("merge", &layers::merge, "other"_a)
+      .def("cka", [](const layers& s, bool debiased) { return to_numpy(s.cka(estimator_of(debiased))); }, nb::kw_only(),
+           "debiased"_a = false)
+      .def_prop_ro("samples", &layers::samples)
+      .def_prop_ro("layers", &layers::layers)
+      .def_prop_ro("shift", [](const layers& s) -> nb::object {
+        if (!s.has_shift()) return nb::none();
+        return vector_to_numpy(s.shift());
+      })
+      .def_prop_ro("data", [](nb::handle self) {
+        layers& s = nb::cast<layers&>(self);
+        return flat_view(self, s.data(), s.size());
+      })
+      .def("__repr__", [](const layers& s) {
+        return "cka.LayersState(layers=" + std::to_string(s.layers()) + ", samples=" + std::to_string(s.samples()) + ")";
+      });
+}
+
+}  // namespace cka::python
