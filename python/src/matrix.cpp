@@ -19,7 +19,8 @@ using namespace nb::literals;
 namespace {
 
 std::vector<matrix_arg> layers_of(const char* fn, const char* name, nb::handle list) {
-  if (!nb::isinstance<nb::sequence>(list) || nb::isinstance<nb::str>(list)) {
+  nb::ndarray<nb::ro> one;
+  if (!nb::isinstance<nb::sequence>(list) || nb::isinstance<nb::str>(list) || nb::try_cast(list, one, false)) {
     type_error(std::string("cka.") + fn + ": " + name + " must be a list of 2-D arrays, not " + py_type_name(list));
   }
   std::vector<matrix_arg> out;

@@ -1,0 +1,23 @@
+#!/bin/sh
+# `pip install .` as the README shows it, into a fresh virtual environment that sees the system's NumPy
+# (and PyTorch): builds cka._core from the source tree, then imports the installed package from a neutral
+# directory and checks a value. Usage: pip_install.sh PYTHON SOURCE_DIR WORK_DIR. Exit 77 (skip) when the
+# build requirements (scikit-build-core, nanobind) or venv are missing: the build runs without the network.
+set -eu
+python="$1"; source="$2"; work="$3"
+if ! "$python" -c "import scikit_build_core, nanobind, venv" 2>/dev/null; then
+  echo "skipped: scikit-build-core, nanobind or venv missing for $python (pip install scikit-build-core nanobind)"
+  exit 77
+fi
+rm -rf "$work"
+"$python" -m venv --system-site-packages "$work/venv"
+"$work/venv/bin/python" -m pip install --no-build-isolation --no-deps -q "$source"
+cd "$work"
+"$work/venv/bin/python" - <<'PY'
+import numpy as np
+import cka
+assert "venv" in cka.__file__, cka.__file__
+x = np.random.default_rng(0).standard_normal((50, 4))
+assert abs(cka.linear_cka(x, 2 * x + 1) - 1.0) < 1e-14
+print("pip install . gives cka", cka.__version__, "at", cka.__file__)
+PY

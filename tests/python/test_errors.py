@@ -1,0 +1,69 @@
+"""Every bad input gets the right exception, named; never a crash of the interpreter."""
+import numpy as np
+import pytest
+
+import cka
+
+X = np.random.default_rng(1).standard_normal((20, 3))
+
+ROWS = [
+    # (call, exception, words the message contains)
+    (lambda: cka.linear_cka(X.astype(np.int64), X), TypeError, ["x", "int64"]),
+    (lambda: cka.linear_cka(X, X.astype(np.complex128)), TypeError, ["y", "complex128"]),
+    (lambda: cka.linear_cka(np.array([[object()]] * 4), X), TypeError, ["x"]),
+    (lambda: cka.linear_cka([[1.0, 2.0]], X), TypeError, ["x", "list"]),
+    (lambda: cka.linear_cka(X.astype(np.float16), X), TypeError, ["x", "float16"]),
+    (lambda: cka.linear_cka(X[:, 0], X), ValueError, ["x", "2-D"]),
+    (lambda: cka.linear_cka(X[None], X), ValueError, ["x", "3-D"]),
+    (lambda: cka.linear_cka(X[:5], X), ValueError, ["samples"]),
+    (lambda: cka.linear_cka(X[:1], X[:1]), ValueError, ["samples"]),
+    (lambda: cka.linear_cka(X[:3], X[:3], debiased=True), ValueError, ["4"]),
+    (lambda: cka.linear_cka(np.where(X > 1, np.nan, X), X), ValueError, ["not finite"]),
+    (lambda: cka.linear_cka(np.ones((20, 2)), X), cka.UndefinedError, ["zero variance"]),
+    (lambda: cka.kernel_cka(X, X, "gauss"), ValueError, ["gauss"]),
+    (lambda: cka.kernel_cka(X, X, 3), TypeError, ["kernel", "int"]),
+    (lambda: cka.kernel_cka(X, X, max_bytes=-1), ValueError, ["max_bytes"]),
+    (lambda: cka.RBF(rule="median"), ValueError, ["rule"]),
+    (lambda: cka.RBF(sigma=0.0), ValueError, ["sigma"]),
+    (lambda: cka.Polynomial(degree=0), ValueError, ["degree"]),
+    (lambda: cka.kernel_cka(np.eye(20)[[0] * 15 + [1] * 5], X, cka.RBF()), cka.UndefinedError, ["median"]),
+    (lambda: cka.hsic(X, X), ValueError, ["square"]),
+    (lambda: cka.hsic(np.triu(np.ones((5, 5))), np.eye(5)), ValueError, ["symmetric"]),
+    (lambda: cka.mmd2(X, X[:, :2]), ValueError, ["feature"]),
+    (lambda: cka.similarity_matrix(X), TypeError, ["layers"]),
+    (lambda: cka.similarity_matrix([X, "a"]), TypeError, ["layers[1]"]),
+    (lambda: cka.similarity_matrix([X, X], minibatch=2), ValueError, ["minibatch"]),
+    (lambda: cka.similarity_matrix([X, X], progress="yes"), TypeError, ["progress"]),
+    (lambda: cka.permutation_test(X, X, permutations=0), ValueError, ["permutations"]),
+    (lambda: cka.rcka_loss(X, X.astype(np.float32)), TypeError, ["dtype"]),
+    (lambda: cka.rcka_loss(X, X, on_undefined="ignore"), ValueError, ["on_undefined"]),
+    (lambda: cka.rcka_loss(X, X[:, :2]), ValueError, []),
+    (lambda: cka.patch_loss(X, X), ValueError, ["4-D"]),
+    (lambda: cka.patch_loss(np.ones((2, 1, 4, 4)), np.ones((2, 1, 4, 2))), ValueError, ["shape"]),
+    (lambda: cka.LinearState(0, 3), ValueError, []),
+    (lambda: cka.LinearState(3, 3).add(X, X[:, :2]), ValueError, ["features"]),
+    (lambda: cka.LinearState(3, 3).cka(), ValueError, []),
+    (lambda: cka.LinearState.load("/nonexistent/state.npy"), ValueError, ["/nonexistent/state.npy"]),
+    (lambda: cka.LayersState([3, 3]).add([X]), ValueError, []),
+]
+
+
+@pytest.mark.parametrize("row", range(len(ROWS)))
+def test_hostile_input(row):
+    call, exception, words = ROWS[row]
+    with pytest.raises(exception) as info:
+        call()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
+def test_undefined_is_a_value_error():
+    assert issubclass(cka.UndefinedError, ValueError)
+
+
+def test_cuda_tensor_is_refused_not_copied():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the refusal of a GPU tensor is not exercised")
+    with pytest.raises(TypeError, match="CPU"):
+        cka.linear_cka(torch.zeros(5, 2, device="cuda"), torch.zeros(5, 2, device="cuda"))

@@ -1,0 +1,58 @@
+"""LinearState and LayersState: chunks, merges, flat-array reduction, save and load."""
+import math
+
+import numpy as np
+
+import cka
+import oracle
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((90, 4)) + 1e4   # a large common offset: the shift keeps its digits
+Y = (X[:, :3] - 1e4) @ RNG.standard_normal((3, 6)) + RNG.standard_normal((90, 6))
+
+
+def test_chunks_equal_all_rows():
+    s = cka.LinearState(4, 6)
+    for i in range(0, 90, 25):
+        s.add(X[i:i + 25], np.asfortranarray(Y[i:i + 25]).astype(np.float32) if i == 25 else Y[i:i + 25])
+    assert s.samples == 90
+    y = Y.copy()
+    y[25:50] = y[25:50].astype(np.float32)
+    for debiased in (False, True):
+        assert math.isclose(s.cka(debiased=debiased), oracle.linear_cka(X - X.mean(0), y, debiased), rel_tol=1e-10)
+    xc = X - X.mean(0)
+    assert math.isclose(s.hsic(), oracle.hsic(xc @ xc.T, y @ y.T), rel_tol=1e-10)
+
+
+def test_flat_arrays_summed_equal_the_merge(tmp_path):
+    first = cka.LinearState(4, 6)
+    first.add(X[:40], Y[:40])
+    a = cka.LinearState.with_shift(first.shift[:4], first.shift[4:])
+    b = cka.LinearState.with_shift(first.shift[:4], first.shift[4:])
+    a.add(X[:40], Y[:40])
+    b.add(X[40:], Y[40:])
+    merged = cka.LinearState(4, 6)
+    merged.add(X[:40], Y[:40])
+    merged.merge(b)
+    view = a.data
+    view += b.data  # what torch.distributed.all_reduce does to the writable view, in place
+    assert np.shares_memory(view, a.data)
+    assert math.isclose(a.cka(), merged.cka(), rel_tol=1e-12)
+    assert math.isclose(a.cka(), cka.linear_cka(X, Y), rel_tol=1e-12)
+    path = str(tmp_path / "state.npy")
+    a.save(path)
+    back = cka.LinearState.load(path)
+    assert back.samples == 90 and back.cka(debiased=True) == a.cka(debiased=True)
+
+
+def test_layers_state_equals_similarity_matrix():
+    layers = [X, Y, X[:, :2] * Y[:, :2]]
+    s = cka.LayersState([4, 6, 2])
+    for i in range(0, 90, 30):
+        s.add([m[i:i + 30] for m in layers])
+    other = cka.LayersState([4, 6, 2])
+    other.add([m[:5] for m in layers])
+    np.testing.assert_allclose(s.cka(), cka.similarity_matrix(layers).values, rtol=1e-11)
+    np.testing.assert_allclose(s.cka(debiased=True), cka.similarity_matrix(layers, debiased=True).values, rtol=1e-10)
+    s.merge(other)
+    assert s.samples == 95 and s.layers == 3

@@ -1,0 +1,75 @@
+"""cka.torch: the losses as autograd functions (gradcheck in double), the module, and their errors."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import cka  # noqa: E402
+import cka.torch as ckat  # noqa: E402
+import oracle  # noqa: E402
+
+OPTIONS = [dict(), dict(centered=False, row_normalize=True), dict(debiased=True)]
+
+
+def logits(seed, b=7, c=5, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss"])
+def test_gradcheck(name, options):
+    s = logits(1).requires_grad_()
+    t = logits(2) + 0.5 * s.detach()
+    fn = getattr(ckat, name)
+    assert torch.autograd.gradcheck(lambda a: fn(a, t, **options), (s,), eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_gradcheck_patch_loss():
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64).requires_grad_()
+    t = torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: ckat.patch_loss(a, t, 3, 3), (s,), eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_value_matches_numpy_oracle_and_float32_grad():
+    s = logits(4, 16, 10, torch.float32).requires_grad_()
+    t = logits(5, 16, 10, torch.float32)
+    loss = ckat.rcka_loss(s, t, sample=1.0, cls=2.0)
+    assert loss.dtype == torch.float32 and loss.shape == ()
+    assert math.isclose(loss.item(), oracle.rcka_loss(s.detach().numpy(), t.numpy(), 1.0, 2.0), rel_tol=1e-5)
+    loss.backward()
+    assert s.grad.dtype == torch.float32
+    _, grad = cka.rcka_loss(s.detach().numpy(), t.numpy(), sample=1.0, cls=2.0)
+    np.testing.assert_allclose(s.grad.numpy(), grad, rtol=1e-6)
+
+
+def test_module_trains_a_student_towards_the_teacher():
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    teacher = torch.nn.Linear(8, 4)
+    student = torch.nn.Linear(8, 4)
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    criterion = ckat.RCKALoss(sample=1.0, cls=1.0)
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        loss = criterion(student(x), teacher(x))
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.5 * first
+    assert "sample=1.0" in repr(criterion)
+
+
+def test_errors():
+    s, t = logits(1).requires_grad_(), logits(2)
+    with pytest.raises(ValueError, match="teacher.detach"):
+        ckat.rcka_loss(s, t.requires_grad_())
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        ckat.rcka_loss(s, t.detach().numpy())
+    with pytest.raises(TypeError, match="unexpected option"):
+        ckat.sample_relation_loss(s, logits(2), centred=True)
+    with pytest.raises(ValueError, match="not finite"):
+        ckat.rcka_loss(s, torch.full((7, 5), float("nan"), dtype=torch.float64))
