@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The Python package's cost: call overhead on tiny inputs, cka.linear_cka at the shapes of bench_cka's
+BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka_loss forward + backward
+against PyTorch autograd on the same loss (B = 256, C = 1000, float32, CPU). Medians of repeated runs.
+
+Run: PYTHONPATH=build/python python3 bench/python_bench.py   (or after pip install .)"""
+import statistics
+import time
+
+import numpy as np
+
+import cka
+
+
+def median_time(fn, repeat, number):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def main():
+    rng = np.random.default_rng(0)
+    tiny_x, tiny_y = rng.standard_normal((8, 2)), rng.standard_normal((8, 2))
+    floor = median_time(lambda: None, 7, 20000)
+    t = median_time(lambda: cka.linear_cka(tiny_x, tiny_y), 7, 20000) - floor
+    print(f"call, linear_cka 8x2 + 8x2 (whole call, the computation included): {t * 1e6:.2f} us")
+    t = median_time(lambda: cka.kernel_cka(tiny_x, tiny_y, cka.RBF(sigma=1.0)), 7, 20000) - floor
+    print(f"call, kernel_cka RBF 8x2: {t * 1e6:.2f} us")
+    for n, d in ((4096, 512), (20000, 256)):
+        x, y = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+        t = median_time(lambda: cka.linear_cka(x, y), 5, 3)
+        print(f"cka.linear_cka double {n}x{d} (+{d}): {t * 1e3:.2f} ms  (C++: bench_cka BM_linear_cka<double>/{n}/{d})")
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch missing: the loss comparison is skipped")
+        return
+    import cka.torch as ckat
+
+    torch.manual_seed(0)
+    s0 = torch.randn(256, 1000)
+    t0 = torch.randn(256, 1000)
+
+    def torch_cka(a, b):
+        a = a - a.mean(0, keepdim=True)
+        b = b - b.mean(0, keepdim=True)
+        return (a.T @ b).square().sum() / ((a.T @ a).norm() * (b.T @ b).norm())
+
+    def torch_rcka(s, t):
+        # 1 - CKA of the sample relations (B x B Grams) + 1 - CKA of the class relations (C x C Grams),
+        # both as linear CKA of the logits' rows and columns: the same loss as cka's rcka_loss.
+        gs, gt = s @ s.T, t @ t.T
+        h = torch.eye(len(s)) - 1.0 / len(s)
+        ks, kt = h @ gs @ h, h @ gt @ h
+        sample = 1 - (ks * kt).sum() / (ks.norm() * kt.norm())
+        return sample + (1 - torch_cka(s, t))
+
+    def ours():
+        s = s0.clone().requires_grad_()
+        ckat.rcka_loss(s, t0).backward()
+
+    def peer():
+        s = s0.clone().requires_grad_()
+        torch_rcka(s, t0).backward()
+
+    s = s0.clone().requires_grad_()
+    a, b = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
+    print(f"values: cka {a.item():.6f}, PyTorch {b.item():.6f}; torch threads {torch.get_num_threads()}")
+    t_ours = median_time(ours, 7, 10)
+    t_peer = median_time(peer, 7, 10)
+    print(f"rcka_loss forward+backward 256x1000 float32: cka.torch {t_ours * 1e3:.3f} ms, "
+          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
