@@ -85,7 +85,9 @@ void register_matrix(nb::module_& m) {
         }
         std::exception_ptr callback_error;
         if (PyCallable_Check(progress.ptr())) {
-          nb::object cb = nb::borrow<nb::object>(progress);
+          // A handle, not an object: the library copies the options without the GIL, and a handle's copy
+          // touches no reference count (the caller's reference keeps the callable alive for the call).
+          nb::handle cb = progress;
           o.progress = [cb, &callback_error](std::size_t done, std::size_t total) {
             nb::gil_scoped_acquire locked;
             if (callback_error) return;
