@@ -8,6 +8,9 @@
 #include "hostile_table.hpp"
 #include "support.hpp"
 
+#include <cka/gram.hpp>
+#include <cka/hsic.hpp>
+#include <cka/inference.hpp>
 #include <cka/mmd.hpp>
 #include <cka/rcka.hpp>
 #include <cka/similarity_matrix.hpp>
@@ -19,6 +22,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -281,6 +285,39 @@ std::vector<row> table() {
                     const std::vector<mat<float>> layers = {mat<float>(x.cast<float>() * 3e37f), y.cast<float>()};
                     return cka::similarity_matrix(layers).values(0, 0);
                   }, outcome::value, 1.0, 1e-14});
+  // Issue 25, item 9: permutation counts that no test can draw (size_t(-1), 2^63) were turned into p = inf
+  // or a negative p without one permutation; they are refused, naming the count and the bound.
+  const std::pair<const char*, std::size_t> counts[] = {{"permutation_test, count size_t(-1)", std::size_t(-1)},
+                                                        {"permutation_test, count 2^63", std::size_t(1) << 63},
+                                                        {"permutation_test, count 2^32 + 1", cka::permutation_options::max_count + 1}};
+  for (const auto& [name, count] : counts) {
+    rows.push_back({name, [count = count] {
+                      cka::permutation_options o;
+                      o.count = count;
+                      return cka::permutation_test(x, y, cka::linear_kernel{}, estimator::biased, o).p_value;
+                    }, outcome::invalid_argument, 0, 0, {"cka::permutation_test", std::to_string(count), "4294967296"}});
+  }
+  rows.push_back({"similarity_tests with an unbounded permutation count", [] {
+                    cka::similarity_tests_options o;
+                    o.permutations = std::size_t(-1);
+                    return cka::similarity_tests(std::vector<mat<double>>{x, y}, cka::linear_kernel{}, o).p_value(0, 1);
+                  }, outcome::invalid_argument, 0, 0, {"cka::similarity_tests", "permutations = 18446744073709551615"}});
+  // Issue 25, item 14: HSIC past the double range reported as overflow, never inf or NaN; Grams whose
+  // products overflow but whose HSIC does not give the value.
+  rows.push_back({"linear_state::hsic of rows near 1e150: overflow", [] {
+                    cka::linear_state s(5, 4);
+                    s.add(mat<double>(x * 1e150), mat<double>(y * 1e150));
+                    return s.hsic();
+                  }, outcome::domain_error, 0, 0, {"linear_state::hsic", "overflow"}});
+  rows.push_back({"hsic of Grams near 1e200: overflow", [] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{}) * 1e200;
+                    return cka::hsic(k, k);
+                  }, outcome::domain_error, 0, 0, {"cka::hsic", "overflow"}});
+  rows.push_back({"hsic of Grams near 1e200 and 1e-200: the value of the unscaled ones", [] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{}), l = cka::gram(y, cka::linear_kernel{});
+                    return test::rel_err(cka::hsic(mat<double>(k * 1e200), mat<double>(l * 1e-200), estimator::unbiased),
+                                         cka::hsic(k, l, estimator::unbiased));
+                  }, outcome::value, 0.0, -1e-13});
   return rows;
 }
 

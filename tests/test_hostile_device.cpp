@@ -174,6 +174,50 @@ std::vector<row> device_table() {
                     const bool zero_gradient = std::all_of(grad.begin(), grad.end(), [](double g) { return g == 0.0; });
                     return r.value == 0.0 && r.skipped == 1 && zero_gradient ? 1.0 : 0.0;
                   }, outcome::value, 1.0, 0.0});
+  // Issue 25, item 4: element offsets that fit in 64 bits but byte offsets that do not (2 rows of doubles,
+  // row stride 2^61 + 1): the pointer arithmetic wrapped and read other memory.
+  rows.push_back({"device linear_cka, a row stride whose byte offset overflows", [] {
+                    const mat<double> a = x.topRows(2), b = y.topRows(2);
+                    std::vector<double> ba, bb;
+                    auto v = view_of(a, ba);
+                    v.row_stride = (std::int64_t(1) << 61) + 1;
+                    return cka::linear_cka(device::cpp{}, v, view_of(b, bb));
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_cka", "beyond 64-bit byte offsets"}});
+  // Issue 25, item 10: a gradient view that overlaps itself, the student or the teacher was written while
+  // it was read, giving a wrong value and gradient; refused.
+  struct grad_case {
+    const char* name;
+    int kind;  // 0: row stride 0; 1: rows that overlap; 2: the student itself; 3: the teacher's memory
+    const char* message;
+  };
+  static const grad_case grad_cases[] = {
+      {"device rcka_loss, a gradient with row stride 0", 0, "overlaps itself"},
+      {"device rcka_loss, a gradient whose rows overlap", 1, "overlaps itself"},
+      {"device rcka_loss, the gradient written over the student", 2, "shares memory with the student"},
+      {"device rcka_loss, the gradient written over the teacher", 3, "shares memory with the teacher"},
+  };
+  for (const grad_case& c : grad_cases) {
+    rows.push_back({c.name, [kind = c.kind] {
+                      std::vector<double> bs, bt;
+                      std::vector<double> grad(60 * 4);
+                      const auto s = view_of(y, bs);
+                      const auto t = view_of(mat<double>(y * 2.0 + mat<double>::Ones(60, 4)), bt);
+                      device::matrix_view<double> g = device::row_major(grad.data(), 60, 4);
+                      if (kind == 0) g.row_stride = 0;
+                      if (kind == 1) g.row_stride = 2;
+                      if (kind == 2) g.ptr = bs.data();
+                      if (kind == 3) g.ptr = bt.data();
+                      return cka::rcka::rcka_loss(device::omp{}, s, t, g).value;
+                    }, outcome::invalid_argument, 0, 0, {"rcka_loss", c.message}});
+  }
+  rows.push_back({"device rcka_loss, a column-major gradient beside a row-major student: the host's value", [] {
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4);
+                    const mat<double> teacher = y * 2.0 + x.leftCols(4);
+                    const double v = cka::rcka::rcka_loss(device::omp{}, view_of(y, bs), view_of(teacher, bt),
+                                                          device::column_major(grad.data(), 60, 4)).value;
+                    return test::rel_err(v, cka::rcka::rcka_loss(y, teacher).value);
+                  }, outcome::value, 0.0, -1e-12});
   return rows;
 }
 

@@ -239,11 +239,61 @@ TEST_CASE("similarity_tests: the square form equals the rectangular one", "[infe
   o.level = 0.95;
   const auto sq = cka::similarity_tests(layers, cka::linear_kernel{}, o);
   const auto rect = cka::similarity_tests(layers, layers, cka::linear_kernel{}, o);
-  CHECK(sq.values == rect.values);
-  CHECK(sq.p_value == rect.p_value);
-  CHECK(sq.lower == rect.lower);
+  // The square form computes each unordered pair once: its upper triangle is the rectangular form's, and
+  // its matrices are symmetric by construction (issue 25, item 11: 0.37 against 0.57 for one pair).
+  for (Eigen::Index i = 0; i < 3; ++i)
+    for (Eigen::Index j = i; j < 3; ++j) {
+      CAPTURE(i, j);
+      CHECK(sq.values(i, j) == rect.values(i, j));
+      CHECK(sq.lower(i, j) == rect.lower(i, j));
+      CHECK(sq.values(j, i) == sq.values(i, j));
+      CHECK(sq.p_value(j, i) == sq.p_value(i, j));
+      CHECK(sq.upper(j, i) == sq.upper(i, j));
+      // The diagonal's p-value is known without drawing (Cauchy–Schwarz); the drawn one agrees.
+      CHECK(sq.p_value(i, j) == rect.p_value(i, j));
+    }
   CHECK(sq.undefined.empty());
+  CHECK(sq.degenerate.empty());
   for (Eigen::Index i = 0; i < 3; ++i) CHECK(sq.values(i, i) == Approx(1.0).epsilon(1e-14));
+  CHECK(sq.p_value(0, 0) == 1.0 / 50);
+}
+
+// Issue 25, item 11: a permutation-invariant layer (one-hot rows of distinct classes, biased estimator:
+// its centered Gram is H, and P H Pᵀ = H). Every permutation gives the observed value, so the exact
+// permutation p-value is 1: the analytic test gave NaN (or p = 0 from a rounding-level variance) and the
+// permutation test a p-value decided by rounding. Now p = 1 on both routes, flagged as degenerate.
+TEST_CASE("a permutation-invariant layer: p = 1, flagged, on every route", "[inference][degenerate]") {
+  const Eigen::Index n = 40;
+  const test::mat<double> distinct = test::mat<double>::Identity(n, n);
+  const auto x = test::normal<double>(n, 3, 64);
+  const auto t = cka::independence_test(distinct, x, cka::linear_kernel{});
+  CHECK(t.degenerate);
+  CHECK(t.p_value == 1.0);
+  CHECK(t.z == 0.0);
+  cka::permutation_options po;
+  po.count = 99;
+  CHECK(cka::permutation_test(distinct, x, cka::linear_kernel{}, estimator::biased, po).p_value == 1.0);
+  CHECK(cka::permutation_test(x, distinct, cka::linear_kernel{}, estimator::biased, po).p_value == 1.0);
+  CHECK(cka::permutation_test(distinct, x, cka::rbf_kernel{1.0}, estimator::biased, po).p_value == 1.0);
+  CHECK_FALSE(cka::independence_test(x, test::normal<double>(n, 2, 65), cka::linear_kernel{}).degenerate);
+  for (std::size_t permutations : {std::size_t(0), std::size_t(49)}) {
+    cka::similarity_tests_options o;
+    o.permutations = permutations;
+    const std::vector<test::mat<double>> layers = {distinct, x, test::related<double>(x, 2, 66)};
+    const auto r = cka::similarity_tests(layers, cka::linear_kernel{}, o);
+    CHECK(r.degenerate == std::vector<std::size_t>{0});
+    for (Eigen::Index j = 0; j < 3; ++j) {
+      CHECK(r.p_value(0, j) == 1.0);
+      CHECK(r.p_value(j, 0) == 1.0);
+    }
+    CHECK(r.p_value(1, 2) < 0.1);
+  }
+  // The unbiased estimator: the U-centered Gram of distinct one-hot rows is zero — undefined, not degenerate.
+  cka::similarity_tests_options o;
+  o.est = estimator::unbiased;
+  const auto u = cka::similarity_tests(std::vector<test::mat<double>>{distinct, x}, cka::linear_kernel{}, o);
+  CHECK(u.undefined == std::vector<std::size_t>{0});
+  CHECK_THROWS_AS(cka::linear_cka(distinct, x, estimator::unbiased), cka::domain_error);
 }
 
 TEST_CASE("linear kernel: the feature-space route equals the Gram route", "[inference][routes]") {
@@ -302,5 +352,30 @@ TEST_CASE("jackknife of linear CKA: feature space equals the Gram route", "[infe
     REQUIRE(f.leave_one_out.size() == g.leave_one_out.size());
     for (std::size_t i = 0; i < f.leave_one_out.size(); ++i) CHECK(test::rel_err(f.leave_one_out[i], g.leave_one_out[i]) < 1e-11);
     CHECK(test::rel_err(f.standard_error, g.standard_error) < 1e-8);
+  }
+}
+
+// Issue 25, item 12: all samples equal but one. Without that sample the layer has no variance, so that
+// leave-one-out CKA is undefined: the jackknife gave NaN intervals, or a finite interval built from a
+// leave-one-out value of 6e-10 or -3e-9. Now a domain_error naming the sample; a NaN interval in the matrix.
+TEST_CASE("jackknife with an undefined leave-one-out CKA", "[inference][jackknife][errors]") {
+  const Eigen::Index n = 30;
+  test::mat<double> spike = test::mat<double>::Constant(n, 3, 0.5);
+  spike.row(7) << 2.0, -1.0, 3.0;
+  const auto x = test::normal<double>(n, 2, 71);
+  // (Under the unbiased estimator a single spike has no variance at all: its U-centered Gram is zero.)
+  CHECK_THROWS_WITH(cka::jackknife(spike, x, cka::linear_kernel{}, estimator::unbiased), Contains("zero variance"));
+  for (estimator est : {estimator::biased}) {
+    CHECK_THROWS_WITH(cka::jackknife(spike, x, cka::linear_kernel{}, est),
+                      Contains("cka::jackknife") && Contains("without sample 7"));
+    CHECK_THROWS_WITH(cka::jackknife(spike, x, cka::rbf_kernel{1.0}, est), Contains("without sample 7"));
+    cka::similarity_tests_options o;
+    o.est = est;
+    o.level = 0.9;
+    const auto r = cka::similarity_tests(std::vector<test::mat<double>>{spike, x}, cka::linear_kernel{}, o);
+    CHECK(std::isnan(r.lower(0, 1)));
+    CHECK(std::isnan(r.upper(1, 0)));
+    CHECK(std::isfinite(r.values(0, 1)));
+    CHECK(std::isfinite(r.lower(1, 1)));
   }
 }

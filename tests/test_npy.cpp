@@ -2,13 +2,16 @@
 #include "support.hpp"
 
 #include <cka/npy.hpp>
+#include <cka/npy_map.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 using Catch::Matchers::Contains;
@@ -42,6 +45,35 @@ std::vector<unsigned char> raw(const std::vector<F>& values, bool big_endian = f
     std::memcpy(b, &v, sizeof(F));
     for (std::size_t k = 0; k < sizeof(F); ++k) out.push_back(big_endian ? b[sizeof(F) - 1 - k] : b[k]);
   }
+  return out;
+}
+
+void put(std::vector<unsigned char>& out, std::uint64_t v, int bytes) {
+  for (int k = 0; k < bytes; ++k) out.push_back(static_cast<unsigned char>((v >> (8 * k)) & 0xff));
+}
+
+// A ZIP archive of stored (uncompressed) members, as np.savez writes it (CRCs left zero: the reader does not
+// check them).
+std::vector<unsigned char> zip_bytes(const std::vector<std::pair<std::string, std::vector<unsigned char>>>& members) {
+  std::vector<unsigned char> out, dir;
+  for (const auto& [name, data] : members) {
+    const std::size_t local = out.size();
+    put(out, 0x04034b50, 4);
+    put(out, 20, 2), put(out, 0, 2), put(out, 0, 2), put(out, 0, 4), put(out, 0, 4);
+    put(out, data.size(), 4), put(out, data.size(), 4), put(out, name.size(), 2), put(out, 0, 2);
+    out.insert(out.end(), name.begin(), name.end());
+    out.insert(out.end(), data.begin(), data.end());
+    put(dir, 0x02014b50, 4);
+    put(dir, 20, 2), put(dir, 20, 2), put(dir, 0, 2), put(dir, 0, 2), put(dir, 0, 4), put(dir, 0, 4);
+    put(dir, data.size(), 4), put(dir, data.size(), 4), put(dir, name.size(), 2), put(dir, 0, 2), put(dir, 0, 2);
+    put(dir, 0, 2), put(dir, 0, 2), put(dir, 0, 4), put(dir, local, 4);
+    dir.insert(dir.end(), name.begin(), name.end());
+  }
+  const std::size_t at = out.size();
+  out.insert(out.end(), dir.begin(), dir.end());
+  put(out, 0x06054b50, 4);
+  put(out, 0, 2), put(out, 0, 2), put(out, members.size(), 2), put(out, members.size(), 2);
+  put(out, dir.size(), 4), put(out, at, 4), put(out, 0, 2);
   return out;
 }
 
@@ -186,4 +218,33 @@ TEST_CASE("npy index arrays: every integer width and order; floats, 2-D and out-
   // The value readers still refuse integers.
   CHECK_THROWS_WITH(cka::npy::load(p), Contains("unsupported dtype"));
   std::remove(p.c_str());
+}
+
+TEST_CASE("npz directories: members in range, short archives, duplicate names", "[npy][npz]") {
+  const std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
+  const auto a = npy_bytes(dict, raw(std::vector<double>(6, 1.0)));
+  const auto archive = zip_bytes({{"first.npy", a}, {"second.npy", a}});
+  const auto members = cka::npy::npz_members(archive.data(), archive.size());
+  REQUIRE(members.size() == 2);
+  CHECK(members[1].name == "second");
+  CHECK(parse(std::vector<unsigned char>(archive.begin() + std::ptrdiff_t(members[1].offset),
+                                         archive.begin() + std::ptrdiff_t(members[1].offset + members[1].size)))
+            .values.isOnes());
+  auto refused = [](const std::vector<unsigned char>& b) { return cka::npy::npz_members(b.data(), b.size()); };
+  // Issue 25, item 8: two members of one name (np.savez cannot write it; zipfile can) are refused.
+  CHECK_THROWS_WITH(refused(zip_bytes({{"first.npy", a}, {"first.npy", a}})), Contains("two arrays are named 'first'"));
+  // Issue 25, item 1: an archive shorter than a ZIP64 record whose locator points at offset 0 (the reader
+  // computed size − 56 unsigned and read past the end; under ASan a heap overflow).
+  std::vector<unsigned char> tiny;
+  put(tiny, 0x07064b50, 4), put(tiny, 0, 4), put(tiny, 0, 8), put(tiny, 1, 4);
+  put(tiny, 0x06054b50, 4), put(tiny, 0, 2), put(tiny, 0, 2), put(tiny, 0xFFFF, 2), put(tiny, 0xFFFF, 2);
+  put(tiny, 0xFFFFFFFF, 4), put(tiny, 0xFFFFFFFF, 4), put(tiny, 0, 2);
+  REQUIRE(tiny.size() < 56);
+  CHECK_THROWS_WITH(refused(tiny), Contains("bad ZIP64 record"));
+  // Every truncation of a valid archive is refused or read within its bytes (ASan checks the latter).
+  for (std::size_t cut = 0; cut < archive.size(); ++cut) {
+    CAPTURE(cut);
+    const std::vector<unsigned char> head(archive.begin(), archive.begin() + std::ptrdiff_t(cut));
+    CHECK_THROWS_AS(refused(head), cka::npy::error);
+  }
 }

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -124,6 +126,52 @@ TEST_CASE("linear_state save and load", "[state][io]") {
   CHECK_FALSE(cka::linear_state::load(path).has_shift());
   cka::npy::save(path, x);
   CHECK_THROWS_WITH(cka::linear_state::load(path), Contains(path) && Contains("not a saved cka::linear_state"));
+  std::remove(path.c_str());
+}
+
+// Issue 25, item 5: a file that no state could have written is refused, naming the file and the fault —
+// never an undefined float-to-integer conversion or a state that returns a wrong value. Layout of the file:
+// [tag, d1, d2, has_shift, shift (d1 + d2), S (p×p, column-major, lower triangle), p = 3 + d1 + d2].
+TEST_CASE("linear_state::load refuses inconsistent files", "[state][io][errors]") {
+  const auto x = test::normal<double>(40, 3, 41);
+  const auto y = test::related<double>(x, 2, 42);
+  cka::linear_state s(3, 2);
+  s.add(x, y);
+  const std::string path = "test_state_hostile.npy";
+  s.save(path);
+  const cka::matrix<double> good = cka::npy::load(path).values;
+  const Eigen::Index p = 8, at = 4 + 5;  // S starts after the header and the shift
+  auto entry = [&](Eigen::Index i, Eigen::Index j) { return at + j * p + i; };
+  struct edit {
+    const char* name;
+    std::function<void(cka::matrix<double>&)> apply;
+    const char* message;
+  };
+  const std::vector<edit> edits = {
+      {"count 1e300", [&](auto& v) { v(0, entry(0, 0)) = 1e300; }, "sample count"},
+      {"negative count", [&](auto& v) { v(0, entry(0, 0)) = -40; }, "sample count"},
+      {"fractional count", [&](auto& v) { v(0, entry(0, 0)) = 40.5; }, "sample count"},
+      {"shift flag 0.5", [](auto& v) { v(0, 3) = 0.5; }, "shift flag"},
+      {"no shift but rows", [](auto& v) { v(0, 3) = 0; }, "shift"},
+      {"negative diagonal", [&](auto& v) { v(0, entry(2, 2)) = -1; }, "negative"},
+      {"upper triangle", [&](auto& v) { v(0, entry(1, 2)) = 1; }, "upper triangle"},
+      {"Cauchy-Schwarz", [&](auto& v) { v(0, entry(2, 1)) = 1e6; }, "Cauchy-Schwarz"},
+      {"norm sum", [&](auto& v) { v(0, entry(6, 0)) *= 1.001; }, "squared-norm sum"},
+      {"widths", [](auto& v) { v(0, 1) = 4; }, "length"},
+      {"fractional width", [](auto& v) { v(0, 1) = 2.5; }, "widths"},
+      {"huge width", [](auto& v) { v(0, 2) = 1e300; }, "widths"},
+      {"infinity", [&](auto& v) { v(0, entry(3, 3)) = std::numeric_limits<double>::infinity(); }, "non-finite"},
+  };
+  for (const edit& e : edits) {
+    SECTION(e.name) {
+      cka::matrix<double> v = good;
+      e.apply(v);
+      cka::npy::save(path, v);
+      CHECK_THROWS_WITH(cka::linear_state::load(path), Contains(path) && Contains("not a saved cka::linear_state") && Contains(e.message));
+    }
+  }
+  cka::npy::save(path, good);
+  CHECK(cka::linear_state::load(path).cka() == s.cka());
   std::remove(path.c_str());
 }
 

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -33,6 +34,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -70,6 +72,7 @@ struct config {
   std::string csv, csv_long, json, svg, order, title, rows_file, pvalues, memory;
   double ci = 0;
   unsigned long long seed = 0;
+  double memory_bytes = 0;  ///< --memory parsed (0: not given)
 };
 
 /// The processes of this run: this one alone, or those that mpirun or srun started (MPI is initialised
@@ -92,9 +95,18 @@ struct processes {
 };
 processes world;
 
+/// The outputs of this run (rank 0's), staged: committed only once every process agrees the run succeeded.
+tool::staged_outputs outputs;
+std::string committed_note;  ///< printed on stderr once the outputs are committed
+
+/// Where the demo's heatmap goes without --svg: the system's temporary directory, not the working one.
+std::string demo_svg_path() { return (std::filesystem::temp_directory_path() / "cka-demo.svg").string(); }
+
 void warn(const config& c, const std::string& message) {
   if (!c.quiet && world.speaker()) std::fprintf(stderr, "cka-similarity: warning: %s\n", message.c_str());
 }
+
+double parse_bytes(const std::string& text);
 
 /// Parses the command line; exits 0 after --help or --version, throws failure on bad usage.
 config parse_arguments(int argc, char** argv) {
@@ -106,11 +118,9 @@ config parse_arguments(int argc, char** argv) {
   app.add_option("--vs", c.cols, "the column layers: a rectangular matrix of the layers before --vs against these")
       ->expected(1, -1);
   app.add_option("--kernel", c.kernel, "linear or rbf (default linear)")->check(CLI::IsMember({"linear", "rbf"}));
-  auto* sigma = app.add_option("--sigma", c.sigma, "rbf: a fixed bandwidth sigma instead of the median rule")
-                    ->check(CLI::PositiveNumber);
+  auto* sigma = app.add_option("--sigma", c.sigma, "rbf: a fixed bandwidth sigma instead of the median rule");
   auto* fraction = app.add_option("--sigma-fraction", c.sigma_fraction,
-                                  "rbf: sigma^2 = F^2 * median squared distance (default 1)")
-                       ->check(CLI::PositiveNumber);
+                                  "rbf: sigma^2 = F^2 * median squared distance (default 1)");
   auto* rule = app.add_option("--median-rule", c.rule,
                               "rbf: the distances the median is over: all-pairs (default; NumPy reference code), "
                               "off-diagonal, or nonzero (pairs at a positive distance)")
@@ -122,9 +132,10 @@ config parse_arguments(int argc, char** argv) {
   app.add_option("--pvalues", c.pvalues,
                  "p-values against independence for every cell: N permutations, or 'analytic' (the exact "
                  "permutation mean and variance; docs/inference.md)");
-  app.add_option("--seed", c.seed, "the permutations' seed (default 0)");
-  app.add_option("--ci", c.ci, "jackknife intervals at this level, e.g. 0.95")->check(CLI::Range(0.5, 0.9999));
-  auto* samples = app.add_option("--samples", c.samples, "use the first N samples of every layer")->check(CLI::PositiveNumber);
+  std::string seed;
+  app.add_option("--seed", seed, "the permutations' seed, 0 to 2^64 - 1 (default 0)");
+  app.add_option("--ci", c.ci, "jackknife intervals at this level, 0.5 to 0.9999, e.g. 0.95");
+  auto* samples = app.add_option("--samples", c.samples, "use the first N samples of every layer");
   app.add_option("--rows", c.rows_file, "use the samples whose indices an .npy file of integers lists, in its order")
       ->excludes(samples);
   app.add_option("--order", c.order, "a file listing the layer names (or paths), one per line, in the order wanted");
@@ -148,7 +159,8 @@ config parse_arguments(int argc, char** argv) {
   app.add_option("--chunk-rows", c.chunk_rows, "linear streaming: rows read per chunk (default: about 32 MB of them)")
       ->check(CLI::Range(1LL, 1000000000000LL));
   app.add_flag("-q,--quiet", c.quiet, "no progress bar and no warnings");
-  app.add_flag("--demo", c.demo, "compare the layers of two small seeded networks (writes cka-demo.svg)");
+  app.add_flag("--demo", c.demo, "compare the layers of two small seeded networks (the heatmap goes to --svg, else to "
+                                 "cka-demo.svg in the temporary directory)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForVersion&) {
@@ -164,6 +176,30 @@ config parse_arguments(int argc, char** argv) {
     what = what.substr(0, what.find('\n'));
     throw failure(what + " (see --help)");
   }
+  // Every option's value, on every route, with a message that names it and the value given.
+  auto given = [&](const char* option) { return app.count(option) > 0; };
+  auto text = [](double v) { return tool::number(v, 6); };
+  if (given("--sigma") && !(c.sigma > 0 && std::isfinite(c.sigma))) {
+    throw failure("--sigma must be a positive number, got " + text(c.sigma));
+  }
+  if (given("--sigma-fraction") && !(c.sigma_fraction > 0 && std::isfinite(c.sigma_fraction))) {
+    throw failure("--sigma-fraction must be a positive number, got " + text(c.sigma_fraction));
+  }
+  if (given("--ci") && !(c.ci >= 0.5 && c.ci <= 0.9999)) throw failure("--ci must be a level from 0.5 to 0.9999, got " + text(c.ci));
+  if (given("--samples") && c.samples < 1) throw failure("--samples must be 1 or more, got " + std::to_string(c.samples));
+  for (const auto& [option, v] : {std::pair<const char*, double>{"--vmin", c.vmin}, {"--vmax", c.vmax}}) {
+    if (given(option) && !std::isfinite(v)) throw failure(std::string(option) + " must be a finite number, got " + text(v));
+  }
+  if (given("--seed")) {
+    char* end = nullptr;
+    errno = 0;
+    c.seed = std::strtoull(seed.c_str(), &end, 10);
+    if (seed.empty() || !std::isdigit(static_cast<unsigned char>(seed[0])) || *end != '\0' || errno == ERANGE) {
+      throw failure("--seed must be a whole number from 0 to 18446744073709551615, got '" + seed + "'");
+    }
+  }
+  if (given("--pvalues") && c.pvalues.empty()) throw failure("--pvalues must be a number of permutations or 'analytic', got ''");
+  if (given("--memory")) c.memory_bytes = parse_bytes(c.memory);
   if (!c.demo && c.rows.empty()) throw failure("no layers given (see --help)");
   if (c.demo && (!c.rows.empty() || !c.cols.empty())) throw failure("--demo takes no layers");
   if (c.sigma > 0 && c.kernel != "rbf") throw failure("--sigma needs --kernel rbf");
@@ -171,9 +207,11 @@ config parse_arguments(int argc, char** argv) {
   c.unit_range = c.range == "unit";
   if (!c.pvalues.empty() && c.pvalues != "analytic") {
     char* end = nullptr;
+    errno = 0;
     const unsigned long long count = std::strtoull(c.pvalues.c_str(), &end, 10);
-    if (*end != '\0' || count < 1 || count > 100000000ULL || c.pvalues[0] == '-') {
-      throw failure("--pvalues must be a number of permutations (1 or more) or 'analytic', got '" + c.pvalues + "'");
+    if (!std::isdigit(static_cast<unsigned char>(c.pvalues[0])) || *end != '\0' || errno == ERANGE || count < 1 ||
+        count > 100000000ULL) {
+      throw failure("--pvalues must be a number of permutations (1 to 100000000) or 'analytic', got '" + c.pvalues + "'");
     }
   }
   if ((!c.pvalues.empty() || c.ci > 0) && c.minibatch) throw failure("--pvalues and --ci need all samples at once, not --minibatch");
@@ -226,7 +264,7 @@ class mapped_layer {
 
 /// Opens every layer and checks the shapes before anything proportional to them is allocated or read:
 /// at least one feature, the same number of samples, enough samples for the estimator. Returns n.
-Eigen::Index open_layers(const std::vector<std::string>& files, const config& c, Eigen::Index needed,
+Eigen::Index open_layers(const std::vector<std::string>& files, const config& c, Eigen::Index needed, const std::string& why,
                          std::vector<std::unique_ptr<mapped_layer>>& layers, std::vector<std::int64_t>& selection) {
   for (const auto& f : files) {
     layers.push_back(std::make_unique<mapped_layer>(f));
@@ -261,9 +299,8 @@ Eigen::Index open_layers(const std::vector<std::string>& files, const config& c,
     n = Eigen::Index(selection.size());
   }
   if (n < needed) {
-    throw failure((c.rows_file.empty() ? files.front() : c.rows_file) + ": " + std::to_string(n) + " samples, but " +
-                  (needed == 2 ? std::string("CKA needs at least 2")
-                               : std::string("the unbiased estimator (--debiased, --minibatch) needs at least 4")));
+    throw failure((c.rows_file.empty() ? files.front() : c.rows_file) + ": " + std::to_string(n) + " samples, but " + why +
+                  " needs at least " + std::to_string(needed));
   }
   return n;
 }
@@ -305,6 +342,51 @@ matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& layers,
   return state.cka(est);
 }
 
+
+/// Under mpirun, the processes must run one computation: the same options, the same layers (names, order
+/// and shapes) and the same samples (n and the row selection). Each process's digests of the three are
+/// gathered, and every process compares them alike, so that all of them fail together with one line,
+/// instead of waiting for each other in different steps or summing rows of different runs.
+void agree_on_inputs(const config& c, const std::vector<std::string>& names,
+                     const std::vector<std::unique_ptr<mapped_layer>>& layers, Eigen::Index n,
+                     const std::vector<std::int64_t>& selection) {
+#ifdef CKA_TOOL_MPI
+  if (world.mpi == nullptr) return;
+  // A 64-bit FNV-1a digest of a text, as two exact doubles (the team gathers doubles).
+  auto digest = [](const std::string& text) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char ch : text) h = (h ^ ch) * 1099511628211ULL;
+    return std::pair<double, double>{double(h >> 32), double(h & 0xffffffffULL)};
+  };
+  std::string options = c.kernel + '|' + c.rule + '|' + tool::number(c.sigma, 17) + '|' + tool::number(c.sigma_fraction, 17) +
+                        '|' + std::to_string(c.debiased) + '|' + std::to_string(c.minibatch) + '|' + c.pvalues + '|' +
+                        std::to_string(c.seed) + '|' + tool::number(c.ci, 17) + '|' + std::to_string(c.samples) + '|' +
+                        std::to_string(c.cols.size()) + '|' + c.memory + '|' + std::to_string(c.demo);
+  std::string inputs;
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    inputs += names[k] + '|';
+    if (k < layers.size()) inputs += std::to_string(layers[k]->rows()) + 'x' + std::to_string(layers[k]->cols()) + '|';
+  }
+  std::string samples = std::to_string(n) + '|';
+  for (const std::int64_t r : selection) samples += std::to_string(r) + ',';
+  const std::pair<double, double> mine[3] = {digest(options), digest(inputs), digest(samples)};
+  world.mpi->agree(nullptr);  // a process that failed before this step (its options, its files) fails all here
+  const std::vector<double> all =
+      world.mpi->gather({mine[0].first, mine[0].second, mine[1].first, mine[1].second, mine[2].first, mine[2].second});
+  const char* what[3] = {"different options (every process needs the same command line)",
+                         "different layers (names, order or shapes)", "a different sample count or row selection"};
+  for (int r = 1; r < world.size; ++r)
+    for (int k = 0; k < 3; ++k) {
+      const double* theirs = all.data() + 6 * r + 2 * k;
+      if (theirs[0] != all[std::size_t(2 * k)] || theirs[1] != all[std::size_t(2 * k + 1)]) {
+        throw failure("the processes disagree: rank " + std::to_string(r) + " was given " + what[k] + " than rank 0");
+      }
+    }
+#else
+  (void)c, (void)names, (void)layers, (void)n, (void)selection;
+#endif
+}
+
 /// Activations of two seeded tanh networks (different widths and seeds) on a fixed synthetic data set.
 void demo_layers(std::vector<std::string>& names, std::vector<matrix<double>>& values) {
   std::mt19937 engine(2024);
@@ -338,7 +420,7 @@ double parse_bytes(const std::string& text) {
   } else if (!unit.empty() || text.empty()) {
     throw failure("--memory needs a size such as 8G, 500M or 1000000, got '" + text + "'");
   }
-  if (!(v >= 1e6) || !std::isfinite(v)) throw failure("--memory must be at least 1M, got '" + text + "'");
+  if (!(v >= 1e6) || !std::isfinite(v)) throw failure("--memory must be a size of at least 1M, got '" + text + "'");
   return v;
 }
 
@@ -349,9 +431,16 @@ double physical_memory() {
   return pages > 0 && page > 0 ? double(pages) * double(page) / double(processes_here) : 0.0;
 }
 
+/// A byte count for a message: "3.25 GB", "12.6 MB" or "900 bytes".
 std::string gigabytes(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  char buf[48];
+  if (bytes >= 1e9) {
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  } else if (bytes >= 1e6) {
+    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+  }
   return buf;
 }
 
@@ -378,6 +467,10 @@ std::string axis_title(const std::vector<std::string>& args) {
 
 int run(int argc, char** argv) {
   const config cfg = parse_arguments(argc, argv);
+  // Every output path is checked (a temporary file made beside it) before any work.
+  const std::string svg_path = cfg.svg.empty() && cfg.demo ? demo_svg_path() : cfg.svg;
+  if (world.speaker())
+    for (const std::string& path : {cfg.csv, cfg.csv_long, cfg.json, svg_path}) outputs.reserve(path);
   if (cfg.threads > 0) {
     const unsigned cores = std::thread::hardware_concurrency();
     if (cores > 0 && cfg.threads > (long long)cores) {
@@ -422,7 +515,13 @@ int run(int argc, char** argv) {
   const bool inference = !cfg.pvalues.empty() || cfg.ci > 0;
   const bool streaming = !cfg.demo && !rbf && cfg.minibatch == 0 && !inference;
   const bool shared_work = streaming || (!cfg.demo && rbf && !cfg.minibatch && !inference);
+  // The fewest samples the run can use, and what needs them (for the message).
   const Eigen::Index needed = inference ? (cfg.debiased ? (cfg.ci > 0 ? 6 : 5) : 4) : cfg.debiased || cfg.minibatch ? 4 : 2;
+  const std::string asked = !cfg.pvalues.empty() && cfg.ci > 0 ? "--pvalues with --ci" : !cfg.pvalues.empty() ? "--pvalues" : "--ci";
+  const std::string why = inference ? asked + (cfg.debiased ? " with --debiased" : "")
+                          : cfg.minibatch ? std::string("--minibatch (the unbiased estimator per batch)")
+                          : cfg.debiased  ? std::string("--debiased (the unbiased estimator)")
+                                          : std::string("CKA");
 
   std::vector<std::unique_ptr<mapped_layer>> layers;
   std::vector<std::int64_t> selection;  // --rows
@@ -432,7 +531,8 @@ int run(int argc, char** argv) {
   const bool rbf_tiles = rbf && !cfg.minibatch && !inference;
   std::vector<matrix<float>> narrow_values;
   cka::compute_options compute;
-  Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, layers, selection);
+  Eigen::Index n = cfg.demo ? values[0].rows() : open_layers(all_files, cfg, needed, why, layers, selection);
+  agree_on_inputs(cfg, names, layers, n, selection);
   if (world.size > 1 && !shared_work) {
     warn(cfg, std::string(cfg.demo ? "--demo" : cfg.minibatch ? "--minibatch" : "--pvalues and --ci") + " run on rank 0 alone; the other " +
                   std::to_string(world.size - 1) + " processes wait");
@@ -445,7 +545,7 @@ int run(int argc, char** argv) {
       data += (narrow ? 4.0 : 8.0) * double(n) * double(l->cols());
       copies += 8.0 * double(n) * double(l->cols() + 1);
     }
-    const double budget = cfg.memory.empty() ? std::max(0.8 * physical_memory(), 1e9) : parse_bytes(cfg.memory);
+    const double budget = cfg.memory_bytes > 0 ? cfg.memory_bytes : std::max(0.8 * physical_memory(), 1e9);
     if (rbf_tiles) {
       // The layers, their centered copies and a few tiles per thread at least; stored tiles if they fit too.
       const double least = data + copies + 8.0 * 65536.0 * double(2 * layers.size() + 2) * double(Eigen::nbThreads());
@@ -514,7 +614,7 @@ int run(int argc, char** argv) {
                        : cka::similarity_tests(rows_v, cka::linear_kernel{}, to);
       }
       result.values = tests.values;
-      for (std::size_t a : tests.undefined) result.undefined.push_back({a, "zero variance (all samples equal)"});
+      for (std::size_t a : tests.undefined) result.undefined.push_back({a, cka::zero_variance_cause(options.est)});
     } else if (!narrow_values.empty()) {
       std::vector<matrix<float>> rows_v(std::make_move_iterator(narrow_values.begin()), std::make_move_iterator(narrow_values.begin() + std::ptrdiff_t(row_count)));
       std::vector<matrix<float>> cols_v(std::make_move_iterator(narrow_values.begin() + std::ptrdiff_t(row_count)), std::make_move_iterator(narrow_values.end()));
@@ -527,7 +627,7 @@ int run(int argc, char** argv) {
       const Eigen::Index ncols = versus ? Eigen::Index(col_files.size()) : Eigen::Index(row_count);
       result.values = full.block(0, col0, Eigen::Index(row_count), ncols);
       for (Eigen::Index a = 0; a < full.rows(); ++a)
-        if (std::isnan(full(a, a))) result.undefined.push_back({std::size_t(a), "zero variance (all samples equal)"});
+        if (std::isnan(full(a, a))) result.undefined.push_back({std::size_t(a), cka::zero_variance_cause(options.est)});
     } else {
       std::vector<matrix<double>> rows_v(std::make_move_iterator(values.begin()), std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)));
       std::vector<matrix<double>> cols_v(std::make_move_iterator(values.begin() + std::ptrdiff_t(row_count)), std::make_move_iterator(values.end()));
@@ -540,6 +640,8 @@ int run(int argc, char** argv) {
                         : cka::similarity_matrix(rows_v, cka::linear_kernel{}, options);
       }
     }
+  } catch (const failure&) {
+    throw;  // already names its file
   } catch (const std::bad_alloc&) {
     if (world.agreed_failure()) throw;
     throw failure(which_layers(all_files) + ": out of memory computing the matrix (n = " + std::to_string(n) + ")");
@@ -552,6 +654,18 @@ int run(int argc, char** argv) {
   for (const auto& u : result.undefined) {
     const std::string who = cfg.demo ? names[u.layer] : all_files[u.layer];
     warn(cfg, who + ": " + u.cause + "; its cells are nan");
+  }
+  if (cfg.ci > 0) {
+    for (Eigen::Index i = 0; i < tests.values.rows(); ++i)
+      for (Eigen::Index j = 0; j < tests.values.cols(); ++j) {
+        if (std::isnan(tests.values(i, j)) || !std::isnan(tests.lower(i, j)) || (!versus && j < i)) continue;
+        warn(cfg, names[std::size_t(i)] + " vs " + names[std::size_t(versus ? Eigen::Index(row_count) + j : j)] +
+                      ": no jackknife interval (without one sample a layer has no variance left); its bounds are nan");
+      }
+  }
+  for (const std::size_t a : tests.degenerate) {
+    warn(cfg, (cfg.demo ? names[a] : all_files[a]) + ": every permutation of its samples gives the same CKA (a "
+              "permutation-invariant layer, such as one-hot rows of distinct classes), so its p-values are 1");
   }
   if (result.dropped_samples) {
     warn(cfg, "the last " + std::to_string(result.dropped_samples) + " samples (a batch shorter than 4) were left out");
@@ -598,18 +712,16 @@ int run(int argc, char** argv) {
   }
   if (cfg.ci > 0) view.meta["interval"] = "jackknife, level " + tool::number(cfg.ci, 6);
 
+  // Staged here; main commits them once every process has succeeded.
   if (cfg.csv.empty()) {
-    tool::write_stdout(tool::csv(view));
+    outputs.put_stdout(tool::csv(view));
   } else {
-    tool::write_file(cfg.csv, tool::csv(view));
+    outputs.put(cfg.csv, tool::csv(view));
   }
-  if (!cfg.csv_long.empty()) tool::write_file(cfg.csv_long, tool::csv_long(view));
-  if (!cfg.json.empty()) tool::write_file(cfg.json, tool::json(view));
-  const std::string svg = cfg.svg.empty() && cfg.demo ? "cka-demo.svg" : cfg.svg;
-  if (!svg.empty()) {
-    tool::write_file(svg, tool::svg(view));
-    if (cfg.demo && !cfg.quiet) std::fprintf(stderr, "cka-similarity: heatmap written to %s\n", svg.c_str());
-  }
+  if (!cfg.csv_long.empty()) outputs.put(cfg.csv_long, tool::csv_long(view));
+  if (!cfg.json.empty()) outputs.put(cfg.json, tool::json(view));
+  if (!svg_path.empty()) outputs.put(svg_path, tool::svg(view));
+  if (cfg.demo && cfg.svg.empty() && !cfg.quiet) committed_note = "cka-similarity: heatmap written to " + svg_path + "\n";
   return 0;
 }
 
@@ -680,6 +792,15 @@ int main(int argc, char** argv) {
     }
   }
 #endif
+  if (!error && world.speaker()) {
+    try {
+      outputs.commit();
+      std::fputs(committed_note.c_str(), stderr);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  outputs.discard();  // a failed run leaves no output behind
   if (!error) return status;
   if (world.speaker()) report(error);
   return 2;

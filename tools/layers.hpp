@@ -130,6 +130,8 @@ inline std::vector<std::string> expand(const std::vector<std::string>& args, boo
 /// layers' lines; every layer must be listed exactly once, and every line must name a layer.
 inline void apply_order(const std::string& order_path, std::vector<std::string>& rows, std::vector<std::string>& cols) {
   namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(order_path, ec)) throw failure(order_path + ": is a directory, not an order file (one layer name per line)");
   std::ifstream in(order_path);
   if (!in) throw failure(order_path + ": cannot open the order file");
   std::vector<std::string> lines;
@@ -164,40 +166,39 @@ inline void apply_order(const std::string& order_path, std::vector<std::string>&
     if (!line_used[k]) throw failure(order_path + ": '" + lines[k] + "' is not one of the layers");
 }
 
-/// Display names: each file's stem, or, where stems repeat, the shortest trailing part of the path that
-/// tells the files apart (dirA/layer and dirB/layer). `renamed` receives a note for each such name.
+/// Display names: each file's stem; where stems repeat, every file is labelled with the same number of
+/// trailing path components — the fewest that tell the files with a common stem apart (dirA/layer and
+/// dirB/layer, and then dirA/other too, so that the labels read alike). `renamed` receives one note.
 inline std::vector<std::string> display_names(const std::vector<std::string>& files, std::vector<std::string>& renamed) {
   namespace fs = std::filesystem;
-  std::vector<std::string> names;
   std::vector<std::vector<std::string>> parts;  // path components, last first, the file as its stem
   for (const auto& f : files) {
     const fs::path p = fs::absolute(fs::path(f)).lexically_normal();
     std::vector<std::string> c{p.stem().string()};
     for (fs::path q = p.parent_path(); !q.empty() && q != q.root_path(); q = q.parent_path()) c.push_back(q.filename().string());
     parts.push_back(c);
-    names.push_back(c[0]);
   }
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    std::vector<std::size_t> same;
-    for (std::size_t j = 0; j < files.size(); ++j)
-      if (j != i && parts[j][0] == parts[i][0] && parts[j] != parts[i]) same.push_back(j);
-    if (same.empty()) continue;
-    // The fewest components that differ from every other file with the same stem (the same file twice keeps
-    // its stem: it is the same layer).
-    std::size_t depth = 1;
-    for (; depth < parts[i].size(); ++depth) {
-      bool distinct = true;
-      for (std::size_t j : same) {
-        bool equal = parts[j].size() >= depth;
-        for (std::size_t k = 0; equal && k < depth; ++k) equal = parts[j][k] == parts[i][k];
-        if (equal) distinct = false;
-      }
-      if (distinct) break;
-    }
+  auto label = [&](std::size_t i, std::size_t depth) {
     std::string name = parts[i][0];
     for (std::size_t k = 1; k < depth && k < parts[i].size(); ++k) name = parts[i][k] + "/" + name;
-    if (name != names[i]) renamed.push_back(files[i] + " is labelled " + name + " (another layer has the name " + names[i] + ")");
-    names[i] = name;
+    return name;
+  };
+  // The depth at which the files with a common stem (other than the same file twice) are told apart.
+  std::size_t depth = 1;
+  std::string example;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    for (std::size_t j = i + 1; j < files.size(); ++j) {
+      if (parts[j][0] != parts[i][0] || parts[j] == parts[i]) continue;
+      if (example.empty()) example = parts[i][0];
+      std::size_t d = 1;
+      while (label(i, d) == label(j, d) && (d < parts[i].size() || d < parts[j].size())) ++d;
+      depth = std::max(depth, d);
+    }
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < files.size(); ++i) names.push_back(label(i, depth));
+  if (depth > 1) {
+    renamed.push_back("more than one layer is named " + example + ": every layer is labelled with its last " +
+                      std::to_string(depth - 1) + (depth == 2 ? " directory" : " directories") + " (" + names.front() + ", …)");
   }
   return names;
 }

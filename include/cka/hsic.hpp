@@ -33,19 +33,33 @@ void require_gram_pair(const char* fn, const VK& k, const VL& l, estimator est) 
 ///   biased:   tr(K H L H) / (n−1)²;
 ///   unbiased: Song et al. 2012, eq. 5 (see `cka::estimator`), may be negative.
 /// Cost O(n²) (centering on the fly, no H matrix, no copy of K or L); float input accumulates in double.
+/// Entries beyond 2^±200 are scaled by powers of two first (exactly), so a value within the range of T is
+/// returned even where the products of the entries are not.
 /// Throws cka::invalid_argument if K or L is not square, not symmetric or not finite, their sizes differ,
-/// or n < min_samples(est).
+/// or n < min_samples(est); cka::domain_error (overflow) if HSIC itself exceeds the range of T.
 template <class DK, class DL>
 typename DK::Scalar hsic(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase<DL>& l,
                          estimator est = estimator::biased) {
   using T = typename DK::Scalar;
   static_assert(std::is_same_v<T, typename DL::Scalar>, "cka::hsic: K and L must have the same scalar type");
   using A = accumulator_t<T>;
+  const char* fn = "hsic";
   const detail::view_t<DK> kv(k.derived());
   const detail::view_t<DL> lv(l.derived());
-  detail::require_gram_pair("hsic", kv, lv, est);
-  const auto s = detail::centered_products<A>(kv, lv, est);
-  return T(s.kl / detail::hsic_denominator<A>(kv.rows(), est));
+  detail::require_gram_pair(fn, kv, lv, est);
+  const A sk = detail::safe_scale<A>(kv), sl = detail::safe_scale<A>(lv);
+  A value;
+  if (sk == A(1) && sl == A(1)) {
+    value = A(detail::centered_products<A>(kv, lv, est).kl / detail::hsic_denominator<A>(kv.rows(), est));
+  } else {  // rare: a scaled copy of each Gram, and the scales undone on the result
+    const matrix<A> ks = kv.template cast<A>() * sk, ls = lv.template cast<A>() * sl;
+    value = A(detail::centered_products<A>(ks, ls, est).kl / detail::hsic_denominator<A>(kv.rows(), est));
+    value = A(value / sk / sl);
+  }
+  if (!detail::is_finite_value(value) || !detail::is_finite_value(T(value))) {
+    detail::fail_domain(fn, "overflow: HSIC exceeds the range of the result type (", value, "); rescale the Grams");
+  }
+  return T(value);
 }
 
 }  // namespace cka

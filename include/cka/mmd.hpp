@@ -91,11 +91,14 @@ typename DX::Scalar mmd2(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase
     detail::fail_argument(fn, "X has ", xv.cols(), " features (columns) but Y has ", yv.cols(),
                           "; both samples must live in the same space");
   }
-  const Eigen::Index needed = est == estimator::biased ? 1 : 2;
-  detail::require_samples(fn, "X", xv.rows(), needed, detail::estimator_name(est));
-  detail::require_samples(fn, "Y", yv.rows(), needed, detail::estimator_name(est));
-  detail::require_finite(fn, "X", xv);
-  detail::require_finite(fn, "Y", yv);
+  // On a team, the checks are the first step: bad input on one member fails every member (no hang).
+  detail::together(co.processes, [&] {
+    const Eigen::Index needed = est == estimator::biased ? 1 : 2;
+    detail::require_samples(fn, "X", xv.rows(), needed, detail::estimator_name(est));
+    detail::require_samples(fn, "Y", yv.rows(), needed, detail::estimator_name(est));
+    detail::require_finite(fn, "X", xv);
+    detail::require_finite(fn, "Y", yv);
+  });
 
   if constexpr (std::is_same_v<Kernel, linear_kernel>) {
     return T(detail::linear_mmd2<A>(fn, xv, yv, est));

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,12 +36,17 @@ inline std::uint64_t little(const unsigned char* p, int bytes) {
   for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | p[k];
   return v;
 }
+/// Whether `length` bytes from `offset` lie inside an archive of `size` bytes (no unsigned wrap-around).
+inline bool fits(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
+  return length <= size && offset <= size - length;
+}
 }  // namespace detail
 
 /// The members of the ZIP archive in bytes[0, size) (ZIP64 included), from its central directory, every
 /// offset and size checked against `size`. Throws cka::npy::error for anything that is not a well-formed
-/// archive.
+/// archive, and for two members of one name (which of them a reader meant is unknowable).
 inline std::vector<npz_member> npz_members(const unsigned char* bytes, std::size_t size) {
+  using detail::fits;
   using detail::little;
   auto bad = [](const std::string& what) { detail::fail("not a valid .npz archive (" + what + ")"); };
   if (size < 22) bad("too short");
@@ -57,26 +63,27 @@ inline std::vector<npz_member> npz_members(const unsigned char* bytes, std::size
   if ((count == 0xFFFF || dir == 0xFFFFFFFF || dir_size == 0xFFFFFFFF) && eocd >= 20 &&
       little(bytes + eocd - 20, 4) == 0x07064b50) {  // ZIP64: the locator points at the ZIP64 record
     const std::uint64_t at = little(bytes + eocd - 20 + 8, 8);
-    if (at > size - 56 || little(bytes + at, 4) != 0x06064b50) bad("bad ZIP64 record");
+    if (!fits(at, 56, size) || little(bytes + at, 4) != 0x06064b50) bad("bad ZIP64 record");
     count = little(bytes + at + 32, 8);
     dir_size = little(bytes + at + 40, 8);
     dir = little(bytes + at + 48, 8);
   }
-  if (dir > size || dir_size > size - dir) bad("central directory out of range");
+  if (!fits(dir, dir_size, size)) bad("central directory out of range");
   std::vector<npz_member> out;
+  std::set<std::string> names;
   std::size_t at = std::size_t(dir);
   for (std::uint64_t e = 0; e < count; ++e) {
-    if (at + 46 > size || little(bytes + at, 4) != 0x02014b50) bad("bad central directory entry");
+    if (!fits(at, 46, size) || little(bytes + at, 4) != 0x02014b50) bad("bad central directory entry");
     const unsigned method = unsigned(little(bytes + at + 10, 2));
     std::uint64_t csize = little(bytes + at + 20, 4), usize = little(bytes + at + 24, 4), local = little(bytes + at + 42, 4);
     const std::size_t name_len = std::size_t(little(bytes + at + 28, 2)), extra_len = std::size_t(little(bytes + at + 30, 2)),
                       comment_len = std::size_t(little(bytes + at + 32, 2));
-    if (at + 46 + name_len + extra_len + comment_len > size) bad("central directory entry out of range");
+    if (!fits(at, 46 + name_len + extra_len + comment_len, size)) bad("central directory entry out of range");
     std::string name(reinterpret_cast<const char*>(bytes + at + 46), name_len);
     // ZIP64 sizes and offset, in that order, for the fields that hold 0xFFFFFFFF.
     for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
       const std::uint64_t id = little(bytes + x, 2), len = little(bytes + x + 2, 2);
-      if (x + 4 + len > at + 46 + name_len + extra_len) bad("bad extra field");
+      if (len > at + 46 + name_len + extra_len - x - 4) bad("bad extra field");
       if (id == 0x0001) {
         std::size_t y = x + 4;
         auto take = [&](std::uint64_t& field) {
@@ -91,10 +98,11 @@ inline std::vector<npz_member> npz_members(const unsigned char* bytes, std::size
       }
       x += 4 + std::size_t(len);
     }
-    if (local > size - 30 || little(bytes + local, 4) != 0x04034b50) bad("bad local header for " + name);
+    if (!fits(local, 30, size) || little(bytes + local, 4) != 0x04034b50) bad("bad local header for " + name);
     const std::uint64_t data = local + 30 + little(bytes + local + 26, 2) + little(bytes + local + 28, 2);
-    if (data > size || csize > size - data) bad(name + " out of range");
+    if (!fits(data, csize, size)) bad(name + " out of range");
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+    if (!names.insert(name).second) bad("two arrays are named '" + name + "'");
     out.push_back({name, std::size_t(data), std::size_t(csize), method == 0 && csize == usize});
     at += 46 + name_len + extra_len + comment_len;
   }

@@ -154,7 +154,8 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
     using A = accumulator_t<T>;
     const detail::view_t<DX> xv(x.derived());
     const detail::view_t<DY> yv(y.derived());
-    detail::require_representation_pair("kernel_cka", xv, yv, est);
+    // On a team, the checks are the first step: bad input on one member fails every member (no hang).
+    detail::together(co.processes, [&] { detail::require_representation_pair("kernel_cka", xv, yv, est); });
     if constexpr (std::is_same_v<A, double> && detail::in_tile_engine<KX> && detail::in_tile_engine<KY>) {
       const int members = detail::members_of(co);
       const bool store = 2 * detail::packed_tiles::bytes(xv.rows(), members) <= detail::memory_budget(co);

@@ -45,6 +45,16 @@ struct undefined_layer {
   std::string cause;
 };
 
+/// The cause recorded for a layer whose self-HSIC vanishes under `est`. Biased: all its samples are equal.
+/// Unbiased: its U-centered Gram is zero, which also happens for samples that differ but are all equally
+/// similar (one-hot rows of distinct classes: a Gram of I).
+inline const char* zero_variance_cause(estimator est) {
+  return est == estimator::biased
+             ? "zero variance (all samples equal)"
+             : "zero variance under the unbiased estimator (its U-centered Gram is zero: all samples equal, or all "
+               "pairs of samples equally similar, such as one-hot rows of distinct classes)";
+}
+
 /// values(i, j) = CKA(row layer i, column layer j), in the accumulation type A; NaN in the rows and
 /// columns of the layers listed in `undefined` (the matrix is always computed).
 template <class A>
@@ -154,30 +164,36 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
                                                   const similarity_matrix_options& o, matrix_route route,
                                                   const compute_options& co = {}) {
   const char* fn = "similarity_matrix";
-  if (layers.rows.empty() || (!layers.square && layers.cols.empty())) fail_argument(fn, "needs at least one layer on each side");
-  const Eigen::Index n = layers.samples();
-  const std::size_t count = layers.size();
-  // Each layer's power-of-two scale (1 unless its magnitudes are extreme; CKA is scale-invariant).
-  std::vector<A> magnitude(count, A(1));
-  for (std::size_t a = 0; a < count; ++a) {
-    layers.visit(a, [&](const auto& x) {
-      if (x.rows() != n) fail_argument(fn, "layer ", a, " has ", x.rows(), " samples but layer 0 has ", n);
-      require_finite(fn, "a layer", x);
-      magnitude[a] = safe_scale<A>(x);
-    });
-  }
-  if (o.minibatch != 0 && o.minibatch < 4) {
-    fail_argument(fn, "minibatch = ", o.minibatch, "; unbiased HSIC needs batches of at least 4");
-  }
-  const estimator est = o.minibatch ? estimator::unbiased : o.est;
-  require_samples(fn, "each layer", n, min_samples(est), estimator_name(est));
-  if (route == matrix_route::automatic) route = choose_route<Kernel>(layers, o);
-  if (route == matrix_route::moments && (!is_linear_kernel<Kernel> || o.minibatch != 0)) {
-    fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
-  }
-  if (route == matrix_route::kernel_tiles && (!uses_kernel_tiles<Kernel> || o.minibatch != 0)) {
-    fail_argument(fn, "the kernel-tile route needs an RBF, polynomial or generic kernel and no minibatch");
-  }
+  Eigen::Index n = 0;
+  std::size_t count = 0;
+  std::vector<A> magnitude;  // each layer's power-of-two scale (1 unless extreme; CKA is scale-invariant)
+  estimator est = o.est;
+  // On a team, the checks are the first step: bad input on one member fails every member (no hang).
+  together(co.processes, [&] {
+    if (layers.rows.empty() || (!layers.square && layers.cols.empty())) fail_argument(fn, "needs at least one layer on each side");
+    n = layers.samples();
+    count = layers.size();
+    magnitude.assign(count, A(1));
+    for (std::size_t a = 0; a < count; ++a) {
+      layers.visit(a, [&](const auto& x) {
+        if (x.rows() != n) fail_argument(fn, "layer ", a, " has ", x.rows(), " samples but layer 0 has ", n);
+        require_finite(fn, "a layer", x);
+        magnitude[a] = safe_scale<A>(x);
+      });
+    }
+    if (o.minibatch != 0 && o.minibatch < 4) {
+      fail_argument(fn, "minibatch = ", o.minibatch, "; unbiased HSIC needs batches of at least 4");
+    }
+    est = o.minibatch ? estimator::unbiased : o.est;
+    require_samples(fn, "each layer", n, min_samples(est), estimator_name(est));
+    if (route == matrix_route::automatic) route = choose_route<Kernel>(layers, o);
+    if (route == matrix_route::moments && (!is_linear_kernel<Kernel> || o.minibatch != 0)) {
+      fail_argument(fn, "the moment-state route needs the linear kernel and no minibatch");
+    }
+    if (route == matrix_route::kernel_tiles && (!uses_kernel_tiles<Kernel> || o.minibatch != 0)) {
+      fail_argument(fn, "the kernel-tile route needs an RBF, polynomial or generic kernel and no minibatch");
+    }
+  });
 
   basic_similarity_result<A> out;
   matrix<A> values;  // count × count
@@ -259,7 +275,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
   }
   for (std::size_t a = 0; a < count; ++a) {
     if (!std::isnan(double(values(Eigen::Index(a), Eigen::Index(a))))) continue;
-    out.undefined.push_back({a, causes[a].empty() ? "zero variance (all samples equal)" : causes[a]});
+    out.undefined.push_back({a, causes[a].empty() ? zero_variance_cause(est) : causes[a]});
   }
   const std::size_t col0 = layers.square ? 0 : layers.rows.size();
   const std::size_t cols = layers.square ? layers.rows.size() : layers.cols.size();

@@ -111,6 +111,8 @@ class basic_linear_state {
   Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
   Eigen::Index x_features() const { return m_.width(0); }
   Eigen::Index y_features() const { return m_.width(1); }
+  /// The widths the state was made for: {d1, d2}.
+  std::vector<Eigen::Index> widths() const { return {m_.width(0), m_.width(1)}; }
 
   /// Whether the shift is fixed (given to the constructor, or taken from the first chunk).
   bool has_shift() const { return m_.has_shift(); }
@@ -125,11 +127,17 @@ class basic_linear_state {
 
   /// HSIC of the linear Grams of all rows added: biased tr(KHLH)/(n−1)² or Song's unbiased estimator,
   /// equal to cka::hsic(X Xᵀ, Y Yᵀ, est). Throws cka::invalid_argument if fewer than min_samples(est)
-  /// rows were added.
+  /// rows were added; cka::domain_error (overflow) if HSIC or its sums exceed the range of A.
   A hsic(estimator est = estimator::biased) const {
-    require_rows("linear_state::hsic", est);
+    const char* fn = "linear_state::hsic";
+    require_rows(fn, est);
     const matrix<A> c = m_.centered();
-    return A(m_.cross_sum(c, 0, 1, est) / detail::hsic_denominator<A>(samples(), est));
+    const A value = A(m_.cross_sum(c, 0, 1, est) / detail::hsic_denominator<A>(samples(), est));
+    if (!detail::is_finite_value(value) || !c.allFinite()) {
+      detail::fail_domain(fn, "overflow: HSIC or the centered co-moments exceed the range of the accumulation type (",
+                          value, "); rescale the rows");
+    }
+    return value;
   }
 
   /// Linear CKA of all rows added, equal to cka::linear_cka(X, Y, est) on the rows stacked.
@@ -164,16 +172,23 @@ class basic_linear_state {
     static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
     const npy::array a = npy::load(path);
     const matrix<double>& v = a.values;
-    auto bad = [&](const char* why) { throw npy::error(path + ": not a saved cka::linear_state (" + why + ")"); };
+    auto bad = [&](const std::string& why) { throw npy::error(path + ": not a saved cka::linear_state (" + why + ")"); };
     if (v.rows() != 1 || v.cols() < 4 || v(0, 0) != format_tag) bad("no state header");
-    const double d1 = v(0, 1), d2 = v(0, 2);
-    if (!(d1 >= 1 && d2 >= 1 && d1 == std::floor(d1) && d2 == std::floor(d2) && d1 + d2 < 1e6)) bad("bad widths");
-    const Eigen::Index p = 3 + Eigen::Index(d1) + Eigen::Index(d2);
-    if (v.cols() != 4 + (p - 3) + p * p) bad("wrong length for its widths");
     if (!v.allFinite()) bad("non-finite values");
+    const double d1 = v(0, 1), d2 = v(0, 2), flag = v(0, 3);
+    if (!(d1 >= 1 && d2 >= 1 && d1 == std::floor(d1) && d2 == std::floor(d2) && d1 + d2 < 1e6)) {
+      bad("widths " + detail::concat(d1) + " and " + detail::concat(d2) + " are not positive integers");
+    }
+    if (flag != 0.0 && flag != 1.0) bad("the shift flag is " + detail::concat(flag) + ", not 0 or 1");
+    const Eigen::Index p = 3 + Eigen::Index(d1) + Eigen::Index(d2);
+    if (v.cols() != 4 + (p - 3) + p * p) bad("its length does not match its widths");
     basic_linear_state s{Eigen::Index(d1), Eigen::Index(d2)};
-    if (v(0, 3) == 1.0) s.m_.set_shift(v.row(0).segment(4, p - 3).transpose());
+    const vector<double> shift = v.row(0).segment(4, p - 3).transpose();
     s.m_.raw().reshaped() = v.row(0).tail(p * p).transpose();
+    if (flag == 1.0) s.m_.set_shift(shift);
+    else if (!shift.isZero(0)) bad("a shift is stored but its flag says none is fixed");
+    const std::string why = s.m_.inconsistency();
+    if (!why.empty()) bad(why);
     return s;
   }
 
@@ -242,6 +257,12 @@ class basic_layers_state {
   void set_shift(const vector<A>& m) { set_checked_shift("layers_state::set_shift", m_, m); }
   Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
   Eigen::Index layers() const { return m_.blocks(); }
+  /// The layers' widths, in the order the state was made with.
+  std::vector<Eigen::Index> widths() const {
+    std::vector<Eigen::Index> w;
+    for (Eigen::Index b = 0; b < m_.blocks(); ++b) w.push_back(m_.width(b));
+    return w;
+  }
   A* data() { return m_.raw().data(); }
   const A* data() const { return m_.raw().data(); }
   std::size_t size() const { return std::size_t(m_.raw().size()); }

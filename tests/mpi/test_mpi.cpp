@@ -219,6 +219,46 @@ TEST_CASE("ranks holding different data: every rank throws") {
   CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::rbf_kernel::median(), cka::estimator::biased, shared), std::invalid_argument);
 }
 
+// Issue 25, item 2: a check that fails on one rank only (a NaN in its copy of the rows, a width that
+// differs) used to throw before the first collective step and leave the others waiting forever; every
+// tile-engine entry point now agrees on its checks first.
+TEST_CASE("a NaN in one rank's copy of the data: every rank throws, no hang") {
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  cka::compute_options shared;
+  shared.processes = &t;
+  matrix x = random_matrix(300, 3, 71), y = random_matrix(300, 2, 72);
+  if (rank_of() == size_of() - 1) x(17, 1) = std::nan("");
+  CHECK_THROWS_AS(cka::mpi::kernel_cka(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median(), cka::estimator::biased,
+                                       MPI_COMM_WORLD),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(cka::mmd2(x, random_matrix(200, 3, 73), cka::rbf_kernel::median(), cka::estimator::biased, shared),
+                  std::invalid_argument);
+  const std::vector<matrix> layers{x, y};
+  CHECK_THROWS_AS(cka::similarity_matrix(layers, cka::rbf_kernel::median(), cka::similarity_matrix_options{}, shared),
+                  std::invalid_argument);
+  // A shape that differs on one rank (Y one column narrower there).
+  const matrix z = random_matrix(rank_of() == size_of() - 1 && size_of() > 1 ? 299 : 300, 2, 74);
+  if (size_of() > 1) {
+    CHECK_THROWS_AS(cka::mpi::kernel_cka(random_matrix(300, 3, 71), z, cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0},
+                                         cka::estimator::biased, MPI_COMM_WORLD),
+                    std::invalid_argument);
+  }
+}
+
+// Issue 25, item 6: states whose flat arrays have the same size but whose widths are in another order (the
+// layers listed in another order, X and Y swapped) were summed into a wrong matrix; now every rank throws.
+TEST_CASE("states with the same size but the widths in another order: every rank throws") {
+  if (size_of() == 1) return;
+  const bool odd = rank_of() == 1;
+  matrix x = random_matrix(50, 6, 81), y = random_matrix(50, 4, 82);
+  CHECK_THROWS_WITH(cka::mpi::linear_cka(odd ? y : x, odd ? x : y, MPI_COMM_WORLD),
+                    Catch::Matchers::Contains("width") && Catch::Matchers::Contains("same order"));
+  cka::layers_state s(odd ? std::vector<Eigen::Index>{3, 5, 7} : std::vector<Eigen::Index>{5, 3, 7});
+  CHECK_THROWS_AS(cka::mpi::allreduce(s, MPI_COMM_WORLD), std::invalid_argument);
+  cka::layers_state fewer(odd ? std::vector<Eigen::Index>{15} : std::vector<Eigen::Index>{5, 3, 7});
+  CHECK_THROWS_AS(cka::mpi::allreduce(fewer, MPI_COMM_WORLD), std::invalid_argument);
+}
+
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   const int failed = Catch::Session().run(argc, argv);

@@ -99,5 +99,41 @@ with tempfile.TemporaryDirectory() as tmp:
     lines = r.stderr.splitlines()
     check("np 2 unwritable output: exit 2 and one line", r.returncode == 2 and len(lines) == 1, r.stderr)
 
+    # Issue 25, items 3, 7 and 16: ranks given different options, layers or samples (mpirun's MPMD form,
+    # one command line per rank). They hung or summed rows of different runs with exit 0; now every rank
+    # ends with exit 2, one line, and no output file — within the timeout, so a hang fails the test.
+    def run_each(per_rank):
+        cmd = [mpiexec, "-q"]
+        for k, args in enumerate(per_rank):
+            cmd += ([":"] if k else []) + ["-np", "1", "--oversubscribe", tool] + args
+        try:
+            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, -1, "", "timed out (a hang)")
+
+    short = os.path.join(tmp, "short")
+    os.mkdir(short)
+    for layer in layers:  # the same names, 1400 samples
+        np.save(os.path.join(short, os.path.basename(layer)), np.load(layer)[:1400])
+    reordered = [layers[1], layers[0], layers[2]]
+    out = os.path.join(tmp, "mixed.csv")
+    for name, per_rank, message in [
+            ("--pvalues on one rank only", [layers + ["--pvalues", "20"], layers], "different options"),
+            ("a different seed on one rank", [layers + ["--pvalues", "analytic"], layers + ["--pvalues", "analytic", "--seed", "3"]],
+             "different options"),
+            ("layers in another order on one rank", [layers, reordered], "different layers"),
+            ("files with fewer samples on one rank", [layers, [os.path.join(short, os.path.basename(f)) for f in layers]],
+             "different layers"),
+            ("--samples on one rank only", [layers + ["--samples", "1000"], layers], "different options"),
+            ("--rbf with --memory on one rank only", [layers + ["--kernel", "rbf"], layers + ["--kernel", "rbf", "--memory", "12M"]],
+             "different options")]:
+        for extra in ([], ["--csv", out]):
+            per = [[*args, "-q", *extra] for args in per_rank]
+            r = run_each(per)
+            lines = r.stderr.strip().splitlines()
+            check(f"mpmd {name} {extra}: exit 2, one line", r.returncode == 2 and len(lines) == 1 and message in lines[0],
+                  f"rc {r.returncode}: {r.stderr!r}")
+            check(f"mpmd {name} {extra}: no output", r.stdout == "" and not os.path.exists(out), r.stdout[:200])
+
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)

@@ -4,6 +4,7 @@
 input exits 2 with one line naming the file. Usage: test_cka_similarity.py BINARY. Exit 77: NumPy missing."""
 import io
 import json
+import re
 import os
 import struct
 import subprocess
@@ -323,7 +324,9 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("long_layer.npy"), "--pvalues", "analytic", timeout=20)
     check(rc == 2 and "n = 200000" in err and "GB" in err and "Gram" in err, f"memory refusal: {rc} {err!r}")
     rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", "--memory", "1M", timeout=20)
-    check(rc == 2 and "n = 200000" in err and "GB" in err, f"memory refusal, tiles too: {rc} {err!r}")
+    # Issue 25, item 17: sizes under a gigabyte in MB ("more than 0.00 GB" before).
+    check(rc == 2 and "n = 200000" in err and re.search(r"needs [0-9.]+ MB", err) and "more than 1.0 MB" in err,
+          f"memory refusal, tiles too: {rc} {err!r}")
     rc, out, err = run(path("long_layer.npy"), "-q", timeout=60)
     check(rc == 0 and read_csv(out)[2][0, 0] == 1.0, f"the linear kernel streams it: {rc} {err!r}")
     # Issue 9: RBF layers whose Grams exceed --memory are computed in tiles, with the in-memory values.
@@ -539,6 +542,107 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("ind1.npy"), path("ind2.npy"), "--debiased", "--svg", path("neg.svg"), "--precision", "1")
     check(rc == 0 and "-0," not in out and not out.rstrip().endswith("-0") and "-0.00<" not in open(path("neg.svg")).read(),
           f"no negative zero: {out!r}")
+
+# Issue 25 (reliability of the newer surface): one row per defect, plain and sanitized.
+import zipfile
+import struct as struct_module
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = lambda name: os.path.join(tmp, name)
+    rng = np.random.default_rng(25)
+    n = 80
+    a = rng.standard_normal((n, 5))
+    np.save(path("a.npy"), a)
+    np.save(path("b.npy"), np.tanh(a @ rng.standard_normal((5, 3))))
+
+    def one_line_exit_2(args, message, what):
+        rc, out, err = run(*args)
+        check(rc == 2 and message in err and len(err.strip().split("\n")) == 1 and out == "", f"{what}: {rc} {err!r} {out[:80]!r}")
+
+    # 1. An .npz shorter than a ZIP64 record whose locator points inside it: exit 2, not SIGSEGV.
+    tiny = (struct_module.pack("<IIQI", 0x07064B50, 0, 0, 1) +
+            struct_module.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
+    with open(path("tiny.npz"), "wb") as h:
+        h.write(tiny)
+    one_line_exit_2([path("tiny.npz")], "tiny.npz", "tiny ZIP64 .npz")
+    # 8. Two members of one name: refused, naming the name (the last one was used for both).
+    import warnings
+    with warnings.catch_warnings(), zipfile.ZipFile(path("twice.npz"), "w") as z:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name: it is the point
+        for arr in (a, a + 1):
+            with z.open("x.npy", "w") as h:
+                np.save(h, arr)
+    one_line_exit_2([path("twice.npz")], "two arrays are named 'x'", "duplicate .npz members")
+    # 17. A NaN inside an .npz member: the member named once.
+    bad = a.copy()
+    bad[4, 1] = np.nan
+    np.savez(path("acts.npz"), good=a, bad=bad)
+    rc, out, err = run(path("acts.npz"))
+    check(rc == 2 and err.count("acts.npz") == 1 and "bad" in err and "sample 4" in err, f"NaN in an .npz member: {err!r}")
+
+    # 15. Every option validated on every route, with a readable message.
+    for args, message in [(["--ci", "nan"], "--ci"), (["--ci", "inf"], "--ci"),
+                          (["--memory", "garbage"], "--memory"), (["--memory", "0"], "--memory"),
+                          (["--memory", "-1"], "--memory"), (["--memory", "nan"], "--memory"),
+                          (["--seed", "-1"], "--seed"), (["--seed", "18446744073709551616"], "--seed"),
+                          (["--seed", "1e3"], "--seed"), (["--pvalues", ""], "--pvalues"), (["--pvalues", "-5"], "--pvalues"),
+                          (["--sigma", "0", "--kernel", "rbf"], "--sigma must be a positive number, got 0"),
+                          (["--sigma", "nan", "--kernel", "rbf"], "--sigma"), (["--sigma-fraction", "inf"], "--sigma-fraction"),
+                          (["--vmin", "nan"], "--vmin"), (["--samples", "0"], "--samples"), (["--order", tmp], "not an order file")]:
+        one_line_exit_2([path("a.npy"), path("b.npy"), *args], message, f"option {args}")
+        _, _, err = run(path("a.npy"), path("b.npy"), *args)
+        check(len(err) < 200, f"option {args}: a short message: {err!r}")
+    rc, out, err = run(path("a.npy"), path("b.npy"), "--seed", "18446744073709551615", "--pvalues", "9", "-q")
+    check(rc == 0, f"--seed 2^64 - 1 is a seed: {err!r}")
+
+    # 16. An output path that cannot be written is found before the work, and nothing reaches standard
+    # output or the other paths.
+    rc, out, err = run(path("a.npy"), path("b.npy"), "--json", path("j.json"), "--svg", path(os.path.join("nowhere", "x.svg")))
+    check(rc == 2 and out == "" and "x.svg" in err and not os.path.exists(path("j.json")), f"unwritable --svg: {rc} {out!r} {err!r}")
+    check(not [f for f in os.listdir(tmp) if f.startswith(".")], f"no temporary files left: {os.listdir(tmp)}")
+
+    # 17. Messages that name the right cause.
+    np.save(path("four.npy"), a[:4])
+    np.save(path("four_b.npy"), a[:4, :2] ** 2)
+    rc, out, err = run(path("four.npy"), path("four_b.npy"), "--debiased", "--pvalues", "analytic")
+    check(rc == 2 and "--pvalues with --debiased needs at least 5" in err, f"--debiased --pvalues with n = 4: {err!r}")
+    np.save(path("three.npy"), a[:3])
+    np.save(path("three_b.npy"), a[:3, :2] ** 2)
+    rc, out, err = run(path("three.npy"), path("three_b.npy"), "--pvalues", "analytic")
+    check(rc == 2 and "--pvalues needs at least 4" in err and "--debiased" not in err, f"biased --pvalues with n = 3: {err!r}")
+    np.save(path("onehot.npy"), np.eye(n))
+    rc, out, err = run(path("onehot.npy"), path("a.npy"), "--debiased")
+    check(rc == 0 and "onehot.npy" in err and "unbiased estimator" in err and "one-hot" in err,
+          f"all-distinct one-hot layer, --debiased: {err!r}")
+
+    # 11, 12, 18. --pvalues: one p-value per unordered pair (a symmetric matrix), p = 1 with a warning for a
+    # permutation-invariant layer, and a nan interval with a warning where a leave-one-out CKA is undefined.
+    spike = np.full((n, 3), 0.5)
+    spike[7] = [2.0, -1.0, 3.0]
+    np.save(path("spike.npy"), spike)
+    np.save(path("distinct.npy"), np.eye(n))
+    for pv in ("analytic", "40"):
+        rc, out, err = run(path("a.npy"), path("b.npy"), path("distinct.npy"), path("spike.npy"), "--pvalues", pv, "--ci", "0.9",
+                           "--json", path("t.json"))
+        j = json.load(open(path("t.json"))) if rc == 0 else {"p_values": [[0]], "lower": [[0]]}
+        p = np.array(j["p_values"], dtype=float)
+        lower = np.array(j["lower"], dtype=float)
+        check(rc == 0 and np.array_equal(p, p.T) and (p[2] == 1).all() and "distinct.npy" in err and "p-values are 1" in err,
+              f"--pvalues {pv}: symmetric, degenerate layer: {p} {err!r}")
+        check(np.isnan(lower[3, :3]).all() and np.isfinite(lower[:2, :2]).all() and "no jackknife interval" in err,
+              f"--ci with a spike layer: {lower} {err!r}")
+
+    # 20. Two directories with a colliding name: every label carries its directory.
+    for d, names in (("acts_mlp", ["0_1", "3_6"]), ("acts_cnn", ["0_1", "2_2"])):
+        os.mkdir(path(d))
+        for name in names:
+            np.save(path(os.path.join(d, name + ".npy")), rng.standard_normal((n, 3)))
+    rc, out, err = run(path("acts_mlp"), path("acts_cnn"))
+    labels_seen = read_csv(out)[0] if rc == 0 else []
+    check(labels_seen == ["acts_mlp/0_1", "acts_mlp/3_6", "acts_cnn/0_1", "acts_cnn/2_2"], f"consistent labels: {labels_seen} {err!r}")
+    # The demo writes its heatmap to the temporary directory, not the working one.
+    rc, out, err = run("--demo", cwd=tmp)
+    check(rc == 0 and not os.path.exists(path("cka-demo.svg")) and "cka-demo.svg" in err, f"demo heatmap: {err!r}")
 
 # The progress bar: shown on a terminal once the work takes over a second; never with --quiet or when
 # stderr is not a terminal. A pseudo-terminal comes from util-linux `script`; skipped where it is missing

@@ -19,6 +19,8 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -85,6 +87,32 @@ class moments {
     shift_ = m;
   }
   matrix<A>& raw() { return s_; }
+  /// Why S cannot be a sum of rows z zᵀ (empty if it can, to rounding): what a loaded flat array must
+  /// satisfy. The count is a whole number in [0, 2⁵³]; no rows and no shift means S = 0; the upper triangle is
+  /// zero; the diagonal is non-negative; |S_ij| ≤ √(S_ii S_jj) (a Gram matrix; 1e-6 relative slack for
+  /// rounding); each row-norm sum Σa_b equals the trace of its block (the same slack). O(p²).
+  std::string inconsistency() const {
+    const A n = count(), slack = A(1e-6);
+    if (!(n >= 0 && n <= A(9007199254740992.0) && n == std::floor(n))) return concat("the sample count is ", n);
+    if (!has_shift_ && !s_.isZero(0)) return "rows are stored but no shift is fixed";
+    for (Eigen::Index j = 1; j < dim_; ++j)
+      for (Eigen::Index i = 0; i < j; ++i)
+        if (s_(i, j) != A(0)) return "the upper triangle of its moment matrix is not zero";
+    for (Eigen::Index i = 0; i < dim_; ++i)
+      if (s_(i, i) < A(0)) return concat("moment ", i, " on the diagonal is negative (", s_(i, i), ")");
+    for (Eigen::Index j = 0; j < dim_; ++j) {
+      const A rj = std::sqrt(s_(j, j));
+      for (Eigen::Index i = j + 1; i < dim_; ++i)
+        if (std::abs(s_(i, j)) > (1 + slack) * rj * std::sqrt(s_(i, i))) {
+          return concat("moments ", i, " and ", j, " break the Cauchy-Schwarz bound of a sum of squares");
+        }
+    }
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      const A trace = s_.diagonal().segment(offset(b), width(b)).sum(), sum = s_(norm_index(b), 0);
+      if (std::abs(sum - trace) > slack * trace) return concat("the squared-norm sum of block ", b, " is ", sum, " but its trace is ", trace);
+    }
+    return {};
+  }
   const matrix<A>& raw() const { return s_; }
 
   /// Adds h rows. load(b, r0, rows, dest) writes rows r0 … r0+rows−1 of representation b, converted to A,
@@ -183,7 +211,17 @@ class moments {
   /// Centered sums of blocks b and c from the centered matrix: ‖C_bc‖², ‖C_bb‖², ‖C_cc‖², plus the
   /// unbiased estimator's row-norm terms (see unbiased_feature_terms).
   centered_sums<A> pair_sums(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est) const {
-    return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference(b), reference(d)};
+    return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference(b, c, est), reference(d, c, est)};
+  }
+  /// The reference of block b's self-product under `est`: the uncentered one, raised for the unbiased
+  /// estimator to the size of the terms that cancel (first_order_reference).
+  A reference(Eigen::Index b, const matrix<A>& c, estimator est) const { return reference_of(reference(b), c, b, est); }
+  A reference_of(const A& uncentered, const matrix<A>& c, Eigen::Index b, estimator est) const {
+    if (est == estimator::biased) return uncentered;
+    const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(c(0, 0))};
+    const A size = A(c.block(offset(b), offset(b), width(b), width(b)).squaredNorm() +
+                     t.magnitude(c(norm_index(b), 0), c(norm_index(b), 0), c(norm_index(b), norm_index(b))));
+    return first_order_reference(uncentered, size, static_cast<Eigen::Index>(c(0, 0)));
   }
   /// ‖C_bb‖² (+ the unbiased terms): n(n−3)·HSIC_u(K_b, K_b), or (n−1)²·HSIC(K_b, K_b).
   A self_sum(const matrix<A>& c, Eigen::Index b, estimator est) const {
@@ -275,7 +313,10 @@ matrix<A> pairwise_cka(const char* fn, M&& m, estimator est) {
   } else {
     c = m.take_centered();
   }
-  for (Eigen::Index b = 0; b < l; ++b) self(b) = m.self_sum(c, b, est);
+  for (Eigen::Index b = 0; b < l; ++b) {
+    self(b) = m.self_sum(c, b, est);
+    ref(b) = m.reference_of(ref(b), c, b, est);
+  }
   matrix<A> out(l, l);
   for (Eigen::Index b = 0; b < l; ++b)
     for (Eigen::Index d = 0; d <= b; ++d) {

@@ -16,8 +16,9 @@ struct null_sums {
 
 /// Mean and variance of Γ = Σ_ij A_ij B_π(i)π(j) over uniformly random permutations π, exactly.
 /// With zero diagonals (U-centered A, B) the mean is 0 and the variance 2·off_A·off_B/(n(n−3)).
+/// `scale` is the size of the terms whose difference is the variance (its rounding level is relative to it).
 struct null_moments {
-  double mean = 0, variance = 0;
+  double mean = 0, variance = 0, scale = 0;
 };
 
 inline null_moments permutation_moments(const null_sums& a, const null_sums& b, double n) {
@@ -29,7 +30,7 @@ inline null_moments permutation_moments(const null_sums& a, const null_sums& b, 
                     (a.d1 * a.d1 + 2 * a.off - 4 * a.d2) * (b.d1 * b.d1 + 2 * b.off - 4 * b.d2) / n3;
   const double dof = 2 * a.d2 * b.d2 / n1 + (2 * a.d2 - a.d1 * a.d1) * (2 * b.d2 - b.d1 * b.d1) / n2;
   const double mean = mean_d + mean_o;
-  return {mean, dd + 2 * dof + oo - mean * mean};
+  return {mean, dd + 2 * dof + oo - mean * mean, std::abs(dd) + 2 * std::abs(dof) + std::abs(oo) + mean * mean};
 }
 
 /// P(Z ≥ z) for a standard normal Z.

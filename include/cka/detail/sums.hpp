@@ -41,6 +41,11 @@ struct unbiased_feature_terms {
   explicit unbiased_feature_terms(Eigen::Index n)
       : c1(A(A(n) / A(n - 2))), c2(A(A(1) / (A(n - 1) * A(n - 2)))) {}
   A operator()(const A& sum_k, const A& sum_l, const A& dot_kl) const { return A(c2 * sum_k * sum_l - c1 * dot_kl); }
+  /// The size of the terms that operator() sums (what its rounding is relative to).
+  A magnitude(const A& sum_k, const A& sum_l, const A& dot_kl) const {
+    using std::abs;
+    return A(abs(A(c2 * sum_k * sum_l)) + abs(A(c1 * dot_kl)));
+  }
 };
 
 /// What the ratio does when CKA is undefined (a representation without variance): throw
@@ -60,6 +65,18 @@ template <class A>
 bool vanishes(const A& self, const A& reference) {
   const A eps = Eigen::NumTraits<A>::epsilon();
   return !(self > A(64) * A(64) * eps * eps * reference);
+}
+
+/// The reference for an unbiased self-product assembled in feature space from sums over n rows,
+/// ‖C‖² + c2(Σk)² − c1Σk²: its terms cancel to first order (a layer without variance, or one whose samples
+/// are all equally similar, leaves a residue of up to about nε times their size, not ε²), so the reference
+/// is raised until the threshold of `vanishes`, (64ε)²·reference, is 64nε times their size. (A layer with
+/// variance keeps a self-product of about n/(n + d) of that size: far above it.)
+template <class A>
+A first_order_reference(const A& reference, const A& magnitude, Eigen::Index n) {
+  const A eps = Eigen::NumTraits<A>::epsilon();
+  const A raised = A(magnitude * A(n) / (A(64) * eps));
+  return raised > reference ? raised : reference;
 }
 
 /// The one CKA ratio: (kl / √kk) / √ll (the HSIC normalisers cancel; divided in turn so that no product

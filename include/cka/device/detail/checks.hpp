@@ -41,21 +41,65 @@ struct not_finite_at {
 
 /// Throws cka::invalid_argument, naming fn and what, unless the shape and strides describe memory that can
 /// be addressed: rows, cols ≥ 0, strides ≥ 0, a pointer for a non-empty view, and a last element whose
-/// offset fits in 64 bits.
-inline void require_layout(const char* fn, const char* what, const void* ptr, std::int64_t rows, std::int64_t cols,
-                           std::int64_t row_stride, std::int64_t col_stride) {
+/// offset in bytes (not only in elements) fits in 64 bits and does not wrap the address space from ptr.
+template <class T>
+void require_layout(const char* fn, const char* what, const T* ptr, std::int64_t rows, std::int64_t cols,
+                    std::int64_t row_stride, std::int64_t col_stride) {
   if (rows < 0 || cols < 0) cka::detail::fail_argument(fn, what, " has shape ", rows, "x", cols, "; sizes must be non-negative");
   if (row_stride < 0 || col_stride < 0) {
     cka::detail::fail_argument(fn, what, " has strides (", row_stride, ", ", col_stride, "); negative strides are not supported");
   }
   if (rows > 0 && cols > 0 && ptr == nullptr) cka::detail::fail_argument(fn, what, " is ", rows, "x", cols, " but its pointer is null");
   constexpr std::int64_t top = std::numeric_limits<std::int64_t>::max();
-  const bool too_far = rows > 0 && cols > 0 &&
-                       ((row_stride > 0 && rows - 1 > top / row_stride) || (col_stride > 0 && cols - 1 > top / col_stride) ||
-                        (rows - 1) * row_stride > top - (cols - 1) * col_stride);
+  constexpr std::int64_t item = std::int64_t(sizeof(T));
+  bool too_far = rows > 0 && cols > 0 &&
+                 ((row_stride > 0 && rows - 1 > top / row_stride) || (col_stride > 0 && cols - 1 > top / col_stride) ||
+                  (rows - 1) * row_stride > top - (cols - 1) * col_stride);
+  if (!too_far && rows > 0 && cols > 0) {
+    const std::int64_t last = (rows - 1) * row_stride + (cols - 1) * col_stride;  // in elements; fits
+    const std::uintptr_t room = std::numeric_limits<std::uintptr_t>::max() - reinterpret_cast<std::uintptr_t>(ptr);
+    too_far = last >= top / item || std::uint64_t(last + 1) * std::uint64_t(item) > room;
+  }
   if (too_far || (cols > 0 && rows > top / cols)) {
     cka::detail::fail_argument(fn, what, " (", rows, "x", cols, ", strides ", row_stride, ", ", col_stride,
-                               ") addresses beyond 64-bit offsets");
+                               ") addresses beyond 64-bit byte offsets");
+  }
+}
+
+/// The bytes [first, end) that a view (checked by require_layout) spans; empty for an empty view.
+struct byte_span {
+  std::uintptr_t first = 0, end = 0;
+};
+template <class T>
+byte_span span_of(const T* ptr, std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
+  if (rows == 0 || cols == 0) return {};
+  const auto first = reinterpret_cast<std::uintptr_t>(ptr);
+  const auto last = std::uint64_t((rows - 1) * row_stride + (cols - 1) * col_stride);
+  return {first, first + std::uintptr_t((last + 1) * sizeof(T))};
+}
+
+/// Throws cka::invalid_argument, naming fn and what, unless the output view gives every element its own
+/// memory: a stride of 0 along a dimension of more than one element, or rows and columns that interleave
+/// (the larger stride shorter than the smaller one's extent), would make two results share one place.
+inline void require_distinct_elements(const char* fn, const char* what, std::int64_t rows, std::int64_t cols,
+                               std::int64_t row_stride, std::int64_t col_stride) {
+  if (rows <= 1 && cols <= 1) return;
+  bool overlap = (rows > 1 && row_stride == 0) || (cols > 1 && col_stride == 0);
+  if (!overlap && rows > 1 && cols > 1) {
+    overlap = row_stride >= col_stride ? row_stride < col_stride * cols : col_stride < row_stride * rows;
+  }
+  if (overlap) {
+    cka::detail::fail_argument(fn, what, " (", rows, "x", cols, ", strides ", row_stride, ", ", col_stride,
+                               ") overlaps itself: an output view needs one place per element");
+  }
+}
+
+/// Throws cka::invalid_argument, naming fn, if the output view `out_what` shares memory with the input
+/// `in_what`: the gradient would overwrite what it is computed from. (Spans are compared, so an output
+/// interleaved with an input inside one buffer is refused too.)
+inline void require_apart(const char* fn, const char* out_what, byte_span out, const char* in_what, byte_span in) {
+  if (out.first < out.end && in.first < in.end && out.first < in.end && in.first < out.end) {
+    cka::detail::fail_argument(fn, out_what, " shares memory with ", in_what, "; the output needs memory of its own");
   }
 }
 

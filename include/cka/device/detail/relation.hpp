@@ -464,8 +464,9 @@ struct store_loss {
   }
 };
 
-/// The checks of a relation loss on views that need no data: layouts, the gradient's shape, the same
-/// samples, and (class relation) the same classes.
+/// The checks of a relation loss on views that need no data: layouts, the gradient's shape, a gradient
+/// that overlaps neither itself nor the student or the teacher, the same samples, and (class relation) the
+/// same classes.
 template <class TS, class TT, class G>
 void require_relation_shapes(const char* fn, const strided<TS>& s, const strided<TT>& t, const strided_out<G>& g,
                              bool same_columns) {
@@ -476,6 +477,10 @@ void require_relation_shapes(const char* fn, const strided<TS>& s, const strided
     cka::detail::fail_argument(fn, "grad is ", g.rows, "x", g.cols, " but student is ", s.rows, "x", s.cols,
                                "; the gradient has the student's shape");
   }
+  require_distinct_elements(fn, "grad", g.rows, g.cols, g.row_stride, g.col_stride);
+  const byte_span gs = span_of(g.ptr, g.rows, g.cols, g.row_stride, g.col_stride);
+  require_apart(fn, "grad", gs, "the student", span_of(s.ptr, s.rows, s.cols, s.row_stride, s.col_stride));
+  require_apart(fn, "grad", gs, "the teacher", span_of(t.ptr, t.rows, t.cols, t.row_stride, t.col_stride));
   if (s.rows != t.rows) {
     cka::detail::fail_argument(fn, "student has ", s.rows, " samples (rows) but teacher has ", t.rows,
                                "; both representations must hold the same samples");
