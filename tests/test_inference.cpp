@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 using cka::estimator;
@@ -377,5 +378,42 @@ TEST_CASE("jackknife with an undefined leave-one-out CKA", "[inference][jackknif
     CHECK(std::isnan(r.upper(1, 0)));
     CHECK(std::isfinite(r.values(0, 1)));
     CHECK(std::isfinite(r.lower(1, 1)));
+  }
+}
+
+// Issue 25, item 13: the inference functions follow the library's one rescaling rule (a power of two
+// beyond 2^±200): a layer times 1e-100 was "zero variance" here while linear_cka gave its value, and at
+// 1e100 an overflow was reported as zero variance. Every route now gives the unscaled values.
+TEST_CASE("inference at extreme magnitudes equals the unscaled inference", "[inference][scale]") {
+  const auto x = test::normal<double>(60, 4, 81);
+  const auto y = test::related<double>(x, 3, 82);
+  const test::mat<double> wide = test::normal<double>(60, 70, 83);  // d > n: the Gram routes
+  cka::permutation_options po;
+  po.count = 59;
+  for (double factor : {1e-100, 1e-80, 1e100, 1e150}) {
+    CAPTURE(factor);
+    const test::mat<double> xs = x * factor, ws = wide * factor;
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(est == estimator::unbiased);
+      for (const auto& [a, b] : {std::pair<const test::mat<double>*, const test::mat<double>*>{&xs, &x}, {&ws, &wide}}) {
+        const auto t = cka::independence_test(*a, y, cka::linear_kernel{}, est), t1 = cka::independence_test(*b, y, cka::linear_kernel{}, est);
+        CHECK(test::rel_err(t.value, t1.value) < 1e-12);
+        CHECK(t.p_value == Approx(t1.p_value).epsilon(1e-9));
+        CHECK(cka::permutation_test(*a, y, cka::linear_kernel{}, est, po).p_value ==
+              cka::permutation_test(*b, y, cka::linear_kernel{}, est, po).p_value);
+        CHECK(test::rel_err(cka::jackknife(*a, y, cka::linear_kernel{}, est).upper,
+                            cka::jackknife(*b, y, cka::linear_kernel{}, est).upper) < 1e-10);
+      }
+      cka::similarity_tests_options o;
+      o.est = est;
+      o.level = 0.9;
+      const auto scaled = cka::similarity_tests(std::vector<test::mat<double>>{xs, y, ws}, cka::linear_kernel{}, o);
+      const auto plain = cka::similarity_tests(std::vector<test::mat<double>>{x, y, wide}, cka::linear_kernel{}, o);
+      CHECK(scaled.undefined.empty());
+      for (Eigen::Index i = 0; i < 9; ++i) {
+        CHECK(test::rel_err(scaled.values.data()[i], plain.values.data()[i]) < 1e-12);
+        CHECK(scaled.p_value.data()[i] == Approx(plain.p_value.data()[i]).epsilon(1e-9));
+      }
+    }
   }
 }

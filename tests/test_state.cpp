@@ -131,7 +131,8 @@ TEST_CASE("linear_state save and load", "[state][io]") {
 
 // Issue 25, item 5: a file that no state could have written is refused, naming the file and the fault —
 // never an undefined float-to-integer conversion or a state that returns a wrong value. Layout of the file:
-// [tag, d1, d2, has_shift, shift (d1 + d2), S (p×p, column-major, lower triangle), p = 3 + d1 + d2].
+// [tag, d1, d2, has_shift, shift (d1 + d2), has_scale, scale_x, scale_y, S (p×p, column-major, lower
+// triangle), p = 3 + d1 + d2].
 TEST_CASE("linear_state::load refuses inconsistent files", "[state][io][errors]") {
   const auto x = test::normal<double>(40, 3, 41);
   const auto y = test::related<double>(x, 2, 42);
@@ -140,7 +141,7 @@ TEST_CASE("linear_state::load refuses inconsistent files", "[state][io][errors]"
   const std::string path = "test_state_hostile.npy";
   s.save(path);
   const cka::matrix<double> good = cka::npy::load(path).values;
-  const Eigen::Index p = 8, at = 4 + 5;  // S starts after the header and the shift
+  const Eigen::Index p = 8, at = 4 + 5 + 3;  // S starts after the header, the shift and the scales
   auto entry = [&](Eigen::Index i, Eigen::Index j) { return at + j * p + i; };
   struct edit {
     const char* name;
@@ -161,6 +162,9 @@ TEST_CASE("linear_state::load refuses inconsistent files", "[state][io][errors]"
       {"fractional width", [](auto& v) { v(0, 1) = 2.5; }, "widths"},
       {"huge width", [](auto& v) { v(0, 2) = 1e300; }, "widths"},
       {"infinity", [&](auto& v) { v(0, entry(3, 3)) = std::numeric_limits<double>::infinity(); }, "non-finite"},
+      {"scale 3", [](auto& v) { v(0, 10) = 3; }, "power of two"},
+      {"scale flag 2", [](auto& v) { v(0, 9) = 2; }, "scale flag"},
+      {"rows without a scale", [](auto& v) { v(0, 9) = 0; }, "scale"},
   };
   for (const edit& e : edits) {
     SECTION(e.name) {
@@ -296,4 +300,45 @@ TEST_CASE("set_shift brings states to one shift, then their flat arrays add up",
   for (std::size_t k = 0; k < a.size(); ++k) a.data()[k] += b.data()[k];
   CHECK(test::rel_err(a.cka()(0, 1), cka::linear_cka(x, y)) < 1e-12);
   CHECK_THROWS_AS(a.set_shift(cka::vector<double>::Zero(3)), cka::invalid_argument);
+}
+
+// Issue 25, item 13: one rescaling rule for every route. Rows scaled by 1e-100 (whose fourth moments
+// underflow) or 1e100 (overflow) enter the state scaled by a power of two fixed by the first rows: CKA is
+// that of the unscaled rows, HSIC scales back; states with different scales merge, save and load exactly.
+TEST_CASE("linear_state and layers_state at extreme magnitudes", "[state][scale]") {
+  const auto x = test::normal<double>(300, 4, 91);
+  const auto y = test::related<double>(x, 3, 92);
+  for (double factor : {1e-100, 1e-80, 1e100, 1e150}) {
+    CAPTURE(factor);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      cka::linear_state s(4, 3);
+      s.add(x.topRows(100) * factor, y.topRows(100) * factor);
+      s.add(x.bottomRows(200) * factor, y.bottomRows(200) * factor);
+      CHECK(test::rel_err(s.cka(est), cka::linear_cka(x, y, est)) < 1e-12);
+      cka::layers_state l({4, 3});
+      l.add(std::vector<test::mat<double>>{x * factor, y * factor});
+      CHECK(test::rel_err(l.cka(est)(0, 1), cka::linear_cka(x, y, est)) < 1e-12);
+    }
+  }
+  // HSIC scales back: HSIC(aK, bL) = ab·HSIC(K, L).
+  cka::linear_state tiny(4, 3);
+  tiny.add(x * 1e-100, y);
+  CHECK(test::rel_err(tiny.hsic(), 1e-200 * cka::hsic(cka::gram(x, cka::linear_kernel{}), cka::gram(y, cka::linear_kernel{}))) < 1e-12);
+  CHECK(tiny.scale()(0) != 1.0);
+  CHECK(tiny.scale()(1) == 1.0);
+  // A merge of states with different scales (and shifts), and a save/load round trip.
+  cka::linear_state a(4, 3), b(4, 3);
+  a.add(x.topRows(150) * 1e-120, y.topRows(150));
+  b.add(x.bottomRows(150) * 1e-120 * 1024.0, y.bottomRows(150));  // another first-row magnitude: another scale
+  a.merge(b);
+  test::mat<double> xs = x * 1e-120;
+  xs.bottomRows(150) *= 1024.0;
+  CHECK(test::rel_err(a.cka(), cka::linear_cka(xs, y)) < 1e-12);
+  const std::string path = "test_state_scaled.npy";
+  a.save(path);
+  const auto back = cka::linear_state::load(path);
+  CHECK(back.scale() == a.scale());
+  CHECK(back.cka() == a.cka());
+  std::remove(path.c_str());
+  CHECK_THROWS_WITH(a.set_scale(cka::vector<double>::Constant(2, 3.0)), Contains("powers of two"));
 }

@@ -78,7 +78,9 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
 template <class A, class V, class Kernel>
 matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw) {
   if constexpr (std::is_same_v<Kernel, linear_kernel>) {
-    matrix<A> k = centered_row_gram<A>(x);
+    // Scale-invariant: magnitudes beyond 2^±200 scaled by a power of two first, as everywhere.
+    const A s = safe_scale<A>(x);
+    matrix<A> k = s == A(1) ? centered_row_gram<A>(x) : centered_row_gram<A>(matrix<A>(x.template cast<A>() * s));
     raw = k.squaredNorm();
     return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
   } else {

@@ -295,13 +295,23 @@ struct linear_features {
   }
 };
 
+/// The centered columns of x, scaled by a power of two where their magnitudes lie beyond 2^±200 (linear
+/// CKA and its tests are scale-invariant; the library's one rescaling rule).
+template <class A, class V>
+matrix<A> scaled_centered_columns(const V& x) {
+  matrix<A> c = centered_columns<A>(x);
+  const A s = safe_scale<A>(c);
+  if (s != A(1)) c *= s;
+  return c;
+}
+
 template <class A, class VX, class VY>
 linear_features<A> features_of(const char* fn, const VX& x, const VY& y, estimator est) {
   require_same_samples(fn, "X", x, "Y", y);
   require_samples(fn, "X", x.rows(), est == estimator::biased ? 4 : 5, "a test on the estimator");
   require_finite(fn, "X", x);
   require_finite(fn, "Y", y);
-  linear_features<A> f{centered_columns<A>(x), centered_columns<A>(y), vector<A>(), vector<A>(), est};
+  linear_features<A> f{scaled_centered_columns<A>(x), scaled_centered_columns<A>(y), vector<A>(), vector<A>(), est};
   f.k = f.xc.rowwise().squaredNorm();
   f.l = f.yc.rowwise().squaredNorm();
   return f;
@@ -634,7 +644,7 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
     null_sums ns;
     A self(0);
     if (features) {
-      l.xc = centered_columns<A>(v);
+      l.xc = scaled_centered_columns<A>(v);
       l.k = l.xc.rowwise().squaredNorm();
       const linear_features<A> f{l.xc, l.xc, l.k, l.k, o.est};
       self = f.self_x();

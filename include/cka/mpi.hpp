@@ -148,36 +148,38 @@ class team final : public cka::team {
 };
 
 /// Makes every process's state the merge of all of them (collective): the states are moved exactly to one
-/// shift — that of the lowest rank which has one, broadcast — and their flat arrays summed in one
+/// shift — that of the lowest rank which has one, broadcast — and to one set of power-of-two scales (the
+/// lowest rank's that has them; 1 unless magnitudes lie beyond 2^±200), and their flat arrays summed in one
 /// MPI_Allreduce ((3 + d1 + d2)² doubles for a linear_state). A process may have added no rows. Throws
 /// cka::invalid_argument on every process if the states were made for different widths (in order: layers
 /// listed in another order, or X and Y swapped, on one process), not only if their sizes differ.
 template <class State>
 void allreduce(State& state, const team& t) {
   t.agree(nullptr);  // a process that failed before this step makes all of them throw here
-  // Every process's [entries, has_shift, widths…], gathered: the states can be summed only if the widths
-  // agree. Each process reads the same gathered array, so all of them decide alike.
-  std::vector<double> mine{0.0, state.has_shift() ? 1.0 : 0.0};
+  // Every process's [entries, has_shift, has_scale, widths…], gathered: the states can be summed only if
+  // the widths agree. Each process reads the same gathered array, so all of them decide alike.
+  std::vector<double> mine{0.0, state.has_shift() ? 1.0 : 0.0, state.has_scale() ? 1.0 : 0.0};
   for (const Eigen::Index w : state.widths()) mine.push_back(double(w));
   mine[0] = double(mine.size());
   const std::vector<double> all = t.gather(mine);
   const std::size_t first = std::size_t(all[0]);
-  int root = -1;
+  int root = -1, scale_root = -1;
   std::size_t at = 0;
   for (int r = 0; r < t.size(); ++r) {
     const std::size_t length = std::size_t(all[at]);
     if (length != first) {
-      detail::fail_argument("mpi::allreduce", "rank ", r, "'s state holds ", length - 2, " representations but rank 0's holds ",
-                            first - 2, "; every process must make its state for the same widths");
+      detail::fail_argument("mpi::allreduce", "rank ", r, "'s state holds ", length - 3, " representations but rank 0's holds ",
+                            first - 3, "; every process must make its state for the same widths");
     }
-    for (std::size_t k = 2; k < length; ++k) {
+    for (std::size_t k = 3; k < length; ++k) {
       if (all[at + k] != all[k]) {
-        detail::fail_argument("mpi::allreduce", "rank ", r, "'s state has width ", all[at + k], " for representation ", k - 2,
+        detail::fail_argument("mpi::allreduce", "rank ", r, "'s state has width ", all[at + k], " for representation ", k - 3,
                               " but rank 0's has ", all[k], "; every process must make its state for the same widths, "
                               "in the same order");
       }
     }
     if (root < 0 && all[at + 1] == 1.0) root = r;
+    if (scale_root < 0 && all[at + 2] == 1.0) scale_root = r;
     at += length;
   }
   if (root < 0) return;  // every state is empty, and all arrays are zero
@@ -187,6 +189,11 @@ void allreduce(State& state, const team& t) {
   shift.resize(Eigen::Index(length));
   MPI_Bcast(shift.data(), int(length), MPI_DOUBLE, root, t.comm());
   state.set_shift(shift);
+  if (scale_root >= 0) {  // one set of scales too (the lowest rank's with rows), moved to exactly
+    vector<typename State::scalar> scale = state.scale();
+    MPI_Bcast(scale.data(), int(scale.size()), MPI_DOUBLE, scale_root, t.comm());
+    state.set_scale(scale);
+  }
   t.sum(state.data(), state.size());
 }
 

@@ -50,6 +50,20 @@ void set_checked_shift(const char* fn, moments<A>& m, const vector<A>& shift) {
   m.move_shift(shift);
 }
 
+/// Moves a state's moments to a caller's scales (one power of two per representation) after checking them.
+template <class A>
+void set_checked_scale(const char* fn, moments<A>& m, const vector<A>& scale) {
+  if (scale.size() != m.blocks()) fail_argument(fn, "the scale has ", scale.size(), " values but the state has ", m.blocks(), " representations");
+  for (Eigen::Index b = 0; b < scale.size(); ++b) {
+    int e = 0;
+    using std::frexp;
+    if (!(scale(b) > A(0)) || !is_finite_value(scale(b)) || frexp(scale(b), &e) != A(0.5)) {
+      fail_argument(fn, "scale ", b, " is ", scale(b), "; the scales are powers of two");
+    }
+  }
+  m.set_scale(scale);
+}
+
 template <class T>
 constexpr bool is_chunk_scalar = std::is_same_v<T, float> || std::is_same_v<T, double> ||
                                  std::is_same_v<T, long double> || !std::is_arithmetic_v<T>;
@@ -124,6 +138,12 @@ class basic_linear_state {
   /// states are brought to one shift before their flat arrays are summed (cka::mpi::allreduce does this).
   /// Throws cka::invalid_argument for a wrong length or a non-finite value.
   void set_shift(const vector<A>& m) { set_checked_shift("linear_state::set_shift", m_, m); }
+  /// The power-of-two scales of X's and Y's rows in the flat array ({1, 1} unless the first rows' magnitudes
+  /// lie beyond 2^±200), whether they are fixed, and moving to others exactly: states sum as flat arrays
+  /// when their shifts and scales agree (cka::mpi::allreduce brings them to one of each).
+  vector<A> scale() const { return m_.scale(); }
+  bool has_scale() const { return m_.has_scale(); }
+  void set_scale(const vector<A>& s) { set_checked_scale("linear_state::set_scale", m_, s); }
 
   /// HSIC of the linear Grams of all rows added: biased tr(KHLH)/(n−1)² or Song's unbiased estimator,
   /// equal to cka::hsic(X Xᵀ, Y Yᵀ, est). Throws cka::invalid_argument if fewer than min_samples(est)
@@ -132,7 +152,8 @@ class basic_linear_state {
     const char* fn = "linear_state::hsic";
     require_rows(fn, est);
     const matrix<A> c = m_.centered();
-    const A value = A(m_.cross_sum(c, 0, 1, est) / detail::hsic_denominator<A>(samples(), est));
+    const vector<A>& s = m_.scale();  // the rows entered scaled: HSIC scales by s_x²·s_y²
+    const A value = A(A(A(m_.cross_sum(c, 0, 1, est) / detail::hsic_denominator<A>(samples(), est)) / (s(0) * s(0))) / (s(1) * s(1)));
     if (!detail::is_finite_value(value) || !c.allFinite()) {
       detail::fail_domain(fn, "overflow: HSIC or the centered co-moments exceed the range of the accumulation type (",
                           value, "); rescale the rows");
@@ -155,16 +176,19 @@ class basic_linear_state {
   const A* data() const { return m_.raw().data(); }
   std::size_t size() const { return std::size_t(m_.raw().size()); }
 
-  /// Saves the state (widths, shift and flat array) as a 1-D float64 .npy file; `load` reads it back.
-  /// Throws cka::npy::error if the file cannot be written or read, or is not a saved linear_state.
+  /// Saves the state (widths, shift, scales and flat array) as a 1-D float64 .npy file; `load` reads it
+  /// back (files of the earlier format, without scales, too). Throws cka::npy::error if the file cannot be
+  /// written or read, or is not a saved linear_state.
   void save(const std::string& path) const {
     static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
-    vector<double> out(4 + m_.features() + Eigen::Index(size()));
+    vector<double> out(4 + m_.features() + 3 + Eigen::Index(size()));
     out(0) = format_tag;
     out(1) = double(m_.width(0));
     out(2) = double(m_.width(1));
     out(3) = has_shift() ? 1.0 : 0.0;
     out.segment(4, m_.features()) = m_.shift();
+    out(4 + m_.features()) = has_scale() ? 1.0 : 0.0;
+    out.segment(5 + m_.features(), 2) = m_.scale();
     out.tail(Eigen::Index(size())) = m_.raw().reshaped();
     npy::save(path, out.transpose());
   }
@@ -173,7 +197,8 @@ class basic_linear_state {
     const npy::array a = npy::load(path);
     const matrix<double>& v = a.values;
     auto bad = [&](const std::string& why) { throw npy::error(path + ": not a saved cka::linear_state (" + why + ")"); };
-    if (v.rows() != 1 || v.cols() < 4 || v(0, 0) != format_tag) bad("no state header");
+    if (v.rows() != 1 || v.cols() < 4 || (v(0, 0) != format_tag && v(0, 0) != unscaled_format_tag)) bad("no state header");
+    const Eigen::Index extra = v(0, 0) == format_tag ? 3 : 0;  // the scale flag and the two scales
     if (!v.allFinite()) bad("non-finite values");
     const double d1 = v(0, 1), d2 = v(0, 2), flag = v(0, 3);
     if (!(d1 >= 1 && d2 >= 1 && d1 == std::floor(d1) && d2 == std::floor(d2) && d1 + d2 < 1e6)) {
@@ -181,12 +206,26 @@ class basic_linear_state {
     }
     if (flag != 0.0 && flag != 1.0) bad("the shift flag is " + detail::concat(flag) + ", not 0 or 1");
     const Eigen::Index p = 3 + Eigen::Index(d1) + Eigen::Index(d2);
-    if (v.cols() != 4 + (p - 3) + p * p) bad("its length does not match its widths");
+    if (v.cols() != 4 + (p - 3) + extra + p * p) bad("its length does not match its widths");
     basic_linear_state s{Eigen::Index(d1), Eigen::Index(d2)};
     const vector<double> shift = v.row(0).segment(4, p - 3).transpose();
-    s.m_.raw().reshaped() = v.row(0).tail(p * p).transpose();
     if (flag == 1.0) s.m_.set_shift(shift);
     else if (!shift.isZero(0)) bad("a shift is stored but its flag says none is fixed");
+    if (extra > 0) {
+      const double scaled = v(0, p + 1);
+      const vector<double> scales = v.row(0).segment(p + 2, 2).transpose();
+      if (scaled != 0.0 && scaled != 1.0) bad("the scale flag is not 0 or 1");
+      for (Eigen::Index b = 0; b < 2; ++b) {
+        int e = 0;
+        if (!(scales(b) > 0) || std::frexp(scales(b), &e) != 0.5) bad("a scale is not a power of two");
+      }
+      if (scaled == 1.0) s.m_.set_scale(scales);
+      else if (scales != vector<double>::Ones(2)) bad("scales are stored but their flag says none are fixed");
+    } else if (v(0, 4 + (p - 3)) != 0.0) {  // the earlier format: rows were stored unscaled
+      s.m_.set_scale(vector<double>::Ones(2));
+    }
+    s.m_.raw().reshaped() = v.row(0).tail(p * p).transpose();
+    if (s.m_.count() != 0.0 && !s.m_.has_scale()) bad("rows are stored but no scale is fixed");
     const std::string why = s.m_.inconsistency();
     if (!why.empty()) bad(why);
     return s;
@@ -198,10 +237,10 @@ class basic_linear_state {
   }
 
   /// The centered co-moment matrix (full, symmetric, (3 + d1 + d2)²; see detail/moments.hpp for its layout).
-  matrix<A> centered_moments() const { return m_.centered(); }
+  matrix<A> centered_moments() const { return m_.unscaled(m_.centered()); }
 
  private:
-  static constexpr double format_tag = 20261126.0;
+  static constexpr double format_tag = 20261204.0, unscaled_format_tag = 20261126.0;
   static std::vector<Eigen::Index> widths(const char* fn, Eigen::Index d1, Eigen::Index d2) {
     if (d1 < 1 || d2 < 1) detail::fail_argument(fn, "widths d1 = ", d1, " and d2 = ", d2, " must be at least 1");
     return {d1, d2};
@@ -255,6 +294,10 @@ class basic_layers_state {
   bool has_shift() const { return m_.has_shift(); }
   vector<A> shift() const { return has_shift() ? m_.shift() : vector<A>(); }
   void set_shift(const vector<A>& m) { set_checked_shift("layers_state::set_shift", m_, m); }
+  /// The layers' power-of-two scales in the flat array, as for linear_state.
+  vector<A> scale() const { return m_.scale(); }
+  bool has_scale() const { return m_.has_scale(); }
+  void set_scale(const vector<A>& s) { set_checked_scale("layers_state::set_scale", m_, s); }
   Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
   Eigen::Index layers() const { return m_.blocks(); }
   /// The layers' widths, in the order the state was made with.

@@ -259,6 +259,21 @@ TEST_CASE("states with the same size but the widths in another order: every rank
   CHECK_THROWS_AS(cka::mpi::allreduce(fewer, MPI_COMM_WORLD), std::invalid_argument);
 }
 
+// Issue 25, item 13: ranks whose first rows differ in magnitude beyond 2^±200 fix different power-of-two
+// scales; allreduce brings them to one scale exactly before summing.
+TEST_CASE("allreduce of states with different scales equals one process's CKA") {
+  matrix x, y;
+  dependent_pair(400, x, y);
+  Eigen::Index r0, h;
+  my_rows(x.rows(), r0, h);
+  matrix xs = x;
+  for (Eigen::Index i = 0; i < xs.rows(); ++i) xs.row(i) *= (i * size_of() / xs.rows()) % 2 == 0 ? 1e-250 : 1e-245;
+  for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+    const double one = cka::linear_cka(xs, y, est);
+    CHECK(close(cka::mpi::linear_cka(xs.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
+  }
+}
+
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   const int failed = Catch::Session().run(argc, argv);

@@ -632,6 +632,18 @@ with tempfile.TemporaryDirectory() as tmp:
         check(np.isnan(lower[3, :3]).all() and np.isfinite(lower[:2, :2]).all() and "no jackknife interval" in err,
               f"--ci with a spike layer: {lower} {err!r}")
 
+    # 13. One rescaling rule on every route: a layer times 1e-100, 1e-80 or 1e100 gives the values of the
+    # unscaled layer — streamed, through the Grams (--minibatch), and under --pvalues/--ci.
+    for factor in (1e-100, 1e-80, 1e100):
+        np.save(path("scaled.npy"), a * factor)
+        for extra in ([], ["--debiased"], ["--minibatch", "40"], ["--pvalues", "analytic", "--ci", "0.9"], ["--pvalues", "analytic", "--debiased"]):
+            rc0, out0, _ = run(path("a.npy"), path("b.npy"), *extra, "-q")
+            rc1, out1, err1 = run(path("scaled.npy"), path("b.npy"), *extra)
+            v0 = read_csv(out0)[2] if rc0 == 0 else None
+            v1 = read_csv(out1)[2] if rc1 == 0 else None
+            check(rc1 == 0 and v1 is not None and np.allclose(v0, v1, rtol=1e-11, atol=0) and "variance" not in err1,
+                  f"layer * {factor} {extra}: {v1} vs {v0} {err1!r}")
+
     # 20. Two directories with a colliding name: every label carries its directory.
     for d, names in (("acts_mlp", ["0_1", "3_6"]), ("acts_cnn", ["0_1", "2_2"])):
         os.mkdir(path(d))

@@ -9,6 +9,10 @@
 // with the same shift is addition of S, so S is a flat, addable array. Changing the shift by δ is linear:
 // z′ = T z with T unit-triangular, S′ = T S Tᵀ exactly; finishing moves to the sample mean (δ_b = Σx̃_b/n)
 // and reads the centered co-moment blocks and the row-norm sums (a′_b = ‖x_b,i − μ_b‖²) off S′.
+// Scale: block b's rows enter as s_b·(x_b − m_b), s_b a power of two fixed by the first rows (1 unless their
+// magnitudes lie beyond 2^±200, where the fourth moments in S would overflow or underflow), so S is in
+// scaled units: exact, and CKA does not see it; HSIC divides it out. Changing s_b by r multiplies S's
+// feature rows and columns of block b by r and its norm row and column by r² (exact).
 
 #include <cka/detail/checks.hpp>
 #include <cka/detail/products.hpp>
@@ -56,6 +60,7 @@ class moments {
     dim_ = at + Eigen::Index(width_.size());
     s_ = matrix<A>::Zero(dim_, dim_);
     shift_ = vector<A>::Zero(features_);
+    scale_ = vector<A>::Ones(blocks());
   }
 
   Eigen::Index blocks() const { return Eigen::Index(width_.size()); }
@@ -82,9 +87,23 @@ class moments {
       return;
     }
     if (shift_ == m) return;
-    const matrix<A> moved = shifted(full(s_), vector<A>(m - shift_));
+    const matrix<A> moved = shifted(full(s_), scaled_delta(vector<A>(m - shift_)));
     s_ = moved.template triangularView<Eigen::Lower>();
     shift_ = m;
+  }
+
+  /// The blocks' scales (powers of two) and whether they are fixed (by the first rows, or set_scale).
+  const vector<A>& scale() const { return scale_; }
+  bool has_scale() const { return has_scale_; }
+  /// Moves the state to scales s (powers of two, one per block) exactly, or fixes them before any row.
+  void set_scale(const vector<A>& s) {
+    if (has_scale_ && count() != A(0)) {
+      matrix<A> f = full(s_);
+      rescale(f, vector<A>(s.cwiseQuotient(scale_)));
+      s_ = f.template triangularView<Eigen::Lower>();
+    }
+    scale_ = s;
+    has_scale_ = true;
   }
   matrix<A>& raw() { return s_; }
   /// Why S cannot be a sum of rows z zᵀ (empty if it can, to rounding): what a loaded flat array must
@@ -148,6 +167,17 @@ class moments {
       for (Eigen::Index b = 0; b < blocks(); ++b) {
         auto x = z.middleCols(offset(b), width(b));
         x.rowwise() -= shift_.segment(offset(b) - 1, width(b)).transpose();
+        if (!has_scale_ && b + 1 == blocks()) {  // the first rows fix every block's scale
+          for (Eigen::Index c = 0; c < blocks(); ++c) {
+            const auto xc = z.middleCols(offset(c), width(c));
+            scale_(c) = xc.size() == 0 ? A(1) : safe_scale_for<A>(A(xc.cwiseAbs().maxCoeff()));
+          }
+          has_scale_ = true;
+        }
+      }
+      for (Eigen::Index b = 0; b < blocks(); ++b) {
+        auto x = z.middleCols(offset(b), width(b));
+        if (scale_(b) != A(1)) x *= scale_(b);
         z.col(norm_index(b)) = x.rowwise().squaredNorm();
         if (!z.col(norm_index(b)).allFinite()) {
           fail_domain(fn, "overflow: a squared row norm of representation ", b + 1,
@@ -179,11 +209,18 @@ class moments {
       *this = other;
       return;
     }
-    if (!other.has_shift_ || other.shift_ == shift_) {
+    if (other.count() == A(0)) return;  // nothing to add
+    if (!has_scale_) {  // no rows here yet: take the other's scales
+      scale_ = other.scale_;
+      has_scale_ = true;
+    }
+    if (other.shift_ == shift_ && other.scale_ == scale_) {
       s_ += other.s_;
       return;
     }
-    const matrix<A> moved = shifted(full(other.s_), vector<A>(shift_ - other.shift_));
+    matrix<A> f = full(other.s_);
+    if (other.scale_ != scale_) rescale(f, vector<A>(scale_.cwiseQuotient(other.scale_)));
+    const matrix<A> moved = shifted(std::move(f), scaled_delta(vector<A>(shift_ - other.shift_)));
     s_ += moved.template triangularView<Eigen::Lower>();
   }
 
@@ -195,6 +232,12 @@ class moments {
   /// The same, built in the state's own storage (no p×p allocation, whose page faults cost as much as the
   /// transform at large p). The state is consumed: only for callers that finish a temporary state.
   matrix<A> take_centered() { return centered_from(std::move(s_)); }
+
+  /// c (a matrix in S's layout, e.g. centered()) in the data's units: the scales divided out.
+  matrix<A> unscaled(matrix<A> c) const {
+    rescale(c, vector<A>(scale_.cwiseInverse()));
+    return c;
+  }
 
   /// The uncentered (shifted) self-product of block b, the reference that tells a vanishing centered
   /// co-moment from rounding.
@@ -290,10 +333,28 @@ class moments {
     return f;
   }
 
+  /// A shift change in the data's units, in S's (scaled) units.
+  vector<A> scaled_delta(vector<A> delta) const {
+    for (Eigen::Index b = 0; b < blocks(); ++b) delta.segment(offset(b) - 1, width(b)) *= scale_(b);
+    return delta;
+  }
+
+  /// Multiplies block b's feature rows and columns of the full matrix f by r_b and its norm row and column
+  /// by r_b² (powers of two: exact).
+  void rescale(matrix<A>& f, const vector<A>& r) const {
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      if (r(b) == A(1)) continue;
+      f.middleRows(offset(b), width(b)) *= r(b);
+      f.middleCols(offset(b), width(b)) *= r(b);
+      f.row(norm_index(b)) *= r(b) * r(b);
+      f.col(norm_index(b)) *= r(b) * r(b);
+    }
+  }
+
   std::vector<Eigen::Index> width_, offset_;
   Eigen::Index features_ = 0, dim_ = 0;
-  vector<A> shift_;
-  bool has_shift_ = false;
+  vector<A> shift_, scale_;
+  bool has_shift_ = false, has_scale_ = false;
   matrix<A> s_;
   scratch<A> buffer_;
 };
