@@ -2,6 +2,7 @@
 #include <cka/cka.hpp>
 
 #include <iostream>
+#include <vector>
 
 int main() {
   Eigen::MatrixXd x = Eigen::MatrixXd::Random(500, 64);               // 500 samples, 64 features
@@ -12,4 +13,10 @@ int main() {
   double deb = cka::linear_cka(x, y, cka::estimator::unbiased);       // debiased CKA
   double rbf = cka::kernel_cka(x, y, cka::rbf_kernel::median(0.5));   // sigma^2 = 0.25 * median d^2
   std::cout << "linear " << lin << "  debiased " << deb << "  rbf " << rbf << '\n';
+
+  std::vector<Eigen::MatrixXd> layers = {x, y, x.array().tanh()};    // every pair of layers at once
+  cka::similarity_result m = cka::similarity_matrix(layers);          // m.values: 3 x 3, symmetric
+  for (const auto& u : m.undefined) std::cout << u.layer << ": " << u.cause << "\n";  // NaN rows, and why
+  std::cout << m.values << '\n';
+  return m.values.allFinite() && lin > 0 && deb > 0 && rbf > 0 ? 0 : 1;
 }

@@ -1,7 +1,7 @@
 #pragma once
 /// \file cka.hpp
-/// Umbrella header of the core: kernels, Gram matrices, centering, HSIC, CKA, MMD and the significance
-/// tests over Eigen.
+/// Umbrella header of the core: kernels, Gram matrices, centering, HSIC, CKA, the layer matrix
+/// (similarity_matrix), MMD and the significance tests over Eigen.
 ///
 /// Conventions: rows are samples, columns are features. Every function takes any dense Eigen expression
 /// (viewed without a copy when it is a matrix, Map or block with unit inner stride), returns the input's
@@ -15,4 +15,5 @@
 #include <cka/kernels.hpp>
 #include <cka/mmd.hpp>
 #include <cka/similarity.hpp>
+#include <cka/similarity_matrix.hpp>
 #include <cka/version.hpp>

@@ -100,6 +100,33 @@ with tempfile.TemporaryDirectory() as tmp:
     header = p.stdout.split("\n")[0].split(",")[1:]
     check(header == ["0_embed", "1_layers_0", "2_layers_1", "3_layers_2", "4_head"], f"layer order: {header}")
 
+    # nn.TransformerEncoder in eval mode with a padding mask: its layers return nested (ragged) tensors,
+    # which dump() pads back (issue 25, item 20). The mean over real tokens equals the padded model's.
+    class TorchEncoder(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.embed = nn.Embedding(50, d)
+            self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, 2, 32, batch_first=True), 2,
+                                                 enable_nested_tensor=True)
+
+        def forward(self, input_ids, attention_mask):
+            return self.encoder(self.embed(input_ids), src_key_padding_mask=attention_mask == 0)
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "nested tensors are in prototype stage"
+        torch_enc = TorchEncoder()
+        dump(torch_enc, batches, ["encoder.layers.0", "encoder.layers.1"], os.path.join(tmp, "nested"), tokens="mean")
+        nested = np.load(os.path.join(tmp, "nested", "0_encoder_layers_0.npy"))
+        check(nested.shape == (n, 16) and np.isfinite(nested).all(), f"nested tensor outputs: {nested.shape}")
+        with torch.no_grad():
+            ids, mask = batches[0]["input_ids"], batches[0]["attention_mask"]
+            h = torch_enc.encoder.layers[0](torch_enc.embed(ids), src_key_padding_mask=mask == 0)
+            if getattr(h, "is_nested", False):
+                h = h.to_padded_tensor(0.0)
+            manual = np.stack([h[i, : int(mask[i].sum())].mean(0).numpy() for i in range(8)])
+        check(np.allclose(nested[:8], manual, atol=1e-5), "nested: mean over the real tokens")
+
     # A conv net: flattened and pooled maps; float16 dumps change CKA in the 4th digit at most.
     conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))

@@ -652,9 +652,14 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path("acts_mlp"), path("acts_cnn"))
     labels_seen = read_csv(out)[0] if rc == 0 else []
     check(labels_seen == ["acts_mlp/0_1", "acts_mlp/3_6", "acts_cnn/0_1", "acts_cnn/2_2"], f"consistent labels: {labels_seen} {err!r}")
-    # The demo writes its heatmap to the temporary directory, not the working one.
+    # The demo writes its heatmap to the temporary directory, not the working one; the picture in the README
+    # and the tutorial (docs/cka-demo.svg) is the file the tool writes, byte for byte.
     rc, out, err = run("--demo", cwd=tmp)
     check(rc == 0 and not os.path.exists(path("cka-demo.svg")) and "cka-demo.svg" in err, f"demo heatmap: {err!r}")
+    rc, out, err = run("--demo", "--svg", path("demo.svg"), "-q")
+    docs_svg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "cka-demo.svg")
+    check(rc == 0 and open(path("demo.svg"), "rb").read() == open(docs_svg, "rb").read(),
+          "docs/cka-demo.svg is what --demo writes (regenerate: cka-similarity --demo --svg docs/cka-demo.svg)")
 
 # The progress bar: shown on a terminal once the work takes over a second; never with --quiet or when
 # stderr is not a terminal. A pseudo-terminal comes from util-linux `script`; skipped where it is missing
