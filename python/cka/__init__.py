@@ -64,10 +64,12 @@ class PermutationResult(NamedTuple):
 
 
 class IndependenceResult(NamedTuple):
-    """CKA, its z-score under the exact permutation null, and the one-sided p-value."""
+    """CKA, its z-score under the exact permutation null, and the one-sided p-value. ``degenerate``: the null
+    has no spread (a permutation-invariant layer, e.g. one-hot rows of distinct classes): z = 0, p = 1."""
     value: float
     z: float
     p_value: float
+    degenerate: bool
 
 
 class JackknifeResult(NamedTuple):

@@ -51,7 +51,7 @@ void register_inference(nb::module_& m) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return cka::independence_test(xv, yv, kk, est); });
             },
             k);
-        return std::make_tuple(r.value, r.z, r.p_value);
+        return std::make_tuple(r.value, r.z, r.p_value, r.degenerate);
       },
       "x"_a, "y"_a, "kernel"_a = nb::none(), nb::kw_only(), "debiased"_a = false);
 

@@ -35,6 +35,7 @@ ROWS = [
     (lambda: cka.similarity_matrix([X, X], minibatch=2), ValueError, ["minibatch"]),
     (lambda: cka.similarity_matrix([X, X], progress="yes"), TypeError, ["progress"]),
     (lambda: cka.permutation_test(X, X, permutations=0), ValueError, ["permutations"]),
+    (lambda: cka.permutation_test(X, X, permutations=2**40), ValueError, ["1099511627776", "4294967296"]),
     (lambda: cka.rcka_loss(X, X.astype(np.float32)), TypeError, ["dtype"]),
     (lambda: cka.rcka_loss(X, X, on_undefined="ignore"), ValueError, ["on_undefined"]),
     (lambda: cka.rcka_loss(X, X[:, :2]), ValueError, []),

@@ -137,7 +137,7 @@ def test_inference(debiased):
     assert p == cka.permutation_test(X, Y, debiased=debiased, permutations=200, seed=5)  # reproducible
     t = cka.independence_test(X, Y, cka.RBF(), debiased=debiased)
     assert math.isclose(t.value, oracle.kernel_cka(X, Y, ("median", 1.0, "all_pairs"), debiased), rel_tol=1e-11)
-    assert 0 <= t.p_value <= 1
+    assert 0 <= t.p_value <= 1 and not t.degenerate
     j = cka.jackknife(X, Y, debiased=debiased, level=0.9)
     n = len(X)
     loo = np.array([oracle.linear_cka(np.delete(X, i, 0), np.delete(Y, i, 0), debiased) for i in range(n)])
@@ -194,3 +194,21 @@ def test_kernel_objects():
     assert k.sigma is None and k.median == 0.5 and k.rule == "nonzero"
     p = cka.Polynomial(degree=3, gamma=0.5, coef0=2.0)
     assert (p.degree, p.gamma, p.coef0) == (3, 0.5, 2.0)
+
+
+def test_inference_degenerate_and_scaled():
+    """Issue 25: a permutation-invariant layer (one-hot rows of distinct classes) has p = 1 on both tests,
+    flagged; layers times 1e-100 give the unscaled results; an undefined leave-one-out CKA is an error."""
+    n = 30
+    distinct = np.eye(n)
+    x = RNG.standard_normal((n, 3))
+    t = cka.independence_test(distinct, x)
+    assert t.degenerate and t.p_value == 1.0 and t.z == 0.0
+    assert cka.permutation_test(distinct, x, permutations=49).p_value == 1.0
+    for debiased in (False, True):
+        a, b = cka.independence_test(x * 1e-100, x[:, :2] ** 2, debiased=debiased), cka.independence_test(x, x[:, :2] ** 2, debiased=debiased)
+        assert math.isclose(a.value, b.value, rel_tol=1e-12) and math.isclose(a.p_value, b.p_value, rel_tol=1e-9)
+    spike = np.full((n, 3), 0.5)
+    spike[7] = [2.0, -1.0, 3.0]
+    with pytest.raises(cka.UndefinedError, match="without sample 7"):
+        cka.jackknife(spike, x)
