@@ -342,3 +342,30 @@ TEST_CASE("linear_state and layers_state at extreme magnitudes", "[state][scale]
   std::remove(path.c_str());
   CHECK_THROWS_WITH(a.set_scale(cka::vector<double>::Constant(2, 3.0)), Contains("powers of two"));
 }
+
+// layers_state save/load: an exact round trip, streaming on after a reload, and the same checks as
+// linear_state::load (the shared reader) for a file that no state could have written.
+TEST_CASE("layers_state save and load", "[state][io]") {
+  const auto x = test::normal<double>(80, 4, 101);
+  const auto y = test::related<double>(x, 3, 102);
+  const test::mat<double> z = (x.leftCols(2).array() * y.leftCols(2).array()).matrix();
+  const std::vector<test::mat<double>> layers = {x, y * 1e-100, z};
+  cka::layers_state s({4, 3, 2});
+  s.add(std::vector<test::mat<double>>{x.topRows(50), test::mat<double>(y.topRows(50) * 1e-100), z.topRows(50)});
+  const std::string path = "test_layers_state_saved.npy";
+  s.save(path);
+  cka::layers_state back = cka::layers_state::load(path);
+  CHECK(back.samples() == 50);
+  CHECK(back.scale() == s.scale());
+  CHECK(back.cka(estimator::unbiased) == s.cka(estimator::unbiased));
+  back.add(std::vector<test::mat<double>>{x.bottomRows(30), test::mat<double>(y.bottomRows(30) * 1e-100), z.bottomRows(30)});
+  const cka::matrix<double> expected = cka::similarity_matrix(std::vector<test::mat<double>>{x, y, z}).values;
+  CHECK((back.cka() - expected).cwiseAbs().maxCoeff() < 1e-12);
+  cka::matrix<double> v = cka::npy::load(path).values;
+  v(0, v.cols() - 2) = 1.0;  // S(p - 2, p - 1): in the upper triangle
+  cka::npy::save(path, v);
+  CHECK_THROWS_WITH(cka::layers_state::load(path), Contains(path) && Contains("not a saved cka::layers_state") && Contains("upper triangle"));
+  cka::linear_state(4, 3).save(path);
+  CHECK_THROWS_WITH(cka::layers_state::load(path), Contains("no state header"));
+  std::remove(path.c_str());
+}

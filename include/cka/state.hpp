@@ -64,6 +64,72 @@ void set_checked_scale(const char* fn, moments<A>& m, const vector<A>& scale) {
   m.set_scale(scale);
 }
 
+/// A saved state that cannot be read: throws cka::npy::error "path: not a saved <what> (why)".
+struct state_file_error {
+  std::string path;
+  const char* what;
+  [[noreturn]] void operator()(const std::string& why) const {
+    throw npy::error(path + ": not a saved " + what + " (" + why + ")");
+  }
+};
+
+/// Writes a state as one float64 row: `head` (its tag and widths), then [has_shift, shift…, has_scale,
+/// scales…, S (column-major)].
+inline void save_state(const std::string& path, const std::vector<double>& head, const moments<double>& m) {
+  const Eigen::Index h = Eigen::Index(head.size()), f = m.features(), l = m.blocks();
+  vector<double> out(h + 1 + f + 1 + l + m.raw().size());
+  for (Eigen::Index i = 0; i < h; ++i) out(i) = head[std::size_t(i)];
+  out(h) = m.has_shift() ? 1.0 : 0.0;
+  out.segment(h + 1, f) = m.shift();
+  out(h + 1 + f) = m.has_scale() ? 1.0 : 0.0;
+  out.segment(h + 2 + f, l) = m.scale();
+  out.tail(m.raw().size()) = m.raw().reshaped();
+  npy::save(path, out.transpose());
+}
+
+/// `count` widths read from a saved state: whole numbers ≥ 1, below 10⁶ in all.
+inline std::vector<Eigen::Index> state_widths(const state_file_error& bad, const double* w, Eigen::Index count) {
+  std::vector<Eigen::Index> out;
+  double total = 0;
+  for (Eigen::Index i = 0; i < count; ++i) {
+    if (!(w[i] >= 1 && w[i] == std::floor(w[i]) && w[i] < 1e6)) bad("widths: " + concat(w[i]) + " is not a positive integer");
+    total += w[i];
+    out.push_back(Eigen::Index(w[i]));
+  }
+  if (total >= 1e6) bad("widths of " + concat(total) + " features in all");
+  return out;
+}
+
+/// Reads [has_shift, shift…, (has_scale, scales…,) S] (`length` values; `scaled`: the scale part is there)
+/// into m, made for the saved widths, checking every field and the invariants of S (moments::inconsistency).
+inline void load_state_body(const state_file_error& bad, const double* v, Eigen::Index length, bool scaled, moments<double>& m) {
+  const Eigen::Index f = m.features(), l = m.blocks(), p = m.dim();
+  if (length != 1 + f + (scaled ? 1 + l : 0) + p * p) bad("its length does not match its widths");
+  const double flag = v[0];
+  if (flag != 0.0 && flag != 1.0) bad("the shift flag is " + concat(flag) + ", not 0 or 1");
+  const vector<double> shift = Eigen::Map<const vector<double>>(v + 1, f);
+  if (flag == 1.0) m.set_shift(shift);
+  else if (!shift.isZero(0)) bad("a shift is stored but its flag says none is fixed");
+  const double* s = v + 1 + f;
+  if (scaled) {
+    const vector<double> scales = Eigen::Map<const vector<double>>(s + 1, l);
+    if (s[0] != 0.0 && s[0] != 1.0) bad("the scale flag is not 0 or 1");
+    for (Eigen::Index b = 0; b < l; ++b) {
+      int e = 0;
+      if (!(scales(b) > 0) || std::frexp(scales(b), &e) != 0.5) bad("a scale is not a power of two");
+    }
+    if (s[0] == 1.0) m.set_scale(scales);
+    else if (scales != vector<double>::Ones(l)) bad("scales are stored but their flag says none are fixed");
+    s += 1 + l;
+  } else if (s[0] != 0.0) {  // the earlier format: rows were stored unscaled
+    m.set_scale(vector<double>::Ones(l));
+  }
+  m.raw().reshaped() = Eigen::Map<const vector<double>>(s, p * p);
+  if (m.count() != 0.0 && !m.has_scale()) bad("rows are stored but no scale is fixed");
+  const std::string why = m.inconsistency();
+  if (!why.empty()) bad(why);
+}
+
 template <class T>
 constexpr bool is_chunk_scalar = std::is_same_v<T, float> || std::is_same_v<T, double> ||
                                  std::is_same_v<T, long double> || !std::is_arithmetic_v<T>;
@@ -177,57 +243,23 @@ class basic_linear_state {
   std::size_t size() const { return std::size_t(m_.raw().size()); }
 
   /// Saves the state (widths, shift, scales and flat array) as a 1-D float64 .npy file; `load` reads it
-  /// back (files of the earlier format, without scales, too). Throws cka::npy::error if the file cannot be
-  /// written or read, or is not a saved linear_state.
+  /// back (files of the earlier format, without scales, too), checking every field and the invariants of
+  /// the flat array. Throws cka::npy::error naming the file if it cannot be written or read, or is not a
+  /// saved linear_state.
   void save(const std::string& path) const {
     static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
-    vector<double> out(4 + m_.features() + 3 + Eigen::Index(size()));
-    out(0) = format_tag;
-    out(1) = double(m_.width(0));
-    out(2) = double(m_.width(1));
-    out(3) = has_shift() ? 1.0 : 0.0;
-    out.segment(4, m_.features()) = m_.shift();
-    out(4 + m_.features()) = has_scale() ? 1.0 : 0.0;
-    out.segment(5 + m_.features(), 2) = m_.scale();
-    out.tail(Eigen::Index(size())) = m_.raw().reshaped();
-    npy::save(path, out.transpose());
+    detail::save_state(path, {format_tag, double(m_.width(0)), double(m_.width(1))}, m_);
   }
   static basic_linear_state load(const std::string& path) {
     static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
     const npy::array a = npy::load(path);
     const matrix<double>& v = a.values;
-    auto bad = [&](const std::string& why) { throw npy::error(path + ": not a saved cka::linear_state (" + why + ")"); };
+    const detail::state_file_error bad{path, "cka::linear_state"};
     if (v.rows() != 1 || v.cols() < 4 || (v(0, 0) != format_tag && v(0, 0) != unscaled_format_tag)) bad("no state header");
-    const Eigen::Index extra = v(0, 0) == format_tag ? 3 : 0;  // the scale flag and the two scales
     if (!v.allFinite()) bad("non-finite values");
-    const double d1 = v(0, 1), d2 = v(0, 2), flag = v(0, 3);
-    if (!(d1 >= 1 && d2 >= 1 && d1 == std::floor(d1) && d2 == std::floor(d2) && d1 + d2 < 1e6)) {
-      bad("widths " + detail::concat(d1) + " and " + detail::concat(d2) + " are not positive integers");
-    }
-    if (flag != 0.0 && flag != 1.0) bad("the shift flag is " + detail::concat(flag) + ", not 0 or 1");
-    const Eigen::Index p = 3 + Eigen::Index(d1) + Eigen::Index(d2);
-    if (v.cols() != 4 + (p - 3) + extra + p * p) bad("its length does not match its widths");
-    basic_linear_state s{Eigen::Index(d1), Eigen::Index(d2)};
-    const vector<double> shift = v.row(0).segment(4, p - 3).transpose();
-    if (flag == 1.0) s.m_.set_shift(shift);
-    else if (!shift.isZero(0)) bad("a shift is stored but its flag says none is fixed");
-    if (extra > 0) {
-      const double scaled = v(0, p + 1);
-      const vector<double> scales = v.row(0).segment(p + 2, 2).transpose();
-      if (scaled != 0.0 && scaled != 1.0) bad("the scale flag is not 0 or 1");
-      for (Eigen::Index b = 0; b < 2; ++b) {
-        int e = 0;
-        if (!(scales(b) > 0) || std::frexp(scales(b), &e) != 0.5) bad("a scale is not a power of two");
-      }
-      if (scaled == 1.0) s.m_.set_scale(scales);
-      else if (scales != vector<double>::Ones(2)) bad("scales are stored but their flag says none are fixed");
-    } else if (v(0, 4 + (p - 3)) != 0.0) {  // the earlier format: rows were stored unscaled
-      s.m_.set_scale(vector<double>::Ones(2));
-    }
-    s.m_.raw().reshaped() = v.row(0).tail(p * p).transpose();
-    if (s.m_.count() != 0.0 && !s.m_.has_scale()) bad("rows are stored but no scale is fixed");
-    const std::string why = s.m_.inconsistency();
-    if (!why.empty()) bad(why);
+    const std::vector<Eigen::Index> w = detail::state_widths(bad, v.data() + 1, 2);
+    basic_linear_state s{w[0], w[1]};
+    detail::load_state_body(bad, v.data() + 3, v.cols() - 3, v(0, 0) == format_tag, s.m_);
     return s;
   }
 
@@ -310,6 +342,30 @@ class basic_layers_state {
   const A* data() const { return m_.raw().data(); }
   std::size_t size() const { return std::size_t(m_.raw().size()); }
 
+  /// Saves the state (the layers' widths, shift, scales and flat array) as a 1-D float64 .npy file; `load`
+  /// reads it back, checking every field and the invariants of the flat array. Throws cka::npy::error naming
+  /// the file if it cannot be written or read, or is not a saved layers_state.
+  void save(const std::string& path) const {
+    static_assert(std::is_same_v<A, double>, "cka::layers_state: save/load need the double state");
+    std::vector<double> head{format_tag, double(m_.blocks())};
+    for (Eigen::Index b = 0; b < m_.blocks(); ++b) head.push_back(double(m_.width(b)));
+    detail::save_state(path, head, m_);
+  }
+  static basic_layers_state load(const std::string& path) {
+    static_assert(std::is_same_v<A, double>, "cka::layers_state: save/load need the double state");
+    const npy::array a = npy::load(path);
+    const matrix<double>& v = a.values;
+    const detail::state_file_error bad{path, "cka::layers_state"};
+    if (v.rows() != 1 || v.cols() < 3 || v(0, 0) != format_tag) bad("no state header");
+    if (!v.allFinite()) bad("non-finite values");
+    const double layers = v(0, 1);
+    if (!(layers >= 1 && layers == std::floor(layers) && layers + 2 <= double(v.cols()))) bad("a bad layer count");
+    const Eigen::Index l = Eigen::Index(layers);
+    basic_layers_state s{detail::state_widths(bad, v.data() + 2, l)};
+    detail::load_state_body(bad, v.data() + 2 + l, v.cols() - 2 - l, true, s.m_);
+    return s;
+  }
+
   /// CKA of every pair (L×L, symmetric), NaN in the rows and columns of layers with zero variance.
   /// Throws cka::invalid_argument for too few rows; cka::domain_error for overflow.
   matrix<A> cka(estimator est = estimator::biased) const { return detail::pairwise_cka<A>("layers_state::cka", m_, est); }
@@ -321,6 +377,7 @@ class basic_layers_state {
       if (widths[i] < 1) detail::fail_argument("layers_state", "layer ", i, " has width ", widths[i], "; at least 1 is needed");
     return widths;
   }
+  static constexpr double format_tag = 20261205.0;
   detail::moments<A> m_;
 };
 

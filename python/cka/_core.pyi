@@ -87,3 +87,6 @@ class LayersState:
     layers: int
     shift: Optional[numpy.ndarray]
     data: numpy.ndarray
+    def save(self, path: str) -> None: ...
+    @staticmethod
+    def load(path: str) -> "LayersState": ...

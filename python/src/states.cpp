@@ -130,6 +130,8 @@ void register_states(nb::module_& m) {
         layers& s = nb::cast<layers&>(self);
         return flat_view(self, s.data(), s.size());
       })
+      .def("save", &layers::save, "path"_a)
+      .def_static("load", &layers::load, "path"_a)
       .def("__repr__", [](const layers& s) {
         return "cka.LayersState(layers=" + std::to_string(s.layers()) + ", samples=" + std::to_string(s.samples()) + ")";
       });

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 import cka
 import oracle
@@ -56,3 +57,21 @@ def test_layers_state_equals_similarity_matrix():
     np.testing.assert_allclose(s.cka(debiased=True), cka.similarity_matrix(layers, debiased=True).values, rtol=1e-10)
     s.merge(other)
     assert s.samples == 95 and s.layers == 3
+
+
+def test_layers_state_save_and_load(tmp_path):
+    """LayersState.save/load round-trips exactly; a file that is not a saved LayersState is refused."""
+    layers = [X, Y * 1e-100, X[:, :2] * Y[:, :2]]
+    s = cka.LayersState([4, 6, 2])
+    s.add(layers)
+    path = str(tmp_path / "layers.npy")
+    s.save(path)
+    back = cka.LayersState.load(path)
+    assert back.samples == s.samples and back.layers == 3
+    np.testing.assert_array_equal(back.cka(debiased=True), s.cka(debiased=True))
+    np.testing.assert_allclose(back.cka(), cka.similarity_matrix([X, Y, X[:, :2] * Y[:, :2]]).values, rtol=1e-11)
+    back.add([m[:10] for m in layers])  # continue streaming after a reload
+    assert back.samples == s.samples + 10
+    cka.LinearState(4, 6).save(path)
+    with pytest.raises(ValueError, match="not a saved cka::layers_state"):
+        cka.LayersState.load(path)
