@@ -253,6 +253,21 @@ jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full,
                            b.diagonal(), est, level);
 }
 
+/// ‖C_x‖·‖C_y‖ for centered columns xc, yc with squared row norms k, l — plus, for the unbiased estimator,
+/// the terms that cancel in each self-product: the size a permuted statistic's rounding is relative to.
+/// O(n(d1² + d2²)).
+template <class A>
+A feature_rounding_scale(const matrix<A>& xc, const vector<A>& k, const matrix<A>& yc, const vector<A>& l, estimator est) {
+  using std::sqrt;
+  A mx = A((xc.transpose() * xc).squaredNorm()), my = A((yc.transpose() * yc).squaredNorm());
+  if (est == estimator::unbiased) {
+    const unbiased_feature_terms<A> t(xc.rows());
+    mx += t.magnitude(k.sum(), k.sum(), k.squaredNorm());
+    my += t.magnitude(l.sum(), l.sum(), l.squaredNorm());
+  }
+  return A(sqrt(mx) * sqrt(my));
+}
+
 /// The linear kernel in feature space: column-centered X and Y (n×d1, n×d2) and their squared row norms
 /// k, l (the diagonals of A = XcXcᵀ and B = YcYcᵀ, whose rows sum to zero).
 template <class A>
@@ -272,18 +287,8 @@ struct linear_features {
   /// The library's zero-variance and overflow rule (cka::domain_error), with (Σk)² as the raw scale,
   /// raised for the unbiased estimator to the size of the terms that cancel (first_order_reference).
   void check(const char* fn, const A& ab, const A& aa, const A& bb) const { cka_ratio(fn, sums(ab, aa, bb)); }
-  /// ‖C_x‖·‖C_y‖ and, for the unbiased estimator, the terms that cancel in it: the size a statistic's
-  /// rounding is relative to.
-  A rounding_scale() const {
-    using std::sqrt;
-    A mx = A((xc.transpose() * xc).squaredNorm()), my = A((yc.transpose() * yc).squaredNorm());
-    if (est == estimator::unbiased) {
-      const unbiased_feature_terms<A> t(xc.rows());
-      mx += t.magnitude(k.sum(), k.sum(), k.squaredNorm());
-      my += t.magnitude(l.sum(), l.sum(), l.squaredNorm());
-    }
-    return A(sqrt(mx) * sqrt(my));
-  }
+  /// The size a statistic's rounding is relative to (feature_rounding_scale).
+  A rounding_scale() const { return feature_rounding_scale(xc, k, yc, l, est); }
   centered_sums<A> sums(const A& ab, const A& aa, const A& bb) const {
     A ref_x = A(k.sum() * k.sum()), ref_y = A(l.sum() * l.sum());
     if (est == estimator::unbiased) {
@@ -387,8 +392,7 @@ std::vector<double> permutation_p_values(const std::vector<centered_side<A>>& xs
   run_batch(0, 1, true, [&](Eigen::Index i, long long, const A& t) { observed[std::size_t(i)] = t; });
   for (Eigen::Index i = 0; i < m; ++i) {
     const auto& x = xs[std::size_t(i)];
-    const linear_features<A> f{*x.xc, yc, *x.k, l, est};
-    observed[std::size_t(i)] -= tie_tolerance(n, f.rounding_scale());
+    observed[std::size_t(i)] -= tie_tolerance(n, feature_rounding_scale(*x.xc, *x.k, yc, l, est));
   }
   const long long count = static_cast<long long>(o.count), batches = (count + batch - 1) / batch;
   std::vector<long long> at_least(static_cast<std::size_t>(m), 0);

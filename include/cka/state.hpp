@@ -50,17 +50,20 @@ void set_checked_shift(const char* fn, moments<A>& m, const vector<A>& shift) {
   m.move_shift(shift);
 }
 
+/// Whether s is a positive, finite power of two (what a state's scale must be).
+template <class A>
+bool power_of_two(const A& s) {
+  int e = 0;
+  using std::frexp;
+  return s > A(0) && is_finite_value(s) && frexp(s, &e) == A(0.5);
+}
+
 /// Moves a state's moments to a caller's scales (one power of two per representation) after checking them.
 template <class A>
 void set_checked_scale(const char* fn, moments<A>& m, const vector<A>& scale) {
   if (scale.size() != m.blocks()) fail_argument(fn, "the scale has ", scale.size(), " values but the state has ", m.blocks(), " representations");
-  for (Eigen::Index b = 0; b < scale.size(); ++b) {
-    int e = 0;
-    using std::frexp;
-    if (!(scale(b) > A(0)) || !is_finite_value(scale(b)) || frexp(scale(b), &e) != A(0.5)) {
-      fail_argument(fn, "scale ", b, " is ", scale(b), "; the scales are powers of two");
-    }
-  }
+  for (Eigen::Index b = 0; b < scale.size(); ++b)
+    if (!power_of_two(scale(b))) fail_argument(fn, "scale ", b, " is ", scale(b), "; the scales are powers of two");
   m.set_scale(scale);
 }
 
@@ -114,10 +117,8 @@ inline void load_state_body(const state_file_error& bad, const double* v, Eigen:
   if (scaled) {
     const vector<double> scales = Eigen::Map<const vector<double>>(s + 1, l);
     if (s[0] != 0.0 && s[0] != 1.0) bad("the scale flag is not 0 or 1");
-    for (Eigen::Index b = 0; b < l; ++b) {
-      int e = 0;
-      if (!(scales(b) > 0) || std::frexp(scales(b), &e) != 0.5) bad("a scale is not a power of two");
-    }
+    for (Eigen::Index b = 0; b < l; ++b)
+      if (!power_of_two(scales(b))) bad("a scale is not a power of two");
     if (s[0] == 1.0) m.set_scale(scales);
     else if (scales != vector<double>::Ones(l)) bad("scales are stored but their flag says none are fixed");
     s += 1 + l;
