@@ -328,6 +328,33 @@ TEST_CASE("device RBF engine: the exact median by bit-pattern selection, every p
   for (auto rule : rules) {
     CHECK(engine_median(small_engine(device::cpp{}, 8, 4, 0), two, rule) == cka::median_squared_distance(d2, rule));
   }
+  // Random rows repeated (found by the conformance suite): the expansion left equal rows a small positive
+  // distance, which the nonzero rule counted; summed from the rows they are 0. Against the median of the
+  // distances summed directly (values within rounding; a miscounted zero moves the rank).
+  test::mat<double> dup(60, 7);
+  dup << test::normal<double>(30, 7, 93), test::normal<double>(30, 7, 93);
+  test::mat<double> direct(60, 60);
+  for (Eigen::Index i = 0; i < 60; ++i)
+    for (Eigen::Index j = 0; j < 60; ++j) direct(i, j) = (dup.row(i) - dup.row(j)).squaredNorm();
+  // The products summed in reverse order (as a GPU's GEMM may order them; the row norms are summed
+  // forwards), so that equal rows do not come out exactly 0 from the expansion.
+  auto reversed_gemm = [](const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d, std::int64_t lda,
+                          double* g) {
+    for (std::int64_t j = 0; j < w; ++j)
+      for (std::int64_t i = 0; i < h; ++i) {
+        double v = 0;
+        for (std::int64_t c = d - 1; c >= 0; --c) v += a[c * lda + i] * b[c * lda + j];
+        g[j * h + i] = v;
+      }
+  };
+  device::detail::tile_plan plan;
+  plan.tile = 8;
+  const auto reversed = device::detail::make_tile_engine(thrust::cpp::par, reversed_gemm, device::detail::host_copy{},
+                                                         device::detail::make_host_scratch, "kernel_cka", plan);
+  for (auto rule : rules) {
+    CAPTURE(int(rule));
+    CHECK(test::rel_err(engine_median(reversed, dup, rule), cka::median_squared_distance(direct, rule)) < 1e-13);
+  }
 }
 
 TEST_CASE("device RBF engine: kernel CKA against the host for every plan, rule, estimator and scale", "[device]") {

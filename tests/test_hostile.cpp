@@ -6,6 +6,7 @@
 // gets a row here; the device backend's rows are in test_hostile_device.cpp (the same table format,
 // hostile_table.hpp), the tool's in tests/tool/test_cka_similarity.py.
 #include "hostile_table.hpp"
+#include "oracle.hpp"
 #include "support.hpp"
 
 #include <cka/gram.hpp>
@@ -91,6 +92,33 @@ std::vector<row> table() {
                     const auto k = cka::rbf_kernel::median(1.0, cka::median_rule::nonzero);
                     return test::rel_err(cka::similarity_matrix(layers, k).values(0, 1), cka::kernel_cka(labels, features, k));
                   }, outcome::value, 0.0, -1e-13});
+
+  // Found by the conformance suite (case rbf-duplicated_rows-median-sq-nonzero-…): distances formed as
+  // ‖a‖² + ‖b‖² − 2⟨a, b⟩ left equal random rows a small positive distance, so the nonzero median rule
+  // counted them. Every route now matches the naive median of the pairs i < j at a positive distance.
+  {
+    mat<double> dup(30, 4);
+    dup << test::normal<double>(20, 4, 91), test::normal<double>(20, 4, 91).topRows(10);
+    const mat<double> other = (dup.leftCols(3) + test::normal<double>(30, 3, 92)).eval();
+    auto naive_sigma2 = [](const mat<double>& a) {
+      const mat<double> d = oracle::squared_distances(a);
+      std::vector<double> v;
+      for (Eigen::Index i = 0; i < d.rows(); ++i)
+        for (Eigen::Index j = i + 1; j < d.cols(); ++j)
+          if (d(i, j) > 0) v.push_back(d(i, j));
+      return oracle::numpy_median(v);
+    };
+    const double expected = oracle::cka(oracle::gram_rbf(dup, naive_sigma2(dup)), oracle::gram_rbf(other, naive_sigma2(other)), false);
+    const auto k = cka::rbf_kernel::median(1.0, cka::median_rule::nonzero);
+    rows.push_back({"rbf kernel_cka, random rows duplicated, nonzero rule: the naive value",
+                    [=] { return cka::kernel_cka(dup, other, k); }, outcome::value, expected, 1e-12});
+    rows.push_back({"rbf Grams, random rows duplicated, nonzero rule: the naive value",
+                    [=] { return cka::gram_cka(cka::gram(dup, k), cka::gram(other, k)); }, outcome::value, expected, 1e-12});
+    rows.push_back({"rbf matrix, random rows duplicated, nonzero rule: the naive value", [=] {
+                      const std::vector<mat<double>> layers = {dup, other};
+                      return double(cka::similarity_matrix(layers, k).values(0, 1));
+                    }, outcome::value, expected, 1e-12});
+  }
 
   // Defect 4: values near 1e155 overflowed the squared distances and crashed the median.
   rows.push_back({"rbf median on x*1e155: the unscaled value", [] {

@@ -2,6 +2,7 @@
 // Private: symmetric products through Eigen's GEMM, computing only the lower block triangle, and the
 // centered Gram of a representation streamed over column chunks so that no centered copy of it is held.
 
+#include <cka/detail/distances.hpp>
 #include <cka/detail/scalar.hpp>
 
 #include <Eigen/Core>
@@ -51,13 +52,19 @@ void mirror_lower(G& g) {
 }
 
 /// Squared distances from inner products, in place: g_ij ← max(0, r_i + c_j − 2·g_ij) for squared row
-/// norms r (rows of g) and c (columns). Rounding can make the difference slightly negative, exact
-/// arithmetic never. The one formula of the full Gram and of the tiles.
-template <class G, class R, class C>
-void squared_distances_from_inner(G&& g, const R& r, const C& c) {
+/// norms r (rows of g) and c (columns), except where that value is too small to trust
+/// (`unresolved_distance`, detail/distances.hpp): there g_ij ← direct(i, j), the distance summed from the
+/// rows — exactly 0 for equal rows. The one formula of the full Gram and of the tiles; the check costs one
+/// comparison pass over each column, the recomputation O(d) per near-duplicate pair.
+template <class G, class R, class C, class Direct>
+void squared_distances_from_inner(G&& g, const R& r, const C& c, Direct&& direct) {
   using A = typename std::decay_t<G>::Scalar;
   for (Eigen::Index j = 0; j < g.cols(); ++j) {
     g.col(j) = (r.array() + c(j) - A(2) * g.col(j).array()).max(A(0)).matrix();
+    if ((g.col(j).array() <= A(expansion_floor) * (r.array() + c(j))).any()) {
+      for (Eigen::Index i = 0; i < g.rows(); ++i)
+        if (unresolved_distance<A>(g(i, j), r(i), c(j))) g(i, j) = direct(i, j);
+    }
   }
 }
 

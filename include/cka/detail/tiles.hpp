@@ -120,7 +120,8 @@ struct tile_grid {
 };
 
 /// Squared distances between the rows of tile I and those of tile J into out (h×w, column-major):
-/// ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩, clamped at 0, exactly 0 for i = j. The one routine every pass and both
+/// ‖x_i‖² + ‖x_j‖² − 2⟨x_i, x_j⟩, clamped at 0, summed from the rows where that is too small to trust
+/// (exactly 0 for equal rows), exactly 0 for i = j. The one routine every pass and both
 /// routes use (into 64-byte aligned memory, so that every call rounds alike). Throws cka::domain_error on
 /// overflow.
 template <class A>
@@ -129,7 +130,10 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
   const Eigen::Index i0 = g.start(ti), j0 = g.start(tj), h = g.size(ti), w = g.size(tj);
   Eigen::Map<matrix<A>> out(data, h, w);
   out.noalias() = t.xc.middleRows(i0, h) * t.xc.middleRows(j0, w).transpose();
-  squared_distances_from_inner(out, t.norms.segment(i0, h), t.norms.segment(j0, w));
+  const Eigen::Index d = t.xc.cols();
+  squared_distances_from_inner(out, t.norms.segment(i0, h), t.norms.segment(j0, w), [&](Eigen::Index i, Eigen::Index j) {
+    return direct_squared_distance(t.xc.row(i0 + i).data(), 1, t.xc.row(j0 + j).data(), 1, d);
+  });
   if (ti == tj) out.diagonal().setZero();
   require_finite_distances(fn, out);
 }
@@ -639,7 +643,9 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
 /// One squared distance computed from the features (i ≠ j): a sample value, equal to the tiles' up to
 /// rounding.
 inline double pair_distance(const tiled_rows<double>& t, Eigen::Index i, Eigen::Index j) {
-  return std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+  const double v = std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
+  return unresolved_distance(v, t.norms(i), t.norms(j)) ? direct_squared_distance(t.xc.row(i).data(), 1, t.xc.row(j).data(), 1, t.xc.cols())
+                                                       : v;
 }
 
 inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads,

@@ -7,6 +7,7 @@
 // (kernel_sums.hpp), the squared distance ‖z_i‖² + ‖z_j‖² − 2g formed as the host forms it. Nothing n×n is
 // held: Z, its row norms and one or two tiles.
 
+#include <cka/detail/distances.hpp>
 #include <cka/device/detail/linear.hpp>
 
 #include <thrust/fill.h>
@@ -39,11 +40,15 @@ struct tile_distance {
   const double* nj;  // and of its columns
   std::int64_t h;
   bool diagonal;
+  const double* zi;  // Z's row i0 and row j0 (column-major, leading dimension ld, d columns): where the
+  const double* zj;  // expansion is too small to trust, the distance is summed from the rows
+  std::int64_t ld, d;
   CKA_HD double operator()(std::int64_t k) const {
     const std::int64_t i = k % h, j = k / h;
     if (diagonal && i == j) return 0.0;
-    const double v = ni[i] + nj[j] - 2.0 * g[k];
-    return v > 0.0 ? v : (v == v ? 0.0 : v);  // clamped at +0; NaN kept (an overflow)
+    double v = ni[i] + nj[j] - 2.0 * g[k];
+    v = v > 0.0 ? v : (v == v ? 0.0 : v);  // clamped at +0; NaN kept (an overflow)
+    return cka::detail::unresolved_distance(v, ni[i], nj[j]) ? cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d) : v;
   }
 };
 
@@ -103,7 +108,7 @@ struct tile_engine {
     gemm(t.z + p.i0, t.z + p.j0, p.h, p.w, t.d, t.n, buf);
   }
   tile_distance distances(const tile_rows& t, const tile_place& p, const double* buf) const {
-    return tile_distance{buf, t.norms + p.i0, t.norms + p.j0, p.h, p.diagonal()};
+    return tile_distance{buf, t.norms + p.i0, t.norms + p.j0, p.h, p.diagonal(), t.z + p.i0, t.z + p.j0, t.n, t.d};
   }
 
   /// The rows of a view, or of two stacked views (y may have no rows), into z (n×d) with their squared
