@@ -60,8 +60,8 @@ for est in ["biased", "unbiased"]:
         ("mmd2", {"kernel": "rbf", "estimator": est}, lambda x, y, sigma, d=d: cka.mmd2(x, y, cka.RBF(sigma=sigma), debiased=d)),
         ("mmd2", {"kernel": "linear", "estimator": est}, lambda x, y, d=d: cka.mmd2(x, y, cka.Linear(), debiased=d)),
     ]
-    rules = [("all", "all_pairs")] + ([] if d else [("off_diagonal", "off_diagonal"), ("nonzero", "nonzero")])
-    for pairs, rule in rules:  # the manifest has unbiased cases for the all-pairs rule only
+    rules = [("all", "all_pairs"), ("off_diagonal", "off_diagonal")] + ([] if d else [("nonzero", "nonzero")])
+    for pairs, rule in rules:  # the manifest has no unbiased case for the nonzero rule
         IMPLEMENTED.append(("rbf_cka", {"estimator": est, "bandwidth": "median", "median_of": "squared_distances",
                                         "median_pairs": pairs, "median_kind": "mean_of_middle"}, _rbf(d, rule)))
 IMPLEMENTED += [
