@@ -339,16 +339,19 @@ def similarity_cases(s):
     rbf("ties", "biased", "median", pairs="off_diagonal", kind="lower")
     for est in ["biased", "unbiased"]:
         rbf("base", est, "fixed", sigma=2.0)
-    # The edge cases under Kornblith's rule and under the two other rules most codes use (torch.median's
-    # lower middle value; the pairs i < j), so that a code's rule can be told apart from its other faults.
+    # The edge cases under Kornblith's rule and under three other rules codes use (torch.median's lower middle
+    # value; the pairs i < j; the median of distances over i < j), so that a code's rule can be told apart
+    # from its other faults.
     for name in ["kornblith", "n4", "n5", "n_lt_d", "d1", "constant_column", "offset_1e4", "offset_1e8", "scale_1e150",
                  "scale_1e-150", "float32", "float32_offset_1e4", "identical", "orthogonal", "isotropic"]:
-        for pairs, kind in [("all", "mean_of_middle"), ("all", "lower"), ("off_diagonal", "mean_of_middle")]:
-            if name == "kornblith" and kind == "mean_of_middle" and pairs == "all":
+        for of, pairs, kind in [("squared_distances", "all", "mean_of_middle"), ("squared_distances", "all", "lower"),
+                                ("squared_distances", "off_diagonal", "mean_of_middle"),
+                                ("distances", "off_diagonal", "mean_of_middle")]:
+            if name == "kornblith" and of == "squared_distances" and kind == "mean_of_middle" and pairs == "all":
                 continue  # the published case above (fraction 0.5), and f = 1 below
-            rbf(name, "biased", "median", pairs=pairs, kind=kind)
+            rbf(name, "biased", "median", of, pairs, kind)
             if name in ("n4", "n5", "offset_1e4"):
-                rbf(name, "unbiased", "median", pairs=pairs, kind=kind)
+                rbf(name, "unbiased", "median", of, pairs, kind)
     rbf("kornblith", "biased", "median")
     rbf("offset_1e8", "biased", "fixed", sigma=2.0, extra="exp(−d/2σ²) with d from differences of rows near 10⁸")
     rbf("constant_layer", "biased", "median", extra="every distance is zero: the median bandwidth is zero")

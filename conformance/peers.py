@@ -96,8 +96,9 @@ def torch_cka_adapters():
         b = batch_size or n
         if n % b:
             raise NotImplementedError("CKA.compare averages over equal batches")
+        # float32, as a model's activations are (CKA.compare accumulates in float32 and refuses doubles)
         loader = lambda a: torch.utils.data.DataLoader(  # noqa: E731
-            torch.utils.data.TensorDataset(_t(a)), batch_size=b, shuffle=False)
+            torch.utils.data.TensorDataset(_t(a).float()), batch_size=b, shuffle=False)
         c = CKA(Features(), Features(), model1_layers=["layer"], model2_layers=["layer"], device="cpu")
         c.compare(loader(x), loader(y))
         return float(c.hsic_matrix.reshape(-1)[0])
