@@ -133,15 +133,16 @@ PEERS = {
                   "distribution": "torch_cka", "adapters": torch_cka_adapters},
     "repsim": {"install": [["repsim"]], "distribution": "repsim", "adapters": repsim_adapters},
 }
-NOT_RUN = {  # peers named in issue 24 that are not run here, and why
+NOT_RUN = {  # peers named in issue 24 that are not run here, and why (each reason checked on the reporting machine)
     "Kornblith et al.'s notebook": "not a package (code in google-research/representation_similarity); its "
                                    "printed values are cases of the manifest",
     "anatome, netrep, platonic-rep": "not on PyPI",
-    "thingsvision 2.7.3": "importing it imports its extractors (open-clip-torch, timm, numba, torch ≥ 2), which "
-                          "could not be installed on the reporting machine in reasonable time",
-    "cka-pytorch 1.1.3": "needs lightning and torchmetrics to import; its CKA class adds ε = 1e-4 under the "
-                         "square root of the denominator (by reading its code; not run)",
-    "rsatoolbox 0.3.2": "no CKA among its RDM comparisons' public methods",
+    "thingsvision 2.7.3": "importing `thingsvision.core.cka` imports its feature extractors, and with them "
+                          "TensorFlow (with absl-py) and torchtyping",
+    "cka-pytorch 1.1.3": "its import needs lightning, which needs PyTorch ≥ 2 (`torch._dynamo`); its source adds "
+                         "ε = 1e-4 under the square root of the CKA denominator (read, not run)",
+    "rsatoolbox 0.3.2": "no CKA of two representations: linear CKA appears only inside its covariance-weighted "
+                        "cosine between RDMs, as a shortcut",
 }
 
 
