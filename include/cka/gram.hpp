@@ -51,10 +51,9 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
     const vector<A> sq = d.diagonal();
     require_finite_distances(fn, sq);
     // ‖xi‖² + ‖xj‖² − 2⟨xi, xj⟩, or Σ (x_ik − x_jk)² where that is too small to trust (equal rows: 0).
-    squared_distances_from_inner(d, sq, sq, [&](Eigen::Index i, Eigen::Index j) {
+    squared_distances_from_inner(d, sq, sq, true, [&](Eigen::Index i, Eigen::Index j) {
       return A((x.row(i).template cast<A>() - x.row(j).template cast<A>()).squaredNorm());
     });
-    d.diagonal().setZero();
     require_finite_distances(fn, d);
     kernel.from_squared_distances(d);
     require_finite_gram(fn, d);

@@ -54,16 +54,37 @@ void mirror_lower(G& g) {
 /// Squared distances from inner products, in place: g_ij ← max(0, r_i + c_j − 2·g_ij) for squared row
 /// norms r (rows of g) and c (columns), except where that value is too small to trust
 /// (`unresolved_distance`, detail/distances.hpp): there g_ij ← direct(i, j), the distance summed from the
-/// rows — exactly 0 for equal rows. The one formula of the full Gram and of the tiles; the check costs one
-/// comparison pass over each column, the recomputation O(d) per near-duplicate pair.
+/// rows — exactly 0 for equal rows. With `same_rows` (rows and columns the same points: a full Gram or a
+/// diagonal tile) the diagonal is 0. The one formula of the full Gram and of the tiles: one fused pass per
+/// column, and O(d) per near-duplicate pair.
 template <class G, class R, class C, class Direct>
-void squared_distances_from_inner(G&& g, const R& r, const C& c, Direct&& direct) {
+void squared_distances_from_inner(G&& g, const R& r, const C& c, bool same_rows, Direct&& direct) {
   using A = typename std::decay_t<G>::Scalar;
+  const Eigen::Index h = g.rows();
   for (Eigen::Index j = 0; j < g.cols(); ++j) {
-    g.col(j) = (r.array() + c(j) - A(2) * g.col(j).array()).max(A(0)).matrix();
-    if ((g.col(j).array() <= A(expansion_floor) * (r.array() + c(j))).any()) {
-      for (Eigen::Index i = 0; i < g.rows(); ++i)
-        if (unresolved_distance<A>(g(i, j), r(i), c(j))) g(i, j) = direct(i, j);
+    const A cj = c(j);
+    bool unresolved = false;
+    A* col = &g.coeffRef(0, j);  // a column of a column-major matrix, map or block: contiguous
+    const A* rows = &r.coeff(0);
+    auto pass = [&](Eigen::Index i0, Eigen::Index i1) {  // the value and the check, vectorised
+      int flag = 0;
+      for (Eigen::Index i = i0; i < i1; ++i) {
+        const A s = rows[i] + cj, v = std::max(A(0), s - A(2) * col[i]);
+        col[i] = v;
+        flag |= v <= A(expansion_floor) * s;
+      }
+      unresolved = unresolved || flag;
+    };
+    if (same_rows && j < h) {
+      pass(0, j);
+      g(j, j) = A(0);
+      pass(j + 1, h);
+    } else {
+      pass(0, h);
+    }
+    if (unresolved) {
+      for (Eigen::Index i = 0; i < h; ++i)
+        if ((!same_rows || i != j) && unresolved_distance<A>(g(i, j), r(i), cj)) g(i, j) = direct(i, j);
     }
   }
 }
