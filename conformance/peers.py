@@ -183,7 +183,7 @@ def worker(name):
             rows.append({"quantity": quantity, "call": call, "convention": fixed, "results": [], "skipped": []})
             continue
         _, convention, applicable, skipped = best
-        rows.append({"quantity": quantity, "call": call, "convention": convention,
+        rows.append({"quantity": quantity, "call": call, "convention": convention, "fixed": fixed,
                      "results": [{"id": r.id, "passed": r.passed, "error": r.error, "got": r.got,
                                   "expected": r.expected, "detail": r.detail} for r in applicable],
                      "skipped": [s[1] for s in skipped]})
@@ -236,18 +236,23 @@ def run_peer(name, root):
     return json.loads(run.stdout)
 
 
-def differs(convention):
-    """The fields of a found convention that differ from cka's (the defaults)."""
+def differs(row):
+    """The fields of a found convention that differ from cka's defaults, leaving out those the call itself
+    selects; "none found" where the function agrees with no case under any convention."""
+    if not any(x["passed"] for x in row["results"]):
+        return "none found"
     defaults = {"estimator": "biased", "bandwidth": "median", "median_of": "squared_distances", "median_pairs": "all",
                 "median_kind": "mean_of_middle", "normalization": "(n-1)^2"}
-    return ", ".join(f"{k}={v}" for k, v in convention.items() if defaults.get(k, v) != v) or "cka's"
+    found = [f"{k}={v}" for k, v in row["convention"].items() if k not in row["fixed"] and defaults.get(k, v) != v]
+    return ", ".join(found) or "cka's"
 
 
 def table(reports, date):
     lines = [f"Run on {date} by `conformance/peers.py`; each peer's latest release on PyPI, run against NumPy "
              f"and PyTorch as listed. For each public function: the conventions under which it agrees with the "
-             f"most cases net of disagreements (those that differ from cka's named), the cases that agree, and the cases that no "
-             f"convention explains, with the relative error.", "",
+             f"most cases net of disagreements (those that differ from cka's defaults and that the call does not "
+             f"select itself), the cases that agree, and those that no convention explains, with the relative "
+             f"error.", "",
              "| peer | call | conventions found | agree | wrong (relative error) |", "|---|---|---|---|---|"]
     for r in reports:
         if "error" in r:
@@ -264,7 +269,7 @@ def table(reports, date):
                 listed += f"; and {len(wrong) - 6} more"
             if row["skipped"]:
                 listed += ("; " if listed else "") + f"{len(row['skipped'])} cases not expressible"
-            lines.append(f"| {label} | `{row['call']}` | {differs(row['convention'])} | {ok} of {len(res)} | "
+            lines.append(f"| {label} | `{row['call']}` | {differs(row)} | {ok} of {len(res)} | "
                          f"{listed or '—'} |")
             label = ""
     lines += ["", "Not run:", ""] + [f"- {k}: {v}" for k, v in NOT_RUN.items()]

@@ -61,6 +61,7 @@ template <class G, class R, class C, class Direct>
 void squared_distances_from_inner(G&& g, const R& r, const C& c, bool same_rows, Direct&& direct) {
   using A = typename std::decay_t<G>::Scalar;
   const Eigen::Index h = g.rows();
+  if (h == 0) return;
   for (Eigen::Index j = 0; j < g.cols(); ++j) {
     const A cj = c(j);
     bool unresolved = false;
