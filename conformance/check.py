@@ -122,7 +122,9 @@ def run_case(fn, case, returned, root=HERE):
             return CaseResult(case["id"], True, None, None, None, f"raised {type(e).__name__} (undefined)")
         return CaseResult(case["id"], False, case["expected"], None, None, f"raised {type(e).__name__}: {e}")
     has_gradient = "gradient" in case
-    value, grad = (out[0], out[1]) if has_gradient or isinstance(out, tuple) else (out, None)
+    if has_gradient and not (isinstance(out, (tuple, list)) and len(out) >= 2):
+        return CaseResult(case["id"], False, case["expected"], None, None, "a loss must return (value, gradient)")
+    value, grad = (out[0], out[1]) if has_gradient else (out, None)
     try:
         value = float(value)
     except (TypeError, ValueError):
