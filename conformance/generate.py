@@ -412,16 +412,8 @@ def similarity_cases(s):
             ("shogun", (shogun_p, shogun_q), 2.0, {"biased": "0.357650929735592", "unbiased": "0.268801886722675"})]:
         xd, yd = o.exact(x), o.exact(y)
         for kernel in ["rbf", "linear"]:
-            if kernel == "rbf":
-                s2 = D(float(sigma)) ** 2
-                def kern(a, b):
-                    return (-sum(((u - v) ** 2 for u, v in zip(a, b)), D(0)) / (2 * s2)).exp()
-            else:
-                def kern(a, b):
-                    return sum((u * v for u, v in zip(a, b)), D(0))
-            kxx = [[kern(a, b) for b in xd] for a in xd]
-            kyy = [[kern(a, b) for b in yd] for a in yd]
-            kxy = [[kern(a, b) for b in yd] for a in xd]
+            s2 = D(float(sigma)) ** 2
+            kxx, kyy, kxy = (o.cross_gram(a, b, kernel, s2) for a, b in ((xd, xd), (yd, yd), (xd, yd)))
             for est in ["biased", "unbiased"]:
                 published = None
                 if pub and kernel == "rbf":

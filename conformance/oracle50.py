@@ -82,6 +82,15 @@ def gram_polynomial(x, degree, gamma, coef0):
     return [[(gm * v + c0) ** degree for v in row] for row in g]
 
 
+def cross_gram(a, b, kernel, sigma2=None):
+    """K_ij = k(a_i, b_j) between two samples: kernel "linear" (⟨a, b⟩) or "rbf" (exp(−‖a − b‖²/(2σ²)))."""
+    def k(u, v):
+        if kernel == "linear":
+            return sum((p * q for p, q in zip(u, v)), D(0))
+        return (-sum(((p - q) ** 2 for p, q in zip(u, v)), D(0)) / (2 * sigma2)).exp()
+    return [[k(u, v) for v in b] for u in a]
+
+
 # --- HSIC and CKA ------------------------------------------------------------------------------------------
 
 def centered(k):

@@ -29,13 +29,9 @@ json manifest() {
   return json::parse(in);
 }
 
-cka::matrix<double> input(const json& c, const char* name) {
-  return cka::npy::load(root + "/" + c["inputs"][name].get<std::string>()).values;
-}
+cka::npy::array load(const json& c, const char* name) { return cka::npy::load(root + "/" + c["inputs"][name].get<std::string>()); }
 
-bool is_float32(const json& c, const char* name) {
-  return cka::npy::load(root + "/" + c["inputs"][name].get<std::string>()).float32;
-}
+cka::matrix<double> input(const json& c, const char* name) { return load(c, name).values; }
 
 std::string field(const json& c, const char* name) {
   return c["convention"].contains(name) ? c["convention"][name].get<std::string>() : std::string();
@@ -52,9 +48,11 @@ std::optional<double> compute(const json& c) {
   }
   if (q == "linear_cka" || q == "rbf_cka" || q == "polynomial_cka") {
     if (field(c, "estimator") == "lange") return std::nullopt;
-    const cka::matrix<double> x = input(c, "x"), y = input(c, "y");
+    const cka::npy::array ax = load(c, "x");
+    const cka::matrix<double>& x = ax.values;
+    const cka::matrix<double> y = input(c, "y");
     auto run = [&](const auto& kernel) -> double {
-      if (is_float32(c, "x")) {
+      if (ax.float32) {
         const cka::matrix<float> xf = x.cast<float>(), yf = y.cast<float>();
         return double(q == "linear_cka" ? cka::linear_cka(xf, yf, est) : cka::kernel_cka(xf, yf, kernel, kernel, est));
       }

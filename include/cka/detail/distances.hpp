@@ -22,6 +22,14 @@ CKA_HD bool unresolved_distance(T v, T na, T nb) {
   return v <= T(expansion_floor) * (na + nb);
 }
 
+/// The squared distance from the expansion's value v (clamped at +0; NaN, an overflow, kept), or direct()
+/// — the distance summed from the rows — where v is too small to trust.
+template <class T, class Direct>
+CKA_HD T resolved_distance(T v, T na, T nb, Direct&& direct) {
+  v = v > T(0) ? v : (v == v ? T(0) : v);
+  return unresolved_distance(v, na, nb) ? direct() : v;
+}
+
 /// Σ_c (a_c − b_c)² over d values at strides sa and sb, summed in column order (the same bits on every
 /// backend): exactly 0 for equal rows.
 template <class T>

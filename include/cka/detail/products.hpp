@@ -70,9 +70,9 @@ void squared_distances_from_inner(G&& g, const R& r, const C& c, bool same_rows,
     auto pass = [&](Eigen::Index i0, Eigen::Index i1) {  // the value and the check, vectorised
       int flag = 0;
       for (Eigen::Index i = i0; i < i1; ++i) {
-        const A s = rows[i] + cj, v = std::max(A(0), s - A(2) * col[i]);
+        const A v = std::max(A(0), rows[i] + cj - A(2) * col[i]);
         col[i] = v;
-        flag |= v <= A(expansion_floor) * s;
+        flag |= unresolved_distance(v, rows[i], cj);
       }
       unresolved = unresolved || flag;
     };

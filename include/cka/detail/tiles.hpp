@@ -642,9 +642,8 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
 /// One squared distance computed from the features (i ≠ j): a sample value, equal to the tiles' up to
 /// rounding.
 inline double pair_distance(const tiled_rows<double>& t, Eigen::Index i, Eigen::Index j) {
-  const double v = std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j)));
-  return unresolved_distance(v, t.norms(i), t.norms(j)) ? direct_squared_distance(t.xc.row(i).data(), 1, t.xc.row(j).data(), 1, t.xc.cols())
-                                                       : v;
+  return resolved_distance(std::max(0.0, t.norms(i) + t.norms(j) - 2 * t.xc.row(i).dot(t.xc.row(j))), t.norms(i), t.norms(j),
+                           [&] { return direct_squared_distance(t.xc.row(i).data(), 1, t.xc.row(j).data(), 1, t.xc.cols()); });
 }
 
 inline double tiled_median(const char* fn, const tiled_rows<double>& t, median_rule rule, int threads,

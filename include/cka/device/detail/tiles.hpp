@@ -46,9 +46,8 @@ struct tile_distance {
   CKA_HD double operator()(std::int64_t k) const {
     const std::int64_t i = k % h, j = k / h;
     if (diagonal && i == j) return 0.0;
-    double v = ni[i] + nj[j] - 2.0 * g[k];
-    v = v > 0.0 ? v : (v == v ? 0.0 : v);  // clamped at +0; NaN kept (an overflow)
-    return cka::detail::unresolved_distance(v, ni[i], nj[j]) ? cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d) : v;
+    return cka::detail::resolved_distance(ni[i] + nj[j] - 2.0 * g[k], ni[i], nj[j],
+                                          [&] { return cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d); });
   }
 };
 
