@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -277,17 +278,20 @@ auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std:
   plan.cap = cap;
   plan.draws = draws;
   plan.sample_above = 0;  // a sample of `draws` pairs whenever draws > 0
-  return device::detail::host_tile_engine(ctx, "kernel_cka", plan);
+  return device::detail::make_tile_engine(device::detail::backend_for(ctx, "kernel_cka"), plan);
 }
 
 /// The engine's median of the squared distances between the rows of x (centered, unscaled).
 template <class Engine>
 double engine_median(const Engine& e, const test::mat<double>& x, cka::median_rule rule) {
   const std::int64_t n = x.rows(), d = x.cols();
-  std::vector<double> z(std::size_t(n * d)), stats(std::size_t(device::detail::rows_scratch(n, d)));
-  std::vector<double> norms(static_cast<std::size_t>(n));
-  const device::detail::strided<double> sx{x.data(), n, d, 1, n}, none{x.data(), 0, d, 0, 0};
-  e.write_rows(sx, none, true, 1.0, z.data(), norms.data(), stats.data());
+  std::vector<double> z(std::size_t(n * d)), norms(static_cast<std::size_t>(n)), slots(device::detail::input_slots::count);
+  std::vector<double> stats(std::size_t(2 * d + device::detail::moments_scratch(n, d)));
+  const auto rows = device::detail::alone(device::detail::strided<double>{x.data(), n, d, 1, n});
+  device::detail::scan_columns(e.be, rows, stats.data(), stats.data() + d, stats.data() + 2 * d,
+                               device::detail::input_slots{slots.data()}, false, false);
+  device::detail::write_centered(e.be, rows, stats.data(), stats.data() + d, nullptr, z.data());
+  e.be.transform(n, norms.data(), device::detail::row_norm{z.data(), n, d});
   return device::detail::tile_median(e, device::detail::tile_rows{z.data(), norms.data(), n, d}, rule);
 }
 
@@ -338,19 +342,21 @@ TEST_CASE("device RBF engine: the exact median by bit-pattern selection, every p
     for (Eigen::Index j = 0; j < 60; ++j) direct(i, j) = (dup.row(i) - dup.row(j)).squaredNorm();
   // The products summed in reverse order (as a GPU's GEMM may order them; the row norms are summed
   // forwards), so that equal rows do not come out exactly 0 from the expansion.
-  auto reversed_gemm = [](const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d, std::int64_t lda,
-                          double* g) {
-    for (std::int64_t j = 0; j < w; ++j)
-      for (std::int64_t i = 0; i < h; ++i) {
-        double v = 0;
-        for (std::int64_t c = d - 1; c >= 0; --c) v += a[c * lda + i] * b[c * lda + j];
-        g[j * h + i] = v;
-      }
+  struct reversed_ops : device::detail::eigen_ops {
+    void tile_gemm(const char*, const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t d,
+                   std::int64_t lda, double* g) const {
+      for (std::int64_t j = 0; j < w; ++j)
+        for (std::int64_t i = 0; i < h; ++i) {
+          double v = 0;
+          for (std::int64_t c = d - 1; c >= 0; --c) v += a[c * lda + i] * b[c * lda + j];
+          g[j * h + i] = v;
+        }
+    }
   };
   device::detail::tile_plan plan;
   plan.tile = 8;
-  const auto reversed = device::detail::make_tile_engine(thrust::cpp::par, reversed_gemm, device::detail::host_copy{},
-                                                         device::detail::make_host_scratch, "kernel_cka", plan);
+  const auto reversed =
+      device::detail::make_tile_engine(device::detail::make_backend(thrust::cpp::par, reversed_ops{}, nullptr, "kernel_cka"), plan);
   for (auto rule : rules) {
     CAPTURE(int(rule));
     CHECK(test::rel_err(engine_median(reversed, dup, rule), cka::median_squared_distance(direct, rule)) < 1e-13);
@@ -778,4 +784,88 @@ TEST_CASE("device losses left in a loss_slot: the waiting functions' values, gra
   };
   run(device::cpp{});
   run(device::omp{});
+}
+
+TEST_CASE("device backend: each function's launches and synchronisations (the pass budget of docs/device.md)", "[device]") {
+  // The counts on the CPP system are the CUDA context's too (the same code over the same backend trait):
+  // a regression in the pass budget — a pass more, a read-back more — fails here without a GPU.
+  device::work_counts counts;
+  const device::cpp ctx{&counts};
+  struct budget {
+    const char* what;
+    std::function<void()> run;
+    std::int64_t launches, syncs;
+  };
+  const auto x = test::normal<double>(300, 5, 71), y = test::related<double>(x, 7, 72), z = test::normal<double>(200, 5, 73);
+  const auto wx = test::normal<double>(20, 15, 74), wy = test::normal<double>(20, 15, 75);
+  const test::mat<double> k = x * x.transpose(), l = y * y.transpose();
+  const auto s = test::normal<double>(64, 10, 76), t = test::related<double>(s, 10, 77);
+  const auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::column_major), vz = lay_out(z, layout::row_major);
+  const auto vwx = lay_out(wx, layout::row_major), vwy = lay_out(wy, layout::row_major);
+  const auto vk = lay_out(k, layout::row_major), vl = lay_out(l, layout::column_major);
+  const auto vs = lay_out(s, layout::row_major), vt = lay_out(t, layout::row_major);
+  auto grad = lay_out(test::mat<double>(test::mat<double>::Zero(64, 10)), layout::row_major);
+  std::vector<double> slot(1);
+  std::vector<std::int64_t> status(1);
+  const device::loss_slot<double> out{slot.data(), status.data()};
+  const cka::rbf_kernel fixed{2.0};
+  // 300 rows in 256-row tiles: 3 upper tiles (2 on the diagonal), 500 pooled rows likewise.
+  const budget table[] = {
+      // scan (4: chunks, columns, verdict, scales), one chunk of rows written and accumulated (2), one reduction;
+      // the read-back.
+      {"linear_cka, features", [&] { cka::linear_cka(ctx, vx.input(), vy.input()); }, 7, 1},
+      // the unbiased estimator's centered row norms: one more pass over the rows.
+      {"linear_cka unbiased, features", [&] { cka::linear_cka(ctx, vx.input(), vy.input(), estimator::unbiased); }, 8, 1},
+      // scan, Z = [Xc Yc], two Grams, their mirror, centered sums (4), raw squares.
+      {"linear_cka, n < d1 + d2 (Grams)", [&] { cka::linear_cka(ctx, vwx.input(), vwy.input()); }, 13, 1},
+      // line sums with the checks, their chunks, the verdict, the products.
+      {"hsic", [&] { cka::hsic(ctx, vk.input(), vl.input()); }, 4, 1},
+      // scan, Z, norms (2), the verdict read; pass A: a fill, per tile and side a product and 2 launches (4 more
+      // off the diagonal); totals, scales; pass B: per tile two products and a reduction; the read-back.
+      {"kernel_cka rbf fixed sigma", [&] { cka::kernel_cka(ctx, vx.input(), vy.input(), fixed, fixed); }, 41, 2},
+      // scan, a pass of chunk sums, a reduction over the columns.
+      {"mmd2 linear", [&] { cka::mmd2(ctx, vx.input(), vz.input(), cka::linear_kernel{}); }, 6, 1},
+      // scan, Z, norms, the verdict read; per tile a product and a reduction; the read-back.
+      {"mmd2 rbf fixed sigma", [&] { cka::mmd2(ctx, vx.input(), vz.input(), fixed); }, 12, 2},
+      // count of non-finite elements, scan, Z, two Grams, mirror, raw squares, products, finish, gradient,
+      // product, scatter; the read-back.
+      {"rcka::sample_relation_loss", [&] { cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), grad.view); }, 15, 1},
+      {"rcka::rcka_loss", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view); }, 30, 2},
+      // the same terms, each kept (1), the loss stored (1); nothing read back.
+      {"rcka::rcka_loss, loss_slot", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view, out); }, 33, 0},
+  };
+  for (const budget& b : table) {
+    CAPTURE(b.what);
+    counts = {};
+    b.run();
+    CHECK(counts.launches == b.launches);
+    CHECK(counts.syncs == b.syncs);
+  }
+  // A median rule adds its selection: passes over the tiles (a reduction each, read back) and one collection
+  // of the bracket; for typical data two passes.
+  counts = {};
+  cka::kernel_cka(ctx, vx.input(), vy.input(), cka::rbf_kernel::median(), cka::rbf_kernel::median());
+  CHECK(counts.syncs <= 2 + 2 * (2 * 3 + 3 + 2));
+}
+
+TEST_CASE("device linear CKA: the feature form in chunks of rows agrees with one chunk and with the host", "[device]") {
+  // The chunked accumulation (S += WᵀW per chunk, shifted by the first row) at chunk sizes that split the
+  // rows unevenly, on rows with an offset of 1e4 (the shift keeps their digits), both estimators.
+  const test::mat<double> x = (test::normal<double>(301, 6, 81).array() + 1e4).matrix();
+  const auto y = test::related<double>(x, 4, 82);
+  const auto sx = lay_out(x, layout::row_major), sy = lay_out(y, layout::strided);
+  const device::detail::strided<double> hx = device::detail::strided_of(sx.input()), hy = device::detail::strided_of(sy.input());
+  for (auto est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(int(est));
+    const double expected = cka::linear_cka(x, y, est);
+    for (std::int64_t rows : {1, 7, 256, 301}) {
+      CAPTURE(rows);
+      device::work_counts counts;
+      const auto be = device::detail::make_backend(thrust::cpp::par, device::detail::eigen_ops{}, &counts, "linear_cka");
+      std::vector<double> scratch(std::size_t(device::detail::linear_scratch(301, 10, rows)));
+      const auto s = device::detail::linear_sums(be, scratch.data(), hx, hy, est == estimator::unbiased, rows);
+      CHECK(test::rel_err(device::detail::cka_of("linear_cka", s), expected) < 1e-12);
+      CHECK(counts.launches == 4 + 2 * ((301 + rows - 1) / rows) + 1 + (est == estimator::unbiased ? 1 : 0));
+    }
+  }
 }

@@ -346,6 +346,13 @@ std::vector<row> table() {
                     return test::rel_err(cka::hsic(mat<double>(k * 1e200), mat<double>(l * 1e-200), estimator::unbiased),
                                          cka::hsic(k, l, estimator::unbiased));
                   }, outcome::value, 0.0, -1e-13});
+  // A layer of subnormal values (1e-310): its power-of-two scale 2^1030 was infinite, so linear CKA and
+  // a median-rule RBF CKA reported an overflow. Subnormals near 1e-310 carry ~44 bits, hence 1e-11.
+  rows.push_back({"linear_cka on x*1e-310 (subnormal)", [] { return cka::linear_cka(mat<double>(x * 1e-310), y); },
+                  outcome::value, cka::linear_cka(x, y), 1e-11});
+  rows.push_back({"kernel_cka rbf median on x*1e-310 (subnormal)", [] {
+                    return cka::kernel_cka(mat<double>(x * 1e-310), y, cka::rbf_kernel::median(), cka::rbf_kernel::median());
+                  }, outcome::value, cka::kernel_cka(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median()), 1e-11});
   return rows;
 }
 

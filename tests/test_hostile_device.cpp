@@ -152,7 +152,50 @@ std::vector<row> device_table() {
                     std::vector<double> bs, bt;
                     std::vector<double> grad(60 * 4);
                     return cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(y, bt), device::row_major(grad.data(), 60, 4)).value;
-                  }, outcome::invalid_argument, 0, 0, {"rcka_loss"}});
+                  }, outcome::invalid_argument, 0, 0, {"rcka_loss", "student(5, 1)"}});
+  // The checks are folded into the engines' first reads (one scan, read back with the results); each
+  // culprit is still named in the caller's row-major indices, whichever view and orientation held it.
+  rows.push_back({"device class_relation_loss, a NaN in the teacher: names teacher(2, 3)", [] {
+                    mat<double> t = y;
+                    t(2, 3) = std::nan("");
+                    std::vector<double> bs, bt;
+                    std::vector<double> grad(60 * 4);
+                    return cka::rcka::class_relation_loss(device::cpp{}, view_of(y, bs), view_of(t, bt),
+                                                          device::row_major(grad.data(), 60, 4)).value;
+                  }, outcome::invalid_argument, 0, 0, {"class_relation_loss", "teacher(2, 3)"}});
+  rows.push_back({"device hsic, a NaN in L at (4, 7) only: names L(4, 7)", [] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{});
+                    mat<double> l = cka::gram(y, cka::linear_kernel{});
+                    l(4, 7) = std::nan("");
+                    std::vector<double> bk, bl;
+                    return cka::hsic(device::cpp{}, view_of(k, bk), view_of(l, bl));
+                  }, outcome::invalid_argument, 0, 0, {"cka::hsic", "L(4, 7)"}});
+  rows.push_back({"device hsic, an asymmetric K: names the first pair below the diagonal", [] {
+                    mat<double> k = cka::gram(x, cka::linear_kernel{});
+                    k(3, 9) += 1.0;
+                    const mat<double> l = cka::gram(y, cka::linear_kernel{});
+                    std::vector<double> bk, bl;
+                    return cka::hsic(device::cpp{}, view_of(k, bk), view_of(l, bl));
+                  }, outcome::invalid_argument, 0, 0, {"cka::hsic", "K is not symmetric: (9, 3)"}});
+  rows.push_back({"device mmd2 linear, a NaN in Y(3, 1): names it", [] {
+                    mat<double> b = z;
+                    b(3, 1) = std::nan("");
+                    std::vector<double> ba, bb;
+                    return cka::mmd2(device::cpp{}, view_of(x, ba), view_of(b, bb), cka::linear_kernel{});
+                  }, outcome::invalid_argument, 0, 0, {"cka::mmd2", "Y(3, 1)"}});
+  rows.push_back({"device kernel_cka rbf, an infinity in Y(2, 0): names it", [] {
+                    mat<double> b = y;
+                    b(2, 0) = std::numeric_limits<double>::infinity();
+                    std::vector<double> ba, bb;
+                    return cka::kernel_cka(device::cpp{}, view_of(x, ba), view_of(b, bb), cka::rbf_kernel::median(),
+                                           cka::rbf_kernel::median());
+                  }, outcome::invalid_argument, 0, 0, {"cka::kernel_cka", "Y(2, 0)"}});
+  // The power-of-two scale of a subnormal layer was infinite (see test_hostile.cpp); the device scan shares
+  // the rule.
+  rows.push_back({"device linear_cka on x*1e-310 (subnormal): the host's value", [] {
+                    std::vector<double> ba, bb;
+                    return cka::linear_cka(device::omp{}, view_of(mat<double>(x * 1e-310), ba), view_of(y, bb));
+                  }, outcome::value, cka::linear_cka(x, y), 1e-11});
   rows.push_back({"device rcka_loss into a loss_slot, an infinite logit: status loss_not_finite, value NaN", [] {
                     mat<double> s = y;
                     s(5, 1) = std::numeric_limits<double>::infinity();

@@ -71,12 +71,65 @@ struct on_device {
   ~on_device() { cudaFree(ptr); }
 };
 
+/// The CPP system's backend with plain host products (no Eigen in a CUDA translation unit): the reference
+/// that runs the same engines as the CUDA context.
+struct plain_ops {
+  void gram(const char*, const double* z, std::int64_t rows, std::int64_t cols, double* out) const {
+    for (std::int64_t j = 0; j < rows; ++j)
+      for (std::int64_t i = j; i < rows; ++i) {
+        double s = 0;
+        for (std::int64_t c = 0; c < cols; ++c) s += z[c * rows + i] * z[c * rows + j];
+        out[j * rows + i] = s;
+      }
+  }
+  void cross(const char*, const double* z, std::int64_t rows, std::int64_t cols, double* out, bool add) const {
+    for (std::int64_t b = 0; b < cols; ++b)
+      for (std::int64_t a = b; a < cols; ++a) {
+        double s = 0;
+        for (std::int64_t i = 0; i < rows; ++i) s += z[a * rows + i] * z[b * rows + i];
+        out[b * cols + a] = (add ? out[b * cols + a] : 0.0) + s;
+      }
+  }
+  void multiply(const char*, const double* w, std::int64_t n, const double* x, std::int64_t dd, double* out) const {
+    for (std::int64_t j = 0; j < dd; ++j)
+      for (std::int64_t i = 0; i < n; ++i) {
+        double v = 0;
+        for (std::int64_t k = 0; k < n; ++k) v += w[k * n + i] * x[j * n + k];
+        out[j * n + i] = v;
+      }
+  }
+  void tile_gemm(const char*, const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t dd,
+                 std::int64_t lda, double* out) const {
+    for (std::int64_t j = 0; j < w; ++j)
+      for (std::int64_t i = 0; i < h; ++i) {
+        double s = 0;
+        for (std::int64_t c = 0; c < dd; ++c) s += a[c * lda + i] * b[c * lda + j];
+        out[j * h + i] = s;
+      }
+  }
+  template <class Policy, class F, class V, class Op, class Out>
+  void reduce_into(const Policy& policy, const char*, std::int64_t n, F f, V init, Op op, Out out) const {
+    const thrust::counting_iterator<std::int64_t> first(0);
+    *out = thrust::transform_reduce(policy, first, first + n, f, init, op);
+  }
+  void to_host(const char*, double* dst, const double* src, std::int64_t count) const {
+    std::memcpy(dst, src, std::size_t(count) * sizeof(double));
+  }
+  template <class T>
+  double read(const char*, const T* p) const {
+    return double(*p);
+  }
+  cka::device::detail::host_scratch scratch(const char*, std::size_t count) const {
+    return cka::device::detail::make_host_scratch(count);
+  }
+};
+
+auto host_backend(const char* fn) { return cka::device::detail::make_backend(thrust::cpp::par, plain_ops{}, nullptr, fn); }
+
 template <class T>
 double host_hsic(const std::vector<T>& k, const std::vector<T>& l, std::int64_t n, bool unbiased) {
   const cka::device::detail::strided<T> sk{k.data(), n, n, n, 1}, sl{l.data(), n, n, n, 1};
-  return cka::device::detail::gram_hsic(thrust::cpp::par, cka::device::detail::host_read{},
-                                        cka::device::detail::make_host_scratch, "hsic", sk, sl, unbiased,
-                                        std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
+  return cka::device::detail::gram_hsic(host_backend("hsic"), sk, sl, unbiased, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
 }
 
 template <class T>
@@ -187,27 +240,11 @@ void compare_linear(std::int64_t n) {
   for (auto& v : x) v = d(g) + 1000.0;  // a large offset: centering must keep the digits
   for (std::int64_t i = 0; i < n; ++i)
     for (int c = 0; c < 3; ++c) y[std::size_t(i * 3 + c)] = x[std::size_t(i * 5 + c)] * 0.5 + d(g);
-  auto host_product = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
-    for (std::int64_t b = 0; b < cols; ++b)
-      for (std::int64_t a = b; a < cols; ++a) {
-        double s = 0;
-        for (std::int64_t i = 0; i < rows; ++i) s += z[a * rows + i] * z[b * rows + i];
-        out[b * cols + a] = s;
-      }
-  };
-  auto host_gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
-    for (std::int64_t j = 0; j < rows; ++j)
-      for (std::int64_t i = j; i < rows; ++i) {
-        double s = 0;
-        for (std::int64_t c = 0; c < cols; ++c) s += z[c * rows + i] * z[c * rows + j];
-        out[j * rows + i] = s;
-      }
-  };
   const cka::device::cuda ctx{};
   for (bool unbiased : {false, true}) {
     std::vector<double> scratch(std::size_t(cka::device::detail::linear_scratch(n, 8)));
     const cka::device::detail::strided<double> hx{x.data(), n, 5, 5, 1}, hy{y.data(), n, 3, 3, 1};
-    const auto s = cka::device::detail::linear_sums(thrust::cpp::par, host_product, host_gram, scratch.data(), hx, hy, unbiased);
+    const auto s = cka::device::detail::linear_sums(host_backend("linear_cka"), scratch.data(), hx, hy, unbiased);
     const double expected = s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
     for (int layout = 0; layout < 3; ++layout) {
       const std::int64_t pad = layout == 2 ? 2 : 0;
@@ -246,20 +283,9 @@ void compare_kernels(std::int64_t n) {
   for (auto& v : x) v = T(d(g) + 50.0);
   for (std::int64_t i = 0; i < n; ++i)
     for (int c = 0; c < 4; ++c) y[std::size_t(c * n + i)] = T(double(x[std::size_t(i * 6 + c)]) * 0.7 + d(g));
-  auto host_gemm = [](const double* a, const double* b, std::int64_t h, std::int64_t w, std::int64_t dd, std::int64_t lda,
-                      double* out) {
-    for (std::int64_t j = 0; j < w; ++j)
-      for (std::int64_t i = 0; i < h; ++i) {
-        double s = 0;
-        for (std::int64_t c = 0; c < dd; ++c) s += a[c * lda + i] * b[c * lda + j];
-        out[j * h + i] = s;
-      }
-  };
-  auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
   cka::device::detail::tile_plan plan;
   plan.tile = 64;
-  const auto engine = cka::device::detail::make_tile_engine(thrust::cpp::par, host_gemm, host_copy,
-                                                            cka::device::detail::make_host_scratch, "kernel_cka", plan);
+  const auto engine = cka::device::detail::make_tile_engine(host_backend("kernel_cka"), plan);
   T *dx = nullptr, *dy = nullptr;
   cudaMalloc(reinterpret_cast<void**>(&dx), x.size() * sizeof(T));
   cudaMalloc(reinterpret_cast<void**>(&dy), y.size() * sizeof(T));
@@ -273,7 +299,7 @@ void compare_kernels(std::int64_t n) {
     for (bool unbiased : {false, true}) {
       const auto est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
       const auto rx = cka::device::detail::tile_request_of(kx), ry = cka::device::detail::tile_request_of(ky);
-      std::vector<double> scratch(std::size_t(cka::device::detail::kernel_cka_scratch(n, 6, 4)));
+      std::vector<double> scratch(std::size_t(cka::device::detail::kernel_cka_scratch(n, 6, 4, plan.tile)));
       const double expected = cka::device::detail::cka_of(
           "kernel_cka", cka::device::detail::kernel_cka_sums(engine, hx, hy, rx, ry, unbiased, scratch.data()));
       const double got = double(cka::kernel_cka(ctx, vx, vy, kx, ky, est));
@@ -281,11 +307,13 @@ void compare_kernels(std::int64_t n) {
       check(std::abs(got - expected) <= tolerance_for<T>(tol) * std::abs(expected),
             "kernel_cka " + what + ": " + std::to_string(got) + " vs " + std::to_string(expected));
       // MMD between X's first 4 columns (a strided view) and Y with kx: the pooled sample has 2n rows.
-      std::vector<double> pooled(std::size_t(std::max(cka::device::detail::kernel_mmd2_scratch(n, n, 4),
+      std::vector<double> pooled(std::size_t(std::max(cka::device::detail::kernel_mmd2_scratch(n, n, 4, plan.tile),
                                                        cka::device::detail::linear_mmd2_scratch(n, n, 4))));
       const double mmd_expected = rx.form == cka::device::detail::tile_form::linear
-                                      ? cka::device::detail::linear_mmd2(thrust::cpp::par, "mmd2", hx4, hy, est, pooled.data())
-                                      : cka::device::detail::kernel_mmd2(engine, hx4, hy, rx, est, pooled.data());
+                                      ? cka::device::detail::linear_mmd2(host_backend("mmd2"), hx4, hy, est, pooled.data())
+                                      : cka::device::detail::kernel_mmd2(
+                                            cka::device::detail::make_tile_engine(host_backend("mmd2"), plan), hx4, hy, rx, est,
+                                            pooled.data());
       const double mmd_got = double(cka::mmd2(ctx, vx4, vy, kx, est));
       check(std::abs(mmd_got - mmd_expected) <= tolerance_for<T>(tol) * std::abs(mmd_expected),
             "mmd2 " + what + ": " + std::to_string(mmd_got) + " vs " + std::to_string(mmd_expected));
@@ -321,23 +349,6 @@ void compare_losses(std::int64_t b, std::int64_t c) {
     s[k] = T(d(g));
     t[k] = T(0.8 * double(s[k]) + d(g));
   }
-  auto host_gram = [](const double* z, std::int64_t rows, std::int64_t cols, double* out) {
-    for (std::int64_t j = 0; j < rows; ++j)
-      for (std::int64_t i = j; i < rows; ++i) {
-        double v = 0;
-        for (std::int64_t k = 0; k < cols; ++k) v += z[k * rows + i] * z[k * rows + j];
-        out[j * rows + i] = v;
-      }
-  };
-  auto host_multiply = [](const double* w, std::int64_t n, const double* x, std::int64_t dd, double* out) {
-    for (std::int64_t j = 0; j < dd; ++j)
-      for (std::int64_t i = 0; i < n; ++i) {
-        double v = 0;
-        for (std::int64_t k = 0; k < n; ++k) v += w[k * n + i] * x[j * n + k];
-        out[j * n + i] = v;
-      }
-  };
-  auto host_copy = [](double* dst, const double* src, std::int64_t count) { std::memcpy(dst, src, std::size_t(count) * 8); };
   const std::int64_t pad = c + 2;  // the gradient's row stride
   T *ds = nullptr, *dt = nullptr, *dg = nullptr;
   cudaMalloc(reinterpret_cast<void**>(&ds), s.size() * sizeof(T));
@@ -354,18 +365,25 @@ void compare_losses(std::int64_t b, std::int64_t c) {
       cka::rcka::relation_options opts;
       opts.est = unbiased ? cka::estimator::unbiased : cka::estimator::biased;
       if (option == 2) opts.centered = false, opts.row_normalize = true;
-      const cka::device::detail::relation_mode mode{opts.centered, opts.row_normalize, unbiased, true};
+      cka::device::detail::relation_mode mode;
+      mode.centered = opts.centered;
+      mode.row_normalize = opts.row_normalize;
+      mode.unbiased = unbiased;
       // Expected: the engine on the CPP system, gradient row-major b×c.
       std::vector<T> expected_grad(std::size_t(b * c), T(0));
       const cka::device::detail::strided<T> hs{s.data(), b, c, c, 1}, ht{t.data(), b, c, c, 1};
       const cka::device::detail::strided_out<T> hg{expected_grad.data(), b, c, c, 1};
-      auto ratio = [&](const cka::device::detail::centered_totals& x) { return cka::device::detail::cka_of("rcka", x, true); };
+      auto ratio = [&](const cka::device::detail::centered_totals& x) {
+        return cka::detail::cka_ratio("rcka", cka::detail::centered_sums<double>{x.kl, x.kk, x.ll, x.ref_k, x.ref_l},
+                                      cka::detail::when_undefined::nan);
+      };
       auto run = [&](bool columns, double weight, bool accumulate) {
-        return cka::device::detail::relation_term(
-            thrust::cpp::par, host_gram, host_multiply, cka::device::detail::host_reduce<std::decay_t<decltype(thrust::cpp::par)>>{thrust::cpp::par},
-            ratio, cka::device::detail::make_host_scratch, host_copy, "rcka",
-            columns ? cka::device::detail::transposed(hs) : hs, columns ? cka::device::detail::transposed(ht) : ht,
-            columns ? hg.transposed() : hg, mode, weight, accumulate);
+        cka::device::detail::relation_mode m = mode;
+        m.transposed = columns;
+        return cka::device::detail::relation_term(host_backend("rcka"), ratio,
+                                                  columns ? cka::device::detail::transposed(hs) : hs,
+                                                  columns ? cka::device::detail::transposed(ht) : ht,
+                                                  columns ? hg.transposed() : hg, m, weight, accumulate);
       };
       double expected = 0;
       cka::device::loss_value<T> got{};
@@ -505,10 +523,14 @@ void time_linear(std::int64_t n, std::int64_t d1, std::int64_t d2, int repeats) 
     }
   });
   const double flops = grams ? double(n) * double(n) * double(dd) : double(n) * double(dd) * double(dd);  // SYRK: half
+  cka::device::work_counts counts;
+  cka::device::cuda counted = ctx;
+  counted.counts = &counts;
+  cka::linear_cka(counted, vx, vy);
   std::printf("linear_cka n = %lld, d1 = %lld, d2 = %lld (%s): %.3f ms; its DSYRKs alone %.3f ms (%.0f GFLOP/s); "
-              "%.0f%% of the DSYRK rate; value %.6f\n",
+              "%.0f%% of the DSYRK rate; %lld launches, %lld synchronisations; value %.6f\n",
               (long long)n, (long long)d1, (long long)d2, grams ? "two n x n Grams" : "D x D product", t_cka, t_syrk,
-              flops / t_syrk * 1e-6, 100 * t_syrk / t_cka, value);
+              flops / t_syrk * 1e-6, 100 * t_syrk / t_cka, (long long)counts.launches, (long long)counts.syncs, value);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaFree(z);
@@ -554,9 +576,15 @@ void time_rbf(std::int64_t n, std::int64_t d1, std::int64_t d2) {
         cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d2, &one, z + n * d1 + i0, n, z + n * d1 + j0, n, &zero, tile, h);
       }
   });
+  cka::device::work_counts counts;
+  cka::device::cuda counted = ctx;
+  counted.counts = &counts;
+  cka::kernel_cka(counted, vx, vy, k, k);
   std::printf("kernel_cka RBF (median) n = %lld, d1 = %lld, d2 = %lld: %.1f ms; one pass of its tile DGEMMs %.1f ms "
-              "(the median takes 2 passes per side, then passes A and B: 4 passes' worth); value %.6f\n",
-              (long long)n, (long long)d1, (long long)d2, t_cka, t_gemm, value);
+              "(the median takes 2 passes per side, then passes A and B: 4 passes' worth); %lld launches, %lld "
+              "synchronisations; value %.6f\n",
+              (long long)n, (long long)d1, (long long)d2, t_cka, t_gemm, (long long)counts.launches,
+              (long long)counts.syncs, value);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaFree(z);
@@ -613,7 +641,7 @@ int main(int argc, char** argv) {
   }
   for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
   compare<float>(301, 1e-12);  // float input, double accumulation on both sides, a float result
-  for (std::int64_t n : {7, 1001, 100003}) compare_linear(n);
+  for (std::int64_t n : {7, 1001, 100003, 600001}) compare_linear(n);  // 600,001 rows: three chunks of rows
   for (std::int64_t n : {5, 301, 4099}) compare_kernels<double>(n);
   compare_kernels<float>(1001);
   for (auto bc : {std::pair<std::int64_t, std::int64_t>{3, 10}, {17, 5}, {64, 100}, {257, 1000}}) compare_losses<double>(bc.first, bc.second);

@@ -2,6 +2,7 @@
 // Private: argument checks that throw cka::invalid_argument / cka::domain_error with the caller's name.
 
 #include <cka/detail/fail.hpp>
+#include <cka/detail/ratio.hpp>
 
 #include <Eigen/Core>
 
@@ -11,11 +12,6 @@
 #include <string>
 
 namespace cka::detail {
-
-template <class T>
-bool is_finite_value(const T& v) {
-  return v - v == T(0);  // false for NaN and +-Inf; works for every scalar type used here
-}
 
 /// Throws unless every entry of x is finite; the message names the first offending entry.
 template <class M>

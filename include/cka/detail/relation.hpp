@@ -44,10 +44,6 @@ relation_value<A> undefined_relation(Eigen::Index n, Eigen::Index ds, bool want_
   return {A(0), want_grad ? matrix<A>(matrix<A>::Zero(n, ds)) : matrix<A>(), false};
 }
 
-inline side_names relation_sides() {
-  return {"the student's relation Gram (a constant student)", "the teacher's relation Gram (a constant teacher)"};
-}
-
 /// Centered CKA of the row Grams in feature space, for ds + dt < n. The value comes from the shared
 /// moment state (the same routine as linear_cka): p = ‖C_st‖², q = ‖C_ss‖², r = ‖C_tt‖² (plus the
 /// unbiased estimator's row-norm terms), a = p/√(qr). The gradient, with Xs, Xt the column-centered inputs:

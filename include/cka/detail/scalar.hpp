@@ -1,6 +1,8 @@
 #pragma once
 // Private: scalar promotion, matrix aliases and zero-copy views of Eigen inputs.
 
+#include <cka/detail/scale.hpp>
+
 #include <Eigen/Core>
 
 #include <cmath>
@@ -49,17 +51,14 @@ decltype(auto) promote(const V& x) {
   }
 }
 
-/// 2^−e for the binary exponent e of the largest |x_ij| when squaring values of that size would leave
-/// the safe range of A (outside [2^−200, 2^200]), else 1. Scaling by it is exact.
+/// The power-of-two scale of a largest magnitude (detail/scale.hpp); 1 for scalars that are not floating
+/// point (multiprecision numbers need none).
 template <class A>
 A safe_scale_for(A top) {
   if constexpr (!std::is_floating_point_v<A>) {
     return A(1);
   } else {
-    if (top == A(0) || (top < std::ldexp(A(1), 200) && top > std::ldexp(A(1), -200))) return A(1);
-    int e = 0;
-    std::frexp(top, &e);
-    return std::ldexp(A(1), -e);
+    return power_of_two_scale(top);
   }
 }
 template <class A, class M>

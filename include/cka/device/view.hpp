@@ -3,6 +3,7 @@
 /// A strided two-dimensional view of memory owned by an execution context's system, and the contexts.
 
 #include <cka/detail/fail.hpp>
+#include <cka/device/detail/work_counts.hpp>
 
 #include <cstdint>
 
@@ -68,11 +69,20 @@ inline void check_loss_status(const char* fn, std::int64_t status) {
   if (status < 0) cka::detail::fail_domain(fn, "unknown loss status ", status);
 }
 
-/// Thrust's OpenMP system: host memory, the library's threads. Checks and reductions run through
-/// thrust::omp::par; products through Eigen maps over the views.
-struct omp {};
+/// What the device functions ran through a context: launches (each algorithm or product call) and
+/// synchronisations (each read-back to the host), added to the record a context's `counts` points at — the
+/// pass budget that docs/device.md tabulates and the tests hold.
+using work_counts = detail::work_counts;
 
-/// Thrust's serial CPP system: host memory, one thread (thrust::cpp::par).
-struct cpp {};
+/// Thrust's OpenMP system: host memory, the library's threads. Passes run through thrust::omp::par,
+/// products through Eigen maps over the views. counts: where to count the work (null: nowhere).
+struct omp {
+  work_counts* counts = nullptr;
+};
+
+/// Thrust's serial CPP system: host memory, one thread (thrust::cpp::par); as omp.
+struct cpp {
+  work_counts* counts = nullptr;
+};
 
 }  // namespace cka::device

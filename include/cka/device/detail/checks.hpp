@@ -5,8 +5,7 @@
 #include <cka/detail/fail.hpp>
 #include <cka/detail/host_device.hpp>
 
-#include <thrust/find.h>
-#include <thrust/iterator/counting_iterator.h>
+#include <thrust/functional.h>
 #include <thrust/system/cpp/execution_policy.h>
 #if defined(_OPENMP)
 #include <thrust/system/omp/execution_policy.h>
@@ -103,21 +102,6 @@ inline void require_apart(const char* fn, const char* out_what, byte_span out, c
   }
 }
 
-/// The first non-finite element of the view (row-major order), found with `policy`; throws
-/// cka::invalid_argument naming it, its value read by read(const T*) (a host read on the host systems, a
-/// copy back on CUDA).
-template <class Policy, class Read, class T>
-void require_finite(const Policy& policy, Read&& read, const char* fn, const char* what, const T* ptr, std::int64_t rows,
-                    std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
-  if (rows == 0 || cols == 0) return;
-  const thrust::counting_iterator<std::int64_t> first(0), last(rows * cols);
-  const auto hit = thrust::find_if(policy, first, last, not_finite_at<T>{ptr, cols, row_stride, col_stride});
-  if (hit == last) return;
-  const std::int64_t k = *hit;
-  cka::detail::fail_argument(fn, what, "(", k / cols, ", ", k % cols, ") = ",
-                             read(ptr + (k / cols) * row_stride + (k % cols) * col_stride), " is not finite");
-}
-
 /// A strided rows×cols matrix (the fields of a device::matrix_view).
 template <class T>
 struct strided {
@@ -132,21 +116,37 @@ auto strided_of(const View& v) {
   return strided<T>{v.ptr, v.rows, v.cols, v.row_stride, v.col_stride};
 }
 
-/// Layouts and finiteness of two input views X and Y.
-template <class Policy, class Read, class T>
-void require_views(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y) {
-  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
-  require_finite(policy, read, fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
-  require_finite(policy, read, fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+/// The row-major index of the first non-finite element of a view (−1 if none): a reduction, for the
+/// error paths that name a culprit.
+template <class T>
+struct not_finite_key {
+  not_finite_at<T> at;
+  CKA_HD double operator()(std::int64_t k) const { return at(k) ? double(k) : 9.0e18; }
+};
+template <class Backend, class T>
+void require_finite(const Backend& be, const char* what, const strided<T>& m) {
+  if (m.rows == 0 || m.cols == 0) return;
+  const double key = be.reduce(m.rows * m.cols, not_finite_key<T>{{m.ptr, m.cols, m.row_stride, m.col_stride}}, 9.0e18,
+                               thrust::minimum<double>());
+  if (key == 9.0e18) return;
+  const std::int64_t k = std::int64_t(key), i = k / m.cols, j = k % m.cols;
+  cka::detail::fail_argument(be.fn, what, "(", i, ", ", j, ") = ", be.read(m.ptr + i * m.row_stride + j * m.col_stride),
+                             " is not finite");
 }
 
-/// The checks of two representations of the same samples (CKA): layouts, finiteness, the same rows, and
-/// enough of them for the estimator (`needed`: 2 biased, 4 unbiased).
-template <class Policy, class Read, class T>
-void require_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
-                  std::int64_t needed) {
-  require_views(policy, read, fn, x, y);
+/// Layouts of two input views X and Y.
+template <class T>
+void require_views(const char* fn, const strided<T>& x, const strided<T>& y) {
+  require_layout(fn, "X", x.ptr, x.rows, x.cols, x.row_stride, x.col_stride);
+  require_layout(fn, "Y", y.ptr, y.rows, y.cols, y.row_stride, y.col_stride);
+}
+
+/// The checks of two representations of the same samples (CKA) that need no data: layouts, the same
+/// rows, and enough of them for the estimator (`needed`: 2 biased, 4 unbiased). Finiteness is checked by
+/// the engines' first read (moments.hpp).
+template <class T>
+void require_pair(const char* fn, const strided<T>& x, const strided<T>& y, std::int64_t needed) {
+  require_views(fn, x, y);
   if (x.rows != y.rows) {
     cka::detail::fail_argument(fn, "X has ", x.rows, " samples (rows) but Y has ", y.rows,
                                "; both representations must hold the same samples");
@@ -157,12 +157,11 @@ void require_pair(const Policy& policy, Read&& read, const char* fn, const strid
   }
 }
 
-/// The checks of two samples in one space (MMD): layouts, finiteness, the same width, and at least
+/// The checks of two samples in one space (MMD) that need no data: layouts, the same width, and at least
 /// `needed` rows in each (1 biased, 2 unbiased).
-template <class Policy, class Read, class T>
-void require_samples_pair(const Policy& policy, Read&& read, const char* fn, const strided<T>& x, const strided<T>& y,
-                          std::int64_t needed) {
-  require_views(policy, read, fn, x, y);
+template <class T>
+void require_samples_pair(const char* fn, const strided<T>& x, const strided<T>& y, std::int64_t needed) {
+  require_views(fn, x, y);
   if (x.cols != y.cols) {
     cka::detail::fail_argument(fn, "X has ", x.cols, " features (columns) but Y has ", y.cols,
                                "; both samples must live in the same space");
@@ -174,13 +173,5 @@ void require_samples_pair(const Policy& policy, Read&& read, const char* fn, con
     }
   }
 }
-
-/// A host read of one element.
-struct host_read {
-  template <class T>
-  double operator()(const T* p) const {
-    return double(*p);
-  }
-};
 
 }  // namespace cka::device::detail

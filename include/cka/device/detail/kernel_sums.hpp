@@ -19,16 +19,14 @@
 #include <cka/inner_product_kernels.hpp>  // Eigen-free, as rbf_parameters.hpp
 #include <cka/rbf_parameters.hpp>
 
-#include <thrust/fill.h>
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/reduce.h>
-#include <thrust/transform_reduce.h>
+#include <thrust/iterator/zip_iterator.h>
+#include <thrust/tuple.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 namespace cka::device::detail {
 
@@ -142,12 +140,13 @@ struct tile_centered_products {
   const double* rkj;
   const double* rli;
   const double* rlj;
-  centering_scale ck, cl;
+  const double* scales;  // K's and L's centering (u, c), in the context's memory
   bool unbiased;
   CKA_HD sums3 operator()(std::int64_t flat) const {
     const std::int64_t h = k.dist.h, i = flat % h, j = flat / h;
     const bool diagonal = k.dist.diagonal;
     if (diagonal && unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    const centering_scale ck{scales[0], scales[1]}, cl{scales[2], scales[3]};
     const double a = k(flat) - ck.u * (rki[i] + rkj[j]) + ck.c;
     const double b = l(flat) - cl.u * (rli[i] + rlj[j]) + cl.c;
     const double wgt = diagonal ? 1.0 : 2.0;
@@ -188,35 +187,66 @@ tile_kernel resolve_kernel(const Engine& e, const tile_rows& t, const tile_reque
   return k;
 }
 
-/// The rows of a view (and of a second, stacked, for a pooled sample) written for kernel r: centered unless
-/// polynomial, scaled by a power of two (from the larger magnitude, as the host scales) for a median rule
-/// and for the linear kernel of one representation (CKA does not depend on its scale, and 1e300 would
-/// overflow its inner products).
-template <class Engine, class T>
-tile_rows write_for(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& r, double* z,
-                    double* norms, double* stats) {
-  double scale = 1.0;
-  if ((r.form == tile_form::rbf && r.rbf.uses_median()) || (r.form == tile_form::linear && y.rows == 0)) {
-    scale = scale_for_top(y.rows > 0 ? std::max(magnitude_top(e.policy, x), magnitude_top(e.policy, y)) : magnitude_top(e.policy, x));
-  }
-  e.write_rows(x, y, r.centered(), scale, z, norms, stats);
-  return tile_rows{z, norms, x.rows + y.rows, x.cols};
+/// Whether the rows for kernel r are scaled by their power of two (from the larger magnitude of a pooled
+/// sample, as the host scales): for a median rule, and for the linear kernel (CKA does not depend on its
+/// scale, and 1e300 would overflow its inner products).
+inline bool scaled_for(const tile_request& r) {
+  return (r.form == tile_form::rbf && r.rbf.uses_median()) || r.form == tile_form::linear;
 }
 
+using sums4 = quad;
+
+/// The sums of the totals of pass A (Σ rk, Σ rl, Σ qk, Σ ql) and the centering scales they give, in the
+/// context's memory: totals (4), then the two centering_scale (4 doubles).
+struct sum_four {
+  const double* r;
+  std::int64_t n;
+  CKA_HD sums4 operator()(std::int64_t i) const { return sums4(r[i], r[n + i], r[2 * n + i], r[3 * n + i]); }
+};
+struct add4 {
+  CKA_HD sums4 operator()(const sums4& a, const sums4& b) const {
+    using thrust::get;
+    return sums4(get<0>(a) + get<0>(b), get<1>(a) + get<1>(b), get<2>(a) + get<2>(b), get<3>(a) + get<3>(b));
+  }
+};
+struct scales_from_totals {
+  double* at;  // totals (4), then the scales (4)
+  std::int64_t n;
+  bool unbiased;
+  CKA_HD void operator()(std::int64_t) const {
+    const centering_scale ck = centering_scales(n, at[0], unbiased), cl = centering_scales(n, at[1], unbiased);
+    at[4] = ck.u;
+    at[5] = ck.c;
+    at[6] = cl.u;
+    at[7] = cl.c;
+  }
+};
+
+/// Tiles of an n×n matrix with side b (the upper ones, I ≤ J).
+inline std::int64_t upper_tiles(std::int64_t n, std::int64_t b) {
+  const std::int64_t t = (n + b - 1) / b;
+  return t * (t + 1) / 2;
+}
+
+/// Scratch doubles of tile_cka_sums beyond its 4n: the totals and scales (8), three sums per tile.
+inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 8 + 3 * upper_tiles(n, b); }
+
 /// The centered sums of the kernel matrices K of x and L of y (pass A, then pass B): kl, kk, ll and the
-/// references Σ K_ij², Σ L_ij² (off the diagonal for the unbiased estimator). rows: 4n doubles.
+/// references Σ K_ij², Σ L_ij² (off the diagonal for the unbiased estimator). rows: 4n doubles; slots:
+/// tile_cka_slots(n, tile) doubles, both of the context's memory. Per tile: two products and four
+/// launches for each representation in pass A, two products and a reduction in pass B; one read-back.
 template <class Engine>
 centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_kernel& fx, const tile_rows& y,
-                              const tile_kernel& fy, bool unbiased, double* rows) {
+                              const tile_kernel& fy, bool unbiased, double* rows, double* slots) {
+  const auto& be = e.be;
   const std::int64_t n = x.n;
   double* rk = rows;
   double* rl = rows + n;
   double* qk = rows + 2 * n;
   double* ql = rows + 3 * n;
-  const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::fill(e.policy, rows, rows + 4 * n, 0.0);
-  auto bk = e.make(std::size_t(e.plan.tile * e.plan.tile));
-  auto bl = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  be.fill(rows, 4 * n, 0.0);
+  auto bk = be.scratch(std::size_t(e.plan.tile * e.plan.tile));
+  auto bl = be.scratch(std::size_t(e.plan.tile * e.plan.tile));
   double* gk = bk.get();
   double* gl = bl.get();
   auto values = [&](const tile_rows& t, const tile_kernel& f, const tile_place& p, double* g) {
@@ -225,98 +255,139 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   };
   // Pass A's chunk sums: for rows, (tile/chunk rounded up) chunks of h; for columns, as many of w.
   const std::int64_t chunk = std::max<std::int64_t>(1, e.plan.chunk), most = (e.plan.tile + chunk - 1) / chunk;
-  auto partial = e.make(std::size_t(2 * most * e.plan.tile));
+  auto partial = be.scratch(std::size_t(2 * most * e.plan.tile));
   double* ps = partial.get();
   double* pq = ps + most * e.plan.tile;
   auto row_and_column_sums = [&](const tile_value& v, const tile_place& p, double* r, double* q) {
     const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
-    thrust::for_each(e.policy, first, first + across * p.h, tile_row_chunk{v, p.w, chunk, unbiased, ps, pq});
-    thrust::for_each(e.policy, first, first + p.h,
-                     add_chunks{ps, pq, p.h, across, 1.0, p.diagonal() ? 1.0 : 2.0, true, r + p.i0, q + p.i0});
+    be.launch(across * p.h, tile_row_chunk{v, p.w, chunk, unbiased, ps, pq});
+    be.launch(p.h, add_chunks{ps, pq, p.h, across, 1.0, p.diagonal() ? 1.0 : 2.0, true, r + p.i0, q + p.i0});
     if (p.diagonal()) return;  // a tile above the diagonal also holds the sums of the rows below it
-    thrust::for_each(e.policy, first, first + down * p.w, tile_column_chunk{v, p.w, chunk, ps});
-    thrust::for_each(e.policy, first, first + p.w, add_chunks{ps, nullptr, p.w, down, 1.0, 0.0, true, r + p.j0, nullptr});
+    be.launch(down * p.w, tile_column_chunk{v, p.w, chunk, ps});
+    be.launch(p.w, add_chunks{ps, nullptr, p.w, down, 1.0, 0.0, true, r + p.j0, nullptr});
   };
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     row_and_column_sums(values(x, fx, p, gk), p, rk, qk);
     row_and_column_sums(values(y, fy, p, gl), p, rl, ql);
   });
-  const double tk = thrust::reduce(e.policy, rk, rk + n, 0.0), tl = thrust::reduce(e.policy, rl, rl + n, 0.0);
-  if (!(tk - tk == 0.0)) fail_tile_overflow(e.fn, fx.form == tile_form::rbf);
-  if (!(tl - tl == 0.0)) fail_tile_overflow(e.fn, fy.form == tile_form::rbf);
-  const double refk = thrust::reduce(e.policy, qk, qk + n, 0.0), refl = thrust::reduce(e.policy, ql, ql + n, 0.0);
-  const centering_scale ck = centering_scales(n, tk, unbiased), cl = centering_scales(n, tl, unbiased);
-  double kl = 0, kk = 0, ll = 0;
+  double* totals = slots;  // Σrk, Σrl, Σqk, Σql, then the centering scales
+  double* tiles = slots + 8;
+  be.reduce_into(n, sum_four{rows, n}, sums4(0.0, 0.0, 0.0, 0.0), add4{},
+                 thrust::make_zip_iterator(thrust::make_tuple(totals, totals + 1, totals + 2, totals + 3)));
+  be.launch(1, scales_from_totals{totals, n, unbiased});
+  const double* scales = totals + 4;
+  std::int64_t at = 0;
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     const tile_centered_products f{values(x, fx, p, gk), values(y, fy, p, gl), rk + p.i0, rk + p.j0, rl + p.i0, rl + p.j0,
-                                   ck, cl, unbiased};
-    const sums3 s = thrust::transform_reduce(e.policy, first, first + p.h * p.w, f, sums3(0.0, 0.0, 0.0), add3{});
-    kl += thrust::get<0>(s);
-    kk += thrust::get<1>(s);
-    ll += thrust::get<2>(s);
+                                   scales, unbiased};
+    be.reduce_into(p.h * p.w, f, sums3(0.0, 0.0, 0.0), add3{}, slots3(tiles + 3 * at));
+    ++at;
   });
-  return {kl, kk, ll, refk, refl};
+  std::vector<double> h(std::size_t(8 + 3 * at));
+  be.to_host(h.data(), slots, std::int64_t(h.size()));
+  if (!(h[0] - h[0] == 0.0)) fail_tile_overflow(be.fn, fx.form == tile_form::rbf);
+  if (!(h[1] - h[1] == 0.0)) fail_tile_overflow(be.fn, fy.form == tile_form::rbf);
+  double kl = 0, kk = 0, ll = 0;
+  for (std::int64_t t = 0; t < at; ++t) {  // in tile order
+    kl += h[std::size_t(8 + 3 * t)];
+    kk += h[std::size_t(9 + 3 * t)];
+    ll += h[std::size_t(10 + 3 * t)];
+  }
+  return {kl, kk, ll, h[2], h[3]};
 }
 
-/// Scratch doubles of kernel_cka_sums: Z of both (n·(d1 + d2)), their norms (2n), the row sums and squares
-/// (4n), column statistics (rows_scratch).
-inline std::int64_t kernel_cka_scratch(std::int64_t n, std::int64_t d1, std::int64_t d2) {
-  return n * (d1 + d2) + 6 * n + rows_scratch(n, std::max(d1, d2));
+/// Scratch doubles of kernel_cka_sums for tiles of side b: the scan's slots, Z of both (n·(d1 + d2)), their
+/// norms (2n), the row sums and squares (4n), tile_cka_slots, the means and flags (2D), the scan's chunks.
+inline std::int64_t kernel_cka_scratch(std::int64_t n, std::int64_t d1, std::int64_t d2, std::int64_t b) {
+  const std::int64_t dd = d1 + d2;
+  return input_slots::count + n * dd + 6 * n + tile_cka_slots(n, b) + 2 * dd + moments_scratch(n, dd);
 }
 
-/// The centered sums of kernel CKA with kernels kx on x and ky on y (checked views, same rows) on the
-/// engine's context: the rows written, the bandwidths resolved, then passes A and B.
-/// scratch: kernel_cka_scratch(n, d1, d2) doubles.
+/// The rows of a pair (X beside Y, or the pooled [X; Y]) written for the tile engine into Z after one
+/// scan: centered unless polynomial, scaled where scaled_for (a's kernel ra, b's rb); the scan's verdict
+/// then read back (one synchronisation) — non-finite rows must not reach the median or the passes — and a
+/// non-finite element thrown. stats: 2D + moments_scratch(rows, D) doubles.
+template <class Backend, class T>
+void write_tile_rows(const Backend& be, const view_pair<T>& m, const tile_request& ra, const tile_request& rb, input_slots in,
+                     double* stats, double* z) {
+  const std::int64_t d = m.cols();
+  scan_columns(be, m, stats, stats + d, stats + 2 * d, in, scaled_for(ra), scaled_for(rb));
+  write_centered(be, m, stats, stats + d, in.scale(), z, ra.centered(), rb.centered());
+  double h[input_slots::count];
+  be.to_host(h, in.at, input_slots::count);
+  require_scanned_finite(be, m, h, "X", "Y");
+}
+
+/// The centered sums of kernel CKA with kernels kx on x and ky on y (views of checked shapes, the same
+/// rows) on the engine's backend: one scan of both (moments.hpp), the rows written once (centered but for
+/// the polynomial kernel; scaled where scaled_for), its verdict read back, the bandwidths resolved, then
+/// passes A and B. scratch: kernel_cka_scratch(n, d1, d2, tile) doubles.
 template <class Engine, class T>
 centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& kx,
                                 const tile_request& ky, bool unbiased, double* scratch) {
+  const auto& be = e.be;
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols;
-  double* zx = scratch;
+  const input_slots in{scratch};
+  double* zx = scratch + input_slots::count;
   double* zy = zx + n * d1;
   double* nx = zy + n * d2;
   double* ny = nx + n;
   double* rows = ny + n;  // 4n
-  double* stats = rows + 4 * n;
-  const tile_rows tx = write_for(e, x, strided<T>{x.ptr, 0, d1, 0, 0}, kx, zx, nx, stats);
-  const tile_rows ty = write_for(e, y, strided<T>{y.ptr, 0, d2, 0, 0}, ky, zy, ny, stats);
+  double* slots = rows + 4 * n;
+  write_tile_rows(be, side_by_side(x, y), kx, ky, in, slots + tile_cka_slots(n, e.plan.tile), zx);
+  be.transform(n, nx, row_norm{zx, n, d1});
+  be.transform(n, ny, row_norm{zy, n, d2});
+  const tile_rows tx{zx, nx, n, d1}, ty{zy, ny, n, d2};
   const tile_kernel fx = resolve_kernel(e, tx, kx), fy = resolve_kernel(e, ty, ky);
-  return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows);
+  return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows, slots);
 }
 
-/// Scratch doubles of kernel_mmd2: Z of the pooled sample ((m+n)·d), its norms, its column statistics.
-inline std::int64_t kernel_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) {
-  return (m + n) * (d + 1) + rows_scratch(m + n, d);
+/// Scratch doubles of kernel_mmd2 for tiles of side b: the scan's slots, Z of the pooled sample
+/// ((m+n)·d), its norms, five sums per tile, the means and flags (2d), the scan's chunks.
+inline std::int64_t kernel_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d, std::int64_t b) {
+  return input_slots::count + (m + n) * (d + 1) + 5 * upper_tiles(m + n, b) + 2 * d + moments_scratch(m + n, d);
 }
 
-/// Squared MMD with kernel k between the rows of x (m) and y (n) (checked views, same width) on the
-/// engine's context: the pooled sample written once, the bandwidth from its (m+n)² distances for a median
-/// rule, then one pass of block sums. scratch: kernel_mmd2_scratch(m, n, d) doubles.
+/// Squared MMD with kernel k between the rows of x (m) and y (n) (views of checked shapes, the same
+/// width) on the engine's backend: the pooled sample scanned and written once, the bandwidth from its
+/// (m+n)² distances for a median rule, then one pass of block sums (a product and a reduction per tile)
+/// and one read-back. scratch: kernel_mmd2_scratch(m, n, d, tile) doubles.
 template <class Engine, class T>
 double kernel_mmd2(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& k, estimator est,
                    double* scratch) {
+  const auto& be = e.be;
   const std::int64_t m = x.rows, n = y.rows, total = m + n, d = x.cols;
-  double* z = scratch;
+  const input_slots in{scratch};
+  double* z = scratch + input_slots::count;
   double* norms = z + total * d;
-  double* stats = norms + total;
-  const tile_rows t = write_for(e, x, y, k, z, norms, stats);
+  double* tiles = norms + total;
+  write_tile_rows(be, stacked(x, y), k, k, in, tiles + 5 * upper_tiles(total, e.plan.tile), z);
+  be.transform(total, norms, row_norm{z, total, d});
+  const tile_rows t{z, norms, total, d};
   const tile_kernel f = resolve_kernel(e, t, k);
-  auto buffer = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  auto buffer = be.scratch(std::size_t(e.plan.tile * e.plan.tile));
   double* g = buffer.get();
-  double xx = 0, yy = 0, xy = 0, dx = 0, dy = 0;
+  std::int64_t at = 0;
   for_upper_tiles(total, e.plan.tile, [&](const tile_place& p) {
     e.product(t, p, g);
-    const thrust::counting_iterator<std::int64_t> first(0);
-    const sums5 s = thrust::transform_reduce(e.policy, first, first + p.h * p.w,
-                                             tile_block_terms{tile_value{e.distances(t, p, g), f}, p.i0, p.j0, m},
-                                             sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
-    xx += thrust::get<0>(s);
-    yy += thrust::get<1>(s);
-    xy += thrust::get<2>(s);
-    dx += thrust::get<3>(s);
-    dy += thrust::get<4>(s);
+    be.reduce_into(p.h * p.w, tile_block_terms{tile_value{e.distances(t, p, g), f}, p.i0, p.j0, m},
+                   sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
+                   thrust::make_zip_iterator(thrust::make_tuple(tiles + 5 * at, tiles + 5 * at + 1, tiles + 5 * at + 2,
+                                                                tiles + 5 * at + 3, tiles + 5 * at + 4)));
+    ++at;
   });
+  std::vector<double> h(std::size_t(5 * at));
+  be.to_host(h.data(), tiles, std::int64_t(h.size()));
+  double xx = 0, yy = 0, xy = 0, dx = 0, dy = 0;
+  for (std::int64_t q = 0; q < at; ++q) {  // in tile order
+    xx += h[std::size_t(5 * q)];
+    yy += h[std::size_t(5 * q + 1)];
+    xy += h[std::size_t(5 * q + 2)];
+    dx += h[std::size_t(5 * q + 3)];
+    dy += h[std::size_t(5 * q + 4)];
+  }
   const double all = xx + yy + xy;  // NaN where a distance overflowed, ±Inf where a kernel value did
-  if (!(all - all == 0.0)) fail_tile_overflow(e.fn, f.form == tile_form::rbf);
+  if (!(all - all == 0.0)) fail_tile_overflow(be.fn, f.form == tile_form::rbf);
   return cka::detail::mmd2_from_sums<double>(xx, yy, xy / 2, dx, dy, m, n, est);
 }
 
@@ -325,22 +396,20 @@ double kernel_mmd2(const Engine& e, const strided<T>& x, const strided<T>& y, co
 /// for Y's apart, into part[0 … 3] (each chunks·d long).
 template <class T>
 struct linear_mmd_chunk {
-  strided<T> x, y;
+  view_pair<T> m;
   const double* mean;
   const double* keep;
-  double scale;
+  const double* scale;  // the scan's (one for the pooled sample)
   std::int64_t chunk, stride;  // stride: chunks·d, the length of each part
   double* part;
   CKA_HD void operator()(std::int64_t item) const {
-    const std::int64_t d = x.cols, j = item % d, c = item / d, total = x.rows + y.rows;
+    const std::int64_t d = m.cols(), j = item % d, c = item / d, total = m.rows();
     const std::int64_t r0 = c * chunk, r1 = r0 + chunk < total ? r0 + chunk : total;
-    const double mu = mean[j] * scale;
+    const double sc = *scale, mu = mean[j] * sc;
     double s[2] = {0, 0}, q[2] = {0, 0};
     for (std::int64_t r = r0; r < r1; ++r) {
-      const int side = r < x.rows ? 0 : 1;
-      const T e = side == 0 ? x.ptr[r * x.row_stride + j * x.col_stride]
-                            : y.ptr[(r - x.rows) * y.row_stride + j * y.col_stride];
-      const double v = keep[j] > 0 ? double(e) * scale - mu : 0.0;
+      const int side = m.in_b(r, j) ? 1 : 0;
+      const double v = keep[j] > 0 ? double(m.at(r, j)) * sc - mu : 0.0;
       s[side] += v;
       q[side] += v * v;
     }
@@ -372,34 +441,37 @@ struct linear_mmd_column {
   }
 };
 
-/// Scratch doubles of linear_mmd2: the pooled means and flags (2d), then the four sums per chunk of rows
-/// and column (the column statistics' chunks use the same space first).
+/// Scratch doubles of linear_mmd2: the scan's slots and the sum, the pooled means and flags (2d), then the
+/// scan's chunks (whose space the four sums per chunk and column reuse).
 inline std::int64_t linear_mmd2_scratch(std::int64_t m, std::int64_t n, std::int64_t d) {
-  return 2 * d + 4 * moment_chunks(m + n) * d;
+  return input_slots::count + 1 + 2 * d + std::max(moments_scratch(m + n, d), 4 * moment_chunks(m + n) * d);
 }
 
 /// Squared MMD with the linear kernel in closed form, O((m+n)·d): the host's linear_mmd2 (the pooled sample
-/// shifted to its mean, scaled by the power of two of the larger magnitude) as sums over chunks of rows
-/// and columns, then one transform-reduce over the columns. scratch: linear_mmd2_scratch(m, n, d) doubles
-/// of the context's memory. Throws cka::domain_error naming fn on overflow.
-template <class Policy, class T>
-double linear_mmd2(const Policy& policy, const char* fn, const strided<T>& x, const strided<T>& y, estimator est,
-                   double* scratch) {
+/// shifted to its mean, scaled by the power of two of the larger magnitude) as one scan, sums over chunks
+/// of rows and columns, one reduction over the columns and one read-back. scratch: linear_mmd2_scratch(m,
+/// n, d) doubles of the context's memory. Throws cka::invalid_argument for a non-finite element and
+/// cka::domain_error naming the function on overflow.
+template <class Backend, class T>
+double linear_mmd2(const Backend& be, const strided<T>& x, const strided<T>& y, estimator est, double* scratch) {
   const std::int64_t d = x.cols, total = x.rows + y.rows, chunks = moment_chunks(total);
-  double* mean = scratch;
+  const input_slots in{scratch};
+  double* sum = scratch + input_slots::count;
+  double* mean = sum + 1;
   double* keep = mean + d;
   double* part = keep + d;
-  const double c = std::min(magnitude_scale(policy, x), magnitude_scale(policy, y));
-  column_moments(policy, x, mean, keep, part, y);
-  const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::for_each(policy, first, first + chunks * d,
-                   linear_mmd_chunk<T>{x, y, mean, keep, c, moment_chunk(total), chunks * d, part});
-  const double sum = thrust::transform_reduce(policy, first, first + d,
-                                              linear_mmd_column{part, d, chunks, x.rows, y.rows, est == estimator::unbiased},
-                                              0.0, thrust::plus<double>());
-  const double value = sum / c / c;
+  const view_pair<T> pooled = stacked(x, y);
+  scan_columns(be, pooled, mean, keep, part, in, true, true);
+  be.launch(chunks * d, linear_mmd_chunk<T>{pooled, mean, keep, in.scale(), moment_chunk(total), chunks * d, part});
+  be.reduce_into(d, linear_mmd_column{part, d, chunks, x.rows, y.rows, est == estimator::unbiased}, 0.0,
+                 thrust::plus<double>(), sum);
+  double h[input_slots::count + 1];
+  be.to_host(h, scratch, input_slots::count + 1);
+  require_scanned_finite(be, pooled, h, "X", "Y");
+  const double c = h[4];  // the scale of the pooled sample
+  const double value = h[input_slots::count] / c / c;
   if (!(value - value == 0.0)) {
-    cka::detail::fail_domain(fn, "overflow: the squared MMD exceeds the range of the accumulation type; rescale the inputs");
+    cka::detail::fail_domain(be.fn, "overflow: the squared MMD exceeds the range of the accumulation type; rescale the inputs");
   }
   return value;
 }

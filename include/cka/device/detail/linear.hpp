@@ -1,90 +1,26 @@
 #pragma once
-// Private: the sums of linear CKA of two strided views as Thrust algorithms around symmetric products, in
-// the context's memory: column means (constant columns kept exactly zero) and each view's first row, the
-// centered features written once into Z = [Xc Yc] (n×D, column-major, double, times a power-of-two scale
-// per view), then by the cheaper of the two forms (the host's rule, D = d1 + d2 < n for features):
-// - feature space: G = ZᵀZ (D×D) by the caller's product (Eigen on the host systems; cuBLAS DSYRK on
-//   CUDA), then its block sums and references as one transform-reduce over G and, for the unbiased
-//   estimator, the row-norm terms as another — n·D² flops, nothing copied back but the sums;
-// - sample space (fewer samples than features, as a training batch of wide layers): K = XcXcᵀ and
-//   L = YcYcᵀ (n×n each) by the caller's gram, then the centered products of hsic.hpp — n²·D flops.
+// Private: the sums of linear CKA of two strided views on a backend. The inputs are read once for their
+// checks, column means and scales (moments.hpp), then by the cheaper of the two forms (the host's rule:
+// features when D = d1 + d2 < n):
+// - feature space: chunks of rows, shifted by each view's first row and scaled, with a column of ones,
+//   accumulated into S ((D+1)×(D+1)) by the backend's symmetric product (Eigen on the host systems; cuBLAS
+//   DSYRK with β = 1 on CUDA) — n·D² flops, a chunk that stays in L2, no n×D copy — then the exact
+//   centering from S's column sums, the block sums and references as one reduction;
+// - sample space (fewer samples than features, as a training batch of wide layers): the centered features
+//   written once into Z = [Xc Yc], K = XcXcᵀ and L = YcYcᵀ (n×n each) by the backend's gram, then the
+//   centered products of hsic.hpp — n²·D flops.
+// Everything stays in the context's memory until one read-back of the verdict and the sums at the end.
 
 #include <cka/device/detail/hsic.hpp>
+#include <cka/device/detail/moments.hpp>
 
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/transform_reduce.h>
+#include <thrust/iterator/zip_iterator.h>
 #include <thrust/tuple.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 namespace cka::device::detail {
-
-/// The column statistics of a view run in two steps with full parallelism on a GPU: chunks of rows ×
-/// columns, then the chunks of each column in order. Rows per chunk: at least 256, at most 1024 chunks.
-inline std::int64_t moment_chunk(std::int64_t rows) { return std::max<std::int64_t>(256, (rows + 1023) / 1024); }
-inline std::int64_t moment_chunks(std::int64_t rows) { return std::max<std::int64_t>(1, (rows + moment_chunk(rows) - 1) / moment_chunk(rows)); }
-/// Scratch doubles of column_moments for that many rows and columns: a sum and a count per chunk and column.
-inline std::int64_t moments_scratch(std::int64_t rows, std::int64_t cols) { return 2 * moment_chunks(rows) * cols; }
-
-/// Item c·d + j: the sum of column j over chunk c of the pooled rows (m's, then more's), and how many of
-/// them differ from m's first row.
-template <class T>
-struct column_chunk {
-  strided<T> m, more;
-  std::int64_t chunk;
-  double* sum;
-  double* differ;
-  CKA_HD void operator()(std::int64_t item) const {
-    const std::int64_t d = m.cols, j = item % d, c = item / d, total = m.rows + more.rows;
-    const std::int64_t r0 = c * chunk, r1 = r0 + chunk < total ? r0 + chunk : total;
-    const T first = m.ptr[j * m.col_stride];
-    double s = 0, k = 0;
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const T e = r < m.rows ? m.ptr[r * m.row_stride + j * m.col_stride]
-                             : more.ptr[(r - m.rows) * more.row_stride + j * more.col_stride];
-      s += double(e);
-      k += e != first ? 1.0 : 0.0;
-    }
-    sum[item] = s;
-    differ[item] = k;
-  }
-};
-
-/// Each column's mean, and in `keep` how many of its values differ from its first (0: a constant column,
-/// centered to exact zeros), over the rows of m and then those of `more` (a pooled sample; none by
-/// default); m has at least one row.
-/// partial: moments_scratch(m.rows + more.rows, m.cols) doubles of the context's memory.
-template <class Policy, class T>
-void column_moments(const Policy& policy, const strided<T>& m, double* mean, double* keep, double* partial,
-                    const strided<T>& more = {nullptr, 0, 0, 0, 0}) {
-  const std::int64_t total = m.rows + more.rows, d = m.cols, chunks = moment_chunks(total);
-  double* sum = partial;
-  double* differ = partial + chunks * d;
-  const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::for_each(policy, first, first + chunks * d, column_chunk<T>{m, more, moment_chunk(total), sum, differ});
-  thrust::for_each(policy, first, first + d, add_chunks{sum, differ, d, chunks, 1.0 / double(total), 1.0, false, mean, keep});
-}
-
-/// Z(row0 + i, col0 + j) = (x_ij − mean_j)·scale, or 0 where keep_j = 0 (a constant column), in a
-/// column-major Z with leading dimension ld:
-/// a view's rows written as a block of columns (col0) or of rows (row0, a pooled sample).
-template <class T>
-struct center_into {
-  strided<T> m;
-  const double* mean;
-  const double* keep;
-  double scale;
-  double* z;
-  std::int64_t ld, row0, col0;
-  CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % m.rows, j = flat / m.rows;
-    const double v = double(m.ptr[i * m.row_stride + j * m.col_stride]) - mean[j];
-    z[(col0 + j) * ld + row0 + i] = keep[j] > 0 ? v * scale : 0.0;
-  }
-};
 
 using sums5 = thrust::tuple<double, double, double, double, double>;
 
@@ -96,50 +32,6 @@ struct add5 {
   }
 };
 
-/// Row i's squared norms k = ‖x̃_i‖², l = ‖ỹ_i‖² in Z, as (k, l, k·l, k², l²).
-struct row_norm_terms {
-  const double* z;
-  std::int64_t n, d1, d2;
-  CKA_HD sums5 operator()(std::int64_t i) const {
-    double k = 0, l = 0;
-    for (std::int64_t c = 0; c < d1; ++c) k += z[c * n + i] * z[c * n + i];
-    for (std::int64_t c = d1; c < d1 + d2; ++c) l += z[c * n + i] * z[c * n + i];
-    return sums5(k, l, k * l, k * k, l * l);
-  }
-};
-
-/// |x_ij| at flat index k (row-major over the view).
-template <class T>
-struct abs_at {
-  strided<T> m;
-  CKA_HD double operator()(std::int64_t k) const {
-    const double v = double(m.ptr[(k / m.cols) * m.row_stride + (k % m.cols) * m.col_stride]);
-    return v < 0 ? -v : v;
-  }
-};
-
-/// The largest magnitude of a view.
-template <class Policy, class T>
-double magnitude_top(const Policy& policy, const strided<T>& m) {
-  const thrust::counting_iterator<std::int64_t> first(0);
-  return thrust::transform_reduce(policy, first, first + m.rows * m.cols, abs_at<T>{m}, 0.0, thrust::maximum<double>());
-}
-
-/// The power-of-two scale that keeps the fourth powers of a largest magnitude `top` in range (as the
-/// host's safe_scale_for: 2^−e outside [2^−200, 2^200], else 1).
-inline double scale_for_top(double top) {
-  if (top == 0.0 || (top < std::ldexp(1.0, 200) && top > std::ldexp(1.0, -200))) return 1.0;
-  int e = 0;
-  std::frexp(top, &e);
-  return std::ldexp(1.0, -e);
-}
-
-/// That scale for a view (as the host's safe_scale).
-template <class Policy, class T>
-double magnitude_scale(const Policy& policy, const strided<T>& m) {
-  return scale_for_top(magnitude_top(policy, m));
-}
-
 /// The five sums of linear CKA: kl = ‖C_xy‖², kk = ‖C_xx‖², ll = ‖C_yy‖² (plus the unbiased estimator's
 /// row-norm terms), and the references: in feature space ‖S_xx‖², ‖S_yy‖² of the second moments about
 /// each view's first row, in sample space Σ K'², Σ L'² (K' = K, or K̃ for the unbiased estimator) — the
@@ -148,24 +40,93 @@ struct centered_totals {
   double kl, kk, ll, ref_k, ref_l;
 };
 
-/// Whether the sample-space form is the cheaper (n²·D against n·D² flops), and the scratch doubles either
-/// form needs: n·D for Z, 2·D for the column statistics (and their chunks), and D² (G) or 2n² plus
-/// centered_sums' scratch (K, L and their row sums).
+/// Whether the sample-space form is the cheaper (n²·D against n·D² flops).
 inline bool linear_by_grams(std::int64_t n, std::int64_t dd) { return n < dd; }
-/// The form's own part of that scratch: G, or K, L and centered_sums' scratch.
-inline std::int64_t form_scratch(std::int64_t n, std::int64_t dd) {
-  return linear_by_grams(n, dd) ? 2 * n * n + centered_sums_scratch(n) : dd * dd;
+/// Rows per chunk of the feature form: R×(D+1) doubles within 16 MiB (an H100's or H200's L2 holds it), at
+/// least 256 rows, at most n.
+inline std::int64_t feature_chunk(std::int64_t n, std::int64_t dd) {
+  return std::min(n, std::max<std::int64_t>(256, (std::int64_t(1) << 21) / (dd + 1)));
 }
-inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd) {
-  return n * dd + 2 * dd + form_scratch(n, dd) + moments_scratch(n, dd);
+/// The form's own scratch: a chunk of `rows` rows and S ((D+1)², features), or Z, K, L and centered_sums'
+/// scratch (Grams).
+inline std::int64_t form_scratch(std::int64_t n, std::int64_t dd, std::int64_t rows) {
+  return linear_by_grams(n, dd) ? n * dd + 2 * n * n + centered_sums_scratch(n) : rows * (dd + 1) + (dd + 1) * (dd + 1);
+}
+/// Scratch doubles of linear_sums with chunks of `rows` rows (0: feature_chunk): the slots (the scan's
+/// verdict, ten sums, the sample form's verdict), the means and flags (2D), the scan's chunks, the form's.
+constexpr std::int64_t linear_slots = input_slots::count + 10 + 8;
+inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd, std::int64_t rows = 0) {
+  return linear_slots + 2 * dd + moments_scratch(n, dd) + form_scratch(n, dd, rows > 0 ? rows : feature_chunk(n, dd));
 }
 
-/// M(i, j) = M(j, i) above the diagonal of a column-major n×n matrix whose lower triangle is written.
+/// Entry (i, c) of a chunk W = [1 | x̃ | ỹ] (h×(D+1), column-major) of rows r0 … r0 + h − 1: 1 in column 0,
+/// then each view's values scaled by its power of two and shifted by its first row, x·s − x₀·s (scaled
+/// first, so that neither overflows; a constant column is exactly 0).
+template <class T>
+struct shifted_chunk {
+  view_pair<T> m;
+  const double* scale;
+  std::int64_t r0, h;
+  double* w;
+  CKA_HD void operator()(std::int64_t flat) const {
+    const std::int64_t i = flat % h, c = flat / h;
+    if (c == 0) {
+      w[flat] = 1.0;
+      return;
+    }
+    const std::int64_t j = c - 1;
+    const double sc = scale[m.in_b(0, j) ? 1 : 0];
+    w[flat] = double(m.at(r0 + i, j)) * sc - double(m.at(0, j)) * sc;
+  }
+};
+
+/// The feature form's sums at item k = a + D·b of S = Σ wwᵀ ((D+1)×(D+1), column-major, its lower triangle
+/// read; index 0 the ones column): n = S₀₀, the shifted column sums s_a = S_a0, the shifted second moments
+/// G_ab, and the centered C_ab = G_ab − s_a·s_b/n — C_ab² into its block (‖C_xy‖² for a ≥ d1 > b, each pair
+/// once; ‖C_xx‖², ‖C_yy‖²) and G_ab² into the references ‖S_xx‖², ‖S_yy‖² (the second moments about each
+/// view's first row: the host's rule for a vanishing self-product).
+struct shifted_feature_terms {
+  const double* s;
+  std::int64_t dd, d1;
+  CKA_HD sums5 operator()(std::int64_t k) const {
+    const std::int64_t p = dd + 1, a = k % dd + 1, b = k / dd + 1;
+    const double g = a >= b ? s[b * p + a] : s[a * p + b];
+    const double c = g - s[a] * (s[b] / s[0]);
+    const bool xa = a <= d1, xb = b <= d1;
+    if (xa != xb) return xa ? sums5(0.0, 0.0, 0.0, 0.0, 0.0) : sums5(c * c, 0.0, 0.0, 0.0, 0.0);
+    return xa ? sums5(0.0, c * c, 0.0, g * g, 0.0) : sums5(0.0, 0.0, c * c, 0.0, g * g);
+  }
+};
+
+/// Row i's squared norms about the means, k = ‖x_i − μ‖², l = ‖y_i − ν‖² (scaled; the means from S's
+/// shifted column sums), as (k, l, k·l, k², l²): the unbiased estimator's terms.
+template <class T>
+struct centered_row_norms {
+  view_pair<T> m;
+  const double* scale;
+  const double* s;
+  CKA_HD sums5 operator()(std::int64_t i) const {
+    const std::int64_t d = m.cols();
+    double k = 0, l = 0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const bool b = m.in_b(0, j);
+      const double sc = scale[b ? 1 : 0];
+      const double v = (double(m.at(i, j)) * sc - double(m.at(0, j)) * sc) - s[j + 1] / s[0];
+      (b ? l : k) += v * v;
+    }
+    return sums5(k, l, k * l, k * k, l * l);
+  }
+};
+
+/// M(i, j) = M(j, i) above the diagonal of column-major n×n matrices whose lower triangles are written
+/// (two at once: item k < n² is the first's, else the second's).
 struct mirror_lower {
-  double* m;
+  double* m0;
+  double* m1;
   std::int64_t n;
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % n, j = flat / n;
+    double* m = flat < n * n ? m0 : m1;
+    const std::int64_t at = flat < n * n ? flat : flat - n * n, i = at % n, j = at / n;
     if (i < j) m[j * n + i] = m[i * n + j];
   }
 };
@@ -182,68 +143,68 @@ struct raw_squares_at {
   }
 };
 
-/// The feature form's sums at flat index k of G = ZᵀZ (D×D, column-major, only its lower triangle read):
-/// for a = k mod D, b = k div D, G_ab² into the block it belongs to — ‖C_xx‖² (a, b < d1), ‖C_yy‖²
-/// (a, b ≥ d1), ‖C_xy‖² (a ≥ d1 > b; each pair once) — and the references ‖S_xx‖², ‖S_yy‖² of the second
-/// moments about each view's first row, S = C + n·δδᵀ with δ = −(row 0 of Z). As (kl, kk, ll, ref_k, ref_l).
-struct feature_block_terms {
-  const double* g;
-  const double* z;  // Z (n×D, column-major): row 0 gives δ
-  std::int64_t n, dd, d1;
-  CKA_HD sums5 operator()(std::int64_t k) const {
-    const std::int64_t a = k % dd, b = k / dd;
-    const double v = a >= b ? g[b * dd + a] : g[a * dd + b];
-    const bool xa = a < d1, xb = b < d1;
-    if (xa != xb) return xa ? sums5(0.0, 0.0, 0.0, 0.0, 0.0) : sums5(v * v, 0.0, 0.0, 0.0, 0.0);
-    const double s = v + double(n) * z[a * n] * z[b * n];
-    return xa ? sums5(0.0, v * v, 0.0, s * s, 0.0) : sums5(0.0, 0.0, v * v, 0.0, s * s);
-  }
-};
+/// A zip iterator over consecutive doubles p, p + 1, … (the slots a tuple reduction writes).
+inline auto slots3(double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); }
 
-/// Device buffers: `scratch` holds at least linear_scratch(n, D) doubles in the context's memory;
-/// product(z, n, D, g) writes G = ZᵀZ (D×D, column-major, its lower triangle at least) there, and gram(z,
-/// n, d, k) K = ZZᵀ (n×n, column-major, the lower triangle at least) for an n×d block Z.
-template <class Policy, class Product, class Gram, class T>
-centered_totals linear_sums(const Policy& policy, Product&& product, Gram&& gram, double* scratch, const strided<T>& x,
-                            const strided<T>& y, bool unbiased) {
+/// The sums of linear CKA of checked-shape views x, y (the same n rows, n ≥ 2) on a backend: the scan,
+/// then the cheaper form, then one read-back (the verdict and the sums) — which throws cka::invalid_argument
+/// for a non-finite element. Features: chunks of rows [1 | x̃ | ỹ] written and accumulated into S by the
+/// backend's symmetric product (DSYRK with β = 1), the centering exact from S's shifted column sums at the
+/// end (the host moments engine's mathematics: no n×D copy); the unbiased estimator adds one pass over the
+/// rows for their centered norms. Grams (n < D): Z = [Xc Yc] written once, K and L, their centered sums.
+/// scratch: linear_scratch(n, D, rows) doubles of the context's memory (rows: the chunk's, 0 for
+/// feature_chunk; tests choose small ones). Launches: 4 (scan) + 2 per chunk + 1 (+1 unbiased) for
+/// features, 13 for Grams; one synchronisation.
+template <class Backend, class T>
+centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>& x, const strided<T>& y, bool unbiased,
+                            std::int64_t rows = 0) {
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
-  double* z = scratch;
-  double* mean = z + n * dd;  // D means, then D keep flags
+  const input_slots in{scratch};
+  double* sums = scratch + input_slots::count;  // 10, then the sample form's verdict (8)
+  double* mean = scratch + linear_slots;
   double* keep = mean + dd;
-  double* g = keep + dd;  // G, or K, L and their row sums
-  const double sx = magnitude_scale(policy, x), sy = magnitude_scale(policy, y);
-  const thrust::counting_iterator<std::int64_t> first(0);
-  double* partial = g + form_scratch(n, dd);
-  column_moments(policy, x, mean, keep, partial);
-  column_moments(policy, y, mean + d1, keep + d1, partial);
-  thrust::for_each(policy, first, first + n * d1, center_into<T>{x, mean, keep, sx, z, n, 0, 0});
-  thrust::for_each(policy, first, first + n * d2, center_into<T>{y, mean + d1, keep + d1, sy, z, n, 0, d1});
+  double* partial = keep + dd;
+  double* form = partial + moments_scratch(n, dd);
+  const view_pair<T> m = side_by_side(x, y);
+  scan_columns(be, m, mean, keep, partial, in, true, true);
   if (linear_by_grams(n, dd)) {
-    double* k = g;
-    double* l = g + n * n;
-    gram(static_cast<const double*>(z), n, d1, k);
-    gram(static_cast<const double*>(z + n * d1), n, d2, l);
-    thrust::for_each(policy, first, first + n * n, mirror_lower{k, n});
-    thrust::for_each(policy, first, first + n * n, mirror_lower{l, n});
+    double* z = form;
+    double* k = z + n * dd;
+    double* l = k + n * n;
+    write_centered(be, m, mean, keep, in.scale(), z);
+    be.gram(z, n, d1, k);
+    be.gram(z + n * d1, n, d2, l);
+    be.launch(2 * n * n, mirror_lower{k, l, n});
     const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
-    const sums3 c = centered_sums(policy, sk, sl, unbiased, l + n * n);
-    const sums3 raw = thrust::transform_reduce(policy, first, first + n * n, raw_squares_at{sk, sl, unbiased},
-                                               sums3(0.0, 0.0, 0.0), add3{});
-    return {thrust::get<0>(c), thrust::get<1>(c), thrust::get<2>(c), thrust::get<0>(raw), thrust::get<1>(raw)};
+    centered_sums_into(be, sk, sl, unbiased, l + n * n, sums, sums + 10);
+    be.reduce_into(n * n, raw_squares_at{sk, sl, unbiased}, sums3(0.0, 0.0, 0.0), add3{}, slots3(sums + 3));
+  } else {
+    if (rows <= 0) rows = feature_chunk(n, dd);
+    const std::int64_t p = dd + 1;
+    double* w = form;
+    double* sm = w + rows * p;
+    for (std::int64_t r0 = 0; r0 < n; r0 += rows) {
+      const std::int64_t h = std::min(rows, n - r0);
+      be.launch(h * p, shifted_chunk<T>{m, in.scale(), r0, h, w});
+      be.cross(w, h, p, sm, r0 > 0);
+    }
+    be.reduce_into(dd * dd, shifted_feature_terms{sm, dd, d1}, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
+                   thrust::make_zip_iterator(thrust::make_tuple(sums, sums + 1, sums + 2, sums + 3, sums + 4)));
+    if (unbiased) {
+      be.reduce_into(n, centered_row_norms<T>{m, in.scale(), sm}, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
+                     thrust::make_zip_iterator(thrust::make_tuple(sums + 5, sums + 6, sums + 7, sums + 8, sums + 9)));
+    }
   }
-  product(static_cast<const double*>(z), n, dd, g);
-
-  const sums5 f = thrust::transform_reduce(policy, first, first + dd * dd, feature_block_terms{g, z, n, dd, d1},
-                                           sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
-  centered_totals r{thrust::get<0>(f), thrust::get<1>(f), thrust::get<2>(f), thrust::get<3>(f), thrust::get<4>(f)};
-  if (unbiased) {
-    const sums5 t = thrust::transform_reduce(policy, first, first + n, row_norm_terms{z, n, d1, d2},
-                                             sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{});
+  double h[linear_slots];
+  be.to_host(h, scratch, linear_slots);
+  require_scanned_finite(be, m, h, "X", "Y");
+  const double* s = h + input_slots::count;
+  centered_totals r{s[0], s[1], s[2], s[3], s[4]};
+  if (unbiased && !linear_by_grams(n, dd)) {
     const double nn = double(n), c1 = nn / (nn - 2), c2 = 1.0 / ((nn - 1) * (nn - 2));
-    const double sk = thrust::get<0>(t), sl = thrust::get<1>(t);
-    r.kl += c2 * sk * sl - c1 * thrust::get<2>(t);
-    r.kk += c2 * sk * sk - c1 * thrust::get<3>(t);
-    r.ll += c2 * sl * sl - c1 * thrust::get<4>(t);
+    r.kl += c2 * s[5] * s[6] - c1 * s[7];
+    r.kk += c2 * s[5] * s[5] - c1 * s[8];
+    r.ll += c2 * s[6] * s[6] - c1 * s[9];
   }
   return r;
 }

@@ -11,12 +11,6 @@
 #include <cka/device/detail/tiles.hpp>
 #include <cka/rbf_parameters.hpp>  // Eigen-free: the median's ranks and midpoint
 
-#include <thrust/copy.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/transform_iterator.h>
-#include <thrust/sort.h>
-#include <thrust/transform.h>
-#include <thrust/transform_reduce.h>
 
 #include <algorithm>
 #include <cmath>
@@ -132,8 +126,6 @@ struct median_selection {
   const tile_rows& t;
   double* buf;
 
-  using counter = thrust::counting_iterator<std::int64_t>;
-
   static std::uint64_t top_pattern() { return bits_of(1.7976931348623157e308); }
   static int shift_for(std::uint64_t lo, std::uint64_t hi) {
     int shift = 0;
@@ -173,16 +165,15 @@ struct median_selection {
   template <class R>
   bool sample_bracket(const R& guess, std::uint64_t pairs, std::uint64_t& lo, std::uint64_t& hi) const {
     const std::uint64_t m = std::min(e.plan.draws, std::max<std::uint64_t>(pairs / 64, std::uint64_t(1) << 12));
-    auto sample = e.make(std::size_t(m));
-    const counter first(0);
-    thrust::transform(e.policy, first, first + std::int64_t(m), sample.get(), sampled_distance{t.z, t.n, t.d, 0x2545F4914F6CDD1Dull});
-    thrust::sort(e.policy, sample.get(), sample.get() + m);
+    auto sample = e.be.scratch(std::size_t(m));
+    e.be.transform(std::int64_t(m), sample.get(), sampled_distance{t.z, t.n, t.d, 0x2545F4914F6CDD1Dull});
+    e.be.sort(sample.get(), std::int64_t(m));
     const double q = double(std::max<std::int64_t>(guess.hi, 0)) / double(pairs);
     const double spread = 5.0 * std::sqrt(double(m) * q * (1 - q)) + 1;
     const double at_lo = std::max(0.0, double(m) * q - spread), at_hi = std::min(double(m - 1), double(m) * q + spread);
     double vlo = 0, vhi = 0;
-    e.to_host(&vlo, sample.get() + std::int64_t(at_lo), 1);
-    e.to_host(&vhi, sample.get() + std::int64_t(at_hi), 1);
+    e.be.to_host(&vlo, sample.get() + std::int64_t(at_lo), 1);
+    e.be.to_host(&vhi, sample.get() + std::int64_t(at_hi), 1);
     if (!(vlo - vlo == 0.0) || !(vhi - vhi == 0.0)) return false;
     lo = bits_of(vlo > 0 ? vlo : 0.0);
     hi = bits_of(vhi);
@@ -198,7 +189,7 @@ struct median_selection {
       const median_tally c = tally(lo, hi, shift);
       const std::uint64_t inside = total(c);
       if (rank < c.below || rank >= c.below + inside) {
-        cka::detail::fail_domain(e.fn, "internal error: a median rank fell outside its bracket");
+        cka::detail::fail_domain(e.be.fn, "internal error: a median rank fell outside its bracket");
       }
       if (inside <= e.plan.cap) return collect(lo, hi, inside, c.below, {std::int64_t(rank), std::int64_t(rank)})[1];
       std::uint64_t seen = c.below;
@@ -216,11 +207,9 @@ struct median_selection {
     median_tally sum;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
-      const counter first(0);
-      sum = add_tally{}(sum, thrust::transform_reduce(e.policy, first, first + p.h * p.w, tally_at{e.distances(t, p, buf), lo, hi, shift},
-                                                      median_tally{}, add_tally{}));
+      sum = add_tally{}(sum, e.be.reduce(p.h * p.w, tally_at{e.distances(t, p, buf), lo, hi, shift}, median_tally{}, add_tally{}));
     });
-    if (sum.bad > 0) fail_tile_overflow(e.fn, true);
+    if (sum.bad > 0) fail_tile_overflow(e.be.fn, true);
     return sum;
   }
 
@@ -228,20 +217,18 @@ struct median_selection {
   /// values at ranks want[0] and want[1] (a negative rank gives 0).
   std::vector<double> collect(std::uint64_t lo, std::uint64_t hi, std::uint64_t inside, std::uint64_t below,
                               const std::int64_t (&want)[2]) const {
-    auto values = e.make(std::size_t(inside));
+    auto values = e.be.scratch(std::size_t(inside));
     double* out = values.get();
     std::int64_t at = 0;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
-      const counter first(0);
       const tile_distance dist = e.distances(t, p, buf);
-      const auto d = thrust::make_transform_iterator(first, dist);
-      at = thrust::copy_if(e.policy, d, d + p.h * p.w, first, out + at, in_bracket{dist, lo, hi}) - out;
+      at += e.be.copy_if(p.h * p.w, dist, out + at, in_bracket{dist, lo, hi});
     });
-    thrust::sort(e.policy, out, out + at);
+    e.be.sort(out, at);
     std::vector<double> v(2, 0.0);
     for (int q = 0; q < 2; ++q)
-      if (want[q] >= 0) e.to_host(&v[std::size_t(q)], out + (want[q] - std::int64_t(below)), 1);
+      if (want[q] >= 0) e.be.to_host(&v[std::size_t(q)], out + (want[q] - std::int64_t(below)), 1);
     return v;
   }
 };
@@ -250,7 +237,7 @@ struct median_selection {
 /// median_squared_distance gives it), on the engine's context; one tile of scratch.
 template <class Engine>
 double tile_median(const Engine& e, const tile_rows& t, median_rule rule) {
-  auto buffer = e.make(std::size_t(e.plan.tile * e.plan.tile));
+  auto buffer = e.be.scratch(std::size_t(e.plan.tile * e.plan.tile));
   return median_selection<Engine>{e, t, buffer.get()}.run(rule_ranks{rule, std::uint64_t(t.n)});
 }
 

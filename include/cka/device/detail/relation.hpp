@@ -14,17 +14,15 @@
 // host's ratio with its messages. Cost: two n×n Grams (n²(ds+dt) flops), one n×n×ds product, O(n²)
 // passes. Scratch: relation_scratch.
 
+#include <cka/detail/ratio.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/linear.hpp>
+#include <cka/device/detail/moments.hpp>
 
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/zip_iterator.h>
-#include <thrust/transform.h>
-#include <thrust/reduce.h>
-#include <thrust/transform_reduce.h>
+#include <thrust/functional.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -75,6 +73,8 @@ struct relation_mode {
   bool row_normalize = false;
   bool unbiased = false;
   bool skip = true;
+  /// The term compares the columns (the class relation: the engine sees the views transposed).
+  bool transposed = false;
   /// Features centered before the Grams (H·K·H = Xc·Xcᵀ): centered CKA without row scaling.
   bool center_features() const { return centered && !row_normalize; }
 };
@@ -83,11 +83,12 @@ struct relation_mode {
 /// the host loss's skip count when non-negative, else an error the host function would have thrown.
 enum term_status : int { term_defined = 0, term_skipped = 1, term_not_finite = -1, term_overflow = -2, term_undefined = -3 };
 
-/// 1 where an element of the view is NaN or ±Inf (counted into the term's slots).
+/// 1 where an element of s (items below s's size) or of t is NaN or ±Inf (counted into the term's slots).
 template <class T>
 struct not_finite_count {
-  not_finite_at<T> at;
-  CKA_HD double operator()(std::int64_t k) const { return at(k) ? 1.0 : 0.0; }
+  not_finite_at<T> s, t;
+  std::int64_t size_s;
+  CKA_HD double operator()(std::int64_t k) const { return (k < size_s ? s(k) : t(k - size_s)) ? 1.0 : 0.0; }
 };
 
 /// p[i].
@@ -112,7 +113,7 @@ struct u_center_from_total {
 
 /// The term's outcome from its sums, with the host's rules (cka::detail::cka_ratio): non-finite input, then
 /// a zero row under row scaling, then overflow, then a vanishing self-product (relative (64ε)² of its
-/// reference) — skipped or an error under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales
+/// reference: cka::detail::vanishes_at) — skipped or an error under the policy — else a = ⟨A, M⟩/(‖A‖‖M‖) and W's scales
 /// M/(‖A‖‖M‖), a/‖A‖².
 struct finish_term {
   term_slots slots;
@@ -122,7 +123,6 @@ struct finish_term {
   CKA_HD void operator()(std::int64_t) const {
     const double* p = slots.sums();
     const double* raw = slots.raw();
-    const double tiny = (64 * 2.220446049250313e-16) * (64 * 2.220446049250313e-16);
     double status = term_defined, value = 0, scale_m = 0, scale_a = 0;
     const bool finite = p[0] - p[0] == 0.0 && p[1] - p[1] == 0.0 && p[2] - p[2] == 0.0;
     if (*slots.bad() > 0) {
@@ -131,7 +131,7 @@ struct finish_term {
       status = skip ? term_skipped : term_undefined;  // a zero row: row scaling would divide by zero
     } else if (!finite) {
       status = term_overflow;
-    } else if (!(p[1] > tiny * raw[0]) || !(p[2] > tiny * raw[1])) {
+    } else if (cka::detail::vanishes_at(p[1], raw[0], DBL_EPSILON) || cka::detail::vanishes_at(p[2], raw[1], DBL_EPSILON)) {
       status = skip ? term_skipped : term_undefined;
     } else {
       const double na = sqrt(p[1]), nm = sqrt(p[2]);
@@ -247,23 +247,11 @@ struct scatter_gradient {
   }
 };
 
-/// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots included).
+/// Scratch doubles of relation_core for n rows and ds + dt = dd features (its slots and the scan's included).
 inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64_t dd) {
-  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count +
+  return n * dd + 2 * dd + 3 * n * n + 4 * n + n * ds + term_slots::count + input_slots::count +
          std::max(moments_scratch(n, dd), line_sums_scratch(n, n));
 }
-
-/// A reduction on the host systems, its result stored through `out` (a pointer, or a zip iterator of
-/// pointers for a tuple): the host systems' `reduce` callable of relation_core.
-template <class Policy>
-struct host_reduce {
-  Policy policy;
-  template <class F, class V, class Op, class Out>
-  void operator()(std::int64_t count, F f, V init, Op op, Out out) const {
-    const thrust::counting_iterator<std::int64_t> first(0);
-    *out = thrust::transform_reduce(policy, first, first + count, f, init, op);
-  }
-};
 
 /// One term of the loss on the context without waiting for it: the Grams of the rows of s and t compared
 /// under `mode` (n rows, enough for it), the term's value and status into its slots (the end of scratch),
@@ -271,13 +259,10 @@ struct host_reduce {
 /// is defined. As cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its
 /// centering (or P), M the teacher's, W = M/(‖A‖‖M‖) − a·A/‖A‖²; row scaling turns W into
 /// G = diag(inv)·W − diag(d); ∂a/∂s = (G + Gᵀ)·Xs. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower
-/// triangle at least) for an n×d block Z; multiply(w, n, x, d, out): out = W·X (n×d), all column-major;
-/// reduce(count, f, init, op, out): the transform-reduction of f over 0 … count−1 stored through out, in
-/// the context's memory.
-template <class Policy, class Gram, class Multiply, class Reduce, class T, class G>
-term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, double* scratch,
-                         const strided<T>& s, const strided<T>& t, const relation_mode& mode, const strided_out<G>& grad,
-                         double factor, bool accumulate) {
+/// triangle at least) by the backend's gram, W·Xs by its multiply, all column-major. Nothing read back.
+template <class Backend, class T, class G>
+term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s, const strided<T>& t,
+                         const relation_mode& mode, const strided_out<G>& grad, double factor, bool accumulate) {
   const std::int64_t n = s.rows, ds = s.cols, dt = t.cols, dd = ds + dt;
   double* z = scratch;
   double* mean = z + n * dd;
@@ -291,68 +276,61 @@ term_slots relation_core(const Policy& policy, Gram&& gram, Multiply&& multiply,
   double* inv_t = inv_s + n;   // n: 1/√L_ii
   double* out = inv_t + n;     // n×ds: the gradient before its scatter
   const term_slots slots{out + n * ds};
-  double* partial = slots.at + term_slots::count;  // the chunks of column statistics, then of line sums
-  const thrust::counting_iterator<std::int64_t> first(0);
-  const auto zip3 = [](double* p) { return thrust::make_zip_iterator(thrust::make_tuple(p, p + 1, p + 2)); };
-  // Non-finite input elements (the waiting callers have thrown for them already).
-  reduce(n * ds, not_finite_count<T>{{s.ptr, s.cols, s.row_stride, s.col_stride}}, 0.0, thrust::plus<double>(), slots.raw());
-  reduce(n * dt, not_finite_count<T>{{t.ptr, t.cols, t.row_stride, t.col_stride}}, 0.0, thrust::plus<double>(), slots.raw() + 1);
-  thrust::transform(policy, slots.raw(), slots.raw() + 1, slots.raw() + 1, slots.bad(), thrust::plus<double>());
+  const input_slots scan{slots.at + term_slots::count};
+  double* partial = scan.at + input_slots::count;  // the chunks of column statistics, then of line sums
+  // Non-finite input elements: a status, and for the waiting callers an error.
+  be.reduce_into(n * (ds + dt),
+                 not_finite_count<T>{{s.ptr, s.cols, s.row_stride, s.col_stride}, {t.ptr, t.cols, t.row_stride, t.col_stride}, n * ds},
+                 0.0, thrust::plus<double>(), slots.bad());
   // The features: column-centered for centered CKA without row scaling, else as they are.
-  if (mode.center_features()) {
-    column_moments(policy, s, mean, keep, partial);
-    column_moments(policy, t, mean + ds, keep + ds, partial);
-  } else {
-    thrust::fill(policy, mean, mean + dd, 0.0);
-    thrust::fill(policy, keep, keep + dd, 1.0);
-  }
-  thrust::for_each(policy, first, first + n * ds, center_into<T>{s, mean, keep, 1.0, z, n, 0, 0});
-  thrust::for_each(policy, first, first + n * dt, center_into<T>{t, mean + ds, keep + ds, 1.0, z, n, 0, ds});
-  gram(static_cast<const double*>(z), n, ds, k);
-  gram(static_cast<const double*>(z + n * ds), n, dt, l);
-  thrust::for_each(policy, first, first + n * n, mirror_lower{k, n});
-  thrust::for_each(policy, first, first + n * n, mirror_lower{l, n});
+  const view_pair<T> pair = side_by_side(s, t);
+  const bool centered = mode.center_features();
+  if (centered) scan_columns(be, pair, mean, keep, partial, scan, false, false);
+  write_centered(be, pair, mean, keep, nullptr, z, centered, centered);
+  be.gram(z, n, ds, k);
+  be.gram(z + n * ds, n, dt, l);
+  be.launch(2 * n * n, mirror_lower{k, l, n});
   const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
-  reduce(n * n, raw_squares_at{sk, sl, false}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.raw()));
+  be.reduce_into(n * n, raw_squares_at{sk, sl, false}, sums3(0.0, 0.0, 0.0), add3{}, slots3(slots.raw()));
   double* am = k;
   if (mode.row_normalize) {
-    thrust::for_each(policy, first, first + n, inverse_root_diagonal{k, n, inv_s});
-    thrust::for_each(policy, first, first + n, inverse_root_diagonal{l, n, inv_t});
-    reduce(n, zero_row_index{k, n}, double(n), thrust::minimum<double>(), slots.zero_rows());
-    reduce(n, zero_row_index{l, n}, double(n), thrust::minimum<double>(), slots.zero_rows() + 1);
-    thrust::for_each(policy, first, first + n * n, scale_rows{k, inv_s, n, a});
-    thrust::for_each(policy, first, first + n * n, scale_rows{l, inv_t, n, l});
+    be.launch(n, inverse_root_diagonal{k, n, inv_s});
+    be.launch(n, inverse_root_diagonal{l, n, inv_t});
+    be.reduce_into(n, zero_row_index{k, n}, double(n), thrust::minimum<double>(), slots.zero_rows());
+    be.reduce_into(n, zero_row_index{l, n}, double(n), thrust::minimum<double>(), slots.zero_rows() + 1);
+    be.launch(n * n, scale_rows{k, inv_s, n, a});
+    be.launch(n * n, scale_rows{l, inv_t, n, l});
     am = a;
     if (mode.centered) {  // the biased centering of a general matrix
       for (double* m : {a, l}) {
-        line_sums(policy, row_entry<double>{square<double>{m, n, 1, n}, false}, n, n, 1.0 / double(n), partial, rows);
-        line_sums(policy, column_entry{m, n}, n, n, 1.0 / double(n), partial, cols);
-        reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
-        thrust::for_each(policy, first, first + n * n, double_center{m, rows, cols, slots.total(), n});
+        line_sums(be, row_entry<double>{square<double>{m, n, 1, n}, false}, n, n, 1.0 / double(n), partial, rows);
+        line_sums(be, column_entry{m, n}, n, n, 1.0 / double(n), partial, cols);
+        be.reduce_into(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
+        be.launch(n * n, double_center{m, rows, cols, slots.total(), n});
       }
     }
   } else if (mode.centered && mode.unbiased) {
     for (double* m : {k, l}) {
       const square<double> sm{m, n, 1, n};
-      line_sums(policy, row_entry<double>{sm, true}, n, n, 1.0, partial, rows);
-      reduce(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
-      thrust::for_each(policy, first, first + n * n, u_center_from_total{m, rows, slots.total(), n});
+      line_sums(be, row_entry<double>{sm, true}, n, n, 1.0, partial, rows);
+      be.reduce_into(n, value_at{rows}, 0.0, thrust::plus<double>(), slots.total());
+      be.launch(n * n, u_center_from_total{m, rows, slots.total(), n});
     }
   }
-  reduce(n * n, products_at{am, l}, sums3(0.0, 0.0, 0.0), add3{}, zip3(slots.sums()));
-  thrust::for_each(policy, first, first + 1, finish_term{slots, mode.skip, mode.row_normalize, n});
-  thrust::for_each(policy, first, first + n * n, alignment_gradient{am, l, slots.scales()});
+  be.reduce_into(n * n, products_at{am, l}, sums3(0.0, 0.0, 0.0), add3{}, slots3(slots.sums()));
+  be.launch(1, finish_term{slots, mode.skip, mode.row_normalize, n});
+  be.launch(n * n, alignment_gradient{am, l, slots.scales()});
   double scale = -2.0;  // W is symmetric: W + Wᵀ = 2W
   if (mode.row_normalize) {
-    line_sums(policy, product_entry{am, k, n}, n, n, 1.0, partial, rows);
-    thrust::for_each(policy, first, first + n, times_half_cube{inv_s, rows});
-    thrust::for_each(policy, first, first + n * n, scale_rows{am, inv_s, n, am});
-    thrust::for_each(policy, first, first + n, subtract_diagonal{am, rows, n});
-    thrust::for_each(policy, first, first + n * n, symmetrize{am, n});
+    line_sums(be, product_entry{am, k, n}, n, n, 1.0, partial, rows);
+    be.launch(n, times_half_cube{inv_s, rows});
+    be.launch(n * n, scale_rows{am, inv_s, n, am});
+    be.launch(n, subtract_diagonal{am, rows, n});
+    be.launch(n * n, symmetrize{am, n});
     scale = -1.0;
   }
-  multiply(static_cast<const double*>(am), n, static_cast<const double*>(z), ds, out);
-  thrust::for_each(policy, first, first + n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status()});
+  be.multiply(am, n, z, ds, out);
+  be.launch(n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status()});
   return slots;
 }
 
@@ -382,22 +360,27 @@ inline bool too_few_rows(const char* fn, std::int64_t n, const relation_mode& mo
 /// One RCKA term, 1 − alignment of the row Grams of s and t (callers pass transposed views for the class
 /// relation), on a context, waiting for it: relation_core, then its sums read back (to_host) and the
 /// host's ratio(centered_totals) — which throws for an overflow or, under the raise policy, an undefined
-/// alignment, with the host's messages, and gives NaN for a skipped one. make(count) allocates scratch.
-template <class Policy, class Gram, class Multiply, class Reduce, class Ratio, class Make, class ToHost, class T, class G>
-relation_term_value relation_term(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Ratio&& ratio,
-                                  Make&& make, ToHost&& to_host, const char* fn, const strided<T>& s, const strided<T>& t,
+/// alignment, with the host's messages, and gives NaN for a skipped one. A non-finite element is
+/// cka::invalid_argument naming it (found on that error path only). One read-back.
+template <class Backend, class Ratio, class T, class G>
+relation_term_value relation_term(const Backend& be, Ratio&& ratio, const strided<T>& s, const strided<T>& t,
                                   const strided_out<G>& grad, const relation_mode& mode, double weight, bool accumulate) {
-  const thrust::counting_iterator<std::int64_t> first(0);
+  const char* fn = be.fn;
   if (too_few_rows(fn, s.rows, mode)) {
-    if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
+    if (!accumulate) be.launch(s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
     return {0.0, 1};
   }
-  auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
-  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, mode, grad, weight, accumulate);
+  auto scratch = be.scratch(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
+  const term_slots slots = relation_core(be, scratch.get(), s, t, mode, grad, weight, accumulate);
   double h[term_slots::count];
-  to_host(h, slots.at, term_slots::count);
+  be.to_host(h, slots.at, term_slots::count);
   const term_slots read{h};  // the same layout, read on the host
-  if (*read.bad() > 0) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
+  if (*read.bad() > 0) {
+    // The views as the caller passed them (a class relation's are transposed back): row-major indices.
+    require_finite(be, "student", mode.transposed ? transposed(s) : s);
+    require_finite(be, "teacher", mode.transposed ? transposed(t) : t);
+    cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
+  }
   if (mode.row_normalize) {
     for (int side = 0; side < 2; ++side) {
       const double zero_row = read.zero_rows()[side];
@@ -427,19 +410,17 @@ struct keep_term {
 /// One RCKA term without waiting: relation_core, its value and status left in out[0], out[1] (the
 /// context's memory). Too few rows: skipped, or cka::invalid_argument under the raise policy (the shapes
 /// are known on the host).
-template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
-void relation_term_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
-                         const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
+template <class Backend, class T, class G>
+void relation_term_async(const Backend& be, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
                          const relation_mode& mode, double weight, bool accumulate, double* out) {
-  const thrust::counting_iterator<std::int64_t> first(0);
-  if (too_few_rows(fn, s.rows, mode)) {
-    if (!accumulate) thrust::for_each(policy, first, first + s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
-    thrust::for_each(policy, first, first + 1, keep_term{nullptr, nullptr, out});
+  if (too_few_rows(be.fn, s.rows, mode)) {
+    if (!accumulate) be.launch(s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
+    be.launch(1, keep_term{nullptr, nullptr, out});
     return;
   }
-  auto scratch = make(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
-  const term_slots slots = relation_core(policy, gram, multiply, reduce, scratch.get(), s, t, mode, grad, weight, accumulate);
-  thrust::for_each(policy, first, first + 1, keep_term{slots.value(), slots.status(), out});
+  auto scratch = be.scratch(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
+  const term_slots slots = relation_core(be, scratch.get(), s, t, mode, grad, weight, accumulate);
+  be.launch(1, keep_term{slots.value(), slots.status(), out});
 }
 
 /// The loss of one or two terms (value, status pairs at `terms`) into the caller's slot: the weighted sum
@@ -491,43 +472,31 @@ void require_relation_shapes(const char* fn, const strided<TS>& s, const strided
   }
 }
 
-/// All the checks of a relation loss on views, the elements' finiteness (in the context's memory) too.
-template <class Policy, class Read, class TS, class TT, class G>
-void require_relation_inputs(const Policy& policy, Read&& read, const char* fn, const strided<TS>& s, const strided<TT>& t,
-                             const strided_out<G>& g, bool same_columns) {
-  require_relation_shapes(fn, s, t, g, same_columns);
-  require_finite(policy, read, fn, "student", s.ptr, s.rows, s.cols, s.row_stride, s.col_stride);
-  require_finite(policy, read, fn, "teacher", t.ptr, t.rows, t.cols, t.row_stride, t.col_stride);
-}
-
 /// Which relations a loss sums: the rows (sample relation, FCKA), the columns (class relation), or both
 /// (rcka_loss, weighted).
 enum class relations { rows, columns, both };
 
 /// A loss of one or both relations without waiting for the context: shapes checked on the host (and too
 /// few rows under the raise policy thrown), everything that reads the data left as a status with the value
-/// in the caller's slot (value, status: pointers in the context's memory). The callables as for
-/// relation_core and relation_term.
-template <class Policy, class Gram, class Multiply, class Reduce, class Make, class T, class G>
-void relation_loss_async(const Policy& policy, Gram&& gram, Multiply&& multiply, Reduce&& reduce, Make&& make,
-                         const char* fn, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
-                         const relation_mode& mode, relations which, double w_rows, double w_columns, G* value,
+/// in the caller's slot (value, status: pointers in the context's memory). Nothing read back.
+template <class Backend, class T, class G>
+void relation_loss_async(const Backend& be, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
+                         relation_mode mode, relations which, double w_rows, double w_columns, G* value,
                          std::int64_t* status) {
+  const char* fn = be.fn;
   require_relation_shapes(fn, s, t, grad, which != relations::rows);
   if (value == nullptr) cka::detail::fail_argument(fn, "the loss slot's value pointer is null");
-  auto terms = make(4);
+  auto terms = be.scratch(4);
   double* out = terms.get();
-  if (which != relations::columns) {
-    relation_term_async(policy, gram, multiply, reduce, make, fn, s, t, grad, mode, w_rows, false, out);
-  }
+  if (which != relations::columns) relation_term_async(be, s, t, grad, mode, w_rows, false, out);
   if (which != relations::rows) {
     const bool both = which == relations::both;
-    relation_term_async(policy, gram, multiply, reduce, make, fn, transposed(s), transposed(t), grad.transposed(), mode,
-                        both ? w_columns : 1.0, both, both ? out + 2 : out);
+    mode.transposed = true;
+    relation_term_async(be, transposed(s), transposed(t), grad.transposed(), mode, both ? w_columns : 1.0, both,
+                        both ? out + 2 : out);
   }
-  const thrust::counting_iterator<std::int64_t> first(0);
-  thrust::for_each(policy, first, first + 1,
-                   store_loss<G>{out, which == relations::both ? 2 : 1, which == relations::columns ? 1.0 : w_rows, w_columns, value, status});
+  be.launch(1, store_loss<G>{out, which == relations::both ? 2 : 1, which == relations::columns ? 1.0 : w_rows, w_columns,
+                             value, status});
 }
 
 }  // namespace cka::device::detail

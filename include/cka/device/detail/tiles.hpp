@@ -1,19 +1,16 @@
 #pragma once
 // Private: the device tile engine's core — the device twin of the host's tile engine (cka/detail/tiles.hpp).
-// A representation is written once into Z (n×d, column-major, double): column-centered for the linear and
-// RBF kernels (scaled by a power of two for a median rule), as it is for the polynomial kernel. A pass
-// walks the upper tiles I ≤ J of the n×n kernel matrix; for each, the caller's gemm writes G = Z_I·Z_Jᵀ
-// (h×w) into a tile buffer, and the pass's Thrust algorithms read kernel values off G as they go
+// A representation is written once into Z (n×d, column-major, double; moments.hpp): column-centered for the
+// linear and RBF kernels (scaled by a power of two for a median rule), as it is for the polynomial kernel. A
+// pass walks the upper tiles I ≤ J of the n×n kernel matrix; for each, the backend's tile product writes
+// G = Z_I·Z_Jᵀ (h×w) into a tile buffer, and the pass's launches read kernel values off G as they go
 // (kernel_sums.hpp), the squared distance ‖z_i‖² + ‖z_j‖² − 2g formed as the host forms it. Nothing n×n is
 // held: Z, its row norms and one or two tiles.
 
 #include <cka/detail/distances.hpp>
 #include <cka/device/detail/linear.hpp>
+#include <cka/device/detail/moments.hpp>
 
-#include <thrust/fill.h>
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/transform.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -78,10 +75,6 @@ void for_upper_tiles(std::int64_t n, std::int64_t b, F&& f) {
     for (std::int64_t j0 = i0; j0 < n; j0 += b) f(tile_place{i0, j0, std::min(b, n - i0), std::min(b, n - j0)});
 }
 
-/// Scratch doubles of tile_engine::write_rows for n rows of d columns: the means and flags, and the
-/// column statistics' chunks.
-inline std::int64_t rows_scratch(std::int64_t n, std::int64_t d) { return 2 * d + moments_scratch(n, d); }
-
 /// Throws the overflow of a tile pass: of a squared distance (the RBF kernel, the median), or of a kernel
 /// value (the inner-product kernels) — the host's messages.
 [[noreturn]] inline void fail_tile_overflow(const char* fn, bool distances) {
@@ -89,51 +82,24 @@ inline std::int64_t rows_scratch(std::int64_t n, std::int64_t d) { return 2 * d 
   cka::detail::fail_kernel_overflow(fn);
 }
 
-/// The engine over a context: policy runs Thrust, gemm(a, b, h, w, d, lda, g) writes G = A·Bᵀ (h×w,
-/// column-major, ld h) for A = rows of Z from a (h of them) and B from b (w), both with leading dimension
-/// lda and d columns; to_host(dst, src, count) copies doubles back; make(count) allocates count doubles on
-/// the context's memory (an owner with get()).
-template <class Policy, class Gemm, class ToHost, class Make>
+/// The engine over a backend (backend.hpp): its plan, the product of a tile and the distances read off it.
+template <class Backend>
 struct tile_engine {
-  Policy policy;
-  Gemm gemm;
-  ToHost to_host;
-  Make make;
-  const char* fn;
+  Backend be;
   tile_plan plan;
 
-  /// G for tile p of representation t into buf.
+  /// G for tile p of representation t into buf: one product.
   void product(const tile_rows& t, const tile_place& p, double* buf) const {
-    gemm(t.z + p.i0, t.z + p.j0, p.h, p.w, t.d, t.n, buf);
+    be.tile_gemm(t.z + p.i0, t.z + p.j0, p.h, p.w, t.d, t.n, buf);
   }
   tile_distance distances(const tile_rows& t, const tile_place& p, const double* buf) const {
     return tile_distance{buf, t.norms + p.i0, t.norms + p.j0, p.h, p.diagonal(), t.z + p.i0, t.z + p.j0, t.n, t.d};
   }
-
-  /// The rows of a view, or of two stacked views (y may have no rows), into z (n×d) with their squared
-  /// norms: column-centered (constant columns exactly zero) when `centered`, else as they are; times
-  /// `scale`. stats: rows_scratch(n, d) doubles.
-  template <class T>
-  void write_rows(const strided<T>& x, const strided<T>& y, bool centered, double scale, double* z, double* norms,
-                  double* stats) const {
-    const std::int64_t n = x.rows + y.rows, d = x.cols;
-    const thrust::counting_iterator<std::int64_t> first(0);
-    if (centered) {
-      column_moments(policy, x, stats, stats + d, stats + 2 * d, y);
-    } else {
-      thrust::fill(policy, stats, stats + d, 0.0);
-      thrust::fill(policy, stats + d, stats + 2 * d, 1.0);
-    }
-    thrust::for_each(policy, first, first + x.rows * d, center_into<T>{x, stats, stats + d, scale, z, n, 0, 0});
-    if (y.rows > 0) thrust::for_each(policy, first, first + y.rows * d, center_into<T>{y, stats, stats + d, scale, z, n, x.rows, 0});
-    thrust::transform(policy, first, first + n, norms, row_norm{z, n, d});
-  }
 };
 
-template <class Policy, class Gemm, class ToHost, class Make>
-tile_engine<Policy, Gemm, ToHost, Make> make_tile_engine(const Policy& policy, Gemm gemm, ToHost to_host, Make make,
-                                                         const char* fn, const tile_plan& plan) {
-  return {policy, gemm, to_host, make, fn, plan};
+template <class Backend>
+tile_engine<Backend> make_tile_engine(const Backend& be, const tile_plan& plan) {
+  return {be, plan};
 }
 
 }  // namespace cka::device::detail
