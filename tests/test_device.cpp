@@ -820,9 +820,9 @@ TEST_CASE("device backend: each function's launches and synchronisations (the pa
       {"linear_cka, n < d1 + d2 (Grams)", [&] { cka::linear_cka(ctx, vwx.input(), vwy.input()); }, 13, 1},
       // line sums with the checks, their chunks, the verdict, the products.
       {"hsic", [&] { cka::hsic(ctx, vk.input(), vl.input()); }, 4, 1},
-      // scan, Z, norms (2), the verdict read; pass A: a fill, per tile and side a product and 2 launches (4 more
-      // off the diagonal); totals, scales; pass B: per tile two products and a reduction; the read-back.
-      {"kernel_cka rbf fixed sigma", [&] { cka::kernel_cka(ctx, vx.input(), vy.input(), fixed, fixed); }, 41, 2},
+      // scan, Z, norms, the verdict read; pass A: a fill, per tile two products, the chunk sums of both sides
+      // and their totals; totals, scales; pass B: per tile two products and a reduction; the read-back.
+      {"kernel_cka rbf fixed sigma", [&] { cka::kernel_cka(ctx, vx.input(), vy.input(), fixed, fixed); }, 30, 2},
       // scan, a pass of chunk sums, a reduction over the columns.
       {"mmd2 linear", [&] { cka::mmd2(ctx, vx.input(), vz.input(), cka::linear_kernel{}); }, 6, 1},
       // scan, Z, norms, the verdict read; per tile a product and a reduction; the read-back.
@@ -867,5 +867,34 @@ TEST_CASE("device linear CKA: the feature form in chunks of rows agrees with one
       CHECK(test::rel_err(device::detail::cka_of("linear_cka", s), expected) < 1e-12);
       CHECK(counts.launches == 4 + 2 * ((301 + rows - 1) / rows) + 1 + (est == estimator::unbiased ? 1 : 0));
     }
+  }
+}
+
+TEST_CASE("device RBF engine: kernel CKA and MMD at n = 6000 (sampled median brackets) against the host", "[device]") {
+  // Beyond the sizes where both medians are selected exactly from all pairs at once: the device samples a
+  // bracket (2^16 pairs and more), the host its own way; the values must still agree to rounding.
+  const auto x = test::normal<double>(6000, 4, 91);
+  const auto y = test::related<double>(x, 3, 92);
+  const auto vx = lay_out(x, layout::row_major), vy = lay_out(y, layout::column_major);
+  const auto k = cka::rbf_kernel::median(), nonzero = cka::rbf_kernel::median(1.0, cka::median_rule::nonzero);
+  CHECK(test::rel_err(cka::kernel_cka(device::omp{}, vx.input(), vy.input(), k, nonzero), cka::kernel_cka(x, y, k, nonzero)) <
+        1e-12);
+  const test::mat<double> a = x.topRows(3500), b = x.bottomRows(2500);
+  const auto va = lay_out(a, layout::row_major), vb = lay_out(b, layout::row_major);
+  // Two samples of one distribution: MMD² (about −7e-5 here) is a difference of kernel means near 0.4, so
+  // its rounding is relative to those (RBF values are at most 1): an absolute margin of 1e-12.
+  CHECK(std::abs(cka::mmd2(device::omp{}, va.input(), vb.input(), k, estimator::unbiased) -
+                 cka::mmd2(a, b, k, estimator::unbiased)) < 1e-12);
+}
+
+TEST_CASE("device engines: a flat index divided in 32 bits where it fits, in 64 beyond", "[device]") {
+  const std::int64_t two32 = std::int64_t(1) << 32;
+  const std::int64_t cases[][2] = {{0, 1}, {17, 5}, {two32 - 1, 4096}, {two32 - 1, two32 - 1}, {two32, 7},
+                                   {46341LL * 46341LL + 12345, 46341}, {std::int64_t(1) << 62, 3}, {5, two32 + 1}};
+  for (const auto& c : cases) {
+    CAPTURE(c[0], c[1]);
+    const auto f = device::detail::divide(c[0], c[1]);
+    CHECK(f.q == c[0] / c[1]);
+    CHECK(f.r == c[0] % c[1]);
   }
 }

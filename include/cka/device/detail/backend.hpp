@@ -29,6 +29,20 @@
 
 namespace cka::device::detail {
 
+/// Quotient and remainder of a flat index k by a side h (both non-negative): in 32 bits where both fit
+/// — a GPU divides 32-bit integers several times faster than 64-bit ones, and a tile, a chunk or most
+/// views index below 2³² — else in 64. The per-element division of the passes that walk a flat index.
+struct flat_index {
+  std::int64_t q, r;
+};
+CKA_HD inline flat_index divide(std::int64_t k, std::int64_t h) {
+  if (k < (std::int64_t(1) << 32) && h < (std::int64_t(1) << 32)) {
+    const std::uint32_t a = std::uint32_t(k), b = std::uint32_t(h);
+    return {std::int64_t(a / b), std::int64_t(a % b)};
+  }
+  return {k / h, k % h};
+}
+
 /// A context's part of the backend, specialised by the context's header (cka/device.hpp, cka/device/cuda.hpp):
 /// backend(ctx, fn), the tile plan for n rows, host_memory, and — for host memory — generic_kernel_cka and
 /// generic_mmd2 for kernels the tile engine does not evaluate.

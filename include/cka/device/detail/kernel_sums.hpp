@@ -94,42 +94,88 @@ struct tile_value {
   }
 };
 
-/// Pass A's partial sums over a tile, items spread over the whole tile (a GPU thread per row or column
-/// alone would leave most of the device idle): item c·h + i sums row i over the c-th chunk of `chunk`
-/// columns into rs, and its squares into qs; the entry on the matrix diagonal is left out when
-/// skip_diagonal (a diagonal tile's i = j).
-struct tile_row_chunk {
-  tile_value v;
-  std::int64_t w, chunk;
+/// Pass A's chunk sums of one tile of K and one of L in one launch, items spread over both tiles (a GPU
+/// thread per row or column alone would leave most of the device idle). Per side (K, then L): item
+/// c·h + i sums row i over the c-th chunk of `chunk` columns, and its squares — the entry on the matrix
+/// diagonal left out when skip_diagonal (a diagonal tile's i = j) — then, off the diagonal, item c·w + j
+/// sums column j over the c-th chunk of rows (the sums of the rows below the diagonal that the tile
+/// stands for). part, per side: the rows' sums (across·h), their squares (across·h), the columns' sums
+/// (down·w).
+struct tile_line_chunks {
+  tile_value v[2];
+  std::int64_t w, chunk, across, down;
   bool skip_diagonal;
-  double* rs;
-  double* qs;
+  double* part;
   CKA_HD void operator()(std::int64_t item) const {
-    const std::int64_t h = v.dist.h, i = item % h, c = item / h;
-    const std::int64_t j0 = c * chunk, j1 = j0 + chunk < w ? j0 + chunk : w;
+    const std::int64_t h = v[0].dist.h, rows = across * h, per_side = rows + (v[0].dist.diagonal ? 0 : down * w);
+    const int side = item < per_side ? 0 : 1;
+    const std::int64_t k = item - side * per_side;
+    const tile_value& t = v[side];
+    double* p = part + side * (per_side + rows);
     double s = 0, s2 = 0;
-    for (std::int64_t j = j0; j < j1; ++j) {
-      if (v.dist.diagonal && skip_diagonal && i == j) continue;
-      const double a = v(j * h + i);
-      s += a;
-      s2 += a * a;
+    if (k < rows) {
+      const flat_index f = divide(k, h);
+      const std::int64_t i = f.r, c = f.q, j0 = c * chunk, j1 = j0 + chunk < w ? j0 + chunk : w;
+      for (std::int64_t j = j0; j < j1; ++j) {
+        if (t.dist.diagonal && skip_diagonal && i == j) continue;
+        const double a = t(j * h + i);
+        s += a;
+        s2 += a * a;
+      }
+      p[k] = s;
+      p[rows + k] = s2;
+      return;
     }
-    rs[item] = s;
-    qs[item] = s2;
+    const std::int64_t q = k - rows, j = q % w, c = q / w, i0 = c * chunk, i1 = i0 + chunk < h ? i0 + chunk : h;
+    for (std::int64_t i = i0; i < i1; ++i) s += t(j * h + i);
+    p[2 * rows + q] = s;
   }
 };
 
-/// Item c·w + j: column j of a tile summed over the c-th chunk of `chunk` rows, into cs.
-struct tile_column_chunk {
-  tile_value v;
-  std::int64_t w, chunk;
-  double* cs;
+/// Pass A's chunks of one tile of K and of L added in order onto the row sums (rows: rk, rl, qk, ql, n
+/// each): per side, item i < h onto row i0 + i's sum and (times 2 off the diagonal: the rows below count
+/// too) its squares, then off the diagonal item h + j onto row j0 + j's sum.
+struct tile_line_totals {
+  const double* part;
+  std::int64_t h, w, across, down, i0, j0, n;
+  bool diagonal;
+  double* rows;
   CKA_HD void operator()(std::int64_t item) const {
-    const std::int64_t h = v.dist.h, j = item % w, c = item / w;
-    const std::int64_t i0 = c * chunk, i1 = i0 + chunk < h ? i0 + chunk : h;
+    const std::int64_t cols = diagonal ? 0 : w, per_side = h + cols, row_items = across * h;
+    const int side = item < per_side ? 0 : 1;
+    const std::int64_t k = item - side * per_side;
+    const double* p = part + side * (2 * row_items + (diagonal ? 0 : down * w));
+    double* r = rows + side * n;
+    double* q = rows + (2 + side) * n;
+    double s = 0, s2 = 0;
+    if (k < h) {
+      for (std::int64_t c = 0; c < across; ++c) {
+        s += p[c * h + k];
+        s2 += p[row_items + c * h + k];
+      }
+      r[i0 + k] += s;
+      q[i0 + k] += (diagonal ? 1.0 : 2.0) * s2;
+      return;
+    }
+    const std::int64_t j = k - h;
+    for (std::int64_t c = 0; c < down; ++c) s += p[2 * row_items + c * w + j];
+    r[j0 + j] += s;
+  }
+};
+
+/// Squared row norms of two blocks of rows (Z_x: n×d1, Z_y: n×d2, column-major): item i < n is Z_x's row i,
+/// else Z_y's row i − n.
+struct two_row_norms {
+  const double* zx;
+  const double* zy;
+  std::int64_t n, d1, d2;
+  CKA_HD double operator()(std::int64_t item) const {
+    const bool y = item >= n;
+    const double* z = y ? zy : zx;
+    const std::int64_t i = y ? item - n : item, d = y ? d2 : d1;
     double s = 0;
-    for (std::int64_t i = i0; i < i1; ++i) s += v(j * h + i);
-    cs[item] = s;
+    for (std::int64_t c = 0; c < d; ++c) s += z[c * n + i] * z[c * n + i];
+    return s;
   }
 };
 
@@ -143,7 +189,8 @@ struct tile_centered_products {
   const double* scales;  // K's and L's centering (u, c), in the context's memory
   bool unbiased;
   CKA_HD sums3 operator()(std::int64_t flat) const {
-    const std::int64_t h = k.dist.h, i = flat % h, j = flat / h;
+    const flat_index f = divide(flat, k.dist.h);
+    const std::int64_t i = f.r, j = f.q;
     const bool diagonal = k.dist.diagonal;
     if (diagonal && unbiased && i == j) return sums3(0.0, 0.0, 0.0);
     const centering_scale ck{scales[0], scales[1]}, cl{scales[2], scales[3]};
@@ -160,7 +207,8 @@ struct tile_block_terms {
   tile_value k;
   std::int64_t i0, j0, m;
   CKA_HD sums5 operator()(std::int64_t flat) const {
-    const std::int64_t h = k.dist.h, i = i0 + flat % h, j = j0 + flat / h;
+    const flat_index f = divide(flat, k.dist.h);
+    const std::int64_t i = i0 + f.r, j = j0 + f.q;
     const double v = k(flat), wgt = k.dist.diagonal ? 1.0 : 2.0;
     const bool xi = i < m, xj = j < m;
     const double on_diagonal = i == j ? v : 0.0;
@@ -233,17 +281,15 @@ inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 8 + 
 
 /// The centered sums of the kernel matrices K of x and L of y (pass A, then pass B): kl, kk, ll and the
 /// references Σ K_ij², Σ L_ij² (off the diagonal for the unbiased estimator). rows: 4n doubles; slots:
-/// tile_cka_slots(n, tile) doubles, both of the context's memory. Per tile: two products and four
-/// launches for each representation in pass A, two products and a reduction in pass B; one read-back.
+/// tile_cka_slots(n, tile) doubles, both of the context's memory. Per tile: two products and two launches
+/// in pass A, two products and a reduction in pass B; one read-back.
 template <class Engine>
 centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_kernel& fx, const tile_rows& y,
                               const tile_kernel& fy, bool unbiased, double* rows, double* slots) {
   const auto& be = e.be;
   const std::int64_t n = x.n;
-  double* rk = rows;
+  double* rk = rows;  // then rl, and the squares qk, ql
   double* rl = rows + n;
-  double* qk = rows + 2 * n;
-  double* ql = rows + 3 * n;
   be.fill(rows, 4 * n, 0.0);
   auto bk = be.scratch(std::size_t(e.plan.tile * e.plan.tile));
   auto bl = be.scratch(std::size_t(e.plan.tile * e.plan.tile));
@@ -253,22 +299,17 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
     e.product(t, p, g);
     return tile_value{e.distances(t, p, g), f};
   };
-  // Pass A's chunk sums: for rows, (tile/chunk rounded up) chunks of h; for columns, as many of w.
+  // Pass A's chunk sums, both sides in one launch and added in one: for rows, (tile/chunk rounded up) chunks
+  // of h; for columns, as many of w.
   const std::int64_t chunk = std::max<std::int64_t>(1, e.plan.chunk), most = (e.plan.tile + chunk - 1) / chunk;
-  auto partial = be.scratch(std::size_t(2 * most * e.plan.tile));
-  double* ps = partial.get();
-  double* pq = ps + most * e.plan.tile;
-  auto row_and_column_sums = [&](const tile_value& v, const tile_place& p, double* r, double* q) {
-    const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
-    be.launch(across * p.h, tile_row_chunk{v, p.w, chunk, unbiased, ps, pq});
-    be.launch(p.h, add_chunks{ps, pq, p.h, across, 1.0, p.diagonal() ? 1.0 : 2.0, true, r + p.i0, q + p.i0});
-    if (p.diagonal()) return;  // a tile above the diagonal also holds the sums of the rows below it
-    be.launch(down * p.w, tile_column_chunk{v, p.w, chunk, ps});
-    be.launch(p.w, add_chunks{ps, nullptr, p.w, down, 1.0, 0.0, true, r + p.j0, nullptr});
-  };
+  auto partial = be.scratch(std::size_t(6 * most * e.plan.tile));
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
-    row_and_column_sums(values(x, fx, p, gk), p, rk, qk);
-    row_and_column_sums(values(y, fy, p, gl), p, rl, ql);
+    const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
+    const std::int64_t cols = p.diagonal() ? 0 : p.w;
+    const tile_line_chunks sums{{values(x, fx, p, gk), values(y, fy, p, gl)}, p.w, chunk, across, down, unbiased,
+                                partial.get()};
+    be.launch(2 * (across * p.h + (p.diagonal() ? 0 : down * p.w)), sums);
+    be.launch(2 * (p.h + cols), tile_line_totals{partial.get(), p.h, p.w, across, down, p.i0, p.j0, n, p.diagonal(), rows});
   });
   double* totals = slots;  // Σrk, Σrl, Σqk, Σql, then the centering scales
   double* tiles = slots + 8;
@@ -335,8 +376,7 @@ centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const stri
   double* rows = ny + n;  // 4n
   double* slots = rows + 4 * n;
   write_tile_rows(be, side_by_side(x, y), kx, ky, in, slots + tile_cka_slots(n, e.plan.tile), zx);
-  be.transform(n, nx, row_norm{zx, n, d1});
-  be.transform(n, ny, row_norm{zy, n, d2});
+  be.transform(2 * n, nx, two_row_norms{zx, zy, n, d1, d2});
   const tile_rows tx{zx, nx, n, d1}, ty{zy, ny, n, d2};
   const tile_kernel fx = resolve_kernel(e, tx, kx), fy = resolve_kernel(e, ty, ky);
   return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows, slots);

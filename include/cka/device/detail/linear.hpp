@@ -69,7 +69,8 @@ struct shifted_chunk {
   std::int64_t r0, h;
   double* w;
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % h, c = flat / h;
+    const flat_index f = divide(flat, h);
+    const std::int64_t i = f.r, c = f.q;
     if (c == 0) {
       w[flat] = 1.0;
       return;

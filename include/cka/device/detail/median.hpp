@@ -58,7 +58,7 @@ struct tally_at {
   int shift;
   CKA_HD median_tally operator()(std::int64_t k) const {
     median_tally t;
-    if (dist.diagonal && k % dist.h >= k / dist.h) return t;  // a diagonal tile's pairs i < j only
+    if (dist.diagonal && divide(k, dist.h).r >= divide(k, dist.h).q) return t;  // a diagonal tile's pairs i < j only
     const double v = dist(k);
     if (!(v - v == 0.0)) {
       t.bad = 1;
@@ -79,7 +79,7 @@ struct in_bracket {
   tile_distance dist;
   std::uint64_t lo, hi;
   CKA_HD bool operator()(std::int64_t k) const {
-    if (dist.diagonal && k % dist.h >= k / dist.h) return false;
+    if (dist.diagonal && divide(k, dist.h).r >= divide(k, dist.h).q) return false;
     const std::uint64_t u = bits_of(dist(k));
     return u >= lo && u <= hi;
   }

@@ -226,12 +226,13 @@ struct center_into {
   bool center_a, center_b;
   double* z;
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t rows = m.rows(), i = flat % rows, j = flat / rows;
+    const flat_index f = divide(flat, m.rows());
+    const std::int64_t i = f.r, j = f.q;
     const bool b = m.in_b(i, j);
     const double s = scale == nullptr ? 1.0 : scale[b ? 1 : 0];
     double v = double(m.at(i, j));
     if (b ? center_b : center_a) v = keep[j] > 0 ? v - mean[j] : 0.0;
-    z[j * rows + i] = v * s;
+    z[j * m.rows() + i] = v * s;
   }
 };
 

@@ -41,7 +41,8 @@ struct tile_distance {
   const double* zj;  // expansion is too small to trust, the distance is summed from the rows
   std::int64_t ld, d;
   CKA_HD double operator()(std::int64_t k) const {
-    const std::int64_t i = k % h, j = k / h;
+    const flat_index f = divide(k, h);
+    const std::int64_t i = f.r, j = f.q;
     if (diagonal && i == j) return 0.0;
     return cka::detail::resolved_distance(ni[i] + nj[j] - 2.0 * g[k], ni[i], nj[j],
                                           [&] { return cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d); });
