@@ -58,7 +58,10 @@ struct tally_at {
   int shift;
   CKA_HD median_tally operator()(std::int64_t k) const {
     median_tally t;
-    if (dist.diagonal && divide(k, dist.h).r >= divide(k, dist.h).q) return t;  // a diagonal tile's pairs i < j only
+    if (dist.diagonal) {  // a diagonal tile's pairs i < j only
+      const flat_index f = divide(k, dist.h);
+      if (f.r >= f.q) return t;
+    }
     const double v = dist(k);
     if (!(v - v == 0.0)) {
       t.bad = 1;
@@ -79,7 +82,10 @@ struct in_bracket {
   tile_distance dist;
   std::uint64_t lo, hi;
   CKA_HD bool operator()(std::int64_t k) const {
-    if (dist.diagonal && divide(k, dist.h).r >= divide(k, dist.h).q) return false;
+    if (dist.diagonal) {
+      const flat_index f = divide(k, dist.h);
+      if (f.r >= f.q) return false;
+    }
     const std::uint64_t u = bits_of(dist(k));
     return u >= lo && u <= hi;
   }
