@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Python package's cost: call overhead on tiny inputs, cka.linear_cka at the shapes of bench_cka's
 BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka_loss forward + backward
-against PyTorch autograd on the same loss (B = 256, C = 1000, float32, CPU). Medians of repeated runs.
+against PyTorch autograd on the same loss (B = 256, C = 1000, float32 and float64, CPU). Medians of repeated
+runs, the two losses interleaved.
 
 Run: PYTHONPATH=build/python python3 bench/python_bench.py   (or after pip install .)"""
 import statistics
@@ -42,37 +43,42 @@ def main():
     import cka.torch as ckat
 
     torch.manual_seed(0)
-    s0 = torch.randn(256, 1000)
-    t0 = torch.randn(256, 1000)
+    for dtype in (torch.float32, torch.float64):
+        s0 = torch.randn(256, 1000, dtype=dtype)
+        t0 = torch.randn(256, 1000, dtype=dtype)
 
-    def aligned(a, b):
-        return (a * b).sum() / (a.norm() * b.norm())
+        def aligned(a, b):
+            return (a * b).sum() / (a.norm() * b.norm())
 
-    def torch_rcka(s, t):
-        # The same loss in its cheapest PyTorch form: 1 - CKA of the sample relations (centered B x B
-        # Grams) + 1 - CKA of the class relations (columns as samples, centered over classes; feature-space
-        # form with B x B products), autograd for the gradient.
-        sc, tc = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
-        sample = 1 - aligned(sc @ sc.T, tc @ tc.T)
-        sr, tr = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
-        cross = (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
-        return sample + (1 - cross)
+        def torch_rcka(s, t):
+            # The same loss in its cheapest PyTorch form: 1 - CKA of the sample relations (centered B x B
+            # Grams) + 1 - CKA of the class relations (columns as samples, centered over classes;
+            # feature-space form with B x B products), autograd for the gradient.
+            sc, tc = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
+            sample = 1 - aligned(sc @ sc.T, tc @ tc.T)
+            sr, tr = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+            cross = (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
+            return sample + (1 - cross)
 
-    def ours():
+        def ours():
+            s = s0.clone().requires_grad_()
+            ckat.rcka_loss(s, t0).backward()
+
+        def peer():
+            s = s0.clone().requires_grad_()
+            torch_rcka(s, t0).backward()
+
         s = s0.clone().requires_grad_()
-        ckat.rcka_loss(s, t0).backward()
-
-    def peer():
-        s = s0.clone().requires_grad_()
-        torch_rcka(s, t0).backward()
-
-    s = s0.clone().requires_grad_()
-    a, b = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
-    print(f"values: cka {a.item():.6f}, PyTorch {b.item():.6f}; torch threads {torch.get_num_threads()}")
-    t_ours = median_time(ours, 7, 10)
-    t_peer = median_time(peer, 7, 10)
-    print(f"rcka_loss forward+backward 256x1000 float32: cka.torch {t_ours * 1e3:.3f} ms, "
-          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+        a, b = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
+        print(f"values: cka {a.item():.6f}, PyTorch {b.item():.6f}; torch threads {torch.get_num_threads()}")
+        # Interleaved, so that a change in the machine's state between the two does not bias the ratio.
+        t_ours, t_peer = [], []
+        for _ in range(9):
+            t_ours.append(median_time(ours, 1, 10))
+            t_peer.append(median_time(peer, 1, 10))
+        t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
+        print(f"rcka_loss forward+backward 256x1000 {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
+              f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
 
 
 if __name__ == "__main__":

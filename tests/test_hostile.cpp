@@ -288,6 +288,25 @@ std::vector<row> table() {
                     o.on_undefined = cka::rcka::undefined_policy::raise;
                     return cka::rcka::sample_relation_loss(zero, y, o).value;
                   }, outcome::domain_error, 0, 0, {"cka::rcka::sample_relation_loss", "constant student"}});
+  // rcka_loss's joint form (both relations from one product) scales its inputs by a power of two: logits of
+  // 1e200 or 1e-200 used to overflow the sample relation's Gram ("overflow" error); the value is the unscaled one.
+  for (const double scale : {1e200, 1e-200}) {
+    rows.push_back({scale > 1 ? "rcka_loss of logits times 1e200: the unscaled value" : "rcka_loss of logits times 1e-200: the unscaled value",
+                    [=] {
+                      const mat<double> s = x.leftCols(4) * scale;
+                      return cka::rcka::rcka_loss(s, y).value;
+                    }, outcome::value, cka::rcka::rcka_loss(mat<double>(x.leftCols(4)), y).value, 1e-13});
+  }
+  rows.push_back({"rcka_loss, a NaN teacher logit with more rows than classes: names it in the caller's coordinates", [] {
+                    mat<double> t = y;
+                    t(7, 2) = std::numeric_limits<double>::quiet_NaN();
+                    return cka::rcka::rcka_loss(mat<double>(x.leftCols(4)), t).value;
+                  }, outcome::invalid_argument, 0, 0, {"rcka::sample_relation_loss", "teacher(7, 2)"}});
+  rows.push_back({"rcka_loss, an infinite student logit with more classes than rows", [] {
+                    mat<double> s = x.leftCols(4).transpose(), t = y.transpose();
+                    s(3, 41) = std::numeric_limits<double>::infinity();
+                    return cka::rcka::rcka_loss(s, t).value;
+                  }, outcome::invalid_argument, 0, 0, {"rcka::sample_relation_loss", "student(3, 41)"}});
 
   // Defect 6: the matrix ratio of float32 activations near the top of their range.
   // Defect 9 (MPI issue): set_shift, which cka::mpi::allreduce uses to bring states to one shift.

@@ -9,6 +9,7 @@
 /// type; the teacher is a constant. Float input is computed in double.
 
 #include <cka/cka.hpp>
+#include <cka/detail/logit_relations.hpp>
 #include <cka/detail/relation.hpp>
 #include <cka/mmd_bound.hpp>
 #include <cka/rcka_options.hpp>
@@ -112,12 +113,42 @@ loss_result<typename DS::Scalar> feature_loss(const Eigen::MatrixBase<DS>& stude
 
 /// RCKA on logits: weights.sample · sample_relation_loss + weights.cls · class_relation_loss, and the same
 /// combination of their gradients. The paper's classification runs used weight 15 on each term (with
-/// −alignment; see the file comment).
+/// −alignment; see the file comment). With the default options (centered, biased, no row scaling) both
+/// terms come from one symmetric product and the gradient from one more: 8·min(B, C)²·max(B, C) flops.
+/// Throws as the two losses do, under their names.
 template <class DS, class DT>
 loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
                                            const Eigen::MatrixBase<DT>& teacher_logits,
                                            const rcka_weights& weights = {}, const relation_options& opts = {}) {
   using T = typename DS::Scalar;
+  using A = accumulator_t<T>;
+  static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
+  const cka::detail::view_t<DS> sv(student_logits.derived());
+  const cka::detail::view_t<DT> tv(teacher_logits.derived());
+  const Eigen::Index nb = sv.rows(), nc = sv.cols();
+  if (opts.centered && !opts.row_normalize && opts.est == estimator::biased && nb >= 2 && nc >= 2 &&
+      tv.rows() == nb && tv.cols() == nc) {
+    // The paper's loss: both relations from one product (detail/logit_relations.hpp), over the smaller side.
+    const char *sample_fn = "rcka::sample_relation_loss", *class_fn = "rcka::class_relation_loss";
+    const bool rows = nb <= nc;
+    auto rel = rows ? cka::detail::logit_relations<A>(sv, tv)
+                    : cka::detail::logit_relations<A>(sv.transpose(), tv.transpose());
+    if (!rel.finite()) detail::require_inputs(sample_fn, sv, tv);  // names the NaN or Inf
+    const auto policy = opts.on_undefined == undefined_policy::skip ? cka::detail::when_undefined::nan
+                                                                    : cka::detail::when_undefined::raise;
+    const auto sides = cka::detail::relation_sides();
+    const A a_sample = cka::detail::cka_ratio(sample_fn, rows ? rel.rows_sums() : rel.cols_sums(), policy, sides);
+    const A a_class = cka::detail::cka_ratio(class_fn, rows ? rel.cols_sums() : rel.rows_sums(), policy, sides);
+    const A ws(weights.sample), wc(weights.cls);
+    loss_result<T> out{T(0), matrix<T>(), Eigen::Index(!(a_sample == a_sample)) + Eigen::Index(!(a_class == a_class))};
+    A value(0);
+    if (a_sample == a_sample) value += ws * (A(1) - a_sample);
+    if (a_class == a_class) value += wc * (A(1) - a_class);
+    out.value = T(value);
+    out.grad = rows ? rel.template gradient<T>(ws, a_sample, wc, a_class, false)
+                    : rel.template gradient<T>(wc, a_class, ws, a_sample, true);
+    return out;
+  }
   auto s = sample_relation_loss(student_logits, teacher_logits, opts);
   const auto c = class_relation_loss(student_logits, teacher_logits, opts);
   s.value = T(T(weights.sample) * s.value + T(weights.cls) * c.value);

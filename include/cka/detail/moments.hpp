@@ -317,7 +317,8 @@ class moments {
   void apply_right(matrix<A>& m, const vector<A>& delta) const {
     for (Eigen::Index b = 0; b < blocks(); ++b) {
       const auto db = delta.segment(offset(b) - 1, width(b));
-      const vector<A> change = A(-2) * (m.middleCols(offset(b), width(b)) * db) + db.squaredNorm() * m.col(0);
+      vector<A> change = m.middleCols(offset(b), width(b)) * db;  // one product, then the vector terms (an
+      change = A(-2) * change + db.squaredNorm() * m.col(0);        // expression holding the product trips GCC 12)
       m.col(norm_index(b)) += change;
     }
     for (Eigen::Index b = 0; b < blocks(); ++b) {
