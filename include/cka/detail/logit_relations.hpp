@@ -151,7 +151,11 @@ class logit_relations {
     // The six sums in one pass down the columns.
     A kl(0), kk(0), ll(0), pp(0), qq(0), rr(0);
     for (Eigen::Index j = 0; j < n_; ++j) {
-      const auto ks = k_s(j), kt = k_t(j), qs = q_ss(j), qt = q_tt(j), q = q_st(j);
+      const auto ks = k_s(j);
+      const auto kt = k_t(j);
+      const auto qs = q_ss(j);
+      const auto qt = q_tt(j);
+      const auto q = q_st(j);
       kl += (ks * kt).sum();
       kk += ks.square().sum();
       ll += kt.square().sum();
@@ -220,8 +224,8 @@ class logit_relations {
   Eigen::Index n_, m_;
   workspace_lease<A> work_;         ///< z, p, then the gradient's factor and product
   Eigen::Map<row_major> z_;         ///< [Z_s; Z_t; 1ᵀ; γ_sᵀ; γ_tᵀ]
-  /// [Z_s; Z_t][Z_s; Z_t]ᵀ, its columns 8 values apart beyond their length: with a power-of-two stride the
-  /// mirroring's reads would fall into one cache set (9x slower at 2n = 512).
+  /// [Z_s; Z_t][Z_s; Z_t]ᵀ, its columns 8 values apart beyond their length, so that mirroring it never meets
+  /// a power-of-two stride (see mirror_lower; at 2n = 512 the padded copy takes 0.04 ms, the unpadded 0.34).
   Eigen::Map<matrix<A>, 0, Eigen::OuterStride<>> p_;
   logit_side<A> s_, t_;
   vector<A> us_, ut_, vst_, vts_;
