@@ -114,16 +114,15 @@ logit_side<A> doubly_centered(const X& x, Z&& z, A scale = A(1)) {
 ///   columns: Q_st = Y_s Y_tᵀ = P_st + Z_sγ_t 1ᵀ + 1(Z_tγ_s)ᵀ + (γ_s·γ_t)11ᵀ,   a_cols = ‖Q_st‖² / (‖Q_ss‖‖Q_tt‖)
 /// (the m×m Grams Y_sᵀY_s never appear: ⟨Y_sᵀY_s, Y_tᵀY_t⟩ = ‖Y_s Y_tᵀ‖²). A relation vanishes only when a
 /// Gram is exactly zero (a constant; see doubly_centered). Cost 4n²m flops for P, O(nm) passes and O(n²)
-/// work; memory (3n + 3)·m + 6n² + 19n values, the thread's reused workspace (detail/workspace.hpp).
+/// work; memory (3n + 3)·m + 6n² + 3n values, the thread's reused workspace (detail/workspace.hpp).
 template <class A>
 class logit_relations {
  public:
   template <class MS, class MT>
   logit_relations(const MS& s, const MT& t)
       : n_(s.rows()), m_(s.cols()),
-        work_(std::size_t((2 * n_ + 3) * m_ + (2 * n_ + 8) * 2 * n_ + n_ * (2 * n_ + 3) + n_ * m_)),
-        z_(work_.data(), 2 * n_ + 3, m_),
-        p_(z_.data() + z_.size(), 2 * n_, 2 * n_, Eigen::OuterStride<>(2 * n_ + 8)) {
+        work_(std::size_t((2 * n_ + 3) * m_ + 4 * n_ * n_ + n_ * (2 * n_ + 3) + n_ * m_)),
+        z_(work_.data(), 2 * n_ + 3, m_), p_(z_.data() + z_.size(), 2 * n_, 2 * n_) {
     // The two sides at once (independent passes over their inputs and rows of z).
     logit_side<A>* sides[2] = {&s_, &t_};
 #if defined(_OPENMP)
@@ -196,7 +195,7 @@ class logit_relations {
       vt = A(-2) * w_cols * sc / sqrt(cols_.kk) / sqrt(cols_.ll);
       vs = A(2) * w_cols * sc * a_cols / cols_.kk;
     }
-    Eigen::Map<matrix<A>> f(p_.data() + p_.outerStride() * 2 * n_, n_, 2 * n_ + 3);  // [M_s | M_t | c | d_s | d_t]
+    Eigen::Map<matrix<A>> f(p_.data() + p_.size(), n_, 2 * n_ + 3);  // [M_s | M_t | c | d_s | d_t]
     f.rightCols(3).setZero();
     for (Eigen::Index j = 0; j < n_; ++j) {
       const auto k = wt * k_t(j) + ws * k_s(j);
@@ -224,9 +223,7 @@ class logit_relations {
   Eigen::Index n_, m_;
   workspace_lease<A> work_;         ///< z, p, then the gradient's factor and product
   Eigen::Map<row_major> z_;         ///< [Z_s; Z_t; 1ᵀ; γ_sᵀ; γ_tᵀ]
-  /// [Z_s; Z_t][Z_s; Z_t]ᵀ, its columns 8 values apart beyond their length, so that mirroring it never meets
-  /// a power-of-two stride (see mirror_lower; at 2n = 512 the padded copy takes 0.04 ms, the unpadded 0.34).
-  Eigen::Map<matrix<A>, 0, Eigen::OuterStride<>> p_;
+  Eigen::Map<matrix<A>> p_;         ///< [Z_s; Z_t][Z_s; Z_t]ᵀ
   logit_side<A> s_, t_;
   vector<A> us_, ut_, vst_, vts_;
   A gss_ = A(0), gtt_ = A(0), gst_ = A(0);
