@@ -77,9 +77,10 @@ std::optional<double> compute(const json& c) {
   }
   if (q == "cka_mmd_decomposition") {
     const cka::matrix<double> x = input(c, "x"), y = input(c, "y");
-    const bool centered = field(c, "centered") == "true";
-    const auto r = field(c, "kernel") == "linear" ? cka::mmd_bound(x, y, cka::linear_kernel{}, centered)
-                                                  : cka::mmd_bound(x, y, cka::rbf_kernel{p["sigma"].get<double>()}, centered);
+    cka::mmd_bound_options o;
+    o.centered = field(c, "centered") == "true";
+    const auto r = field(c, "kernel") == "linear" ? cka::mmd_bound(x, y, cka::linear_kernel{}, o)
+                                                  : cka::mmd_bound(x, y, cka::rbf_kernel{p["sigma"].get<double>()}, o);
     const std::string part = p["component"];
     return part == "alignment" ? r.alignment : part == "discrepancy" ? r.discrepancy : part == "mean_gap" ? r.mean_gap : r.bound;
   }

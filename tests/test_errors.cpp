@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 
 using cka::estimator;
 using Catch::Matchers::Contains;
@@ -93,6 +96,25 @@ TEST_CASE("Gram matrices that are not square or not symmetric", "[errors]") {
   test::mat<float> kf = (x * x.transpose()).cast<float>();
   kf(5, 1) = std::nextafter(kf(5, 1), 1e9f);
   CHECK_NOTHROW(cka::hsic(kf, kf));
+}
+
+TEST_CASE("a backend failure is not an undefined value", "[errors]") {
+  // Code that catches std::domain_error to skip a constant layer must not swallow a driver failure.
+  static_assert(std::is_base_of_v<std::runtime_error, cka::backend_error>);
+  static_assert(!std::is_base_of_v<std::domain_error, cka::backend_error>);
+  static_assert(!std::is_base_of_v<std::invalid_argument, cka::backend_error>);
+  bool skipped = false, reported = false;
+  try {
+    try {
+      throw cka::backend_error("cka::device::cuda: CUDA error in cudaMallocAsync: out of memory");
+    } catch (const std::domain_error&) {
+      skipped = true;
+    }
+  } catch (const std::runtime_error& e) {
+    reported = std::string(e.what()).find("cudaMallocAsync") != std::string::npos;
+  }
+  CHECK_FALSE(skipped);
+  CHECK(reported);
 }
 
 TEST_CASE("zero variance makes CKA undefined", "[errors][domain]") {

@@ -28,4 +28,11 @@ class domain_error : public std::domain_error {
   using std::domain_error::domain_error;
 };
 
+/// Thrown when a backend or a resource fails (CUDA, cuBLAS, device memory, MPI limits, an internal
+/// invariant): retrying with the same data will not help, and the data are not at fault.
+class backend_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace cka

@@ -31,15 +31,22 @@ struct mmd_bound_result {
   T alignment, constant, discrepancy, mean_gap, bound;
 };
 
+/// How mmd_bound treats the Grams.
+struct mmd_bound_options {
+  /// Center both Grams (HKH) first: the alignment is then CKA, the means vanish and the bound is 1.
+  /// Off by default, as in the paper's derivation.
+  bool centered = false;
+};
+
 /// The decomposition and bound for the Grams of X (N×d1) and Y (N×d2) under `kernel` (the same kernel
 /// type and parameters for both; a median-rule bandwidth is resolved per representation), uncentered
-/// as in the paper's derivation unless `centered` (then both Grams are HKH, their means vanish, and the
-/// bound is the trivial 1). Cost O(N²(d1+d2)).
+/// as in the paper's derivation unless `options.centered` (then both Grams are HKH, their means vanish,
+/// and the bound is the trivial 1). Cost O(N²(d1+d2)).
 /// Throws cka::invalid_argument for different sample counts, N < 2 or NaN/Inf; cka::domain_error if a
 /// Gram is zero (after centering, if asked).
 template <class DX, class DY, class Kernel = linear_kernel>
 mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
-                                                const Kernel& kernel = {}, bool centered = false) {
+                                                const Kernel& kernel = {}, const mmd_bound_options& options = {}) {
   using T = typename DX::Scalar;
   static_assert(std::is_same_v<T, typename DY::Scalar>, "cka::mmd_bound: X and Y must have the same scalar type");
   using A = accumulator_t<T>;
@@ -51,7 +58,7 @@ mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, 
   detail::require_finite(fn, "X", xv);
   detail::require_finite(fn, "Y", yv);
   auto normalised = [&](matrix<A> g, const char* name) {
-    if (centered) g = detail::centered_dense<A>(std::move(g), estimator::biased);
+    if (options.centered) g = detail::centered_dense<A>(std::move(g), estimator::biased);
     const A norm = g.norm();
     if (!(norm > A(0))) detail::fail_domain(fn, "the Gram of ", name, " is zero, so the alignment is undefined");
     return matrix<A>(g / norm);

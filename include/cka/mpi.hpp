@@ -63,7 +63,7 @@ class team final : public cka::team {
 
   std::vector<double> gather(const std::vector<double>& mine) const override {
     if (mine.size() > std::size_t(std::numeric_limits<int>::max())) {
-      throw cka::domain_error("cka::mpi::team::gather: " + std::to_string(mine.size()) + " values from one process, more than MPI's int count");
+      throw cka::backend_error("cka::mpi::team::gather: " + std::to_string(mine.size()) + " values from one process, more than MPI's int count");
     }
     int count = int(mine.size());
     std::vector<int> counts(static_cast<std::size_t>(size_), 0), offsets(static_cast<std::size_t>(size_), 0);
@@ -74,7 +74,7 @@ class team final : public cka::team {
       total += counts[std::size_t(r)];
     }
     if (total > std::numeric_limits<int>::max()) {
-      throw cka::domain_error("cka::mpi::team::gather: " + std::to_string(total) + " values in all, more than MPI's int count");
+      throw cka::backend_error("cka::mpi::team::gather: " + std::to_string(total) + " values in all, more than MPI's int count");
     }
     std::vector<double> all(static_cast<std::size_t>(total));
     MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, all.data(), counts.data(), offsets.data(), MPI_DOUBLE, comm_);
@@ -102,6 +102,7 @@ class team final : public cka::team {
       case 0: throw cka::invalid_argument(text);
       case 1: throw cka::domain_error(text);
       case 2: throw std::bad_alloc();
+      case 3: throw cka::backend_error(text);
       default: throw std::runtime_error(text);
     }
   }
@@ -132,11 +133,14 @@ class team final : public cka::team {
     } catch (const std::bad_alloc&) {
       kind = 2;
       message = "out of memory";
-    } catch (const std::exception& e) {
+    } catch (const cka::backend_error& e) {
       kind = 3;
       message = e.what();
+    } catch (const std::exception& e) {
+      kind = 4;
+      message = e.what();
     } catch (...) {
-      kind = 3;
+      kind = 4;
       message = "unknown error";
     }
   }

@@ -118,9 +118,9 @@ auto mmd2(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, const Kern
 }
 template <class EX, class EY, class Kernel = linear_kernel>
 auto mmd_bound(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, const Kernel& kernel = {},
-               bool centered = false) {
+               const mmd_bound_options& options = {}) {
   return detail::on_eigen("mmd_bound", x, y,
-                          [&](const auto& a, const auto& b) { return mmd_bound(a, b, kernel, centered); });
+                          [&](const auto& a, const auto& b) { return mmd_bound(a, b, kernel, options); });
 }
 
 namespace rcka {

@@ -8,7 +8,8 @@ into C order. float32 input is accumulated in float64. The GIL is released while
 Conventions (docs/math.md): biased HSIC = tr(KHLH)/(n-1)^2; ``debiased=True`` is Song et al.'s unbiased
 HSIC in all three terms (debiased CKA; may be negative, never clamped). Errors: ``ValueError`` for malformed
 input, :class:`UndefinedError` (a ``ValueError``) when the value is undefined for these data (a constant
-representation) or leaves the double range, ``TypeError`` for a wrong type or dtype.
+representation) or leaves the double range, ``TypeError`` for a wrong type or dtype, :class:`BackendError` (a
+``RuntimeError``) when a backend or resource fails rather than the data.
 """
 
 from typing import List, NamedTuple, Tuple
@@ -16,6 +17,7 @@ from typing import List, NamedTuple, Tuple
 from . import _core
 from ._core import (  # noqa: F401  (re-exported)
     RBF,
+    BackendError,
     LayersState,
     Linear,
     LinearState,
@@ -31,7 +33,7 @@ from ._core import (  # noqa: F401  (re-exported)
 __version__ = _core.__version__
 
 __all__ = [
-    "Linear", "RBF", "Polynomial", "UndefinedError", "LinearState", "LayersState",
+    "Linear", "RBF", "Polynomial", "UndefinedError", "BackendError", "LinearState", "LayersState",
     "linear_cka", "kernel_cka", "hsic", "gram_cka", "mmd2", "mmd_bound", "similarity_matrix",
     "permutation_test", "independence_test", "jackknife",
     "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss", "rcka_loss",

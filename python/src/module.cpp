@@ -1,6 +1,7 @@
 // cka._core: the library's functions on arrays from NumPy, PyTorch, JAX and anything with __dlpack__.
 // cka::invalid_argument becomes ValueError, cka::domain_error (an undefined value) cka.UndefinedError (a
-// ValueError); the pure-Python package `cka` re-exports these names.
+// ValueError), cka::backend_error (a failed backend or resource) cka.BackendError (a RuntimeError); the
+// pure-Python package `cka` re-exports these names.
 
 #include "common.hpp"
 
@@ -85,6 +86,8 @@ NB_MODULE(_core, m) {
   // cka::domain_error (undefined for these data, or overflow) → cka.UndefinedError, a ValueError;
   // std::invalid_argument (cka::invalid_argument, cka::npy::error) → ValueError by nanobind's default.
   nb::exception<cka::domain_error>(m, "UndefinedError", PyExc_ValueError);
+  // cka::backend_error (a backend or resource failed, not the data) → cka.BackendError, a RuntimeError.
+  nb::exception<cka::backend_error>(m, "BackendError", PyExc_RuntimeError);
   register_kernels(m);
   register_similarity(m);
   register_matrix(m);

@@ -95,7 +95,7 @@ void register_similarity(nb::module_& m) {
         return std::visit(
             [&](const auto& kk) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) {
-                const auto r = cka::mmd_bound(xv, yv, kk, centered);
+                const auto r = cka::mmd_bound(xv, yv, kk, cka::mmd_bound_options{centered});
                 return std::array<double, 5>{double(r.alignment), double(r.constant), double(r.discrepancy),
                                              double(r.mean_gap), double(r.bound)};
               });

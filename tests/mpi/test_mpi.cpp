@@ -7,6 +7,7 @@
 #include <cka/mpi.hpp>
 
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <random>
 #include <vector>
@@ -206,6 +207,14 @@ TEST_CASE("an overflow in one rank's tiles ends every rank with the same error")
   cka::compute_options shared;
   shared.processes = &t;
   CHECK_THROWS_AS(cka::kernel_cka(x, y, cka::rbf_kernel{1.0}, cka::estimator::biased, shared), std::domain_error);
+  CHECK(t.failed());
+}
+
+TEST_CASE("a backend failure on one rank reaches every rank as cka::backend_error") {
+  const cka::mpi::team t(MPI_COMM_WORLD);
+  std::exception_ptr error;
+  if (rank_of() == size_of() - 1) error = std::make_exception_ptr(cka::backend_error("cka::test: injected failure"));
+  CHECK_THROWS_AS(t.agree(error), cka::backend_error);
   CHECK(t.failed());
 }
 

@@ -62,6 +62,11 @@ def test_undefined_is_a_value_error():
     assert issubclass(cka.UndefinedError, ValueError)
 
 
+def test_backend_error_is_a_runtime_error_and_not_an_undefined_value():
+    assert issubclass(cka.BackendError, RuntimeError)
+    assert not issubclass(cka.BackendError, ValueError)
+
+
 def test_cuda_tensor_is_refused_not_copied():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

@@ -27,6 +27,11 @@ template <class... Parts>
   throw domain_error(concat("cka::", fn, ": ", parts...));
 }
 
+template <class... Parts>
+[[noreturn]] void fail_backend(const char* fn, const Parts&... parts) {
+  throw backend_error(concat("cka::", fn, ": ", parts...));
+}
+
 /// The overflow of a kernel value (a polynomial of high degree, an RBF of distances too large to square).
 [[noreturn]] inline void fail_kernel_overflow(const char* fn) {
   fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of high "

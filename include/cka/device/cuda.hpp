@@ -37,11 +37,11 @@ struct cuda {
   explicit cuda(cudaStream_t s) : stream(s) {}
   cudaStream_t stream = nullptr;
   work_counts* counts = nullptr;
-  /// The cuBLAS handle (created lazily, bound to `stream`). Throws cka::domain_error if cuBLAS fails.
+  /// The cuBLAS handle (created lazily, bound to `stream`). Throws cka::backend_error if cuBLAS fails.
   cublasHandle_t blas() const {
     if (!blas_) {
       cublasHandle_t h = nullptr;
-      if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) cka::detail::fail_domain("device::cuda", "cublasCreate failed");
+      if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) cka::detail::fail_backend("device::cuda", "cublasCreate failed");
       blas_ = std::shared_ptr<cublasContext>(h, [](cublasHandle_t p) { cublasDestroy(p); });
       cublasSetStream(h, stream);
     }
@@ -54,12 +54,12 @@ struct cuda {
 
 namespace detail {
 
-/// Throws cka::domain_error naming fn for a failed CUDA call.
+/// Throw cka::backend_error naming fn for a failed CUDA or cuBLAS call (out of device memory included).
 inline void check_cuda(const char* fn, cudaError_t e, const char* what) {
-  if (e != cudaSuccess) cka::detail::fail_domain(fn, "CUDA error in ", what, ": ", cudaGetErrorString(e));
+  if (e != cudaSuccess) cka::detail::fail_backend(fn, "CUDA error in ", what, ": ", cudaGetErrorString(e));
 }
 inline void check_blas(const char* fn, cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) cka::detail::fail_domain(fn, what, " failed");
+  if (s != CUBLAS_STATUS_SUCCESS) cka::detail::fail_backend(fn, what, " failed");
 }
 
 /// Scratch doubles in device memory, freed on scope exit (stream-ordered).

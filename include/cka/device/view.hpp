@@ -66,7 +66,7 @@ inline void check_loss_status(const char* fn, std::int64_t status) {
     cka::detail::fail_domain(fn, "the alignment is undefined: the student's or the teacher's relation Gram vanishes (a "
                                  "constant student or teacher), or one of its rows is zero under row_normalize");
   }
-  if (status < 0) cka::detail::fail_domain(fn, "unknown loss status ", status);
+  if (status < 0) cka::detail::fail_backend(fn, "internal error: unknown loss status ", status);
 }
 
 /// What the device functions ran through a context: launches (each algorithm or product call) and

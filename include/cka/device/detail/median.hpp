@@ -195,7 +195,7 @@ struct median_selection {
       const median_tally c = tally(lo, hi, shift);
       const std::uint64_t inside = total(c);
       if (rank < c.below || rank >= c.below + inside) {
-        cka::detail::fail_domain(e.be.fn, "internal error: a median rank fell outside its bracket");
+        cka::detail::fail_backend(e.be.fn, "internal error: a median rank fell outside its bracket");
       }
       if (inside <= e.plan.cap) return collect(lo, hi, inside, c.below, {std::int64_t(rank), std::int64_t(rank)})[1];
       std::uint64_t seen = c.below;
