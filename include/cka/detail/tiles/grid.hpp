@@ -1,0 +1,136 @@
+#pragma once
+// Private: the tile grid of a symmetric n×n matrix, the loop every pass runs over a member's upper tiles
+// (rows dealt to threads, exceptions carried out of the parallel region), and the progress meter.
+
+#include <cka/detail/scalar.hpp>
+#include <cka/detail/team.hpp>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace cka::detail {
+
+/// Rows per tile side: a 256×256 tile of doubles (512 KiB) and its two row blocks stay in cache.
+constexpr Eigen::Index tile_rows = 256;
+
+/// The tiles of a symmetric n×n matrix: tile_rows × tile_rows blocks, the last row and column of tiles
+/// shorter.
+struct tile_grid {
+  Eigen::Index n = 0;
+  Eigen::Index tiles() const { return (n + tile_rows - 1) / tile_rows; }
+  Eigen::Index start(Eigen::Index t) const { return t * tile_rows; }
+  Eigen::Index size(Eigen::Index t) const { return std::min(tile_rows, n - t * tile_rows); }
+};
+
+/// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads. An exception
+/// thrown by f (an overflow found in a tile) must not leave the OpenMP region: the first one is kept, the
+/// remaining rows are skipped, and it is rethrown on the calling thread.
+template <class F>
+void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (Eigen::Index ti = 0; ti < nt; ++ti) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
+#if defined(_OPENMP)
+      f(omp_get_thread_num(), ti);
+#else
+      f(0, ti);
+#endif
+    } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(cka_tile_error)
+#endif
+      {
+        if (!error) error = std::current_exception();
+      }
+      failed.store(true, std::memory_order_relaxed);
+    }
+  }
+  (void)threads;
+  if (error) std::rethrow_exception(error);
+}
+
+/// Progress over tile work, for a long call's progress callback: each pass adds the tiles it has done
+/// (from any thread); the callback runs on the calling thread (OpenMP thread 0) only, when the count has
+/// grown by a thousandth of the total. `total` is the planned count; a radix pass the median needed beyond
+/// its plan does not move the report past it.
+class tile_meter {
+ public:
+  tile_meter() = default;
+  tile_meter(std::function<void(std::size_t, std::size_t)> report, std::size_t total)
+      : report_(std::move(report)), total_(std::max<std::size_t>(total, 1)) {}
+  void tick(int thread, std::size_t tiles) {
+    if (!report_) return;
+    const std::size_t done = done_.fetch_add(tiles) + tiles;
+    if (thread == 0 && done >= shown_ + total_ / 1000) {
+      shown_ = std::min(done, total_);
+      report_(shown_, total_);
+    }
+  }
+  void finish() {
+    if (report_) report_(total_, total_);
+  }
+
+ private:
+  std::function<void(std::size_t, std::size_t)> report_;
+  std::size_t total_ = 1, shown_ = 0;
+  std::atomic<std::size_t> done_{0};
+};
+
+/// The loop of every pass over the upper tiles (I ≤ J) a team member owns (`share`): for the tile rows
+/// first … first+count−1, dealt to threads as for_tile_rows deals them, f(thread, ti, tj) for each owned
+/// tile of the row in order of tj; then the meter (if any) ticks by the row's tiles × `weight`.
+template <class F>
+void for_owned_tiles(const tile_grid& g, Eigen::Index first, Eigen::Index count, int threads, tile_share share,
+                     tile_meter* meter, std::size_t weight, F&& f) {
+  const Eigen::Index nt = g.tiles();
+  for_tile_rows(count, threads, [&](int thread, Eigen::Index k) {
+    const Eigen::Index ti = first + k;
+    std::size_t done = 0;
+    for (Eigen::Index tj = ti; tj < nt; ++tj) {
+      if (!share.owns(ti, tj, nt)) continue;
+      f(thread, ti, tj);
+      ++done;
+    }
+    if (meter) meter->tick(thread, done * weight);
+  });
+}
+
+/// The same over every tile row, one tick per tile.
+template <class F>
+void for_owned_tiles(const tile_grid& g, int threads, tile_share share, tile_meter* meter, F&& f) {
+  for_owned_tiles(g, 0, g.tiles(), threads, share, meter, 1, std::forward<F>(f));
+}
+
+/// One value per thread of a for_tile_rows loop (scratch matrices), indexed by its `thread` argument.
+template <class T>
+std::vector<T> per_thread(int threads) {
+  return std::vector<T>(std::size_t(std::max(threads, 1)));
+}
+
+/// The number of upper tiles (I ≤ J) of an n×n matrix: the work of one pass.
+inline std::size_t upper_tiles(Eigen::Index n) {
+  const std::size_t nt = std::size_t(tile_grid{n}.tiles());
+  return nt * (nt + 1) / 2;
+}
+/// The upper tiles one of `members` computes in a pass (at most).
+inline std::size_t upper_tiles(Eigen::Index n, int members) {
+  return (upper_tiles(n) + std::size_t(members) - 1) / std::size_t(std::max(members, 1));
+}
+
+}  // namespace cka::detail
