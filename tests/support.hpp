@@ -41,6 +41,16 @@ std::vector<std::size_t> undefined_layers(const R& r) {
   return out;
 }
 
+/// Whether Eigen, and with it the tile engine, can run two threads here. Without OpenMP a check of "the
+/// same bits with one thread and with two" would compare one thread with itself: such checks skip.
+inline bool two_threads_available() {
+  const int before = Eigen::nbThreads();
+  Eigen::setNbThreads(2);
+  const bool two = Eigen::nbThreads() == 2;
+  Eigen::setNbThreads(before);
+  return two;
+}
+
 /// |a − b| / |b| in double.
 template <class A, class B>
 double rel_err(const A& a, const B& b) {

@@ -1,4 +1,4 @@
-// The Thrust backend on its host systems (cka::device::omp and cpp): every function on views of every
+// The device engine's internals file. The Thrust backend on its host systems (cka::device::omp and cpp): every function on views of every
 // layout — column-major, row-major (PyTorch's), padded rows, and neither stride 1 — equals the host
 // function on the same values; layout and finiteness errors name the function and the element; the loss
 // gradients are written through strided views without touching the memory between their elements.

@@ -1,5 +1,8 @@
-// The one test file that reaches into cka::detail: the routes and primitives the public functions choose
-// between automatically, checked against each other and against explicit products.
+// The internals of the host engines other than the tile engine (whose internals are test_tiles.cpp's):
+// the routes and primitives the public functions choose between automatically, checked against each other
+// and against explicit products, and the permutation null's moments. The other test files use the public
+// API, except test_tiles.cpp (the tile engine), test_device.cpp (the device engine on its host systems) and
+// tests/mpi/test_mpi.cpp (the team's share of the median).
 #include "oracle.hpp"
 #include "support.hpp"
 
@@ -8,6 +11,11 @@
 #include <cka/similarity_matrix.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
 
 using cka::estimator;
 
@@ -86,6 +94,36 @@ TEST_CASE("similarity_matrix: both routes of the linear kernel agree with pairwi
           CAPTURE(a, b, est == estimator::unbiased, route == cka::detail::matrix_route::moments);
           CHECK(test::rel_err(r.values(Eigen::Index(a), Eigen::Index(b)), cka::linear_cka(layers[a], layers[b], est)) < 1e-12);
         }
+    }
+  }
+}
+
+// The permutation null's moments (cka/detail/null_moments.hpp), which independence_test and
+// similarity_tests use, against every permutation of a small sample.
+TEST_CASE("permutation moments: exact against all 7! permutations", "[inference][moments]") {
+  const Eigen::Index n = 7;
+  const auto x = test::normal<double>(n, 2, 1), y = test::normal<double>(n, 3, 2);
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const test::mat<double> a = cka::detail::centered_dense<double>(test::mat<double>(x * x.transpose()), est);
+    const test::mat<double> b = cka::detail::centered_dense<double>(
+        cka::detail::gram_of<double>(y, cka::rbf_kernel{1.5}), est);
+    std::vector<Eigen::Index> perm(n);
+    std::iota(perm.begin(), perm.end(), Eigen::Index(0));
+    double sum = 0, sum2 = 0, count = 0;
+    do {
+      const double t = cka::detail::permuted_product(a, b, perm);
+      sum += t;
+      sum2 += t * t;
+      ++count;
+    } while (std::next_permutation(perm.begin(), perm.end()));
+    const double mean = sum / count, variance = sum2 / count - mean * mean;
+    const auto m = cka::detail::permutation_moments(cka::detail::sums_of(a), cka::detail::sums_of(b), double(n));
+    CHECK(std::abs(m.mean - mean) <= 1e-12 * std::sqrt(variance));
+    CHECK(test::rel_err(m.variance, variance) < 1e-10);
+    if (est == estimator::unbiased) {
+      CHECK(std::abs(m.mean) < 1e-12);
+      CHECK(test::rel_err(m.variance, 2 * a.squaredNorm() * b.squaredNorm() / double(n * (n - 3))) < 1e-12);
     }
   }
 }

@@ -177,12 +177,11 @@ TEST_CASE("npy float16: every class of binary16 value, both byte orders", "[npy]
   const std::vector<std::uint16_t> bits = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x03FF, 0x8000, 0x3555};
   const std::vector<double> exact = {1.0, -2.0, 0.5, 65504.0, std::ldexp(1.0, -24), 1023 * std::ldexp(1.0, -24), -0.0,
                                      1365.0 / 4096.0};  // 0x3555: (1 + 341/1024) · 2^(13 − 15)
-  for (std::size_t k = 0; k < bits.size(); ++k) {
-    CAPTURE(k);
-    CHECK(double(cka::npy::detail::half_to_float(bits[k])) == exact[k]);
-  }
-  CHECK(std::isinf(cka::npy::detail::half_to_float(0x7C00)));
-  CHECK(std::isnan(cka::npy::detail::half_to_float(0x7E00)));
+  // Infinity and NaN come through as such (the functions that read the values refuse them, by name).
+  const auto special = parse(npy_bytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1, 2), }",
+                                       raw(std::vector<std::uint16_t>{0x7C00, 0x7E00}, false)));
+  CHECK(std::isinf(special.values(0, 0)));
+  CHECK(std::isnan(special.values(0, 1)));
   for (bool big : {false, true}) {
     const auto a = parse(npy_bytes(std::string("{'descr': '") + (big ? ">" : "<") + "f2', 'fortran_order': False, 'shape': (4, 2), }",
                                    raw(bits, big)));

@@ -112,9 +112,7 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
   CHECK(cka::similarity_matrix_bytes(wide) == 8.0 * 40 * 40 * 3);  // one Gram per layer
   // RBF without a minibatch: the tile engine's stored upper tiles (4n² bytes and padding per layer), or,
   // over the budget, the layers' centered copies and a few tiles per thread.
-  const double stored = cka::detail::packed_tiles::bytes(400);
-  CHECK(stored == 8.0 * (256 * 256 + 256 * 144 + 144 * 144));  // tiles (0,0), (0,1), (1,1)
-  CHECK(cka::detail::packed_tiles::bytes(257) == 8.0 * (256 * 256 + 256 + 1 + 7));  // one padded value
+  const double stored = 8.0 * (256 * 256 + 256 * 144 + 144 * 144);  // tiles (0,0), (0,1), (1,1)
   CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}) == 3 * stored);
   cka::compute_options small;
   small.max_bytes = 1 << 20;
@@ -125,4 +123,13 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
   CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o) == 8.0 * 100 * 100 * 3);
   o.minibatch = 1000;  // larger than n: one batch of n
   CHECK(cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, o) == 8.0 * 400 * 400 * 3);
+  // From the shapes alone, as a caller plans before reading the layers: the same bytes on every route.
+  const std::vector<Eigen::Index> narrow_widths{8, 8, 8}, wide_widths{300, 300, 300};
+  cka::similarity_matrix_options plain;
+  CHECK(cka::similarity_matrix_bytes<double>(400, narrow_widths) == cka::similarity_matrix_bytes(narrow));
+  CHECK(cka::similarity_matrix_bytes<double>(40, wide_widths) == cka::similarity_matrix_bytes(wide));
+  CHECK(cka::similarity_matrix_bytes<double>(400, narrow_widths, cka::rbf_kernel{1.0}) == 3 * stored);
+  CHECK(cka::similarity_matrix_bytes<float>(400, narrow_widths, cka::rbf_kernel{1.0}, plain, small) ==
+        cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, plain, small));
+  CHECK(cka::similarity_matrix_bytes<double>(400, narrow_widths, cka::rbf_kernel{1.0}, o) == 8.0 * 400 * 400 * 3);
 }

@@ -2,7 +2,7 @@
 /// \file compute.hpp
 /// How much memory a computation may hold, which decides between the in-memory and the tiled routes.
 
-#include <cka/detail/team.hpp>
+#include <cka/team.hpp>
 
 #include <cstddef>
 

@@ -7,8 +7,13 @@
 /// All three work on the centered Grams A = C(K), B = C(L) (HKH for the biased estimator, the U-centered
 /// K̃ for the unbiased one), so CKA = ⟨A, B⟩/(‖A‖‖B‖). Permuting the samples of Y maps B to P B Pᵀ and
 /// leaves ‖B‖ alone: only the cross term changes.
+///
+/// The options and results are in inference_types.hpp; the engines in detail/gram_tests.hpp (any kernel,
+/// on centered Grams) and detail/feature_tests.hpp (the linear kernel in feature space).
 
 #include <cka/detail/centering.hpp>
+#include <cka/detail/feature_tests.hpp>
+#include <cka/detail/gram_tests.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/null_moments.hpp>
 #include <cka/detail/permutations.hpp>
@@ -18,6 +23,8 @@
 #include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
+#include <cka/inference_types.hpp>
+#include <cka/undefined_layer.hpp>
 
 #include <Eigen/Core>
 
@@ -31,51 +38,6 @@
 #include <vector>
 
 namespace cka {
-
-/// Options of permutation_test.
-struct permutation_options {
-  /// The most permutations one test draws (2³²): the p-value's resolution 1/(1 + count) is then finer than
-  /// any use needs, and every count is exact in double.
-  static constexpr std::size_t max_count = std::size_t(1) << 32;
-  std::size_t count = 1000;  ///< permutations drawn, 1 … max_count
-  std::uint64_t seed = 0;    ///< the family of permutations: the same seed gives the same p-value
-};
-
-/// CKA, its permutation p-value (1 + #{T_π ≥ T})/(1 + count), and the number of permutations.
-struct permutation_result {
-  double value;
-  double p_value;
-  std::size_t permutations;
-};
-
-/// CKA, its z-score under the permutation null (T − E)/sd, and the one-sided p-value P(T_π ≥ T).
-/// `degenerate`: the permutation null has no spread (every permutation gives the observed value — a
-/// permutation-invariant layer, such as one-hot rows of distinct classes under the biased estimator); then
-/// z = 0 and p = 1, the exact permutation p-value.
-struct independence_result {
-  double value;
-  double z;
-  double p_value;
-  bool degenerate = false;
-};
-
-/// Options of jackknife.
-struct jackknife_options {
-  double level = 0.95;  ///< the coverage of the interval
-};
-
-/// CKA, the jackknife standard error √((n−1)/n · Σ(θ₋ᵢ − θ̄)²), and the normal interval value ± z·se.
-struct jackknife_result {
-  double value;
-  double standard_error;
-  double lower;
-  double upper;
-  std::vector<double> leave_one_out;  ///< θ₋ᵢ: CKA without sample i
-  /// The first sample without which a representation has no variance left (all the others equal, say),
-  /// or −1. Then that θ₋ᵢ is undefined, and so are the standard error and the interval (NaN here; the
-  /// public jackknife throws cka::domain_error naming the sample).
-  long long undefined_without = -1;
-};
 
 namespace detail {
 
@@ -104,380 +66,8 @@ centered_pair<A> centered_grams(const char* fn, const VX& x, const VY& y, const 
   return c;
 }
 
-template <class A>
-null_sums sums_of(const matrix<A>& a) {
-  null_sums s;
-  s.d1 = double(a.trace());
-  s.d2 = double(a.diagonal().squaredNorm());
-  s.off = double(a.squaredNorm()) - s.d2;
-  return s;
-}
-
-/// ⟨A, P B Pᵀ⟩ = Σ_ij A_ij B_π(i)π(j), column by column.
-template <class A>
-A permuted_product(const matrix<A>& a, const matrix<A>& b, const std::vector<Eigen::Index>& perm) {
-  const Eigen::Index n = a.rows();
-  A total(0);
-  for (Eigen::Index j = 0; j < n; ++j) {
-    const A* bj = b.data() + perm[std::size_t(j)] * n;
-    const A* aj = a.data() + j * n;
-    A s(0);
-    for (Eigen::Index i = 0; i < n; ++i) s += aj[i] * bj[perm[std::size_t(i)]];
-    total += s;
-  }
-  return total;
-}
-
-/// How far below the observed statistic a permuted one still counts as a tie (and so as "at least as
-/// large"): the rounding of sums over n² products of centered Grams with norms whose product is `scale`.
-/// A permutation-invariant layer (every T_π equals T) then gives p = 1, not a p-value decided by rounding.
-template <class A>
-A tie_tolerance(Eigen::Index n, const A& scale) {
-  return A(A(64) * A(n) * Eigen::NumTraits<A>::epsilon() * scale);
-}
-
-/// Refuses a permutation count of 0 or above permutation_options::max_count, naming it.
-inline void require_permutation_count(const char* fn, const char* what, std::size_t count) {
-  if (count == 0 || count > permutation_options::max_count) {
-    fail_argument(fn, what, " = ", count, "; between 1 and ", permutation_options::max_count, " permutations can be drawn");
-  }
-}
-
-/// (1 + #{⟨A, P_k B P_kᵀ⟩ ≥ ⟨A, B⟩})/(1 + count) over the seeded permutations k, threaded.
-template <class A>
-double permutation_p_value(const matrix<A>& a, const matrix<A>& b, const permutation_options& o) {
-  const Eigen::Index n = a.rows();
-  std::vector<Eigen::Index> identity(static_cast<std::size_t>(n));
-  for (Eigen::Index i = 0; i < n; ++i) identity[std::size_t(i)] = i;
-  using std::sqrt;
-  // The same summation as every T_π, less the rounding level: ties count.
-  const A observed = permuted_product(a, b, identity) - tie_tolerance(n, A(sqrt(a.squaredNorm()) * sqrt(b.squaredNorm())));
-  const long long count = static_cast<long long>(o.count);
-  long long at_least = 0;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : at_least) num_threads(Eigen::nbThreads())
-#endif
-  for (long long k = 0; k < count; ++k) {
-    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
-    seeded_permutation(o.seed, std::uint64_t(k), perm);
-    if (permuted_product(a, b, perm) >= observed) ++at_least;
-  }
-  return double(1 + at_least) / double(1 + count);
-}
-
-/// The independence test on centered Grams with ⟨A, B⟩ = ab, ‖A‖² = aa, ‖B‖² = bb.
-template <class A>
-independence_result independence_from(const null_sums& sa, const null_sums& sb, A ab, A aa, A bb, double n,
-                                      estimator est) {
-  using std::sqrt;
-  const double norm = double(sqrt(aa) * sqrt(bb));
-  const double value = double(ab) / norm;
-  const null_moments m = permutation_moments(sa, sb, n);
-  // A variance at the rounding level of its terms (sums over n² entries: √n·64ε relative) is no spread.
-  if (m.variance <= 64.0 * std::sqrt(n) * std::numeric_limits<double>::epsilon() * m.scale) return {value, 0.0, 1.0, true};
-  const double mean = m.mean / norm, sd = std::sqrt(std::max(m.variance, 0.0)) / norm;
-  const double z = (value - mean) / sd;
-  if (est == estimator::unbiased) return {value, z, normal_upper_tail(z)};
-  const double shape = mean * mean / (sd * sd), scale = sd * sd / mean;
-  return {value, z, gamma_upper_tail(value, shape, scale)};
-}
-
-template <class A>
-independence_result independence_of(const matrix<A>& a, const matrix<A>& b, A ab, A aa, A bb, estimator est) {
-  return independence_from(sums_of(a), sums_of(b), ab, aa, bb, double(a.rows()), est);
-}
-
-/// The jackknife from the full centered products ab = ⟨A, B⟩, aa, bb, the row products cab_i = Σ_j A_ij B_ij
-/// (caa, cbb likewise) and the diagonals da, db (zero for U-centered Grams): see jackknife.
-template <class A>
-jackknife_result jackknife_from(A ab_full, A aa_full, A bb_full, const vector<A>& cab, const vector<A>& caa,
-                                const vector<A>& cbb, const vector<A>& da, const vector<A>& db, estimator est,
-                                double level) {
-  const Eigen::Index n = cab.size();
-  const A m = A(n - 1);
-  // The centered product of the Grams without sample i, from the full sums, the row products and the
-  // diagonals (biased), or the row products alone (unbiased: U-centered rows sum to zero, diagonals are 0).
-  auto without = [&](A full, A row, A di, A dj) {
-    if (est == estimator::unbiased) return A(full - A(2) * row * (m - 1) / (m - 2));
-    const A dd = di * dj;
-    return A(full - A(2) * row + dd - A(2) / m * (row - dd) + dd / (m * m));
-  };
-  using std::sqrt;
-  jackknife_result r;
-  r.value = double(ab_full / sqrt(aa_full) / sqrt(bb_full));
-  r.leave_one_out.resize(std::size_t(n));
-  double mean = 0;
-  // A leave-one-out self-product is the full one less O(1) terms: it cancels to first order, so below
-  // 64nε of the full one it is no variance left (a layer whose other samples are all equal).
-  const A floor_a = A(64) * A(n) * Eigen::NumTraits<A>::epsilon() * aa_full, floor_b = A(64) * A(n) * Eigen::NumTraits<A>::epsilon() * bb_full;
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const A ai = da(i), bi = db(i);
-    const A ab = without(ab_full, cab(i), ai, bi), aa = without(aa_full, caa(i), ai, ai), bb = without(bb_full, cbb(i), bi, bi);
-    if (!(aa > floor_a && bb > floor_b)) {
-      if (r.undefined_without < 0) r.undefined_without = i;
-      r.leave_one_out[std::size_t(i)] = std::numeric_limits<double>::quiet_NaN();
-      continue;
-    }
-    r.leave_one_out[std::size_t(i)] = double(ab / sqrt(aa) / sqrt(bb));
-    mean += r.leave_one_out[std::size_t(i)];
-  }
-  if (r.undefined_without >= 0) {
-    r.standard_error = r.lower = r.upper = std::numeric_limits<double>::quiet_NaN();
-    return r;
-  }
-  mean /= double(n);
-  double spread = 0;
-  for (double v : r.leave_one_out) spread += (v - mean) * (v - mean);
-  r.standard_error = std::sqrt(double(n - 1) / double(n) * spread);
-  const double z = normal_quantile(0.5 + level / 2);
-  r.lower = r.value - z * r.standard_error;
-  r.upper = r.value + z * r.standard_error;
-  return r;
-}
-
-/// The jackknife's result, or cka::domain_error where a leave-one-out CKA is undefined.
-inline jackknife_result defined_jackknife(const char* fn, jackknife_result r) {
-  if (r.undefined_without >= 0) {
-    fail_domain(fn, "without sample ", r.undefined_without, " a representation has no variance left (its other samples are "
-                "all equal), so that leave-one-out CKA, and the jackknife, are undefined");
-  }
-  return r;
-}
-
-/// The jackknife on centered Grams (see jackknife).
-template <class A>
-jackknife_result jackknife_of(const matrix<A>& a, const matrix<A>& b, A ab_full, A aa_full, A bb_full, estimator est,
-                              double level) {
-  return jackknife_from<A>(ab_full, aa_full, bb_full, a.cwiseProduct(b).colwise().sum().transpose(),
-                           a.colwise().squaredNorm().transpose(), b.colwise().squaredNorm().transpose(), a.diagonal(),
-                           b.diagonal(), est, level);
-}
-
-/// ‖C_x‖·‖C_y‖ for centered columns xc, yc with squared row norms k, l — plus, for the unbiased estimator,
-/// the terms that cancel in each self-product: the size a permuted statistic's rounding is relative to.
-/// O(n(d1² + d2²)).
-template <class A>
-A feature_rounding_scale(const matrix<A>& xc, const vector<A>& k, const matrix<A>& yc, const vector<A>& l, estimator est) {
-  using std::sqrt;
-  A mx = A((xc.transpose() * xc).squaredNorm()), my = A((yc.transpose() * yc).squaredNorm());
-  if (est == estimator::unbiased) {
-    const unbiased_feature_terms<A> t(xc.rows());
-    mx += t.magnitude(k.sum(), k.sum(), k.squaredNorm());
-    my += t.magnitude(l.sum(), l.sum(), l.squaredNorm());
-  }
-  return A(sqrt(mx) * sqrt(my));
-}
-
-/// The linear kernel in feature space: column-centered X and Y (n×d1, n×d2) and their squared row norms
-/// k, l (the diagonals of A = XcXcᵀ and B = YcYcᵀ, whose rows sum to zero).
-template <class A>
-struct linear_features {
-  matrix<A> xc, yc;
-  vector<A> k, l;
-  estimator est;
-  /// ⟨C(K), C(L_π)⟩ from ‖G‖² for the cross moment G = Xcᵀ·(P Yc) and Σ k_i l_π(i): ‖G‖² for the
-  /// biased estimator, plus the unbiased estimator's row-norm terms (detail/sums.hpp).
-  A combine(const A& g_squared, const A& sum_a, const A& sum_b, const A& dot) const {
-    if (est == estimator::biased) return g_squared;
-    return A(g_squared + unbiased_feature_terms<A>(xc.rows())(sum_a, sum_b, dot));
-  }
-  A cross(const A& g_squared, const A& kl) const { return combine(g_squared, A(k.sum()), A(l.sum()), kl); }
-  A self_x() const { return combine(A((xc.transpose() * xc).squaredNorm()), A(k.sum()), A(k.sum()), A(k.squaredNorm())); }
-  A self_y() const { return combine(A((yc.transpose() * yc).squaredNorm()), A(l.sum()), A(l.sum()), A(l.squaredNorm())); }
-  /// The library's zero-variance and overflow rule (cka::domain_error), with (Σk)² as the raw scale,
-  /// raised for the unbiased estimator to the size of the terms that cancel (first_order_reference).
-  void check(const char* fn, const A& ab, const A& aa, const A& bb) const { cka_ratio(fn, sums(ab, aa, bb)); }
-  /// The size a statistic's rounding is relative to (feature_rounding_scale).
-  A rounding_scale() const { return feature_rounding_scale(xc, k, yc, l, est); }
-  centered_sums<A> sums(const A& ab, const A& aa, const A& bb) const {
-    A ref_x = A(k.sum() * k.sum()), ref_y = A(l.sum() * l.sum());
-    if (est == estimator::unbiased) {
-      const unbiased_feature_terms<A> t(xc.rows());
-      ref_x = first_order_reference(ref_x, A((xc.transpose() * xc).squaredNorm() + t.magnitude(k.sum(), k.sum(), k.squaredNorm())), xc.rows());
-      ref_y = first_order_reference(ref_y, A((yc.transpose() * yc).squaredNorm() + t.magnitude(l.sum(), l.sum(), l.squaredNorm())), yc.rows());
-    }
-    return {ab, aa, bb, ref_x, ref_y};
-  }
-};
-
-/// The centered columns of x, scaled by a power of two where their magnitudes lie beyond 2^±200 (linear
-/// CKA and its tests are scale-invariant; the library's one rescaling rule).
-template <class A, class V>
-matrix<A> scaled_centered_columns(const V& x) {
-  matrix<A> c = centered_columns<A>(x);
-  const A s = safe_scale<A>(c);
-  if (s != A(1)) c *= s;
-  return c;
-}
-
-template <class A, class VX, class VY>
-linear_features<A> features_of(const char* fn, const VX& x, const VY& y, estimator est) {
-  require_same_samples(fn, "X", x, "Y", y);
-  require_samples(fn, "X", x.rows(), est == estimator::biased ? 4 : 5, "a test on the estimator");
-  require_finite(fn, "X", x);
-  require_finite(fn, "Y", y);
-  linear_features<A> f{scaled_centered_columns<A>(x), scaled_centered_columns<A>(y), vector<A>(), vector<A>(), est};
-  f.k = f.xc.rowwise().squaredNorm();
-  f.l = f.yc.rowwise().squaredNorm();
-  return f;
-}
-
-/// Feature space is cheaper when a permutation's GEMM (2n·d1·d2 flops at GEMM rate) beats a gather over
-/// n² Gram entries, or when two n×n Grams would not fit in 2 GiB.
-inline bool prefer_features(Eigen::Index n, Eigen::Index d1, Eigen::Index d2) {
-  return double(d1) * double(d2) <= 40.0 * double(n) || 16.0 * double(n) * double(n) > double(std::size_t(1) << 31);
-}
-
-/// One representation in feature space: its centered columns and their squared row norms k.
-template <class A>
-struct centered_side {
-  const matrix<A>* xc;
-  const vector<A>* k;
-};
-
-/// The permutation p-values of several representations X_1 … X_m against one Y in feature space, all
-/// under the same permutations of Y's samples (permutation k depends only on the seed and k): each batch
-/// of permutations gathers [P₁Yc, P₂Yc, …] once and multiplies it by the stacked [Xc_1, …, Xc_m] in one
-/// GEMM, (Σd_i)·n·(batch·d_y) multiply-adds; T_π of X_i is ‖its block‖² (+ the unbiased terms, with
-/// Σ k_i(r)·l(π(r))). A T_π within the rounding level of T counts as reaching it (tie_tolerance). Batches
-/// run on the threads; the p-values do not depend on their number.
-template <class A>
-std::vector<double> permutation_p_values(const std::vector<centered_side<A>>& xs, const matrix<A>& yc, const vector<A>& l,
-                                         estimator est, const permutation_options& o) {
-  const Eigen::Index n = yc.rows(), dy = yc.cols(), m = Eigen::Index(xs.size());
-  std::vector<Eigen::Index> offset{0};
-  for (const auto& x : xs) offset.push_back(offset.back() + x.xc->cols());
-  matrix<A> stacked(n, offset.back());
-  for (Eigen::Index i = 0; i < m; ++i) stacked.middleCols(offset[std::size_t(i)], xs[std::size_t(i)].xc->cols()) = *xs[std::size_t(i)].xc;
-  const unbiased_feature_terms<A> terms(n);
-  const A sum_l = l.sum();
-  // T for X_i from its block of G = stackedᵀ·(P Yc) and Σ k_i(r)·l(π(r)).
-  auto statistic = [&](Eigen::Index i, const A& g_squared, const A& kl) {
-    if (est == estimator::biased) return g_squared;
-    return A(g_squared + terms(A(xs[std::size_t(i)].k->sum()), sum_l, kl));
-  };
-  // One batch: permutations first … last−1 gathered, multiplied, and each T_π handed to `use(i, k, T)`.
-  const Eigen::Index batch =
-      std::max<Eigen::Index>(1, std::min<Eigen::Index>(Eigen::Index(o.count), (Eigen::Index(1) << 21) / std::max<Eigen::Index>(1, n * dy)));
-  auto run_batch = [&](long long first, long long last, bool identity, auto&& use) {
-    const Eigen::Index b = Eigen::Index(last - first);
-    matrix<A> block(n, b * dy);
-    matrix<A> lp(n, b);  // l(π(r)) per permutation
-    std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
-    for (long long k = first; k < last; ++k) {
-      const Eigen::Index at = Eigen::Index(k - first);
-      if (identity) {
-        for (Eigen::Index r = 0; r < n; ++r) perm[std::size_t(r)] = r;
-      } else {
-        seeded_permutation(o.seed, std::uint64_t(k), perm);
-      }
-      for (Eigen::Index c = 0; c < dy; ++c) {  // column by column: Yc is column-major
-        const A* src = yc.data() + c * n;
-        A* dst = block.data() + (at * dy + c) * n;
-        for (Eigen::Index r = 0; r < n; ++r) dst[r] = src[perm[std::size_t(r)]];
-      }
-      for (Eigen::Index r = 0; r < n; ++r) lp(r, at) = l(perm[std::size_t(r)]);
-    }
-    const matrix<A> g = stacked.transpose() * block;  // (Σd) × (b·dy)
-    for (Eigen::Index i = 0; i < m; ++i) {
-      const Eigen::Index rows = xs[std::size_t(i)].xc->cols();
-      for (Eigen::Index at = 0; at < b; ++at) {
-        const A kli = est == estimator::unbiased ? A(xs[std::size_t(i)].k->dot(lp.col(at))) : A(0);
-        use(i, first + at, statistic(i, A(g.block(offset[std::size_t(i)], at * dy, rows, dy).squaredNorm()), kli));
-      }
-    }
-  };
-  // The observed values through the same arithmetic, less their rounding level.
-  std::vector<A> observed(static_cast<std::size_t>(m));
-  run_batch(0, 1, true, [&](Eigen::Index i, long long, const A& t) { observed[std::size_t(i)] = t; });
-  for (Eigen::Index i = 0; i < m; ++i) {
-    const auto& x = xs[std::size_t(i)];
-    observed[std::size_t(i)] -= tie_tolerance(n, feature_rounding_scale(*x.xc, *x.k, yc, l, est));
-  }
-  const long long count = static_cast<long long>(o.count), batches = (count + batch - 1) / batch;
-  std::vector<long long> at_least(static_cast<std::size_t>(m), 0);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(Eigen::nbThreads())
-#endif
-  {
-    std::vector<long long> mine(static_cast<std::size_t>(m), 0);
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-    for (long long bt = 0; bt < batches; ++bt) {
-      run_batch(bt * batch, std::min<long long>(bt * batch + batch, count), false, [&](Eigen::Index i, long long, const A& t) {
-        if (t >= observed[std::size_t(i)]) ++mine[std::size_t(i)];
-      });
-    }
-#if defined(_OPENMP)
-#pragma omp critical
-#endif
-    for (std::size_t i = 0; i < mine.size(); ++i) at_least[i] += mine[i];
-  }
-  std::vector<double> p(static_cast<std::size_t>(m));
-  for (std::size_t i = 0; i < p.size(); ++i) p[i] = double(1 + at_least[i]) / double(1 + count);
-  return p;
-}
-
-/// The permutation p-value of one pair in feature space (permutation_p_values with one X).
-template <class A>
-double permutation_p_value(const linear_features<A>& f, const permutation_options& o) {
-  return permutation_p_values<A>({centered_side<A>{&f.xc, &f.k}}, f.yc, f.l, f.est, o)[0];
-}
-
-/// Row products c_i = Σ_{j≠i} Ã_ij B̃_ij of the U-centered linear Grams Ã, B̃ in feature space. With
-/// A = XcXcᵀ (zero row sums, diagonal k) U-centering is Ã_ij = A_ij + p(k_i + k_j) − q for i ≠ j, p = 1/(n−2),
-/// q = Σk/((n−1)(n−2)) (the same for B with l and r); expanding the product leaves x̃ᵢᵀ(XcᵀYc)ỹᵢ,
-/// x̃ᵢᵀ(Xcᵀl), ỹᵢᵀ(Ycᵀk) and sums of k and l: O(n·d1·d2) for all i, no Gram.
-template <class A>
-vector<A> u_centered_row_products(const matrix<A>& xc, const vector<A>& k, const matrix<A>& yc, const vector<A>& l) {
-  const Eigen::Index n = xc.rows();
-  const A p = A(1) / A(n - 2), K = k.sum(), L = l.sum(), KL = k.dot(l);
-  const A q = K / (A(n - 1) * A(n - 2)), r = L / (A(n - 1) * A(n - 2));
-  const vector<A> s1 = (xc * (xc.transpose() * yc)).cwiseProduct(yc).rowwise().sum() - k.cwiseProduct(l);
-  const vector<A> alpha = xc * (xc.transpose() * l), beta = yc * (yc.transpose() * k);
-  vector<A> c(n);
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const A u = p * k(i) - q, v = p * l(i) - r, kl = k(i) * l(i);
-    c(i) = s1(i) - v * k(i) + p * (alpha(i) - kl) - u * l(i) + p * (beta(i) - kl) + A(n - 1) * u * v + p * u * (L - l(i)) +
-           p * v * (K - k(i)) + p * p * (KL - kl);
-  }
-  return c;
-}
-
-/// The jackknife of linear CKA in feature space, O(n·(d1 + d2)²), memory O(n(d1 + d2)).
-template <class A>
-jackknife_result jackknife_of(const linear_features<A>& f, double level) {
-  const A aa = f.self_x(), bb = f.self_y();
-  const A ab = f.cross(A((f.xc.transpose() * f.yc).squaredNorm()), A(f.k.dot(f.l)));
-  if (f.est == estimator::unbiased) {
-    const vector<A> zero = vector<A>::Zero(f.xc.rows());
-    return jackknife_from<A>(ab, aa, bb, u_centered_row_products(f.xc, f.k, f.yc, f.l),
-                             u_centered_row_products(f.xc, f.k, f.xc, f.k), u_centered_row_products(f.yc, f.l, f.yc, f.l),
-                             zero, zero, f.est, level);
-  }
-  // Biased: A = XcXcᵀ, so Σ_j A_ij B_ij = x̃ᵢᵀ(XcᵀYc)ỹᵢ and the diagonal is k.
-  const vector<A> cab = (f.xc * (f.xc.transpose() * f.yc)).cwiseProduct(f.yc).rowwise().sum();
-  const vector<A> caa = (f.xc * (f.xc.transpose() * f.xc)).cwiseProduct(f.xc).rowwise().sum();
-  const vector<A> cbb = (f.yc * (f.yc.transpose() * f.yc)).cwiseProduct(f.yc).rowwise().sum();
-  return jackknife_from<A>(ab, aa, bb, cab, caa, cbb, f.k, f.l, f.est, level);
-}
-
-/// The sums of A = C(XcXcᵀ) that fix the permutation moments, in feature space.
-template <class A>
-null_sums feature_null_sums(const vector<A>& k, A self, estimator est) {
-  null_sums s;
-  if (est == estimator::unbiased) {
-    s.off = double(self);  // U-centered: zero diagonal
-    return s;
-  }
-  s.d1 = double(k.sum());
-  s.d2 = double(k.squaredNorm());
-  s.off = double(self) - s.d2;
-  return s;
-}
-
 }  // namespace detail
+
 
 /// Permutation test of CKA(X, Y) against independence: the samples of Y are permuted `count` times
 /// (reproducibly: permutation k depends only on the seed and k), and p = (1 + #{CKA_π ≥ CKA})/(1 + count).
@@ -584,34 +174,6 @@ jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBa
   return jackknife(x, y, kernel, kernel, est, o);
 }
 
-/// Options of similarity_tests.
-struct similarity_tests_options {
-  estimator est = estimator::biased;
-  std::size_t permutations = 0;  ///< 0: analytic p-values (independence_test); else a permutation test of this size
-  std::uint64_t seed = 0;        ///< the permutation family (the same for every pair)
-  double level = 0;              ///< in (0, 1): jackknife intervals at this level; 0: none
-  std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional, once per pair
-};
-
-/// Per pair of layers: CKA, its p-value against independence, and (with a level) the jackknife interval.
-/// NaN in the rows and columns of layers without variance (their index in `undefined`). `degenerate`
-/// lists the layers whose permutation null has no spread (permutation-invariant: one-hot rows of distinct
-/// classes, say): their p-values are 1, exactly (every permutation gives the observed value).
-struct similarity_tests_result {
-  matrix<double> values, p_value, lower, upper;
-  std::vector<std::size_t> undefined, degenerate;
-};
-
-/// Significance (and intervals) for every pair of layers: the matrix form of independence_test or
-/// permutation_test, and of jackknife, with their values. The square form computes each unordered pair
-/// once (its matrices are symmetric by construction: the p-value of (i, j) is that of (j, i)). With the
-/// linear kernel, a pair of narrow layers (d_i·d_j ≤ 40n) runs in feature space: a permutation costs
-/// O(n·d_i·d_j) in batched GEMMs, the analytic test and the jackknife O(n(d_i + d_j)²). Other pairs use
-/// the layers' centered Grams: a permutation costs O(n²). Each layer is prepared once, as its pairs need it
-/// (centered columns, n·d; a centered Gram, n²). `progress` is called once per pair computed.
-/// Throws cka::invalid_argument for layers with different sample counts, too few samples, NaN/Inf, a level
-/// outside [0, 1), or a permutation count above permutation_options::max_count; cka::domain_error for
-/// overflow.
 namespace detail {
 template <class M, class N, class Kernel>
 similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const std::vector<N>* cols_or_square,
@@ -623,7 +185,7 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
   if (!(o.level >= 0 && o.level < 1)) detail::fail_argument(fn, "level = ", o.level, " must lie in [0, 1)");
   if (o.permutations > 0) detail::require_permutation_count(fn, "permutations", o.permutations);
   const Eigen::Index n = rows[0].rows();
-  const Eigen::Index needed = o.est == estimator::biased ? 4 : (o.level > 0 ? 6 : 5);
+  const Eigen::Index needed = min_samples(o);
   // The pairs: with the linear kernel, feature space where a permutation's GEMM beats a Gram gather
   // (prefer_features); a layer keeps its centered columns, its centered Gram, or both, as its pairs need.
   std::vector<Eigen::Index> row_width, col_width;
@@ -675,9 +237,9 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
   const Eigen::Index nr = Eigen::Index(r.size()), nc = Eigen::Index(cl.size());
   out.values = out.p_value = out.lower = out.upper = matrix<double>::Constant(nr, nc, nan);
   for (std::size_t i = 0; i < r.size(); ++i)
-    if (!r[i].defined) out.undefined.push_back(i);
+    if (!r[i].defined) out.undefined.push_back({i, zero_variance_cause(o.est)});
   for (std::size_t j = 0; j < c.size(); ++j)
-    if (!c[j].defined) out.undefined.push_back(r.size() + j);
+    if (!c[j].defined) out.undefined.push_back({r.size() + j, zero_variance_cause(o.est)});
   permutation_options po;
   po.count = o.permutations;
   po.seed = o.seed;
@@ -751,7 +313,17 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
 }
 }  // namespace detail
 
-/// The rectangular form: `rows` × `cols` layers.
+/// Significance (and intervals) for every pair of layers: the matrix form of independence_test or
+/// permutation_test, and of jackknife, with their values. The square form computes each unordered pair
+/// once (its matrices are symmetric by construction: the p-value of (i, j) is that of (j, i)). With the
+/// linear kernel, a pair of narrow layers (d_i·d_j ≤ 40n) runs in feature space: a permutation costs
+/// O(n·d_i·d_j) in batched GEMMs, the analytic test and the jackknife O(n(d_i + d_j)²). Other pairs use
+/// the layers' centered Grams: a permutation costs O(n²). Each layer is prepared once, as its pairs need it
+/// (centered columns, n·d; a centered Gram, n²). `progress` is called once per pair computed.
+/// Throws cka::invalid_argument for layers with different sample counts, too few samples, NaN/Inf, a level
+/// outside [0, 1), or a permutation count above permutation_options::max_count; cka::domain_error for
+/// overflow.
+/// This is the rectangular form: `rows` × `cols` layers.
 template <class M, class N, class Kernel>
 similarity_tests_result similarity_tests(const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& kernel,
                                          const similarity_tests_options& o = {}) {

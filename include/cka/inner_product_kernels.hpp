@@ -20,6 +20,7 @@ struct linear_kernel {
 template <>
 struct kernel_traits<linear_kernel> {
   static constexpr kernel_form form = kernel_form::inner_product;
+  static constexpr builtin_kernel builtin = builtin_kernel::linear;
 };
 
 /// Polynomial kernel k(x, y) = (gamma·⟨x, y⟩ + coef0)^degree. Not translation invariant: its Gram is built
@@ -63,6 +64,7 @@ struct polynomial_kernel {
 template <>
 struct kernel_traits<polynomial_kernel> {
   static constexpr kernel_form form = kernel_form::inner_product;
+  static constexpr builtin_kernel builtin = builtin_kernel::polynomial;
 };
 
 }  // namespace cka

@@ -20,6 +20,7 @@
 /// `cka::kernel_traits` in namespace cka for a new form-based kernel.
 
 #include <cka/detail/checks.hpp>
+#include <cka/detail/median_ranks.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/inner_product_kernels.hpp>
 #include <cka/kernel_traits.hpp>
@@ -158,7 +159,7 @@ class rbf_kernel : public rbf_parameters {
   void apply(Eigen::MatrixBase<D>& d, typename D::Scalar s2) const {
     using T = typename D::Scalar;
     using std::exp;
-    const detail::rbf_exponent_form<T> f = exponent_for(s2);
+    const exponent_form<T> f = exponent_for(s2);
     if (!f.split) {
       d.derived() = (d.array() * f.scale).exp().matrix();
     } else {
@@ -169,6 +170,7 @@ class rbf_kernel : public rbf_parameters {
 template <>
 struct kernel_traits<rbf_kernel> {
   static constexpr kernel_form form = kernel_form::squared_distance;
+  static constexpr builtin_kernel builtin = builtin_kernel::rbf;
 };
 
 }  // namespace cka

@@ -206,34 +206,47 @@ void allreduce(State& state, MPI_Comm comm) {
   allreduce(state, team(comm));
 }
 
+// The two contracts are in the names: `linear_cka_of_rows` takes each process's own rows (the rows are
+// spread over the processes), `kernel_cka_shared` takes all rows on every process (the tiles are spread).
+// Both take the data, the kernels if any, the team (or communicator), then the estimator, and return the
+// input's scalar type, as cka::linear_cka and cka::kernel_cka do.
+
 /// Linear CKA of rows spread over the processes (collective): this process's rows of X (h×d1) and Y (h×d2),
 /// h ≥ 0, any Eigen expressions. Equals cka::linear_cka on all rows stacked in rank order, to rounding.
-/// Throws as linear_state on every process (bad rows on one process included).
+/// Cost: h·(d1 + d2 + 3)² flops here, one allreduce of (d1 + d2 + 3)² doubles. Throws as linear_state on
+/// every process (bad rows on one process included).
 template <class DX, class DY>
-double linear_cka(const Eigen::MatrixBase<DX>& x_rows, const Eigen::MatrixBase<DY>& y_rows, const team& t,
-                  estimator est = estimator::biased) {
+typename DX::Scalar linear_cka_of_rows(const Eigen::MatrixBase<DX>& x_rows, const Eigen::MatrixBase<DY>& y_rows,
+                                       const team& t, estimator est = estimator::biased) {
   std::optional<linear_state> s;
   detail::together(&t, [&] {
     s.emplace(x_rows.cols(), y_rows.cols());
     if (x_rows.rows() > 0 || y_rows.rows() > 0) s->add(x_rows.derived(), y_rows.derived());
   });
   allreduce(*s, t);
-  return s->cka(est);
+  return typename DX::Scalar(s->cka(est));
 }
 template <class DX, class DY>
-double linear_cka(const Eigen::MatrixBase<DX>& x_rows, const Eigen::MatrixBase<DY>& y_rows, MPI_Comm comm,
-                  estimator est = estimator::biased) {
-  return linear_cka(x_rows, y_rows, team(comm), est);
+typename DX::Scalar linear_cka_of_rows(const Eigen::MatrixBase<DX>& x_rows, const Eigen::MatrixBase<DY>& y_rows,
+                                       MPI_Comm comm, estimator est = estimator::biased) {
+  return linear_cka_of_rows(x_rows, y_rows, team(comm), est);
 }
 
-/// Kernel CKA with the tiles shared by the processes of comm (collective; every process passes the same
-/// X and Y): cka::kernel_cka with compute_options::processes set. The memory budget is per process.
+/// Kernel CKA with the tiles shared by the processes (collective; every process passes all rows of X and
+/// Y): cka::kernel_cka with compute_options::processes set, the same value on every process. The memory
+/// budget of `co` is per process.
 template <class DX, class DY, class KX, class KY>
-typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx, const KY& ky,
-                               estimator est, MPI_Comm comm, compute_options co = {}) {
-  const team t(comm);
+typename DX::Scalar kernel_cka_shared(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
+                                      const KY& ky, const team& t, estimator est = estimator::biased,
+                                      compute_options co = {}) {
   co.processes = &t;
   return cka::kernel_cka(x, y, kx, ky, est, co);
+}
+template <class DX, class DY, class KX, class KY>
+typename DX::Scalar kernel_cka_shared(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y, const KX& kx,
+                                      const KY& ky, MPI_Comm comm, estimator est = estimator::biased,
+                                      compute_options co = {}) {
+  return kernel_cka_shared(x, y, kx, ky, team(comm), est, co);
 }
 
 }  // namespace cka::mpi

@@ -6,63 +6,12 @@
 /// to the device functions.
 
 #include <cka/detail/fail.hpp>
+#include <cka/median_rule.hpp>
 
 #include <cmath>
 #include <cstdint>
 
 namespace cka {
-
-/// Which squared distances a median bandwidth is taken over.
-/// - `all_pairs`: all n² entries of the distance matrix, the n zeros of its diagonal included, with NumPy's
-///   median (the mean of the two middle values when the count is even) — Kornblith et al.'s reference code.
-/// - `off_diagonal`: the n(n−1)/2 distinct pairs i < j, same median definition.
-/// - `nonzero`: the distinct pairs i < j at a positive distance only (duplicated rows left out), same
-///   median definition — a convention some implementations use so that repeated samples, sparse layers
-///   or one-hot labels still get a positive bandwidth; zero only when all rows coincide.
-enum class median_rule { all_pairs, off_diagonal, nonzero };
-
-namespace detail {
-
-/// Thrown (as the cka::domain_error it is) when a median bandwidth comes out zero; similarity_matrix
-/// catches it to give that layer NaN cells instead of losing the whole matrix.
-class zero_bandwidth : public domain_error {
- public:
-  using domain_error::domain_error;
-};
-
-/// The 0-based ranks, among the n(n−1)/2 off-diagonal squared distances sorted ascending, of the one or two
-/// middle values of the median under `rule`, given how many of them are exactly zero (only `nonzero` needs
-/// it); −1 for a middle value that is a diagonal zero (all_pairs: the sorted list is n zeros followed by
-/// every off-diagonal value twice). Both −1: the median is 0.
-struct middle_ranks {
-  std::int64_t lo, hi;
-};
-inline middle_ranks median_ranks(std::uint64_t n, median_rule rule, std::uint64_t zeros) {
-  const std::uint64_t pairs = n * (n - 1) / 2;
-  const std::uint64_t count = rule == median_rule::all_pairs ? n * n : rule == median_rule::nonzero ? pairs - zeros : pairs;
-  auto position = [&](std::uint64_t k) -> std::int64_t {
-    if (rule == median_rule::all_pairs) return k < n ? -1 : std::int64_t((k - n) / 2);
-    return std::int64_t(rule == median_rule::nonzero ? k + zeros : k);
-  };
-  return {position((count - 1) / 2), position(count / 2)};
-}
-
-/// How exp(−d/(2σ²)) is formed for a resolved σ²: exp(d·scale) with scale = −1/(2σ²); or, where that
-/// scale overflows (σ below ~1e−154), exp((d/root)·half) with root = σ, half = −1/(2σ), and 1 at d = 0.
-template <class T>
-struct rbf_exponent_form {
-  T scale, root, half;
-  bool split;
-};
-
-/// NumPy's mean of the two middle values, halved first only where the sum would overflow.
-template <class T>
-T median_midpoint(const T& lower, const T& upper) {
-  const T mid = T((lower + upper) / 2);
-  return mid - mid == T(0) ? mid : T(lower / 2 + upper / 2);
-}
-
-}  // namespace detail
 
 /// A Gaussian RBF kernel's parameters: k(x, y) = exp(−‖x − y‖² / (2σ²)) with σ fixed (`rbf_parameters{sigma}`)
 /// or σ² = fraction² · median of the squared pairwise distances (`rbf_parameters::median(fraction, rule)`),
@@ -105,10 +54,19 @@ class rbf_parameters {
     return s2;
   }
 
+  /// How exp(−d/(2σ²)) is formed for a resolved σ²: exp(d·scale) with scale = −1/(2σ²); or, where that
+  /// scale overflows (σ below ~1e−154, `split`), exp((d/root)·half) with root = σ, half = −1/(2σ), and 1 at
+  /// d = 0.
+  template <class T>
+  struct exponent_form {
+    T scale, root, half;
+    bool split;
+  };
+
   /// The form of exp(−d/(2σ²)) for a resolved σ² = s2 (σ² of a fixed σ, or bandwidth_from_median's).
   /// Throws cka::domain_error when σ² overflows (σ above ~1e154): every kernel value would round to 1.
   template <class T>
-  detail::rbf_exponent_form<T> exponent_for(const T& s2) const {
+  exponent_form<T> exponent_for(const T& s2) const {
     using std::sqrt;
     const T scale = T(T(-1) / (T(2) * s2));
     if (scale - scale == T(0) && scale != T(0)) return {scale, T(0), T(0), false};

@@ -15,7 +15,6 @@
 #include <cka/gram.hpp>
 #include <cka/hsic.hpp>
 #include <cka/kernels.hpp>
-#include <cka/state.hpp>
 
 #include <Eigen/Core>
 

@@ -1,10 +1,13 @@
 #pragma once
 /// \file similarity_matrix.hpp
 /// CKA between every pair of layers — the matrix researchers plot as a heatmap — without repeated work.
-/// A client of the library's two engines: for the linear kernel, one joint moment state of all layers
-/// (state.hpp; O(n·(P+L)²) for P features in all, memory (P+L)², independent of n); otherwise, and when
-/// the layers are wide, each layer's centered Gram formed once (O(n²d)) and each pair one O(n²) inner
-/// product, so L layers cost O(L·n²·d + L²·n²) instead of O(L²·n²·d) for pairwise calls.
+/// Three routes, chosen per call: for the linear kernel, one joint moment state of all layers
+/// (detail/moments.hpp, as layers_state; O(n·(P+L)²) for P features in all, memory (P+L)², independent
+/// of n); for RBF, polynomial and generic kernels, the tile engine (each layer's row sums once, then one
+/// pass over the tiles for every pair; nothing n×n unless the tiles are stored); otherwise (wide linear
+/// layers, a minibatch, a kernel that maps a whole matrix) each layer's centered Gram formed once (O(n²d))
+/// and each pair one O(n²) inner product. L layers cost O(L·n²·d + L²·n²) instead of O(L²·n²·d) for
+/// pairwise calls.
 
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
@@ -17,6 +20,7 @@
 #include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
+#include <cka/undefined_layer.hpp>
 
 #include <Eigen/Core>
 
@@ -37,23 +41,6 @@ struct similarity_matrix_options {
   Eigen::Index minibatch = 0;         ///< 0: all samples at once; B ≥ 4: minibatch CKA
   std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional progress report
 };
-
-/// A layer whose CKA is undefined, and why: zero variance, or (RBF with a median bandwidth) a median
-/// squared distance of zero in some batch.
-struct undefined_layer {
-  std::size_t layer;  ///< index into the list of all layers: rows first, then columns for a rectangular matrix
-  std::string cause;
-};
-
-/// The cause recorded for a layer whose self-HSIC vanishes under `est`. Biased: all its samples are equal.
-/// Unbiased: its U-centered Gram is zero, which also happens for samples that differ but are all equally
-/// similar (one-hot rows of distinct classes: a Gram of I).
-inline const char* zero_variance_cause(estimator est) {
-  return est == estimator::biased
-             ? "zero variance (all samples equal)"
-             : "zero variance under the unbiased estimator (its U-centered Gram is zero: all samples equal, or all "
-               "pairs of samples equally similar, such as one-hot rows of distinct classes)";
-}
 
 /// values(i, j) = CKA(row layer i, column layer j), in the accumulation type A; NaN in the rows and
 /// columns of the layers listed in `undefined` (the matrix is always computed).
@@ -87,6 +74,15 @@ struct layer_list {
   }
 };
 
+/// The shapes a plan needs, before any layer is read: n and each layer's width (rows, then columns).
+struct layer_shapes {
+  Eigen::Index n = 0;
+  std::vector<Eigen::Index> widths;
+  std::size_t size() const { return widths.size(); }
+  Eigen::Index samples() const { return n; }
+  Eigen::Index width(std::size_t a) const { return widths[a]; }
+};
+
 template <class Kernel>
 constexpr bool is_linear_kernel = std::is_same_v<Kernel, linear_kernel>;
 /// Kernels whose layer matrix runs on the tile engine without a minibatch: the RBF, polynomial and generic
@@ -99,8 +95,8 @@ constexpr bool uses_kernel_tiles = in_tile_engine<Kernel> && !is_linear_kernel<K
 /// update runs at GEMM rate (n·(1+P+L)² flops), while forming a Gram (n²·d flops) runs ~4× below it —
 /// first-touch page faults of the n×n buffer and the O(n²) centering passes — and each tiled pair pass
 /// costs ~8n².
-template <class Kernel, class M, class N>
-matrix_route choose_route(const layer_list<M, N>& layers, const similarity_matrix_options& o) {
+template <class Kernel, class Layers>
+matrix_route choose_route(const Layers& layers, const similarity_matrix_options& o) {
   if (uses_kernel_tiles<Kernel> && o.minibatch == 0) return matrix_route::kernel_tiles;
   if (!is_linear_kernel<Kernel> || o.minibatch != 0 || layers.size() == 0) return matrix_route::grams;
   const double n = double(layers.samples());
@@ -298,9 +294,8 @@ struct is_std_vector : std::false_type {};
 template <class T, class Alloc>
 struct is_std_vector<std::vector<T, Alloc>> : std::true_type {};
 
-template <class A, class M, class N, class Kernel>
-double similarity_matrix_bytes_impl(const layer_list<M, N>& layers, const similarity_matrix_options& o,
-                                    const compute_options& co) {
+template <class A, class Kernel, class Layers>
+double similarity_matrix_bytes_impl(const Layers& layers, const similarity_matrix_options& o, const compute_options& co) {
   if (layers.size() == 0) return 0.0;
   const double n = double(layers.samples()), batch = o.minibatch ? double(std::min<Eigen::Index>(o.minibatch, layers.samples())) : n;
   const matrix_route route = choose_route<Kernel>(layers, o);
@@ -370,15 +365,22 @@ basic_similarity_result<accumulator_t<typename M::Scalar>> similarity_matrix(
 template <class M, class Kernel = linear_kernel, class = std::enable_if_t<!detail::is_std_vector<Kernel>::value>>
 double similarity_matrix_bytes(const std::vector<M>& layers, const Kernel& = {}, const similarity_matrix_options& o = {},
                                const compute_options& co = {}) {
-  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, M, M, Kernel>(
+  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, Kernel>(
       detail::make_layers<M, M>(layers, nullptr), o, co);
 }
 /// The same for the rectangular form.
 template <class M, class N, class Kernel = linear_kernel>
 double similarity_matrix_bytes(const std::vector<M>& rows, const std::vector<N>& cols, const Kernel& = {},
                                const similarity_matrix_options& o = {}, const compute_options& co = {}) {
-  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, M, N, Kernel>(
+  return detail::similarity_matrix_bytes_impl<accumulator_t<typename M::Scalar>, Kernel>(
       detail::make_layers(rows, &cols), o, co);
+}
+/// The same from the shapes alone, before any layer is read: n samples and each layer's width (a square
+/// matrix's layers, or the rows' then the columns'), for layers of scalar type `Scalar`.
+template <class Scalar, class Kernel = linear_kernel>
+double similarity_matrix_bytes(Eigen::Index n, const std::vector<Eigen::Index>& widths, const Kernel& = {},
+                               const similarity_matrix_options& o = {}, const compute_options& co = {}) {
+  return detail::similarity_matrix_bytes_impl<accumulator_t<Scalar>, Kernel>(detail::layer_shapes{n, widths}, o, co);
 }
 
 }  // namespace cka

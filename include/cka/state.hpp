@@ -264,16 +264,13 @@ class basic_linear_state {
     return s;
   }
 
-  /// The centered sums behind cka() (used by the library's other clients).
-  detail::centered_sums<A> sums(estimator est) const {
-    return m_.pair_sums(m_.centered(), 0, 1, est);
-  }
-
   /// The centered co-moment matrix (full, symmetric, (3 + d1 + d2)²; see detail/moments.hpp for its layout).
   matrix<A> centered_moments() const { return m_.unscaled(m_.centered()); }
 
  private:
   static constexpr double format_tag = 20261204.0, unscaled_format_tag = 20261126.0;
+  // The centered sums behind cka().
+  detail::centered_sums<A> sums(estimator est) const { return m_.pair_sums(m_.centered(), 0, 1, est); }
   static std::vector<Eigen::Index> widths(const char* fn, Eigen::Index d1, Eigen::Index d2) {
     if (d1 < 1 || d2 < 1) detail::fail_argument(fn, "widths d1 = ", d1, " and d2 = ", d2, " must be at least 1");
     return {d1, d2};

@@ -1,6 +1,7 @@
 // cka::mpi under mpirun (-np 1, 2 and 3): every distributed route against the same computation in one
 // process, which each rank also runs alone. Run by CTest through mpirun; every rank checks, and a failed
-// check on any rank fails the run.
+// check on any rank fails the run. One case reaches into the tile engine: the median over a team member's
+// share of the stored distances.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -76,7 +77,7 @@ TEST_CASE("allreduce of linear states equals the state of all rows") {
     CHECK(s.samples() == x.rows());
     const double one = cka::linear_cka(x, y, est);
     CHECK(close(s.cka(est), one, 1e-12));
-    CHECK(close(cka::mpi::linear_cka(x.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
+    CHECK(close(cka::mpi::linear_cka_of_rows(x.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
   }
 }
 
@@ -111,7 +112,7 @@ TEST_CASE("a rank with bad rows makes every rank throw, no hang") {
   my_rows(x.rows(), r0, h);
   matrix mine = x.middleRows(r0, h);
   if (rank_of() == size_of() - 1 && h > 0) mine(0, 0) = std::nan("");
-  CHECK_THROWS_AS(cka::mpi::linear_cka(mine, y.middleRows(r0, h), MPI_COMM_WORLD), std::invalid_argument);
+  CHECK_THROWS_AS(cka::mpi::linear_cka_of_rows(mine, y.middleRows(r0, h), MPI_COMM_WORLD), std::invalid_argument);
 }
 
 TEST_CASE("distributed RBF kernel CKA equals one process's, stored and recomputed tiles") {
@@ -128,7 +129,7 @@ TEST_CASE("distributed RBF kernel CKA equals one process's, stored and recompute
         const double one = cka::kernel_cka(x, y, k, est, alone);
         const double many = cka::kernel_cka(x, y, k, est, shared);
         CHECK(close(many, one, 1e-13));
-        CHECK(close(cka::mpi::kernel_cka(x, y, k, k, est, MPI_COMM_WORLD, alone), one, 1e-13));
+        CHECK(close(cka::mpi::kernel_cka_shared(x, y, k, k, MPI_COMM_WORLD, est, alone), one, 1e-13));
       }
     }
   }
@@ -237,8 +238,8 @@ TEST_CASE("a NaN in one rank's copy of the data: every rank throws, no hang") {
   shared.processes = &t;
   matrix x = random_matrix(300, 3, 71), y = random_matrix(300, 2, 72);
   if (rank_of() == size_of() - 1) x(17, 1) = std::nan("");
-  CHECK_THROWS_AS(cka::mpi::kernel_cka(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median(), cka::estimator::biased,
-                                       MPI_COMM_WORLD),
+  CHECK_THROWS_AS(cka::mpi::kernel_cka_shared(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median(), MPI_COMM_WORLD,
+                                              cka::estimator::biased),
                   std::invalid_argument);
   CHECK_THROWS_AS(cka::mmd2(x, random_matrix(200, 3, 73), cka::rbf_kernel::median(), cka::estimator::biased, shared),
                   std::invalid_argument);
@@ -248,8 +249,8 @@ TEST_CASE("a NaN in one rank's copy of the data: every rank throws, no hang") {
   // A shape that differs on one rank (Y one column narrower there).
   const matrix z = random_matrix(rank_of() == size_of() - 1 && size_of() > 1 ? 299 : 300, 2, 74);
   if (size_of() > 1) {
-    CHECK_THROWS_AS(cka::mpi::kernel_cka(random_matrix(300, 3, 71), z, cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0},
-                                         cka::estimator::biased, MPI_COMM_WORLD),
+    CHECK_THROWS_AS(cka::mpi::kernel_cka_shared(random_matrix(300, 3, 71), z, cka::rbf_kernel{1.0}, cka::rbf_kernel{1.0},
+                                                MPI_COMM_WORLD, cka::estimator::biased),
                     std::invalid_argument);
   }
 }
@@ -260,7 +261,7 @@ TEST_CASE("states with the same size but the widths in another order: every rank
   if (size_of() == 1) return;
   const bool odd = rank_of() == 1;
   matrix x = random_matrix(50, 6, 81), y = random_matrix(50, 4, 82);
-  CHECK_THROWS_WITH(cka::mpi::linear_cka(odd ? y : x, odd ? x : y, MPI_COMM_WORLD),
+  CHECK_THROWS_WITH(cka::mpi::linear_cka_of_rows(odd ? y : x, odd ? x : y, MPI_COMM_WORLD),
                     Catch::Matchers::Contains("width") && Catch::Matchers::Contains("same order"));
   cka::layers_state s(odd ? std::vector<Eigen::Index>{3, 5, 7} : std::vector<Eigen::Index>{5, 3, 7});
   CHECK_THROWS_AS(cka::mpi::allreduce(s, MPI_COMM_WORLD), std::invalid_argument);
@@ -279,7 +280,7 @@ TEST_CASE("allreduce of states with different scales equals one process's CKA") 
   for (Eigen::Index i = 0; i < xs.rows(); ++i) xs.row(i) *= (i * size_of() / xs.rows()) % 2 == 0 ? 1e-250 : 1e-245;
   for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
     const double one = cka::linear_cka(xs, y, est);
-    CHECK(close(cka::mpi::linear_cka(xs.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
+    CHECK(close(cka::mpi::linear_cka_of_rows(xs.middleRows(r0, h), y.middleRows(r0, h), MPI_COMM_WORLD, est), one, 1e-12));
   }
 }
 

@@ -32,6 +32,13 @@ template <class... Parts>
   throw backend_error(concat("cka::", fn, ": ", parts...));
 }
 
+/// Thrown (as the cka::domain_error it is) when a median bandwidth comes out zero; similarity_matrix
+/// catches it to give that layer NaN cells instead of losing the whole matrix.
+class zero_bandwidth : public domain_error {
+ public:
+  using domain_error::domain_error;
+};
+
 /// The overflow of a kernel value (a polynomial of high degree, an RBF of distances too large to square).
 [[noreturn]] inline void fail_kernel_overflow(const char* fn) {
   fail_domain(fn, "overflow: a kernel value exceeds the range of the accumulation type (e.g. a polynomial of high "

@@ -17,7 +17,7 @@ namespace cka::detail {
 /// for the part below it — p²q flops (plus the diagonal blocks' own diagonals) instead of 2p²q. Every
 /// block of g is written by one task, so the result does not depend on the number of threads. (Measured on
 /// 2 Zen 5 cores at p = 515 and 1027: 67–69 GFLOP/s counted as p²q, 90% of Eigen's two-thread GEMM rate on
-/// the full product; one multithreaded GEMM per block column of the old six-block split reached 31.)
+/// the full product.)
 template <class G, class M>
 void add_lower_outer(G& g, const M& r) {
   const Eigen::Index p = r.rows();

@@ -12,6 +12,7 @@
 #include <cka/device/detail/checks.hpp>
 #include <cka/device/detail/hsic.hpp>
 #include <cka/device/detail/kernel_sums.hpp>
+#include <cka/device/detail/mmd.hpp>
 #include <cka/device/detail/linear.hpp>
 #include <cka/device/detail/relation.hpp>
 #include <cka/device/view.hpp>

@@ -3,6 +3,7 @@
 // from the exact median of the same distance tiles) and the inner-product and generic kernels — computed
 // in every pass or stored once.
 
+#include <cka/detail/kernel_id.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/team.hpp>
 #include <cka/detail/tiles/grid.hpp>
@@ -117,7 +118,7 @@ class rbf_tiles final : public tile_layer {
 /// Kernels whose values value_tiles forms: linear_kernel, polynomial_kernel, and kernels of the generic form
 /// (k(x, y) called per pair). Kernels of another form map a whole n×n matrix (kernels.hpp) and keep it.
 template <class K>
-constexpr bool has_value_tiles = std::is_same_v<K, linear_kernel> || std::is_same_v<K, polynomial_kernel> ||
+constexpr bool has_value_tiles = is_builtin<K>(builtin_kernel::linear) || is_builtin<K>(builtin_kernel::polynomial) ||
                                  kernel_traits<K>::form == kernel_form::generic;
 
 /// One representation's kernel matrix for the passes, its tiles formed from the rows R:
@@ -140,7 +141,7 @@ class value_tiles final : public tile_layer {
   value_tiles(const char* fn, const V& x, const Kernel& k, bool store, int threads, tile_meter* meter = nullptr,
                 const team* members = nullptr)
       : value_tiles(prepared{}, fn, [&] {
-          return tiled_rows_of<double>(x, std::is_same_v<Kernel, linear_kernel> ? safe_scale<double>(x) : 1.0, form());
+          return tiled_rows_of<double>(x, is_builtin<Kernel>(builtin_kernel::linear) ? safe_scale<double>(x) : 1.0, form());
         }, k, store, threads, meter, members) {}
 
   /// The pooled sample [X; Y] (MMD), without a stacked copy of it.
@@ -163,7 +164,7 @@ class value_tiles final : public tile_layer {
 
  private:
   static constexpr row_form form() {
-    return std::is_same_v<Kernel, linear_kernel> ? row_form::centered : row_form::raw;
+    return is_builtin<Kernel>(builtin_kernel::linear) ? row_form::centered : row_form::raw;
   }
 
   struct prepared {};
@@ -171,7 +172,7 @@ class value_tiles final : public tile_layer {
   value_tiles(prepared, const char* fn, Make&& make_rows, const Kernel& k, bool store, int threads,
                 tile_meter* meter, const team* members)
       : fn_(fn), kernel_(k), grid_{0} {
-    if constexpr (std::is_same_v<Kernel, polynomial_kernel>) k.require_valid();
+    if constexpr (is_builtin<Kernel>(builtin_kernel::polynomial)) k.require_valid();
     const tile_share share = tile_share::of(members);
     together(members, [&] { rows_ = make_rows(); });
     if (share.size > 1) require_same_rows(fn_, rows_, members);
@@ -200,7 +201,7 @@ class value_tiles final : public tile_layer {
           for (Eigen::Index i = j + 1; i < h; ++i) t(i, j) = t(j, i);
     } else {
       t.noalias() = rows_.xc.middleRows(i0, h) * rows_.xc.middleRows(j0, w).transpose();
-      if constexpr (std::is_same_v<Kernel, polynomial_kernel>) {
+      if constexpr (is_builtin<Kernel>(builtin_kernel::polynomial)) {
         t = t.unaryExpr([this](double p) { return kernel_.from_inner_product(p); });
       }
     }
@@ -216,11 +217,11 @@ class value_tiles final : public tile_layer {
 
 /// Whether the tile engine evaluates kernel type K: the RBF, inner-product and generic kernels.
 template <class K>
-constexpr bool in_tile_engine = std::is_same_v<K, rbf_kernel> || has_value_tiles<K>;
+constexpr bool in_tile_engine = is_builtin<K>(builtin_kernel::rbf) || has_value_tiles<K>;
 
 /// The tile layer type of kernel K: rbf_tiles or value_tiles<K>.
 template <class K>
-using tiles_for = std::conditional_t<std::is_same_v<K, rbf_kernel>, rbf_tiles, value_tiles<K>>;
+using tiles_for = std::conditional_t<is_builtin<K>(builtin_kernel::rbf), rbf_tiles, value_tiles<K>>;
 
 /// The tile layer of x under kernel k; store, meter and members as rbf_tiles and value_tiles take them.
 template <class V, class K>

@@ -3,13 +3,14 @@
 // counting passes over the tiles (radix selection on the bit patterns), then the values collected.
 
 #include <cka/detail/checks.hpp>
+#include <cka/detail/median_ranks.hpp>
 #include <cka/detail/permutations.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/team.hpp>
 #include <cka/detail/tiles/grid.hpp>
 #include <cka/detail/tiles/rows.hpp>
 #include <cka/detail/tiles/storage.hpp>
-#include <cka/rbf_parameters.hpp>
+#include <cka/median_rule.hpp>
 
 #include <Eigen/Core>
 

@@ -9,7 +9,8 @@
 // brackets the middle first, so that the collected values are few (about 10/√draws of the pairs).
 
 #include <cka/device/detail/tiles.hpp>
-#include <cka/rbf_parameters.hpp>  // Eigen-free: the median's ranks and midpoint
+#include <cka/detail/median_ranks.hpp>
+#include <cka/median_rule.hpp>
 
 
 #include <algorithm>
