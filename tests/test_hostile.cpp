@@ -213,6 +213,13 @@ std::vector<row> table() {
                     const mat<double> a = test::normal<double>(6, 5, 4), b = test::normal<double>(6, 4, 5);
                     return test::rel_err(cka::linear_cka(mat<double>(a * huge), b), cka::linear_cka(a, b));
                   }, outcome::value, 0.0, -1e-13});
+  // Issue 26: permutation_test's feature-space route kept its own sums without the power-of-two scaling and
+  // threw overflow on x*1e200, where linear_cka returns a value.
+  rows.push_back({"permutation_test linear on x*1e200: the value at scale 1", [] {
+                    cka::permutation_options o;
+                    o.count = 99;
+                    return cka::permutation_test(mat<double>(x * 1e200), y, cka::linear_kernel{}, estimator::biased, o).value;
+                  }, outcome::value, cka::linear_cka(x, y), 1e-13});
   rows.push_back({"polynomial degree 400: overflow", [] { return cka::kernel_cka(x, y, cka::polynomial_kernel{400, 1.0, 1.0}); },
                   outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
   rows.push_back({"rbf sigma = 1e-300: the K = I limit", [] { return cka::kernel_cka(x, y, cka::rbf_kernel{1e-300}); },
