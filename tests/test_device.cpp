@@ -863,7 +863,7 @@ TEST_CASE("device linear CKA: the feature form in chunks of rows agrees with one
       device::work_counts counts;
       const auto be = device::detail::make_backend(thrust::cpp::par, device::detail::eigen_ops{}, &counts, "linear_cka");
       std::vector<double> scratch(std::size_t(device::detail::linear_scratch(301, 10, rows)));
-      const auto s = device::detail::linear_sums(be, scratch.data(), hx, hy, est == estimator::unbiased, rows);
+      const auto s = device::detail::linear_sums(be, scratch.data(), hx, hy, est, rows);
       CHECK(test::rel_err(device::detail::cka_of("linear_cka", s), expected) < 1e-12);
       CHECK(counts.launches == 4 + 2 * ((301 + rows - 1) / rows) + 1 + (est == estimator::unbiased ? 1 : 0));
     }

@@ -129,7 +129,7 @@ auto host_backend(const char* fn) { return cka::device::detail::make_backend(thr
 template <class T>
 double host_hsic(const std::vector<T>& k, const std::vector<T>& l, std::int64_t n, bool unbiased) {
   const cka::device::detail::strided<T> sk{k.data(), n, n, n, 1}, sl{l.data(), n, n, n, 1};
-  return cka::device::detail::gram_hsic(host_backend("hsic"), sk, sl, unbiased, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
+  return cka::device::detail::gram_hsic(host_backend("hsic"), sk, sl, unbiased ? cka::estimator::unbiased : cka::estimator::biased, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16);
 }
 
 template <class T>
@@ -244,7 +244,8 @@ void compare_linear(std::int64_t n) {
   for (bool unbiased : {false, true}) {
     std::vector<double> scratch(std::size_t(cka::device::detail::linear_scratch(n, 8)));
     const cka::device::detail::strided<double> hx{x.data(), n, 5, 5, 1}, hy{y.data(), n, 3, 3, 1};
-    const auto s = cka::device::detail::linear_sums(host_backend("linear_cka"), scratch.data(), hx, hy, unbiased);
+    const auto s = cka::device::detail::linear_sums(host_backend("linear_cka"), scratch.data(), hx, hy,
+                                                    unbiased ? cka::estimator::unbiased : cka::estimator::biased);
     const double expected = s.kl / std::sqrt(s.kk) / std::sqrt(s.ll);
     for (int layout = 0; layout < 3; ++layout) {
       const std::int64_t pad = layout == 2 ? 2 : 0;
@@ -301,7 +302,7 @@ void compare_kernels(std::int64_t n) {
       const auto rx = cka::device::detail::tile_request_of(kx), ry = cka::device::detail::tile_request_of(ky);
       std::vector<double> scratch(std::size_t(cka::device::detail::kernel_cka_scratch(n, 6, 4, plan.tile)));
       const double expected = cka::device::detail::cka_of(
-          "kernel_cka", cka::device::detail::kernel_cka_sums(engine, hx, hy, rx, ry, unbiased, scratch.data()));
+          "kernel_cka", cka::device::detail::kernel_cka_sums(engine, hx, hy, rx, ry, est, scratch.data()));
       const double got = double(cka::kernel_cka(ctx, vx, vy, kx, ky, est));
       const std::string what = name + " n = " + std::to_string(n) + " unbiased " + std::to_string(unbiased);
       check(std::abs(got - expected) <= tolerance_for<T>(tol) * std::abs(expected),
@@ -368,7 +369,7 @@ void compare_losses(std::int64_t b, std::int64_t c) {
       cka::device::detail::relation_mode mode;
       mode.centered = opts.centered;
       mode.row_normalize = opts.row_normalize;
-      mode.unbiased = unbiased;
+      mode.est = opts.est;
       // Expected: the engine on the CPP system, gradient row-major b×c.
       std::vector<T> expected_grad(std::size_t(b * c), T(0));
       const cka::device::detail::strided<T> hs{s.data(), b, c, c, 1}, ht{t.data(), b, c, c, 1};

@@ -60,7 +60,7 @@ T tile_kernel_cka(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, cons
   require_pair(fn, sx, sy, min_samples(est));
   auto scratch = be.scratch(std::size_t(kernel_cka_scratch(x.rows, x.cols, y.cols, plan.tile)));
   const auto s = kernel_cka_sums(make_tile_engine(be, plan), sx, sy, tile_request_of(kx), tile_request_of(ky),
-                                 est == estimator::unbiased, scratch.get());
+                                 est, scratch.get());
   return T(cka_of(fn, s));
 }
 
@@ -91,7 +91,7 @@ template <class Context, class TK, class TL, class T = device::detail::scalar_of
 T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l, estimator est = estimator::biased) {
   const auto be = device::detail::backend_for(ctx, "hsic");
   return T(device::detail::gram_hsic(be, device::detail::strided_of(k), device::detail::strided_of(l),
-                                     est == estimator::unbiased, double(std::numeric_limits<T>::epsilon())));
+                                     est, double(std::numeric_limits<T>::epsilon())));
 }
 
 /// Linear CKA of two views on a context's memory; as linear_cka(X, Y, est) (same errors; values to
@@ -109,7 +109,7 @@ T linear_cka(const Context& ctx, device::matrix_view<TX> x, device::matrix_view<
   const auto sx = device::detail::strided_of(x), sy = device::detail::strided_of(y);
   device::detail::require_pair(fn, sx, sy, min_samples(est));
   auto scratch = be.scratch(std::size_t(device::detail::linear_scratch(x.rows, x.cols + y.cols)));
-  return T(device::detail::cka_of(fn, device::detail::linear_sums(be, scratch.get(), sx, sy, est == estimator::unbiased)));
+  return T(device::detail::cka_of(fn, device::detail::linear_sums(be, scratch.get(), sx, sy, est)));
 }
 
 /// Kernel CKA of two views; as kernel_cka(X, Y, kx, ky, est, co) (same errors; values to rounding). Two
@@ -164,7 +164,7 @@ inline device::detail::relation_mode mode_of(const relation_options& opts) {
   device::detail::relation_mode m;
   m.centered = opts.centered;
   m.row_normalize = opts.row_normalize;
-  m.unbiased = opts.est == estimator::unbiased;
+  m.est = opts.est;
   m.skip = opts.on_undefined == undefined_policy::skip;
   return m;
 }

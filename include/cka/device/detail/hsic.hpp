@@ -9,6 +9,7 @@
 
 #include <cka/device/detail/backend.hpp>
 #include <cka/device/detail/checks.hpp>
+#include <cka/estimator.hpp>
 
 #include <thrust/functional.h>
 #include <thrust/iterator/zip_iterator.h>
@@ -95,9 +96,9 @@ struct row_entry {
 struct centering_scale {
   double u, c;
 };
-CKA_HD inline centering_scale centering_scales(std::int64_t n, double total, bool unbiased) {
+CKA_HD inline centering_scale centering_scales(std::int64_t n, double total, estimator est) {
   const double nn = double(n);
-  return unbiased ? centering_scale{1.0 / (nn - 2), total / ((nn - 1) * (nn - 2))} : centering_scale{1.0 / nn, total / (nn * nn)};
+  return est == estimator::unbiased ? centering_scale{1.0 / (nn - 2), total / ((nn - 1) * (nn - 2))} : centering_scale{1.0 / nn, total / (nn * nn)};
 }
 
 using sums3 = thrust::tuple<double, double, double>;
@@ -120,7 +121,8 @@ constexpr double no_entry = 9.0e18;
 template <class T>
 struct gram_line_chunk {
   square<T> k, l;
-  bool unbiased, check;
+  estimator est;
+  bool check;
   std::int64_t stride;
   double* part;
   CKA_HD void operator()(std::int64_t item) const {
@@ -132,7 +134,7 @@ struct gram_line_chunk {
     double s = 0, top = 0, gap = 0, bad = no_entry;
     for (std::int64_t t = t0; t < t1; ++t) {
       const double v = m.line(at, t);
-      if (!(unbiased && t == at)) s += v;
+      if (!(est == estimator::unbiased && t == at)) s += v;
       if (!check) continue;
       const double mag = v < 0 ? -v : v;
       if (!(v - v == 0.0)) {
@@ -207,14 +209,14 @@ struct centered_line_products {
   const double* rk;
   const double* rl;
   const double* totals;  // Σr_K, Σr_L
-  bool unbiased;
+  estimator est;
   CKA_HD sums3 operator()(std::int64_t item) const {
     const std::int64_t n = k.n, line = item % n, c = item / n, t0 = c * line_chunk;
     const std::int64_t t1 = t0 + line_chunk < n ? t0 + line_chunk : n;
-    const centering_scale ck = centering_scales(n, totals[0], unbiased), cl = centering_scales(n, totals[1], unbiased);
+    const centering_scale ck = centering_scales(n, totals[0], est), cl = centering_scales(n, totals[1], est);
     double ab = 0, aa = 0, bb = 0;
     for (std::int64_t t = t0; t < t1; ++t) {
-      if (unbiased && t == line) continue;
+      if (est == estimator::unbiased && t == line) continue;
       const double a = k.line(line, t) - ck.u * (rk[line] + rk[t]) + ck.c;
       const double b = l.line(line, t) - cl.u * (rl[line] + rl[t]) + cl.c;
       ab += a * b;
@@ -233,19 +235,19 @@ inline std::int64_t centered_sums_scratch(std::int64_t n) { return 8 * n + 4 * l
 /// top L, gap K, gap L — found only when `check` — and the totals Σr_K, Σr_L) into verdict[0 … 7], both in
 /// the context's memory. rows: centered_sums_scratch(n) doubles. Four launches, nothing read back.
 template <class Backend, class T>
-void centered_sums_into(const Backend& be, const square<T>& k, const square<T>& l, bool unbiased, double* rows, double* out,
+void centered_sums_into(const Backend& be, const square<T>& k, const square<T>& l, estimator est, double* rows, double* out,
                         double* verdict, bool check = false) {
   const std::int64_t n = k.n, lines = 2 * n, chunks = line_chunks(n);
   double* r = rows;           // 2n
   double* stats = r + lines;  // 6n
   double* part = stats + 3 * lines;
-  be.launch(chunks * lines, gram_line_chunk<T>{k, l, unbiased, check, chunks * lines, part});
+  be.launch(chunks * lines, gram_line_chunk<T>{k, l, est, check, chunks * lines, part});
   be.launch(lines, finish_line{part, lines, chunks, r, stats});
   be.reduce_into(lines, line_verdict{r, stats, n}, sums8(no_entry, no_entry, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
                  merge_line_verdict{},
                  thrust::make_zip_iterator(thrust::make_tuple(verdict, verdict + 1, verdict + 2, verdict + 3, verdict + 4,
                                                               verdict + 5, verdict + 6, verdict + 7)));
-  be.reduce_into(chunks * n, centered_line_products<T>{k, l, r, r + n, verdict + 6, unbiased}, sums3(0.0, 0.0, 0.0), add3{},
+  be.reduce_into(chunks * n, centered_line_products<T>{k, l, r, r + n, verdict + 6, est}, sums3(0.0, 0.0, 0.0), add3{},
                  thrust::make_zip_iterator(thrust::make_tuple(out, out + 1, out + 2)));
 }
 
@@ -274,7 +276,7 @@ struct asymmetric_key {
 /// magnitude (folded into the line sums, read back with the result) — on a backend. Returns the sum over
 /// (n−1)² or n(n−3). Four launches, one synchronisation (two more to name a culprit).
 template <class Backend, class T>
-double gram_hsic(const Backend& be, const strided<T>& k, const strided<T>& l, bool unbiased, double epsilon) {
+double gram_hsic(const Backend& be, const strided<T>& k, const strided<T>& l, estimator est, double epsilon) {
   const char* fn = be.fn;
   for (const auto* m : {&k, &l}) {
     const char* what = m == &k ? "K" : "L";
@@ -285,15 +287,15 @@ double gram_hsic(const Backend& be, const strided<T>& k, const strided<T>& l, bo
     cka::detail::fail_argument(fn, "K is ", k.rows, "x", k.cols, " but L is ", l.rows, "x", l.cols,
                                "; both Grams must be over the same samples");
   }
-  const std::int64_t n = k.rows, needed = unbiased ? 4 : 2;
+  const std::int64_t n = k.rows, needed = min_samples(est);
   if (n < needed) {
-    cka::detail::fail_argument(fn, "K has ", n, " samples but ", unbiased ? "the unbiased estimator" : "the biased estimator",
+    cka::detail::fail_argument(fn, "K has ", n, " samples but ", est == estimator::unbiased ? "the unbiased estimator" : "the biased estimator",
                                " needs at least ", needed);
   }
   const square<T> sk{k.ptr, n, k.row_stride, k.col_stride}, sl{l.ptr, n, l.row_stride, l.col_stride};
   auto scratch = be.scratch(std::size_t(11 + centered_sums_scratch(n)));
   double* out = scratch.get();  // the sums, then the verdict: one read-back
-  centered_sums_into(be, sk, sl, unbiased, out + 11, out, out + 3, true);
+  centered_sums_into(be, sk, sl, est, out + 11, out, out + 3, true);
   double h[11];
   be.to_host(h, out, 11);
   const double* v = h + 3;
@@ -315,7 +317,7 @@ double gram_hsic(const Backend& be, const strided<T>& k, const strided<T>& l, bo
                                be.read(m.ptr + j * m.row_stride + i * m.col_stride));
   }
   const double nn = double(n);
-  return h[0] / (unbiased ? nn * (nn - 3) : (nn - 1) * (nn - 1));
+  return h[0] / (est == estimator::unbiased ? nn * (nn - 3) : (nn - 1) * (nn - 1));
 }
 
 }  // namespace cka::device::detail

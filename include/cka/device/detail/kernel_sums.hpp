@@ -186,12 +186,12 @@ struct tile_centered_products {
   const double* rli;
   const double* rlj;
   const double* scales;  // K's and L's centering (u, c), in the context's memory
-  bool unbiased;
+  estimator est;
   CKA_HD sums3 operator()(std::int64_t flat) const {
     const flat_index f = divide(flat, k.dist.h);
     const std::int64_t i = f.r, j = f.q;
     const bool diagonal = k.dist.diagonal;
-    if (diagonal && unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    if (diagonal && est == estimator::unbiased && i == j) return sums3(0.0, 0.0, 0.0);
     const centering_scale ck{scales[0], scales[1]}, cl{scales[2], scales[3]};
     const double a = k(flat) - ck.u * (rki[i] + rkj[j]) + ck.c;
     const double b = l(flat) - cl.u * (rli[i] + rlj[j]) + cl.c;
@@ -259,9 +259,9 @@ struct add4 {
 struct scales_from_totals {
   double* at;  // totals (4), then the scales (4)
   std::int64_t n;
-  bool unbiased;
+  estimator est;
   CKA_HD void operator()(std::int64_t) const {
-    const centering_scale ck = centering_scales(n, at[0], unbiased), cl = centering_scales(n, at[1], unbiased);
+    const centering_scale ck = centering_scales(n, at[0], est), cl = centering_scales(n, at[1], est);
     at[4] = ck.u;
     at[5] = ck.c;
     at[6] = cl.u;
@@ -284,7 +284,7 @@ inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 8 + 
 /// in pass A, two products and a reduction in pass B; one read-back.
 template <class Engine>
 centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_kernel& fx, const tile_rows& y,
-                              const tile_kernel& fy, bool unbiased, double* rows, double* slots) {
+                              const tile_kernel& fy, estimator est, double* rows, double* slots) {
   const auto& be = e.be;
   const std::int64_t n = x.n;
   double* rk = rows;  // then rl, and the squares qk, ql
@@ -305,7 +305,7 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     const std::int64_t across = (p.w + chunk - 1) / chunk, down = (p.h + chunk - 1) / chunk;
     const std::int64_t cols = p.diagonal() ? 0 : p.w;
-    const tile_line_chunks sums{{values(x, fx, p, gk), values(y, fy, p, gl)}, p.w, chunk, across, down, unbiased,
+    const tile_line_chunks sums{{values(x, fx, p, gk), values(y, fy, p, gl)}, p.w, chunk, across, down, est == estimator::unbiased,
                                 partial.get()};
     be.launch(2 * (across * p.h + (p.diagonal() ? 0 : down * p.w)), sums);
     be.launch(2 * (p.h + cols), tile_line_totals{partial.get(), p.h, p.w, across, down, p.i0, p.j0, n, p.diagonal(), rows});
@@ -314,12 +314,12 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   double* tiles = slots + 8;
   be.reduce_into(n, sum_four{rows, n}, sums4(0.0, 0.0, 0.0, 0.0), add4{},
                  thrust::make_zip_iterator(thrust::make_tuple(totals, totals + 1, totals + 2, totals + 3)));
-  be.launch(1, scales_from_totals{totals, n, unbiased});
+  be.launch(1, scales_from_totals{totals, n, est});
   const double* scales = totals + 4;
   std::int64_t at = 0;
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     const tile_centered_products f{values(x, fx, p, gk), values(y, fy, p, gl), rk + p.i0, rk + p.j0, rl + p.i0, rl + p.j0,
-                                   scales, unbiased};
+                                   scales, est};
     be.reduce_into(p.h * p.w, f, sums3(0.0, 0.0, 0.0), add3{}, slots3(tiles + 3 * at));
     ++at;
   });
@@ -364,7 +364,7 @@ void write_tile_rows(const Backend& be, const view_pair<T>& m, const tile_reques
 /// passes A and B. scratch: kernel_cka_scratch(n, d1, d2, tile) doubles.
 template <class Engine, class T>
 centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const strided<T>& y, const tile_request& kx,
-                                const tile_request& ky, bool unbiased, double* scratch) {
+                                const tile_request& ky, estimator est, double* scratch) {
   const auto& be = e.be;
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols;
   const input_slots in{scratch};
@@ -378,7 +378,7 @@ centered_totals kernel_cka_sums(const Engine& e, const strided<T>& x, const stri
   be.transform(2 * n, nx, two_row_norms{zx, zy, n, d1, d2});
   const tile_rows tx{zx, nx, n, d1}, ty{zy, ny, n, d2};
   const tile_kernel fx = resolve_kernel(e, tx, kx), fy = resolve_kernel(e, ty, ky);
-  return tile_cka_sums(e, tx, fx, ty, fy, unbiased, rows, slots);
+  return tile_cka_sums(e, tx, fx, ty, fy, est, rows, slots);
 }
 
 }  // namespace cka::device::detail

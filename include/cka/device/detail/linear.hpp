@@ -135,10 +135,10 @@ struct mirror_lower {
 /// K_ij², L_ij² at flat index k (the diagonal left out for the unbiased estimator).
 struct raw_squares_at {
   square<double> k, l;
-  bool unbiased;
+  estimator est;
   CKA_HD sums3 operator()(std::int64_t flat) const {
     const std::int64_t i = flat / k.n, j = flat % k.n;
-    if (unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    if (est == estimator::unbiased && i == j) return sums3(0.0, 0.0, 0.0);
     const double a = k.at(i, j), b = l.at(i, j);
     return sums3(a * a, b * b, 0.0);
   }
@@ -157,7 +157,7 @@ inline auto slots3(double* p) { return thrust::make_zip_iterator(thrust::make_tu
 /// feature_chunk; tests choose small ones). Launches: 4 (scan) + 2 per chunk + 1 (+1 unbiased) for
 /// features, 13 for Grams; one synchronisation.
 template <class Backend, class T>
-centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>& x, const strided<T>& y, bool unbiased,
+centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>& x, const strided<T>& y, estimator est,
                             std::int64_t rows = 0) {
   const std::int64_t n = x.rows, d1 = x.cols, d2 = y.cols, dd = d1 + d2;
   const input_slots in{scratch};
@@ -177,8 +177,8 @@ centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>
     be.gram(z + n * d1, n, d2, l);
     be.launch(2 * n * n, mirror_lower{k, l, n});
     const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
-    centered_sums_into(be, sk, sl, unbiased, l + n * n, sums, sums + 10);
-    be.reduce_into(n * n, raw_squares_at{sk, sl, unbiased}, sums3(0.0, 0.0, 0.0), add3{}, slots3(sums + 3));
+    centered_sums_into(be, sk, sl, est, l + n * n, sums, sums + 10);
+    be.reduce_into(n * n, raw_squares_at{sk, sl, est}, sums3(0.0, 0.0, 0.0), add3{}, slots3(sums + 3));
   } else {
     if (rows <= 0) rows = feature_chunk(n, dd);
     const std::int64_t p = dd + 1;
@@ -191,7 +191,7 @@ centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>
     }
     be.reduce_into(dd * dd, shifted_feature_terms{sm, dd, d1}, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
                    thrust::make_zip_iterator(thrust::make_tuple(sums, sums + 1, sums + 2, sums + 3, sums + 4)));
-    if (unbiased) {
+    if (est == estimator::unbiased) {
       be.reduce_into(n, centered_row_norms<T>{m, in.scale(), sm}, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
                      thrust::make_zip_iterator(thrust::make_tuple(sums + 5, sums + 6, sums + 7, sums + 8, sums + 9)));
     }
@@ -201,7 +201,7 @@ centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>
   require_scanned_finite(be, m, h, "X", "Y");
   const double* s = h + input_slots::count;
   centered_totals r{s[0], s[1], s[2], s[3], s[4]};
-  if (unbiased && !linear_by_grams(n, dd)) {
+  if (est == estimator::unbiased && !linear_by_grams(n, dd)) {
     const double nn = double(n), c1 = nn / (nn - 2), c2 = 1.0 / ((nn - 1) * (nn - 2));
     r.kl += c2 * s[5] * s[6] - c1 * s[7];
     r.kk += c2 * s[5] * s[5] - c1 * s[8];

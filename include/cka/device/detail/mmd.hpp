@@ -97,14 +97,14 @@ struct linear_mmd_chunk {
 struct linear_mmd_column {
   const double* part;
   std::int64_t d, chunks, m, n;
-  bool unbiased;
+  estimator est;
   CKA_HD double operator()(std::int64_t j) const {
     const std::int64_t stride = chunks * d;
     double t[4] = {0, 0, 0, 0};
     for (int k = 0; k < 4; ++k)
       for (std::int64_t c = 0; c < chunks; ++c) t[k] += part[k * stride + c * d + j];
     const double mm = double(m), nn = double(n);
-    if (!unbiased) {
+    if (est == estimator::biased) {
       const double diff = t[0] / mm - t[2] / nn;
       return diff * diff;
     }
@@ -134,7 +134,7 @@ double linear_mmd2(const Backend& be, const strided<T>& x, const strided<T>& y, 
   const view_pair<T> pooled = stacked(x, y);
   scan_columns(be, pooled, mean, keep, part, in, true, true);
   be.launch(chunks * d, linear_mmd_chunk<T>{pooled, mean, keep, in.scale(), moment_chunk(total), chunks * d, part});
-  be.reduce_into(d, linear_mmd_column{part, d, chunks, x.rows, y.rows, est == estimator::unbiased}, 0.0,
+  be.reduce_into(d, linear_mmd_column{part, d, chunks, x.rows, y.rows, est}, 0.0,
                  thrust::plus<double>(), sum);
   double h[input_slots::count + 1];
   be.to_host(h, scratch, input_slots::count + 1);

@@ -73,7 +73,7 @@ term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s
   be.gram(z + n * ds, n, dt, l);
   be.launch(2 * n * n, mirror_lower{k, l, n});
   const square<double> sk{k, n, 1, n}, sl{l, n, 1, n};
-  be.reduce_into(n * n, raw_squares_at{sk, sl, false}, sums3(0.0, 0.0, 0.0), add3{}, slots3(slots.raw()));
+  be.reduce_into(n * n, raw_squares_at{sk, sl, estimator::biased}, sums3(0.0, 0.0, 0.0), add3{}, slots3(slots.raw()));
   double* am = k;
   if (mode.row_normalize) {
     be.launch(n, inverse_root_diagonal{k, n, inv_s});
@@ -91,7 +91,7 @@ term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s
         be.launch(n * n, double_center{m, rows, cols, slots.total(), n});
       }
     }
-  } else if (mode.centered && mode.unbiased) {
+  } else if (mode.centered && mode.est == estimator::unbiased) {
     for (double* m : {k, l}) {
       const square<double> sm{m, n, 1, n};
       line_sums(be, row_entry<double>{sm, true}, n, n, 1.0, partial, rows);
@@ -125,15 +125,15 @@ struct relation_term_value {
 /// Throws, as the host loss does, for a mode the host refuses and for too few rows under the raise policy;
 /// true if the term is skipped for too few rows (value 0, a zero gradient).
 inline bool too_few_rows(const char* fn, std::int64_t n, const relation_mode& mode) {
-  if (mode.row_normalize && mode.centered && mode.unbiased) {
+  if (mode.row_normalize && mode.centered && mode.est == estimator::unbiased) {
     cka::detail::fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
                                    "for symmetric Grams only)");
   }
-  const std::int64_t needed = mode.centered && mode.unbiased ? 4 : 2;
+  const std::int64_t needed = mode.centered && mode.est == estimator::unbiased ? 4 : 2;
   if (n >= needed) return false;
   if (!mode.skip) {
     cka::detail::fail_argument(fn, "the student has ", n, " samples but ",
-                               !mode.centered ? "an uncentered alignment" : mode.unbiased ? "the unbiased estimator" : "the biased estimator",
+                               !mode.centered ? "an uncentered alignment" : mode.est == estimator::unbiased ? "the unbiased estimator" : "the biased estimator",
                                " needs at least ", needed);
   }
   return true;

@@ -60,7 +60,7 @@ struct term_slots {
 struct relation_mode {
   bool centered = true;
   bool row_normalize = false;
-  bool unbiased = false;
+  estimator est = estimator::biased;
   bool skip = true;
   /// The term compares the columns (the class relation: the engine sees the views transposed).
   bool transposed = false;
