@@ -132,4 +132,7 @@ TEST_CASE("similarity_matrix_bytes follows the route", "[matrix]") {
   CHECK(cka::similarity_matrix_bytes<float>(400, narrow_widths, cka::rbf_kernel{1.0}, plain, small) ==
         cka::similarity_matrix_bytes(narrow, cka::rbf_kernel{1.0}, plain, small));
   CHECK(cka::similarity_matrix_bytes<double>(400, narrow_widths, cka::rbf_kernel{1.0}, o) == 8.0 * 400 * 400 * 3);
+  CHECK_THROWS_WITH(cka::similarity_matrix_bytes<double>(-1, narrow_widths), Catch::Contains("similarity_matrix_bytes") && Catch::Contains("n = -1"));
+  CHECK_THROWS_WITH(cka::similarity_matrix_bytes<double>(400, std::vector<Eigen::Index>{8, 0}),
+                    Catch::Contains("layer 1 has width 0"));
 }

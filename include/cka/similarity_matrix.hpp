@@ -376,10 +376,15 @@ double similarity_matrix_bytes(const std::vector<M>& rows, const std::vector<N>&
       detail::make_layers(rows, &cols), o, co);
 }
 /// The same from the shapes alone, before any layer is read: n samples and each layer's width (a square
-/// matrix's layers, or the rows' then the columns'), for layers of scalar type `Scalar`.
+/// matrix's layers, or the rows' then the columns'), for layers of scalar type `Scalar`. Throws
+/// cka::invalid_argument for a negative n or a width below 1.
 template <class Scalar, class Kernel = linear_kernel>
 double similarity_matrix_bytes(Eigen::Index n, const std::vector<Eigen::Index>& widths, const Kernel& = {},
                                const similarity_matrix_options& o = {}, const compute_options& co = {}) {
+  if (n < 0) detail::fail_argument("similarity_matrix_bytes", "n = ", n, " samples; it must not be negative");
+  for (std::size_t a = 0; a < widths.size(); ++a) {
+    if (widths[a] < 1) detail::fail_argument("similarity_matrix_bytes", "layer ", a, " has width ", widths[a], "; it must be at least 1");
+  }
   return detail::similarity_matrix_bytes_impl<accumulator_t<Scalar>, Kernel>(detail::layer_shapes{n, widths}, o, co);
 }
 
