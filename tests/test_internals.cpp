@@ -2,18 +2,21 @@
 // the routes and primitives the public functions choose between automatically, checked against each other
 // and against explicit products, and the permutation null's moments. The other test files use the public
 // API, except test_tiles.cpp (the tile engine), test_device.cpp (the device engine on its host systems) and
-// tests/mpi/test_mpi.cpp (the team's share of the median).
+// tests/mpi/test_mpi.cpp (the team's share of the median). The median's selection driver, shared by all
+// three, is checked here on a plain list of values.
 #include "oracle.hpp"
 #include "support.hpp"
 
 #include <cka/cka.hpp>
 #include <cka/detail/moments.hpp>
+#include <cka/detail/select.hpp>
 #include <cka/similarity_matrix.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -25,7 +28,102 @@ double tol() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-12;
 }
 const std::tuple<int, int, int> shapes[] = {{10, 3, 4}, {50, 8, 13}, {200, 40, 30}, {6, 20, 30}, {64, 64, 64}};
+
+/// The distinct-pair distances as a plain list, a select_median source with 4 buckets and a given cap; a
+/// sample (every value, when `sampled`) and the passes it took.
+struct list_source {
+  using value_type = double;
+  static constexpr std::uint64_t buckets = 4;
+  static constexpr bool exact_keys = true;
+  std::vector<double> values;
+  std::uint64_t cap;
+  bool sampled;
+  std::vector<double> sample{};
+  int passes = 0;
+
+  cka::detail::key_range span() const { return {}; }
+  std::uint64_t draw_sample() {
+    if (sampled) sample = values;
+    return sample.size();
+  }
+  std::uint64_t sample_zeros() const { return std::uint64_t(std::count(sample.begin(), sample.end(), 0.0)); }
+  double sample_value(std::uint64_t k) {
+    std::nth_element(sample.begin(), sample.begin() + std::ptrdiff_t(k), sample.end());
+    return sample[std::size_t(k)];
+  }
+  cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool) {
+    ++passes;
+    cka::detail::key_counts c;
+    c.buckets.assign(buckets, 0);
+    for (double v : values) {
+      const std::uint64_t u = cka::detail::distance_key(v);
+      c.zeros += v == 0.0;
+      c.below += u < r.lo;
+      if (u >= r.lo && u <= r.hi) ++c.buckets[(u - r.lo) >> shift];
+    }
+    return c;
+  }
+  std::pair<double, double> pick(const cka::detail::key_range& r, std::uint64_t before, std::uint64_t inside,
+                                 cka::detail::rank_pair want) {
+    ++passes;
+    std::vector<double> in;
+    for (double v : values)
+      if (cka::detail::distance_key(v) >= r.lo && cka::detail::distance_key(v) <= r.hi) in.push_back(v);
+    CHECK(in.size() == inside);
+    return cka::detail::order_values("test", in, before, want);
+  }
+};
+
+/// NumPy's median of the pair values under a rule (n samples; the diagonal's n zeros for all_pairs).
+double numpy_median(std::vector<double> pairs, std::uint64_t n, cka::median_rule rule) {
+  if (rule == cka::median_rule::all_pairs) {
+    std::vector<double> all(std::size_t(n), 0.0);
+    for (double v : pairs) all.insert(all.end(), {v, v});
+    pairs = all;
+  }
+  if (rule == cka::median_rule::nonzero) pairs.erase(std::remove(pairs.begin(), pairs.end(), 0.0), pairs.end());
+  if (pairs.empty()) return 0.0;
+  return oracle::numpy_median(pairs);
+}
 }  // namespace
+
+TEST_CASE("median selection driver: NumPy's median of a list, every cap, with and without a sample", "[internals][median]") {
+  // Lists of n(n-1)/2 values: random (with ties and zeros), two values far apart whose middle ranks split
+  // into two buckets too full to collect, all equal (narrowed to one bit pattern), negative zeros, zeros
+  // only, and the largest doubles.
+  std::vector<std::pair<std::uint64_t, std::vector<double>>> lists;
+  for (std::uint64_t n : {2, 3, 16, 40}) {
+    std::vector<double> v(std::size_t(n * (n - 1) / 2));
+    for (std::size_t k = 0; k < v.size(); ++k) v[k] = double((k * 7919) % 13) * (k % 3 == 0 ? 0.25 : 3.0);
+    lists.push_back({n, v});
+  }
+  std::vector<double> split(120, 1.0);
+  std::fill(split.begin() + 60, split.end(), 1000.0);
+  lists.push_back({16, split});
+  lists.push_back({16, std::vector<double>(120, 2.5)});
+  std::vector<double> signed_zeros(45, -0.0);
+  for (std::size_t k = 0; k < 45; k += 3) signed_zeros[k] = 0.5;
+  lists.push_back({10, signed_zeros});
+  lists.push_back({10, std::vector<double>(45, 0.0)});
+  std::vector<double> huge(45, std::numeric_limits<double>::max());
+  for (std::size_t k = 0; k < 45; k += 2) huge[k] = std::numeric_limits<double>::max() / 3;
+  lists.push_back({10, huge});
+  for (const auto& [n, values] : lists) {
+    for (cka::median_rule rule : {cka::median_rule::all_pairs, cka::median_rule::off_diagonal, cka::median_rule::nonzero}) {
+      const double expected = numpy_median(values, n, rule);
+      for (std::uint64_t cap : {1, 3, 50, 1000}) {
+        for (bool sampled : {false, true}) {
+          CAPTURE(n, values.front(), int(rule), cap, sampled);
+          list_source src{values, cap, sampled};
+          const double got = cka::detail::select_median("test", n, rule, src);
+          CHECK(got == expected);
+          // Every pass narrows by the bucket count at least (64 bits, 4 buckets: at most 32 counts).
+          CHECK(src.passes <= 2 * 33 + 2);
+        }
+      }
+    }
+  }
+}
 
 TEMPLATE_TEST_CASE("feature-space (moment state) and Gram-space linear CKA agree", "[internals][identity]", float, double) {
   using T = TestType;

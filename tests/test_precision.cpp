@@ -119,3 +119,35 @@ TEST_CASE("linear_state in 50 digits against the oracle", "[state][precision]") 
     CHECK(static_cast<double>(abs(mp(got - expected)) / abs(expected)) < 1e-40);
   }
 }
+
+TEST_CASE("median_squared_distance in every scalar type: values one double cannot tell apart", "[precision][median]") {
+  // Squared distances 1 + k·1e-30 (distinct in 50 digits, one double), then values beyond the doubles'
+  // range (1e400·(1 + k·1e-20)): the selection orders by the nearest double and must still pick the exact
+  // values. No distance is zero, so the nonzero rule's median is the off-diagonal one.
+  for (int n : {5, 8, 41}) {
+    for (double scale : {1.0, 0.0}) {
+      oracle::mat<mp> d = oracle::mat<mp>::Zero(n, n);
+      int k = 0;
+      for (int j = 0; j < n; ++j)
+        for (int i = j + 1; i < n; ++i, ++k) {
+          const mp v = scale == 1.0 ? mp(1) + mp((k * 7) % 23) * mp("1e-30") : mp("1e400") * (mp(1) + mp((k * 5) % 17) * mp("1e-20"));
+          d(i, j) = d(j, i) = v;
+        }
+      for (cka::median_rule rule : {cka::median_rule::all_pairs, cka::median_rule::off_diagonal, cka::median_rule::nonzero}) {
+        CAPTURE(n, scale, int(rule));
+        const mp expected = oracle::median_sq(d, rule == cka::median_rule::all_pairs);
+        CHECK(cka::median_squared_distance(d, rule) == expected);
+        if (scale == 1.0) {  // the same in long double, where every value rounds to 1 (ties)
+          const oracle::mat<long double> dl = d.unaryExpr([](const mp& v) { return static_cast<long double>(v); });
+          CHECK(cka::median_squared_distance(dl, rule) == oracle::median_sq(dl, rule == cka::median_rule::all_pairs));
+        }
+      }
+    }
+  }
+  // Float: integer squared distances, against the oracle in float.
+  const auto x = (3 * test::normal<double>(29, 2, 77)).array().round().matrix().cast<float>().eval();
+  const oracle::mat<float> df = oracle::squared_distances(test::mat<float>(x));
+  for (cka::median_rule rule : {cka::median_rule::all_pairs, cka::median_rule::off_diagonal}) {
+    CHECK(cka::median_squared_distance(df, rule) == oracle::median_sq(df, rule == cka::median_rule::all_pairs));
+  }
+}

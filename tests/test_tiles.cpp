@@ -94,20 +94,24 @@ TEST_CASE("tiled median: the full-matrix median of the same distances, bit for b
   }
 }
 
-TEST_CASE("tiled median: buckets too full to collect take more radix passes", "[tiles][median]") {
-  // n = 2000 (2M pairs) and 1500: wide Gaussian rows concentrate the distances in a few top-16-bit buckets (more
-  // than 2^20 values: a second histogram pass); the simplex puts every distance in one bucket at every
-  // level (all four 16-bit passes, the value read from its bits).
-  const std::vector<test::mat<double>> sets = {test::normal<double>(2000, 200, 5), test::mat<double>::Identity(1500, 1500)};  // 1.1M pairs > 2^20
+TEST_CASE("tiled median: buckets too full to collect take more counting passes", "[tiles][median]") {
+  // n = 2000 (2M pairs) and 1500 with at most 2^14 values collected: wide Gaussian rows concentrate the
+  // distances in a few of the top-16-bit buckets (more than 2^14 values: a second counting pass); the
+  // simplex puts every distance in one bucket at every level (narrowed to one bit pattern, the value read
+  // from its bits). With the default cap, one count and one collection.
+  const std::vector<test::mat<double>> sets = {test::normal<double>(2000, 200, 5), test::mat<double>::Identity(1500, 1500)};
   for (const auto& x : sets) {
     const auto t = cka::detail::tiled_rows_of<double>(x, 1.0);
     const test::mat<double> d = tiled_full(t);
+    const auto stored = cka::detail::stored_distances("test", t, 2);
     for (median_rule rule : {median_rule::all_pairs, median_rule::off_diagonal}) {
       CAPTURE(x.cols(), int(rule));
-      CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
-      // Stored distances: a sample of n(n-1)/512 pairs brackets the median, then one counting pass.
-      CHECK(cka::detail::tiled_median("test", cka::detail::stored_distances("test", t, 2), rule, 2) ==
-            cka::median_squared_distance(d, rule));
+      const double full = cka::median_squared_distance(d, rule);
+      for (std::size_t cap : {std::size_t(1) << 14, std::size_t(1) << 25}) {
+        CHECK(cka::detail::tiled_median("test", t, rule, 2, nullptr, nullptr, cap) == full);
+        // Stored distances: a sample of n(n-1)/512 pairs brackets the median, then one counting pass.
+        CHECK(cka::detail::tiled_median("test", stored, rule, 2, nullptr, nullptr, nullptr, cap) == full);
+      }
     }
   }
 }
@@ -127,8 +131,9 @@ TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too
       CAPTURE(x.cols(), int(rule));
       CHECK(cka::detail::tiled_median("test", t, rule, 2) == cka::median_squared_distance(d, rule));
       CHECK(cka::detail::tiled_median("test", stored, rule, 2) == cka::median_squared_distance(d, rule));
-      // A bracket too full to collect (what n beyond ~120,000 meets): binned, then the target bins
-      // collected — or, where ties crowd a bin (the integer grid, one-hot rows), radix selection.
+      // A bracket too full to collect (what n beyond ~120,000 meets): counted by bucket, then the middle
+      // ranks' buckets collected — or, where ties crowd a bucket (the integer grid, one-hot rows), more
+      // counting passes.
       // (Recomputed tiles once per data set, for time: the pass-count test below covers that route too.)
       const std::size_t small = 4096;
       if (rule == median_rule::all_pairs) {
@@ -142,7 +147,7 @@ TEST_CASE("tiled median: the sampled bracket (more than 2^24 pairs) is exact too
 
 TEST_CASE("tiled median: passes over the tiles, collected and binned bracket", "[tiles][median]") {
   // Normal data at n = 6000 (300 upper tiles): with the default cap the bracket is collected in one pass;
-  // with a small one its bins are counted, then the middle ranks' bins collected: two passes, no radix.
+  // with a small one it is counted by bucket, then the middle ranks' buckets collected: two passes.
   const auto t = cka::detail::tiled_rows_of<double>(test::normal<double>(6000, 3, 6), 1.0);
   const std::size_t tiles = cka::detail::upper_tiles(6000);
   for (std::size_t cap : {std::size_t(1) << 25, std::size_t(4096)}) {

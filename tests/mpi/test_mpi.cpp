@@ -170,9 +170,9 @@ TEST_CASE("distributed exact median with a sampled bracket over recomputed tiles
   }
 }
 
-TEST_CASE("distributed exact median with a binned bracket, stored and recomputed tiles") {
-  // A small collecting cap forces what n beyond ~120,000 meets: the bracket counted in bins, then the
-  // bins of the middle ranks collected from every rank.
+TEST_CASE("distributed exact median with a bracket too full to collect, stored and recomputed tiles") {
+  // A small collecting cap forces what n beyond ~120,000 meets: the bracket counted by bucket, then the
+  // buckets of the middle ranks collected from every rank.
   const matrix x = random_matrix(2000, 4, 23);
   const auto rows = cka::detail::tiled_rows_of<double>(x, 1.0);
   const cka::mpi::team t(MPI_COMM_WORLD);

@@ -1,8 +1,9 @@
 #pragma once
 // Private: kernel CKA without n×n matrices. Tiles of the squared-distance matrix are computed from the
-// centered features, used and dropped: the exact median-rule bandwidth by radix selection on the bit
-// patterns of the distances (a few counting passes, nothing stored but histograms), then the centered
-// products in two passes (row sums first, then the centered tiles); docs/math.md has the numerics.
+// centered features, used and dropped: the exact median-rule bandwidth by selection on the bit patterns
+// of the distances (detail/select.hpp: a few counting passes, nothing kept but counts and the middle
+// values), then the centered products in two passes (row sums first, then the centered tiles);
+// docs/math.md has the numerics.
 // Every pass computes a tile's distances with the same routine, so the passes agree bit for bit, and the
 // floating-point sums are combined in tile order, so the value does not depend on the thread count.
 // On a team of processes (detail/team.hpp) each member computes its share of the upper tiles (tile_share)

@@ -67,7 +67,7 @@ void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
 
 /// Progress over tile work, for a long call's progress callback: each pass adds the tiles it has done
 /// (from any thread); the callback runs on the calling thread (OpenMP thread 0) only, when the count has
-/// grown by a thousandth of the total. `total` is the planned count; a radix pass the median needed beyond
+/// grown by a thousandth of the total. `total` is the planned count; a counting pass the median needed beyond
 /// its plan does not move the report past it.
 class tile_meter {
  public:

@@ -4,13 +4,14 @@
 // in every pass or stored once.
 
 #include <cka/detail/kernel_id.hpp>
+#include <cka/detail/rbf_map.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/team.hpp>
 #include <cka/detail/tiles/grid.hpp>
 #include <cka/detail/tiles/median.hpp>
 #include <cka/detail/tiles/rows.hpp>
 #include <cka/detail/tiles/storage.hpp>
-#include <cka/kernels.hpp>
+#include <cka/rbf_parameters.hpp>
 
 #include <Eigen/Core>
 
@@ -45,14 +46,14 @@ class rbf_tiles final : public tile_layer {
   /// On a team (`members`), every member passes the same x and holds (stores) only its share of the tiles;
   /// a member with other data than rank 0's makes every member throw cka::invalid_argument.
   template <class V>
-  rbf_tiles(const char* fn, const V& x, const rbf_kernel& k, bool store, int threads, tile_meter* meter = nullptr,
+  rbf_tiles(const char* fn, const V& x, const rbf_parameters& k, bool store, int threads, tile_meter* meter = nullptr,
             const team* members = nullptr)
       : rbf_tiles(prepared{}, fn, [&] { return tiled_rows_of<double>(x, k.uses_median() ? safe_scale<double>(x) : 1.0); },
                   k, store, threads, meter, members) {}
 
   /// The pooled sample [X; Y] (MMD), without a stacked copy of it.
   template <class VX, class VY>
-  rbf_tiles(const char* fn, const VX& x, const VY& y, const rbf_kernel& k, bool store, int threads,
+  rbf_tiles(const char* fn, const VX& x, const VY& y, const rbf_parameters& k, bool store, int threads,
             tile_meter* meter = nullptr, const team* members = nullptr)
       : rbf_tiles(prepared{}, fn, [&] {
           const double top = std::max(x.size() ? double(x.cwiseAbs().maxCoeff()) : 0.0,
@@ -63,7 +64,7 @@ class rbf_tiles final : public tile_layer {
   /// Bytes the stored route holds for n samples (on each of `members` members).
   static double stored_bytes(Eigen::Index n, int members = 1) { return packed_tiles::bytes(n, members); }
   /// Tile passes the constructor makes (for a meter): the stored distances, or the median's counting pass.
-  static std::size_t planned_passes(const rbf_kernel& k, bool store) { return store || k.uses_median() ? 1 : 0; }
+  static std::size_t planned_passes(const rbf_parameters& k, bool store) { return store || k.uses_median() ? 1 : 0; }
   bool stored() const { return stored_.has_value(); }
 
   const tile_grid& grid() const override { return grid_; }
@@ -72,7 +73,7 @@ class rbf_tiles final : public tile_layer {
   const double* tile(Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) const override {
     if (stored_) return stored_->tile(ti, tj);
     tile_distances(fn_, rows_, ti, tj, scratch);
-    kernel_.apply(scratch, s2_);
+    apply_rbf(kernel_, scratch, s2_);
     return scratch.data();
   }
 
@@ -80,7 +81,7 @@ class rbf_tiles final : public tile_layer {
   // The common constructor: rows from make_rows(), then the stored distances, the bandwidth, the kernel map.
   struct prepared {};
   template <class Make>
-  rbf_tiles(prepared, const char* fn, Make&& make_rows, const rbf_kernel& k, bool store, int threads, tile_meter* meter,
+  rbf_tiles(prepared, const char* fn, Make&& make_rows, const rbf_parameters& k, bool store, int threads, tile_meter* meter,
             const team* members)
       : fn_(fn), kernel_(k), share_(tile_share::of(members)) {
     together(members, [&] { rows_ = make_rows(); });
@@ -99,7 +100,7 @@ class rbf_tiles final : public tile_layer {
     if (store) {
       for_owned_tiles(g, threads, share_, nullptr, [&](int, Eigen::Index ti, Eigen::Index tj) {
         Eigen::Map<matrix<double>> t(stored_->tile(ti, tj), g.size(ti), g.size(tj));
-        kernel_.apply(t, s2_);
+        apply_rbf(kernel_, t, s2_);
       });
       rows_ = tiled_rows<double>{};  // the features are not needed again
     }
@@ -107,7 +108,7 @@ class rbf_tiles final : public tile_layer {
   }
 
   const char* fn_;
-  rbf_kernel kernel_;
+  rbf_parameters kernel_;
   tile_share share_;
   tiled_rows<double> rows_;
   std::optional<packed_tiles> stored_;

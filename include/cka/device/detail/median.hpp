@@ -1,47 +1,31 @@
 #pragma once
 // Private: the exact median of the squared distances between the rows of Z on the device tile engine
-// (tiles.hpp) — the bandwidth of a median-rule RBF kernel, equal to median_squared_distance's bit for bit.
-// Selection on the bit patterns of the distances (non-negative doubles order like their patterns): a
-// counting pass tallies the values below a bracket, the exact zeros and 16 buckets of the bracket; if the
-// bracket holds both middle ranks and at most `cap` values, one pass collects it and a sort picks them;
-// otherwise each middle rank is narrowed to its bucket (16× per pass) until the bucket can be collected or
-// is one bit pattern. Beyond `sample_above` pairs a sample of pairs/64 pair distances (2^12 … `draws`)
-// brackets the middle first, so that the collected values are few (about 10/√draws of the pairs).
+// (tiles.hpp) — the bandwidth of a median-rule RBF kernel, equal to median_squared_distance's bit for bit:
+// select_median (cka/detail/select.hpp) over a source whose counting passes are one reduction per tile
+// (16 buckets of the keys), whose collection is a copy_if per tile and a sort, and whose sample (pairs/64
+// pair distances, 2^12 … plan.draws, beyond plan.sample_above pairs) is drawn and sorted on the device.
 
 #include <cka/device/detail/tiles.hpp>
-#include <cka/detail/median_ranks.hpp>
+#include <cka/detail/select.hpp>
 #include <cka/median_rule.hpp>
-
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
+#include <optional>
+#include <utility>
 #include <vector>
 
 namespace cka::device::detail {
 
-/// The bit pattern of a double (its order is the value's for non-negative doubles).
-CKA_HD inline std::uint64_t bits_of(double v) {
-#if defined(__CUDA_ARCH__)
-  return std::uint64_t(__double_as_longlong(v));
-#else
-  std::uint64_t u;
-  std::memcpy(&u, &v, sizeof u);
-  return u;
-#endif
-}
-inline double double_of(std::uint64_t u) {
-  double v;
-  std::memcpy(&v, &u, sizeof v);
-  return v;
-}
+using cka::detail::distance_key;
 
-/// The tally of one counting pass over the distinct pairs i < j: values below the bracket's first pattern,
-/// exact zeros, non-finite values, and 16 buckets of patterns in [lo, hi] ((u − lo) >> shift).
+/// The tally of one counting pass over the distinct pairs i < j: values below the range's first key,
+/// exact zeros, non-finite values, and 16 buckets of the keys in [lo, hi] ((key − lo) >> shift).
 struct median_tally {
+  static constexpr int buckets = 16;
   std::uint64_t below = 0, zeros = 0, bad = 0;
-  std::uint64_t bucket[16] = {};
+  std::uint64_t bucket[buckets] = {};
 };
 struct add_tally {
   CKA_HD median_tally operator()(const median_tally& a, const median_tally& b) const {
@@ -49,7 +33,7 @@ struct add_tally {
     s.below = a.below + b.below;
     s.zeros = a.zeros + b.zeros;
     s.bad = a.bad + b.bad;
-    for (int q = 0; q < 16; ++q) s.bucket[q] = a.bucket[q] + b.bucket[q];
+    for (int q = 0; q < median_tally::buckets; ++q) s.bucket[q] = a.bucket[q] + b.bucket[q];
     return s;
   }
 };
@@ -68,7 +52,7 @@ struct tally_at {
       t.bad = 1;
       return t;
     }
-    const std::uint64_t u = bits_of(v);
+    const std::uint64_t u = distance_key(v);
     t.zeros = v == 0.0;
     if (u < lo) {
       t.below = 1;
@@ -87,7 +71,7 @@ struct in_bracket {
       const flat_index f = divide(k, dist.h);
       if (f.r >= f.q) return false;
     }
-    const std::uint64_t u = bits_of(dist(k));
+    const std::uint64_t u = distance_key(dist(k));
     return u >= lo && u <= hi;
   }
 };
@@ -116,127 +100,86 @@ struct sampled_distance {
   }
 };
 
-/// The middle ranks of a median rule over n samples, given the count of zero distances.
-struct rule_ranks {
-  median_rule rule;
-  std::uint64_t n;
-  cka::detail::middle_ranks operator()(std::uint64_t zeros) const {
-    if (rule == median_rule::nonzero && zeros == n * (n - 1) / 2) return {-1, -1};  // all coincide: 0
-    return cka::detail::median_ranks(n, rule, zeros);
-  }
+/// Whether a sampled distance is an exact zero (their count, for the nonzero rule's bracket).
+struct zero_at {
+  const double* p;
+  CKA_HD std::uint64_t operator()(std::int64_t k) const { return p[k] == 0.0; }
+};
+struct add_counts {
+  CKA_HD std::uint64_t operator()(std::uint64_t a, std::uint64_t b) const { return a + b; }
 };
 
-/// The selection of the median over an engine's tiles of the rows t; buf holds one tile.
+/// The distances of an engine's tiles of the rows t as a select_median source; buf holds one tile.
 template <class Engine>
-struct median_selection {
+struct device_distance_source {
+  using value_type = double;
+  static constexpr std::uint64_t buckets = median_tally::buckets;
+  static constexpr bool exact_keys = true;
+
   const Engine& e;
   const tile_rows& t;
   double* buf;
+  std::uint64_t cap;
+  std::optional<decltype(std::declval<const Engine&>().be.scratch(0))> sample{};
+  std::uint64_t drawn = 0;
 
-  static std::uint64_t top_pattern() { return bits_of(1.7976931348623157e308); }
-  static int shift_for(std::uint64_t lo, std::uint64_t hi) {
-    int shift = 0;
-    while (((hi - lo) >> shift) >= 16) ++shift;
-    return shift;
-  }
-  static std::uint64_t total(const median_tally& c) {
-    std::uint64_t inside = 0;
-    for (int q = 0; q < 16; ++q) inside += c.bucket[q];
-    return inside;
-  }
+  cka::detail::key_range span() const { return {}; }
 
-  /// The median under ranks(zeros), the middle ranks among the distinct pairs.
-  template <class Ranks>
-  double run(Ranks&& ranks) const {
+  /// pairs/64 pair distances (2^12 … plan.draws) from the features, sorted, beyond plan.sample_above pairs.
+  std::uint64_t draw_sample() {
     const std::uint64_t n = std::uint64_t(t.n), pairs = n * (n - 1) / 2;
-    std::uint64_t lo = 0, hi = top_pattern();
-    bool sampled = false;
-    if (pairs > e.plan.sample_above && e.plan.draws > 0) sampled = sample_bracket(ranks(0), pairs, lo, hi);
-    const median_tally c = tally(lo, hi, shift_for(lo, hi));
-    const auto r = ranks(c.zeros);
-    if (r.hi < 0) return 0.0;
-    const std::uint64_t inside = total(c);
-    auto within = [&](std::int64_t w) { return w < 0 || (std::uint64_t(w) >= c.below && std::uint64_t(w) < c.below + inside); };
-    if (within(r.lo) && within(r.hi) && inside <= e.plan.cap) {  // usual: one pass collects both middle values
-      std::vector<double> v = collect(lo, hi, inside, c.below, {r.lo, r.hi});
-      return r.lo == r.hi ? v[1] : cka::detail::median_midpoint(r.lo < 0 ? 0.0 : v[0], v[1]);
-    }
-    if (sampled && !(within(r.lo) && within(r.hi))) lo = 0, hi = top_pattern();  // the sample missed
-    const double upper = select(std::uint64_t(r.hi), lo, hi);
-    if (r.lo == r.hi) return upper;
-    return cka::detail::median_midpoint(r.lo < 0 ? 0.0 : select(std::uint64_t(r.lo), lo, bits_of(upper)), upper);
+    if (pairs <= e.plan.sample_above || e.plan.draws == 0) return 0;
+    drawn = std::min(e.plan.draws, std::max<std::uint64_t>(pairs / 64, std::uint64_t(1) << 12));
+    sample.emplace(e.be.scratch(std::size_t(drawn)));
+    e.be.transform(std::int64_t(drawn), sample->get(), sampled_distance{t.z, t.n, t.d, 0x2545F4914F6CDD1Dull});
+    e.be.sort(sample->get(), std::int64_t(drawn));
+    return drawn;
   }
-
-  /// Brackets the middle from a sample of pair distances: its quantiles around the middle rank, widened by
-  /// 5 standard errors. False if the sample gave no finite bracket.
-  template <class R>
-  bool sample_bracket(const R& guess, std::uint64_t pairs, std::uint64_t& lo, std::uint64_t& hi) const {
-    const std::uint64_t m = std::min(e.plan.draws, std::max<std::uint64_t>(pairs / 64, std::uint64_t(1) << 12));
-    auto sample = e.be.scratch(std::size_t(m));
-    e.be.transform(std::int64_t(m), sample.get(), sampled_distance{t.z, t.n, t.d, 0x2545F4914F6CDD1Dull});
-    e.be.sort(sample.get(), std::int64_t(m));
-    const double q = double(std::max<std::int64_t>(guess.hi, 0)) / double(pairs);
-    const double spread = 5.0 * std::sqrt(double(m) * q * (1 - q)) + 1;
-    const double at_lo = std::max(0.0, double(m) * q - spread), at_hi = std::min(double(m - 1), double(m) * q + spread);
-    double vlo = 0, vhi = 0;
-    e.be.to_host(&vlo, sample.get() + std::int64_t(at_lo), 1);
-    e.be.to_host(&vhi, sample.get() + std::int64_t(at_hi), 1);
-    if (!(vlo - vlo == 0.0) || !(vhi - vhi == 0.0)) return false;
-    lo = bits_of(vlo > 0 ? vlo : 0.0);
-    hi = bits_of(vhi);
-    return true;
+  std::uint64_t sample_zeros() {
+    return e.be.reduce(std::int64_t(drawn), zero_at{sample->get()}, std::uint64_t(0), add_counts{});
   }
-
-  /// The value at one rank among the distinct pairs, known to lie in [lo, hi]: counting passes narrow the
-  /// range to the rank's bucket (16× each) until it holds at most cap values (then one pass collects them)
-  /// or a bucket is a single bit pattern (then the pattern is the value).
-  double select(std::uint64_t rank, std::uint64_t lo, std::uint64_t hi) const {
-    for (;;) {
-      const int shift = shift_for(lo, hi);
-      const median_tally c = tally(lo, hi, shift);
-      const std::uint64_t inside = total(c);
-      if (rank < c.below || rank >= c.below + inside) {
-        cka::detail::fail_backend(e.be.fn, "internal error: a median rank fell outside its bracket");
-      }
-      if (inside <= e.plan.cap) return collect(lo, hi, inside, c.below, {std::int64_t(rank), std::int64_t(rank)})[1];
-      std::uint64_t seen = c.below;
-      int q = 0;
-      while (rank >= seen + c.bucket[q]) seen += c.bucket[q++];
-      if (shift == 0) return double_of(lo + std::uint64_t(q));
-      const std::uint64_t new_lo = lo + (std::uint64_t(q) << shift);
-      hi = std::min(hi, new_lo + ((std::uint64_t(1) << shift) - 1));
-      lo = new_lo;
-    }
+  double sample_value(std::uint64_t k) {
+    double v = 0;
+    e.be.to_host(&v, sample->get() + std::int64_t(k), 1);
+    return v;
   }
 
   /// One counting pass over every distinct pair (tile after tile); throws on an overflowed distance.
-  median_tally tally(std::uint64_t lo, std::uint64_t hi, int shift) const {
+  cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool) const {
     median_tally sum;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
-      sum = add_tally{}(sum, e.be.reduce(p.h * p.w, tally_at{e.distances(t, p, buf), lo, hi, shift}, median_tally{}, add_tally{}));
+      sum = add_tally{}(sum, e.be.reduce(p.h * p.w, tally_at{e.distances(t, p, buf), r.lo, r.hi, shift}, median_tally{}, add_tally{}));
     });
     if (sum.bad > 0) fail_tile_overflow(e.be.fn, true);
-    return sum;
+    cka::detail::key_counts c;
+    c.below = sum.below;
+    c.zeros = sum.zeros;
+    c.buckets.assign(sum.bucket, sum.bucket + buckets);
+    return c;
   }
 
-  /// The values in [lo, hi] (`inside` of them, `below` values under lo) collected and sorted; returns the
-  /// values at ranks want[0] and want[1] (a negative rank gives 0).
-  std::vector<double> collect(std::uint64_t lo, std::uint64_t hi, std::uint64_t inside, std::uint64_t below,
-                              const std::int64_t (&want)[2]) const {
+  /// The values in r (`inside` of them, `before` values under r) collected and sorted on the device; the
+  /// two at ranks want read back.
+  std::pair<double, double> pick(const cka::detail::key_range& r, std::uint64_t before, std::uint64_t inside,
+                                 cka::detail::rank_pair want) const {
     auto values = e.be.scratch(std::size_t(inside));
     double* out = values.get();
     std::int64_t at = 0;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
       const tile_distance dist = e.distances(t, p, buf);
-      at += e.be.copy_if(p.h * p.w, dist, out + at, in_bracket{dist, lo, hi});
+      at += e.be.copy_if(p.h * p.w, dist, out + at, in_bracket{dist, r.lo, r.hi});
     });
+    if (std::uint64_t(at) != inside || want.first < before || want.last - before >= inside) {
+      cka::detail::fail_backend(e.be.fn, "internal error: a median rank fell outside the collected values");
+    }
     e.be.sort(out, at);
-    std::vector<double> v(2, 0.0);
-    for (int q = 0; q < 2; ++q)
-      if (want[q] >= 0) e.be.to_host(&v[std::size_t(q)], out + (want[q] - std::int64_t(below)), 1);
-    return v;
+    double v[2] = {0, 0};
+    e.be.to_host(&v[1], out + std::int64_t(want.last - before), 1);
+    if (want.first == want.last) return {v[1], v[1]};
+    e.be.to_host(&v[0], out + std::int64_t(want.first - before), 1);
+    return {v[0], v[1]};
   }
 };
 
@@ -245,7 +188,8 @@ struct median_selection {
 template <class Engine>
 double tile_median(const Engine& e, const tile_rows& t, median_rule rule) {
   auto buffer = e.be.scratch(std::size_t(e.plan.tile * e.plan.tile));
-  return median_selection<Engine>{e, t, buffer.get()}.run(rule_ranks{rule, std::uint64_t(t.n)});
+  device_distance_source<Engine> src{e, t, buffer.get(), e.plan.cap};
+  return cka::detail::select_median(e.be.fn, std::uint64_t(t.n), rule, src);
 }
 
 }  // namespace cka::device::detail
