@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The Python package's cost: call overhead on tiny inputs, cka.linear_cka at the shapes of bench_cka's
 BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka_loss forward + backward
-against PyTorch autograd on the same loss (B = 256, C = 1000, float32 and float64, CPU). Medians of repeated
-runs, the two losses interleaved.
+against PyTorch autograd on the same loss (B x C shapes from --loss-shapes, default 256x1000; float32 and
+float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA). Medians of
+repeated runs, the two losses interleaved.
 
-Run: PYTHONPATH=build/python python3 bench/python_bench.py   (or after pip install .)"""
+Run: PYTHONPATH=build/python python3 bench/python_bench.py [--loss-shapes 64x100 256x1000 1024x1000]
+(or after pip install .)"""
+import argparse
 import statistics
 import time
 
@@ -24,6 +27,11 @@ def median_time(fn, repeat, number):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loss-shapes", nargs="+", default=["256x1000"], help="B x C of the logits, e.g. 256x1000")
+    parser.add_argument("--skip-linear", action="store_true", help="only the losses")
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.loss_shapes]
     rng = np.random.default_rng(0)
     tiny_x, tiny_y = rng.standard_normal((8, 2)), rng.standard_normal((8, 2))
     floor = median_time(lambda: None, 7, 20000)
@@ -31,7 +39,7 @@ def main():
     print(f"call, linear_cka 8x2 + 8x2 (whole call, the computation included): {t * 1e6:.2f} us")
     t = median_time(lambda: cka.kernel_cka(tiny_x, tiny_y, cka.RBF(sigma=1.0)), 7, 20000) - floor
     print(f"call, kernel_cka RBF 8x2: {t * 1e6:.2f} us")
-    for n, d in ((4096, 512), (20000, 256)):
+    for n, d in () if args.skip_linear else ((4096, 512), (20000, 256)):
         x, y = rng.standard_normal((n, d)), rng.standard_normal((n, d))
         t = median_time(lambda: cka.linear_cka(x, y), 5, 3)
         print(f"cka.linear_cka double {n}x{d} (+{d}): {t * 1e3:.2f} ms  (C++: bench_cka BM_linear_cka<double>/{n}/{d})")
@@ -43,42 +51,56 @@ def main():
     import cka.torch as ckat
 
     torch.manual_seed(0)
-    for dtype in (torch.float32, torch.float64):
-        s0 = torch.randn(256, 1000, dtype=dtype)
-        t0 = torch.randn(256, 1000, dtype=dtype)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and cka._core.has_cuda else [])
+    for device in devices:
+        for b, c in shapes:
+            for dtype in (torch.float32, torch.float64):
+                compare_losses(torch, ckat, device, b, c, dtype)
 
-        def aligned(a, b):
-            return (a * b).sum() / (a.norm() * b.norm())
 
-        def torch_rcka(s, t):
-            # The same loss in its cheapest PyTorch form: 1 - CKA of the sample relations (centered B x B
-            # Grams) + 1 - CKA of the class relations (columns as samples, centered over classes;
-            # feature-space form with B x B products), autograd for the gradient.
-            sc, tc = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
-            sample = 1 - aligned(sc @ sc.T, tc @ tc.T)
-            sr, tr = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
-            cross = (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
-            return sample + (1 - cross)
+def compare_losses(torch, ckat, device, b, c, dtype):
+    s0 = torch.randn(b, c, dtype=dtype, device=device)
+    t0 = torch.randn(b, c, dtype=dtype, device=device)
 
-        def ours():
-            s = s0.clone().requires_grad_()
-            ckat.rcka_loss(s, t0).backward()
+    def aligned(x, y):
+        return (x * y).sum() / (x.norm() * y.norm())
 
-        def peer():
-            s = s0.clone().requires_grad_()
-            torch_rcka(s, t0).backward()
+    def torch_rcka(s, t):
+        # The same loss in its cheapest PyTorch form: 1 - CKA of the sample relations (centered B x B
+        # Grams) + 1 - CKA of the class relations (columns as samples, centered over classes; feature-space
+        # form with B x B products), autograd for the gradient.
+        sc, tc = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
+        sample = 1 - aligned(sc @ sc.T, tc @ tc.T)
+        sr, tr = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+        cross = (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
+        return sample + (1 - cross)
 
+    def done():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def ours():
         s = s0.clone().requires_grad_()
-        a, b = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
-        print(f"values: cka {a.item():.6f}, PyTorch {b.item():.6f}; torch threads {torch.get_num_threads()}")
-        # Interleaved, so that a change in the machine's state between the two does not bias the ratio.
-        t_ours, t_peer = [], []
-        for _ in range(9):
-            t_ours.append(median_time(ours, 1, 10))
-            t_peer.append(median_time(peer, 1, 10))
-        t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
-        print(f"rcka_loss forward+backward 256x1000 {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
-              f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+        ckat.rcka_loss(s, t0, check=False).backward()
+        done()
+
+    def peer():
+        s = s0.clone().requires_grad_()
+        torch_rcka(s, t0).backward()
+        done()
+
+    s = s0.clone().requires_grad_()
+    x, y = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
+    print(f"values {device} {b}x{c}: cka {x.item():.6f}, PyTorch {y.item():.6f}; torch threads {torch.get_num_threads()}")
+    # Interleaved, so that a change in the machine's state between the two does not bias the ratio.
+    number = max(1, min(10, int(2e9 / (b * b * c + b * c * c))))
+    t_ours, t_peer = [], []
+    for _ in range(9):
+        t_ours.append(median_time(ours, 1, number))
+        t_peer.append(median_time(peer, 1, number))
+    t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
+    print(f"rcka_loss forward+backward {device} {b}x{c} {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
+          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ ArrayLike = object  # NumPy, PyTorch (CPU), JAX or any __dlpack__ / buffer-proto
 KernelLike = Union["Linear", "RBF", "Polynomial", str, None]
 
 __version__: str
+has_cuda: bool  # built with CKA_CUDA: the losses take CUDA tensors (cuda_loss)
 
 class UndefinedError(ValueError): ...
 class BackendError(RuntimeError): ...
@@ -61,6 +62,12 @@ def patch_loss(student: ArrayLike, teacher: ArrayLike, *, patch_h: int = 16, pat
 def rcka_loss(student: ArrayLike, teacher: ArrayLike, *, sample: float = 1.0, cls: float = 1.0, centered: bool = True,
               row_normalize: bool = False, debiased: bool = False, on_undefined: str = "skip"
               ) -> Tuple[float, numpy.ndarray, int]: ...
+# In a CUDA build only (has_cuda): the loss `fn` queued on `stream` of the tensors' device, writing grad,
+# value[0] and status[0] (tensors cka.torch allocates); check_loss_status raises the error a status codes.
+def cuda_loss(fn: str, student: object, teacher: object, grad: object, value: object, status: object, stream: int,
+              sample: float, cls: float, centered: bool, row_normalize: bool, debiased: bool, on_undefined: str
+              ) -> None: ...
+def check_loss_status(fn: str, status: int) -> None: ...
 
 class LinearState:
     def __init__(self, x_features: int, y_features: int) -> None: ...

@@ -2,8 +2,11 @@
 
 ``rcka_loss(student, teacher, sample=1.0, cls=1.0, **options)`` and the single terms take B x C logits
 (``patch_loss`` NCHW maps); the teacher is a constant (pass ``teacher.detach()``). CPU tensors are read in
-place; the gradient comes back in the student's dtype. CUDA tensors need a build of cka with the device
-backend (CKA_CUDA); this build raises a clear error for them instead of copying to the host.
+place; the gradient comes back in the student's dtype. CUDA tensors (all but ``patch_loss``) run on the
+device backend in a build of cka with ``CKA_CUDA`` (``cka._core.has_cuda``): read in place, on the current
+stream, the value and the gradient left on the GPU. By default the call then waits for one status value
+to raise the library's error for bad data (``check=True``); with ``check=False`` nothing waits, and bad data
+give a NaN value and a zero gradient instead. Without a CUDA build, CUDA tensors raise a clear error.
 """
 
 import torch
@@ -13,25 +16,56 @@ from . import _core
 __all__ = ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss", "RCKALoss"]
 
 _OPTIONS = ("centered", "row_normalize", "debiased", "on_undefined")
+_DEFAULTS = {"centered": True, "row_normalize": False, "debiased": False, "on_undefined": "skip"}
+_CUDA_LOSSES = ("rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss")
 
 
 def _check(name, student, teacher):
     for label, t in (("student", student), ("teacher", teacher)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"cka.torch.{name}: {label} must be a torch.Tensor, not {type(t).__name__}")
-        if t.device.type != "cpu":
+    if student.device != teacher.device:
+        raise ValueError(f"cka.torch.{name}: student is on {student.device} but teacher on {teacher.device}; "
+                         "put both on one device")
+    if student.device.type == "cuda":
+        if not _core.has_cuda:
             raise ValueError(
-                f"cka.torch.{name}: {label} is on {t.device}, but this build of cka has no CUDA backend; "
-                "move the tensors to the CPU or build cka with -DCKA_CUDA=ON")
+                f"cka.torch.{name}: the tensors are on {student.device}, but this build of cka has no CUDA "
+                "backend; move the tensors to the CPU or build cka with -DCKA_CUDA=ON")
+        if name not in _CUDA_LOSSES:
+            raise ValueError(f"cka.torch.{name}: no CUDA path for this loss; move the tensors to the CPU")
+    elif student.device.type != "cpu":
+        raise ValueError(f"cka.torch.{name}: the tensors are on {student.device}; cka takes CPU tensors "
+                         "(and CUDA tensors in a CUDA build)")
     if teacher.requires_grad:
         raise ValueError(f"cka.torch.{name}: the teacher is a constant of the loss (no gradient is computed "
                          "for it); pass teacher.detach()")
 
 
+def _cuda_forward(name, student, teacher, kwargs, check):
+    """Queues the loss on the current stream of the tensors' device; returns (value, grad, status)."""
+    grad = torch.empty_like(student, memory_format=torch.contiguous_format)
+    value = torch.empty((1,), dtype=student.dtype, device=student.device)
+    status = torch.empty((1,), dtype=torch.int64, device=student.device)
+    options = dict(_DEFAULTS, **{k: v for k, v in kwargs.items() if k in _OPTIONS})
+    stream = torch.cuda.current_stream(student.device).cuda_stream
+    _core.cuda_loss(name, student, teacher, grad, value, status, stream, float(kwargs.get("sample", 1.0)),
+                    float(kwargs.get("cls", 1.0)), bool(options["centered"]), bool(options["row_normalize"]),
+                    bool(options["debiased"]), str(options["on_undefined"]))
+    if check:
+        _core.check_loss_status(name, int(status.item()))  # one wait, for the library's error
+    return value.reshape(()), grad, status
+
+
 class _Loss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, student, teacher, core, kwargs):
+    def forward(ctx, student, teacher, name, core, kwargs, check):
         s = student.detach()
+        if s.is_cuda:
+            value, grad, status = _cuda_forward(name, s, teacher, kwargs, check)
+            ctx.save_for_backward(grad)
+            ctx.skipped = status
+            return value
         value, grad, skipped = core(s, teacher, **kwargs)
         ctx.save_for_backward(torch.from_numpy(grad))
         ctx.skipped = skipped
@@ -40,20 +74,22 @@ class _Loss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None, None
+        return grad_output * grad, None, None, None, None, None
 
 
 def _apply(name, core, student, teacher, kwargs):
+    check = kwargs.pop("check", True)
     _check(name, student, teacher)
     for key in kwargs:
         if key not in _OPTIONS and key not in ("sample", "cls", "patch_h", "patch_w"):
             raise TypeError(f"cka.torch.{name}: unexpected option {key!r}")
-    return _Loss.apply(student, teacher, core, kwargs)
+    return _Loss.apply(student, teacher, name, core, kwargs, check)
 
 
 def rcka_loss(student, teacher, sample=1.0, cls=1.0, **options):
     """sample * (1 - CKA of the sample relations) + cls * (1 - CKA of the class relations), differentiable
-    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined."""
+    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined, and for CUDA
+    tensors check (default True: wait for the status and raise the library's error)."""
     return _apply("rcka_loss", _core.rcka_loss, student, teacher, dict(options, sample=sample, cls=cls))
 
 

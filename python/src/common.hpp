@@ -7,10 +7,12 @@
 #include <cka/compute.hpp>
 #include <cka/estimator.hpp>
 #include <cka/kernels.hpp>
+#include <cka/rcka_options.hpp>
 
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <string>
 #include <variant>
 
 namespace cka::python {
@@ -45,6 +47,23 @@ inline const char* rule_name(cka::median_rule r) {
 
 inline cka::estimator estimator_of(bool debiased) {
   return debiased ? cka::estimator::unbiased : cka::estimator::biased;
+}
+
+/// The relation_options of the losses' keyword arguments; on_undefined is "skip" or "raise".
+inline cka::rcka::relation_options options_of(const char* fn, bool centered, bool row_normalize, bool debiased,
+                                              const std::string& on_undefined) {
+  cka::rcka::relation_options o;
+  o.centered = centered;
+  o.row_normalize = row_normalize;
+  o.est = estimator_of(debiased);
+  if (on_undefined == "skip") {
+    o.on_undefined = cka::rcka::undefined_policy::skip;
+  } else if (on_undefined == "raise") {
+    o.on_undefined = cka::rcka::undefined_policy::raise;
+  } else {
+    value_error(std::string("cka.") + fn + ": on_undefined = '" + on_undefined + "'; use 'skip' or 'raise'");
+  }
+  return o;
 }
 
 /// compute_options with a byte budget (None: the library's default, half the physical memory).
@@ -88,5 +107,8 @@ void register_matrix(nb::module_& m);
 void register_inference(nb::module_& m);
 void register_losses(nb::module_& m);
 void register_states(nb::module_& m);
+#if defined(CKA_PYTHON_CUDA)
+void register_cuda_losses(nb::module_& m);  // cuda_losses.cu, in a build with CKA_CUDA
+#endif
 
 }  // namespace cka::python

@@ -13,22 +13,6 @@ using namespace nb::literals;
 
 namespace {
 
-cka::rcka::relation_options options_of(const char* fn, bool centered, bool row_normalize, bool debiased,
-                                       const std::string& on_undefined) {
-  cka::rcka::relation_options o;
-  o.centered = centered;
-  o.row_normalize = row_normalize;
-  o.est = estimator_of(debiased);
-  if (on_undefined == "skip") {
-    o.on_undefined = cka::rcka::undefined_policy::skip;
-  } else if (on_undefined == "raise") {
-    o.on_undefined = cka::rcka::undefined_policy::raise;
-  } else {
-    value_error(std::string("cka.") + fn + ": on_undefined = '" + on_undefined + "'; use 'skip' or 'raise'");
-  }
-  return o;
-}
-
 /// (value, grad, skipped) of a loss on two B×C matrices; grad is float32/float64 like the student.
 template <class Loss>
 nb::tuple matrix_loss(const char* fn, nb::handle student, nb::handle teacher, Loss&& loss) {

@@ -94,4 +94,9 @@ NB_MODULE(_core, m) {
   register_inference(m);
   register_losses(m);
   register_states(m);
+#if defined(CKA_PYTHON_CUDA)
+  register_cuda_losses(m);  // the losses on CUDA tensors; sets has_cuda
+#else
+  m.attr("has_cuda") = false;
+#endif
 }

@@ -73,3 +73,67 @@ def test_errors():
         ckat.sample_relation_loss(s, logits(2), centred=True)
     with pytest.raises(ValueError, match="not finite"):
         ckat.rcka_loss(s, torch.full((7, 5), float("nan"), dtype=torch.float64))
+
+
+def test_other_devices_are_refused_with_the_device_named():
+    # The meta device has no memory: a clear error, not a crash (as for any tensor cka cannot read).
+    s, t = torch.empty(7, 5, device="meta"), torch.empty(7, 5, device="meta")
+    with pytest.raises(ValueError, match="meta"):
+        ckat.rcka_loss(s, t)
+    with pytest.raises(ValueError, match="one device"):
+        ckat.rcka_loss(logits(1), torch.empty(7, 5, device="meta"))
+
+
+def cuda_or_skip():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the losses on CUDA tensors are not exercised")
+    if not cka._core.has_cuda:
+        pytest.skip("this build of cka has no CUDA backend (CKA_CUDA off): the CUDA losses are not built")
+
+
+def test_cuda_tensors_without_a_cuda_build_are_refused():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the refusal of CUDA tensors is not exercised")
+    if cka._core.has_cuda:
+        pytest.skip("this build has the CUDA backend: CUDA tensors are taken, not refused")
+    with pytest.raises(ValueError, match="CKA_CUDA"):
+        ckat.rcka_loss(logits(1).cuda(), logits(2).cuda())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss"])
+def test_cuda_losses_equal_the_cpu_losses(name, options, dtype):
+    # The device backend on the GPU against the host path on the same values: the value and the gradient to
+    # the type's rounding; a transposed (column-major) student is read in place.
+    cuda_or_skip()
+    fn = getattr(ckat, name)
+    tol = 1e-10 if dtype == torch.float64 else 2e-4
+    s_cpu = logits(6, 33, 9, dtype)
+    t_cpu = logits(7, 33, 9, dtype) + 0.3 * s_cpu
+    for student in (s_cpu, s_cpu.t().contiguous().t()):
+        s = student.cuda().requires_grad_()
+        loss = fn(s, t_cpu.cuda(), **options)
+        assert loss.device == s.device and loss.dtype == dtype and loss.shape == ()
+        loss.backward()
+        c = student.clone().requires_grad_()
+        ref = fn(c, t_cpu, **options)
+        ref.backward()
+        assert math.isclose(loss.item(), ref.item(), rel_tol=tol, abs_tol=tol)
+        torch.testing.assert_close(s.grad.cpu(), c.grad, rtol=tol, atol=tol)
+
+
+def test_cuda_gradcheck_and_errors():
+    cuda_or_skip()
+    s = logits(1).cuda().requires_grad_()
+    t = logits(2).cuda() + 0.5 * s.detach()
+    assert torch.autograd.gradcheck(lambda a: ckat.rcka_loss(a, t), (s,), eps=1e-6, atol=1e-7, rtol=1e-6)
+    bad = torch.full((7, 5), float("nan"), dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match="not finite"):
+        ckat.rcka_loss(s, bad)
+    # check=False: nothing waits; bad data give a NaN value and a zero gradient.
+    loss = ckat.rcka_loss(s, bad, check=False)
+    loss.backward()
+    assert math.isnan(loss.item()) and torch.count_nonzero(s.grad).item() == 0
+    with pytest.raises(ValueError, match="no CUDA path"):
+        ckat.patch_loss(torch.zeros(2, 2, 6, 6, device="cuda"), torch.zeros(2, 2, 6, 6, device="cuda"), 3, 3)

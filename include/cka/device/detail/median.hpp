@@ -10,11 +10,9 @@
 #include <cka/median_rule.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <utility>
-#include <vector>
 
 namespace cka::device::detail {
 
