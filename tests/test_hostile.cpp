@@ -202,6 +202,22 @@ std::vector<row> table() {
                     const mat<double> d = mat<double>::Constant(5, 5, std::numeric_limits<double>::max());
                     return cka::median_squared_distance(d, cka::median_rule::off_diagonal);
                   }, outcome::value, std::numeric_limits<double>::max(), 0.0});
+  // Long double distances beyond the doubles' range, or closer than a double can tell apart: the selection
+  // orders by the nearest double (clamped) and must still return the exact middle values (10 pairs, 1…10).
+  rows.push_back({"median_squared_distance of long double distances near 1e4000", [] {
+                    mat<long double> d = mat<long double>::Zero(5, 5);
+                    int k = 1;
+                    for (int j = 0; j < 5; ++j)
+                      for (int i = j + 1; i < 5; ++i, ++k) d(i, j) = d(j, i) = (11 - k) * 1e4000L;
+                    return double(cka::median_squared_distance(d, cka::median_rule::off_diagonal) / 1e4000L);
+                  }, outcome::value, 5.5, 1e-15});
+  rows.push_back({"median_squared_distance of long double distances 1 + k/2^60 (one double)", [] {
+                    mat<long double> d = mat<long double>::Zero(5, 5);
+                    int k = 1;
+                    for (int j = 0; j < 5; ++j)
+                      for (int i = j + 1; i < 5; ++i, ++k) d(i, j) = d(j, i) = 1.0L + (11 - k) * 0x1p-60L;
+                    return double((cka::median_squared_distance(d, cka::median_rule::off_diagonal) - 1.0L) * 0x1p60L);
+                  }, outcome::value, 5.5, 1e-15});
 
   // Defect 5: overflow and underflow were reported as zero variance.
   rows.push_back({"linear_cka on x*1e300", [] { return cka::linear_cka(mat<double>(x * huge), y); }, outcome::value,

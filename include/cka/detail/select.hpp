@@ -117,11 +117,11 @@ std::pair<typename Source::value_type, typename Source::value_type> select_ranks
     }
     const int shift = bucket_shift(r, src.buckets);
     // The buckets of the two ranks, and the values before the first of them.
-    std::uint64_t before = c.below, through = c.below;
+    std::uint64_t before = c.below;
     std::size_t q = 0;
     while (before + c.buckets[q] <= want.first) before += c.buckets[q++];
     std::size_t q_last = q;
-    through = before + c.buckets[q];
+    std::uint64_t through = before + c.buckets[q];
     while (through <= want.last) through += c.buckets[++q_last];
     if (shift == 0 && Source::exact_keys) {
       using V = typename Source::value_type;
