@@ -2,17 +2,26 @@
 // against the same Thrust code on the host (CPP system) in one binary: odd n,
 // n not a multiple of a warp, every layout (row-major, column-major, padded rows), both estimators, float
 // input, and the errors (a non-finite element named, an asymmetric Gram). Built by nvcc with CKA_CUDA=ON;
-// exits 77 (CTest: skipped) where no CUDA device is present. `--large` adds n = 46,341 (n² > 2³¹,
-// two 17 GB rank-one Grams generated on the device, against a closed form: an H100 or H200); `--time` times linear CKA against cuBLAS DSYRK and RBF CKA at
-// n = 50,000 against its tile DGEMMs (CUDA events).
+// exits 77 (CTest: skipped) where no CUDA device is present. Flags, combinable:
+//   --small          only the small sizes (for compute-sanitizer: seconds, not minutes);
+//   --large          n = 46,341 (n² > 2³¹): two 17 GB rank-one Grams generated on the device, against a
+//                    closed form (an H100 or H200);
+//   --time           timings with CUDA events, inputs generated on the device: linear CKA (float64 at four
+//                    shapes, float32 at a million rows) against its bare DSYRKs, RBF CKA at n = 50,000
+//                    against its tile DGEMMs, hsic at n = 46,341 (with --large) against one read of its
+//                    Grams, the RCKA losses with their gradients;
+//   --report FILE    the timings and values as JSON lines, for bench/gpu/torch_peer.py (the PyTorch peer and
+//                    the float64 reference on the same inputs).
 #include <cka/device/cuda.hpp>
 
+#include <thrust/reduce.h>
 #include <thrust/system/cpp/execution_policy.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <random>
 #include <string>
 #include <vector>
@@ -161,14 +170,16 @@ __global__ void outer_product(double* k, const double* u, std::int64_t n) {
     k[e] = u[e / n] * u[e % n];
 }
 
-/// A value in [−1, 1) from splitmix64 of (seed, i).
-double hashed(std::uint64_t seed, std::uint64_t i) {
+/// A value in [−1, 1) from splitmix64 of (seed, i), on the host and on the device. bench/gpu/torch_peer.py
+/// writes the same values with PyTorch's int64 arithmetic; both pin the value below.
+__host__ __device__ constexpr double hashed(std::uint64_t seed, std::uint64_t i) {
   std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + i + 1;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
   return double(z >> 11) * 0x1p-52 - 1.0;
 }
+static_assert(hashed(7, 12345) == 0x1.998e730c888a8p-2, "the hash torch_peer.py reproduces");
 
 /// HSIC of the rank-one Grams uuᵀ and vvᵀ in closed form, in O(n) with long double sums (independent of
 /// the library's code): biased (uᵀHv)²/(n−1)²; unbiased from Song et al.'s three terms, with K̃ = uuᵀ −
@@ -190,10 +201,12 @@ double rank_one_hsic(const std::vector<double>& u, const std::vector<double>& v,
   return double((t1 + ku * kv / ((n - 1) * (n - 2)) - 2 * t3 / (n - 2)) / (n * (n - 3)));
 }
 
+void time_hsic(const cka::device::cuda& ctx, const double* k, const double* l, std::int64_t n, const std::string& fields);
+
 /// `hsic` of two n×n Gram views on the device against the closed form: n = 46,341 puts n² past 2³¹ (two
 /// 17 GB Grams: an H100 or H200). The Grams are generated on the device and the reference is O(n) on the
-/// host, so the check takes seconds.
-void compare_rank_one(std::int64_t n, double tolerance) {
+/// host, so the check takes seconds. With `timing`, the biased hsic is then timed (time_hsic).
+void compare_rank_one(std::int64_t n, double tolerance, bool timing) {
   std::vector<double> u(static_cast<std::size_t>(n)), v(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
     u[std::size_t(i)] = 0.2 + hashed(1, std::uint64_t(i));
@@ -224,6 +237,7 @@ void compare_rank_one(std::int64_t n, double tolerance) {
           "rank-one hsic n = " + std::to_string(n) + " unbiased " + std::to_string(unbiased) + ": " + std::to_string(got) +
               " vs " + std::to_string(expected));
   }
+  if (timing) time_hsic(ctx, dk, dl, n, "\"case\": \"hsic\", \"n\": " + std::to_string(n) + ", \"dtype\": \"float64\"");
   cudaFree(du);
   cudaFree(dv);
   cudaFree(dk);
@@ -479,185 +493,262 @@ void errors() {
   }
 }
 
-/// `--time`: linear CKA on the CUDA context timed with CUDA events against the bare DSYRKs of its form on
-/// a buffer of the same size (the floor: its flops at cuBLAS's rate), for the feature form (many samples)
-/// and the two-Gram form (a batch of wide layers). Prints the times and the fraction of the DSYRK rate.
-void time_linear(std::int64_t n, std::int64_t d1, std::int64_t d2, int repeats) {
-  const std::int64_t dd = d1 + d2;
-  std::mt19937_64 g(7);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<double> host(std::size_t(n * dd));
-  for (auto& v : host) v = normal(g);
-  double* z = nullptr;
-  double* out = nullptr;
-  const bool grams = cka::device::detail::linear_by_grams(n, dd);
-  const std::int64_t out_size = grams ? 2 * n * n : dd * dd;
-  cudaMalloc(reinterpret_cast<void**>(&z), host.size() * 8);
-  cudaMalloc(reinterpret_cast<void**>(&out), std::size_t(out_size) * 8);
-  cudaMemcpy(z, host.data(), host.size() * 8, cudaMemcpyHostToDevice);
-  const cka::device::cuda ctx{};
-  // X is the first d1 columns of z, Y the rest: column-major views.
-  const cka::device::matrix_view<const double> vx{z, n, d1, 1, n}, vy{z + n * d1, n, d2, 1, n};
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  auto timed = [&](auto&& f) {
-    f();  // warm-up (the cuBLAS handle, the pool)
-    cudaEventRecord(start, ctx.stream);
-    for (int r = 0; r < repeats; ++r) f();
-    cudaEventRecord(stop, ctx.stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    return double(ms) / repeats;
-  };
-  double value = 0;
-  const double t_cka = timed([&] { value = cka::linear_cka(ctx, vx, vy); });
-  const cublasHandle_t blas = ctx.blas();
-  const double one = 1.0, zero = 0.0;
-  const double t_syrk = timed([&] {
-    if (grams) {
-      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d1, &one, z, n, &zero, out, n);
-      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d2, &one, z + n * d1, n, &zero, out + n * n, n);
-    } else {
-      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, dd, n, &one, z, n, &zero, out, dd);
-    }
-  });
-  const double flops = grams ? double(n) * double(n) * double(dd) : double(n) * double(dd) * double(dd);  // SYRK: half
-  cka::device::work_counts counts;
-  cka::device::cuda counted = ctx;
-  counted.counts = &counts;
-  cka::linear_cka(counted, vx, vy);
-  std::printf("linear_cka n = %lld, d1 = %lld, d2 = %lld (%s): %.3f ms; its DSYRKs alone %.3f ms (%.0f GFLOP/s); "
-              "%.0f%% of the DSYRK rate; %lld launches, %lld synchronisations; value %.6f\n",
-              (long long)n, (long long)d1, (long long)d2, grams ? "two n x n Grams" : "D x D product", t_cka, t_syrk,
-              flops / t_syrk * 1e-6, 100 * t_syrk / t_cka, (long long)counts.launches, (long long)counts.syncs, value);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaFree(z);
-  cudaFree(out);
+
+// ---- `--time`: the timings, each printed as a line and, with `--report FILE`, written to FILE as one JSON
+// object per line, which bench/gpu/torch_peer.py reads: it writes the same inputs with PyTorch, computes
+// each value again in float64 (the independent reference) and times PyTorch on them.
+
+std::FILE* report = nullptr;
+
+/// One timed case: `fields` names it (JSON members), ms is cka's median time, floor_ms the time of the bare
+/// work it cannot avoid (its cuBLAS products, or one read of its input; negative: none), value its result.
+void emit(const std::string& fields, double ms, double floor_ms, double value, const cka::device::work_counts& counts) {
+  std::printf("%s: %.3f ms (floor %.3f ms), %lld launches, %lld synchronisations, value %.17g\n", fields.c_str(), ms,
+              floor_ms, (long long)counts.launches, (long long)counts.syncs, value);
+  if (report) {  // JSON has no NaN; Python's reader takes the token NaN (torch_peer.py then reports a disagreement)
+    char v[32] = "NaN";
+    if (std::isfinite(value)) std::snprintf(v, sizeof v, "%.17g", value);
+    std::fprintf(report, "{%s, \"ms\": %.6g, \"floor_ms\": %.6g, \"value\": %s, \"launches\": %lld, \"syncs\": %lld}\n",
+                 fields.c_str(), ms, floor_ms, v, (long long)counts.launches, (long long)counts.syncs);
+    std::fflush(report);
+  }
 }
 
-/// `--time`: RBF kernel CKA with median bandwidths on the CUDA context at n samples (no n×n buffer),
-/// against the DGEMMs of its tiles alone (one pass of the tile products: the floor per pass).
-void time_rbf(std::int64_t n, std::int64_t d1, std::int64_t d2) {
-  std::mt19937_64 g(11);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<double> host(std::size_t(n * (d1 + d2)));
-  for (auto& v : host) v = normal(g);
-  double* z = nullptr;
-  double* tile = nullptr;
-  cudaMalloc(reinterpret_cast<void**>(&z), host.size() * 8);
-  cudaMalloc(reinterpret_cast<void**>(&tile), std::size_t(4096) * 4096 * 8);
-  cudaMemcpy(z, host.data(), host.size() * 8, cudaMemcpyHostToDevice);
-  const cka::device::cuda ctx{};
-  const cka::device::matrix_view<const double> vx{z, n, d1, 1, n}, vy{z + n * d1, n, d2, 1, n};
+/// Milliseconds of f() on `stream` by CUDA events: the median of `repeats` calls after one warm-up call (the
+/// cuBLAS handle, the memory pool).
+template <class F>
+double median_ms(cudaStream_t stream, int repeats, F&& f) {
+  f();
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  auto timed = [&](auto&& f) {
-    cudaEventRecord(start, ctx.stream);
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    cudaEventRecord(start, stream);
     f();
-    cudaEventRecord(stop, ctx.stream);
+    cudaEventRecord(stop, stream);
     cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    return double(ms);
-  };
+    float t = 0;
+    cudaEventElapsedTime(&t, start, stop);
+    ms.push_back(double(t));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+/// The counts of one call of f on a copy of ctx that counts.
+template <class F>
+cka::device::work_counts counted(const cka::device::cuda& ctx, F&& f) {
+  cka::device::work_counts counts;
+  cka::device::cuda c = ctx;
+  c.counts = &counts;
+  f(c);
+  return counts;
+}
+
+/// Two layers written on the device (torch_peer.py's `layers` writes the same values): X (n×d1, column-major)
+/// holds x_e = hashed(seed, e) at flat index e, Y (n×d2, column-major) y_e = 0.5·x_{e mod n·d1} +
+/// hashed(seed + 1, e), so Y's column c follows X's column c mod d1. Each value is formed in double and
+/// rounded once to T (0.5·x is exact, so a fused multiply-add rounds the same).
+template <class T>
+__global__ void fill_layers(T* x, T* y, std::int64_t n, std::int64_t d1, std::int64_t d2, std::uint64_t seed) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x, nx = n * d1, ny = n * d2;
+  for (std::int64_t e = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < (nx > ny ? nx : ny); e += stride) {
+    if (e < nx) x[e] = T(hashed(seed, std::uint64_t(e)));
+    if (e < ny) y[e] = T(0.5 * double(T(hashed(seed, std::uint64_t(e % nx)))) + hashed(seed + 1, std::uint64_t(e)));
+  }
+}
+
+/// Device memory for `count` values of T, freed on scope exit; null (and a message) where it does not fit.
+template <class T>
+struct device_buffer {
+  T* ptr = nullptr;
+  explicit device_buffer(std::size_t count) {
+    if (cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<std::size_t>(count, 1) * sizeof(T)) != cudaSuccess) {
+      std::printf("FAILED: cudaMalloc of %.1f GB\n", 1e-9 * double(count * sizeof(T)));
+      ++failures;
+      ptr = nullptr;
+    }
+  }
+  device_buffer(const device_buffer&) = delete;
+  ~device_buffer() { cudaFree(ptr); }
+};
+
+const char* dtype_name(float) { return "float32"; }
+const char* dtype_name(double) { return "float64"; }
+
+/// Linear CKA of layers(n, d1, d2, seed 1) in T against its floor: the bare DSYRKs of its form on a double
+/// n×(d1+d2) buffer (one D×D product, or two n×n Grams where n < d1 + d2).
+template <class T>
+void time_linear(std::int64_t n, std::int64_t d1, std::int64_t d2, int repeats) {
+  const std::int64_t dd = d1 + d2;
+  const bool grams = cka::device::detail::linear_by_grams(n, dd);
+  device_buffer<T> x(std::size_t(n * d1)), y(std::size_t(n * d2));
+  device_buffer<double> z(std::size_t(n * dd)), out(std::size_t(grams ? 2 * n * n : dd * dd));
+  if (!x.ptr || !y.ptr || !z.ptr || !out.ptr) return;
+  fill_layers<T><<<4096, 256>>>(x.ptr, y.ptr, n, d1, d2, 1);
+  cudaMemset(z.ptr, 0, std::size_t(n * dd) * sizeof(double));
+  cudaDeviceSynchronize();
+  const cka::device::cuda ctx{};
+  const cka::device::matrix_view<const T> vx{x.ptr, n, d1, 1, n}, vy{y.ptr, n, d2, 1, n};
   double value = 0;
-  const auto k = cka::rbf_parameters::median();
-  const double t_cka = timed([&] { value = cka::kernel_cka(ctx, vx, vy, k, k); });
+  const double ms = median_ms(ctx.stream, repeats, [&] { value = double(cka::linear_cka(ctx, vx, vy)); });
   const cublasHandle_t blas = ctx.blas();
   const double one = 1.0, zero = 0.0;
-  const double t_gemm = timed([&] {
+  const double floor_ms = median_ms(ctx.stream, repeats, [&] {
+    if (grams) {
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d1, &one, z.ptr, n, &zero, out.ptr, n);
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, d2, &one, z.ptr + n * d1, n, &zero, out.ptr + n * n, n);
+    } else {
+      cublasDsyrk_64(blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, dd, n, &one, z.ptr, n, &zero, out.ptr, dd);
+    }
+  });
+  emit("\"case\": \"linear_cka\", \"n\": " + std::to_string(n) + ", \"d1\": " + std::to_string(d1) + ", \"d2\": " +
+           std::to_string(d2) + ", \"dtype\": \"" + dtype_name(T{}) + "\", \"form\": \"" + (grams ? "two Grams" : "features") + "\"",
+       ms, floor_ms, value, counted(ctx, [&](const cka::device::cuda& c) { cka::linear_cka(c, vx, vy); }));
+}
+
+/// RBF kernel CKA of layers(n, d1, d2, seed 2) (no n×n buffer), σ fixed or (sigma = 0) by the median rule,
+/// against its floor: one pass of its tile DGEMMs (the median rule makes four passes, a fixed σ two).
+void time_rbf(std::int64_t n, std::int64_t d1, std::int64_t d2, double sigma, int repeats) {
+  device_buffer<double> x(std::size_t(n * d1)), y(std::size_t(n * d2)), tile(std::size_t(4096) * 4096);
+  if (!x.ptr || !y.ptr || !tile.ptr) return;
+  fill_layers<double><<<4096, 256>>>(x.ptr, y.ptr, n, d1, d2, 2);
+  cudaDeviceSynchronize();
+  const cka::device::cuda ctx{};
+  const cka::device::matrix_view<const double> vx{x.ptr, n, d1, 1, n}, vy{y.ptr, n, d2, 1, n};
+  const auto k = sigma > 0 ? cka::rbf_parameters(sigma) : cka::rbf_parameters::median();
+  double value = 0;
+  const double ms = median_ms(ctx.stream, repeats, [&] { value = cka::kernel_cka(ctx, vx, vy, k, k); });
+  const cublasHandle_t blas = ctx.blas();
+  const double one = 1.0, zero = 0.0;
+  const double floor_ms = median_ms(ctx.stream, repeats, [&] {
     for (std::int64_t i0 = 0; i0 < n; i0 += 4096)
       for (std::int64_t j0 = i0; j0 < n; j0 += 4096) {
         const std::int64_t h = std::min<std::int64_t>(4096, n - i0), w = std::min<std::int64_t>(4096, n - j0);
-        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d1, &one, z + i0, n, z + j0, n, &zero, tile, h);
-        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d2, &one, z + n * d1 + i0, n, z + n * d1 + j0, n, &zero, tile, h);
+        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d1, &one, x.ptr + i0, n, x.ptr + j0, n, &zero, tile.ptr, h);
+        cublasDgemm_64(blas, CUBLAS_OP_N, CUBLAS_OP_T, h, w, d2, &one, y.ptr + i0, n, y.ptr + j0, n, &zero, tile.ptr, h);
       }
   });
-  cka::device::work_counts counts;
-  cka::device::cuda counted = ctx;
-  counted.counts = &counts;
-  cka::kernel_cka(counted, vx, vy, k, k);
-  std::printf("kernel_cka RBF (median) n = %lld, d1 = %lld, d2 = %lld: %.1f ms; one pass of its tile DGEMMs %.1f ms "
-              "(the median takes 2 passes per side, then passes A and B: 4 passes' worth); %lld launches, %lld "
-              "synchronisations; value %.6f\n",
-              (long long)n, (long long)d1, (long long)d2, t_cka, t_gemm, (long long)counts.launches,
-              (long long)counts.syncs, value);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaFree(z);
-  cudaFree(tile);
+  char s[32];
+  std::snprintf(s, sizeof s, "%.17g", sigma);
+  emit("\"case\": \"rbf_cka\", \"n\": " + std::to_string(n) + ", \"d1\": " + std::to_string(d1) + ", \"d2\": " +
+           std::to_string(d2) + ", \"dtype\": \"float64\", \"sigma\": " + s,
+       ms, floor_ms, value, counted(ctx, [&](const cka::device::cuda& c) { cka::kernel_cka(c, vx, vy, k, k); }));
 }
 
-/// `--time`: rcka_loss with its gradient on B×C logits against the forward alone (linear_cka of the same
-/// views: the sample relation's value) — the goal: at most 3× the forward.
-void time_loss(std::int64_t b, std::int64_t c) {
-  std::mt19937_64 g(13);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> host(std::size_t(2 * b * c));
-  for (auto& v : host) v = float(normal(g));
-  float* p = nullptr;
-  float* grad = nullptr;
-  cudaMalloc(reinterpret_cast<void**>(&p), host.size() * sizeof(float));
-  cudaMalloc(reinterpret_cast<void**>(&grad), std::size_t(b * c) * sizeof(float));
-  cudaMemcpy(p, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice);
+/// hsic of the rank-one Gram views K = uuᵀ, L = vvᵀ (compare_rank_one's) against its floor: one read of
+/// both Grams (a device sum of each).
+void time_hsic(const cka::device::cuda& ctx, const double* k, const double* l, std::int64_t n,
+               const std::string& fields) {
+  const cka::device::matrix_view<const double> vk{k, n, n, n, 1}, vl{l, n, n, n, 1};
+  double value = 0;
+  const double ms = median_ms(ctx.stream, 5, [&] { value = cka::hsic(ctx, vk, vl); });
+  double sink = 0;
+  const double floor_ms = median_ms(ctx.stream, 5, [&] {
+    sink += thrust::reduce(thrust::cuda::par.on(ctx.stream), k, k + n * n) +
+            thrust::reduce(thrust::cuda::par.on(ctx.stream), l, l + n * n);
+  });
+  emit(fields, ms, floor_ms, value, counted(ctx, [&](const cka::device::cuda& c) { cka::hsic(c, vk, vl); }));
+  if (!std::isfinite(sink)) std::printf("(the floor's sums are not finite)\n");
+}
+
+/// The RCKA losses with their gradients on B×C float logits, row-major (PyTorch's): S from layers' X
+/// (b·c values, seed 3) and T from its Y, each read as b×c row-major; weights 15 and 15. Also the loss_slot
+/// variant, which never waits (no value: the peer is the same loss).
+void time_losses(std::int64_t b, std::int64_t c) {
+  device_buffer<float> s(std::size_t(b * c)), t(std::size_t(b * c)), grad(std::size_t(b * c)), slot(1);
+  device_buffer<std::int64_t> status(1);
+  if (!s.ptr || !t.ptr || !grad.ptr || !slot.ptr || !status.ptr) return;
+  fill_layers<float><<<4096, 256>>>(s.ptr, t.ptr, b * c, 1, 1, 3);
+  cudaDeviceSynchronize();
   const cka::device::cuda ctx{};
-  const cka::device::matrix_view<const float> vs{p, b, c, c, 1}, vt{p + b * c, b, c, c, 1};
-  const cka::device::matrix_view<float> vg{grad, b, c, c, 1};
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  auto timed = [&](auto&& f) {
+  const cka::device::matrix_view<const float> vs{s.ptr, b, c, c, 1}, vt{t.ptr, b, c, c, 1};
+  const cka::device::matrix_view<float> vg{grad.ptr, b, c, c, 1};
+  const cka::rcka::rcka_weights w{15.0, 15.0};
+  const std::string shape = ", \"b\": " + std::to_string(b) + ", \"c\": " + std::to_string(c) + ", \"dtype\": \"float32\"";
+  double value = 0;
+  double ms = median_ms(ctx.stream, 21, [&] { value = double(cka::rcka::rcka_loss(ctx, vs, vt, vg, w).value); });
+  emit("\"case\": \"rcka_loss\"" + shape, ms, -1, value,
+       counted(ctx, [&](const cka::device::cuda& cc) { cka::rcka::rcka_loss(cc, vs, vt, vg, w); }));
+  const cka::device::loss_slot<float> into{slot.ptr, status.ptr};
+  ms = median_ms(ctx.stream, 21, [&] { cka::rcka::rcka_loss(ctx, vs, vt, vg, into, w); });
+  float slot_value = 0;
+  cudaMemcpy(&slot_value, slot.ptr, sizeof(float), cudaMemcpyDeviceToHost);
+  emit("\"case\": \"rcka_loss_slot\"" + shape, ms, -1, double(slot_value),
+       counted(ctx, [&](const cka::device::cuda& cc) { cka::rcka::rcka_loss(cc, vs, vt, vg, into, w); }));
+  ms = median_ms(ctx.stream, 21, [&] { value = double(cka::rcka::sample_relation_loss(ctx, vs, vt, vg).value); });
+  emit("\"case\": \"sample_relation_loss\"" + shape, ms, -1, value,
+       counted(ctx, [&](const cka::device::cuda& cc) { cka::rcka::sample_relation_loss(cc, vs, vt, vg); }));
+}
+
+/// Runs one timing; an exception is a failed check, and the next timing still runs.
+template <class F>
+void guarded(F&& f) {
+  try {
     f();
-    cudaEventRecord(start, ctx.stream);
-    for (int r = 0; r < 10; ++r) f();
-    cudaEventRecord(stop, ctx.stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    return double(ms) / 10;
-  };
-  const double t_loss = timed([&] { cka::rcka::rcka_loss(ctx, vs, vt, vg, cka::rcka::rcka_weights{15.0, 15.0}); });
-  const double t_sample = timed([&] { cka::rcka::sample_relation_loss(ctx, vs, vt, vg); });
-  const double t_forward = timed([&] { cka::linear_cka(ctx, vs, vt); });
-  std::printf("rcka_loss B = %lld, C = %lld (float): %.3f ms with its gradient; sample_relation_loss %.3f ms; the "
-              "forward (linear_cka) %.3f ms: the sample loss with gradient is %.1fx the forward\n",
-              (long long)b, (long long)c, t_loss, t_sample, t_forward, t_sample / t_forward);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaFree(p);
-  cudaFree(grad);
+  } catch (const std::exception& e) {
+    check(false, std::string("a timing threw: ") + e.what());
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool small = false, large = false, timing = false;
+  for (int a = 1; a < argc; ++a) {
+    const std::string arg = argv[a];
+    if (arg == "--small") {
+      small = true;
+    } else if (arg == "--large") {
+      large = true;
+    } else if (arg == "--time") {
+      timing = true;
+    } else if (arg == "--report" && a + 1 < argc) {
+      report = std::fopen(argv[++a], "w");
+      if (!report) {
+        std::fprintf(stderr, "test_device_cuda: cannot write %s\n", argv[a]);
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "usage: test_device_cuda [--small] [--large] [--time] [--report FILE]\n");
+      return 2;
+    }
+  }
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::printf("skipped: no CUDA device\n");
     return 77;
   }
-  for (std::int64_t n : {5, 41, 257, 1001}) compare<double>(n, 1e-12);
-  compare<float>(301, 1e-12);  // float input, double accumulation on both sides, a float result
-  for (std::int64_t n : {7, 1001, 100003, 600001}) compare_linear(n);  // 600,001 rows: three chunks of rows
-  for (std::int64_t n : {5, 301, 4099}) compare_kernels<double>(n);
-  compare_kernels<float>(1001);
-  for (auto bc : {std::pair<std::int64_t, std::int64_t>{3, 10}, {17, 5}, {64, 100}, {257, 1000}}) compare_losses<double>(bc.first, bc.second);
+  // --small: the sizes a sanitizer gets through in seconds (every code path but the multi-chunk and
+  // multi-tile ones).
+  for (std::int64_t n : {5, 41, 257, 1001})
+    if (!small || n <= 41) compare<double>(n, 1e-12);
+  compare<float>(small ? 41 : 301, 1e-12);  // float input, double accumulation on both sides, a float result
+  for (std::int64_t n : {7, 1001, 100003, 600001})  // 600,001 rows: three chunks of rows
+    if (!small || n <= 1001) compare_linear(n);
+  for (std::int64_t n : {5, 301, 4099})  // 4099: two device tiles a side
+    if (!small || n <= 301) compare_kernels<double>(n);
+  compare_kernels<float>(small ? 301 : 1001);
+  for (auto bc : {std::pair<std::int64_t, std::int64_t>{3, 10}, {17, 5}, {64, 100}, {257, 1000}})
+    if (!small || bc.first <= 64) compare_losses<double>(bc.first, bc.second);
   compare_losses<float>(129, 37);
   errors();
-  compare_rank_one(1001, 1e-12);
-  if (argc > 1 && std::string(argv[1]) == "--large") compare_rank_one(46341, 1e-11);
-  if (argc > 1 && std::string(argv[1]) == "--time") {
-    time_linear(1000000, 256, 256, 5);  // many samples: the feature form
-    time_linear(100000, 1024, 1024, 5);
-    time_linear(256, 4096, 4096, 20);   // a distillation batch of wide layers: the two-Gram form
-    time_linear(1024, 8192, 8192, 10);
-    time_rbf(50000, 256, 256);  // RBF CKA at n = 50,000 without an n×n buffer
-    time_loss(1024, 1000);      // the RCKA loss with its gradient against its forward value
+  compare_rank_one(1001, 1e-12, false);
+  if (large) guarded([&] { compare_rank_one(46341, 1e-11, timing); });
+  if (timing) {
+    guarded([] { time_linear<double>(1000000, 256, 256, 5); });  // many samples: the feature form
+    guarded([] { time_linear<double>(100000, 1024, 1024, 5); });
+    guarded([] { time_linear<double>(256, 4096, 4096, 21); });   // a distillation batch of wide layers: two Grams
+    guarded([] { time_linear<double>(1024, 8192, 8192, 11); });
+    guarded([] { time_linear<float>(1000000, 128, 128, 5); });   // two float layers of a million rows
+    guarded([] { time_rbf(50000, 256, 256, 0.0, 3); });          // the median rule, no n×n buffer
+    guarded([] { time_rbf(50000, 256, 256, 12.0, 3); });         // a fixed σ near the median rule's (σ² = 171, 213)
+    guarded([] { time_losses(1024, 1000); });
   }
+  if (report) std::fclose(report);
   std::printf(failures ? "%d check(s) failed\n" : "all CUDA device checks passed\n", failures);
   return failures ? 1 : 0;
 }
