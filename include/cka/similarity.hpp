@@ -40,7 +40,8 @@ template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
   moments<A> m({x.cols(), y.cols()});
   m.add_pair("linear_cka", x, y);
-  return m.pair_sums(m.centered(), 0, 1, est);
+  matrix<A> c;
+  return m.take_pair_sums(0, 1, est, c);
 }
 
 /// Linear CKA in Gram space: K = XcXcᵀ, L = YcYcᵀ (n²(d1+d2) flops, streamed over column chunks), then

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -31,18 +32,24 @@
 
 namespace cka::detail {
 
-/// Reusable scratch memory that is not copied with its owner (a copy starts empty).
+/// Reusable scratch memory that is not copied with its owner (a copy starts empty). Its values start
+/// uninitialised (default-initialised: no pass that zeroes a buffer about to be overwritten).
 template <class A>
 struct scratch {
-  std::vector<A> values;
+  std::unique_ptr<A[]> values;
+  std::size_t size = 0;
   scratch() = default;
   scratch(const scratch&) {}
   scratch& operator=(const scratch&) { return *this; }
   scratch(scratch&&) noexcept = default;
   scratch& operator=(scratch&&) noexcept = default;
-  A* get(std::size_t size) {
-    if (values.size() < size) values.resize(size);
-    return values.data();
+  A* get(std::size_t count) {
+    if (size < count) {
+      values.reset();  // the old buffer goes before the new one is taken
+      values.reset(new A[count]);
+      size = count;
+    }
+    return values.get();
   }
 };
 
@@ -254,7 +261,14 @@ class moments {
   /// Centered sums of blocks b and c from the centered matrix: ‖C_bc‖², ‖C_bb‖², ‖C_cc‖², plus the
   /// unbiased estimator's row-norm terms (see unbiased_feature_terms).
   centered_sums<A> pair_sums(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est) const {
-    return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference(b, c, est), reference(d, c, est)};
+    return sums_with(c, b, d, est, reference(b), reference(d));
+  }
+  /// The same with the state finished in its own storage (take_centered: no p×p copy), for callers that
+  /// finish a temporary state: the centered matrix is left in c, the state empty.
+  centered_sums<A> take_pair_sums(Eigen::Index b, Eigen::Index d, estimator est, matrix<A>& c) {
+    const A rb = reference(b), rd = reference(d);  // read off S before it is consumed
+    c = take_centered();
+    return sums_with(c, b, d, est, rb, rd);
   }
   /// The reference of block b's self-product under `est`: the uncentered one, raised for the unbiased
   /// estimator to the size of the terms that cancel (first_order_reference).
@@ -280,6 +294,10 @@ class moments {
   }
 
  private:
+  centered_sums<A> sums_with(const matrix<A>& c, Eigen::Index b, Eigen::Index d, estimator est, const A& rb, const A& rd) const {
+    return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference_of(rb, c, b, est),
+            reference_of(rd, c, d, est)};
+  }
   A terms(const matrix<A>& c, Eigen::Index b, Eigen::Index d) const {
     const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(c(0, 0))};  // n: the corner, kept by T
     return t(c(norm_index(b), 0), c(norm_index(d), 0), c(norm_index(b), norm_index(d)));

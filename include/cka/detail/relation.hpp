@@ -56,8 +56,8 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   const Eigen::Index ds = s.cols(), dt = t.cols();
   moments<A> m({ds, dt});
   m.add_pair(fn, s, t);
-  const matrix<A> c = m.centered();
-  const centered_sums<A> sums = m.pair_sums(c, 0, 1, est);
+  matrix<A> c;
+  const centered_sums<A> sums = m.take_pair_sums(0, 1, est, c);
   relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides()),
                         matrix<A>()};
   if (skip && !(out.alignment == out.alignment)) return undefined_relation<A>(s.rows(), ds, want_grad);
