@@ -16,11 +16,9 @@
 #include <cka/detail/host_device.hpp>
 #include <cka/device/detail/work_counts.hpp>
 
-#include <thrust/copy.h>
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/transform_iterator.h>
 #include <thrust/sort.h>
 #include <thrust/transform.h>
 #include <thrust/transform_reduce.h>
@@ -103,15 +101,6 @@ struct backend {
     if (n <= 1) return;
     tally(1, 0);
     thrust::sort(policy, p, p + n);
-  }
-  /// The values(i) for i in [0, n) where keep(i), copied to out in order; their count read back: one
-  /// launch, one synchronisation.
-  template <class Values, class Keep>
-  std::int64_t copy_if(std::int64_t n, Values values, double* out, Keep keep) const {
-    tally(1, 1);
-    const thrust::counting_iterator<std::int64_t> first(0);
-    const auto v = thrust::make_transform_iterator(first, values);
-    return std::int64_t(thrust::copy_if(policy, v, v + n, first, out, keep) - out);
   }
 
   void gram(const double* z, std::int64_t rows, std::int64_t cols, double* k) const {

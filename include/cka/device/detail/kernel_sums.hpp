@@ -269,12 +269,6 @@ struct scales_from_totals {
   }
 };
 
-/// Tiles of an n×n matrix with side b (the upper ones, I ≤ J).
-inline std::int64_t upper_tiles(std::int64_t n, std::int64_t b) {
-  const std::int64_t t = (n + b - 1) / b;
-  return t * (t + 1) / 2;
-}
-
 /// Scratch doubles of tile_cka_sums beyond its 4n: the totals and scales (8), three sums per tile.
 inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 8 + 3 * upper_tiles(n, b); }
 

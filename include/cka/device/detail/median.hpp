@@ -2,8 +2,11 @@
 // Private: the exact median of the squared distances between the rows of Z on the device tile engine
 // (tiles.hpp) — the bandwidth of a median-rule RBF kernel, equal to median_squared_distance's bit for bit:
 // select_median (cka/detail/select.hpp) over a source whose counting passes are one reduction per tile
-// (16 buckets of the keys), whose collection is a copy_if per tile and a sort, and whose sample (pairs/64
-// pair distances, 2^12 … plan.draws, beyond plan.sample_above pairs) is drawn and sorted on the device.
+// (16 buckets of the keys) left in the context's memory and one reduction of the tiles' tallies read back,
+// whose collection is one launch per tile (each value in the bracket takes the next slot of a counter), a
+// read of the counter and a sort, and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond
+// plan.sample_above pairs) is drawn and sorted on the device. Read-backs per counting pass and per
+// collection: one and two, whatever the number of tiles.
 
 #include <cka/device/detail/tiles.hpp>
 #include <cka/detail/select.hpp>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -34,6 +38,11 @@ struct add_tally {
     for (int q = 0; q < median_tally::buckets; ++q) s.bucket[q] = a.bucket[q] + b.bucket[q];
     return s;
   }
+};
+/// The tallies of the tiles (in the context's memory) as a sequence to reduce.
+struct tile_tally {
+  const median_tally* tiles;
+  CKA_HD median_tally operator()(std::int64_t t) const { return tiles[t]; }
 };
 struct tally_at {
   tile_distance dist;
@@ -60,17 +69,39 @@ struct tally_at {
     return t;
   }
 };
-/// Whether the pair at flat index k is a distinct pair whose distance lies in [lo, hi] (collect pass).
-struct in_bracket {
+/// The value of *counter before adding one to it, atomically on every system (threads of a GPU or of
+/// OpenMP take distinct values).
+CKA_HD inline unsigned long long take_slot(unsigned long long* counter) {
+#if defined(__CUDA_ARCH__)
+  return atomicAdd(counter, 1ull);
+#else
+  return __atomic_fetch_add(counter, 1ull, __ATOMIC_RELAXED);
+#endif
+}
+struct zero_counter {
+  unsigned long long* counter;
+  CKA_HD void operator()(std::int64_t) const { *counter = 0; }
+};
+
+/// The collect pass over one tile: a distinct pair whose distance lies in [lo, hi] writes it to the next
+/// slot of out (counter: the slots taken; none at or beyond capacity is written). The order of the slots
+/// varies with the threads; the values are sorted after.
+struct collect_bracket {
   tile_distance dist;
   std::uint64_t lo, hi;
-  CKA_HD bool operator()(std::int64_t k) const {
+  double* out;
+  unsigned long long* counter;
+  std::uint64_t capacity;
+  CKA_HD void operator()(std::int64_t k) const {
     if (dist.diagonal) {
       const flat_index f = divide(k, dist.h);
-      if (f.r >= f.q) return false;
+      if (f.r >= f.q) return;
     }
-    const std::uint64_t u = distance_key(dist(k));
-    return u >= lo && u <= hi;
+    const double v = dist(k);
+    const std::uint64_t u = distance_key(v);
+    if (u < lo || u > hi) return;
+    const unsigned long long at = take_slot(counter);
+    if (at < capacity) out[at] = v;
   }
 };
 
@@ -142,13 +173,20 @@ struct device_distance_source {
     return v;
   }
 
-  /// One counting pass over every distinct pair (tile after tile); throws on an overflowed distance.
+  /// One counting pass over every distinct pair (tile after tile: each tile's tally left in the context's
+  /// memory, then their sum read back once); throws on an overflowed distance.
   cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool) const {
-    median_tally sum;
+    static_assert(sizeof(median_tally) % sizeof(double) == 0 && alignof(median_tally) <= alignof(double),
+                  "tallies are kept in scratch doubles");
+    constexpr std::size_t words = sizeof(median_tally) / sizeof(double);
+    auto store = e.be.scratch(std::size_t(upper_tiles(t.n, e.plan.tile)) * words);
+    median_tally* tallies = reinterpret_cast<median_tally*>(store.get());
+    std::int64_t at = 0;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
-      sum = add_tally{}(sum, e.be.reduce(p.h * p.w, tally_at{e.distances(t, p, buf), r.lo, r.hi, shift}, median_tally{}, add_tally{}));
+      e.be.reduce_into(p.h * p.w, tally_at{e.distances(t, p, buf), r.lo, r.hi, shift}, median_tally{}, add_tally{}, tallies + at++);
     });
+    const median_tally sum = e.be.reduce(at, tile_tally{tallies}, median_tally{}, add_tally{});
     if (sum.bad > 0) fail_tile_overflow(e.be.fn, true);
     cka::detail::key_counts c;
     c.below = sum.below;
@@ -158,25 +196,35 @@ struct device_distance_source {
   }
 
   /// The values in r (`inside` of them, `before` values under r) collected and sorted on the device; the
-  /// two at ranks want read back.
+  /// two at ranks want read back (one read where they are neighbours). The number collected is read back
+  /// and must be `inside`.
   std::pair<double, double> pick(const cka::detail::key_range& r, std::uint64_t before, std::uint64_t inside,
                                  cka::detail::rank_pair want) const {
-    auto values = e.be.scratch(std::size_t(inside));
-    double* out = values.get();
-    std::int64_t at = 0;
-    for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
-      e.product(t, p, buf);
-      const tile_distance dist = e.distances(t, p, buf);
-      at += e.be.copy_if(p.h * p.w, dist, out + at, in_bracket{dist, r.lo, r.hi});
-    });
-    if (std::uint64_t(at) != inside || want.first < before || want.last - before >= inside) {
+    if (want.first < before || want.last < want.first || want.last - before >= inside) {
       cka::detail::fail_backend(e.be.fn, "internal error: a median rank fell outside the collected values");
     }
-    e.be.sort(out, at);
+    auto values = e.be.scratch(std::size_t(inside) + 1);  // the values, then the counter
+    double* out = values.get();
+    unsigned long long* counter = reinterpret_cast<unsigned long long*>(out + inside);
+    e.be.launch(1, zero_counter{counter});
+    for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
+      e.product(t, p, buf);
+      e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, out, counter, inside});
+    });
+    double slot = 0;
+    e.be.to_host(&slot, out + inside, 1);
+    unsigned long long taken = 0;
+    std::memcpy(&taken, &slot, sizeof taken);
+    if (taken != inside) cka::detail::fail_backend(e.be.fn, "internal error: the collected values are not the counted ones");
+    e.be.sort(out, std::int64_t(inside));
+    const std::int64_t first = std::int64_t(want.first - before), last = std::int64_t(want.last - before);
     double v[2] = {0, 0};
-    e.be.to_host(&v[1], out + std::int64_t(want.last - before), 1);
-    if (want.first == want.last) return {v[1], v[1]};
-    e.be.to_host(&v[0], out + std::int64_t(want.first - before), 1);
+    if (last - first <= 1) {
+      e.be.to_host(v, out + first, last - first + 1);
+      return {v[0], v[last - first]};
+    }
+    e.be.to_host(&v[0], out + first, 1);
+    e.be.to_host(&v[1], out + last, 1);
     return {v[0], v[1]};
   }
 };

@@ -69,6 +69,12 @@ struct tile_plan {
   std::uint64_t sample_above = std::uint64_t(1) << 16;  // pairs beyond which a sample brackets the median
 };
 
+/// Tiles of an n×n matrix with side b (the upper ones, I ≤ J).
+inline std::int64_t upper_tiles(std::int64_t n, std::int64_t b) {
+  const std::int64_t t = (n + b - 1) / b;
+  return t * (t + 1) / 2;
+}
+
 /// Calls f(place) for every upper tile I ≤ J of an n×n matrix, row of tiles after row of tiles.
 template <class F>
 void for_upper_tiles(std::int64_t n, std::int64_t b, F&& f) {
