@@ -59,25 +59,25 @@ inline std::int64_t linear_scratch(std::int64_t n, std::int64_t dd, std::int64_t
   return linear_slots + 2 * dd + moments_scratch(n, dd) + form_scratch(n, dd, rows > 0 ? rows : feature_chunk(n, dd));
 }
 
-/// Entry (i, c) of a chunk W = [1 | x̃ | ỹ] (h×(D+1), column-major) of rows r0 … r0 + h − 1: 1 in column 0,
-/// then each view's values scaled by its power of two and shifted by its first row, x·s − x₀·s (scaled
-/// first, so that neither overflows; a constant column is exactly 0).
+/// A chunk W = [1 | x̃ | ỹ] (h×(D+1), column-major) of rows r0 … r0 + h − 1: 1 in column 0, then each
+/// view's values scaled by its power of two and shifted by its first row, x·s − x₀·s (scaled first, so
+/// that neither overflows; a constant column is exactly 0). Item g·h + i writes row i's features in group
+/// g (column_group, moments.hpp), and group 0 its 1.
 template <class T>
 struct shifted_chunk {
   view_pair<T> m;
   const double* scale;
   std::int64_t r0, h;
   double* w;
-  CKA_HD void operator()(std::int64_t flat) const {
-    const flat_index f = divide(flat, h);
-    const std::int64_t i = f.r, c = f.q;
-    if (c == 0) {
-      w[flat] = 1.0;
-      return;
+  CKA_HD void operator()(std::int64_t item) const {
+    const flat_index f = divide(item, h);
+    const std::int64_t i = f.r, j0 = f.q * column_group<T>, cols = m.cols();
+    const std::int64_t j1 = j0 + column_group<T> < cols ? j0 + column_group<T> : cols;
+    if (j0 == 0) w[i] = 1.0;
+    for (std::int64_t j = j0; j < j1; ++j) {
+      const double sc = scale[m.in_b(0, j) ? 1 : 0];
+      w[(j + 1) * h + i] = double(m.at(r0 + i, j)) * sc - double(m.at(0, j)) * sc;
     }
-    const std::int64_t j = c - 1;
-    const double sc = scale[m.in_b(0, j) ? 1 : 0];
-    w[flat] = double(m.at(r0 + i, j)) * sc - double(m.at(0, j)) * sc;
   }
 };
 
@@ -186,7 +186,7 @@ centered_totals linear_sums(const Backend& be, double* scratch, const strided<T>
     double* sm = w + rows * p;
     for (std::int64_t r0 = 0; r0 < n; r0 += rows) {
       const std::int64_t h = std::min(rows, n - r0);
-      be.launch(h * p, shifted_chunk<T>{m, in.scale(), r0, h, w});
+      be.launch(group_items<T>(h, std::max<std::int64_t>(dd, 1)), shifted_chunk<T>{m, in.scale(), r0, h, w});
       be.cross(w, h, p, sm, r0 > 0);
     }
     be.reduce_into(dd * dd, shifted_feature_terms{sm, dd, d1}, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},

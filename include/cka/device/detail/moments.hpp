@@ -214,9 +214,16 @@ void require_scanned_finite(const Backend& be, const view_pair<T>& m, const doub
   }
 }
 
+/// Columns a thread of a writer handles in one row: 32 bytes of T. Adjacent threads take adjacent rows, so
+/// the writes to a column-major buffer are coalesced, and in a row-major input a thread's values share one
+/// or two 32-byte sectors, each read in full (a thread per element would read a sector per value).
+template <class T>
+constexpr std::int64_t column_group = 32 / std::int64_t(sizeof(T));
+
 /// Z(r, j) = (m(r, j) − mean_j)·scale of its view for the pair's rows r and columns j, or 0 where
 /// keep_j = 0 (a constant column), in a column-major Z (leading dimension: the pair's rows); a's values
 /// (center_a false) or b's (center_b false) as they are, scaled. scale: the scan's slots (null: 1).
+/// Item g·rows + r writes row r's columns in group g (column_group).
 template <class T>
 struct center_into {
   view_pair<T> m;
@@ -225,23 +232,32 @@ struct center_into {
   const double* scale;
   bool center_a, center_b;
   double* z;
-  CKA_HD void operator()(std::int64_t flat) const {
-    const flat_index f = divide(flat, m.rows());
-    const std::int64_t i = f.r, j = f.q;
-    const bool b = m.in_b(i, j);
-    const double s = scale == nullptr ? 1.0 : scale[b ? 1 : 0];
-    double v = double(m.at(i, j));
-    if (b ? center_b : center_a) v = keep[j] > 0 ? v - mean[j] : 0.0;
-    z[j * m.rows() + i] = v * s;
+  CKA_HD void operator()(std::int64_t item) const {
+    const flat_index f = divide(item, m.rows());
+    const std::int64_t i = f.r, j0 = f.q * column_group<T>, cols = m.cols();
+    const std::int64_t j1 = j0 + column_group<T> < cols ? j0 + column_group<T> : cols;
+    for (std::int64_t j = j0; j < j1; ++j) {
+      const bool b = m.in_b(i, j);
+      const double s = scale == nullptr ? 1.0 : scale[b ? 1 : 0];
+      double v = double(m.at(i, j));
+      if (b ? center_b : center_a) v = keep[j] > 0 ? v - mean[j] : 0.0;
+      z[j * m.rows() + i] = v * s;
+    }
   }
 };
+
+/// The items of a writer over rows × cols (column_group columns per item).
+template <class T>
+std::int64_t group_items(std::int64_t rows, std::int64_t cols) {
+  return rows * ((cols + column_group<T> - 1) / column_group<T>);
+}
 
 /// Writes the pair into Z (rows×D, column-major): centered by the scan's means (for a, b as asked),
 /// scaled by its slots' scales (when given). One launch.
 template <class Backend, class T>
 void write_centered(const Backend& be, const view_pair<T>& m, const double* mean, const double* keep, const double* scale,
                     double* z, bool center_a = true, bool center_b = true) {
-  be.launch(m.rows() * m.cols(), center_into<T>{m, mean, keep, scale, center_a, center_b, z});
+  be.launch(group_items<T>(m.rows(), m.cols()), center_into<T>{m, mean, keep, scale, center_a, center_b, z});
 }
 
 }  // namespace cka::device::detail
