@@ -5,14 +5,17 @@
 // (16 buckets of the keys) left in the context's memory and one reduction of the tiles' tallies read back,
 // whose collection is one launch per tile (each value in the bracket takes the next slot of a counter), a
 // read of the counter and a sort, and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond
-// plan.sample_above pairs) is drawn and sorted on the device. Read-backs per counting pass and per
-// collection: one and two, whatever the number of tiles.
+// plan.sample_above pairs) is drawn and sorted on the device. The counting pass over a sampled bracket
+// also collects the bracket's values where they are expected to be few (as the host's tiles do), so one
+// pass of tile products usually decides. Read-backs per counting pass and per collection: one or two, and
+// two, whatever the number of tiles.
 
 #include <cka/device/detail/tiles.hpp>
 #include <cka/detail/select.hpp>
 #include <cka/median_rule.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -149,8 +152,11 @@ struct device_distance_source {
   const tile_rows& t;
   double* buf;
   std::uint64_t cap;
-  std::optional<decltype(std::declval<const Engine&>().be.scratch(0))> sample{};
+  using scratch_t = decltype(std::declval<const Engine&>().be.scratch(0));
+  std::optional<scratch_t> sample{}, held{};
   std::uint64_t drawn = 0;
+  bool has_held = false;  // held holds the values of held_range, in no order
+  cka::detail::key_range held_range{};
 
   cka::detail::key_range span() const { return {}; }
 
@@ -174,17 +180,36 @@ struct device_distance_source {
   }
 
   /// One counting pass over every distinct pair (tile after tile: each tile's tally left in the context's
-  /// memory, then their sum read back once); throws on an overflowed distance.
-  cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool) const {
+  /// memory, then their sum read back once); throws on an overflowed distance. hold (r is a sampled
+  /// bracket): where r's values are expected to number under cap/2 — pairs·(10·√(draws/4) + 4)/draws, the
+  /// sample's ±5 standard errors — they are also collected (room for twice that; the counter read back),
+  /// and held if they all fit.
+  cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool hold) {
     static_assert(sizeof(median_tally) % sizeof(double) == 0 && alignof(median_tally) <= alignof(double),
                   "tallies are kept in scratch doubles");
     constexpr std::size_t words = sizeof(median_tally) / sizeof(double);
     auto store = e.be.scratch(std::size_t(upper_tiles(t.n, e.plan.tile)) * words);
     median_tally* tallies = reinterpret_cast<median_tally*>(store.get());
+    has_held = false;
+    held.reset();
+    std::uint64_t room = 0;
+    unsigned long long* counter = nullptr;
+    if (hold && drawn > 0) {
+      const double pairs = double(t.n) * double(t.n - 1) / 2;
+      const double expected = pairs * (10 * std::sqrt(0.25 * double(drawn)) + 4) / double(drawn);
+      if (expected < 0.5 * double(cap)) {
+        room = std::uint64_t(std::min(double(cap), 2 * expected + 4096));
+        held.emplace(e.be.scratch(std::size_t(room) + 1));  // the values, then the counter
+        counter = reinterpret_cast<unsigned long long*>(held->get() + room);
+        e.be.launch(1, zero_counter{counter});
+      }
+    }
     std::int64_t at = 0;
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
-      e.be.reduce_into(p.h * p.w, tally_at{e.distances(t, p, buf), r.lo, r.hi, shift}, median_tally{}, add_tally{}, tallies + at++);
+      const tile_distance dist = e.distances(t, p, buf);
+      e.be.reduce_into(p.h * p.w, tally_at{dist, r.lo, r.hi, shift}, median_tally{}, add_tally{}, tallies + at++);
+      if (counter != nullptr) e.be.launch(p.h * p.w, collect_bracket{dist, r.lo, r.hi, held->get(), counter, room});
     });
     const median_tally sum = e.be.reduce(at, tile_tally{tallies}, median_tally{}, add_tally{});
     if (sum.bad > 0) fail_tile_overflow(e.be.fn, true);
@@ -192,30 +217,50 @@ struct device_distance_source {
     c.below = sum.below;
     c.zeros = sum.zeros;
     c.buckets.assign(sum.bucket, sum.bucket + buckets);
+    if (counter != nullptr) {
+      const std::uint64_t taken = read_counter(held->get() + room);
+      if (taken != c.inside()) cka::detail::fail_backend(e.be.fn, "internal error: the held values are not the counted ones");
+      has_held = c.held = taken <= room;
+      held_range = r;
+    }
     return c;
+  }
+
+  /// A counter at p (the slot after a collection's values) read back: one synchronisation.
+  std::uint64_t read_counter(const double* p) const {
+    double slot = 0;
+    e.be.to_host(&slot, p, 1);
+    unsigned long long taken = 0;
+    std::memcpy(&taken, &slot, sizeof taken);
+    return std::uint64_t(taken);
   }
 
   /// The values in r (`inside` of them, `before` values under r) collected and sorted on the device; the
   /// two at ranks want read back (one read where they are neighbours). The number collected is read back
   /// and must be `inside`.
   std::pair<double, double> pick(const cka::detail::key_range& r, std::uint64_t before, std::uint64_t inside,
-                                 cka::detail::rank_pair want) const {
+                                 cka::detail::rank_pair want) {
     if (want.first < before || want.last < want.first || want.last - before >= inside) {
       cka::detail::fail_backend(e.be.fn, "internal error: a median rank fell outside the collected values");
     }
-    auto values = e.be.scratch(std::size_t(inside) + 1);  // the values, then the counter
-    double* out = values.get();
-    unsigned long long* counter = reinterpret_cast<unsigned long long*>(out + inside);
-    e.be.launch(1, zero_counter{counter});
-    for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
-      e.product(t, p, buf);
-      e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, out, counter, inside});
-    });
-    double slot = 0;
-    e.be.to_host(&slot, out + inside, 1);
-    unsigned long long taken = 0;
-    std::memcpy(&taken, &slot, sizeof taken);
-    if (taken != inside) cka::detail::fail_backend(e.be.fn, "internal error: the collected values are not the counted ones");
+    std::optional<scratch_t> collected;
+    double* out = nullptr;
+    if (has_held && held_range == r) {  // the counting pass kept them: no pass over the tiles
+      out = held->get();
+      has_held = false;
+    } else {
+      collected.emplace(e.be.scratch(std::size_t(inside) + 1));  // the values, then the counter
+      out = collected->get();
+      unsigned long long* counter = reinterpret_cast<unsigned long long*>(out + inside);
+      e.be.launch(1, zero_counter{counter});
+      for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
+        e.product(t, p, buf);
+        e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, out, counter, inside});
+      });
+      if (read_counter(out + inside) != inside) {
+        cka::detail::fail_backend(e.be.fn, "internal error: the collected values are not the counted ones");
+      }
+    }
     e.be.sort(out, std::int64_t(inside));
     const std::int64_t first = std::int64_t(want.first - before), last = std::int64_t(want.last - before);
     double v[2] = {0, 0};
