@@ -144,6 +144,16 @@ std::pair<typename Source::value_type, typename Source::value_type> select_ranks
   }
 }
 
+/// How far sample_bracket widens the middle of a sample of `population` values on each side, in sample
+/// ranks: 5 standard errors of a median's rank, and 2.
+inline double bracket_spread(double population) { return 5 * std::sqrt(0.25 * population) + 2; }
+
+/// The values such a bracket is expected to hold among `pairs`, from `draws` sampled pairs:
+/// pairs·2·bracket_spread(draws)/draws. A source keeps them in its counting pass where this is under cap/2.
+inline double expected_in_bracket(std::uint64_t pairs, std::uint64_t draws) {
+  return double(pairs) * 2 * bracket_spread(double(draws)) / double(draws);
+}
+
 /// A bracket of the middle values from the source's sample: its quantiles at the middle ranks' fractions
 /// (the nonzero values' middle for `nonzero`), widened by 5 standard errors. False without a sample, or
 /// if it gave no finite bracket.
@@ -159,7 +169,7 @@ bool sample_bracket(std::uint64_t n, median_rule rule, Source& src, key_range& r
   auto fraction = [&](std::int64_t rank) {
     return rule == median_rule::nonzero ? 0.5 : double(std::max<std::int64_t>(rank, 0)) / double(pairs);
   };
-  const double spread = 5 * std::sqrt(0.25 * population) + 2;
+  const double spread = bracket_spread(population);
   const double at_lo = std::floor(double(zeros) + fraction(guess.lo) * population - spread);
   const double at_hi = std::ceil(double(zeros) + fraction(guess.hi) * population + spread);
   const double lo = at_lo < 0 ? 0.0 : src.sample_value(std::uint64_t(at_lo));

@@ -76,7 +76,7 @@ struct tile_distance_source {
   key_counts count(const key_range& r, int shift, bool hold) {
     const double lo = r.lo_value(), hi = r.hi_value();
     const std::uint64_t pairs = n * (n - 1) / 2;
-    hold = hold && double(pairs) * (10 * std::sqrt(0.25 * double(draws)) + 4) / double(draws) < 0.5 * double(cap);
+    hold = hold && expected_in_bracket(pairs, draws) < 0.5 * double(cap);
     const std::size_t per_slot = std::size_t(cap) / std::size_t(tile_share::of(members).size) / slots();
     // Per slot: the buckets, then the values below r, the zeros, and whether the kept values overflowed.
     std::vector<std::vector<std::uint64_t>> h(slots(), std::vector<std::uint64_t>(std::size_t(buckets) + 3, 0));

@@ -15,7 +15,6 @@
 #include <cka/median_rule.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -181,9 +180,8 @@ struct device_distance_source {
 
   /// One counting pass over every distinct pair (tile after tile: each tile's tally left in the context's
   /// memory, then their sum read back once); throws on an overflowed distance. hold (r is a sampled
-  /// bracket): where r's values are expected to number under cap/2 — pairs·(10·√(draws/4) + 4)/draws, the
-  /// sample's ±5 standard errors — they are also collected (room for twice that; the counter read back),
-  /// and held if they all fit.
+  /// bracket): where r's values are expected to number under cap/2 (expected_in_bracket) they are also
+  /// collected (room for twice that; the counter read back), and held if they all fit.
   cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool hold) {
     static_assert(sizeof(median_tally) % sizeof(double) == 0 && alignof(median_tally) <= alignof(double),
                   "tallies are kept in scratch doubles");
@@ -195,8 +193,7 @@ struct device_distance_source {
     std::uint64_t room = 0;
     unsigned long long* counter = nullptr;
     if (hold && drawn > 0) {
-      const double pairs = double(t.n) * double(t.n - 1) / 2;
-      const double expected = pairs * (10 * std::sqrt(0.25 * double(drawn)) + 4) / double(drawn);
+      const double expected = cka::detail::expected_in_bracket(std::uint64_t(t.n) * std::uint64_t(t.n - 1) / 2, drawn);
       if (expected < 0.5 * double(cap)) {
         room = std::uint64_t(std::min(double(cap), 2 * expected + 4096));
         held.emplace(e.be.scratch(std::size_t(room) + 1));  // the values, then the counter
