@@ -154,8 +154,7 @@ struct device_distance_source {
   using scratch_t = decltype(std::declval<const Engine&>().be.scratch(0));
   std::optional<scratch_t> sample{}, held{};
   std::uint64_t drawn = 0;
-  bool has_held = false;  // held holds the values of held_range, in no order
-  cka::detail::key_range held_range{};
+  cka::detail::key_range held_range{};  // held, where present, holds all of its values, in no order
 
   cka::detail::key_range span() const { return {}; }
 
@@ -188,7 +187,6 @@ struct device_distance_source {
     constexpr std::size_t words = sizeof(median_tally) / sizeof(double);
     auto store = e.be.scratch(std::size_t(upper_tiles(t.n, e.plan.tile)) * words);
     median_tally* tallies = reinterpret_cast<median_tally*>(store.get());
-    has_held = false;
     held.reset();
     std::uint64_t room = 0;
     unsigned long long* counter = nullptr;
@@ -217,7 +215,8 @@ struct device_distance_source {
     if (counter != nullptr) {
       const std::uint64_t taken = read_counter(held->get() + room);
       if (taken != c.inside()) cka::detail::fail_backend(e.be.fn, "internal error: the held values are not the counted ones");
-      has_held = c.held = taken <= room;
+      if (taken > room) held.reset();
+      c.held = held.has_value();
       held_range = r;
     }
     return c;
@@ -242,9 +241,10 @@ struct device_distance_source {
     }
     std::optional<scratch_t> collected;
     double* out = nullptr;
-    if (has_held && held_range == r) {  // the counting pass kept them: no pass over the tiles
-      out = held->get();
-      has_held = false;
+    if (held && held_range == r) {  // the counting pass kept them: no pass over the tiles
+      collected.emplace(std::move(*held));
+      held.reset();
+      out = collected->get();
     } else {
       collected.emplace(e.be.scratch(std::size_t(inside) + 1));  // the values, then the counter
       out = collected->get();
