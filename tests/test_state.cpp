@@ -227,6 +227,44 @@ TEST_CASE("linear_state errors", "[state][errors]") {
   CHECK_THROWS_AS(cka::linear_state(inf_shift, cka::vector<double>::Zero(2)), cka::invalid_argument);
 }
 
+// The moment engine loads, shifts, scales and takes the norms of its rows strip by strip on OpenMP threads
+// (detail/moments.hpp): each row is finished alone, so the flat array is the same bits for any number of
+// threads, and a squared row norm that overflows in a later chunk names its representation.
+TEST_CASE("linear_state: strips on threads give the same bits; an overflowing later chunk is named", "[state][threads]") {
+  const int threads = Eigen::nbThreads();
+  const auto x = test::normal<double>(1500, 160, 81);  // p = 1 + 160 + 90 + 2: strips of 129 rows
+  const auto y = test::related<double>(x, 90, 82);
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xr = x, yr = y;
+  std::vector<std::vector<double>> flats;
+  for (int t : {1, 2, 3}) {
+    Eigen::setNbThreads(t);
+    for (int layout = 0; layout < 2; ++layout) {
+      cka::linear_state s(160, 90);
+      if (layout == 0) {
+        s.add(x.topRows(700), y.topRows(700));
+        s.add(x.bottomRows(800), y.bottomRows(800));
+      } else {
+        s.add(xr.topRows(700), yr.topRows(700));
+        s.add(xr.bottomRows(800), yr.bottomRows(800));
+      }
+      flats.emplace_back(s.data(), s.data() + s.size());
+      CHECK(test::rel_err(s.cka(), cka::linear_cka(x, y)) < 1e-12);
+    }
+  }
+  Eigen::setNbThreads(threads);
+  for (std::size_t k = 2; k < flats.size(); ++k) {
+    CAPTURE(k);
+    CHECK(flats[k] == flats[k % 2]);  // the same layout on 1, 2 or 3 threads
+  }
+  cka::linear_state s(160, 90);
+  s.add(x.topRows(700), y.topRows(700));
+  test::mat<double> big = y.bottomRows(800);
+  big.row(500) *= 1e200;  // the scales were fixed by the first rows
+  CHECK_THROWS_WITH(s.add(x.bottomRows(800), big), Contains("linear_state::add") && Contains("representation 2") &&
+                                                        Contains("overflow"));
+  CHECK_THROWS_AS(s.add(x.bottomRows(800), big), cka::domain_error);
+}
+
 TEST_CASE("linear_state takes views of any layout and float chunks", "[state][views]") {
   const auto x = test::normal<double>(60, 5, 71);
   const auto y = test::related<double>(x, 4, 72);

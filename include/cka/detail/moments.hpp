@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -142,11 +143,14 @@ class moments {
   const matrix<A>& raw() const { return s_; }
 
   /// Adds h rows. load(b, r0, rows, dest) writes rows r0 … r0+rows−1 of representation b, converted to A,
-  /// into dest (rows × width(b)). Rows go through one buffer (kept between calls) of at most chunk_values entries with
-  /// storage order Order (that of the input, so the copy walks memory in order). Without a shift, the
-  /// first rows fix it at their mean, computed as first row + mean of the differences so that a constant
-  /// column gets its value exactly (and then contributes exact zeros). Throws cka::domain_error (overflow)
-  /// if a squared row norm exceeds the range of A; inputs must be finite (the caller checks).
+  /// into dest (rows × width(b)); it is called for disjoint strips of rows, from several OpenMP threads at
+  /// once (it must only read its source). Rows go through one buffer (kept between calls) of at most
+  /// chunk_values entries with storage order Order (that of the input, so the copy walks memory in order),
+  /// written strip by strip: each strip is loaded, shifted, scaled and given its squared norms while it is
+  /// in cache, then the chunk is one symmetric product. Without a shift, the first rows fix it at their
+  /// mean, computed as first row + mean of the differences so that a constant column gets its value exactly
+  /// (and then contributes exact zeros). Throws cka::domain_error (overflow) if a squared row norm exceeds
+  /// the range of A; inputs must be finite (the caller checks).
   template <int Order, class Load>
   void add(const char* fn, Eigen::Index h, Load&& load) {
     if (h <= 0) return;
@@ -160,37 +164,22 @@ class moments {
     for (Eigen::Index r0 = 0; r0 < h; r0 += chunk) {
       const Eigen::Index hh = std::min(chunk, h - r0);
       auto z = buf.topRows(hh);
-      z.col(0).setOnes();
-      for (Eigen::Index b = 0; b < blocks(); ++b) load(b, r0, hh, z.middleCols(offset(b), width(b)));
-      if (!has_shift_) {
-        for (Eigen::Index b = 0; b < blocks(); ++b) {
-          const auto x = z.middleCols(offset(b), width(b));
-          const Eigen::Matrix<A, 1, Eigen::Dynamic> first = x.row(0);
-          shift_.segment(offset(b) - 1, width(b)) =
-              (first + (x.rowwise() - first).colwise().sum() / A(hh)).transpose();
-        }
-        has_shift_ = true;
+      const bool fixed = has_shift_ && has_scale_;
+      // Fixed shift and scales: each strip is finished as it is loaded. Otherwise the first rows are loaded
+      // whole, fix the shift and scales, and are then finished strip by strip.
+      Eigen::Index bad = for_strips(hh, [&](Eigen::Index s0, Eigen::Index sh) {
+        auto strip = z.middleRows(s0, sh);
+        for (Eigen::Index b = 0; b < blocks(); ++b) load(b, r0 + s0, sh, strip.middleCols(offset(b), width(b)));
+        return fixed ? finish_strip(strip) : blocks();
+      });
+      if (!fixed) {
+        fix_shift_and_scale(z);
+        bad = for_strips(hh, [&](Eigen::Index s0, Eigen::Index sh) { return finish_strip(z.middleRows(s0, sh)); });
       }
-      for (Eigen::Index b = 0; b < blocks(); ++b) {
-        auto x = z.middleCols(offset(b), width(b));
-        x.rowwise() -= shift_.segment(offset(b) - 1, width(b)).transpose();
-        if (!has_scale_ && b + 1 == blocks()) {  // the first rows fix every block's scale
-          for (Eigen::Index c = 0; c < blocks(); ++c) {
-            const auto xc = z.middleCols(offset(c), width(c));
-            scale_(c) = xc.size() == 0 ? A(1) : safe_scale_for<A>(A(xc.cwiseAbs().maxCoeff()));
-          }
-          has_scale_ = true;
-        }
-      }
-      for (Eigen::Index b = 0; b < blocks(); ++b) {
-        auto x = z.middleCols(offset(b), width(b));
-        if (scale_(b) != A(1)) x *= scale_(b);
-        z.col(norm_index(b)) = x.rowwise().squaredNorm();
-        if (!z.col(norm_index(b)).allFinite()) {
-          fail_domain(fn, "overflow: a squared row norm of representation ", b + 1,
-                      " exceeds the range of the accumulation type; rescale it (CKA with the linear kernel is "
-                      "scale-invariant)");
-        }
+      if (bad < blocks()) {
+        fail_domain(fn, "overflow: a squared row norm of representation ", bad + 1,
+                    " exceeds the range of the accumulation type; rescale it (CKA with the linear kernel is "
+                    "scale-invariant)");
       }
       add_lower_outer(s_, z.transpose());
     }
@@ -298,6 +287,76 @@ class moments {
     return {cross_sum(c, b, d, est), self_sum(c, b, est), self_sum(c, d, est), reference_of(rb, c, b, est),
             reference_of(rd, c, d, est)};
   }
+  /// Rows per strip: about 256 KiB of the buffer, so a strip stays in a core's cache between its load and
+  /// its finish.
+  Eigen::Index strip_rows() const { return std::max<Eigen::Index>(8, (Eigen::Index(1) << 15) / std::max<Eigen::Index>(dim_, 1)); }
+
+  /// Calls f(s0, rows) for the strips of h rows, spread over Eigen::nbThreads() OpenMP threads; the
+  /// least of f's results (block indices, blocks() for none). An exception thrown by f is rethrown here,
+  /// after the loop.
+  template <class F>
+  Eigen::Index for_strips(Eigen::Index h, F&& f) const {
+    const Eigen::Index step = strip_rows(), strips = (h + step - 1) / step;
+    Eigen::Index least = blocks();
+    std::exception_ptr error;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(Eigen::nbThreads()) if (strips > 1) reduction(min : least)
+#endif
+    for (Eigen::Index k = 0; k < strips; ++k) {
+      try {
+        const Eigen::Index s0 = k * step;
+        least = std::min(least, f(s0, std::min(step, h - s0)));
+      } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(cka_moments_strips)
+#endif
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return least;
+  }
+
+  /// The first rows fix the shift (their mean, as first row + mean of the differences) where none is
+  /// fixed, then every block's scale from the largest shifted magnitude of all blocks where none is.
+  template <class Z>
+  void fix_shift_and_scale(const Z& z) {
+    if (!has_shift_) {
+      for (Eigen::Index b = 0; b < blocks(); ++b) {
+        const auto x = z.middleCols(offset(b), width(b));
+        const Eigen::Matrix<A, 1, Eigen::Dynamic> first = x.row(0);
+        shift_.segment(offset(b) - 1, width(b)) = (first + (x.rowwise() - first).colwise().sum() / A(z.rows())).transpose();
+      }
+      has_shift_ = true;
+    }
+    if (!has_scale_) {
+      for (Eigen::Index b = 0; b < blocks(); ++b) {
+        const auto x = z.middleCols(offset(b), width(b));
+        scale_(b) = x.size() == 0 ? A(1)
+                                  : safe_scale_for<A>(A((x.rowwise() - shift_.segment(offset(b) - 1, width(b)).transpose())
+                                                            .cwiseAbs()
+                                                            .maxCoeff()));
+      }
+      has_scale_ = true;
+    }
+  }
+
+  /// A loaded strip of z finished: the constant 1, each block shifted and scaled, its squared row norms.
+  /// The first block whose squared norm overflowed, or blocks().
+  template <class Z>
+  Eigen::Index finish_strip(Z strip) const {
+    strip.col(0).setOnes();
+    Eigen::Index bad = blocks();
+    for (Eigen::Index b = 0; b < blocks(); ++b) {
+      auto x = strip.middleCols(offset(b), width(b));
+      x.rowwise() -= shift_.segment(offset(b) - 1, width(b)).transpose();
+      if (scale_(b) != A(1)) x *= scale_(b);
+      strip.col(norm_index(b)) = x.rowwise().squaredNorm();
+      if (bad == blocks() && !strip.col(norm_index(b)).allFinite()) bad = b;
+    }
+    return bad;
+  }
+
   A terms(const matrix<A>& c, Eigen::Index b, Eigen::Index d) const {
     const unbiased_feature_terms<A> t{static_cast<Eigen::Index>(c(0, 0))};  // n: the corner, kept by T
     return t(c(norm_index(b), 0), c(norm_index(d), 0), c(norm_index(b), norm_index(d)));
