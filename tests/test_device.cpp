@@ -270,11 +270,13 @@ TEST_CASE("device HSIC: Thrust's centered sums against the host, and the Gram ch
 namespace {
 
 /// The device tile engine on a host system with a small plan (tiles of `tile` rows; brackets of more than
-/// `cap` values narrowed; a sample of `draws` pairs brackets the median first when draws > 0).
+/// `cap` values narrowed; a sample of `draws` pairs brackets the median first when draws > 0; each item of
+/// a tally counting `chunk` values).
 template <class Context>
-auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std::uint64_t draws) {
+auto small_engine(const Context& ctx, std::int64_t tile, std::uint64_t cap, std::uint64_t draws, std::int64_t chunk = 64) {
   device::detail::tile_plan plan;
   plan.tile = tile;
+  plan.chunk = chunk;
   plan.cap = cap;
   plan.draws = draws;
   plan.sample_above = 0;  // a sample of `draws` pairs whenever draws > 0
@@ -319,8 +321,12 @@ TEST_CASE("device RBF engine: the exact median by bit-pattern selection, every p
       for (auto plan : {std::array<std::uint64_t, 3>{256, 1u << 20, 0}, {7, 1u << 20, 0}, {5, 3, 0}, {16, 40, 64}, {9, 1, 25}}) {
         CAPTURE(n, int(rule), plan[0], plan[1], plan[2]);
         CHECK(engine_median(small_engine(device::cpp{}, std::int64_t(plan[0]), plan[1], plan[2]), x, rule) == expected);
+        // Tally items of 1 and 5 values: items that end inside a tile's rows, and a tile's last item short.
+        CHECK(engine_median(small_engine(device::cpp{}, std::int64_t(plan[0]), plan[1], plan[2], 5), x, rule) == expected);
+        CHECK(engine_median(small_engine(device::cpp{}, std::int64_t(plan[0]), plan[1], plan[2], 1), x, rule) == expected);
       }
       CHECK(engine_median(small_engine(device::omp{}, 8, 10, 30), x, rule) == expected);
+      CHECK(engine_median(small_engine(device::omp{}, 8, 10, 30, 3), x, rule) == expected);
     }
   }
   // All rows equal: the nonzero rule's median is 0; many equal distances narrowed to one bit pattern.

@@ -2,7 +2,8 @@
 // Private: the exact median of the squared distances between the rows of Z on the device tile engine
 // (tiles.hpp) — the bandwidth of a median-rule RBF kernel, equal to median_squared_distance's bit for bit:
 // select_median (cka/detail/select.hpp) over a source whose counting passes are one reduction per tile
-// (16 buckets of the keys) left in the context's memory and one reduction of the tiles' tallies read back,
+// (16 buckets of the keys; each item of it counts plan.chunk values in registers, in 32 bits) left in the
+// context's memory and one reduction of the tiles' tallies read back,
 // whose collection is one launch per tile (each value in the bracket takes the next slot of a counter), a
 // read of the counter and a sort, and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond
 // plan.sample_above pairs) is drawn and sorted on the device. The counting pass over a sampled bracket
@@ -24,49 +25,69 @@ namespace cka::device::detail {
 
 using cka::detail::distance_key;
 
-/// The tally of one counting pass over the distinct pairs i < j: values below the range's first key,
-/// exact zeros, non-finite values, and 16 buckets of the keys in [lo, hi] ((key − lo) >> shift).
-struct median_tally {
+/// A tally of the distinct pairs i < j in a counting pass: values below the range's first key, exact
+/// zeros, non-finite values, and 16 buckets of the keys in [lo, hi] ((key − lo) >> shift). Counts of type C:
+/// 32 bits within one tile (fewer than 2³² pairs), 64 bits over the tiles.
+template <class C>
+struct tally_counts {
   static constexpr int buckets = 16;
-  std::uint64_t below = 0, zeros = 0, bad = 0;
-  std::uint64_t bucket[buckets] = {};
+  C below = 0, zeros = 0, bad = 0;
+  C bucket[buckets] = {};
+  C pad = 0;  // 20 counts: a whole number of doubles at either width
 };
+using median_tally = tally_counts<std::uint64_t>;
+using tile_tally_counts = tally_counts<std::uint32_t>;
 struct add_tally {
-  CKA_HD median_tally operator()(const median_tally& a, const median_tally& b) const {
-    median_tally s;
+  template <class C>
+  CKA_HD tally_counts<C> operator()(const tally_counts<C>& a, const tally_counts<C>& b) const {
+    tally_counts<C> s;
     s.below = a.below + b.below;
     s.zeros = a.zeros + b.zeros;
     s.bad = a.bad + b.bad;
-    for (int q = 0; q < median_tally::buckets; ++q) s.bucket[q] = a.bucket[q] + b.bucket[q];
+    for (int q = 0; q < tally_counts<C>::buckets; ++q) s.bucket[q] = a.bucket[q] + b.bucket[q];
     return s;
   }
 };
-/// The tallies of the tiles (in the context's memory) as a sequence to reduce.
+/// The tiles' 32-bit tallies (in the context's memory) as a sequence of 64-bit ones to reduce.
 struct tile_tally {
-  const median_tally* tiles;
-  CKA_HD median_tally operator()(std::int64_t t) const { return tiles[t]; }
+  const tile_tally_counts* tiles;
+  CKA_HD median_tally operator()(std::int64_t t) const {
+    const tile_tally_counts& a = tiles[t];
+    median_tally s;
+    s.below = a.below;
+    s.zeros = a.zeros;
+    s.bad = a.bad;
+    for (int q = 0; q < median_tally::buckets; ++q) s.bucket[q] = a.bucket[q];
+    return s;
+  }
 };
-struct tally_at {
+/// The tally of one tile's pairs, item by item: item t counts the flat indices t, t + items, t + 2·items, …
+/// below size (h·w), in registers (consecutive items read consecutive values: coalesced on a GPU), so the
+/// reduction combines one tally per item rather than one per value.
+struct tally_items {
   tile_distance dist;
   std::uint64_t lo, hi;
   int shift;
-  CKA_HD median_tally operator()(std::int64_t k) const {
-    median_tally t;
-    if (dist.diagonal) {  // a diagonal tile's pairs i < j only
-      const flat_index f = divide(k, dist.h);
-      if (f.r >= f.q) return t;
-    }
-    const double v = dist(k);
-    if (!(v - v == 0.0)) {
-      t.bad = 1;
-      return t;
-    }
-    const std::uint64_t u = distance_key(v);
-    t.zeros = v == 0.0;
-    if (u < lo) {
-      t.below = 1;
-    } else if (u <= hi) {
-      t.bucket[(u - lo) >> shift] = 1;
+  std::int64_t items, size;
+  CKA_HD tile_tally_counts operator()(std::int64_t item) const {
+    tile_tally_counts t;
+    for (std::int64_t k = item; k < size; k += items) {
+      if (dist.diagonal) {  // a diagonal tile's pairs i < j only
+        const flat_index f = divide(k, dist.h);
+        if (f.r >= f.q) continue;
+      }
+      const double v = dist(k);
+      if (!(v - v == 0.0)) {
+        ++t.bad;
+        continue;
+      }
+      const std::uint64_t u = distance_key(v);
+      t.zeros += v == 0.0;
+      if (u < lo) {
+        ++t.below;
+      } else if (u <= hi) {
+        ++t.bucket[(u - lo) >> shift];
+      }
     }
     return t;
   }
@@ -182,11 +203,13 @@ struct device_distance_source {
   /// bracket): where r's values are expected to number under cap/2 (expected_in_bracket) they are also
   /// collected (room for twice that; the counter read back), and held if they all fit.
   cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool hold) {
-    static_assert(sizeof(median_tally) % sizeof(double) == 0 && alignof(median_tally) <= alignof(double),
+    static_assert(sizeof(tile_tally_counts) % sizeof(double) == 0 && alignof(tile_tally_counts) <= alignof(double),
                   "tallies are kept in scratch doubles");
-    constexpr std::size_t words = sizeof(median_tally) / sizeof(double);
+    if (e.plan.tile > 65535) cka::detail::fail_backend(e.be.fn, "internal error: a tile's pairs exceed a 32-bit tally");
+    constexpr std::size_t words = sizeof(tile_tally_counts) / sizeof(double);
     auto store = e.be.scratch(std::size_t(upper_tiles(t.n, e.plan.tile)) * words);
-    median_tally* tallies = reinterpret_cast<median_tally*>(store.get());
+    tile_tally_counts* tallies = reinterpret_cast<tile_tally_counts*>(store.get());
+    const std::int64_t per = std::max<std::int64_t>(1, e.plan.chunk);
     held.reset();
     std::uint64_t room = 0;
     unsigned long long* counter = nullptr;
@@ -203,7 +226,8 @@ struct device_distance_source {
     for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
       e.product(t, p, buf);
       const tile_distance dist = e.distances(t, p, buf);
-      e.be.reduce_into(p.h * p.w, tally_at{dist, r.lo, r.hi, shift}, median_tally{}, add_tally{}, tallies + at++);
+      const std::int64_t size = p.h * p.w, items = (size + per - 1) / per;
+      e.be.reduce_into(items, tally_items{dist, r.lo, r.hi, shift, items, size}, tile_tally_counts{}, add_tally{}, tallies + at++);
       if (counter != nullptr) e.be.launch(p.h * p.w, collect_bracket{dist, r.lo, r.hi, held->get(), counter, room});
     });
     const median_tally sum = e.be.reduce(at, tile_tally{tallies}, median_tally{}, add_tally{});

@@ -63,7 +63,7 @@ struct row_norm {
 /// The tile size and the median's limits of the device tile engine.
 struct tile_plan {
   std::int64_t tile = 256;                       // rows per tile side
-  std::int64_t chunk = 64;                       // entries a thread sums in a tile's row or column sums
+  std::int64_t chunk = 64;                       // entries a thread sums (row or column sums) or counts (a tally)
   std::uint64_t cap = std::uint64_t(1) << 25;    // most bracket values the median collects at once
   std::uint64_t draws = std::uint64_t(1) << 20;  // most sampled pairs (pairs/64 of them, at least 2^12)
   std::uint64_t sample_above = std::uint64_t(1) << 16;  // pairs beyond which a sample brackets the median
