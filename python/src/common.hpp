@@ -12,6 +12,7 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <variant>
 
@@ -71,8 +72,9 @@ inline cka::compute_options compute_of(const char* fn, std::optional<double> max
   cka::compute_options co;
   if (max_bytes) {
     if (!(*max_bytes >= 1.0 && *max_bytes < 9.0e18)) {
-      value_error(std::string("cka.") + fn + ": max_bytes = " + std::to_string(*max_bytes) +
-                  "; give a number of bytes from 1 to 9e18, or None");
+      std::ostringstream given;  // as Python would print it: 0, 0.5, 1.18059e+21, nan
+      given << *max_bytes;
+      value_error(std::string("cka.") + fn + ": max_bytes = " + given.str() + "; give a number of bytes from 1 to 9e18, or None");
     }
     co.max_bytes = std::size_t(*max_bytes);
   }

@@ -23,6 +23,8 @@ ROWS = [
     (lambda: cka.kernel_cka(X, X, "gauss"), ValueError, ["gauss"]),
     (lambda: cka.kernel_cka(X, X, 3), TypeError, ["kernel", "int"]),
     (lambda: cka.kernel_cka(X, X, max_bytes=-1), ValueError, ["max_bytes"]),
+    (lambda: cka.kernel_cka(X, X, max_bytes=0), ValueError, ["max_bytes = 0;"]),  # was printed as 0.000000
+    (lambda: cka.kernel_cka(X, X, max_bytes=0.5), ValueError, ["max_bytes = 0.5;"]),
     (lambda: cka.RBF(rule="median"), ValueError, ["rule"]),
     (lambda: cka.RBF(sigma=0.0), ValueError, ["sigma"]),
     (lambda: cka.Polynomial(degree=0), ValueError, ["degree"]),
