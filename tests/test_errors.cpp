@@ -5,10 +5,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 using cka::estimator;
 using Catch::Matchers::Contains;
@@ -80,6 +83,35 @@ TEST_CASE("bandwidth and kernel parameters", "[errors]") {
   test::mat<double> dup = test::mat<double>::Zero(10, 3);
   dup(0, 0) = 1.0;
   CHECK_THROWS_AS(cka::gram(dup, cka::rbf_kernel::median()), std::domain_error);
+}
+
+// The Gram checks find a non-finite entry inside their symmetry pass over pairs of 32×32 tiles (and the
+// largest magnitude for hsic's scaling): wherever it lies — below or above the diagonal, in one triangle or
+// both, in the last tiles, after an asymmetric pair — the message names the first one in column order.
+TEST_CASE("a non-finite entry anywhere in a Gram, found by the symmetry pass", "[errors]") {
+  const auto x = test::normal<double>(70, 4, 5);
+  const test::mat<double> k = x * x.transpose();
+  using entry = std::pair<Eigen::Index, Eigen::Index>;
+  const std::vector<std::vector<entry>> placements = {{{40, 2}}, {{2, 40}}, {{40, 2}, {2, 40}}, {{69, 69}}, {{65, 33}}, {{0, 0}}};
+  for (double bad : {not_a_number, inf, -inf}) {
+    for (const auto& where : placements) {
+      test::mat<double> b = k;
+      for (const auto& [i, j] : where) b(i, j) = bad;
+      const entry first = *std::min_element(where.begin(), where.end(), [](const entry& p, const entry& q) {
+        return std::make_pair(p.second, p.first) < std::make_pair(q.second, q.first);
+      });
+      const std::string named = "L(" + std::to_string(first.first) + ", " + std::to_string(first.second) + ")";
+      CAPTURE(bad, named);
+      CHECK_THROWS_WITH(cka::hsic(k, b), Contains("cka::hsic") && Contains(named) && Contains("not finite"));
+      CHECK_THROWS_WITH(cka::gram_cka(k, b), Contains(named) && Contains("not finite"));
+      const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rb = b;
+      CHECK_THROWS_WITH(cka::hsic(k, rb), Contains(named) && Contains("not finite"));
+      const test::mat<float> fb = b.cast<float>(), fk = k.cast<float>();
+      CHECK_THROWS_WITH(cka::hsic(fk, fb), Contains(named) && Contains("not finite"));
+      b(50, 1) += 1.0;  // an asymmetric pair in an earlier tile: the non-finite entry is still what is named
+      CHECK_THROWS_WITH(cka::hsic(k, b), Contains(named) && Contains("not finite"));
+    }
+  }
 }
 
 TEST_CASE("Gram matrices that are not square or not symmetric", "[errors]") {

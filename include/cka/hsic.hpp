@@ -15,16 +15,23 @@
 namespace cka {
 namespace detail {
 
-/// Checks shared by every function taking two Gram matrices.
+/// The largest magnitudes of two checked Gram matrices (what safe_scale_for needs).
+template <class T>
+struct gram_magnitudes {
+  T k, l;
+};
+
+/// Checks shared by every function taking two Gram matrices; their largest magnitudes, found by the same pass.
 template <class VK, class VL>
-void require_gram_pair(const char* fn, const VK& k, const VL& l, estimator est) {
-  require_symmetric_gram(fn, "K", k);
-  require_symmetric_gram(fn, "L", l);
+gram_magnitudes<typename VK::Scalar> require_gram_pair(const char* fn, const VK& k, const VL& l, estimator est) {
+  const auto top_k = require_symmetric_gram(fn, "K", k);
+  const auto top_l = require_symmetric_gram(fn, "L", l);
   if (k.rows() != l.rows()) {
     fail_argument(fn, "K is ", k.rows(), "x", k.cols(), " but L is ", l.rows(), "x", l.cols(),
                   "; both Grams must be over the same samples");
   }
   require_samples(fn, "K", k.rows(), min_samples(est), estimator_name(est));
+  return {top_k, top_l};
 }
 
 }  // namespace detail
@@ -46,8 +53,8 @@ typename DK::Scalar hsic(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase
   const char* fn = "hsic";
   const detail::view_t<DK> kv(k.derived());
   const detail::view_t<DL> lv(l.derived());
-  detail::require_gram_pair(fn, kv, lv, est);
-  const A sk = detail::safe_scale<A>(kv), sl = detail::safe_scale<A>(lv);
+  const auto top = detail::require_gram_pair(fn, kv, lv, est);  // the checks' pass finds the magnitudes too
+  const A sk = detail::safe_scale_for<A>(A(top.k)), sl = detail::safe_scale_for<A>(A(top.l));
   A value;
   if (sk == A(1) && sl == A(1)) {
     value = A(detail::centered_products<A>(kv, lv, est).kl / detail::hsic_denominator<A>(kv.rows(), est));

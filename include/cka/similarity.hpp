@@ -115,10 +115,12 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
   using A = accumulator_t<T>;
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
-  detail::require_representation_pair("linear_cka", xv, yv, est);
+  detail::require_same_samples("linear_cka", "X", xv, "Y", yv);
+  detail::require_samples("linear_cka", "X", xv.rows(), min_samples(est), detail::estimator_name(est));
   // CKA is scale-invariant: magnitudes whose fourth powers would leave the range of A are first scaled by
-  // a power of two (exactly; one O(nd) scan, and a scaled copy only in that rare case).
-  const A sx = detail::safe_scale<A>(xv), sy = detail::safe_scale<A>(yv);
+  // a power of two (exactly; one O(nd) scan, the finiteness check's, and a scaled copy only in that rare
+  // case).
+  const A sx = detail::finite_safe_scale<A>("linear_cka", "X", xv), sy = detail::finite_safe_scale<A>("linear_cka", "Y", yv);
   if (sx != A(1) || sy != A(1)) {
     const matrix<A> xs = xv.template cast<A>() * sx, ys = yv.template cast<A>() * sy;
     return T(detail::linear_cka_of<A>(xs, ys, est));

@@ -78,37 +78,55 @@ matrix<A> centered_dense(matrix<A> p, estimator est) {
 
 /// Centered sums of two symmetric Grams: kl = Σ C(K)∘C(L), kk = Σ C(K)², ll = Σ C(L)², and the raw
 /// squared norms ref_k = Σ K'², ref_l = Σ L'² (K' = K, or K̃ for the unbiased estimator). Reads the lower
-/// triangles only; O(n²) time, O(n) extra memory.
+/// triangles only, columns on the OpenMP threads; O(n²) time, O(n) extra memory per thread.
 template <class A, class MK, class ML>
 centered_sums<A> centered_products(const MK& k, const ML& l, estimator est) {
   const Eigen::Index n = k.rows();
   const centering<A> ck = centering_of<A>(k, est);
   const centering<A> cl = centering_of<A>(l, est);
   const bool keep_diagonal = est == estimator::biased;
-  vector<A> a(n), b(n), rk(n), rl(n);
+  // Each column's five sums, on the OpenMP threads, then added in column order: the same bits on any
+  // number of threads.
+  matrix<A> part(5, n);
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(Eigen::nbThreads()) if (n >= 256)
+#endif
+  {
+    vector<A> a(n), b(n), rk(n), rl(n);
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 16)
+#endif
+    for (Eigen::Index j = 0; j < n; ++j) {
+      const Eigen::Index m = n - j;
+      rk.head(m) = lower_segment(k, j).template cast<A>();
+      rl.head(m) = lower_segment(l, j).template cast<A>();
+      if (!keep_diagonal) {
+        rk(0) = A(0);
+        rl(0) = A(0);
+      }
+      a.head(m) = rk.head(m) - ck.u.tail(m);
+      a.head(m).array() -= A(ck.v(j) - ck.c);
+      b.head(m) = rl.head(m) - cl.u.tail(m);
+      b.head(m).array() -= A(cl.v(j) - cl.c);
+      if (!keep_diagonal) {
+        a(0) = A(0);
+        b(0) = A(0);
+      }
+      // Off-diagonal entries appear twice in the full sum, the diagonal once.
+      part(0, j) = A(2) * a.head(m).dot(b.head(m)) - a(0) * b(0);
+      part(1, j) = A(2) * a.head(m).squaredNorm() - a(0) * a(0);
+      part(2, j) = A(2) * b.head(m).squaredNorm() - b(0) * b(0);
+      part(3, j) = A(2) * rk.head(m).squaredNorm() - rk(0) * rk(0);
+      part(4, j) = A(2) * rl.head(m).squaredNorm() - rl(0) * rl(0);
+    }
+  }
   centered_sums<A> s{A(0), A(0), A(0), A(0), A(0)};
   for (Eigen::Index j = 0; j < n; ++j) {
-    const Eigen::Index m = n - j;
-    rk.head(m) = lower_segment(k, j).template cast<A>();
-    rl.head(m) = lower_segment(l, j).template cast<A>();
-    if (!keep_diagonal) {
-      rk(0) = A(0);
-      rl(0) = A(0);
-    }
-    a.head(m) = rk.head(m) - ck.u.tail(m);
-    a.head(m).array() -= A(ck.v(j) - ck.c);
-    b.head(m) = rl.head(m) - cl.u.tail(m);
-    b.head(m).array() -= A(cl.v(j) - cl.c);
-    if (!keep_diagonal) {
-      a(0) = A(0);
-      b(0) = A(0);
-    }
-    // Off-diagonal entries appear twice in the full sum, the diagonal once.
-    s.kl += A(2) * a.head(m).dot(b.head(m)) - a(0) * b(0);
-    s.kk += A(2) * a.head(m).squaredNorm() - a(0) * a(0);
-    s.ll += A(2) * b.head(m).squaredNorm() - b(0) * b(0);
-    s.ref_k += A(2) * rk.head(m).squaredNorm() - rk(0) * rk(0);
-    s.ref_l += A(2) * rl.head(m).squaredNorm() - rl(0) * rl(0);
+    s.kl += part(0, j);
+    s.kk += part(1, j);
+    s.ll += part(2, j);
+    s.ref_k += part(3, j);
+    s.ref_l += part(4, j);
   }
   return s;
 }

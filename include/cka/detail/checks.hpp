@@ -3,6 +3,7 @@
 
 #include <cka/detail/fail.hpp>
 #include <cka/detail/ratio.hpp>
+#include <cka/detail/scalar.hpp>
 
 #include <Eigen/Core>
 
@@ -10,6 +11,8 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace cka::detail {
 
@@ -34,6 +37,33 @@ void require_finite(const char* fn, const char* name, const M& x) {
   }
 }
 
+/// require_finite and safe_scale<A> in one pass over x (along its storage order): the largest magnitude,
+/// NaN propagated, and only where it is not finite a second scan that names the first offending entry.
+template <class A, class M>
+A finite_safe_scale(const char* fn, const char* name, const M& x) {
+  using S = typename M::Scalar;
+  if constexpr (!std::is_floating_point_v<S>) {
+    require_finite(fn, name, x);
+    return safe_scale<A>(x);
+  } else {
+    if (x.size() == 0) return A(1);
+    bool finite = true;
+    S top(0);
+    const auto take = [&](const auto& line) {
+      const S m = line.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
+      finite = finite && m - m == S(0);
+      top = std::max(top, m);
+    };
+    if constexpr (M::IsRowMajor) {
+      for (Eigen::Index i = 0; i < x.rows() && finite; ++i) take(x.row(i));
+    } else {
+      for (Eigen::Index j = 0; j < x.cols() && finite; ++j) take(x.col(j));
+    }
+    if (!finite) require_finite(fn, name, x);  // throws, naming the entry
+    return safe_scale_for<A>(A(top));
+  }
+}
+
 /// Throws unless x and y have the same number of rows (samples).
 template <class MX, class MY>
 void require_same_samples(const char* fn, const char* xname, const MX& x, const char* yname, const MY& y) {
@@ -51,45 +81,81 @@ inline void require_samples(const char* fn, const char* name, Eigen::Index n, Ei
   }
 }
 
-/// Throws unless k is a square, finite matrix, symmetric up to rounding:
-/// |k_ij − k_ji| <= sqrt(eps)·max|k| for every pair (the message names the most asymmetric pair).
+/// The largest |x_ij| of a block; NaN where the block holds one (for floating-point scalars).
+template <class X>
+typename X::Scalar largest_magnitude(const X& x) {
+  if constexpr (std::is_floating_point_v<typename X::Scalar>) {
+    return x.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
+  } else {
+    return x.cwiseAbs().maxCoeff();
+  }
+}
+
+/// Throws unless k is a square, finite, symmetric matrix (its largest asymmetry |k_ij − k_ji| within √ε of
+/// its largest magnitude; the message names the most asymmetric pair); returns the largest magnitude of its
+/// lower triangle (the matrix's, to √ε), the argument of safe_scale_for. One pass over tile pairs (I, J)
+/// and (J, I), both in cache (unlike a walk of k(j, i)), strips of tile columns on the OpenMP threads: the
+/// difference of the two tiles is NaN or ±Inf where either holds a non-finite entry, which is then located
+/// by a second scan (as the most asymmetric pair is, within its tile).
 template <class M>
-void require_symmetric_gram(const char* fn, const char* name, const M& k) {
+typename M::Scalar require_symmetric_gram(const char* fn, const char* name, const M& k) {
   using T = typename M::Scalar;
   if (k.rows() != k.cols()) {
     fail_argument(fn, name, " is ", k.rows(), "x", k.cols(), "; a Gram matrix must be square");
   }
-  require_finite(fn, name, k);
-  using std::abs;
+  if constexpr (!std::is_floating_point_v<T>) require_finite(fn, name, k);
   using std::sqrt;
-  const Eigen::Index n = k.rows();
-  // One pass over tile pairs (I, J) and (J, I), both in cache (unlike a walk of k(j, i)), gathering the
-  // largest |k_ij| and the largest asymmetry |k_ij − k_ji|; the culprit is located only on failure.
   constexpr Eigen::Index tile = 32;
-  T scale(0), worst(0);
-  Eigen::Index wi = 0, wj = 0;
-  Eigen::Matrix<T, tile, tile> flipped;
-  for (Eigen::Index j0 = 0; j0 < n; j0 += tile) {
-    const Eigen::Index w = std::min(tile, n - j0);
-    for (Eigen::Index i0 = j0; i0 < n; i0 += tile) {
+  const Eigen::Index n = k.rows(), strips = (n + tile - 1) / tile;
+  struct verdict {
+    T scale{0}, worst{0};
+    Eigen::Index wi = 0, wj = 0;
+    bool finite = true;
+  };
+  std::vector<verdict> per(static_cast<std::size_t>(strips));
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (n >= 256)
+#endif
+  for (Eigen::Index s = 0; s < strips; ++s) {
+    verdict& v = per[static_cast<std::size_t>(s)];
+    Eigen::Matrix<T, tile, tile> flipped;
+    const Eigen::Index j0 = s * tile, w = std::min(tile, n - j0);
+    for (Eigen::Index i0 = j0; i0 < n && v.finite; i0 += tile) {
       const Eigen::Index h = std::min(tile, n - i0);
       const auto lower = k.block(i0, j0, h, w);
       flipped.topLeftCorner(h, w) = k.block(j0, i0, w, h).transpose();
-      scale = std::max<T>(scale, std::max<T>(lower.cwiseAbs().maxCoeff(), flipped.topLeftCorner(h, w).cwiseAbs().maxCoeff()));
-      const T gap = (lower - flipped.topLeftCorner(h, w)).cwiseAbs().maxCoeff();
-      if (gap > worst) {
-        Eigen::Index ti, tj;
-        (lower - flipped.topLeftCorner(h, w)).cwiseAbs().maxCoeff(&ti, &tj);
-        worst = gap;
-        wi = i0 + ti;
-        wj = j0 + tj;
+      const auto gaps = (lower - flipped.topLeftCorner(h, w)).cwiseAbs();
+      const T top = largest_magnitude(lower), gap = largest_magnitude(gaps);
+      v.finite = top - top == T(0) && gap - gap == T(0);
+      if (v.finite) v.scale = std::max<T>(v.scale, top);
+      if (!v.finite || gap > v.worst) {  // the first largest in visiting order, as one thread finds it
+        Eigen::Index ti = 0, tj = 0;
+        v.worst = gaps.maxCoeff(&ti, &tj);  // an overflowed difference (+Inf) between finite entries included
+        v.wi = i0 + ti;
+        v.wj = j0 + tj;
       }
     }
   }
-  if (worst > T(sqrt(Eigen::NumTraits<T>::epsilon())) * scale) {
-    fail_argument(fn, name, " is not symmetric: (", wi, ", ", wj, ") = ", k(wi, wj), " but (", wj, ", ", wi,
-                  ") = ", k(wj, wi));
+  verdict all;
+  for (const verdict& v : per) {  // in strip order: the serial walk's verdict
+    if (!v.finite) {
+      require_finite(fn, name, k);  // throws, naming the first non-finite entry
+      all = v;  // finite entries whose difference overflowed: asymmetric
+      all.scale = T(0);
+      break;
+    }
+    all.scale = std::max<T>(all.scale, v.scale);
+    if (v.worst > all.worst) {
+      all.worst = v.worst;
+      all.wi = v.wi;
+      all.wj = v.wj;
+    }
   }
+  if (!all.finite || all.worst > T(sqrt(Eigen::NumTraits<T>::epsilon())) * all.scale) {
+    fail_argument(fn, name, " is not symmetric: (", all.wi, ", ", all.wj, ") = ", k(all.wi, all.wj), " but (", all.wj,
+                  ", ", all.wi, ") = ", k(all.wj, all.wi));
+  }
+  return all.scale;
 }
 
 /// Throws cka::domain_error (overflow), naming fn, unless every squared distance in m is finite.
