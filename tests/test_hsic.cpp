@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <vector>
+
 using cka::estimator;
 
 namespace {
@@ -66,4 +68,36 @@ TEST_CASE("hsic of independent samples is near zero and of identical samples pos
   CHECK(self > 0);
   // Independent draws: the unbiased estimate is within a few standard errors of 0, far below HSIC(K, K).
   CHECK(std::abs(cka::hsic(k, l, estimator::unbiased)) < 0.02 * self);
+}
+
+// The Gram checks and the centered products run on the OpenMP threads (strips of tile columns; columns
+// summed in column order afterwards): the values are the same bits on 1, 2 or 3 threads, and of two
+// asymmetric pairs the larger is named — of two equal ones the first in column order — on any of them.
+TEST_CASE("hsic and gram_cka: the same bits and the same named pair on any number of threads", "[hsic][threads]") {
+  const int threads = Eigen::nbThreads();
+  const auto x = test::normal<double>(700, 6, 31);
+  const auto y = test::normal<double>(700, 4, 32);
+  const test::mat<double> k = x * x.transpose(), l = y * y.transpose();
+  test::mat<double> twice = l, equal = l;
+  twice(650, 3) += 1.0;   // in the first strip of tile columns
+  twice(600, 400) += 2.0;  // in a later one: the larger, named
+  equal(650, 3) += 2.0;
+  equal(600, 400) += 2.0;  // as large: the first in column order, (650, 3), is named
+  std::vector<double> values;
+  for (int t : {1, 2, 3}) {
+    Eigen::setNbThreads(t);
+    CAPTURE(t);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      values.push_back(cka::hsic(k, l, est));
+      values.push_back(cka::gram_cka(k, l, est));
+    }
+    CHECK_THROWS_WITH(cka::hsic(k, twice), Catch::Matchers::Contains("L is not symmetric") && Catch::Matchers::Contains("(600, 400)"));
+    CHECK_THROWS_WITH(cka::hsic(k, equal), Catch::Matchers::Contains("L is not symmetric") && Catch::Matchers::Contains("(650, 3)"));
+  }
+  Eigen::setNbThreads(threads);
+  for (std::size_t i = 4; i < values.size(); ++i) {
+    CAPTURE(i);
+    CHECK(values[i] == values[i % 4]);
+  }
+  CHECK(test::rel_err(values[0], oracle::hsic(k, l, false)) < 1e-12);
 }
