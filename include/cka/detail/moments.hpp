@@ -318,7 +318,7 @@ class moments {
   }
 
   /// The first rows fix the shift (their mean, as first row + mean of the differences) where none is
-  /// fixed, then every block's scale from the largest shifted magnitude of all blocks where none is.
+  /// fixed, then, where none are, the blocks' scales, each from its largest shifted magnitude.
   template <class Z>
   void fix_shift_and_scale(const Z& z) {
     if (!has_shift_) {
