@@ -154,6 +154,19 @@ std::vector<row> table() {
                                                              test::normal<double>(300, 3, 94) * 1e155};
                     return double(cka::similarity_matrix(layers, cka::rbf_kernel{1.0}).values(0, 1));
                   }, outcome::domain_error, 0, 0, {"similarity_matrix", "overflow"}});
+  // The matrix checks each layer and takes its magnitude in one pass (finite_safe_scale).
+  rows.push_back({"similarity_matrix with a NaN in a float layer: the entry named", [] {
+                    const test::mat<float> a = test::normal<float>(50, 3, 97);
+                    test::mat<float> b = test::normal<float>(50, 4, 98);
+                    b(7, 2) = std::numeric_limits<float>::quiet_NaN();
+                    return double(cka::similarity_matrix(std::vector<test::mat<float>>{a, b}).values(0, 1));
+                  }, outcome::invalid_argument, 0, 0, {"similarity_matrix", "a layer(7, 2)", "not finite"}});
+  rows.push_back({"similarity_matrix with -Inf in a row-major layer: the entry named", [] {
+                    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> b = test::normal<double>(50, 4, 98);
+                    b(49, 3) = -std::numeric_limits<double>::infinity();
+                    using R = decltype(b);
+                    return double(cka::similarity_matrix(std::vector<R>{R(test::normal<double>(50, 3, 97)), b}).values(0, 1));
+                  }, outcome::invalid_argument, 0, 0, {"a layer(49, 3)", "not finite"}});
   rows.push_back({"mmd2 rbf sigma = 1e200 on 300 rows: overflow", [] {
                     const mat<double> a = test::normal<double>(300, 3, 95), b = test::normal<double>(200, 3, 96);
                     return cka::mmd2(a, b, cka::rbf_kernel{1e200});

@@ -173,8 +173,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
     for (std::size_t a = 0; a < count; ++a) {
       layers.visit(a, [&](const auto& x) {
         if (x.rows() != n) fail_argument(fn, "layer ", a, " has ", x.rows(), " samples but layer 0 has ", n);
-        require_finite(fn, "a layer", x);
-        magnitude[a] = safe_scale<A>(x);
+        magnitude[a] = finite_safe_scale<A>(fn, "a layer", x);  // one pass: the check and the magnitude
       });
     }
     if (o.minibatch != 0 && o.minibatch < 4) {
