@@ -24,11 +24,17 @@
 namespace cka {
 namespace detail {
 
+/// The sample checks of two representations: the same rows, enough of them for the estimator.
+template <class VX, class VY>
+void require_sample_pair(const char* fn, const VX& x, const VY& y, estimator est) {
+  require_same_samples(fn, "X", x, "Y", y);
+  require_samples(fn, "X", x.rows(), min_samples(est), estimator_name(est));
+}
+
 /// Checks shared by the functions taking two representations with the same samples.
 template <class VX, class VY>
 void require_representation_pair(const char* fn, const VX& x, const VY& y, estimator est) {
-  require_same_samples(fn, "X", x, "Y", y);
-  require_samples(fn, "X", x.rows(), min_samples(est), estimator_name(est));
+  require_sample_pair(fn, x, y, est);
   require_finite(fn, "X", x);
   require_finite(fn, "Y", y);
 }
@@ -115,8 +121,7 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
   using A = accumulator_t<T>;
   const detail::view_t<DX> xv(x.derived());
   const detail::view_t<DY> yv(y.derived());
-  detail::require_same_samples("linear_cka", "X", xv, "Y", yv);
-  detail::require_samples("linear_cka", "X", xv.rows(), min_samples(est), detail::estimator_name(est));
+  detail::require_sample_pair("linear_cka", xv, yv, est);  // finiteness: with the magnitudes below
   // CKA is scale-invariant: magnitudes whose fourth powers would leave the range of A are first scaled by
   // a power of two (exactly; one O(nd) scan, the finiteness check's, and a scaled copy only in that rare
   // case).

@@ -37,6 +37,16 @@ void require_finite(const char* fn, const char* name, const M& x) {
   }
 }
 
+/// The largest |x_ij| of a block; NaN where the block holds one (for floating-point scalars).
+template <class X>
+typename X::Scalar largest_magnitude(const X& x) {
+  if constexpr (std::is_floating_point_v<typename X::Scalar>) {
+    return x.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
+  } else {
+    return x.cwiseAbs().maxCoeff();
+  }
+}
+
 /// require_finite and safe_scale<A> in one pass over x (along its storage order): the largest magnitude,
 /// NaN propagated, and only where it is not finite a second scan that names the first offending entry.
 template <class A, class M>
@@ -50,7 +60,7 @@ A finite_safe_scale(const char* fn, const char* name, const M& x) {
     bool finite = true;
     S top(0);
     const auto take = [&](const auto& line) {
-      const S m = line.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
+      const S m = largest_magnitude(line);
       finite = finite && m - m == S(0);
       top = std::max(top, m);
     };
@@ -78,16 +88,6 @@ inline void require_samples(const char* fn, const char* name, Eigen::Index n, Ei
                             const char* why) {
   if (n < needed) {
     fail_argument(fn, name, " has ", n, " samples but ", why, " needs at least ", needed);
-  }
-}
-
-/// The largest |x_ij| of a block; NaN where the block holds one (for floating-point scalars).
-template <class X>
-typename X::Scalar largest_magnitude(const X& x) {
-  if constexpr (std::is_floating_point_v<typename X::Scalar>) {
-    return x.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
-  } else {
-    return x.cwiseAbs().maxCoeff();
   }
 }
 
@@ -136,25 +136,19 @@ typename M::Scalar require_symmetric_gram(const char* fn, const char* name, cons
       }
     }
   }
+  const auto asymmetric = [&](Eigen::Index i, Eigen::Index j) {
+    fail_argument(fn, name, " is not symmetric: (", i, ", ", j, ") = ", k(i, j), " but (", j, ", ", i, ") = ", k(j, i));
+  };
   verdict all;
   for (const verdict& v : per) {  // in strip order: the serial walk's verdict
     if (!v.finite) {
       require_finite(fn, name, k);  // throws, naming the first non-finite entry
-      all = v;  // finite entries whose difference overflowed: asymmetric
-      all.scale = T(0);
-      break;
+      asymmetric(v.wi, v.wj);       // else finite entries whose difference overflowed
     }
     all.scale = std::max<T>(all.scale, v.scale);
-    if (v.worst > all.worst) {
-      all.worst = v.worst;
-      all.wi = v.wi;
-      all.wj = v.wj;
-    }
+    if (v.worst > all.worst) all = {all.scale, v.worst, v.wi, v.wj, true};
   }
-  if (!all.finite || all.worst > T(sqrt(Eigen::NumTraits<T>::epsilon())) * all.scale) {
-    fail_argument(fn, name, " is not symmetric: (", all.wi, ", ", all.wj, ") = ", k(all.wi, all.wj), " but (", all.wj,
-                  ", ", all.wi, ") = ", k(all.wj, all.wi));
-  }
+  if (all.worst > T(sqrt(Eigen::NumTraits<T>::epsilon())) * all.scale) asymmetric(all.wi, all.wj);
   return all.scale;
 }
 

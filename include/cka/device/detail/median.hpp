@@ -217,9 +217,7 @@ struct device_distance_source {
       const double expected = cka::detail::expected_in_bracket(std::uint64_t(t.n) * std::uint64_t(t.n - 1) / 2, drawn);
       if (expected < 0.5 * double(cap)) {
         room = std::uint64_t(std::min(double(cap), 2 * expected + 4096));
-        held.emplace(e.be.scratch(std::size_t(room) + 1));  // the values, then the counter
-        counter = reinterpret_cast<unsigned long long*>(held->get() + room);
-        e.be.launch(1, zero_counter{counter});
+        held.emplace(open_collection(room, counter));
       }
     }
     std::int64_t at = 0;
@@ -246,6 +244,14 @@ struct device_distance_source {
     return c;
   }
 
+  /// Scratch for a collection of up to `room` values, then its counter (set to zero: one launch).
+  scratch_t open_collection(std::uint64_t room, unsigned long long*& counter) const {
+    scratch_t values = e.be.scratch(std::size_t(room) + 1);
+    counter = reinterpret_cast<unsigned long long*>(values.get() + room);
+    e.be.launch(1, zero_counter{counter});
+    return values;
+  }
+
   /// A counter at p (the slot after a collection's values) read back: one synchronisation.
   std::uint64_t read_counter(const double* p) const {
     double slot = 0;
@@ -270,10 +276,9 @@ struct device_distance_source {
       held.reset();
       out = collected->get();
     } else {
-      collected.emplace(e.be.scratch(std::size_t(inside) + 1));  // the values, then the counter
+      unsigned long long* counter = nullptr;
+      collected.emplace(open_collection(inside, counter));
       out = collected->get();
-      unsigned long long* counter = reinterpret_cast<unsigned long long*>(out + inside);
-      e.be.launch(1, zero_counter{counter});
       for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
         e.product(t, p, buf);
         e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, out, counter, inside});
