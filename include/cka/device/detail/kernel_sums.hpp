@@ -6,7 +6,7 @@
 // - the RBF bandwidth of a median rule: median.hpp;
 // - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator), and per row the
 //   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram), summed over chunks of a tile's
-//   columns (and, above the diagonal, chunks of its rows for the column sums) and then over the chunks;
+//   columns (and, above the diagonal, interleaved sets of its rows for the column sums), then over those;
 // - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp, a tile I < J counted twice;
 // - MMD (mmd.hpp): the pooled sample [X; Y] written once, then one pass of block sums.
 // Passes run tile after tile and add the tiles' sums in tile order. Memory: Z (8·n·d bytes per
@@ -79,16 +79,16 @@ struct tile_kernel {
   rbf_exponent rbf;
 };
 
-/// The kernel value at flat index k of a tile holding G; NaN where a distance overflowed.
+/// The kernel value at (i, j) of a tile holding G; NaN where a distance overflowed.
 struct tile_value {
   tile_distance dist;
   tile_kernel kernel;
-  CKA_HD double operator()(std::int64_t k) const {
+  CKA_HD double at(std::int64_t i, std::int64_t j) const {
     if (kernel.form == tile_form::rbf) {
-      const double d = dist(k);
+      const double d = dist.at(i, j);
       return d - d == 0.0 ? kernel.rbf(d) : d - d;
     }
-    const double g = dist.g[k];
+    const double g = dist.g[j * dist.h + i];
     return kernel.form == tile_form::linear ? g : kernel.polynomial.from_inner_product(g);
   }
 };
@@ -96,10 +96,11 @@ struct tile_value {
 /// Pass A's chunk sums of one tile of K and one of L in one launch, items spread over both tiles (a GPU
 /// thread per row or column alone would leave most of the device idle). Per side (K, then L): item
 /// c·h + i sums row i over the c-th chunk of `chunk` columns, and its squares — the entry on the matrix
-/// diagonal left out when skip_diagonal (a diagonal tile's i = j) — then, off the diagonal, item c·w + j
-/// sums column j over the c-th chunk of rows (the sums of the rows below the diagonal that the tile
-/// stands for). part, per side: the rows' sums (across·h), their squares (across·h), the columns' sums
-/// (down·w).
+/// diagonal left out when skip_diagonal (a diagonal tile's i = j) — then, off the diagonal, item
+/// j·down + c sums column j over the rows c, c + down, c + 2·down, … (the sums of the rows below the
+/// diagonal that the tile stands for). Neighbouring items read neighbouring entries of G in both kinds
+/// (coalesced on a GPU), and no item divides per entry. part, per side: the rows' sums (across·h), their
+/// squares (across·h), the columns' sums (down·w, lane c of column j at c·w + j).
 struct tile_line_chunks {
   tile_value v[2];
   std::int64_t w, chunk, across, down;
@@ -117,7 +118,7 @@ struct tile_line_chunks {
       const std::int64_t i = f.r, c = f.q, j0 = c * chunk, j1 = j0 + chunk < w ? j0 + chunk : w;
       for (std::int64_t j = j0; j < j1; ++j) {
         if (t.dist.diagonal && skip_diagonal && i == j) continue;
-        const double a = t(j * h + i);
+        const double a = t.at(i, j);
         s += a;
         s2 += a * a;
       }
@@ -125,9 +126,10 @@ struct tile_line_chunks {
       p[rows + k] = s2;
       return;
     }
-    const std::int64_t q = k - rows, j = q % w, c = q / w, i0 = c * chunk, i1 = i0 + chunk < h ? i0 + chunk : h;
-    for (std::int64_t i = i0; i < i1; ++i) s += t(j * h + i);
-    p[2 * rows + q] = s;
+    const flat_index f = divide(k - rows, down);
+    const std::int64_t j = f.q, c = f.r;
+    for (std::int64_t i = c; i < h; i += down) s += t.at(i, j);
+    p[2 * rows + c * w + j] = s;
   }
 };
 
@@ -193,8 +195,8 @@ struct tile_centered_products {
     const bool diagonal = k.dist.diagonal;
     if (diagonal && est == estimator::unbiased && i == j) return sums3(0.0, 0.0, 0.0);
     const centering_scale ck{scales[0], scales[1]}, cl{scales[2], scales[3]};
-    const double a = k(flat) - ck.u * (rki[i] + rkj[j]) + ck.c;
-    const double b = l(flat) - cl.u * (rli[i] + rlj[j]) + cl.c;
+    const double a = k.at(i, j) - ck.u * (rki[i] + rkj[j]) + ck.c;
+    const double b = l.at(i, j) - cl.u * (rli[i] + rlj[j]) + cl.c;
     const double wgt = diagonal ? 1.0 : 2.0;
     return sums3(wgt * a * b, wgt * a * a, wgt * b * b);
   }
@@ -208,7 +210,7 @@ struct tile_block_terms {
   CKA_HD sums5 operator()(std::int64_t flat) const {
     const flat_index f = divide(flat, k.dist.h);
     const std::int64_t i = i0 + f.r, j = j0 + f.q;
-    const double v = k(flat), wgt = k.dist.diagonal ? 1.0 : 2.0;
+    const double v = k.at(f.r, f.q), wgt = k.dist.diagonal ? 1.0 : 2.0;
     const bool xi = i < m, xj = j < m;
     const double on_diagonal = i == j ? v : 0.0;
     if (xi && xj) return sums5(wgt * v, 0.0, 0.0, on_diagonal, 0.0);

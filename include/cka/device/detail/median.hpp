@@ -7,8 +7,8 @@
 // whose collection is one launch per tile (each value in the bracket takes the next slot of a counter), a
 // read of the counter and a sort, and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond
 // plan.sample_above pairs) is drawn and sorted on the device. The counting pass over a sampled bracket
-// also collects the bracket's values where they are expected to be few (as the host's tiles do), so one
-// pass of tile products usually decides. Read-backs per counting pass and per collection: one or two, and
+// also collects the bracket's values where they are expected to be few (as the host's tiles do), in the
+// same reduction, so one pass of tile products, each distance formed once, usually decides. Read-backs per counting pass and per collection: one or two, and
 // two, whatever the number of tiles.
 
 #include <cka/device/detail/tiles.hpp>
@@ -61,37 +61,6 @@ struct tile_tally {
     return s;
   }
 };
-/// The tally of one tile's pairs, item by item: item t counts the flat indices t, t + items, t + 2·items, …
-/// below size (h·w), in registers (consecutive items read consecutive values: coalesced on a GPU), so the
-/// reduction combines one tally per item rather than one per value.
-struct tally_items {
-  tile_distance dist;
-  std::uint64_t lo, hi;
-  int shift;
-  std::int64_t items, size;
-  CKA_HD tile_tally_counts operator()(std::int64_t item) const {
-    tile_tally_counts t;
-    for (std::int64_t k = item; k < size; k += items) {
-      if (dist.diagonal) {  // a diagonal tile's pairs i < j only
-        const flat_index f = divide(k, dist.h);
-        if (f.r >= f.q) continue;
-      }
-      const double v = dist(k);
-      if (!(v - v == 0.0)) {
-        ++t.bad;
-        continue;
-      }
-      const std::uint64_t u = distance_key(v);
-      t.zeros += v == 0.0;
-      if (u < lo) {
-        ++t.below;
-      } else if (u <= hi) {
-        ++t.bucket[(u - lo) >> shift];
-      }
-    }
-    return t;
-  }
-};
 /// The value of *counter before adding one to it, atomically on every system (threads of a GPU or of
 /// OpenMP take distinct values).
 CKA_HD inline unsigned long long take_slot(unsigned long long* counter) {
@@ -106,25 +75,76 @@ struct zero_counter {
   CKA_HD void operator()(std::int64_t) const { *counter = 0; }
 };
 
-/// The collect pass over one tile: a distinct pair whose distance lies in [lo, hi] writes it to the next
-/// slot of out (counter: the slots taken; none at or beyond capacity is written). The order of the slots
-/// varies with the threads; the values are sorted after.
+/// Where a pass puts the distances of a bracket [lo, hi] of keys: each takes the next slot of out
+/// (counter: the slots taken; none at or beyond capacity is written). The order of the slots varies with
+/// the threads; the values are sorted after. No collection where out is null.
+struct bracket_slots {
+  double* out = nullptr;
+  unsigned long long* counter = nullptr;
+  std::uint64_t capacity = 0;
+  CKA_HD void put(double v) const {
+    const unsigned long long at = take_slot(counter);
+    if (at < capacity) out[at] = v;
+  }
+};
+
+/// The tally of one tile's pairs, item by item: item t counts the flat indices t, t + items, t + 2·items, …
+/// below size (h·w), in registers (consecutive items read consecutive values: coalesced on a GPU), so the
+/// reduction combines one tally per item rather than one per value; it steps (i, j) without dividing. A
+/// value in [lo, hi] also goes to `keep` where it collects (the counting pass over a sampled bracket): the
+/// reduction calls the item once on every system, and the slots taken must equal the count (median.hpp's
+/// count() checks).
+struct tally_items {
+  tile_distance dist;
+  std::uint64_t lo, hi;
+  int shift;
+  std::int64_t items, size;
+  bracket_slots keep;
+  CKA_HD tile_tally_counts operator()(std::int64_t item) const {
+    tile_tally_counts t;
+    if (item >= size) return t;
+    const std::int64_t h = dist.h;
+    const flat_index start = divide(item, h), step = divide(items, h);
+    std::int64_t i = start.r, j = start.q;
+    for (std::int64_t k = item; k < size; k += items) {
+      if (!dist.diagonal || i < j) {  // a diagonal tile's pairs i < j only
+        const double v = dist.at(i, j);
+        if (!(v - v == 0.0)) {
+          ++t.bad;
+        } else {
+          const std::uint64_t u = distance_key(v);
+          t.zeros += v == 0.0;
+          if (u < lo) {
+            ++t.below;
+          } else if (u <= hi) {
+            ++t.bucket[(u - lo) >> shift];
+            if (keep.out != nullptr) keep.put(v);
+          }
+        }
+      }
+      i += step.r;
+      j += step.q;
+      if (i >= h) {
+        i -= h;
+        ++j;
+      }
+    }
+    return t;
+  }
+};
+
+/// The collect pass over one tile: a distinct pair whose distance lies in [lo, hi] goes to `keep`.
 struct collect_bracket {
   tile_distance dist;
   std::uint64_t lo, hi;
-  double* out;
-  unsigned long long* counter;
-  std::uint64_t capacity;
+  bracket_slots keep;
   CKA_HD void operator()(std::int64_t k) const {
-    if (dist.diagonal) {
-      const flat_index f = divide(k, dist.h);
-      if (f.r >= f.q) return;
-    }
-    const double v = dist(k);
+    const flat_index f = divide(k, dist.h);
+    if (dist.diagonal && f.r >= f.q) return;
+    const double v = dist.at(f.r, f.q);
     const std::uint64_t u = distance_key(v);
     if (u < lo || u > hi) return;
-    const unsigned long long at = take_slot(counter);
-    if (at < capacity) out[at] = v;
+    keep.put(v);
   }
 };
 
@@ -200,8 +220,8 @@ struct device_distance_source {
 
   /// One counting pass over every distinct pair (tile after tile: each tile's tally left in the context's
   /// memory, then their sum read back once); throws on an overflowed distance. hold (r is a sampled
-  /// bracket): where r's values are expected to number under cap/2 (expected_in_bracket) they are also
-  /// collected (room for twice that; the counter read back), and held if they all fit.
+  /// bracket): where r's values are expected to number under cap/2 (expected_in_bracket) the tallies also
+  /// collect them (room for twice that; the counter read back), and they are held if they all fit.
   cka::detail::key_counts count(const cka::detail::key_range& r, int shift, bool hold) {
     static_assert(sizeof(tile_tally_counts) % sizeof(double) == 0 && alignof(tile_tally_counts) <= alignof(double),
                   "tallies are kept in scratch doubles");
@@ -225,8 +245,9 @@ struct device_distance_source {
       e.product(t, p, buf);
       const tile_distance dist = e.distances(t, p, buf);
       const std::int64_t size = p.h * p.w, items = (size + per - 1) / per;
-      e.be.reduce_into(items, tally_items{dist, r.lo, r.hi, shift, items, size}, tile_tally_counts{}, add_tally{}, tallies + at++);
-      if (counter != nullptr) e.be.launch(p.h * p.w, collect_bracket{dist, r.lo, r.hi, held->get(), counter, room});
+      const bracket_slots keep = counter != nullptr ? bracket_slots{held->get(), counter, room} : bracket_slots{};
+      e.be.reduce_into(items, tally_items{dist, r.lo, r.hi, shift, items, size, keep}, tile_tally_counts{}, add_tally{},
+                       tallies + at++);
     });
     const median_tally sum = e.be.reduce(at, tile_tally{tallies}, median_tally{}, add_tally{});
     if (sum.bad > 0) fail_tile_overflow(e.be.fn, true);
@@ -281,7 +302,7 @@ struct device_distance_source {
       out = collected->get();
       for_upper_tiles(t.n, e.plan.tile, [&](const tile_place& p) {
         e.product(t, p, buf);
-        e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, out, counter, inside});
+        e.be.launch(p.h * p.w, collect_bracket{e.distances(t, p, buf), r.lo, r.hi, bracket_slots{out, counter, inside}});
       });
       if (read_counter(out + inside) != inside) {
         cka::detail::fail_backend(e.be.fn, "internal error: the collected values are not the counted ones");

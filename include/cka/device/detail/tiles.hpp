@@ -30,7 +30,9 @@ struct tile_place {
   bool diagonal() const { return i0 == j0; }
 };
 
-/// Squared distance at flat index k of a tile holding G = Z_I·Z_Jᵀ, as the host's tile_distances forms it.
+/// Squared distance at (i, j) of a tile holding G = Z_I·Z_Jᵀ (column-major, h rows), as the host's
+/// tile_distances forms it. The passes walk i and j and call at(i, j); operator()(k) recovers them from a
+/// flat index with one division.
 struct tile_distance {
   const double* g;
   const double* ni;  // norms of the tile's rows
@@ -40,12 +42,14 @@ struct tile_distance {
   const double* zi;  // Z's row i0 and row j0 (column-major, leading dimension ld, d columns): where the
   const double* zj;  // expansion is too small to trust, the distance is summed from the rows
   std::int64_t ld, d;
+  CKA_HD double at(std::int64_t i, std::int64_t j) const {
+    if (diagonal && i == j) return 0.0;
+    return cka::detail::resolved_distance(ni[i] + nj[j] - 2.0 * g[j * h + i], ni[i], nj[j],
+                                          [&] { return cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d); });
+  }
   CKA_HD double operator()(std::int64_t k) const {
     const flat_index f = divide(k, h);
-    const std::int64_t i = f.r, j = f.q;
-    if (diagonal && i == j) return 0.0;
-    return cka::detail::resolved_distance(ni[i] + nj[j] - 2.0 * g[k], ni[i], nj[j],
-                                          [&] { return cka::detail::direct_squared_distance(zi + i, ld, zj + j, ld, d); });
+    return at(f.r, f.q);
   }
 };
 
