@@ -211,7 +211,8 @@ struct centered_line_products {
   const double* totals;  // Σr_K, Σr_L
   estimator est;
   CKA_HD sums3 operator()(std::int64_t item) const {
-    const std::int64_t n = k.n, line = item % n, c = item / n, t0 = c * line_chunk;
+    const flat_index f = divide(item, k.n);
+    const std::int64_t n = k.n, line = f.r, c = f.q, t0 = c * line_chunk;
     const std::int64_t t1 = t0 + line_chunk < n ? t0 + line_chunk : n;
     const centering_scale ck = centering_scales(n, totals[0], est), cl = centering_scales(n, totals[1], est);
     double ab = 0, aa = 0, bb = 0;

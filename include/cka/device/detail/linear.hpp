@@ -127,7 +127,8 @@ struct mirror_lower {
   std::int64_t n;
   CKA_HD void operator()(std::int64_t flat) const {
     double* m = flat < n * n ? m0 : m1;
-    const std::int64_t at = flat < n * n ? flat : flat - n * n, i = at % n, j = at / n;
+    const flat_index f = divide(flat < n * n ? flat : flat - n * n, n);
+    const std::int64_t i = f.r, j = f.q;
     if (i < j) m[j * n + i] = m[i * n + j];
   }
 };
@@ -137,7 +138,8 @@ struct raw_squares_at {
   square<double> k, l;
   estimator est;
   CKA_HD sums3 operator()(std::int64_t flat) const {
-    const std::int64_t i = flat / k.n, j = flat % k.n;
+    const flat_index f = divide(flat, k.n);
+    const std::int64_t i = f.q, j = f.r;
     if (est == estimator::unbiased && i == j) return sums3(0.0, 0.0, 0.0);
     const double a = k.at(i, j), b = l.at(i, j);
     return sums3(a * a, b * b, 0.0);

@@ -94,7 +94,8 @@ struct u_center_from_total {
   const double* total;
   std::int64_t n;
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % n, j = flat / n;
+    const flat_index f = divide(flat, n);
+    const std::int64_t i = f.r, j = f.q;
     const double nn = double(n), u = 1.0 / (nn - 2), c = *total / ((nn - 1) * (nn - 2));
     k[flat] = i == j ? 0.0 : k[flat] - u * (r[i] + r[j]) + c;
   }
@@ -158,7 +159,7 @@ struct scale_rows {
   const double* inv;
   std::int64_t n;
   double* out;
-  CKA_HD void operator()(std::int64_t flat) const { out[flat] = inv[flat % n] * m[flat]; }
+  CKA_HD void operator()(std::int64_t flat) const { out[flat] = inv[divide(flat, n).r] * m[flat]; }
 };
 /// Entry (i, j) of a column-major n×n matrix as a term of column j's sum (line_sums' f: the line first).
 struct column_entry {
@@ -175,7 +176,8 @@ struct double_center {
   const double* total;
   std::int64_t n;
   CKA_HD void operator()(std::int64_t flat) const {
-    m[flat] = m[flat] - r[flat % n] - c[flat / n] + *total / double(n);
+    const flat_index f = divide(flat, n);
+    m[flat] = m[flat] - r[f.r] - c[f.q] + *total / double(n);
   }
 };
 /// The row scaling's share of ∂a/∂K: d_i = (Σ_l W_il·K_il)·inv_i³/2, taken from W's diagonal below; the
@@ -202,7 +204,8 @@ struct symmetrize {
   double* m;
   std::int64_t n;
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % n, j = flat / n;
+    const flat_index f = divide(flat, n);
+    const std::int64_t i = f.r, j = f.q;
     if (i > j) return;
     const double v = m[j * n + i] + m[i * n + j];
     m[j * n + i] = v;
