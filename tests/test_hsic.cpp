@@ -101,3 +101,29 @@ TEST_CASE("hsic and gram_cka: the same bits and the same named pair on any numbe
   }
   CHECK(test::rel_err(values[0], oracle::hsic(k, l, false)) < 1e-12);
 }
+
+TEMPLATE_TEST_CASE("the Gram check's pass sums the rows of the lower triangle: exactly, in any layout, on any number of threads",
+                   "[hsic][centering]", float, double) {
+  // Integer entries (below 2^11 in magnitude: every partial sum is exact in double), so the row sums must
+  // equal the naive ones exactly; 300 and 1000 rows split into groups of 128 columns and a short last one.
+  using T = TestType;
+  const int threads = Eigen::nbThreads();
+  for (Eigen::Index n : {Eigen::Index(5), Eigen::Index(300), Eigen::Index(1000)}) {
+    test::mat<T> k(n, n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = j; i < n; ++i) k(i, j) = k(j, i) = T(((i * 7919 + j * 104729) % 2001) - 1000);
+    }
+    const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows_first = k;
+    Eigen::VectorXd naive = k.template cast<double>().rowwise().sum();
+    for (int t : {1, 3}) {
+      Eigen::setNbThreads(t);
+      CAPTURE(n, t);
+      cka::detail::lower_row_sums<double> a(n), b(n);
+      cka::detail::require_symmetric_gram("test", "K", k, a);
+      cka::detail::require_symmetric_gram("test", "K", rows_first, b);
+      CHECK(a.total() == naive);
+      CHECK(b.total() == naive);
+    }
+  }
+  Eigen::setNbThreads(threads);
+}

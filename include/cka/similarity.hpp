@@ -88,7 +88,8 @@ A linear_cka_of(const VX& x, const VY& y, estimator est) {
 }  // namespace detail
 
 /// CKA of two symmetric n×n Gram matrices: HSIC(K, L) / √(HSIC(K, K)·HSIC(L, L)) with the given estimator
-/// in all three terms. Cost O(n²) in one pass over both matrices; no copies.
+/// in all three terms. Cost O(n²): two reads of each matrix (the checks with the row sums, then the
+/// products, reading the lower triangle only); no copies.
 /// Throws cka::invalid_argument as `cka::hsic` does; cka::domain_error if K or L has nothing left after
 /// centering (a constant representation), since CKA is then 0/0.
 template <class DK, class DL>
@@ -99,8 +100,8 @@ typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::Matrix
   using A = accumulator_t<T>;
   const detail::view_t<DK> kv(k.derived());
   const detail::view_t<DL> lv(l.derived());
-  detail::require_gram_pair("gram_cka", kv, lv, est);
-  return T(detail::cka_ratio("gram_cka", detail::centered_products<A>(kv, lv, est)));
+  const auto checked = detail::require_gram_pair_centered<A>("gram_cka", kv, lv, est);  // one read, then the products
+  return T(detail::cka_ratio("gram_cka", detail::centered_products<A>(kv, lv, est, checked.k, checked.l)));
 }
 
 /// Linear CKA between X (n×d1) and Y (n×d2), d1 ≠ d2 allowed:

@@ -3,6 +3,7 @@
 // the centered sums of two Grams. One formula, C_ij = P_ij − u_i − v_j + c, serves the on-the-fly sums and
 // the dense centered copy.
 
+#include <cka/detail/checks.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
 #include <cka/estimator.hpp>
@@ -10,6 +11,7 @@
 #include <Eigen/Core>
 
 #include <utility>
+#include <vector>
 
 namespace cka::detail {
 
@@ -52,6 +54,59 @@ centering<A> centering_of(const M& k, estimator est) {
   return centering_from_sums<A>(std::move(r), k.diagonal().template cast<A>(), est);
 }
 
+/// The row sums of a symmetric n×n matrix from its lower triangle, in A, taken during the symmetric check's
+/// read (require_symmetric_gram's visitor): the columns of group g (gram_group_columns of them, from
+/// g0 = g·gram_group_columns) add their lower blocks' column sums and — below the diagonal — row sums
+/// into rows g0 … n−1 of the group's own partial; total() adds the partials in group order: the same bits
+/// on any number of threads. Memory: about n²/(2·gram_group_columns) values of A.
+template <class A>
+class lower_row_sums {
+ public:
+  explicit lower_row_sums(Eigen::Index n) : n_(n) {
+    const Eigen::Index groups = (n + gram_group_columns - 1) / gram_group_columns;
+    Eigen::Index size = 0;
+    for (Eigen::Index g = 0; g < groups; ++g) {
+      start_.push_back(size);
+      size += n - g * gram_group_columns;
+    }
+    part_ = vector<A>::Zero(size);
+  }
+
+  template <class B>
+  void operator()(Eigen::Index g, Eigen::Index i0, Eigen::Index j0, const B& block) {
+    A* row = part_.data() + start_[static_cast<std::size_t>(g)] - g * gram_group_columns;  // row[i]: row i's partial
+    const Eigen::Index h = block.rows(), w = block.cols();
+    if (i0 == j0) {  // the diagonal block: its lower triangle, each entry below the diagonal for row and column
+      for (Eigen::Index c = 0; c < w; ++c) {
+        row[j0 + c] += A(block(c, c));
+        for (Eigen::Index t = c + 1; t < h; ++t) {
+          const A a = A(block(t, c));
+          row[j0 + c] += a;
+          row[i0 + t] += a;
+        }
+      }
+      return;
+    }
+    Eigen::Map<vector<A>>(row + j0, w) += block.template cast<A>().colwise().sum().transpose();
+    Eigen::Map<vector<A>>(row + i0, h) += block.template cast<A>().rowwise().sum();
+  }
+
+  /// The row sums: the groups' partials added in group order.
+  vector<A> total() const {
+    vector<A> r = vector<A>::Zero(n_);
+    for (std::size_t g = 0; g < start_.size(); ++g) {
+      const Eigen::Index g0 = Eigen::Index(g) * gram_group_columns;
+      r.tail(n_ - g0) += part_.segment(start_[g], n_ - g0);
+    }
+    return r;
+  }
+
+ private:
+  Eigen::Index n_;
+  std::vector<Eigen::Index> start_;
+  vector<A> part_;
+};
+
 /// The biased centering HPH of any square P (not necessarily symmetric). O(n²).
 template <class A>
 centering<A> centering_of_general(const matrix<A>& p) {
@@ -79,11 +134,10 @@ matrix<A> centered_dense(matrix<A> p, estimator est) {
 /// Centered sums of two symmetric Grams: kl = Σ C(K)∘C(L), kk = Σ C(K)², ll = Σ C(L)², and the raw
 /// squared norms ref_k = Σ K'², ref_l = Σ L'² (K' = K, or K̃ for the unbiased estimator). Reads the lower
 /// triangles only, columns on the OpenMP threads; O(n²) time, O(n) extra memory per thread.
+/// ck, cl: K's and L's centerings (from their row sums: centering_of, or the checks' pass).
 template <class A, class MK, class ML>
-centered_sums<A> centered_products(const MK& k, const ML& l, estimator est) {
+centered_sums<A> centered_products(const MK& k, const ML& l, estimator est, const centering<A>& ck, const centering<A>& cl) {
   const Eigen::Index n = k.rows();
-  const centering<A> ck = centering_of<A>(k, est);
-  const centering<A> cl = centering_of<A>(l, est);
   const bool keep_diagonal = est == estimator::biased;
   // Each column's five sums, on the OpenMP threads, then added in column order: the same bits on any
   // number of threads.
@@ -129,6 +183,12 @@ centered_sums<A> centered_products(const MK& k, const ML& l, estimator est) {
     s.ref_l += part(4, j);
   }
   return s;
+}
+
+/// The same, each centering from its own pass over the lower triangle (centering_of).
+template <class A, class MK, class ML>
+centered_sums<A> centered_products(const MK& k, const ML& l, estimator est) {
+  return centered_products<A>(k, l, est, centering_of<A>(k, est), centering_of<A>(l, est));
 }
 
 }  // namespace cka::detail

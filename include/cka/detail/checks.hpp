@@ -97,16 +97,27 @@ inline void require_samples(const char* fn, const char* name, Eigen::Index n, Ei
 /// and (J, I), both in cache (unlike a walk of k(j, i)), strips of tile columns on the OpenMP threads: the
 /// difference of the two tiles is NaN or ±Inf where either holds a non-finite entry, which is then located
 /// by a second scan (as the most asymmetric pair is, within its tile).
-template <class M>
-typename M::Scalar require_symmetric_gram(const char* fn, const char* name, const M& k) {
+///
+/// visit(g, i0, j0, block) sees each lower block (rows i0…, columns j0…, i0 ≥ j0; the diagonal block's
+/// upper part included) of a finite strip: strips are taken gram_group_columns columns at a time by one
+/// thread, in order, so a visitor that keeps one partial result per group g needs no lock and can add the
+/// groups in order after the pass (centering.hpp's lower_row_sums: the row sums in the same read).
+constexpr Eigen::Index gram_tile = 32, gram_group_columns = 4 * gram_tile;
+
+struct no_visit {
+  template <class B>
+  void operator()(Eigen::Index, Eigen::Index, Eigen::Index, const B&) const {}
+};
+template <class M, class Visit = no_visit>
+typename M::Scalar require_symmetric_gram(const char* fn, const char* name, const M& k, Visit&& visit = {}) {
   using T = typename M::Scalar;
   if (k.rows() != k.cols()) {
     fail_argument(fn, name, " is ", k.rows(), "x", k.cols(), "; a Gram matrix must be square");
   }
   if constexpr (!std::is_floating_point_v<T>) require_finite(fn, name, k);
   using std::sqrt;
-  constexpr Eigen::Index tile = 32;
-  const Eigen::Index n = k.rows(), strips = (n + tile - 1) / tile;
+  constexpr Eigen::Index tile = gram_tile, per_group = gram_group_columns / gram_tile;
+  const Eigen::Index n = k.rows(), strips = (n + tile - 1) / tile, groups = (strips + per_group - 1) / per_group;
   struct verdict {
     T scale{0}, worst{0};
     Eigen::Index wi = 0, wj = 0;
@@ -116,23 +127,35 @@ typename M::Scalar require_symmetric_gram(const char* fn, const char* name, cons
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (n >= 256)
 #endif
-  for (Eigen::Index s = 0; s < strips; ++s) {
-    verdict& v = per[static_cast<std::size_t>(s)];
+  for (Eigen::Index g = 0; g < groups; ++g) {
     Eigen::Matrix<T, tile, tile> flipped;
-    const Eigen::Index j0 = s * tile, w = std::min(tile, n - j0);
-    for (Eigen::Index i0 = j0; i0 < n && v.finite; i0 += tile) {
-      const Eigen::Index h = std::min(tile, n - i0);
-      const auto lower = k.block(i0, j0, h, w);
-      flipped.topLeftCorner(h, w) = k.block(j0, i0, w, h).transpose();
-      const auto gaps = (lower - flipped.topLeftCorner(h, w)).cwiseAbs();
-      const T top = largest_magnitude(lower), gap = largest_magnitude(gaps);
-      v.finite = top - top == T(0) && gap - gap == T(0);
-      if (v.finite) v.scale = std::max<T>(v.scale, top);
-      if (!v.finite || gap > v.worst) {  // the first largest in visiting order, as one thread finds it
-        Eigen::Index ti = 0, tj = 0;
-        v.worst = gaps.maxCoeff(&ti, &tj);  // an overflowed difference (+Inf) between finite entries included
-        v.wi = i0 + ti;
-        v.wj = j0 + tj;
+    for (Eigen::Index s = g * per_group; s < std::min(strips, (g + 1) * per_group); ++s) {
+      verdict& v = per[static_cast<std::size_t>(s)];
+      const Eigen::Index j0 = s * tile, w = std::min(tile, n - j0);
+      for (Eigen::Index i0 = j0; i0 < n && v.finite; i0 += tile) {
+        const Eigen::Index h = std::min(tile, n - i0);
+        const auto lower = k.block(i0, j0, h, w);
+        // The mirror block (J, I), transposed into `flipped` line by line along its unit stride (one
+        // contiguous run per line, not a gather across all of its lines for each entry).
+        const auto upper = k.block(j0, i0, w, h);
+        if constexpr (M::IsRowMajor) {
+          for (Eigen::Index c = 0; c < w; ++c) flipped.col(c).head(h) = upper.row(c).transpose();
+        } else {
+          for (Eigen::Index t = 0; t < h; ++t) flipped.row(t).head(w) = upper.col(t).transpose();
+        }
+        const auto gaps = (lower - flipped.topLeftCorner(h, w)).cwiseAbs();
+        const T top = largest_magnitude(lower), gap = largest_magnitude(gaps);
+        v.finite = top - top == T(0) && gap - gap == T(0);
+        if (v.finite) {
+          v.scale = std::max<T>(v.scale, top);
+          visit(g, i0, j0, lower);
+        }
+        if (!v.finite || gap > v.worst) {  // the first largest in visiting order, as one thread finds it
+          Eigen::Index ti = 0, tj = 0;
+          v.worst = gaps.maxCoeff(&ti, &tj);  // an overflowed difference (+Inf) between finite entries included
+          v.wi = i0 + ti;
+          v.wj = j0 + tj;
+        }
       }
     }
   }
