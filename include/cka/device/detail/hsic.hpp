@@ -2,7 +2,8 @@
 // Private: the centered sums of two n×n Gram views on a backend, in two passes over each matrix:
 // 1. line sums — with the checks folded in where asked: the first non-finite entry, the largest
 //    magnitude and the largest asymmetry |P_ij − P_ji| (which reads the transposed entry too);
-// 2. one reduction that centers both on the fly and sums C(K)∘C(L), C(K)² and C(L)².
+// 2. one reduction that centers both on the fly and sums C(K)∘C(L), C(K)² and C(L)² over half of each
+//    matrix (each pair once, twice off the diagonal).
 // A thread sums a chunk of one line; lines run along each matrix's unit-stride dimension, so adjacent
 // threads read adjacent entries whatever the layout (a symmetric matrix's row sums are its column sums).
 // The totals, the verdict and the sums stay in the context's memory until one read-back. Double throughout.
@@ -202,7 +203,9 @@ struct merge_line_verdict {
 };
 
 /// Item c·n + l: the centered products over the c-th chunk of line l (K and L each read along its own
-/// unit-stride dimension), the totals read from the context's memory.
+/// unit-stride dimension), the totals read from the context's memory. Each pair {i, j} once — at t ≥ l,
+/// counted twice off the diagonal — so the pass reads half of each matrix (an item whose chunk ends at or
+/// before the diagonal has nothing to do).
 template <class T>
 struct centered_line_products {
   square<T> k, l;
@@ -214,17 +217,24 @@ struct centered_line_products {
     const flat_index f = divide(item, k.n);
     const std::int64_t n = k.n, line = f.r, c = f.q, t0 = c * line_chunk;
     const std::int64_t t1 = t0 + line_chunk < n ? t0 + line_chunk : n;
+    if (t1 <= line) return sums3(0.0, 0.0, 0.0);
     const centering_scale ck = centering_scales(n, totals[0], est), cl = centering_scales(n, totals[1], est);
-    double ab = 0, aa = 0, bb = 0;
-    for (std::int64_t t = t0; t < t1; ++t) {
+    double ab = 0, aa = 0, bb = 0, ab_on = 0, aa_on = 0, bb_on = 0;
+    for (std::int64_t t = t0 > line ? t0 : line; t < t1; ++t) {
       if (est == estimator::unbiased && t == line) continue;
       const double a = k.line(line, t) - ck.u * (rk[line] + rk[t]) + ck.c;
       const double b = l.line(line, t) - cl.u * (rl[line] + rl[t]) + cl.c;
+      if (t == line) {
+        ab_on = a * b;
+        aa_on = a * a;
+        bb_on = b * b;
+        continue;
+      }
       ab += a * b;
       aa += a * a;
       bb += b * b;
     }
-    return sums3(ab, aa, bb);
+    return sums3(2.0 * ab + ab_on, 2.0 * aa + aa_on, 2.0 * bb + bb_on);
   }
 };
 
