@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -87,8 +88,16 @@ class lower_row_sums {
       }
       return;
     }
-    Eigen::Map<vector<A>>(row + j0, w) += block.template cast<A>().colwise().sum().transpose();
-    Eigen::Map<vector<A>>(row + i0, h) += block.template cast<A>().rowwise().sum();
+    if constexpr (std::is_same_v<typename B::Scalar, A>) {
+      Eigen::Map<vector<A>>(row + j0, w) += block.colwise().sum().transpose();
+      Eigen::Map<vector<A>>(row + i0, h) += block.rowwise().sum();
+    } else {  // converted once (a float Gram's sums in double), then summed both ways
+      Eigen::Matrix<A, gram_tile, gram_tile> wide;
+      auto in_a = wide.topLeftCorner(h, w);
+      in_a = block.template cast<A>();
+      Eigen::Map<vector<A>>(row + j0, w) += in_a.colwise().sum().transpose();
+      Eigen::Map<vector<A>>(row + i0, h) += in_a.rowwise().sum();
+    }
   }
 
   /// The row sums: the groups' partials added in group order.
