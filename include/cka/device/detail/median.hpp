@@ -3,13 +3,13 @@
 // (tiles.hpp) — the bandwidth of a median-rule RBF kernel, equal to median_squared_distance's bit for bit:
 // select_median (cka/detail/select.hpp) over a source whose counting passes are one reduction per tile
 // (16 buckets of the keys; each item of it counts plan.chunk values in registers, in 32 bits) left in the
-// context's memory and one reduction of the tiles' tallies read back,
-// whose collection is one launch per tile (each value in the bracket takes the next slot of a counter), a
-// read of the counter and a sort, and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond
-// plan.sample_above pairs) is drawn and sorted on the device. The counting pass over a sampled bracket
-// also collects the bracket's values where they are expected to be few (as the host's tiles do), in the
-// same reduction, so one pass of tile products, each distance formed once, usually decides. Read-backs per counting pass and per collection: one or two, and
-// two, whatever the number of tiles.
+// context's memory and one reduction of the tiles' tallies read back, whose collection is one launch per
+// tile (each value in the bracket takes the next slot of a counter), a read of the counter and a sort,
+// and whose sample (pairs/64 pair distances, 2^12 … plan.draws, beyond plan.sample_above pairs) is drawn
+// and sorted on the device. The counting pass over a sampled bracket also collects the bracket's values
+// where they are expected to be few (as the host's tiles do), in the same reductions, so one pass of tile
+// products, each distance formed once, usually decides. Read-backs per counting pass and per collection:
+// one or two, and two, whatever the number of tiles.
 
 #include <cka/device/detail/tiles.hpp>
 #include <cka/detail/select.hpp>
