@@ -88,8 +88,8 @@ A linear_cka_of(const VX& x, const VY& y, estimator est) {
 }  // namespace detail
 
 /// CKA of two symmetric n×n Gram matrices: HSIC(K, L) / √(HSIC(K, K)·HSIC(L, L)) with the given estimator
-/// in all three terms. Cost O(n²): two reads of each matrix (the checks with the row sums, then the
-/// products, reading the lower triangle only); no copies.
+/// in all three terms. Cost O(n²): two reads of each matrix (the checks with the row sums, which read both
+/// triangles, then the products, which read the lower one); no copies.
 /// Throws cka::invalid_argument as `cka::hsic` does; cka::domain_error if K or L has nothing left after
 /// centering (a constant representation), since CKA is then 0/0.
 template <class DK, class DL>
