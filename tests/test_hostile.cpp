@@ -401,6 +401,42 @@ std::vector<row> table() {
                     return test::rel_err(cka::hsic(mat<double>(k * 1e200), mat<double>(l * 1e-200), estimator::unbiased),
                                          cka::hsic(k, l, estimator::unbiased));
                   }, outcome::value, 0.0, -1e-13});
+  // center_gram summed the rows of K unscaled: entries near the top of double's range gave a NaN matrix
+  // (the row sums overflowed) where every centered entry is representable; and a centered entry beyond the
+  // scalar's range (C_ij up to 2.25·a here) came back as a silent Inf.
+  const auto rank_one = [](auto a, Eigen::Index n) {  // a·vvᵀ, v = (1, …, 1, −1): C(K) = a·(v − v̄)(v − v̄)ᵀ
+    using T = decltype(a);
+    Eigen::Matrix<T, Eigen::Dynamic, 1> v = Eigen::Matrix<T, Eigen::Dynamic, 1>::Ones(n);
+    v(n - 1) = T(-1);
+    return mat<T>(a * (v * v.transpose()));
+  };
+  rows.push_back({"center_gram of a Gram near 1e307 (its row sums overflow): the value of the scaled one", [=] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{});
+                    const double a = 1e307 / k.cwiseAbs().maxCoeff();  // 60 rows: sums up to 6e308
+                    const mat<double> c = cka::center_gram(mat<double>(k * a)), reference = cka::center_gram(k) * a;
+                    return (c - reference).stableNorm() / reference.stableNorm();
+                  }, outcome::value, 0.0, -1e-14});
+  rows.push_back({"center_gram, unbiased, of a Gram near 1e307: the value of the scaled one", [=] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{});
+                    const double a = 1e307 / k.cwiseAbs().maxCoeff();  // 60 rows: sums up to 6e308
+                    const mat<double> c = cka::center_gram(mat<double>(k * a), estimator::unbiased);
+                    const mat<double> reference = cka::center_gram(k, estimator::unbiased) * a;
+                    return (c - reference).stableNorm() / reference.stableNorm();
+                  }, outcome::value, 0.0, -1e-14});
+  rows.push_back({"center_gram of a 3x3 Gram of +-1e308 (scale 2^-1024): the exact value", [] {
+                    mat<double> k(3, 3);
+                    k << 1e308, 1e308, -1e308, 1e308, 1e308, 1e308, -1e308, 1e308, 1e308;
+                    return cka::center_gram(k)(0, 2) / 1e308;  // −a − 2·(a/3) + 5a/9, in units of a
+                  }, outcome::value, -10.0 / 9.0, 1e-15});
+  rows.push_back({"center_gram of 1e308·vvᵀ (a centered entry 2.25e308): overflow", [=] {
+                    return cka::center_gram(rank_one(1e308, 4))(3, 3);
+                  }, outcome::domain_error, 0, 0, {"center_gram", "overflow"}});
+  rows.push_back({"center_gram of a float 3e38·vvᵀ (a centered entry 6.75e38): overflow", [=] {
+                    return double(cka::center_gram(rank_one(3e38f, 300))(299, 299));
+                  }, outcome::domain_error, 0, 0, {"center_gram", "overflow"}});
+  rows.push_back({"center_gram of a float 1e38·vvᵀ: the exact rank-one value", [=] {
+                    return double(cka::center_gram(rank_one(1e38f, 4))(3, 3));
+                  }, outcome::value, 1e38 * 2.25, 1e-6});
   // A layer of subnormal values (1e-310): its power-of-two scale 2^1030 was infinite, so linear CKA and
   // a median-rule RBF CKA reported an overflow. Subnormals near 1e-310 carry ~44 bits, hence 1e-11.
   rows.push_back({"linear_cka on x*1e-310 (subnormal)", [] { return cka::linear_cka(mat<double>(x * 1e-310), y); },

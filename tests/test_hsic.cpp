@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <vector>
 
 using cka::estimator;
@@ -58,6 +59,35 @@ TEMPLATE_TEST_CASE("center_gram gives HKH and the U-centered Gram", "[centering]
   CHECK(uk.template cast<double>().rowwise().sum().norm() < tol<T>() * uk.template cast<double>().norm());
   const double inner = uk.template cast<double>().cwiseProduct(ul.template cast<double>()).sum() / double(n * (n - 3));
   CHECK(test::rel_err(inner, oracle::hsic_unbiased(kd, ld)) < tol<T>());
+}
+
+TEMPLATE_TEST_CASE("center_gram reads any layout: column-major, row-major and a strided block give HKH and agree",
+                   "[centering][oracle]", float, double) {
+  // Sizes around the tile of 32 and above the 256 rows where the copy is written on the OpenMP threads.
+  using T = TestType;
+  for (Eigen::Index n : {Eigen::Index(5), Eigen::Index(33), Eigen::Index(300)}) {
+    const auto x = test::normal<T>(n, 4, 7 + int(n));
+    const test::mat<T> k = (x * x.transpose()).array() + T(2);
+    const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows_first = k;
+    test::mat<T> big = test::mat<T>::Constant(n + 9, n + 5, T(7));
+    big.block(3, 2, n, n) = k;
+    const auto inner = big.block(3, 2, n, n);
+    const oracle::mat<double> kd = k.template cast<double>();
+    const oracle::mat<double> h = oracle::centering_matrix<double>(n);
+    const oracle::mat<double> hkh = h * kd * h;
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(n, est == estimator::unbiased);
+      const test::mat<T> c = cka::center_gram(k, est);
+      CHECK((cka::center_gram(rows_first, est) - c).template cast<double>().norm() <= tol<T>() * c.template cast<double>().norm());
+      CHECK((cka::center_gram(inner, est) - c).template cast<double>().norm() <= tol<T>() * c.template cast<double>().norm());
+      if (est == estimator::biased) {
+        CHECK((c.template cast<double>() - hkh).norm() / hkh.norm() < tol<T>());
+      } else {
+        CHECK(c.diagonal().cwiseAbs().maxCoeff() == T(0));
+        CHECK(c.template cast<double>().rowwise().sum().norm() < tol<T>() * c.template cast<double>().norm());
+      }
+    }
+  }
 }
 
 TEST_CASE("hsic of independent samples is near zero and of identical samples positive", "[hsic]") {
@@ -123,6 +153,47 @@ TEMPLATE_TEST_CASE("the Gram check's pass sums the rows of the lower triangle: e
       cka::detail::require_symmetric_gram("test", "K", rows_first, b);
       CHECK(a.total() == naive);
       CHECK(b.total() == naive);
+    }
+  }
+  Eigen::setNbThreads(threads);
+}
+
+TEMPLATE_TEST_CASE("row_sums_of and the Gram check's pass give the same bits: one rule for the row sums", "[hsic][centering]",
+                   float, double) {
+  // Entries with full mantissas, so a different order of addition would show in the last bits; the
+  // centerings (both estimators) that the two routes give are therefore equal too.
+  using T = TestType;
+  const int threads = Eigen::nbThreads();
+  std::mt19937_64 gen(23);
+  std::normal_distribution<double> normal;
+  for (Eigen::Index n : {Eigen::Index(7), Eigen::Index(300), Eigen::Index(1000)}) {
+    test::mat<T> k(n, n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = j; i < n; ++i) k(i, j) = k(j, i) = T(normal(gen) * 1e3 + 0.1);
+    }
+    const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows_first = k;
+    for (int t : {1, 3}) {
+      Eigen::setNbThreads(t);
+      CAPTURE(n, t);
+      // The same bits within a layout (a row-major block's column sums vectorise in another order).
+      cka::detail::lower_row_sums<double> checked(n), checked_rows(n);
+      cka::detail::require_symmetric_gram("test", "K", k, checked);
+      cka::detail::require_symmetric_gram("test", "K", rows_first, checked_rows);
+      const Eigen::VectorXd walked = cka::detail::row_sums_of<double>(k);
+      CHECK(walked == checked.total());
+      CHECK(cka::detail::row_sums_of<double>(rows_first) == checked_rows.total());
+      const Eigen::VectorXd naive = k.template cast<double>().rowwise().sum();
+      CHECK(test::rel_err(walked.sum(), naive.sum()) < 1e-12);
+      CHECK((walked - naive).cwiseAbs().maxCoeff() < 1e-12 * k.template cast<double>().cwiseAbs().rowwise().sum().maxCoeff());
+      for (cka::estimator est : {cka::estimator::biased, cka::estimator::unbiased}) {
+        const auto pair = cka::detail::require_gram_pair<double>("test", k, rows_first, est);
+        const auto own = cka::detail::centering_of<double>(k, est);
+        const auto own_rows = cka::detail::centering_of<double>(rows_first, est);
+        CHECK(pair.k.u == own.u);
+        CHECK(pair.k.c == own.c);
+        CHECK(pair.l.u == own_rows.u);
+        CHECK(pair.l.c == own_rows.c);
+      }
     }
   }
   Eigen::setNbThreads(threads);

@@ -22,34 +22,26 @@ struct gram_magnitudes {
   T k, l;
 };
 
-/// Checks shared by every function taking two Gram matrices; their largest magnitudes, found by the same pass
-/// (visit_k, visit_l: require_symmetric_gram's visitors of K's and L's lower blocks).
-template <class VK, class VL, class VisitK = no_visit, class VisitL = no_visit>
-gram_magnitudes<typename VK::Scalar> require_gram_pair(const char* fn, const VK& k, const VL& l, estimator est,
-                                                       VisitK&& visit_k = {}, VisitL&& visit_l = {}) {
-  const auto top_k = require_symmetric_gram(fn, "K", k, visit_k);
-  const auto top_l = require_symmetric_gram(fn, "L", l, visit_l);
-  if (k.rows() != l.rows()) {
-    fail_argument(fn, "K is ", k.rows(), "x", k.cols(), " but L is ", l.rows(), "x", l.cols(),
-                  "; both Grams must be over the same samples");
-  }
-  require_samples(fn, "K", k.rows(), min_samples(est), estimator_name(est));
-  return {top_k, top_l};
-}
-
-/// require_gram_pair, and the centerings of K and L in A from the same read (the row sums of the lower
-/// triangles, taken block by block as the checks pass).
+/// The checks shared by every function taking two Gram matrices, with what their read also finds: the
+/// largest magnitudes (what safe_scale_for needs) and the centerings of K and L in A (from the row sums of
+/// the lower triangles, taken block by block as the checks pass).
 template <class A, class T>
 struct checked_gram_pair {
   gram_magnitudes<T> top;
   centering<A> k, l;
 };
 template <class A, class VK, class VL>
-checked_gram_pair<A, typename VK::Scalar> require_gram_pair_centered(const char* fn, const VK& k, const VL& l, estimator est) {
+checked_gram_pair<A, typename VK::Scalar> require_gram_pair(const char* fn, const VK& k, const VL& l, estimator est) {
   // Sized by the smaller side: a matrix that is not square is refused before any block is visited.
   lower_row_sums<A> rk(std::min(k.rows(), k.cols())), rl(std::min(l.rows(), l.cols()));
-  const gram_magnitudes<typename VK::Scalar> top = require_gram_pair(fn, k, l, est, rk, rl);
-  return {top, centering_from_sums<A>(rk.total(), k.diagonal().template cast<A>(), est),
+  const auto top_k = require_symmetric_gram(fn, "K", k, rk);
+  const auto top_l = require_symmetric_gram(fn, "L", l, rl);
+  if (k.rows() != l.rows()) {
+    fail_argument(fn, "K is ", k.rows(), "x", k.cols(), " but L is ", l.rows(), "x", l.cols(),
+                  "; both Grams must be over the same samples");
+  }
+  require_samples(fn, "K", k.rows(), min_samples(est), estimator_name(est));
+  return {{top_k, top_l}, centering_from_sums<A>(rk.total(), k.diagonal().template cast<A>(), est),
           centering_from_sums<A>(rl.total(), l.diagonal().template cast<A>(), est)};
 }
 
@@ -74,12 +66,13 @@ typename DK::Scalar hsic(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase
   const detail::view_t<DK> kv(k.derived());
   const detail::view_t<DL> lv(l.derived());
   // The checks' pass finds the magnitudes and the row sums too: one read, then the products.
-  const auto checked = detail::require_gram_pair_centered<A>(fn, kv, lv, est);
+  const auto checked = detail::require_gram_pair<A>(fn, kv, lv, est);
   const A sk = detail::safe_scale_for<A>(A(checked.top.k)), sl = detail::safe_scale_for<A>(A(checked.top.l));
   A value;
   if (sk == A(1) && sl == A(1)) {
     value = A(detail::centered_products<A>(kv, lv, est, checked.k, checked.l).kl / detail::hsic_denominator<A>(kv.rows(), est));
-  } else {  // rare: a scaled copy of each Gram, and the scales undone on the result
+  } else {  // rare: a scaled copy of each Gram, and the scales undone on the result; the checks' row sums
+            // are not reused, since beyond 2^±200 they may have overflowed or lost their digits
     const matrix<A> ks = kv.template cast<A>() * sk, ls = lv.template cast<A>() * sl;
     value = A(detail::centered_products<A>(ks, ls, est).kl / detail::hsic_denominator<A>(kv.rows(), est));
     value = A(value / sk / sl);

@@ -100,7 +100,7 @@ typename DK::Scalar gram_cka(const Eigen::MatrixBase<DK>& k, const Eigen::Matrix
   using A = accumulator_t<T>;
   const detail::view_t<DK> kv(k.derived());
   const detail::view_t<DL> lv(l.derived());
-  const auto checked = detail::require_gram_pair_centered<A>("gram_cka", kv, lv, est);  // one read, then the products
+  const auto checked = detail::require_gram_pair<A>("gram_cka", kv, lv, est);  // one read, then the products
   return T(detail::cka_ratio("gram_cka", detail::centered_products<A>(kv, lv, est, checked.k, checked.l)));
 }
 

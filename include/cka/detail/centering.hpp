@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -42,24 +43,12 @@ centering<A> centering_from_sums(vector<A> r, const D& diagonal, estimator est) 
   return {u, u, A(s / ((nn - 1) * (nn - 2)))};
 }
 
-/// The centering of a symmetric K, from its lower triangle, accumulated in A. O(n²).
-template <class A, class M>
-centering<A> centering_of(const M& k, estimator est) {
-  const Eigen::Index n = k.rows();
-  vector<A> r = vector<A>::Zero(n);
-  for (Eigen::Index j = 0; j < n; ++j) {
-    const auto seg = lower_segment(k, j).template cast<A>();
-    r(j) += seg.sum();
-    r.tail(n - j - 1) += seg.tail(n - j - 1);
-  }
-  return centering_from_sums<A>(std::move(r), k.diagonal().template cast<A>(), est);
-}
-
-/// The row sums of a symmetric n×n matrix from its lower triangle, in A, taken during the symmetric check's
-/// read (require_symmetric_gram's visitor): the columns of group g (gram_group_columns of them, from
-/// g0 = g·gram_group_columns) add their lower blocks' column sums and — below the diagonal — row sums
-/// into rows g0 … n−1 of the group's own partial; total() adds the partials in group order: the same bits
-/// on any number of threads. Memory: about n²/(2·gram_group_columns) values of A.
+/// The row sums of a symmetric n×n matrix from its lower triangle, in A, fed block by block in the order
+/// of require_symmetric_gram's walk (its visitor during the checks' read, or row_sums_of's own walk): the
+/// columns of group g (gram_group_columns of them, from g0 = g·gram_group_columns) add their lower blocks'
+/// column sums and — below the diagonal — row sums into rows g0 … n−1 of the group's own partial; total()
+/// adds the partials in group order: the same bits on any number of threads, and by either walk.
+/// Memory: about n²/(2·gram_group_columns) values of A.
 template <class A>
 class lower_row_sums {
  public:
@@ -116,6 +105,32 @@ class lower_row_sums {
   vector<A> part_;
 };
 
+/// The row sums of a symmetric K from its lower triangle, in A: the blocks of require_symmetric_gram's walk
+/// (groups on the OpenMP threads) summed by lower_row_sums, so the bits equal those of the checks' read.
+/// O(n²) reads of half of K.
+template <class A, class M>
+vector<A> row_sums_of(const M& k) {
+  const Eigen::Index n = k.rows(), groups = (n + gram_group_columns - 1) / gram_group_columns;
+  lower_row_sums<A> sums(n);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (n >= 256)
+#endif
+  for (Eigen::Index g = 0; g < groups; ++g) {
+    const Eigen::Index end = std::min(n, (g + 1) * gram_group_columns);
+    for (Eigen::Index j0 = g * gram_group_columns; j0 < end; j0 += gram_tile) {
+      const Eigen::Index w = std::min(gram_tile, n - j0);
+      for (Eigen::Index i0 = j0; i0 < n; i0 += gram_tile) sums(g, i0, j0, k.block(i0, j0, std::min(gram_tile, n - i0), w));
+    }
+  }
+  return sums.total();
+}
+
+/// The centering of a symmetric K, from the row sums of its lower triangle (row_sums_of), in A. O(n²).
+template <class A, class M>
+centering<A> centering_of(const M& k, estimator est) {
+  return centering_from_sums<A>(row_sums_of<A>(k), k.diagonal().template cast<A>(), est);
+}
+
 /// The biased centering HPH of any square P (not necessarily symmetric). O(n²).
 template <class A>
 centering<A> centering_of_general(const matrix<A>& p) {
@@ -123,13 +138,34 @@ centering<A> centering_of_general(const matrix<A>& p) {
   return {p.rowwise().sum() / nn, p.colwise().sum().transpose() / nn, A(p.sum() / (nn * nn))};
 }
 
-/// Dense centered copy of P under the centering c (computed from P). O(n²).
+/// out = C(P) under the centering c (computed from P): C_ij = P_ij − u_i − v_j + c, the diagonal zero for
+/// the unbiased estimator, converted to out's scalar. One pass (each entry read and written once) in square
+/// tiles of gram_tile, strips of them on the OpenMP threads; out may be P itself (each entry depends on
+/// itself only).
+template <class A, class M, class Out>
+void write_centered(const M& p, const centering<A>& c, estimator est, Out& out) {
+  using R = typename Out::Scalar;
+  const Eigen::Index n = p.rows(), blocks = (n + gram_tile - 1) / gram_tile;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(Eigen::nbThreads()) if (n >= 256)
+#endif
+  for (Eigen::Index b = 0; b < blocks; ++b) {
+    const Eigen::Index j0 = b * gram_tile, w = std::min(gram_tile, n - j0);
+    const vector<A> shift = c.v.segment(j0, w).array() - c.c;
+    for (Eigen::Index i0 = 0; i0 < n; i0 += gram_tile) {  // square tiles: a row-major P is transposed in cache
+      const Eigen::Index h = std::min(gram_tile, n - i0);
+      out.block(i0, j0, h, w) =
+          ((p.block(i0, j0, h, w).template cast<A>().colwise() - c.u.segment(i0, h)).rowwise() - shift.transpose())
+              .template cast<R>();
+    }
+    if (est == estimator::unbiased) out.block(j0, j0, w, w).diagonal().setZero();
+  }
+}
+
+/// Dense centered copy of P under the centering c (computed from P), in P's memory. O(n²).
 template <class A>
 matrix<A> centered_dense(matrix<A> p, const centering<A>& c, estimator est) {
-  p.colwise() -= c.u;
-  p.rowwise() -= c.v.transpose();
-  p.array() += c.c;
-  if (est == estimator::unbiased) p.diagonal().setZero();
+  write_centered<A>(p, c, est, p);
   return p;
 }
 
