@@ -444,6 +444,53 @@ std::vector<row> table() {
   rows.push_back({"kernel_cka rbf median on x*1e-310 (subnormal)", [] {
                     return cka::kernel_cka(mat<double>(x * 1e-310), y, cka::rbf_kernel::median(), cka::rbf_kernel::median());
                   }, outcome::value, cka::kernel_cka(x, y, cka::rbf_kernel::median(), cka::rbf_kernel::median()), 1e-11});
+  // Kernel Grams beyond 2^+-200 (a polynomial kernel on large or small features): their centered products
+  // left double's range, so kernel_cka and the tests reported an overflow, or "zero variance" where the
+  // squares underflowed (similarity_tests listed such a layer as undefined), although CKA, which does not
+  // depend on a Gram's scale, is defined. Each Gram is now scaled by a power of two first.
+  const cka::polynomial_kernel inner{1, 1.0, 0.0}, square{2, 1.0, 0.0};  // K(s x) = s^2 K(x), s^4 K(x)
+  rows.push_back({"kernel_cka polynomial on x*1e100 (Gram near 1e200)", [=] {
+                    return test::rel_err(cka::kernel_cka(mat<double>(x * 1e100), y, inner), cka::kernel_cka(x, y, inner));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"kernel_cka polynomial, recomputed tiles, unbiased, x*1e-100", [=] {
+                    cka::compute_options tiles;
+                    tiles.max_bytes = 1;
+                    return test::rel_err(cka::kernel_cka(mat<double>(x * 1e-100), y, inner, estimator::unbiased, tiles),
+                                         cka::kernel_cka(x, y, inner, estimator::unbiased));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"kernel_cka polynomial degree 2 on x*1e-60 (Gram near 1e-240)", [=] {
+                    return test::rel_err(cka::kernel_cka(mat<double>(x * 1e-60), y, square), cka::kernel_cka(x, y, square));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"kernel_cka long double polynomial on x*1e100: the double value", [=] {
+                    using ld = long double;
+                    const mat<ld> big = (x * 1e100).cast<ld>(), other = y.cast<ld>();
+                    return test::rel_err(double(cka::kernel_cka(big, other, inner)), cka::kernel_cka(x, y, inner));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"permutation_test polynomial on x*1e100", [=] {
+                    cka::permutation_options o;
+                    o.count = 20;
+                    return test::rel_err(cka::permutation_test(mat<double>(x * 1e100), y, inner, estimator::biased, o).value,
+                                         cka::permutation_test(x, y, inner, estimator::biased, o).value);
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"jackknife polynomial degree 2 on x*1e-60", [=] {
+                    return test::rel_err(cka::jackknife(mat<double>(x * 1e-60), y, square).value, cka::jackknife(x, y, square).value);
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"similarity_tests polynomial on x*1e-100 (was an undefined layer)", [=] {
+                    const std::vector<mat<double>> small = {mat<double>(x * 1e-100), y}, plain = {x, y};
+                    const auto a = cka::similarity_tests(small, inner), b = cka::similarity_tests(plain, inner);
+                    return a.undefined.empty() ? test::rel_err(a.values(0, 1), b.values(0, 1)) : 1.0;
+                  }, outcome::value, 0.0, -1e-12});
+  // A layer's batches share one scale: here its first batch's Gram is near 2^600 and the others near 2^400
+  // (a scale per batch would weigh them 2^200 apart).
+  rows.push_back({"similarity_matrix polynomial, minibatch 20, batches 2^200 apart", [=] {
+                    mat<double> mixed = x;
+                    mixed.bottomRows(40) *= std::ldexp(1.0, -100);
+                    cka::similarity_matrix_options o;
+                    o.minibatch = 20;
+                    const std::vector<mat<double>> big = {mat<double>(mixed * std::ldexp(1.0, 300)), y}, plain = {mixed, y};
+                    return test::rel_err(cka::similarity_matrix(big, inner, o).values(0, 1),
+                                         cka::similarity_matrix(plain, inner, o).values(0, 1));
+                  }, outcome::value, 0.0, -1e-12});
   return rows;
 }
 

@@ -73,23 +73,44 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
   }
 }
 
+/// Multiplies the Gram k by `scale`, a power of two, and returns it; where scale is 0, by the one that
+/// brings k's largest magnitude into [2^−200, 2^200] (1 where it lies there or is zero), so that the
+/// centered products — squares of the entries, summed — stay in range. CKA is the same for cK as for K, and
+/// the product is exact. O(n²) to find the largest magnitude; a second pass only where it is scaled.
+template <class A>
+A scale_gram(matrix<A>& k, A scale = A(0)) {
+  if (scale == A(0)) scale = safe_scale<A>(k);
+  if (scale != A(1)) k *= scale;
+  return scale;
+}
+
 /// The centered Gram C(K) of x under the kernel (HKH, or the U-centered K̃ for the unbiased estimator),
 /// and in `raw` the squared norm of the Gram it was centered from (the reference for a vanishing one).
+/// `scale`, in and out: the power of two that multiplies the features (linear kernel) or the Gram (other
+/// kernels) — chosen from this x where it is 0 (safe_scale of x, or scale_gram of its Gram), else applied
+/// as given, so that the Grams of one layer's batches share it. CKA does not depend on it.
 /// The linear kernel centers the features first (K = XcXcᵀ is HKH already, and a large common offset costs
 /// no accuracy), so its reference is the centered Gram itself; a constant layer gives exact zeros.
 template <class A, class V, class Kernel>
-matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw) {
+matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw, A& scale) {
   if constexpr (std::is_same_v<Kernel, linear_kernel>) {
-    // Scale-invariant: magnitudes beyond 2^±200 scaled by a power of two first, as everywhere.
-    const A s = safe_scale<A>(x);
-    matrix<A> k = s == A(1) ? centered_row_gram<A>(x) : centered_row_gram<A>(matrix<A>(x.template cast<A>() * s));
+    if (scale == A(0)) scale = safe_scale<A>(x);
+    matrix<A> k = scale == A(1) ? centered_row_gram<A>(x) : centered_row_gram<A>(matrix<A>(x.template cast<A>() * scale));
     raw = k.squaredNorm();
     return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
   } else {
     matrix<A> k = gram_of<A>(x, kernel, fn);
+    scale = scale_gram<A>(k, scale);
     raw = k.squaredNorm();
     return centered_dense<A>(std::move(k), est);
   }
+}
+
+/// The same, its scale chosen from x.
+template <class A, class V, class Kernel>
+matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw) {
+  A scale(0);
+  return centered_gram<A>(fn, x, kernel, est, raw, scale);
 }
 
 }  // namespace detail

@@ -148,6 +148,9 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
 /// of the tiles: the same value on every member, one process's to ~1e-15 (docs/distributed.md).
 /// Kernels that map a whole matrix (a user's inner-product or squared-distance form), and long double or
 /// multiprecision input: O(n²(d1+d2)) for the Grams plus O(n²); memory 2n².
+/// A kernel matrix whose largest entry lies beyond 2^±200 is scaled by a power of two first (CKA does not
+/// depend on a Gram's scale; the tile engine then makes its row-sum pass twice), so that its centered
+/// products stay in range.
 /// Throws as linear_cka, plus cka::invalid_argument for bad kernel parameters and cka::domain_error for a
 /// median bandwidth of zero or overflow (a kernel value or distance beyond the accumulation type).
 template <class DX, class DY, class KX, class KY,
@@ -169,8 +172,9 @@ typename DX::Scalar kernel_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
       const bool store = 2 * detail::packed_tiles::bytes(xv.rows(), members) <= detail::memory_budget(co);
       return T(detail::kernel_cka_tiles("kernel_cka", xv, yv, kx, ky, est, store, co.processes));
     }
-    const matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka");
-    const matrix<A> l = detail::gram_of<A>(yv, ky, "kernel_cka");
+    matrix<A> k = detail::gram_of<A>(xv, kx, "kernel_cka"), l = detail::gram_of<A>(yv, ky, "kernel_cka");
+    detail::scale_gram<A>(k);  // extreme magnitudes by a power of two each (CKA does not depend on a Gram's scale)
+    detail::scale_gram<A>(l);
     return T(detail::cka_ratio("kernel_cka", detail::centered_products<A>(k, l, est)));
   }
 }

@@ -223,6 +223,9 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
     matrix<A> sums = matrix<A>::Zero(Eigen::Index(count), Eigen::Index(count));
     vector<A> ref = vector<A>::Zero(Eigen::Index(count));
     std::vector<matrix<A>> grams(count);
+    // Each layer's power of two, the same for all its batches: the features' magnitude for the linear
+    // kernel, else chosen from its first batch's Gram (centered_gram).
+    std::vector<A> power = is_linear_kernel<Kernel> ? magnitude : std::vector<A>(count, A(0));
     for (Eigen::Index b0 = 0; b0 < n; b0 += batch) {
       const Eigen::Index h = std::min(batch, n - b0);
       if (h < min_samples(est)) {
@@ -234,11 +237,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
         A raw(0);
         layers.visit(a, [&](const auto& x) {
           try {
-            if (magnitude[a] == A(1) || !is_linear_kernel<Kernel>) {
-              grams[a] = centered_gram<A>(fn, x.middleRows(b0, h), kernel, est, raw);
-            } else {
-              grams[a] = centered_gram<A>(fn, matrix<A>(x.middleRows(b0, h).template cast<A>() * magnitude[a]), kernel, est, raw);
-            }
+            grams[a] = centered_gram<A>(fn, x.middleRows(b0, h), kernel, est, raw, power[a]);
           } catch (const zero_bandwidth& e) {
             // No kernel for this layer (a median bandwidth of zero): its cells become NaN.
             grams[a] = matrix<A>::Zero(h, h);

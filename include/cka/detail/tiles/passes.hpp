@@ -19,13 +19,13 @@
 namespace cka::detail {
 
 /// Pass A over the upper tiles of a symmetric kernel matrix K (tile(ti, tj, scratch) gives its values):
-/// the row sums r = K1, the diagonal, and Σ K_ij² off the diagonal and on it. Each tile row is one
+/// the row sums r = K1, the diagonal, Σ K_ij² off the diagonal and on it, and the largest |K_ij|. Each tile row is one
 /// thread's; a tile I < J adds its row sums to block I and its column sums to block J. Column sums are
 /// buffered per tile row and added in tile-row order, and each row's own sums last, so the bits do not
 /// depend on the thread count.
 struct kernel_row_sums {
   vector<double> r, diag;
-  double off_squares = 0, diag_squares = 0;
+  double off_squares = 0, diag_squares = 0, top = 0;
 };
 
 template <class Tile>
@@ -36,7 +36,8 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
   kernel_row_sums s;
   s.r = vector<double>::Zero(n);
   s.diag = vector<double>::Zero(n);
-  vector<double> own = vector<double>::Zero(n), off = vector<double>::Zero(nt), on = vector<double>::Zero(nt);
+  vector<double> own = vector<double>::Zero(n), off = vector<double>::Zero(nt), on = vector<double>::Zero(nt),
+                 big = vector<double>::Zero(nt);
   const Eigen::Index group = std::max<Eigen::Index>(16, 4 * Eigen::Index(threads));
   matrix<double> cols(n, std::min(group, nt));  // column sums of the tiles right of the diagonal, per tile row
   together(members, [&] {
@@ -47,14 +48,23 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
     for_owned_tiles(g, g0, count, threads, share, meter, 1, [&](int thread, Eigen::Index ti, Eigen::Index tj) {
       const Eigen::Index i0 = g.start(ti), h = g.size(ti), j0 = g.start(tj), w = g.size(tj);
       const Eigen::Map<const matrix<double>> t(tile(ti, tj, scratch[std::size_t(thread)]), h, w);
-      for (Eigen::Index j = 0; j < w; ++j) own.segment(i0, h) += t.col(j);  // the row's own sums, in tj order
+      // One sweep, a column at a time (in L1 after its first read): the row's own sums in tj order, the
+      // column sums, the squares and the largest magnitude.
+      double squares = 0, top = big(ti);
+      for (Eigen::Index j = 0; j < w; ++j) {
+        const auto c = t.col(j);
+        own.segment(i0, h) += c;
+        if (ti != tj) cols(j0 + j, ti - g0) = c.sum();
+        squares += c.squaredNorm();
+        top = std::max(top, c.cwiseAbs().maxCoeff());
+      }
+      big(ti) = top;
       if (ti == tj) {
         s.diag.segment(i0, h) = t.diagonal();
         on(ti) = t.diagonal().squaredNorm();
-        off(ti) += t.squaredNorm() - on(ti);
+        off(ti) += squares - on(ti);
       } else {
-        cols.col(ti - g0).segment(j0, w) = t.colwise().sum().transpose();
-        off(ti) += 2 * t.squaredNorm();
+        off(ti) += 2 * squares;
       }
     });
     for (Eigen::Index k = 0; k < count; ++k) {
@@ -75,16 +85,33 @@ kernel_row_sums tile_row_sums(const tile_grid& g, int threads, Tile&& tile, tile
   }
   s.off_squares = off.sum();
   s.diag_squares = on.sum();
+  for (const double top : team_gather(members, {big.maxCoeff()})) s.top = std::max(s.top, top);
   return s;
 }
 
+/// The tile (ti, tj) of a layer's kernel matrix multiplied by `scale` (a power of two; 1: the layer's own
+/// tile, uncopied), in scratch where it is scaled.
+template <class Layer>
+const double* scaled_tile(const Layer& l, double scale, Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) {
+  const double* t = l.tile(ti, tj, scratch);
+  if (scale == 1.0) return t;
+  const Eigen::Index h = l.grid().size(ti), w = l.grid().size(tj);
+  if (t != scratch.data()) {  // a stored tile: copied
+    scratch.resize(h, w);
+    scratch = Eigen::Map<const matrix<double>>(t, h, w);
+  }
+  Eigen::Map<matrix<double>>(scratch.data(), h, w) *= scale;
+  return scratch.data();
+}
+
 /// Pass B: the centered products Σ C_a∘C_b of every pair a ≤ b of the kernel matrices of `layers` (each
-/// with tile(ti, tj, scratch) and its centering `c`), C_ij = K_ij − u_i − v_j + c (0 on the diagonal for
+/// with tile(ti, tj, scratch), multiplied by its `scale`, and its centering `c` of the scaled matrix), C_ij = K_ij − u_i − v_j + c (0 on the diagonal for
 /// the unbiased estimator), over the tiles I ≤ J (off-diagonal ones twice). Partial sums per tile row,
 /// added in row order. Returns the symmetric L×L matrix of sums.
 template <class Layer>
 matrix<double> tile_centered_products(const tile_grid& g, int threads, const std::vector<const Layer*>& layers,
-                                      const std::vector<centering<double>>& c, estimator est,
+                                      const std::vector<double>& scale, const std::vector<centering<double>>& c,
+                                      estimator est,
                                       tile_meter* meter = nullptr, const team* members = nullptr) {
   const Eigen::Index nt = g.tiles(), count = Eigen::Index(layers.size());
   const tile_share share = tile_share::of(members);
@@ -100,7 +127,7 @@ matrix<double> tile_centered_products(const tile_grid& g, int threads, const std
     cs.resize(layers.size());
     const Eigen::Index i0 = g.start(ti), h = g.size(ti), j0 = g.start(tj), w = g.size(tj);
     for (std::size_t a = 0; a < layers.size(); ++a) {
-      const Eigen::Map<const matrix<double>> t(layers[a]->tile(ti, tj, sc[a]), h, w);
+      const Eigen::Map<const matrix<double>> t(scaled_tile(*layers[a], scale[a], ti, tj, sc[a]), h, w);
       matrix<double>& ca = cs[a];
       ca.resize(h, w);
       for (Eigen::Index j = 0; j < w; ++j) {
@@ -124,7 +151,9 @@ matrix<double> tile_centered_products(const tile_grid& g, int threads, const std
 
 /// Kernel CKA sums of every pair of `layers` (tile layers over the same samples, nullptr for a layer left
 /// out): pass A for each, then one pass B over all. sums(a, b) = Σ C_a∘C_b; ref(a) the squared norm of K_a
-/// (K̃_a for the unbiased estimator), the reference for a vanishing one.
+/// (K̃_a for the unbiased estimator), the reference for a vanishing one. A kernel matrix whose largest
+/// magnitude lies beyond 2^±200 is multiplied by a power of two (safe_scale_for) so that its squares stay in
+/// range — CKA does not depend on a Gram's scale —, its pass A made again on the scaled tiles.
 struct tile_pair_sums_result {
   matrix<double> sums;
   vector<double> ref;
@@ -135,6 +164,7 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
                                      tile_meter* meter = nullptr, const team* members = nullptr) {
   std::vector<const Layer*> live;
   std::vector<centering<double>> c;
+  std::vector<double> scale;
   std::vector<Eigen::Index> slot;
   tile_pair_sums_result out;
   out.ref = vector<double>::Zero(Eigen::Index(layers.size()));
@@ -143,9 +173,17 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
       slot.push_back(-1);
       continue;
     }
-    const kernel_row_sums r = tile_row_sums(
+    kernel_row_sums r = tile_row_sums(
         l->grid(), threads, [l](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) { return l->tile(ti, tj, scratch); },
         meter, members);
+    const double s = safe_scale_for<double>(r.top);
+    if (s != 1.0) {  // rare: the sums again, of the scaled matrix (those of the first pass may have left the range)
+      r = tile_row_sums(
+          l->grid(), threads,
+          [l, s](Eigen::Index ti, Eigen::Index tj, matrix<double>& scratch) { return scaled_tile(*l, s, ti, tj, scratch); },
+          nullptr, members);
+    }
+    scale.push_back(s);
     out.ref(Eigen::Index(slot.size())) = r.off_squares + (est == estimator::unbiased ? 0.0 : r.diag_squares);
     c.push_back(centering_from_sums<double>(r.r, r.diag, est));
     slot.push_back(Eigen::Index(live.size()));
@@ -154,7 +192,7 @@ tile_pair_sums_result tile_pair_sums(const std::vector<const Layer*>& layers, es
   const Eigen::Index count = Eigen::Index(layers.size());
   out.sums = matrix<double>::Zero(count, count);
   if (live.empty()) return out;
-  const matrix<double> p = tile_centered_products<Layer>(live.front()->grid(), threads, live, c, est, meter, members);
+  const matrix<double> p = tile_centered_products<Layer>(live.front()->grid(), threads, live, scale, c, est, meter, members);
   for (Eigen::Index a = 0; a < count; ++a)
     for (Eigen::Index b = 0; b < count; ++b)
       if (slot[std::size_t(a)] >= 0 && slot[std::size_t(b)] >= 0) out.sums(a, b) = p(slot[std::size_t(a)], slot[std::size_t(b)]);
