@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -86,6 +87,27 @@ TEMPLATE_TEST_CASE("center_gram reads any layout: column-major, row-major and a 
         CHECK(c.diagonal().cwiseAbs().maxCoeff() == T(0));
         CHECK(c.template cast<double>().rowwise().sum().norm() < tol<T>() * c.template cast<double>().norm());
       }
+    }
+  }
+}
+
+TEST_CASE("hsic of Grams beyond 2^+-200 reads scaled views of any layout: the exact multiple of the unscaled value",
+          "[hsic][scale]") {
+  // K·2^700 and L·2^-690: HSIC is 2^10 times HSIC(K, L), each Gram read through its scaled view.
+  for (Eigen::Index n : {Eigen::Index(6), Eigen::Index(300)}) {
+    const auto x = test::normal<double>(n, 4, 40 + int(n)), y = test::related<double>(x, 3, 41 + int(n));
+    const test::mat<double> k = cka::gram(x, cka::rbf_kernel{1.5}), l = cka::gram(y, cka::polynomial_kernel{2, 0.5, 1.0});
+    const test::mat<double> kb = k * std::ldexp(1.0, 700), ls = l * std::ldexp(1.0, -690);
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows_first = ls;
+    test::mat<double> padded = test::mat<double>::Constant(n + 4, n + 3, 1e300);
+    padded.block(2, 1, n, n) = kb;
+    const auto inner = padded.block(2, 1, n, n);
+    for (estimator est : {estimator::biased, estimator::unbiased}) {
+      CAPTURE(n, est == estimator::unbiased);
+      const double expected = std::ldexp(cka::hsic(k, l, est), 10);
+      CHECK(test::rel_err(cka::hsic(kb, ls, est), expected) < 1e-13);
+      CHECK(test::rel_err(cka::hsic(inner, rows_first, est), expected) < 1e-13);
+      CHECK(test::rel_err(cka::hsic(rows_first, inner, est), expected) < 1e-13);
     }
   }
 }

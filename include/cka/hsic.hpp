@@ -71,9 +71,10 @@ typename DK::Scalar hsic(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase
   A value;
   if (sk == A(1) && sl == A(1)) {
     value = A(detail::centered_products<A>(kv, lv, est, checked.k, checked.l).kl / detail::hsic_denominator<A>(kv.rows(), est));
-  } else {  // rare: a scaled copy of each Gram, and the scales undone on the result; the checks' row sums
-            // are not reused, since beyond 2^±200 they may have overflowed or lost their digits
-    const matrix<A> ks = kv.template cast<A>() * sk, ls = lv.template cast<A>() * sl;
+  } else {  // rare: each Gram read through a scaled view (no copy), and the scales undone on the result; the
+            // checks' row sums are not reused, since beyond 2^±200 they may have overflowed or lost their digits
+    const auto ks = kv.template cast<A>() * sk;
+    const auto ls = lv.template cast<A>() * sl;
     value = A(detail::centered_products<A>(ks, ls, est).kl / detail::hsic_denominator<A>(kv.rows(), est));
     value = A(value / sk / sl);
   }
