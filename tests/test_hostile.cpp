@@ -13,12 +13,14 @@
 #include <cka/hsic.hpp>
 #include <cka/inference.hpp>
 #include <cka/mmd.hpp>
+#include <cka/mmd_bound.hpp>
 #include <cka/rcka.hpp>
 #include <cka/similarity_matrix.hpp>
 #include <cka/state.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -491,6 +493,49 @@ std::vector<row> table() {
                     return test::rel_err(cka::similarity_matrix(big, inner, o).values(0, 1),
                                          cka::similarity_matrix(plain, inner, o).values(0, 1));
                   }, outcome::value, 0.0, -1e-12});
+  // The relation losses' general route (not rcka_loss's own, which scaled already) summed the squares of
+  // unscaled Grams: logits near 1e100 raised an overflow, and near 1e-100 the step was skipped as if the
+  // student were constant (value 0, zero gradient), although the alignment does not depend on the
+  // logits' scale. Each row: the larger relative error of the value and of the gradient times the scale.
+  const auto at_scale = [](auto loss, double a) {
+    const mat<double> t = test::related<double>(x, 5, 3);
+    const auto scaled = loss(mat<double>(x * a), t), plain = loss(x, t);
+    if (scaled.skipped != 0) return 1.0;
+    return std::max(test::rel_err(scaled.value, plain.value), (scaled.grad * a - plain.grad).norm() / plain.grad.norm());
+  };
+  rows.push_back({"sample_relation_loss on logits*1e100 (feature space)", [=] {
+                    return at_scale([](const mat<double>& s, const mat<double>& t) { return cka::rcka::sample_relation_loss(s, t); }, 1e100);
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"class_relation_loss on logits*1e-100 (was skipped)", [=] {
+                    return at_scale([](const mat<double>& s, const mat<double>& t) { return cka::rcka::class_relation_loss(s, t); }, 1e-100);
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"sample_relation_loss row_normalize on logits*1e160", [=] {
+                    cka::rcka::relation_options o;
+                    o.row_normalize = true;
+                    return at_scale([o](const mat<double>& s, const mat<double>& t) { return cka::rcka::sample_relation_loss(s, t, o); }, 1e160);
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"sample_relation_loss unbiased on logits*1e-160", [=] {
+                    cka::rcka::relation_options o;
+                    o.est = estimator::unbiased;
+                    return at_scale([o](const mat<double>& s, const mat<double>& t) { return cka::rcka::sample_relation_loss(s, t, o); }, 1e-160);
+                  }, outcome::value, 0.0, -1e-12});
+  // mmd_bound normalised each Gram by its norm, which overflowed beyond ~1e154: on x*1e100 it returned
+  // alignment 0 and discrepancy 0.5 silently; on x*1e-100 its "Gram is zero" was false. Its results, of
+  // K/||K|| and L/||L||, do not depend on the scale. Each row: the largest relative error of the alignment,
+  // the discrepancy and the bound against x.
+  const auto bound_at = [](auto kernel, double a, bool centered) {
+    cka::mmd_bound_options o;
+    o.centered = centered;
+    const auto scaled = cka::mmd_bound(mat<double>(x * a), y, kernel, o), plain = cka::mmd_bound(x, y, kernel, o);
+    return std::max({test::rel_err(scaled.alignment, plain.alignment), test::rel_err(scaled.discrepancy, plain.discrepancy),
+                     test::rel_err(scaled.bound, plain.bound)});
+  };
+  rows.push_back({"mmd_bound linear on x*1e100 (was alignment 0)", [=] { return bound_at(cka::linear_kernel{}, 1e100, false); },
+                  outcome::value, 0.0, -1e-12});
+  rows.push_back({"mmd_bound linear centered on x*1e-170", [=] { return bound_at(cka::linear_kernel{}, 1e-170, true); },
+                  outcome::value, 0.0, -1e-12});
+  rows.push_back({"mmd_bound polynomial on x*1e-100 (was: Gram is zero)", [=] { return bound_at(inner, 1e-100, false); },
+                  outcome::value, 0.0, -1e-12});
   return rows;
 }
 

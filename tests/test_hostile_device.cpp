@@ -269,6 +269,38 @@ std::vector<row> device_table() {
                                                           device::column_major(grad.data(), 60, 4)).value;
                     return test::rel_err(v, cka::rcka::rcka_loss(y, teacher).value);
                   }, outcome::value, 0.0, -1e-12});
+  // The losses on the device summed the squares of unscaled Grams, as the host's separate losses did:
+  // logits near 1e100 raised an overflow, near 1e-100 a term was skipped as if the student were constant.
+  // Each row: the larger relative error of the value and of the gradient times the scale, against the
+  // host at scale 1.
+  const auto at_scale = [](int which, double a, const cka::rcka::relation_options& o) {
+    const mat<double> student = y * a, teacher = y * 2.0 + x.leftCols(4);
+    std::vector<double> bs, bt, grad(60 * 4);
+    const auto g = device::row_major(grad.data(), 60, 4);
+    const auto vs = view_of(student, bs), vt = view_of(teacher, bt);
+    const auto got = which == 0   ? cka::rcka::sample_relation_loss(device::omp{}, vs, vt, g, o)
+                     : which == 1 ? cka::rcka::class_relation_loss(device::cpp{}, vs, vt, g, o)
+                                  : cka::rcka::rcka_loss(device::omp{}, vs, vt, g, {1.0, 2.0}, o);
+    const auto host = which == 0   ? cka::rcka::sample_relation_loss(y, teacher, o)
+                      : which == 1 ? cka::rcka::class_relation_loss(y, teacher, o)
+                                   : cka::rcka::rcka_loss(y, teacher, {1.0, 2.0}, o);
+    if (got.skipped != 0) return 1.0;
+    const mat<double> unscaled = Eigen::Map<const Eigen::Matrix<double, 60, 4, Eigen::RowMajor>>(grad.data()) * a;
+    return std::max(test::rel_err(got.value, host.value), (unscaled - host.grad).norm() / host.grad.norm());
+  };
+  cka::rcka::relation_options unbiased, normalized, uncentered;
+  unbiased.est = estimator::unbiased;
+  normalized.row_normalize = true;
+  uncentered.centered = false;
+  uncentered.row_normalize = true;
+  rows.push_back({"device sample_relation_loss on logits*1e100", [=] { return at_scale(0, 1e100, {}); },
+                  outcome::value, 0.0, -1e-12});
+  rows.push_back({"device class_relation_loss row_normalize on logits*1e-100", [=] { return at_scale(1, 1e-100, normalized); },
+                  outcome::value, 0.0, -1e-12});
+  rows.push_back({"device rcka_loss unbiased on logits*1e-160", [=] { return at_scale(2, 1e-160, unbiased); },
+                  outcome::value, 0.0, -1e-12});
+  rows.push_back({"device sample_relation_loss uncentered on logits*1e160", [=] { return at_scale(0, 1e160, uncentered); },
+                  outcome::value, 0.0, -1e-12});
   return rows;
 }
 

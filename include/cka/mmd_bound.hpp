@@ -42,8 +42,10 @@ struct mmd_bound_options {
 /// type and parameters for both; a median-rule bandwidth is resolved per representation), uncentered
 /// as in the paper's derivation unless `options.centered` (then both Grams are HKH, their means vanish,
 /// and the bound is the trivial 1). Cost O(N²(d1+d2)).
+/// Every result is that of the normalised Grams K/‖K‖, L/‖L‖, so a Gram (and, for the linear kernel, a
+/// representation) whose magnitudes lie beyond 2^±200 is scaled by a power of two first.
 /// Throws cka::invalid_argument for different sample counts, N < 2 or NaN/Inf; cka::domain_error if a
-/// Gram is zero (after centering, if asked).
+/// Gram is zero (after centering, if asked) or a kernel value overflows.
 template <class DX, class DY, class Kernel = linear_kernel>
 mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y,
                                                 const Kernel& kernel = {}, const mmd_bound_options& options = {}) {
@@ -58,13 +60,23 @@ mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, 
   detail::require_finite(fn, "X", xv);
   detail::require_finite(fn, "Y", yv);
   auto normalised = [&](matrix<A> g, const char* name) {
+    detail::scale_gram<A>(g);  // beyond 2^±200, by a power of two first: g/‖g‖ does not depend on it
     if (options.centered) g = detail::centered_dense<A>(std::move(g), estimator::biased);
     const A norm = g.norm();
     if (!(norm > A(0))) detail::fail_domain(fn, "the Gram of ", name, " is zero, so the alignment is undefined");
     return matrix<A>(g / norm);
   };
-  const matrix<A> k = normalised(detail::gram_of<A>(xv, kernel, "mmd_bound"), "X");
-  const matrix<A> l = normalised(detail::gram_of<A>(yv, kernel, "mmd_bound"), "Y");
+  // The linear kernel's Gram goes as the square of the features: they are scaled by a power of two first
+  // where their magnitudes are extreme, so that its entries neither overflow nor underflow.
+  auto gram = [&](const auto& v, const char* name) {
+    if constexpr (std::is_same_v<Kernel, linear_kernel>) {
+      const A s = detail::safe_scale<A>(v);
+      if (s != A(1)) return normalised(detail::gram_of<A>(matrix<A>(v.template cast<A>() * s), kernel, fn), name);
+    }
+    return normalised(detail::gram_of<A>(v, kernel, fn), name);
+  };
+  const matrix<A> k = gram(xv, "X");
+  const matrix<A> l = gram(yv, "Y");
   const A nn = A(xv.rows());
   const A gap = A(k.mean() - l.mean());
   return {T(k.cwiseProduct(l).sum()), T(1), T((k - l).squaredNorm() / A(2)), T(gap),

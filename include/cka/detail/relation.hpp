@@ -80,8 +80,12 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   return out;
 }
 
+/// The alignment of the row Grams of s (the student) and t and, when asked, its gradient: in feature space
+/// where that is cheaper, else from the Grams (as relation_value describes). s and t are finite (checked by
+/// the caller); `scaled`: they are the power-of-two-scaled copies already (no second scan).
 template <class A, class MS, class MT>
-relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad) {
+relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad,
+                               bool scaled = false) {
   using std::sqrt;
   const Eigen::Index n = s.rows();
   if (o.row_normalize && o.centered && o.est == estimator::unbiased) {
@@ -91,6 +95,16 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   const Eigen::Index needed = o.centered ? min_samples(o.est) : 2;
   if (o.skip_undefined && n < needed) return undefined_relation<A>(n, s.cols(), want_grad);
   require_samples(fn, "the student", n, needed, o.centered ? estimator_name(o.est) : "an uncentered alignment");
+  // The alignment does not depend on the scale of s or of t: magnitudes whose fourth powers would leave the
+  // range of A are first scaled by a power of two (exact; one O(n·d) scan each, and a scaled copy only in
+  // that case), and the gradient scaled back: ∂a/∂s = c·(∂a/∂s')(c·s) for s' = c·s.
+  const A cs = scaled ? A(1) : safe_scale<A>(s), ct = scaled ? A(1) : safe_scale<A>(t);
+  if (cs != A(1) || ct != A(1)) {
+    relation_value<A> r =
+        row_relation<A>(fn, matrix<A>(s.template cast<A>() * cs), matrix<A>(t.template cast<A>() * ct), o, want_grad, true);
+    if (r.grad.size() != 0) r.grad *= cs;
+    return r;
+  }
   // Centered CKA without row scaling works on centered features: H K H = Xc Xcᵀ, and float data with a
   // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool center_features = o.centered && !o.row_normalize;

@@ -64,11 +64,14 @@ term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s
   be.reduce_into(n * (ds + dt),
                  not_finite_count<T>{{s.ptr, s.cols, s.row_stride, s.col_stride}, {t.ptr, t.cols, t.row_stride, t.col_stride}, n * ds},
                  0.0, thrust::plus<double>(), slots.bad());
-  // The features: column-centered for centered CKA without row scaling, else as they are.
+  // The features: column-centered for centered CKA without row scaling, else as they are; each side times
+  // the power of two of its largest magnitude (the alignment does not depend on either side's scale, and
+  // the Grams' squares stay in range), found by the same scan. The gradient is scaled back by the
+  // student's: ∂a/∂s = c·(∂a/∂s')(c·s).
   const view_pair<T> pair = side_by_side(s, t);
   const bool centered = mode.center_features();
-  if (centered) scan_columns(be, pair, mean, keep, partial, scan, false, false);
-  write_centered(be, pair, mean, keep, nullptr, z, centered, centered);
+  scan_columns(be, pair, mean, keep, partial, scan, true, true);
+  write_centered(be, pair, mean, keep, scan.scale(), z, centered, centered);
   be.gram(z, n, ds, k);
   be.gram(z + n * ds, n, dt, l);
   be.launch(2 * n * n, mirror_lower{k, l, n});
@@ -112,7 +115,7 @@ term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s
     scale = -1.0;
   }
   be.multiply(am, n, z, ds, out);
-  be.launch(n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status()});
+  be.launch(n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status(), scan.scale()});
   return slots;
 }
 

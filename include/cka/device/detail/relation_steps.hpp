@@ -230,11 +230,12 @@ struct scatter_gradient {
   double factor;
   bool accumulate;
   const double* status = nullptr;
+  const double* unscale = nullptr;  ///< a factor in the context's memory (the student's power of two), or none
   CKA_HD void operator()(std::int64_t flat) const {
     const std::int64_t i = flat % out.rows, j = flat / out.rows;
     T& at = out.ptr[i * out.row_stride + j * out.col_stride];
     const bool zero = g == nullptr || (status != nullptr && *status != double(term_defined));
-    const double v = zero ? 0.0 : factor * g[flat];
+    const double v = zero ? 0.0 : factor * (unscale == nullptr ? 1.0 : *unscale) * g[flat];
     at = accumulate ? T(double(at) + v) : T(v);
   }
 };
