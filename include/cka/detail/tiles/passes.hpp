@@ -19,10 +19,10 @@
 namespace cka::detail {
 
 /// Pass A over the upper tiles of a symmetric kernel matrix K (tile(ti, tj, scratch) gives its values):
-/// the row sums r = K1, the diagonal, Σ K_ij² off the diagonal and on it, and the largest |K_ij|. Each tile row is one
-/// thread's; a tile I < J adds its row sums to block I and its column sums to block J. Column sums are
-/// buffered per tile row and added in tile-row order, and each row's own sums last, so the bits do not
-/// depend on the thread count.
+/// the row sums r = K1, the diagonal, Σ K_ij² off the diagonal and on it, and the largest |K_ij|. Each tile
+/// row is one thread's; a tile I < J adds its row sums to block I and its column sums to block J. Column
+/// sums are buffered per tile row and added in tile-row order, and each row's own sums last, so the bits do
+/// not depend on the thread count.
 struct kernel_row_sums {
   vector<double> r, diag;
   double off_squares = 0, diag_squares = 0, top = 0;
