@@ -547,6 +547,27 @@ TEST_CASE("device tile engine: linear and polynomial kernels, alone and mixed wi
                       cka::kernel_cka(moved, y, cubic, cubic)) < 1e-12);
   CHECK(std::abs(cka::kernel_cka(moved, y, cubic, cubic) - cka::kernel_cka(x, y, cubic, cubic)) > 1e-3);
 
+  // Kernel matrices beyond 2^+-200 are scaled by a power of two on the device, as by the host's tile
+  // engine: the CKA of the unscaled rows, on tiles that do and do not divide n (the largest magnitude found
+  // across tiles and chunks), from Grams near 1e200, 1e-200 and (degree 2) 1e-240.
+  const cka::polynomial_kernel plain{1, 1.0, 0.0};
+  const test::mat<double> big = x * 1e100, small = y * 1e-100, tiny = x * 1e-60;
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const double expected = cka::kernel_cka(x, y, plain, plain, est), squared = cka::kernel_cka(x, y, square, cubic, est);
+    for (std::int64_t tile : {5, 16, 256}) {
+      CAPTURE(tile);
+      device::detail::tile_plan plan;
+      plan.tile = tile;
+      plan.chunk = 6;
+      const auto vb = lay_out(big, layout::row_major), vs = lay_out(small, layout::column_major), vt = lay_out(tiny, layout::strided);
+      CHECK(test::rel_err(device::detail::tile_kernel_cka(device::cpp{}, vb.input(), vs.input(), plain, plain, est, plan), expected) < 1e-12);
+      CHECK(test::rel_err(device::detail::tile_kernel_cka(device::omp{}, vs.input(), vb.input(), plain, plain, est, plan),
+                          cka::kernel_cka(y, x, plain, plain, est)) < 1e-12);
+      CHECK(test::rel_err(device::detail::tile_kernel_cka(device::omp{}, vt.input(), vy.input(), square, cubic, est, plan), squared) < 1e-12);
+    }
+  }
+
   // The host's errors: a bad parameter, an overflowed kernel value, a constant polynomial Gram, samples.
   CHECK_THROWS_WITH(cka::kernel_cka(device::cpp{}, vx.input(), vy.input(), cka::polynomial_kernel{0, 1.0, 1.0}, lin),
                     Contains("polynomial_kernel") && Contains("degree = 0"));

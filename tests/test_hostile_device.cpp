@@ -107,14 +107,21 @@ std::vector<row> device_table() {
                                                          cka::rbf_kernel::median()),
                                          cka::kernel_cka(x, y, cka::linear_kernel{}, cka::rbf_kernel::median()));
                   }, outcome::value, 0.0, -1e-12});
-  // The host scales a kernel matrix beyond 2^+-200 by a power of two and gives the value; the device
-  // does not (docs/device.md) and reports the overflow of the centered products.
-  rows.push_back({"device kernel_cka polynomial on x*1e100 (Gram near 1e200): overflow", [] {
+  // The device summed the squares of unscaled kernel matrices: a Gram near 1e200 reported an overflow,
+  // one near 1e-200 zero variance. Each is now scaled by a power of two, as on the host: the value of x.
+  rows.push_back({"device kernel_cka polynomial on x*1e100 (Gram near 1e200)", [] {
                     const mat<double> a = x * 1e100;
                     std::vector<double> ba, bb;
                     const cka::polynomial_kernel k{1, 1.0, 0.0};
-                    return cka::kernel_cka(device::omp{}, view_of(a, ba), view_of(y, bb), k, k);
-                  }, outcome::domain_error, 0, 0, {"cka::kernel_cka", "overflow"}});
+                    return test::rel_err(cka::kernel_cka(device::omp{}, view_of(a, ba), view_of(y, bb), k, k), cka::kernel_cka(x, y, k, k));
+                  }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"device kernel_cka polynomial degree 2 on x*1e-60, unbiased", [] {
+                    const mat<double> a = x * 1e-60;
+                    std::vector<double> ba, bb;
+                    const cka::polynomial_kernel k{2, 1.0, 0.0};
+                    return test::rel_err(cka::kernel_cka(device::cpp{}, view_of(a, ba), view_of(y, bb), k, cka::rbf_kernel::median(), estimator::unbiased),
+                                         cka::kernel_cka(x, y, k, cka::rbf_kernel::median(), estimator::unbiased));
+                  }, outcome::value, 0.0, -1e-12});
   rows.push_back({"device kernel_cka rbf median, one-hot labels: zero bandwidth naming the way out", [] {
                     const mat<double> labels = one_hot(), features = test::related<double>(labels, 8, 3);
                     std::vector<double> ba, bb;

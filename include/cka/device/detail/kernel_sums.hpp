@@ -4,16 +4,19 @@
 // the squared distance d, on centered rows) — without an n×n buffer. Each tile's kernel values are read
 // off G inside the pass that consumes them (tile_value), never written back:
 // - the RBF bandwidth of a median rule: median.hpp;
-// - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator), and per row the
-//   squares Σ K_ij², Σ L_ij² (the references for a vanishing centered Gram), summed over chunks of a tile's
-//   columns (and, above the diagonal, interleaved sets of its rows for the column sums), then over those;
-// - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp, a tile I < J counted twice;
+// - pass A: the row sums of K and L (the diagonal left out for the unbiased estimator) and each row's
+//   largest magnitude, over chunks of a tile's columns (and, above the diagonal, interleaved sets of its
+//   rows for the column sums), then over those; from the largest magnitudes, each Gram's power-of-two
+//   scale (detail/scale.hpp), computed on the device as the host's tile engine computes it;
+// - pass B: Σ C(K)∘C(L), Σ C(K)², Σ C(L)² with the centering of hsic.hpp and the squares Σ K_ij², Σ L_ij²
+//   (the references for a vanishing centered Gram), of the scaled Grams, a tile I < J counted twice;
 // - MMD (mmd.hpp): the pooled sample [X; Y] written once, then one pass of block sums.
 // Passes run tile after tile and add the tiles' sums in tile order. Memory: Z (8·n·d bytes per
 // representation), 6n doubles, one or two tiles, pass A's chunk sums (2·tile²/chunk doubles), and the
 // median's collected bracket.
 
 #include <cka/detail/kernel_id.hpp>
+#include <cka/detail/scale.hpp>
 #include <cka/device/detail/median.hpp>
 #include <cka/inner_product_kernels.hpp>  // Eigen-free, as rbf_parameters.hpp
 #include <cka/rbf_parameters.hpp>
@@ -93,14 +96,17 @@ struct tile_value {
   }
 };
 
+/// The larger of two magnitudes, NaN if either is (a NaN kernel value must not vanish from the top).
+CKA_HD inline double top_of(double a, double b) { return a != a || a > b ? a : b; }
+
 /// Pass A's chunk sums of one tile of K and one of L in one launch, items spread over both tiles (a GPU
 /// thread per row or column alone would leave most of the device idle). Per side (K, then L): item
-/// c·h + i sums row i over the c-th chunk of `chunk` columns, and its squares — the entry on the matrix
-/// diagonal left out when skip_diagonal (a diagonal tile's i = j) — then, off the diagonal, item
-/// j·down + c sums column j over the rows c, c + down, c + 2·down, … (the sums of the rows below the
-/// diagonal that the tile stands for). Neighbouring items read neighbouring entries of G in both kinds
-/// (coalesced on a GPU), and no item divides per entry. part, per side: the rows' sums (across·h), their
-/// squares (across·h), the columns' sums (down·w, lane c of column j at c·w + j).
+/// c·h + i sums row i over the c-th chunk of `chunk` columns — the entry on the matrix diagonal left out
+/// when skip_diagonal (a diagonal tile's i = j) — and finds its largest magnitude (every entry), then, off
+/// the diagonal, item j·down + c sums column j over the rows c, c + down, c + 2·down, … (the sums of the
+/// rows below the diagonal that the tile stands for). Neighbouring items read neighbouring entries of G in
+/// both kinds (coalesced on a GPU), and no item divides per entry. part, per side: the rows' sums
+/// (across·h), their largest magnitudes (across·h), the columns' sums (down·w, lane c of column j at c·w + j).
 struct tile_line_chunks {
   tile_value v[2];
   std::int64_t w, chunk, across, down;
@@ -112,18 +118,17 @@ struct tile_line_chunks {
     const std::int64_t k = item - side * per_side;
     const tile_value& t = v[side];
     double* p = part + side * (per_side + rows);
-    double s = 0, s2 = 0;
+    double s = 0, top = 0;
     if (k < rows) {
       const flat_index f = divide(k, h);
       const std::int64_t i = f.r, c = f.q, j0 = c * chunk, j1 = j0 + chunk < w ? j0 + chunk : w;
       for (std::int64_t j = j0; j < j1; ++j) {
-        if (t.dist.diagonal && skip_diagonal && i == j) continue;
         const double a = t.at(i, j);
-        s += a;
-        s2 += a * a;
+        top = top_of(a < 0 ? -a : a, top);
+        if (!(t.dist.diagonal && skip_diagonal && i == j)) s += a;
       }
       p[k] = s;
-      p[rows + k] = s2;
+      p[rows + k] = top;
       return;
     }
     const flat_index f = divide(k - rows, down);
@@ -133,9 +138,9 @@ struct tile_line_chunks {
   }
 };
 
-/// Pass A's chunks of one tile of K and of L added in order onto the row sums (rows: rk, rl, qk, ql, n
-/// each): per side, item i < h onto row i0 + i's sum and (times 2 off the diagonal: the rows below count
-/// too) its squares, then off the diagonal item h + j onto row j0 + j's sum.
+/// Pass A's chunks of one tile of K and of L added in order onto the row sums (rows: rk, rl, tk, tl, n
+/// each; t the rows' largest magnitudes): per side, item i < h onto row i0 + i's sum and top (the rows
+/// below the diagonal hold the same entries), then off the diagonal item h + j onto row j0 + j's sum.
 struct tile_line_totals {
   const double* part;
   std::int64_t h, w, across, down, i0, j0, n;
@@ -148,14 +153,15 @@ struct tile_line_totals {
     const double* p = part + side * (2 * row_items + (diagonal ? 0 : down * w));
     double* r = rows + side * n;
     double* q = rows + (2 + side) * n;
-    double s = 0, s2 = 0;
+    double s = 0;
     if (k < h) {
+      double top = q[i0 + k];
       for (std::int64_t c = 0; c < across; ++c) {
         s += p[c * h + k];
-        s2 += p[row_items + c * h + k];
+        top = top_of(p[row_items + c * h + k], top);
       }
       r[i0 + k] += s;
-      q[i0 + k] += (diagonal ? 1.0 : 2.0) * s2;
+      q[i0 + k] = top;
       return;
     }
     const std::int64_t j = k - h;
@@ -180,25 +186,28 @@ struct two_row_norms {
   }
 };
 
-/// The centered products of a tile of K and L (pass B), a tile above the diagonal counted twice.
+/// The centered products of a tile of sk·K and sl·L (pass B) and their squares, a tile above the diagonal
+/// counted twice: Σ C∘C', Σ C², Σ C'², Σ (sk·K_ij)², Σ (sl·L_ij)² (the diagonal left out for the unbiased
+/// estimator).
 struct tile_centered_products {
   tile_value k, l;
   const double* rki;
   const double* rkj;
   const double* rli;
   const double* rlj;
-  const double* scales;  // K's and L's centering (u, c), in the context's memory
+  const double* scales;  // K's and L's centering (u, c) of the scaled Grams, then sk and sl, in the context's memory
   estimator est;
-  CKA_HD sums3 operator()(std::int64_t flat) const {
+  CKA_HD sums5 operator()(std::int64_t flat) const {
     const flat_index f = divide(flat, k.dist.h);
     const std::int64_t i = f.r, j = f.q;
     const bool diagonal = k.dist.diagonal;
-    if (diagonal && est == estimator::unbiased && i == j) return sums3(0.0, 0.0, 0.0);
+    if (diagonal && est == estimator::unbiased && i == j) return sums5(0.0, 0.0, 0.0, 0.0, 0.0);
     const centering_scale ck{scales[0], scales[1]}, cl{scales[2], scales[3]};
-    const double a = k.at(i, j) - ck.u * (rki[i] + rkj[j]) + ck.c;
-    const double b = l.at(i, j) - cl.u * (rli[i] + rlj[j]) + cl.c;
+    const double sk = scales[4], sl = scales[5], kij = sk * k.at(i, j), lij = sl * l.at(i, j);
+    const double a = kij - ck.u * sk * (rki[i] + rkj[j]) + ck.c;
+    const double b = lij - cl.u * sl * (rli[i] + rlj[j]) + cl.c;
     const double wgt = diagonal ? 1.0 : 2.0;
-    return sums3(wgt * a * b, wgt * a * a, wgt * b * b);
+    return sums5(wgt * a * b, wgt * a * a, wgt * b * b, wgt * kij * kij, wgt * lij * lij);
   }
 };
 
@@ -243,41 +252,46 @@ inline bool scaled_for(const tile_request& r) {
   return (r.form == tile_form::rbf && r.rbf.uses_median()) || r.form == tile_form::linear;
 }
 
-using sums4 = quad;
-
-/// The sums of the totals of pass A (Σ rk, Σ rl, Σ qk, Σ ql) and the centering scales they give, in the
-/// context's memory: totals (4), then the two centering_scale (4 doubles).
-struct sum_four {
+/// Pass A's totals (Σ rk, Σ rl, and the largest magnitudes of K and L) and the scales they give, in the
+/// context's memory: totals (4), then the two centering_scale of the scaled Grams and sk, sl (6 doubles).
+struct row_totals {
   const double* r;
   std::int64_t n;
-  CKA_HD sums4 operator()(std::int64_t i) const { return sums4(r[i], r[n + i], r[2 * n + i], r[3 * n + i]); }
+  CKA_HD quad operator()(std::int64_t i) const { return quad(r[i], r[n + i], r[2 * n + i], r[3 * n + i]); }
 };
-struct add4 {
-  CKA_HD sums4 operator()(const sums4& a, const sums4& b) const {
+struct merge_row_totals {
+  CKA_HD quad operator()(const quad& a, const quad& b) const {
     using thrust::get;
-    return sums4(get<0>(a) + get<0>(b), get<1>(a) + get<1>(b), get<2>(a) + get<2>(b), get<3>(a) + get<3>(b));
+    return quad(get<0>(a) + get<0>(b), get<1>(a) + get<1>(b), top_of(get<2>(a), get<2>(b)), top_of(get<3>(a), get<3>(b)));
   }
 };
 struct scales_from_totals {
-  double* at;  // totals (4), then the scales (4)
+  double* at;  // totals (4), then the scales (6)
   std::int64_t n;
   estimator est;
   CKA_HD void operator()(std::int64_t) const {
-    const centering_scale ck = centering_scales(n, at[0], est), cl = centering_scales(n, at[1], est);
+    // A non-finite top is an overflowed kernel value, whose row sums report it: no scale.
+    const double sk = at[2] - at[2] == 0.0 ? cka::detail::power_of_two_scale(at[2]) : 1.0;
+    const double sl = at[3] - at[3] == 0.0 ? cka::detail::power_of_two_scale(at[3]) : 1.0;
+    const centering_scale ck = centering_scales(n, sk * at[0], est), cl = centering_scales(n, sl * at[1], est);
     at[4] = ck.u;
     at[5] = ck.c;
     at[6] = cl.u;
     at[7] = cl.c;
+    at[8] = sk;
+    at[9] = sl;
   }
 };
 
-/// Scratch doubles of tile_cka_sums beyond its 4n: the totals and scales (8), three sums per tile.
-inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 8 + 3 * upper_tiles(n, b); }
+/// Scratch doubles of tile_cka_sums beyond its 4n: the totals and scales (10), five sums per tile.
+inline std::int64_t tile_cka_slots(std::int64_t n, std::int64_t b) { return 10 + 5 * upper_tiles(n, b); }
 
-/// The centered sums of the kernel matrices K of x and L of y (pass A, then pass B): kl, kk, ll and the
-/// references Σ K_ij², Σ L_ij² (off the diagonal for the unbiased estimator). rows: 4n doubles; slots:
-/// tile_cka_slots(n, tile) doubles, both of the context's memory. Per tile: two products and two launches
-/// in pass A, two products and a reduction in pass B; one read-back.
+/// The centered sums of the kernel matrices sk·K of x and sl·L of y (pass A, then pass B; sk, sl their
+/// powers of two, 1 unless an entry's magnitude lies beyond 2^±200): kl, kk, ll and the references
+/// Σ (sk·K_ij)², Σ (sl·L_ij)² (off the diagonal for the unbiased estimator) — CKA's ratios, which do not
+/// depend on the scales. rows: 4n doubles; slots: tile_cka_slots(n, tile) doubles, both of the context's
+/// memory. Per tile: two products and two launches in pass A, two products and a reduction in pass B; one
+/// read-back. An overflowed kernel value (or a row sum beyond the largest double) is an overflow error.
 template <class Engine>
 centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_kernel& fx, const tile_rows& y,
                               const tile_kernel& fy, estimator est, double* rows, double* slots) {
@@ -306,9 +320,9 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
     be.launch(2 * (across * p.h + (p.diagonal() ? 0 : down * p.w)), sums);
     be.launch(2 * (p.h + cols), tile_line_totals{partial.get(), p.h, p.w, across, down, p.i0, p.j0, n, p.diagonal(), rows});
   });
-  double* totals = slots;  // Σrk, Σrl, Σqk, Σql, then the centering scales
-  double* tiles = slots + 8;
-  be.reduce_into(n, sum_four{rows, n}, sums4(0.0, 0.0, 0.0, 0.0), add4{},
+  double* totals = slots;  // Σrk, Σrl, top K, top L, then the scales
+  double* tiles = slots + 10;
+  be.reduce_into(n, row_totals{rows, n}, quad(0.0, 0.0, 0.0, 0.0), merge_row_totals{},
                  thrust::make_zip_iterator(thrust::make_tuple(totals, totals + 1, totals + 2, totals + 3)));
   be.launch(1, scales_from_totals{totals, n, est});
   const double* scales = totals + 4;
@@ -316,20 +330,19 @@ centered_totals tile_cka_sums(const Engine& e, const tile_rows& x, const tile_ke
   for_upper_tiles(n, e.plan.tile, [&](const tile_place& p) {
     const tile_centered_products f{values(x, fx, p, gk), values(y, fy, p, gl), rk + p.i0, rk + p.j0, rl + p.i0, rl + p.j0,
                                    scales, est};
-    be.reduce_into(p.h * p.w, f, sums3(0.0, 0.0, 0.0), add3{}, slots3(tiles + 3 * at));
+    be.reduce_into(p.h * p.w, f, sums5(0.0, 0.0, 0.0, 0.0, 0.0), add5{},
+                   thrust::make_zip_iterator(thrust::make_tuple(tiles + 5 * at, tiles + 5 * at + 1, tiles + 5 * at + 2,
+                                                                tiles + 5 * at + 3, tiles + 5 * at + 4)));
     ++at;
   });
-  std::vector<double> h(std::size_t(8 + 3 * at));
+  std::vector<double> h(std::size_t(10 + 5 * at));
   be.to_host(h.data(), slots, std::int64_t(h.size()));
   if (!(h[0] - h[0] == 0.0)) fail_tile_overflow(be.fn, fx.form == tile_form::rbf);
   if (!(h[1] - h[1] == 0.0)) fail_tile_overflow(be.fn, fy.form == tile_form::rbf);
-  double kl = 0, kk = 0, ll = 0;
-  for (std::int64_t t = 0; t < at; ++t) {  // in tile order
-    kl += h[std::size_t(8 + 3 * t)];
-    kk += h[std::size_t(9 + 3 * t)];
-    ll += h[std::size_t(10 + 3 * t)];
-  }
-  return {kl, kk, ll, h[2], h[3]};
+  double s[5] = {0, 0, 0, 0, 0};
+  for (std::int64_t t = 0; t < at; ++t)  // in tile order
+    for (int q = 0; q < 5; ++q) s[q] += h[std::size_t(10 + 5 * t + q)];
+  return {s[0], s[1], s[2], s[3], s[4]};
 }
 
 /// Scratch doubles of kernel_cka_sums for tiles of side b: the scan's slots, Z of both (n·(d1 + d2)), their
