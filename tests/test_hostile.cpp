@@ -348,6 +348,16 @@ std::vector<row> table() {
 
   // Defect 6: the matrix ratio of float32 activations near the top of their range.
   // Defect 9 (MPI issue): set_shift, which cka::mpi::allreduce uses to bring states to one shift.
+  // Widths whose state side (1 + d1 + d2 + 2) squared leaves the index range wrapped into a negative
+  // size (an Eigen assertion, or a crash under NDEBUG): now a clear error before any allocation.
+  rows.push_back({"linear_state with widths 2^62", [] {
+                    cka::linear_state s(Eigen::Index(1) << 62, Eigen::Index(1) << 62);
+                    return 0.0;
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_state: widths 4611686018427387904, 4611686018427387904", "1073741824", "cannot address"}});
+  rows.push_back({"layers_state with widths 2^31", [] {
+                    cka::layers_state s({Eigen::Index(1) << 31, 3});
+                    return 0.0;
+                  }, outcome::invalid_argument, 0, 0, {"cka::layers_state: widths 2147483648, 3", "cannot address"}});
   rows.push_back({"linear_state::set_shift with the wrong length", [] {
                     cka::linear_state s(5, 4);
                     s.set_shift(cka::vector<double>::Zero(8));

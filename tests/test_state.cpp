@@ -159,6 +159,8 @@ TEST_CASE("linear_state::load refuses inconsistent files", "[state][io][errors]"
       {"Cauchy-Schwarz", [&](auto& v) { v(0, entry(2, 1)) = 1e6; }, "Cauchy-Schwarz"},
       {"norm sum", [&](auto& v) { v(0, entry(6, 0)) *= 1.001; }, "squared-norm sum"},
       {"widths", [](auto& v) { v(0, 1) = 4; }, "length"},
+      // Widths that a short file claims: checked against its length before the state (5 TB) is allocated.
+      {"widths 400000 in a short file", [](auto& v) { v(0, 1) = v(0, 2) = 400000; }, "length"},
       {"fractional width", [](auto& v) { v(0, 1) = 2.5; }, "widths"},
       {"huge width", [](auto& v) { v(0, 2) = 1e300; }, "widths"},
       {"infinity", [&](auto& v) { v(0, entry(3, 3)) = std::numeric_limits<double>::infinity(); }, "non-finite"},

@@ -90,8 +90,32 @@ inline void save_state(const std::string& path, const std::vector<double>& head,
   npy::save(path, out.transpose());
 }
 
-/// `count` widths read from a saved state: whole numbers ≥ 1, below 10⁶ in all.
-inline std::vector<Eigen::Index> state_widths(const state_file_error& bad, const double* w, Eigen::Index count) {
+/// The side 1 + P + L of the flat array of a state of L blocks of P features in all (moments::dim), in
+/// double so that no sum of widths wraps.
+inline double state_side(const std::vector<Eigen::Index>& widths) {
+  double side = 1 + double(widths.size());
+  for (Eigen::Index w : widths) side += double(w);
+  return side;
+}
+
+/// Throws cka::invalid_argument when a state of these widths (each ≥ 1) would have a flat array of more
+/// values of A than memory can address (its side beyond 2³⁰ for double), rather than a size that wraps.
+template <class A>
+void require_addressable_state(const char* fn, const std::vector<Eigen::Index>& widths) {
+  const auto most = Eigen::Index(std::sqrt(double(std::numeric_limits<std::ptrdiff_t>::max() / std::ptrdiff_t(sizeof(A)))));
+  if (state_side(widths) <= double(most)) return;
+  std::string list;
+  for (std::size_t i = 0; i < widths.size() && i < 4; ++i) list += (i > 0 ? ", " : "") + concat(widths[i]);
+  if (widths.size() > 4) list += ", ...";
+  fail_argument(fn, "widths ", list, " need a state of side 1 + features + layers beyond ", most,
+                ", whose square of values memory cannot address");
+}
+
+/// `count` widths read from a saved state: whole numbers ≥ 1, below 10⁶ in all, that a body of `length`
+/// values fits ([has_shift, shift, (has_scale, scales,) S] with `scaled`) — checked before the state is
+/// allocated, so that a header's widths never size an allocation.
+inline std::vector<Eigen::Index> state_widths(const state_file_error& bad, const double* w, Eigen::Index count, Eigen::Index length,
+                                              bool scaled) {
   std::vector<Eigen::Index> out;
   double total = 0;
   for (Eigen::Index i = 0; i < count; ++i) {
@@ -100,14 +124,16 @@ inline std::vector<Eigen::Index> state_widths(const state_file_error& bad, const
     out.push_back(Eigen::Index(w[i]));
   }
   if (total >= 1e6) bad("widths of " + concat(total) + " features in all");
+  const Eigen::Index f = Eigen::Index(total), p = Eigen::Index(state_side(out));
+  if (length != 1 + f + (scaled ? 1 + count : 0) + p * p) bad("its length does not match its widths");
   return out;
 }
 
-/// Reads [has_shift, shift…, (has_scale, scales…,) S] (`length` values; `scaled`: the scale part is there)
-/// into m, made for the saved widths, checking every field and the invariants of S (moments::inconsistency).
-inline void load_state_body(const state_file_error& bad, const double* v, Eigen::Index length, bool scaled, moments<double>& m) {
+/// Reads [has_shift, shift…, (has_scale, scales…,) S] (`scaled`: the scale part is there; its length
+/// checked by state_widths) into m, made for the saved widths, checking every field and the invariants of
+/// S (moments::inconsistency).
+inline void load_state_body(const state_file_error& bad, const double* v, bool scaled, moments<double>& m) {
   const Eigen::Index f = m.features(), l = m.blocks(), p = m.dim();
-  if (length != 1 + f + (scaled ? 1 + l : 0) + p * p) bad("its length does not match its widths");
   const double flag = v[0];
   if (flag != 0.0 && flag != 1.0) bad("the shift flag is " + concat(flag) + ", not 0 or 1");
   const vector<double> shift = Eigen::Map<const vector<double>>(v + 1, f);
@@ -258,9 +284,10 @@ class basic_linear_state {
     const detail::state_file_error bad{path, "cka::linear_state"};
     if (v.rows() != 1 || v.cols() < 4 || (v(0, 0) != format_tag && v(0, 0) != unscaled_format_tag)) bad("no state header");
     if (!v.allFinite()) bad("non-finite values");
-    const std::vector<Eigen::Index> w = detail::state_widths(bad, v.data() + 1, 2);
+    const bool scaled = v(0, 0) == format_tag;
+    const std::vector<Eigen::Index> w = detail::state_widths(bad, v.data() + 1, 2, v.cols() - 3, scaled);
     basic_linear_state s{w[0], w[1]};
-    detail::load_state_body(bad, v.data() + 3, v.cols() - 3, v(0, 0) == format_tag, s.m_);
+    detail::load_state_body(bad, v.data() + 3, scaled, s.m_);
     return s;
   }
 
@@ -273,6 +300,7 @@ class basic_linear_state {
   detail::centered_sums<A> sums(estimator est) const { return m_.pair_sums(m_.centered(), 0, 1, est); }
   static std::vector<Eigen::Index> widths(const char* fn, Eigen::Index d1, Eigen::Index d2) {
     if (d1 < 1 || d2 < 1) detail::fail_argument(fn, "widths d1 = ", d1, " and d2 = ", d2, " must be at least 1");
+    detail::require_addressable_state<A>(fn, {d1, d2});
     return {d1, d2};
   }
   void require_rows(const char* fn, estimator est) const {
@@ -359,8 +387,8 @@ class basic_layers_state {
     const double layers = v(0, 1);
     if (!(layers >= 1 && layers == std::floor(layers) && layers + 2 <= double(v.cols()))) bad("a bad layer count");
     const Eigen::Index l = Eigen::Index(layers);
-    basic_layers_state s{detail::state_widths(bad, v.data() + 2, l)};
-    detail::load_state_body(bad, v.data() + 2 + l, v.cols() - 2 - l, true, s.m_);
+    basic_layers_state s{detail::state_widths(bad, v.data() + 2, l, v.cols() - 2 - l, true)};
+    detail::load_state_body(bad, v.data() + 2 + l, true, s.m_);
     return s;
   }
 
@@ -373,6 +401,7 @@ class basic_layers_state {
     if (widths.empty()) detail::fail_argument("layers_state", "needs at least one layer");
     for (std::size_t i = 0; i < widths.size(); ++i)
       if (widths[i] < 1) detail::fail_argument("layers_state", "layer ", i, " has width ", widths[i], "; at least 1 is needed");
+    detail::require_addressable_state<A>("layers_state", widths);
     return widths;
   }
   static constexpr double format_tag = 20261205.0;

@@ -49,10 +49,30 @@ inline const char* py_type_name(nb::handle h) {
   return Py_TYPE(h.ptr())->tp_name;
 }
 
-/// Imports `h` as an ndarray without converting or copying, or raises TypeError naming the argument.
+/// str(h.dtype) for an array-like that has one (NumPy, PyTorch, JAX), else "".
+inline std::string dtype_attribute(nb::handle h) {
+  if (!nb::hasattr(h, "dtype")) return "";
+  try {
+    PyObject* text = PyObject_Str(h.attr("dtype").ptr());
+    if (text == nullptr) throw nb::python_error();
+    return nb::steal<nb::str>(text).c_str();
+  } catch (const nb::python_error&) {
+    return "";
+  }
+}
+
+/// Imports `h` as an ndarray without converting or copying, or raises TypeError naming the argument (and
+/// for an array that cannot be read in place — a byte order other than the machine's, a dtype DLPack
+/// lacks such as NumPy's longdouble, a sparse tensor — its type and dtype).
 inline nb::ndarray<nb::ro> import_array(const char* fn, const char* name, nb::handle h) {
   nb::ndarray<nb::ro> a;
   if (!nb::try_cast(h, a, /*convert=*/false)) {
+    const std::string dtype = dtype_attribute(h);
+    if (!dtype.empty()) {
+      type_error(std::string("cka.") + fn + ": " + name + " (" + py_type_name(h) + " of dtype " + dtype +
+                 ") cannot be read in place as a dense float32 or float64 array in the machine's byte order; "
+                 "convert it (e.g. numpy.asarray(x, dtype=numpy.float64), or tensor.to_dense().double())");
+    }
     type_error(std::string("cka.") + fn + ": " + name + " must be an array of float32 or float64 (NumPy, PyTorch, "
                "or anything with __dlpack__ or the buffer protocol), not " + py_type_name(h));
   }
@@ -71,7 +91,7 @@ inline std::string dtype_name(const nb::dlpack::dtype& d) {
   using code = nb::dlpack::dtype_code;
   const code c = code(d.code);
   const char* kind = c == code::Int ? "int" : c == code::UInt ? "uint" : c == code::Float ? "float"
-                   : c == code::Bool ? "bool" : c == code::Complex ? "complex" : "other";
+                   : c == code::Bfloat ? "bfloat" : c == code::Bool ? "bool" : c == code::Complex ? "complex" : "other";
   return std::string(kind) + std::to_string(int(d.bits));
 }
 

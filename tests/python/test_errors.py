@@ -48,6 +48,12 @@ ROWS = [
     (lambda: cka.LinearState(3, 3).cka(), ValueError, []),
     (lambda: cka.LinearState.load("/nonexistent/state.npy"), ValueError, ["/nonexistent/state.npy"]),
     (lambda: cka.LayersState([3, 3]).add([X]), ValueError, []),
+    # Widths whose state size wrapped: an Eigen assertion aborted the interpreter.
+    (lambda: cka.LinearState(2**62, 2**62), ValueError, ["linear_state", "cannot address"]),
+    (lambda: cka.LayersState([2**62, 2**62]), ValueError, ["layers_state", "cannot address"]),
+    # Arrays that cannot be read in place were reported as "not numpy.ndarray"; now their dtype is named.
+    (lambda: cka.linear_cka(X.astype(">f8"), X), TypeError, ["x", "dtype >f8", "byte order"]),
+    (lambda: cka.linear_cka(X, X.astype(np.longdouble)), TypeError, ["y", "dtype " + str(np.dtype(np.longdouble))]),
 ]
 
 
@@ -58,6 +64,12 @@ def test_hostile_input(row):
         call()
     for w in words:
         assert w in str(info.value), (w, str(info.value))
+
+
+def test_bfloat16_tensor_is_named():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="dtype bfloat16"):  # was "other16"
+        cka.linear_cka(torch.zeros(5, 2, dtype=torch.bfloat16), torch.zeros(5, 2))
 
 
 def test_undefined_is_a_value_error():
