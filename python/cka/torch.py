@@ -2,7 +2,8 @@
 
 ``rcka_loss(student, teacher, sample=1.0, cls=1.0, **options)`` and the single terms take B x C logits
 (``patch_loss`` NCHW maps); the teacher is a constant (pass ``teacher.detach()``). CPU tensors are read in
-place; the gradient comes back in the student's dtype. CUDA tensors (all but ``patch_loss``) run on the
+place; the gradient comes back in the student's dtype. The backward is the library's analytic gradient, so
+the losses are differentiable once: a second derivative through them (``create_graph=True``) raises. CUDA tensors (all but ``patch_loss``) run on the
 device backend in a build of cka with ``CKA_CUDA`` (``cka._core.has_cuda``): read in place, on the current
 stream, the value and the gradient left on the GPU. By default the call then waits for one status value
 to raise the library's error for bad data (``check=True``); with ``check=False`` nothing waits, and bad data
@@ -57,23 +58,39 @@ def _cuda_forward(name, student, teacher, kwargs, check):
     return value.reshape(()), grad, status
 
 
+class _FirstOrder(torch.autograd.Function):
+    """grad_output * grad, tied to the student, whose own derivative raises: the gradient is the library's
+    numbers, not a graph, so a second derivative through a loss (create_graph=True) must not be 0."""
+
+    @staticmethod
+    def forward(ctx, student, grad_output, grad):
+        return grad_output * grad
+
+    @staticmethod
+    def backward(ctx, _):
+        raise RuntimeError("cka.torch: the losses are differentiable once (their backward is the library's "
+                           "analytic gradient); a second derivative through them is not available")
+
+
 class _Loss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, student, teacher, name, core, kwargs, check):
         s = student.detach()
         if s.is_cuda:
             value, grad, status = _cuda_forward(name, s, teacher, kwargs, check)
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, student)
             ctx.skipped = status
             return value
         value, grad, skipped = core(s, teacher, **kwargs)
-        ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.save_for_backward(torch.from_numpy(grad), student)
         ctx.skipped = skipped
         return torch.tensor(value, dtype=student.dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
+        grad, student = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: keep the graph, and fail where it is differentiated
+            return _FirstOrder.apply(student, grad_output, grad), None, None, None, None, None
         return grad_output * grad, None, None, None, None, None
 
 

@@ -75,6 +75,19 @@ def test_errors():
         ckat.rcka_loss(s, torch.full((7, 5), float("nan"), dtype=torch.float64))
 
 
+def test_second_derivative_raises_rather_than_vanishing():
+    # backward returned grad_output * (a saved constant): a Hessian-vector product through the loss was
+    # silently missing its CKA part.
+    s, t = logits(1).requires_grad_(), logits(2)
+    loss = ckat.rcka_loss(s, t) + (s ** 2).sum()
+    (g,) = torch.autograd.grad(loss, s, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        (g * g).sum().backward()
+    # A first derivative with create_graph=True is still the library's gradient.
+    np.testing.assert_allclose(g.detach().numpy(), cka.rcka_loss(s.detach().numpy(), t.numpy())[1] + 2 * s.detach().numpy(),
+                               rtol=1e-12)
+
+
 def test_other_devices_are_refused_with_the_device_named():
     # The meta device has no memory: a clear error, not a crash (as for any tensor cka cannot read).
     s, t = torch.empty(7, 5, device="meta"), torch.empty(7, 5, device="meta")
