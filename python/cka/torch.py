@@ -2,7 +2,8 @@
 
 ``rcka_loss(student, teacher, sample=1.0, cls=1.0, **options)`` and the single terms take B x C logits
 (``patch_loss`` NCHW maps); the teacher is a constant (pass ``teacher.detach()``). CPU tensors are read in
-place; the gradient comes back in the student's dtype. The backward is the library's analytic gradient, so
+place; the gradient comes back in the student's dtype. float16 and bfloat16 logits (mixed precision, autocast)
+are computed in float32 from a float32 copy: the loss is float32, the gradient the student's dtype. The backward is the library's analytic gradient, so
 the losses are differentiable once: a second derivative through them (``create_graph=True``) raises. CUDA tensors (all but ``patch_loss``) run on the
 device backend in a build of cka with ``CKA_CUDA`` (``cka._core.has_cuda``): read in place, on the current
 stream, the value and the gradient left on the GPU. By default the call then waits for one status value
@@ -19,6 +20,7 @@ __all__ = ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_
 _OPTIONS = ("centered", "row_normalize", "debiased", "on_undefined")
 _DEFAULTS = {"centered": True, "row_normalize": False, "debiased": False, "on_undefined": "skip"}
 _CUDA_LOSSES = ("rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss")
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _check(name, student, teacher):
@@ -100,6 +102,11 @@ def _apply(name, core, student, teacher, kwargs):
     for key in kwargs:
         if key not in _OPTIONS and key not in ("sample", "cls", "patch_h", "patch_w"):
             raise TypeError(f"cka.torch.{name}: unexpected option {key!r}")
+    # Half-precision logits: a float32 copy (autograd casts the gradient back to the student's dtype).
+    if student.dtype in _HALF:
+        student = student.float()
+    if teacher.dtype in _HALF:
+        teacher = teacher.float()
     return _Loss.apply(student, teacher, name, core, kwargs, check)
 
 

@@ -75,6 +75,26 @@ def test_errors():
         ckat.rcka_loss(s, torch.full((7, 5), float("nan"), dtype=torch.float64))
 
 
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_logits_are_computed_in_float32(half):
+    # Mixed precision (autocast) hands the loss float16 or bfloat16 logits: they raised a TypeError.
+    s, t = logits(6, 16, 10, half).requires_grad_(), logits(7, 16, 10, half)
+    loss = ckat.rcka_loss(s, t)
+    loss.backward()
+    s32 = s.detach().float().requires_grad_()
+    expected = ckat.rcka_loss(s32, t.float())
+    expected.backward()
+    assert loss.dtype == torch.float32 and loss.item() == expected.item()
+    assert s.grad.dtype == half and torch.equal(s.grad, s32.grad.to(half))
+    # Under CPU autocast, a linear layer's bfloat16 output trains through the loss.
+    layer = torch.nn.Linear(4, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(16, 4))
+        assert out.dtype == torch.bfloat16
+        ckat.rcka_loss(out, t.float()).backward()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+
+
 def test_second_derivative_raises_rather_than_vanishing():
     # backward returned grad_output * (a saved constant): a Hessian-vector product through the loss was
     # silently missing its CKA part.
