@@ -2,13 +2,19 @@
 
 ``rcka_loss(student, teacher, sample=1.0, cls=1.0, **options)`` and the single terms take B x C logits
 (``patch_loss`` NCHW maps); the teacher is a constant (pass ``teacher.detach()``). CPU tensors are read in
-place; the gradient comes back in the student's dtype. float16 and bfloat16 logits (mixed precision, autocast)
-are computed in float32 from a float32 copy: the loss is float32, the gradient the student's dtype. The backward is the library's analytic gradient, so
-the losses are differentiable once: a second derivative through them (``create_graph=True``) raises. CUDA tensors (all but ``patch_loss``) run on the
-device backend in a build of cka with ``CKA_CUDA`` (``cka._core.has_cuda``): read in place, on the current
-stream, the value and the gradient left on the GPU. By default the call then waits for one status value
-to raise the library's error for bad data (``check=True``); with ``check=False`` nothing waits, and bad data
-give a NaN value and a zero gradient instead. Without a CUDA build, CUDA tensors raise a clear error.
+place; the gradient comes back in the student's dtype. float16 and bfloat16 logits (mixed precision,
+autocast) are computed in float32 from a float32 copy: the loss is float32, the gradient the student's
+dtype. The backward is the library's analytic gradient, so the losses are differentiable once: a second
+derivative through them (``create_graph=True``) raises.
+
+CUDA tensors (all but ``patch_loss``) run on the device backend in a build of cka with ``CKA_CUDA``
+(``cka._core.has_cuda``): read in place, on the current stream, the value and the gradient left on the
+GPU. Without a CUDA build, CUDA tensors raise a clear error.
+
+Bad data (a non-finite logit, an overflow, an undefined term under ``on_undefined="raise"``) raise the
+library's error by default (``check=True``; on CUDA one wait for a status value). With ``check=False``
+they give a NaN value and a zero gradient instead, on either device (on CUDA nothing waits), so that a
+training step is never aborted; malformed arguments (shapes, options) raise either way.
 """
 
 import torch
@@ -74,6 +80,23 @@ class _FirstOrder(torch.autograd.Function):
                            "analytic gradient); a second derivative through them is not available")
 
 
+def _unchecked(core, s, teacher, kwargs):
+    """The CPU loss with check=False: bad data give (NaN, a zero gradient, -1) as on CUDA, where the
+    library would raise; malformed arguments still raise, as they do on CUDA."""
+    bad = not (torch.isfinite(s).all() and torch.isfinite(teacher).all())
+    if not bad:
+        try:
+            return core(s, teacher, **kwargs)
+        except _core.UndefinedError:  # overflow, or an undefined term under on_undefined="raise"
+            pass
+    zero = torch.zeros_like(s, memory_format=torch.contiguous_format)
+    try:  # the shapes and options raise whatever the data: checked on zeros of the same shapes
+        core(zero, torch.zeros_like(teacher), **kwargs)
+    except _core.UndefinedError:
+        pass
+    return float("nan"), zero.numpy(), -1
+
+
 class _Loss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, student, teacher, name, core, kwargs, check):
@@ -83,7 +106,10 @@ class _Loss(torch.autograd.Function):
             ctx.save_for_backward(grad, student)
             ctx.skipped = status
             return value
-        value, grad, skipped = core(s, teacher, **kwargs)
+        if check:
+            value, grad, skipped = core(s, teacher, **kwargs)
+        else:
+            value, grad, skipped = _unchecked(core, s, teacher, kwargs)
         ctx.save_for_backward(torch.from_numpy(grad), student)
         ctx.skipped = skipped
         return torch.tensor(value, dtype=student.dtype)
@@ -112,8 +138,8 @@ def _apply(name, core, student, teacher, kwargs):
 
 def rcka_loss(student, teacher, sample=1.0, cls=1.0, **options):
     """sample * (1 - CKA of the sample relations) + cls * (1 - CKA of the class relations), differentiable
-    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined, and for CUDA
-    tensors check (default True: wait for the status and raise the library's error)."""
+    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined, and check
+    (default True: raise the library's error for bad data; False: a NaN value and a zero gradient)."""
     return _apply("rcka_loss", _core.rcka_loss, student, teacher, dict(options, sample=sample, cls=cls))
 
 

@@ -95,6 +95,26 @@ def test_half_precision_logits_are_computed_in_float32(half):
     assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
 
 
+def test_check_false_gives_nan_and_a_zero_gradient_on_the_cpu_as_on_cuda():
+    # check=False was a CUDA-only option: on the CPU bad data raised all the same, aborting the step.
+    s, t = logits(1).requires_grad_(), logits(2)
+    bad = t.clone()
+    bad[3, 2] = float("inf")
+    for teacher, options in ((bad, {}), (torch.ones(7, 5, dtype=torch.float64), dict(on_undefined="raise"))):
+        with pytest.raises(ValueError):
+            ckat.rcka_loss(s, teacher, **options)
+        s.grad = None
+        loss = ckat.sample_relation_loss(s, teacher, check=False, **options)
+        loss.backward()
+        assert math.isnan(loss.item()) and torch.count_nonzero(s.grad).item() == 0
+    # Good data: the checked value; malformed arguments raise whatever the data.
+    assert ckat.rcka_loss(s, t, check=False).item() == ckat.rcka_loss(s, t).item()
+    with pytest.raises(ValueError):
+        ckat.rcka_loss(s, bad[:4], check=False)
+    with pytest.raises(ValueError, match="on_undefined"):
+        ckat.rcka_loss(s, bad, check=False, on_undefined="ignore")
+
+
 def test_second_derivative_raises_rather_than_vanishing():
     # backward returned grad_output * (a saved constant): a Hessian-vector product through the loss was
     # silently missing its CKA part.
