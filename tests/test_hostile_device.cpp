@@ -192,6 +192,24 @@ std::vector<row> device_table() {
                     std::vector<double> bk, bl;
                     return cka::hsic(device::cpp{}, view_of(k, bk), view_of(l, bl));
                   }, outcome::invalid_argument, 0, 0, {"cka::hsic", "K is not symmetric: (9, 3)"}});
+  // HSIC beyond the result type's range came back as NaN (products overflowing double) or, for float,
+  // as inf; the host reports an overflow.
+  rows.push_back({"device hsic of Grams near 1e150 and 1e160: overflow", [] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{}) * 1e150, l = cka::gram(y, cka::linear_kernel{}) * 1e160;
+                    std::vector<double> bk, bl;
+                    return cka::hsic(device::omp{}, view_of(k, bk), view_of(l, bl));
+                  }, outcome::domain_error, 0, 0, {"cka::hsic", "overflow: HSIC exceeds"}});
+  rows.push_back({"device hsic of float Grams near 1e20 each: overflow of float", [] {
+                    const mat<float> k = (cka::gram(x, cka::linear_kernel{}) * 1e20).cast<float>();
+                    const mat<float> l = (cka::gram(y, cka::linear_kernel{}) * 1e20).cast<float>();
+                    std::vector<float> bk, bl;
+                    return double(cka::hsic(device::cpp{}, view_of(k, bk), view_of(l, bl), estimator::unbiased));
+                  }, outcome::domain_error, 0, 0, {"cka::hsic", "overflow: HSIC exceeds"}});
+  rows.push_back({"device hsic of Grams near 1e160 and 1e-160: the host's value", [] {
+                    const mat<double> k = cka::gram(x, cka::linear_kernel{}) * 1e160, l = cka::gram(y, cka::linear_kernel{}) * 1e-160;
+                    std::vector<double> bk, bl;
+                    return test::rel_err(cka::hsic(device::omp{}, view_of(k, bk), view_of(l, bl)), cka::hsic(k, l));
+                  }, outcome::value, 0.0, -1e-12});
   rows.push_back({"device mmd2 linear, a NaN in Y(3, 1): names it", [] {
                     mat<double> b = z;
                     b(3, 1) = std::nan("");

@@ -78,9 +78,7 @@ typename DK::Scalar hsic(const Eigen::MatrixBase<DK>& k, const Eigen::MatrixBase
     value = A(detail::centered_products<A>(ks, ls, est).kl / detail::hsic_denominator<A>(kv.rows(), est));
     value = A(value / sk / sl);
   }
-  if (!detail::is_finite_value(value) || !detail::is_finite_value(T(value))) {
-    detail::fail_domain(fn, "overflow: HSIC exceeds the range of the result type (", value, "); rescale the Grams");
-  }
+  if (!detail::is_finite_value(value) || !detail::is_finite_value(T(value))) detail::fail_hsic_overflow(fn, value);
   return T(value);
 }
 

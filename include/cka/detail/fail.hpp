@@ -45,6 +45,12 @@ class zero_bandwidth : public domain_error {
                   "degree, or distances too large to square); rescale the inputs or the kernel parameters");
 }
 
+/// The overflow of HSIC itself: its value (or its sum before the division) beyond the result type's range.
+template <class V>
+[[noreturn]] void fail_hsic_overflow(const char* fn, const V& value) {
+  fail_domain(fn, "overflow: HSIC exceeds the range of the result type (", value, "); rescale the Grams");
+}
+
 /// The overflow of a squared distance between two samples.
 [[noreturn]] inline void fail_distance_overflow(const char* fn) {
   fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs and "

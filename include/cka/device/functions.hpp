@@ -8,6 +8,7 @@
 /// cka/device.hpp or cka/device/cuda.hpp, not this header.
 
 #include <cka/compute.hpp>
+#include <cka/detail/fail.hpp>
 #include <cka/detail/ratio.hpp>
 #include <cka/device/detail/checks.hpp>
 #include <cka/device/detail/hsic.hpp>
@@ -21,6 +22,7 @@
 #include <cka/rbf_parameters.hpp>
 #include <cka/rcka_options.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -86,12 +88,15 @@ T tile_mmd2(const Context& ctx, matrix_view<TX> x, matrix_view<TY> y, const K& k
 /// HSIC of two n×n Gram views on a context's memory; as hsic(K, L, est) (same checks, same errors; values
 /// to rounding). Two passes over each matrix (device/detail/hsic.hpp): line sums with the finiteness and
 /// symmetry checks folded in, then the centered products; 4 launches, 1 synchronisation; scratch O(n).
+/// A value beyond T's range (products that overflow double) is the host's overflow error.
 template <class Context, class TK, class TL, class T = device::detail::scalar_of<TK, TL>,
           class = std::enable_if_t<device::detail::is_context<Context>>>
 T hsic(const Context& ctx, device::matrix_view<TK> k, device::matrix_view<TL> l, estimator est = estimator::biased) {
   const auto be = device::detail::backend_for(ctx, "hsic");
-  return T(device::detail::gram_hsic(be, device::detail::strided_of(k), device::detail::strided_of(l),
-                                     est, double(std::numeric_limits<T>::epsilon())));
+  const double value = device::detail::gram_hsic(be, device::detail::strided_of(k), device::detail::strided_of(l), est,
+                                                  double(std::numeric_limits<T>::epsilon()));
+  if (!(std::abs(value) <= double(std::numeric_limits<T>::max()))) cka::detail::fail_hsic_overflow("hsic", value);
+  return T(value);
 }
 
 /// Linear CKA of two views on a context's memory; as linear_cka(X, Y, est) (same errors; values to
