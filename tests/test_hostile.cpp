@@ -294,6 +294,36 @@ std::vector<row> table() {
                   }, outcome::value, cka::mmd2(x, z, cka::rbf_kernel::median()), 1e-12});
 
   // Defect 14: B·C·H·W overflowed before the size check.
+  // A NaN or infinite weight gave a NaN or infinite loss; float logits near 1e-42 an infinite gradient
+  // (it goes as 1/|logits|, beyond float), both silently.
+  rows.push_back({"rcka_loss with a NaN weight", [] {
+                    return cka::rcka::rcka_loss(x, y, {std::nan(""), 1.0}).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::rcka_loss", "weights sample = nan and cls = 1"}});
+  rows.push_back({"rcka_loss unbiased with an infinite weight", [] {
+                    cka::rcka::relation_options o;
+                    o.est = estimator::unbiased;
+                    return cka::rcka::rcka_loss(x, y, {1.0, std::numeric_limits<double>::infinity()}, o).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::rcka_loss", "must be finite"}});
+  rows.push_back({"sample_relation_loss, float logits near 1e-42: the gradient overflows float", [] {
+                    const mat<float> s = (x * 1e-42).cast<float>(), t = y.cast<float>();
+                    return double(cka::rcka::sample_relation_loss(s, t).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::sample_relation_loss", "overflow", "gradient"}});
+  rows.push_back({"rcka_loss, float logits near 1e-42", [] {
+                    const mat<float> s = (x.leftCols(4) * 1e-42).cast<float>(), t = y.cast<float>();
+                    return double(cka::rcka::rcka_loss(s, t).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::rcka_loss", "overflow"}});
+  rows.push_back({"class_relation_loss row_normalize, float logits near 1e-42", [] {
+                    const mat<float> s = (x.leftCols(4) * 1e-42).cast<float>(), t = y.cast<float>();
+                    cka::rcka::relation_options o;
+                    o.centered = false;
+                    o.row_normalize = true;
+                    return double(cka::rcka::class_relation_loss(s, t, o).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::class_relation_loss", "overflow"}});
+  rows.push_back({"patch_loss, float maps near 1e-42", [] {
+                    const mat<float> s = (test::normal<double>(2, 2 * 6 * 6, 5) * 1e-42).cast<float>();
+                    const mat<float> t = test::normal<double>(2, 2 * 6 * 6, 6).cast<float>();
+                    return double(cka::rcka::patch_loss(s, t, {2, 2, 6, 6}, 3, 3).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::patch_loss", "overflow"}});
   rows.push_back({"patch_loss shape {2^31, 2^31, 2, 2}", [] {
                     const Eigen::Index big = Eigen::Index(1) << 31;
                     return cka::rcka::patch_loss(x, x, {big, big, 2, 2}, 1, 1).value;

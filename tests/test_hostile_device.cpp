@@ -210,6 +210,16 @@ std::vector<row> device_table() {
                     std::vector<double> bk, bl;
                     return test::rel_err(cka::hsic(device::omp{}, view_of(k, bk), view_of(l, bl)), cka::hsic(k, l));
                   }, outcome::value, 0.0, -1e-12});
+  rows.push_back({"device rcka_loss with an infinite weight (and its loss_slot variant)", [] {
+                    std::vector<double> bs, bt, grad(60 * 4), slot(2);
+                    const mat<double> s = x.leftCols(4);
+                    const cka::rcka::rcka_weights w{-std::numeric_limits<double>::infinity(), 1.0};
+                    CHECK_THROWS_WITH(cka::rcka::rcka_loss(device::cpp{}, view_of(s, bs), view_of(y.leftCols(4).eval(), bt),
+                                                           device::row_major(grad.data(), 60, 4), device::loss_slot<double>{slot.data(), nullptr}, w),
+                                      Catch::Matchers::Contains("must be finite"));
+                    return cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(y.leftCols(4).eval(), bt),
+                                                device::row_major(grad.data(), 60, 4), w).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::rcka_loss", "weights sample = -inf"}});
   rows.push_back({"device mmd2 linear, a NaN in Y(3, 1): names it", [] {
                     mat<double> b = z;
                     b(3, 1) = std::nan("");

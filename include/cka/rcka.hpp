@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 namespace cka::rcka {
 
@@ -36,11 +37,23 @@ inline cka::detail::relation_spec spec(const relation_options& o) {
   return {o.centered, o.row_normalize, o.est, o.on_undefined == undefined_policy::skip};
 }
 
+/// r itself, or cka::domain_error where its value or gradient left the range of T: float logits so small
+/// that the gradient, which goes as 1/|logits|, exceeds float (near 1e-40), or weights beyond T's range.
+/// One pass over the gradient.
+template <class T>
+loss_result<T> finished(const char* fn, loss_result<T>&& r) {
+  if (!cka::detail::is_finite_value(r.value) || !r.grad.allFinite()) {
+    cka::detail::fail_domain(fn, "overflow: the loss or its gradient exceeds the range of the result type; rescale the "
+                                 "logits (the gradient goes as 1/|logits|) or the weights");
+  }
+  return std::move(r);
+}
+
 template <class T, class A>
-loss_result<T> as_loss(const cka::detail::relation_value<A>& r, bool transpose) {
+loss_result<T> as_loss(const char* fn, const cka::detail::relation_value<A>& r, bool transpose) {
   matrix<T> g = transpose ? matrix<T>(r.grad.transpose().template cast<T>()) : matrix<T>(r.grad.template cast<T>());
   if (!r.defined) return {T(0), g, 1};
-  return {T(A(1) - r.alignment), T(-1) * g, 0};
+  return finished<T>(fn, {T(A(1) - r.alignment), T(-1) * g, 0});
 }
 
 template <class VS, class VT>
@@ -59,7 +72,7 @@ loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBa
   const cka::detail::view_t<DT> t(teacher.derived());
   cka::detail::require_same_samples(fn, "student", s, "teacher", t);
   require_inputs(fn, s, t);
-  return as_loss<T>(cka::detail::row_relation<accumulator_t<T>>(fn, s, t, spec(opts), true), false);
+  return as_loss<T>(fn, cka::detail::row_relation<accumulator_t<T>>(fn, s, t, spec(opts), true), false);
 }
 
 }  // namespace detail
@@ -99,7 +112,7 @@ loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>
   }
   detail::require_inputs(fn, s, t);
   return detail::as_loss<T>(
-      cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), detail::spec(opts), true), true);
+      fn, cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), detail::spec(opts), true), true);
 }
 
 /// FCKA: 1 − alignment of the B×B Grams of feature maps flattened to B × (C·H·W) rows (any widths).
@@ -115,7 +128,7 @@ loss_result<typename DS::Scalar> feature_loss(const Eigen::MatrixBase<DS>& stude
 /// combination of their gradients. The paper's classification runs used weight 15 on each term (with
 /// −alignment; see the file comment). With the default options (centered, biased, no row scaling) both
 /// terms come from one symmetric product and the gradient from one more: 8·min(B, C)²·max(B, C) flops.
-/// Throws as the two losses do, under their names.
+/// Throws as the two losses do, under their names; cka::invalid_argument for a NaN or infinite weight.
 template <class DS, class DT>
 loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
                                            const Eigen::MatrixBase<DT>& teacher_logits,
@@ -123,6 +136,7 @@ loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_
   using T = typename DS::Scalar;
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
+  weights.require_finite("rcka::rcka_loss");
   const cka::detail::view_t<DS> sv(student_logits.derived());
   const cka::detail::view_t<DT> tv(teacher_logits.derived());
   const Eigen::Index nb = sv.rows(), nc = sv.cols();
@@ -147,14 +161,14 @@ loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_
     out.value = T(value);
     out.grad = rows ? rel.template gradient<T>(ws, a_sample, wc, a_class, false)
                     : rel.template gradient<T>(wc, a_class, ws, a_sample, true);
-    return out;
+    return detail::finished<T>("rcka::rcka_loss", std::move(out));
   }
   auto s = sample_relation_loss(student_logits, teacher_logits, opts);
   const auto c = class_relation_loss(student_logits, teacher_logits, opts);
   s.value = T(T(weights.sample) * s.value + T(weights.cls) * c.value);
   s.grad = T(weights.sample) * s.grad + T(weights.cls) * c.grad;
   s.skipped += c.skipped;
-  return s;
+  return detail::finished<T>("rcka::rcka_loss", std::move(s));
 }
 
 /// Shape of an NCHW feature map.
@@ -244,7 +258,7 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   const Eigen::Index used = nc - skipped;
   if (used == 0) return {T(0), grad, skipped};
   if (want_grad) grad *= T(A(1) / A(used));
-  return {T(sum / A(used)), grad, skipped};
+  return finished<T>(fn, {T(sum / A(used)), grad, skipped});
 }
 
 }  // namespace detail

@@ -3,6 +3,7 @@
 /// The options of the RCKA losses (rcka.hpp), free of Eigen so that CUDA translation units
 /// (cka/device/cuda.hpp) can name them.
 
+#include <cka/detail/fail.hpp>
 #include <cka/estimator.hpp>
 
 namespace cka::rcka {
@@ -29,10 +30,16 @@ struct relation_options {
   undefined_policy on_undefined = undefined_policy::skip;
 };
 
-/// Weights of the terms of rcka_loss.
+/// Weights of the terms of rcka_loss: finite (negative ones are allowed).
 struct rcka_weights {
   double sample = 1.0;
   double cls = 1.0;
+  /// Throws cka::invalid_argument naming fn and both weights where one is NaN or infinite.
+  void require_finite(const char* fn) const {
+    if (!(sample - sample == 0.0 && cls - cls == 0.0)) {
+      detail::fail_argument(fn, "weights sample = ", sample, " and cls = ", cls, " must be finite");
+    }
+  }
 };
 
 }  // namespace cka::rcka

@@ -267,6 +267,7 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 device::loss_value<T> rcka_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
                                 device::matrix_view<T> grad, const rcka_weights& weights = {},
                                 const relation_options& opts = {}) {
+  weights.require_finite("rcka::rcka_loss");
   return detail::engine_loss(ctx, "rcka::rcka_loss", student, teacher, grad, opts, device::detail::relations::both,
                              weights.sample, weights.cls);
 }
@@ -302,6 +303,7 @@ template <class Context, class TS, class TT, class T, class = std::enable_if_t<d
 void rcka_loss(const Context& ctx, device::matrix_view<TS> student, device::matrix_view<TT> teacher,
                device::matrix_view<T> grad, device::loss_slot<T> out, const rcka_weights& weights = {},
                const relation_options& opts = {}) {
+  weights.require_finite("rcka::rcka_loss");
   detail::slot_loss(ctx, "rcka::rcka_loss", student, teacher, grad, out, opts, device::detail::relations::both,
                     weights.sample, weights.cls);
 }
