@@ -856,11 +856,11 @@ TEST_CASE("device backend: each function's launches and synchronisations (the pa
       // scan, Z, norms, the verdict read; per tile a product and a reduction; the read-back.
       {"mmd2 rbf fixed sigma", [&] { cka::mmd2(ctx, vx.input(), vz.input(), fixed); }, 12, 2},
       // count of non-finite elements, scan, Z, two Grams, mirror, raw squares, products, finish, gradient,
-      // product, scatter; the read-back.
-      {"rcka::sample_relation_loss", [&] { cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), grad.view); }, 15, 1},
-      {"rcka::rcka_loss", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view); }, 30, 2},
-      // the same terms, each kept (1), the loss stored (1); nothing read back.
-      {"rcka::rcka_loss, loss_slot", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view, out); }, 33, 0},
+      // product, scatter, the gradient's count of non-finite elements; the read-back.
+      {"rcka::sample_relation_loss", [&] { cka::rcka::sample_relation_loss(ctx, vs.input(), vt.input(), grad.view); }, 16, 1},
+      {"rcka::rcka_loss", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view); }, 32, 2},
+      // the same terms, each kept (1), the loss stored (1), the gradient zeroed on an error (1); nothing read back.
+      {"rcka::rcka_loss, loss_slot", [&] { cka::rcka::rcka_loss(ctx, vs.input(), vt.input(), grad.view, out); }, 36, 0},
   };
   for (const budget& b : table) {
     CAPTURE(b.what);

@@ -220,6 +220,45 @@ std::vector<row> device_table() {
                     return cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(y.leftCols(4).eval(), bt),
                                                 device::row_major(grad.data(), 60, 4), w).value;
                   }, outcome::invalid_argument, 0, 0, {"cka::rcka::rcka_loss", "weights sample = -inf"}});
+  // Float logits near 1e-42: the gradient (it goes as 1/|logits|) was written as inf, silently, with a
+  // finite value and a defined status; a term undefined under raise left the other term's gradient in a
+  // loss_slot's view (the contract is a zero gradient).
+  rows.push_back({"device sample_relation_loss, float logits near 1e-42: the gradient overflows float", [] {
+                    const mat<float> s = (x.leftCols(4) * 1e-42).cast<float>(), t = y.cast<float>();
+                    std::vector<float> bs, bt, grad(60 * 4);
+                    return double(cka::rcka::sample_relation_loss(device::cpp{}, view_of(s, bs), view_of(t, bt),
+                                                                  device::row_major(grad.data(), 60, 4)).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::sample_relation_loss", "overflow", "gradient"}});
+  rows.push_back({"device rcka_loss into a loss_slot, float logits near 1e-42: loss_gradient_overflow, NaN, zero gradient", [] {
+                    const mat<float> s = (x.leftCols(4) * 1e-42).cast<float>(), t = y.cast<float>();
+                    std::vector<float> bs, bt, grad(60 * 4, 1.0f);
+                    float value = 0;
+                    std::int64_t status = 0;
+                    cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(t, bt), device::row_major(grad.data(), 60, 4),
+                                         device::loss_slot<float>{&value, &status});
+                    const bool zero_gradient = std::all_of(grad.begin(), grad.end(), [](float g) { return g == 0.0f; });
+                    CHECK_THROWS_WITH(device::check_loss_status("rcka::rcka_loss", status), Catch::Matchers::Contains("gradient"));
+                    return std::isnan(value) && status == device::loss_gradient_overflow && zero_gradient ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
+  rows.push_back({"device rcka_loss on float logits, weights of 1e39 (beyond float): overflow", [] {
+                    const mat<float> s = x.leftCols(4).cast<float>(), t = y.cast<float>();
+                    std::vector<float> bs, bt, grad(60 * 4);
+                    return double(cka::rcka::rcka_loss(device::omp{}, view_of(s, bs), view_of(t, bt),
+                                                       device::row_major(grad.data(), 60, 4), {1e39, 1e39}).value);
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::rcka_loss", "overflow"}});
+  rows.push_back({"device rcka_loss into a loss_slot under raise, identical teacher rows: loss_undefined, zero gradient", [] {
+                    const mat<double> s = x.leftCols(4);
+                    const mat<double> t = mat<double>::Ones(60, 1) * y.row(0);  // the class relation alone is defined
+                    std::vector<double> bs, bt, grad(60 * 4, 1.0);
+                    double value = 0;
+                    std::int64_t status = 0;
+                    cka::rcka::relation_options raise;
+                    raise.on_undefined = cka::rcka::undefined_policy::raise;
+                    cka::rcka::rcka_loss(device::cpp{}, view_of(s, bs), view_of(t, bt), device::row_major(grad.data(), 60, 4),
+                                         device::loss_slot<double>{&value, &status}, {}, raise);
+                    const bool zero_gradient = std::all_of(grad.begin(), grad.end(), [](double g) { return g == 0.0; });
+                    return std::isnan(value) && status == device::loss_undefined && zero_gradient ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
   rows.push_back({"device mmd2 linear, a NaN in Y(3, 1): names it", [] {
                     mat<double> b = z;
                     b(3, 1) = std::nan("");

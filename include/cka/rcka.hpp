@@ -42,10 +42,7 @@ inline cka::detail::relation_spec spec(const relation_options& o) {
 /// One pass over the gradient.
 template <class T>
 loss_result<T> finished(const char* fn, loss_result<T>&& r) {
-  if (!cka::detail::is_finite_value(r.value) || !r.grad.allFinite()) {
-    cka::detail::fail_domain(fn, "overflow: the loss or its gradient exceeds the range of the result type; rescale the "
-                                 "logits (the gradient goes as 1/|logits|) or the weights");
-  }
+  if (!cka::detail::is_finite_value(r.value) || !r.grad.allFinite()) cka::detail::fail_loss_overflow(fn);
   return std::move(r);
 }
 

@@ -51,6 +51,13 @@ template <class V>
   fail_domain(fn, "overflow: HSIC exceeds the range of the result type (", value, "); rescale the Grams");
 }
 
+/// The overflow of a loss or its gradient in the result type (an RCKA loss's gradient goes as 1/|logits|:
+/// float logits near 1e-40 have one beyond float), or of a loss times large weights.
+[[noreturn]] inline void fail_loss_overflow(const char* fn) {
+  fail_domain(fn, "overflow: the loss or its gradient exceeds the range of the result type; rescale the logits (the "
+                  "gradient goes as 1/|logits|) or the weights");
+}
+
 /// The overflow of a squared distance between two samples.
 [[noreturn]] inline void fail_distance_overflow(const char* fn) {
   fail_domain(fn, "overflow: a squared distance exceeds the range of the accumulation type; rescale the inputs and "

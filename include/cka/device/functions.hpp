@@ -190,7 +190,7 @@ struct loss_views {
 
 /// A loss of one or both relations by the device relation engine, waiting for it: the shapes, then each
 /// term (one read-back each); the gradient of the rows term times w_rows written into grad, the columns
-/// term's (times w_columns) written or added.
+/// term's (times w_columns) written or added; a value or gradient beyond T's range an overflow error.
 template <class Context, class TS, class TT, class T>
 device::loss_value<T> engine_loss(const Context& ctx, const char* fn, device::matrix_view<TS> student,
                                   device::matrix_view<TT> teacher, device::matrix_view<T> grad, const relation_options& opts,
@@ -214,7 +214,9 @@ device::loss_value<T> engine_loss(const Context& ctx, const char* fn, device::ma
   };
   if (which == device::detail::relations::both) {
     const auto a = term(false, w_rows, false), b = term(true, w_columns, true);
-    return {T(T(w_rows) * T(a.value) + T(w_columns) * T(b.value)), a.skipped + b.skipped};
+    const T value = T(T(w_rows) * T(a.value) + T(w_columns) * T(b.value));
+    if (!(value - value == T(0))) cka::detail::fail_loss_overflow(fn);  // weights beyond T's range
+    return {value, a.skipped + b.skipped};
   }
   const auto r = term(which == device::detail::relations::columns, 1.0, false);
   return {T(r.value), r.skipped};

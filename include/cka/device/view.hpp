@@ -45,18 +45,19 @@ struct loss_value {
 /// when non-negative, else the error the waiting function would have thrown, with the value NaN and a
 /// zero gradient: loss_not_finite (an input element is NaN or ±Inf), loss_overflow (the Grams' products
 /// exceed the double range), loss_undefined (a constant student or teacher, or a zero row under
-/// row_normalize, under undefined_policy::raise). status may be null. check_loss_status turns a status read back into the
-/// exception.
+/// row_normalize, under undefined_policy::raise), loss_gradient_overflow (the gradient or the weighted
+/// value beyond T's range: float logits near 1e-40). status may be null. check_loss_status turns a status
+/// read back into the exception.
 template <class T>
 struct loss_slot {
   T* value = nullptr;
   std::int64_t* status = nullptr;
 };
-constexpr std::int64_t loss_not_finite = -1, loss_overflow = -2, loss_undefined = -3;
+constexpr std::int64_t loss_not_finite = -1, loss_overflow = -2, loss_undefined = -3, loss_gradient_overflow = -4;
 
 /// Throws what the waiting loss function fn would have thrown for a status read back from a loss_slot:
-/// cka::invalid_argument for loss_not_finite, cka::domain_error for loss_overflow and loss_undefined;
-/// nothing for a skip count.
+/// cka::invalid_argument for loss_not_finite, cka::domain_error for loss_overflow, loss_undefined and
+/// loss_gradient_overflow; nothing for a skip count.
 inline void check_loss_status(const char* fn, std::int64_t status) {
   if (status == loss_not_finite) cka::detail::fail_argument(fn, "an element of the student or the teacher is not finite");
   if (status == loss_overflow) {
@@ -66,6 +67,7 @@ inline void check_loss_status(const char* fn, std::int64_t status) {
     cka::detail::fail_domain(fn, "the alignment is undefined: the student's or the teacher's relation Gram vanishes (a "
                                  "constant student or teacher), or one of its rows is zero under row_normalize");
   }
+  if (status == loss_gradient_overflow) cka::detail::fail_loss_overflow(fn);
   if (status < 0) cka::detail::fail_backend(fn, "internal error: unknown loss status ", status);
 }
 

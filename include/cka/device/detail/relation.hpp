@@ -38,7 +38,7 @@ inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64
 /// One term of the loss on the context without waiting for it: the Grams of the rows of s and t compared
 /// under `mode` (n rows, enough for it), the term's value and status into its slots (the end of scratch),
 /// and the gradient `factor`·(−∂a/∂s) written (or added, `accumulate`) into grad — zeros unless the term
-/// is defined. As cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its
+/// is defined —, then the count of grad's non-finite elements (a gradient beyond G's range). As cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its
 /// centering (or P), M the teacher's, W = M/(‖A‖‖M‖) − a·A/‖A‖²; row scaling turns W into
 /// G = diag(inv)·W − diag(d); ∂a/∂s = (G + Gᵀ)·Xs. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower
 /// triangle at least) by the backend's gram, W·Xs by its multiply, all column-major. Nothing read back.
@@ -116,6 +116,7 @@ term_slots relation_core(const Backend& be, double* scratch, const strided<T>& s
   }
   be.multiply(am, n, z, ds, out);
   be.launch(n * ds, scatter_gradient<G>{grad, out, scale * factor, accumulate, slots.status(), scan.scale()});
+  be.reduce_into(n * ds, gradient_not_finite<G>{grad}, 0.0, thrust::plus<double>(), slots.grad_bad());
   return slots;
 }
 
@@ -146,7 +147,8 @@ inline bool too_few_rows(const char* fn, std::int64_t n, const relation_mode& mo
 /// relation), on a context, waiting for it: relation_core, then its sums read back (to_host) and the
 /// host's ratio(centered_totals) — which throws for an overflow or, under the raise policy, an undefined
 /// alignment, with the host's messages, and gives NaN for a skipped one. A non-finite element is
-/// cka::invalid_argument naming it (found on that error path only). One read-back.
+/// cka::invalid_argument naming it (found on that error path only); a gradient beyond G's range (after
+/// this term's scatter, which adds to the earlier term's) the host's overflow error. One read-back.
 template <class Backend, class Ratio, class T, class G>
 relation_term_value relation_term(const Backend& be, Ratio&& ratio, const strided<T>& s, const strided<T>& t,
                                   const strided_out<G>& grad, const relation_mode& mode, double weight, bool accumulate) {
@@ -177,56 +179,65 @@ relation_term_value relation_term(const Backend& be, Ratio&& ratio, const stride
   }
   const double* sums = read.sums();
   const double a = ratio(centered_totals{sums[0], sums[1], sums[2], read.raw()[0], read.raw()[1]});
+  if (*read.grad_bad() > 0) cka::detail::fail_loss_overflow(fn);
   if (!(a == a)) return {0.0, 1};
   return {1.0 - a, 0};
 }
 
-/// A term's value and status copied out of its slots (before its scratch goes), or set for a skipped one.
+/// A term's value, status and count of non-finite gradient elements copied out of its slots (before its
+/// scratch goes), or set for a skipped one (slots null).
 struct keep_term {
-  const double* value;
-  const double* status;
-  double* out;  // value, status
+  term_slots slots;  // at null: a skipped term
+  double* out;       // value, status, non-finite gradient elements
   CKA_HD void operator()(std::int64_t) const {
-    out[0] = value == nullptr ? 0.0 : *value;
-    out[1] = status == nullptr ? double(term_skipped) : *status;
+    const bool skipped = slots.at == nullptr;
+    out[0] = skipped ? 0.0 : *slots.value();
+    out[1] = skipped ? double(term_skipped) : *slots.status();
+    out[2] = skipped ? 0.0 : *slots.grad_bad();
   }
 };
 
-/// One RCKA term without waiting: relation_core, its value and status left in out[0], out[1] (the
-/// context's memory). Too few rows: skipped, or cka::invalid_argument under the raise policy (the shapes
+/// One RCKA term without waiting: relation_core, its value, status and count of non-finite gradient
+/// elements left in out[0..2] (the context's memory). Too few rows: skipped, or cka::invalid_argument under the raise policy (the shapes
 /// are known on the host).
 template <class Backend, class T, class G>
 void relation_term_async(const Backend& be, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
                          const relation_mode& mode, double weight, bool accumulate, double* out) {
   if (too_few_rows(be.fn, s.rows, mode)) {
     if (!accumulate) be.launch(s.rows * s.cols, scatter_gradient<G>{grad, nullptr, 0.0, false});
-    be.launch(1, keep_term{nullptr, nullptr, out});
+    be.launch(1, keep_term{term_slots{nullptr}, out});
     return;
   }
   auto scratch = be.scratch(std::size_t(relation_scratch(s.rows, s.cols, s.cols + t.cols)));
   const term_slots slots = relation_core(be, scratch.get(), s, t, mode, grad, weight, accumulate);
-  be.launch(1, keep_term{slots.value(), slots.status(), out});
+  be.launch(1, keep_term{slots, out});
 }
 
-/// The loss of one or two terms (value, status pairs at `terms`) into the caller's slot: the weighted sum
-/// of the values and the sum of the skip counts, or NaN and the first error.
+/// The loss of one or two terms (value, status, non-finite gradient elements at `terms`, three doubles
+/// each) into the caller's slot: the weighted sum of the values and the sum of the skip counts; or NaN and
+/// the first term's error; or NaN and term_gradient_overflow where the gradient or the weighted value left
+/// T's range. The loss's status also goes to terms[3·count] for zero_gradient_on_error.
 template <class T>
 struct store_loss {
-  const double* terms;
+  double* terms;
   int count;
   double w0, w1;
   T* value;
   std::int64_t* status;
   CKA_HD void operator()(std::int64_t) const {
     std::int64_t st = 0;
-    double v = 0;
+    double v = 0, bad = 0;
     for (int q = 0; q < count; ++q) {
-      const std::int64_t code = std::int64_t(terms[2 * q + 1]);
+      const std::int64_t code = std::int64_t(terms[3 * q + 1]);
       if (st >= 0) st = code < 0 ? code : st + code;
-      v += (q == 0 ? w0 : w1) * terms[2 * q];
+      v += (q == 0 ? w0 : w1) * terms[3 * q];
+      bad += terms[3 * q + 2];
     }
-    *value = st < 0 ? T(quiet_nan()) : T(v);
+    const T out = T(v);
+    if (st >= 0 && (bad > 0 || !(out - out == T(0)))) st = term_gradient_overflow;
+    *value = st < 0 ? T(quiet_nan()) : out;
     if (status != nullptr) *status = st;
+    terms[3 * count] = double(st);
   }
 };
 
@@ -263,7 +274,8 @@ enum class relations { rows, columns, both };
 
 /// A loss of one or both relations without waiting for the context: shapes checked on the host (and too
 /// few rows under the raise policy thrown), everything that reads the data left as a status with the value
-/// in the caller's slot (value, status: pointers in the context's memory). Nothing read back.
+/// in the caller's slot (value, status: pointers in the context's memory), the gradient zeroed where the
+/// status is an error. Nothing read back.
 template <class Backend, class T, class G>
 void relation_loss_async(const Backend& be, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
                          relation_mode mode, relations which, double w_rows, double w_columns, G* value,
@@ -271,17 +283,18 @@ void relation_loss_async(const Backend& be, const strided<T>& s, const strided<T
   const char* fn = be.fn;
   require_relation_shapes(fn, s, t, grad, which != relations::rows);
   if (value == nullptr) cka::detail::fail_argument(fn, "the loss slot's value pointer is null");
-  auto terms = be.scratch(4);
+  auto terms = be.scratch(7);
   double* out = terms.get();
   if (which != relations::columns) relation_term_async(be, s, t, grad, mode, w_rows, false, out);
   if (which != relations::rows) {
     const bool both = which == relations::both;
     mode.transposed = true;
     relation_term_async(be, transposed(s), transposed(t), grad.transposed(), mode, both ? w_columns : 1.0, both,
-                        both ? out + 2 : out);
+                        both ? out + 3 : out);
   }
-  be.launch(1, store_loss<G>{out, which == relations::both ? 2 : 1, which == relations::columns ? 1.0 : w_rows, w_columns,
-                             value, status});
+  const int count = which == relations::both ? 2 : 1;
+  be.launch(1, store_loss<G>{out, count, which == relations::columns ? 1.0 : w_rows, w_columns, value, status});
+  be.launch(grad.rows * grad.cols, zero_gradient_on_error<G>{grad, out + 3 * count});
 }
 
 }  // namespace cka::device::detail

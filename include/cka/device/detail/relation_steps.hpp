@@ -43,7 +43,7 @@ struct products_at {
 /// reductions' results, then what finish_term derives from them.
 struct term_slots {
   double* at;  // term_slots::count doubles
-  static constexpr std::int64_t count = 14;
+  static constexpr std::int64_t count = 15;
   CKA_HD double* bad() const { return at; }         // non-finite input elements
   CKA_HD double* sums() const { return at + 1; }    // ⟨A, M⟩, ‖A‖², ‖M‖²
   CKA_HD double* raw() const { return at + 4; }     // ‖K‖², ‖L‖² (the references), and a spare
@@ -52,6 +52,7 @@ struct term_slots {
   CKA_HD double* value() const { return at + 10; }  // 1 − a, or 0 (skipped), or NaN (an error)
   CKA_HD double* status() const { return at + 11; } // term_status
   CKA_HD double* zero_rows() const { return at + 12; }  // the first zero diagonal of K and of L (n: none)
+  CKA_HD double* grad_bad() const { return at + 14; }   // non-finite gradient elements after the scatter
 };
 
 /// How a term compares the two Grams (rcka::relation_options): centered CKA (U-centered for the unbiased
@@ -70,7 +71,15 @@ struct relation_mode {
 
 /// What became of a term, in the context's memory (as a double in term_slots, as an int64 in a loss_slot):
 /// the host loss's skip count when non-negative, else an error the host function would have thrown.
-enum term_status : int { term_defined = 0, term_skipped = 1, term_not_finite = -1, term_overflow = -2, term_undefined = -3 };
+/// term_gradient_overflow: the loss or its gradient beyond the result type (set for the whole loss).
+enum term_status : int {
+  term_defined = 0,
+  term_skipped = 1,
+  term_not_finite = -1,
+  term_overflow = -2,
+  term_undefined = -3,
+  term_gradient_overflow = -4
+};
 
 /// 1 where an element of s (items below s's size) or of t is NaN or ±Inf (counted into the term's slots).
 template <class T>
@@ -232,11 +241,36 @@ struct scatter_gradient {
   const double* status = nullptr;
   const double* unscale = nullptr;  ///< a factor in the context's memory (the student's power of two), or none
   CKA_HD void operator()(std::int64_t flat) const {
-    const std::int64_t i = flat % out.rows, j = flat / out.rows;
-    T& at = out.ptr[i * out.row_stride + j * out.col_stride];
+    const flat_index f = divide(flat, out.rows);  // f.r the row, f.q the column
+    T& at = out.ptr[f.r * out.row_stride + f.q * out.col_stride];
     const bool zero = g == nullptr || (status != nullptr && *status != double(term_defined));
     const double v = zero ? 0.0 : factor * (unscale == nullptr ? 1.0 : *unscale) * g[flat];
     at = accumulate ? T(double(at) + v) : T(v);
+  }
+};
+
+/// 1 where the gradient element at column-major flat index k is NaN or ±Inf (a value beyond T's range
+/// after the scatter's conversion: float logits near 1e-40 give a gradient beyond float).
+template <class T>
+struct gradient_not_finite {
+  strided_out<T> out;
+  CKA_HD double operator()(std::int64_t flat) const {
+    const flat_index f = divide(flat, out.rows);
+    const T v = out.ptr[f.r * out.row_stride + f.q * out.col_stride];
+    return v - v == T(0) ? 0.0 : 1.0;
+  }
+};
+
+/// Zeros the gradient where the loss's status (in the context's memory) is an error: a loss_slot's
+/// contract is NaN, a zero gradient and a negative status, whichever term failed.
+template <class T>
+struct zero_gradient_on_error {
+  strided_out<T> out;
+  const double* status;
+  CKA_HD void operator()(std::int64_t flat) const {
+    if (*status >= 0.0) return;
+    const flat_index f = divide(flat, out.rows);
+    out.ptr[f.r * out.row_stride + f.q * out.col_stride] = T(0);
   }
 };
 
