@@ -10,6 +10,7 @@
 #include <cka/rcka_options.hpp>
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -19,6 +20,46 @@
 namespace cka::python {
 
 using kernel = std::variant<cka::linear_kernel, cka::rbf_kernel, cka::polynomial_kernel>;
+
+/// An integer argument — a Python int or anything with __index__ (NumPy integers) — as a Python int
+/// (new reference): TypeError naming fn and name for another type (2.5, "3").
+inline nb::object index_of(const char* fn, const char* name, nb::handle h) {
+  PyObject* i = PyNumber_Index(h.ptr());
+  if (i == nullptr) {
+    PyErr_Clear();
+    type_error(std::string("cka.") + fn + ": " + name + " must be an int, not " + py_type_name(h));
+  }
+  return nb::steal(i);
+}
+
+/// index_of's value within [lo, hi] (by default: any that fits in 64 bits), else ValueError naming fn,
+/// name and the value (2**70 included); the range checks of the library itself follow.
+inline long long int_arg(const char* fn, const char* name, nb::handle h,
+                         long long lo = std::numeric_limits<long long>::min(),
+                         long long hi = std::numeric_limits<long long>::max()) {
+  const nb::object i = index_of(fn, name, h);
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 && lo == std::numeric_limits<long long>::min() && hi == std::numeric_limits<long long>::max()) {
+    value_error(std::string("cka.") + fn + ": " + name + " = " + nb::str(i).c_str() + " does not fit in 64 bits");
+  }
+  if (overflow != 0 || v < lo || v > hi) {
+    value_error(std::string("cka.") + fn + ": " + name + " = " + nb::str(i).c_str() + " must lie in [" +
+                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return v;
+}
+
+/// A seed: an int in [0, 2^64), else TypeError or ValueError naming fn.
+inline unsigned long long seed_arg(const char* fn, nb::handle h) {
+  const nb::object i = index_of(fn, "seed", h);
+  const unsigned long long v = PyLong_AsUnsignedLongLong(i.ptr());
+  if (PyErr_Occurred() != nullptr) {
+    PyErr_Clear();
+    value_error(std::string("cka.") + fn + ": seed = " + nb::str(i).c_str() + " must lie in [0, 2**64)");
+  }
+  return v;
+}
 
 /// The kernel of a `kernel=` argument: a cka.Linear, cka.RBF or cka.Polynomial object, or the names
 /// "linear" and "rbf" (the median rule with fraction 1); None is the linear kernel.

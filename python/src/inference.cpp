@@ -15,17 +15,13 @@ using namespace nb::literals;
 void register_inference(nb::module_& m) {
   m.def(
       "permutation_test",
-      [](nb::handle x, nb::handle y, nb::handle kernel_arg, bool debiased, long long permutations,
-         unsigned long long seed) {
+      [](nb::handle x, nb::handle y, nb::handle kernel_arg, bool debiased, nb::handle permutations, nb::handle seed) {
         const char* fn = "permutation_test";
         matrix_arg xa = to_matrix(fn, "x", x), ya = to_matrix(fn, "y", y);
         const kernel k = to_kernel(fn, kernel_arg);
-        if (permutations < 1) {
-          value_error("cka.permutation_test: permutations = " + std::to_string(permutations) + "; need at least 1");
-        }
         cka::permutation_options o;
-        o.count = std::size_t(permutations);
-        o.seed = seed;
+        o.count = std::size_t(int_arg(fn, "permutations", permutations, 1, std::numeric_limits<long long>::max()));
+        o.seed = seed_arg(fn, seed);
         const cka::estimator est = estimator_of(debiased);
         nb::gil_scoped_release unlocked;
         const cka::permutation_result r = std::visit(

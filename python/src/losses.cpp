@@ -68,10 +68,11 @@ void register_losses(nb::module_& m) {
 
   m.def(
       "patch_loss",
-      [](nb::handle student, nb::handle teacher, long long patch_h, long long patch_w, bool centered,
+      [](nb::handle student, nb::handle teacher, nb::handle patch_h, nb::handle patch_w, bool centered,
          bool row_normalize, bool debiased, const std::string& on_undefined) {
         const char* fn = "patch_loss";
         const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined);
+        const index ph = index(int_arg(fn, "patch_h", patch_h)), pw = index(int_arg(fn, "patch_w", patch_w));
         index ss[4], ts[4];
         matrix_arg s = to_maps(fn, "student", student, ss), t = to_maps(fn, "teacher", teacher, ts);
         if (ss[0] != ts[0] || ss[1] != ts[1] || ss[2] != ts[2] || ss[3] != ts[3]) {
@@ -89,7 +90,7 @@ void register_losses(nb::module_& m) {
           cka::rcka::loss_result<T> r;
           {
             nb::gil_scoped_release unlocked;
-            r = cka::rcka::patch_loss(sv, tv, shape, index(patch_h), index(patch_w), o);
+            r = cka::rcka::patch_loss(sv, tv, shape, ph, pw, o);
           }
           // The gradient in the maps' NCHW shape, C order.
           auto* owned = new Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>(r.grad);

@@ -64,7 +64,7 @@ decltype(auto) visit_layers(std::vector<matrix_arg>& all, F&& f) {
 void register_matrix(nb::module_& m) {
   m.def(
       "similarity_matrix",
-      [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, std::optional<long long> minibatch,
+      [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, nb::handle minibatch,
          nb::handle progress, std::optional<double> max_bytes) {
         const char* fn = "similarity_matrix";
         std::vector<matrix_arg> all = layers_of(fn, "layers", layers);
@@ -76,12 +76,13 @@ void register_matrix(nb::module_& m) {
         const kernel k = to_kernel(fn, kernel_arg);
         cka::similarity_matrix_options o;
         o.est = estimator_of(debiased);
-        if (minibatch) {
-          if (*minibatch < 4) {
-            value_error("cka.similarity_matrix: minibatch = " + std::to_string(*minibatch) +
+        if (!minibatch.is_none()) {
+          const long long b = int_arg(fn, "minibatch", minibatch);
+          if (b < 4) {
+            value_error("cka.similarity_matrix: minibatch = " + std::to_string(b) +
                         "; minibatch CKA needs batches of at least 4 samples (or None for all samples at once)");
           }
-          o.minibatch = Eigen::Index(*minibatch);
+          o.minibatch = Eigen::Index(b);
         }
         std::exception_ptr callback_error;
         if (PyCallable_Check(progress.ptr())) {

@@ -61,8 +61,9 @@ void register_kernels(nb::module_& m) {
   nb::class_<cka::polynomial_kernel>(m, "Polynomial", "The polynomial kernel (gamma·⟨x, y⟩ + coef0)^degree.")
       .def(
           "__init__",
-          [](cka::polynomial_kernel* self, int degree, double gamma, double coef0) {
-            new (self) cka::polynomial_kernel{degree, gamma, coef0};
+          [](cka::polynomial_kernel* self, nb::handle degree, double gamma, double coef0) {
+            const long long d = int_arg("Polynomial", "degree", degree, 1, std::numeric_limits<int>::max());
+            new (self) cka::polynomial_kernel{int(d), gamma, coef0};
             self->require_valid();
           },
           nb::arg("degree") = 2, nb::arg("gamma") = 1.0, nb::arg("coef0") = 1.0)

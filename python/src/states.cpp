@@ -42,7 +42,14 @@ cka::vector<double> shift_of(const char* name, nb::handle h) {
 void register_states(nb::module_& m) {
   using linear = cka::linear_state;
   nb::class_<linear>(m, "LinearState")
-      .def(nb::init<index, index>(), "x_features"_a, "y_features"_a)
+      .def(
+          "__init__",
+          [](linear* self, nb::handle x_features, nb::handle y_features) {
+            const index d1 = index(int_arg("LinearState", "x_features", x_features));
+            const index d2 = index(int_arg("LinearState", "y_features", y_features));
+            new (self) linear(d1, d2);
+          },
+          "x_features"_a, "y_features"_a)
       .def_static(
           "with_shift",
           [](nb::handle shift_x, nb::handle shift_y) { return linear(shift_of("shift_x", shift_x), shift_of("shift_y", shift_y)); },
@@ -80,7 +87,20 @@ void register_states(nb::module_& m) {
 
   using layers = cka::layers_state;
   nb::class_<layers>(m, "LayersState")
-      .def(nb::init<const std::vector<index>&>(), "widths"_a)
+      .def(
+          "__init__",
+          [](layers* self, nb::handle widths) {
+            if (!nb::isinstance<nb::sequence>(widths) || nb::isinstance<nb::str>(widths)) {
+              type_error(std::string("cka.LayersState: widths must be a list of ints, not ") + py_type_name(widths));
+            }
+            std::vector<index> w;
+            for (nb::handle h : widths) {
+              const std::string label = "widths[" + std::to_string(w.size()) + "]";
+              w.push_back(index(int_arg("LayersState", label.c_str(), h)));
+            }
+            new (self) layers(w);
+          },
+          "widths"_a)
       .def(
           "add",
           [](layers& s, nb::handle chunks) {

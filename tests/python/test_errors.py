@@ -55,6 +55,20 @@ ROWS = [
     # Widths whose state size wrapped: an Eigen assertion aborted the interpreter.
     (lambda: cka.LinearState(2**62, 2**62), ValueError, ["linear_state", "cannot address"]),
     (lambda: cka.LayersState([2**62, 2**62]), ValueError, ["layers_state", "cannot address"]),
+    # Integer arguments of the wrong type or beyond 64 bits were nanobind's "incompatible function arguments"
+    # with the whole signature (a negative seed too); now the argument is named.
+    (lambda: cka.permutation_test(X, X, permutations=10, seed=-1), ValueError, ["permutation_test", "seed = -1"]),
+    (lambda: cka.permutation_test(X, X, permutations=10, seed=2**64), ValueError, ["seed = 18446744073709551616"]),
+    (lambda: cka.permutation_test(X, X, permutations=2.5), TypeError, ["permutations must be an int", "float"]),
+    (lambda: cka.permutation_test(X, X, permutations=2**63), ValueError, ["permutations = 9223372036854775808"]),
+    (lambda: cka.similarity_matrix([X, X], minibatch=8.0), TypeError, ["minibatch must be an int"]),
+    (lambda: cka.Polynomial(2.5), TypeError, ["Polynomial", "degree must be an int"]),
+    (lambda: cka.Polynomial(2**40), ValueError, ["degree = 1099511627776"]),
+    (lambda: cka.LinearState(2**70, 3), ValueError, ["x_features", "64 bits"]),
+    (lambda: cka.LinearState(3, "3"), TypeError, ["y_features must be an int", "str"]),
+    (lambda: cka.LayersState([3, 2.5]), TypeError, ["widths[1] must be an int"]),
+    (lambda: cka.LayersState(3), TypeError, ["widths must be a list"]),
+    (lambda: cka.patch_loss(np.ones((2, 1, 4, 4)), np.ones((2, 1, 4, 4)), patch_h=2**64), ValueError, ["patch_h", "64 bits"]),
     # Arrays that cannot be read in place were reported as "not numpy.ndarray"; now their dtype is named.
     (lambda: cka.linear_cka(X.astype(">f8"), X), TypeError, ["x", "dtype >f8", "byte order"]),
     (lambda: cka.linear_cka(X, X.astype(np.longdouble)), TypeError, ["y", "dtype " + str(np.dtype(np.longdouble))]),
@@ -91,3 +105,16 @@ def test_cuda_tensor_is_refused_not_copied():
         pytest.skip("no CUDA device here: the refusal of a GPU tensor is not exercised")
     with pytest.raises(TypeError, match="CPU"):
         cka.linear_cka(torch.zeros(5, 2, device="cuda"), torch.zeros(5, 2, device="cuda"))
+
+
+def test_numpy_integers_are_accepted_as_ints():
+    """Integer arguments take anything with __index__ (NumPy integers), with the same results as ints."""
+    a = cka.permutation_test(X, X ** 2, permutations=np.int64(30), seed=np.uint64(7))
+    assert a == cka.permutation_test(X, X ** 2, permutations=30, seed=7)
+    assert cka.Polynomial(np.int32(3)).degree == 3
+    assert cka.LinearState(np.int64(3), np.int16(2)).y_features == 2
+    s = cka.LayersState(np.array([3, 2]))
+    s.add([X, X[:, :2]])
+    assert s.samples == len(X)
+    m = cka.similarity_matrix([X, X ** 2], minibatch=np.int64(10))
+    assert m.values.shape == (2, 2)
