@@ -17,6 +17,8 @@ they give a NaN value and a zero gradient instead, on either device (on CUDA not
 training step is never aborted; malformed arguments (shapes, options) raise either way.
 """
 
+import numbers
+
 import torch
 
 from . import _core
@@ -136,11 +138,46 @@ def _apply(name, core, student, teacher, kwargs):
     return _Loss.apply(student, teacher, name, core, kwargs, check)
 
 
+def _weight(label, w):
+    """A weight as a float, or as the one-element tensor it is where it requires a gradient."""
+    if isinstance(w, torch.Tensor):
+        if w.numel() != 1:
+            raise ValueError(f"cka.torch.rcka_loss: the weight {label} must be a number or a one-element tensor, "
+                             f"not a tensor of shape {tuple(w.shape)}")
+        return w.reshape(()) if w.requires_grad else float(w)
+    if not isinstance(w, numbers.Real):
+        raise TypeError(f"cka.torch.rcka_loss: the weight {label} must be a number, not {type(w).__name__}")
+    return float(w)
+
+
 def rcka_loss(student, teacher, sample=1.0, cls=1.0, **options):
     """sample * (1 - CKA of the sample relations) + cls * (1 - CKA of the class relations), differentiable
-    in ``student`` (B x C logits). Options: centered, row_normalize, debiased, on_undefined, and check
-    (default True: raise the library's error for bad data; False: a NaN value and a zero gradient)."""
+    in ``student`` (B x C logits) and in a weight that is a tensor requiring a gradient (learned weights:
+    then the two terms are computed separately and combined by autograd). Options: centered,
+    row_normalize, debiased, on_undefined, and check (default True: raise the library's error for bad
+    data, a non-finite weight included; False: a NaN value and a zero gradient)."""
+    sample, cls = _weight("sample", sample), _weight("cls", cls)
+    if isinstance(sample, torch.Tensor) or isinstance(cls, torch.Tensor):
+        return _learned(student, teacher, sample, cls, options)
     return _apply("rcka_loss", _core.rcka_loss, student, teacher, dict(options, sample=sample, cls=cls))
+
+
+def _learned(student, teacher, sample, cls, options):
+    """rcka_loss with a weight that requires a gradient: the two terms combined by autograd. A non-finite
+    weight raises with check=True (one wait for it); with check=False it gives a NaN value and zero
+    gradients (the weights replaced by 0 inside, so that no inf·0 reaches a gradient), without waiting."""
+    finite = [torch.isfinite(torch.as_tensor(w)) for w in (sample, cls)]
+    check = options.get("check", True)
+    if check and not all(bool(f) for f in finite):
+        raise ValueError(f"cka.torch.rcka_loss: the weights sample = {float(sample)} and cls = {float(cls)} "
+                         "must be finite")
+    terms = (sample_relation_loss(student, teacher, **options), class_relation_loss(student, teacher, **options))
+    if check:
+        return sample * terms[0] + cls * terms[1]
+    safe = [torch.where(f, torch.as_tensor(w), torch.zeros_like(torch.as_tensor(w))) for w, f in zip((sample, cls), finite)]
+    value = safe[0] * terms[0] + safe[1] * terms[1]
+    ok = (finite[0] & finite[1]).to(value.device)
+    return torch.where(ok, value, torch.full_like(value, float("nan")))
 
 
 def sample_relation_loss(student, teacher, **options):

@@ -75,6 +75,32 @@ def test_errors():
         ckat.rcka_loss(s, torch.full((7, 5), float("nan"), dtype=torch.float64))
 
 
+def test_learned_weights_get_their_gradient():
+    # A weight tensor that requires a gradient (learned loss weights) was converted to a float: the loss
+    # did not depend on it in autograd, and its gradient was silently None.
+    s, t = logits(1).requires_grad_(), logits(2)
+    w = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    loss = ckat.rcka_loss(s, t, sample=w, cls=0.5)
+    gw, gs = torch.autograd.grad(loss, (w, s))
+    fixed = ckat.rcka_loss(s, t, sample=2.0, cls=0.5)
+    assert loss.item() == pytest.approx(fixed.item(), rel=1e-12)
+    assert gw.item() == pytest.approx(ckat.sample_relation_loss(s, t).item(), rel=1e-12)  # d loss / d sample
+    assert torch.allclose(gs, torch.autograd.grad(fixed, s)[0], rtol=1e-12, atol=1e-15)
+    assert torch.autograd.gradcheck(lambda a, b: ckat.rcka_loss(a, t, sample=b), (s, w))
+    # One-element weights of any kind are numbers; others are refused, naming the weight.
+    assert ckat.rcka_loss(s, t, sample=torch.tensor([2.0]), cls=np.float32(0.5)).item() == pytest.approx(fixed.item())
+    with pytest.raises(ValueError, match="weight sample .* shape \\(2,\\)"):
+        ckat.rcka_loss(s, t, sample=torch.ones(2))
+    with pytest.raises(TypeError, match="weight cls must be a number, not str"):
+        ckat.rcka_loss(s, t, cls="1")
+    with pytest.raises(ValueError, match="must be finite"):
+        ckat.rcka_loss(s, t, sample=torch.tensor(float("nan"), requires_grad=True))
+    w = torch.tensor(float("inf"), dtype=torch.float64, requires_grad=True)
+    loss = ckat.rcka_loss(s, t, sample=w, check=False)  # a training step is not aborted: NaN, zero gradients
+    gw, gs = torch.autograd.grad(loss, (w, s))
+    assert torch.isnan(loss) and gw.item() == 0 and not gs.any()
+
+
 @pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
 def test_half_precision_logits_are_computed_in_float32(half):
     # Mixed precision (autocast) hands the loss float16 or bfloat16 logits: they raised a TypeError.
