@@ -335,6 +335,16 @@ std::vector<row> device_table() {
                       return cka::rcka::rcka_loss(device::omp{}, s, t, g).value;
                     }, outcome::invalid_argument, 0, 0, {"rcka_loss", c.message}});
   }
+  // A B×0 gradient view (logits of no classes) has no two elements to overlap; it was refused as one that
+  // "overlaps itself" (its row stride is 0), where the host gives the loss.
+  rows.push_back({"device rcka_loss on 60x0 logits: the host's value, not an overlapping gradient", [] {
+                    std::vector<double> bs(1), bt(1), grad(1);
+                    const auto s = device::row_major(static_cast<const double*>(bs.data()), 60, 0);
+                    const auto t = device::row_major(static_cast<const double*>(bt.data()), 60, 0);
+                    const auto r = cka::rcka::rcka_loss(device::cpp{}, s, t, device::row_major(grad.data(), 60, 0));
+                    const auto h = cka::rcka::rcka_loss(mat<double>(60, 0), mat<double>(60, 0));
+                    return r.value == h.value && r.skipped == h.skipped ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
   rows.push_back({"device rcka_loss, a column-major gradient beside a row-major student: the host's value", [] {
                     std::vector<double> bs, bt;
                     std::vector<double> grad(60 * 4);

@@ -92,11 +92,13 @@ struct eigen_ops {
   void gram(const char*, const double* z, std::int64_t rows, std::int64_t cols, double* k) const {
     Eigen::Map<matrix<double>> km(k, Eigen::Index(rows), Eigen::Index(rows));
     km.setZero();
+    if (cols == 0) return;  // Eigen's rank update divides by its depth
     km.selfadjointView<Eigen::Lower>().rankUpdate(Eigen::Map<const matrix<double>>(z, Eigen::Index(rows), Eigen::Index(cols)));
   }
   void cross(const char*, const double* z, std::int64_t rows, std::int64_t cols, double* g, bool add) const {
     Eigen::Map<matrix<double>> gm(g, Eigen::Index(cols), Eigen::Index(cols));
     if (!add) gm.setZero();
+    if (rows == 0) return;
     gm.selfadjointView<Eigen::Lower>().rankUpdate(
         Eigen::Map<const matrix<double>>(z, Eigen::Index(rows), Eigen::Index(cols)).transpose());
   }

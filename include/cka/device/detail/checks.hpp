@@ -82,7 +82,7 @@ byte_span span_of(const T* ptr, std::int64_t rows, std::int64_t cols, std::int64
 /// (the larger stride shorter than the smaller one's extent), would make two results share one place.
 inline void require_distinct_elements(const char* fn, const char* what, std::int64_t rows, std::int64_t cols,
                                std::int64_t row_stride, std::int64_t col_stride) {
-  if (rows <= 1 && cols <= 1) return;
+  if ((rows <= 1 && cols <= 1) || rows == 0 || cols == 0) return;  // no two elements
   bool overlap = (rows > 1 && row_stride == 0) || (cols > 1 && col_stride == 0);
   if (!overlap && rows > 1 && cols > 1) {
     overlap = row_stride >= col_stride ? row_stride < col_stride * cols : col_stride < row_stride * rows;
