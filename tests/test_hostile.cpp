@@ -576,6 +576,15 @@ std::vector<row> table() {
                   outcome::value, 0.0, -1e-12});
   rows.push_back({"mmd_bound polynomial on x*1e-100 (was: Gram is zero)", [=] { return bound_at(inner, 1e-100, false); },
                   outcome::value, 0.0, -1e-12});
+  // Representations with no features: the symmetric product of a 60x0 matrix crashed the process with
+  // SIGFPE (Eigen's blocking heuristic divides by the product's depth); mmd_bound's Gram is then zero.
+  rows.push_back({"mmd_bound linear of a 60x0 X: its Gram is zero (was SIGFPE)", [] {
+                    return cka::mmd_bound(mat<double>(60, 0), y, cka::linear_kernel{}).alignment;
+                  }, outcome::domain_error, 0, 0, {"cka::mmd_bound", "Gram of X is zero"}});
+  rows.push_back({"gram of a 60x0 X, linear kernel: 60x60 zeros", [] {
+                    const mat<double> g = cka::gram(mat<double>(60, 0), cka::linear_kernel{});
+                    return g.rows() == 60 && g.cols() == 60 && g.isZero(0.0) ? 1.0 : 0.0;
+                  }, outcome::value, 1.0, 0.0});
   return rows;
 }
 

@@ -55,6 +55,8 @@ ROWS = [
     # Widths whose state size wrapped: an Eigen assertion aborted the interpreter.
     (lambda: cka.LinearState(2**62, 2**62), ValueError, ["linear_state", "cannot address"]),
     (lambda: cka.LayersState([2**62, 2**62]), ValueError, ["layers_state", "cannot address"]),
+    # A representation with no features crashed the interpreter (SIGFPE in the symmetric product).
+    (lambda: cka.mmd_bound(X[:, :0], X), cka.UndefinedError, ["mmd_bound", "zero"]),
     # Integer arguments of the wrong type or beyond 64 bits were nanobind's "incompatible function arguments"
     # with the whole signature (a negative seed too); now the argument is named.
     (lambda: cka.permutation_test(X, X, permutations=10, seed=-1), ValueError, ["permutation_test", "seed = -1"]),

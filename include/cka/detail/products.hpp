@@ -12,7 +12,7 @@
 
 namespace cka::detail {
 
-/// Lower triangle of g (p×p) += R·Rᵀ for R of size p×q: block columns of width 128 dealt to the threads
+/// Lower triangle of g (p×p) += R·Rᵀ for R of size p×q (q may be 0): block columns of width 128 dealt to the threads
 /// (OpenMP, largest first), each a single-threaded triangular product for its diagonal block and one GEMM
 /// for the part below it — p²q flops (plus the diagonal blocks' own diagonals) instead of 2p²q. Every
 /// block of g is written by one task, so the result does not depend on the number of threads. (Measured on
@@ -21,6 +21,7 @@ namespace cka::detail {
 template <class G, class M>
 void add_lower_outer(G& g, const M& r) {
   const Eigen::Index p = r.rows();
+  if (r.cols() == 0) return;  // nothing to add (and Eigen's blocking heuristic divides by the depth)
   constexpr Eigen::Index width = 128;
   const Eigen::Index blocks = (p + width - 1) / width;
 #if defined(_OPENMP)
