@@ -44,7 +44,7 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
     if constexpr (std::is_same_v<Kernel, rbf_kernel>) {
       if (kernel.uses_median()) {
         const A scale = safe_scale<A>(x);
-        if (scale != A(1)) return gram_of<A>(matrix<A>(x.template cast<A>() * scale), kernel, fn);
+        if (scale != A(1)) return gram_of<A>(scaled_copy<A>(x, scale), kernel, fn);
       }
     }
     matrix<A> d = centered_row_gram<A>(x);
@@ -95,7 +95,7 @@ template <class A, class V, class Kernel>
 matrix<A> centered_gram(const char* fn, const V& x, const Kernel& kernel, estimator est, A& raw, A& scale) {
   if constexpr (std::is_same_v<Kernel, linear_kernel>) {
     if (scale == A(0)) scale = safe_scale<A>(x);
-    matrix<A> k = scale == A(1) ? centered_row_gram<A>(x) : centered_row_gram<A>(matrix<A>(x.template cast<A>() * scale));
+    matrix<A> k = scale == A(1) ? centered_row_gram<A>(x) : centered_row_gram<A>(scaled_copy<A>(x, scale));
     raw = k.squaredNorm();
     return est == estimator::biased ? k : centered_dense<A>(std::move(k), est);
   } else {

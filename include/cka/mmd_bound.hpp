@@ -71,7 +71,7 @@ mmd_bound_result<typename DX::Scalar> mmd_bound(const Eigen::MatrixBase<DX>& x, 
   auto gram = [&](const auto& v, const char* name) {
     if constexpr (std::is_same_v<Kernel, linear_kernel>) {
       const A s = detail::safe_scale<A>(v);
-      if (s != A(1)) return normalised(detail::gram_of<A>(matrix<A>(v.template cast<A>() * s), kernel, fn), name);
+      if (s != A(1)) return normalised(detail::gram_of<A>(detail::scaled_copy<A>(v, s), kernel, fn), name);
     }
     return normalised(detail::gram_of<A>(v, kernel, fn), name);
   };

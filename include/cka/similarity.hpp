@@ -128,8 +128,7 @@ typename DX::Scalar linear_cka(const Eigen::MatrixBase<DX>& x, const Eigen::Matr
   // case).
   const A sx = detail::finite_safe_scale<A>("linear_cka", "X", xv), sy = detail::finite_safe_scale<A>("linear_cka", "Y", yv);
   if (sx != A(1) || sy != A(1)) {
-    const matrix<A> xs = xv.template cast<A>() * sx, ys = yv.template cast<A>() * sy;
-    return T(detail::linear_cka_of<A>(xs, ys, est));
+    return T(detail::linear_cka_of<A>(detail::scaled_copy<A>(xv, sx), detail::scaled_copy<A>(yv, sy), est));
   }
   return T(detail::linear_cka_of<A>(xv, yv, est));
 }

@@ -100,8 +100,7 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   // that case), and the gradient scaled back: ∂a/∂s = c·(∂a/∂s')(c·s) for s' = c·s.
   const A cs = scaled ? A(1) : safe_scale<A>(s), ct = scaled ? A(1) : safe_scale<A>(t);
   if (cs != A(1) || ct != A(1)) {
-    relation_value<A> r =
-        row_relation<A>(fn, matrix<A>(s.template cast<A>() * cs), matrix<A>(t.template cast<A>() * ct), o, want_grad, true);
+    relation_value<A> r = row_relation<A>(fn, scaled_copy<A>(s, cs), scaled_copy<A>(t, ct), o, want_grad, true);
     if (r.grad.size() != 0) r.grad *= cs;
     return r;
   }

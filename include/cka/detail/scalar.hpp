@@ -66,6 +66,13 @@ A safe_scale(const M& x) {
   return x.size() == 0 ? A(1) : safe_scale_for<A>(A(x.cwiseAbs().maxCoeff()));
 }
 
+/// x in A times its power-of-two scale s, as a new matrix: the rare path of magnitudes beyond 2^±200
+/// (exact; callers take it only where s ≠ 1 and read x itself otherwise).
+template <class A, class M>
+matrix<A> scaled_copy(const M& x, A s) {
+  return x.template cast<A>() * s;
+}
+
 /// Segment i >= j of column j of a symmetric matrix, read along its storage order (for a row-major matrix,
 /// the same values by symmetry come from row j).
 template <class M>
