@@ -26,13 +26,14 @@ namespace cka::detail {
 /// The pair distances of the tiles as a select_median source. runs(f) calls f(thread, p, m) for runs of m
 /// values as for_pair_runs does (this member's tiles on a team); pair(i, j) gives one entry (i ≠ j), the
 /// same value up to rounding; draws is the size of the random sample that brackets the middle values (0:
-/// none). Counts split a range into 2^16 buckets (the first, over every key, by the top 16 bits). A
-/// counting pass over a sampled bracket also keeps its values where they are expected to be few (about
-/// 10/√draws of the pairs, under half of `cap`), so that one pass usually decides.
+/// none). Counts split a range into `buckets` buckets: 2^16 (the first count, over every key, by the top
+/// 16 bits), or 16 where there are no more pairs than that (and at most `cap`): collecting them all costs
+/// less than clearing and adding 2^16 counters per thread and pass, which took most of a call's time at
+/// n = 8. A counting pass over a sampled bracket also keeps its values where they are
+/// expected to be few (about 10/√draws of the pairs, under half of `cap`), so that one pass usually decides.
 template <class Runs, class Pair>
 struct tile_distance_source {
   using value_type = double;
-  static constexpr std::uint64_t buckets = std::uint64_t(1) << 16;
   static constexpr bool exact_keys = true;
 
   const char* fn;
@@ -43,6 +44,7 @@ struct tile_distance_source {
   int threads;
   const team* members;
   std::uint64_t cap;
+  std::uint64_t buckets = std::uint64_t(1) << 16;
   std::vector<double> sample{}, held{};
   key_range held_range{};
 
@@ -154,6 +156,8 @@ double tiled_median(const char* fn, Eigen::Index n, median_rule rule, int thread
                     std::size_t draws, const team* members, std::size_t cap) {
   require_samples(fn, "the representation", n, 2, "a median bandwidth");
   tile_distance_source<Runs, Pair> src{fn, std::uint64_t(n), std::move(runs), std::move(pair), draws, threads, members, cap};
+  const std::uint64_t pairs = std::uint64_t(n) * std::uint64_t(n - 1) / 2;
+  if (pairs <= std::min<std::uint64_t>(cap, src.buckets)) src.buckets = 16;
   return select_median(fn, std::uint64_t(n), rule, src);
 }
 

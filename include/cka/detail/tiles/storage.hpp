@@ -40,14 +40,18 @@ class packed_tiles {
         offset_[std::size_t(ti * nt + tj)] = at;
         at += (std::size_t(grid_.size(ti) * grid_.size(tj)) + 7) / 8 * 8;
       }
-    // 2 MiB aligned, and on Linux marked for transparent huge pages: first-touch page faults of 4 KiB
-    // pages cost as much as a fifth of the distance products at n = 4096.
+    // From 2 MiB on: 2 MiB aligned, and on Linux marked for transparent huge pages (first-touch page
+    // faults of 4 KiB pages cost as much as a fifth of the distance products at n = 4096). Below: 64-byte
+    // aligned at its own size (rounded up to a huge page, a few tiles made the kernel clear 2 MiB per
+    // representation and call: most of a small call's time).
     constexpr std::size_t huge = std::size_t(1) << 21;
-    const std::size_t bytes = (std::max<std::size_t>(at, 1) * sizeof(double) + huge - 1) / huge * huge;
-    data_.reset(static_cast<double*>(std::aligned_alloc(huge, bytes)));
+    const std::size_t need = std::max<std::size_t>(at, 1) * sizeof(double);
+    const std::size_t align = need >= huge ? huge : 64;
+    const std::size_t bytes = (need + align - 1) / align * align;
+    data_.reset(static_cast<double*>(std::aligned_alloc(align, bytes)));
     if (!data_) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    ::madvise(data_.get(), bytes, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
+    if (align == huge) ::madvise(data_.get(), bytes, MADV_HUGEPAGE);  // advice only: without it, ordinary pages
 #endif
   }
   /// Bytes held for an n×n matrix.
