@@ -29,8 +29,8 @@ namespace cka::detail {
 /// none). Counts split a range into `buckets` buckets: 2^16 (the first count, over every key, by the top
 /// 16 bits), or 16 where there are no more pairs than that (and at most `cap`): collecting them all costs
 /// less than clearing and adding 2^16 counters per thread and pass, which took most of a call's time at
-/// n = 8. A counting pass over a sampled bracket also keeps its values where they are
-/// expected to be few (about 10/√draws of the pairs, under half of `cap`), so that one pass usually decides.
+/// n = 8. A counting pass over a sampled bracket also keeps its values where they are expected to be few
+/// (about 10/√draws of the pairs, under half of `cap`), so that one pass usually decides.
 template <class Runs, class Pair>
 struct tile_distance_source {
   using value_type = double;

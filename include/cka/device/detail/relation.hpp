@@ -38,8 +38,9 @@ inline std::int64_t relation_scratch(std::int64_t n, std::int64_t ds, std::int64
 /// One term of the loss on the context without waiting for it: the Grams of the rows of s and t compared
 /// under `mode` (n rows, enough for it), the term's value and status into its slots (the end of scratch),
 /// and the gradient `factor`·(−∂a/∂s) written (or added, `accumulate`) into grad — zeros unless the term
-/// is defined —, then the count of grad's non-finite elements (a gradient beyond G's range). As cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its
-/// centering (or P), M the teacher's, W = M/(‖A‖‖M‖) − a·A/‖A‖²; row scaling turns W into
+/// is defined —, then the count of grad's non-finite elements (a gradient beyond G's range). As
+/// cka/detail/relation.hpp's Gram form: with P the (row-scaled) student Gram and A its centering (or P),
+/// M the teacher's, W = M/(‖A‖‖M‖) − a·A/‖A‖²; row scaling turns W into
 /// G = diag(inv)·W − diag(d); ∂a/∂s = (G + Gᵀ)·Xs. gram(z, n, d, k): K = ZZᵀ (n×n, column-major, the lower
 /// triangle at least) by the backend's gram, W·Xs by its multiply, all column-major. Nothing read back.
 template <class Backend, class T, class G>
@@ -198,8 +199,8 @@ struct keep_term {
 };
 
 /// One RCKA term without waiting: relation_core, its value, status and count of non-finite gradient
-/// elements left in out[0..2] (the context's memory). Too few rows: skipped, or cka::invalid_argument under the raise policy (the shapes
-/// are known on the host).
+/// elements left in out[0..2] (the context's memory). Too few rows: skipped, or cka::invalid_argument
+/// under the raise policy (the shapes are known on the host).
 template <class Backend, class T, class G>
 void relation_term_async(const Backend& be, const strided<T>& s, const strided<T>& t, const strided_out<G>& grad,
                          const relation_mode& mode, double weight, bool accumulate, double* out) {
