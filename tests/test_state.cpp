@@ -129,6 +129,35 @@ TEST_CASE("linear_state save and load", "[state][io]") {
   std::remove(path.c_str());
 }
 
+// The record (what save writes, what Python's pickling carries) rebuilds the state exactly, with a source
+// named in its errors; it is the same values as the saved file.
+TEST_CASE("state records round-trip and are what save writes", "[state][io]") {
+  const auto x = test::normal<double>(60, 4, 51);
+  const auto y = test::related<double>(x, 3, 52);
+  cka::linear_state s(4, 3);
+  s.add(x.topRows(35), y.topRows(35));
+  const cka::vector<double> r = s.record();
+  CHECK(r.size() == 7 + 7 + 10 * 10);  // tag, widths, flags, shift, scales; then (3 + d1 + d2)²
+  cka::linear_state back = cka::linear_state::from_record(r);
+  CHECK(back.record() == r);
+  CHECK(back.cka(estimator::unbiased) == s.cka(estimator::unbiased));
+  back.add(x.bottomRows(25), y.bottomRows(25));
+  CHECK(test::rel_err(back.cka(), cka::linear_cka(x, y)) < 1e-12);
+  const std::string path = "test_state_record.npy";
+  s.save(path);
+  CHECK(cka::vector<double>(cka::npy::load(path).values.row(0).transpose()) == r);
+  std::remove(path.c_str());
+  cka::vector<double> bad = r;
+  bad(2) = 4;  // a width its length does not hold
+  CHECK_THROWS_WITH(cka::linear_state::from_record(bad, "pickle"), Contains("pickle: not a saved cka::linear_state") && Contains("length"));
+  CHECK_THROWS_AS(cka::linear_state::from_record(cka::vector<double>()), cka::invalid_argument);
+  cka::layers_state l({4, 3});
+  l.add(std::vector<test::mat<double>>{x, y});
+  const cka::layers_state lb = cka::layers_state::from_record(l.record());
+  CHECK(lb.cka() == l.cka());
+  CHECK_THROWS_WITH(cka::layers_state::from_record(r), Contains("not a saved cka::layers_state") && Contains("no state header"));
+}
+
 // Issue 25, item 5: a file that no state could have written is refused, naming the file and the fault —
 // never an undefined float-to-integer conversion or a state that returns a wrong value. Layout of the file:
 // [tag, d1, d2, has_shift, shift (d1 + d2), has_scale, scale_x, scale_y, S (p×p, column-major, lower

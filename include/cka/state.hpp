@@ -76,9 +76,9 @@ struct state_file_error {
   }
 };
 
-/// Writes a state as one float64 row: `head` (its tag and widths), then [has_shift, shift…, has_scale,
-/// scales…, S (column-major)].
-inline void save_state(const std::string& path, const std::vector<double>& head, const moments<double>& m) {
+/// A state as one float64 record: `head` (its tag and widths), then [has_shift, shift…, has_scale,
+/// scales…, S (column-major)] — what `save` writes to its .npy file and what pickling carries.
+inline vector<double> state_record(const std::vector<double>& head, const moments<double>& m) {
   const Eigen::Index h = Eigen::Index(head.size()), f = m.features(), l = m.blocks();
   vector<double> out(h + 1 + f + 1 + l + m.raw().size());
   for (Eigen::Index i = 0; i < h; ++i) out(i) = head[std::size_t(i)];
@@ -87,7 +87,14 @@ inline void save_state(const std::string& path, const std::vector<double>& head,
   out(h + 1 + f) = m.has_scale() ? 1.0 : 0.0;
   out.segment(h + 2 + f, l) = m.scale();
   out.tail(m.raw().size()) = m.raw().reshaped();
-  npy::save(path, out.transpose());
+  return out;
+}
+
+/// The values of a saved state's .npy file (one row, or 1-D), or throws "path: not a saved <what> (…)".
+inline vector<double> saved_record(const std::string& path, const char* what) {
+  const npy::array a = npy::load(path);
+  if (a.values.rows() != 1) state_file_error{path, what}("no state header");
+  return a.values.row(0).transpose();
 }
 
 /// The side 1 + P + L of the flat array of a state of L blocks of P features in all (moments::dim), in
@@ -119,7 +126,7 @@ inline std::vector<Eigen::Index> state_widths(const state_file_error& bad, const
   std::vector<Eigen::Index> out;
   double total = 0;
   for (Eigen::Index i = 0; i < count; ++i) {
-    if (!(w[i] >= 1 && w[i] == std::floor(w[i]) && w[i] < 1e6)) bad("widths: " + concat(w[i]) + " is not a positive integer");
+    if (!(w[i] >= 1 && w[i] == std::floor(w[i]) && w[i] < 1e6)) bad("widths: " + concat(w[i]) + " is not a whole number from 1 to 999999");
     total += w[i];
     out.push_back(Eigen::Index(w[i]));
   }
@@ -269,26 +276,33 @@ class basic_linear_state {
   const A* data() const { return m_.raw().data(); }
   std::size_t size() const { return std::size_t(m_.raw().size()); }
 
-  /// Saves the state (widths, shift, scales and flat array) as a 1-D float64 .npy file; `load` reads it
-  /// back (files of the earlier format, without scales, too), checking every field and the invariants of
-  /// the flat array. Throws cka::npy::error naming the file if it cannot be written or read, or is not a
-  /// saved linear_state.
-  void save(const std::string& path) const {
-    static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
-    detail::save_state(path, {format_tag, double(m_.width(0)), double(m_.width(1))}, m_);
+  /// The state as one float64 record (format tag, widths, shift, scales, flat array: 7 + d1 + d2 +
+  /// (3 + d1 + d2)² values); `from_record` rebuilds it, checking every field and the invariants of the flat
+  /// array. What `save` writes and Python's pickling carries.
+  vector<double> record() const {
+    static_assert(std::is_same_v<A, double>, "cka::linear_state: records need the double state");
+    return detail::state_record({format_tag, double(m_.width(0)), double(m_.width(1))}, m_);
   }
-  static basic_linear_state load(const std::string& path) {
-    static_assert(std::is_same_v<A, double>, "cka::linear_state: save/load need the double state");
-    const npy::array a = npy::load(path);
-    const matrix<double>& v = a.values;
-    const detail::state_file_error bad{path, "cka::linear_state"};
-    if (v.rows() != 1 || v.cols() < 4 || (v(0, 0) != format_tag && v(0, 0) != unscaled_format_tag)) bad("no state header");
+  /// Throws cka::npy::error (a cka::invalid_argument) "source: not a saved cka::linear_state (why)" for a
+  /// record that is not one; its widths are checked against its length before anything is allocated.
+  static basic_linear_state from_record(const vector<double>& v, const std::string& source = "the record") {
+    static_assert(std::is_same_v<A, double>, "cka::linear_state: records need the double state");
+    const detail::state_file_error bad{source, "cka::linear_state"};
+    if (v.size() < 4 || (v(0) != format_tag && v(0) != unscaled_format_tag)) bad("no state header");
     if (!v.allFinite()) bad("non-finite values");
-    const bool scaled = v(0, 0) == format_tag;
-    const std::vector<Eigen::Index> w = detail::state_widths(bad, v.data() + 1, 2, v.cols() - 3, scaled);
+    const bool scaled = v(0) == format_tag;
+    const std::vector<Eigen::Index> w = detail::state_widths(bad, v.data() + 1, 2, v.size() - 3, scaled);
     basic_linear_state s{w[0], w[1]};
     detail::load_state_body(bad, v.data() + 3, scaled, s.m_);
     return s;
+  }
+
+  /// Saves the state (its record) as a 1-D float64 .npy file; `load` reads it back (files of the earlier
+  /// format, without scales, too) with from_record's checks. Throws cka::npy::error naming the file if it
+  /// cannot be written or read, or is not a saved linear_state.
+  void save(const std::string& path) const { npy::save(path, record().transpose()); }
+  static basic_linear_state load(const std::string& path) {
+    return from_record(detail::saved_record(path, "cka::linear_state"), path);
   }
 
   /// The centered co-moment matrix (full, symmetric, (3 + d1 + d2)²; see detail/moments.hpp for its layout).
@@ -368,28 +382,34 @@ class basic_layers_state {
   const A* data() const { return m_.raw().data(); }
   std::size_t size() const { return std::size_t(m_.raw().size()); }
 
-  /// Saves the state (the layers' widths, shift, scales and flat array) as a 1-D float64 .npy file; `load`
-  /// reads it back, checking every field and the invariants of the flat array. Throws cka::npy::error naming
-  /// the file if it cannot be written or read, or is not a saved layers_state.
-  void save(const std::string& path) const {
-    static_assert(std::is_same_v<A, double>, "cka::layers_state: save/load need the double state");
+  /// The state as one float64 record (format tag, layer count, widths, shift, scales, flat array), as for
+  /// linear_state; `from_record` rebuilds it with every check, throwing cka::npy::error "source: not a saved
+  /// cka::layers_state (why)".
+  vector<double> record() const {
+    static_assert(std::is_same_v<A, double>, "cka::layers_state: records need the double state");
     std::vector<double> head{format_tag, double(m_.blocks())};
     for (Eigen::Index b = 0; b < m_.blocks(); ++b) head.push_back(double(m_.width(b)));
-    detail::save_state(path, head, m_);
+    return detail::state_record(head, m_);
   }
-  static basic_layers_state load(const std::string& path) {
-    static_assert(std::is_same_v<A, double>, "cka::layers_state: save/load need the double state");
-    const npy::array a = npy::load(path);
-    const matrix<double>& v = a.values;
-    const detail::state_file_error bad{path, "cka::layers_state"};
-    if (v.rows() != 1 || v.cols() < 3 || v(0, 0) != format_tag) bad("no state header");
+  static basic_layers_state from_record(const vector<double>& v, const std::string& source = "the record") {
+    static_assert(std::is_same_v<A, double>, "cka::layers_state: records need the double state");
+    const detail::state_file_error bad{source, "cka::layers_state"};
+    if (v.size() < 3 || v(0) != format_tag) bad("no state header");
     if (!v.allFinite()) bad("non-finite values");
-    const double layers = v(0, 1);
-    if (!(layers >= 1 && layers == std::floor(layers) && layers + 2 <= double(v.cols()))) bad("a bad layer count");
+    const double layers = v(1);
+    if (!(layers >= 1 && layers == std::floor(layers) && layers + 2 <= double(v.size()))) bad("a bad layer count");
     const Eigen::Index l = Eigen::Index(layers);
-    basic_layers_state s{detail::state_widths(bad, v.data() + 2, l, v.cols() - 2 - l, true)};
+    basic_layers_state s{detail::state_widths(bad, v.data() + 2, l, v.size() - 2 - l, true)};
     detail::load_state_body(bad, v.data() + 2 + l, true, s.m_);
     return s;
+  }
+
+  /// Saves the state (its record) as a 1-D float64 .npy file; `load` reads it back with from_record's
+  /// checks. Throws cka::npy::error naming the file if it cannot be written or read, or is not a saved
+  /// layers_state.
+  void save(const std::string& path) const { npy::save(path, record().transpose()); }
+  static basic_layers_state load(const std::string& path) {
+    return from_record(detail::saved_record(path, "cka::layers_state"), path);
   }
 
   /// CKA of every pair (L×L, symmetric), NaN in the rows and columns of layers with zero variance.

@@ -24,11 +24,12 @@ nb::object vector_to_numpy(const cka::vector<double>& v) {
   return to_numpy(std::vector<double>(v.data(), v.data() + v.size()));
 }
 
-cka::vector<double> shift_of(const char* name, nb::handle h) {
+/// A 1-D float32/float64 array (any stride) as a vector of doubles, or TypeError/ValueError naming it.
+cka::vector<double> vector_of(const char* fn, const char* name, nb::handle h) {
   matrix_arg a;
-  a.array = import_array("LinearState", name, h);
-  if (a.array.ndim() != 1) value_error(std::string("cka.LinearState: ") + name + " must be 1-D");
-  const bool is_double = require_float("LinearState", name, a.array);
+  a.array = import_array(fn, name, h);
+  if (a.array.ndim() != 1) value_error(std::string("cka.") + fn + ": " + name + " must be 1-D");
+  const bool is_double = require_float(fn, name, a.array);
   cka::vector<double> v(index(a.array.shape(0)));
   for (index i = 0; i < v.size(); ++i) {
     v(i) = is_double ? static_cast<const double*>(a.array.data())[i * a.array.stride(0)]
@@ -37,11 +38,29 @@ cka::vector<double> shift_of(const char* name, nb::handle h) {
   return v;
 }
 
+cka::vector<double> shift_of(const char* name, nb::handle h) { return vector_of("LinearState", name, h); }
+
+/// Pickling (and copy.copy/deepcopy) of a state: its record as a float64 NumPy array; unpickling rebuilds
+/// it with every check of `load`, so a damaged pickle is a ValueError, never a state that lies.
+template <class State>
+void pickle_by_record(nb::class_<State>& c, const char* name) {
+  c.def("__getstate__", [](const State& s) {
+     const cka::vector<double> r = s.record();
+     return to_numpy(std::vector<double>(r.data(), r.data() + r.size()));
+   })
+   .def("__setstate__", [name](State* self, nb::handle state) {
+     const std::string fn = std::string(name) + ".__setstate__";
+     cka::vector<double> r = vector_of(fn.c_str(), "the pickled state", state);
+     new (self) State(State::from_record(r, "cka." + fn + ": the pickled state"));
+   });
+}
+
 }  // namespace
 
 void register_states(nb::module_& m) {
   using linear = cka::linear_state;
-  nb::class_<linear>(m, "LinearState")
+  nb::class_<linear> linear_class(m, "LinearState");
+  linear_class
       .def(
           "__init__",
           [](linear* self, nb::handle x_features, nb::handle y_features) {
@@ -84,9 +103,11 @@ void register_states(nb::module_& m) {
         return "cka.LinearState(x_features=" + std::to_string(s.x_features()) + ", y_features=" +
                std::to_string(s.y_features()) + ", samples=" + std::to_string(s.samples()) + ")";
       });
+  pickle_by_record(linear_class, "LinearState");
 
   using layers = cka::layers_state;
-  nb::class_<layers>(m, "LayersState")
+  nb::class_<layers> layers_class(m, "LayersState");
+  layers_class
       .def(
           "__init__",
           [](layers* self, nb::handle widths) {
@@ -155,6 +176,7 @@ void register_states(nb::module_& m) {
       .def("__repr__", [](const layers& s) {
         return "cka.LayersState(layers=" + std::to_string(s.layers()) + ", samples=" + std::to_string(s.samples()) + ")";
       });
+  pickle_by_record(layers_class, "LayersState");
 }
 
 }  // namespace cka::python

@@ -70,6 +70,9 @@ ROWS = [
     (lambda: cka.LinearState(3, "3"), TypeError, ["y_features must be an int", "str"]),
     (lambda: cka.LayersState([3, 2.5]), TypeError, ["widths[1] must be an int"]),
     (lambda: cka.LayersState(3), TypeError, ["widths must be a list"]),
+    # Unpickling a state checks what it is given (pickling states was a TypeError before).
+    (lambda: cka.LinearState.__new__(cka.LinearState).__setstate__("abc"), TypeError, ["LinearState.__setstate__", "str"]),
+    (lambda: cka.LayersState.__new__(cka.LayersState).__setstate__(np.ones(3)), ValueError, ["not a saved cka::layers_state"]),
     (lambda: cka.patch_loss(np.ones((2, 1, 4, 4)), np.ones((2, 1, 4, 4)), patch_h=2**64), ValueError, ["patch_h", "64 bits"]),
     # Arrays that cannot be read in place were reported as "not numpy.ndarray"; now their dtype is named.
     (lambda: cka.linear_cka(X.astype(">f8"), X), TypeError, ["x", "dtype >f8", "byte order"]),

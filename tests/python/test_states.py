@@ -1,5 +1,7 @@
-"""LinearState and LayersState: chunks, merges, flat-array reduction, save and load."""
+"""LinearState and LayersState: chunks, merges, flat-array reduction, save and load, pickling."""
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -75,3 +77,38 @@ def test_layers_state_save_and_load(tmp_path):
     cka.LinearState(4, 6).save(path)
     with pytest.raises(ValueError, match="not a saved cka::layers_state"):
         cka.LayersState.load(path)
+
+
+def test_states_pickle_and_copy_exactly():
+    """pickle (what multiprocessing and joblib send between processes) and copy.deepcopy rebuild a state
+    exactly; the copy streams on independently; an empty state (no shift yet) survives too."""
+    s = cka.LinearState(4, 6)
+    s.add(X[:50], Y[:50])
+    for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s), copy.copy(s)):
+        assert back.samples == 50 and back.cka(debiased=True) == s.cka(debiased=True)
+        np.testing.assert_array_equal(back.data, s.data)
+        np.testing.assert_array_equal(back.shift, s.shift)
+        back.add(X[50:], Y[50:])
+        assert math.isclose(back.cka(), cka.linear_cka(X, Y), rel_tol=1e-12)
+    assert s.samples == 50
+    empty = pickle.loads(pickle.dumps(cka.LinearState(2, 3)))
+    assert empty.samples == 0 and empty.shift is None
+    layers = [X, Y * 1e-100, X[:, :2] * Y[:, :2]]
+    L = cka.LayersState([4, 6, 2])
+    L.add(layers)
+    back = pickle.loads(pickle.dumps(L))
+    np.testing.assert_array_equal(back.cka(), L.cka())
+    np.testing.assert_array_equal(back.data, L.data)
+
+
+def test_damaged_pickles_are_refused():
+    """A pickled state is checked like a saved file: a damaged one is a ValueError naming the fault."""
+    s = cka.LinearState(4, 6)
+    s.add(X, Y)
+    good = s.__getstate__()
+    for edit, message in [(lambda r: r.__setitem__(1, 1e9), "widths"), (lambda r: r.__setitem__(7, np.nan), "non-finite"),
+                          (lambda r: r.__setitem__(-1, -r[-1]), "negative")]:
+        r = good.copy()
+        edit(r)
+        with pytest.raises(ValueError, match="LinearState.__setstate__.*not a saved cka::linear_state.*" + message):
+            pickle.loads(pickle.dumps(s).replace(good.tobytes(), r.tobytes()))
