@@ -38,7 +38,7 @@ struct chunk_input {
   static_assert(std::is_base_of_v<Eigen::MatrixBase<X>, X>,
                 "cka: a chunk must be an Eigen dense expression (or an xtensor one, with <cka/xtensor.hpp>)");
   view_t<X> view;
-  chunk_input(const X& x, const char*) : view(x) {}
+  chunk_input(const X& x, const char*, const char*) : view(x) {}
   const view_t<X>& get() const { return view; }
 };
 
@@ -201,8 +201,8 @@ class basic_linear_state {
   template <class X, class Y>
   void add(const X& x, const Y& y) {
     const char* fn = "linear_state::add";
-    const detail::chunk_input<X> xi(x, fn);
-    const detail::chunk_input<Y> yi(y, fn);
+    const detail::chunk_input<X> xi(x, fn, "X");
+    const detail::chunk_input<Y> yi(y, fn, "Y");
     const auto& xv = xi.get();
     const auto& yv = yi.get();
     using TX = typename std::decay_t<decltype(xv)>::Scalar;

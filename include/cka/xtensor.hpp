@@ -34,8 +34,9 @@ class xt_matrix {
   using map_type = Eigen::Map<const Eigen::Matrix<scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
                               Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>>;
 
-  xt_matrix(const E& e, const char* fn) {
-    if (e.dimension() != 2) fail_argument(fn, "an xtensor input has ", e.dimension(), " dimensions; 2 are needed");
+  /// `name` is the argument's name in the function's errors ("X", "K", "student").
+  xt_matrix(const E& e, const char* fn, const char* name) {
+    if (e.dimension() != 2) fail_argument(fn, name, " is a ", e.dimension(), "-D xtensor expression; a 2-D one (samples × features) is needed");
     const Eigen::Index rows = Eigen::Index(e.shape()[0]), cols = Eigen::Index(e.shape()[1]);
     if constexpr (xt::has_data_interface<E>::value) {
       const auto s0 = std::ptrdiff_t(e.strides()[0]), s1 = std::ptrdiff_t(e.strides()[1]);
@@ -62,15 +63,16 @@ class xt_matrix {
 template <class E>
 struct chunk_input<E, std::enable_if_t<xt::is_xexpression<E>::value>> {
   xt_matrix<E> m;
-  chunk_input(const E& e, const char* fn) : m(e, fn) {}
+  chunk_input(const E& e, const char* fn, const char* name) : m(e, fn, name) {}
   const typename xt_matrix<E>::map_type& get() const { return m.map(); }
 };
 
-/// Calls f with Eigen views of two xtensor expressions.
+/// Calls f with Eigen views of two xtensor expressions, named xname and yname in fn's errors.
 template <class EX, class EY, class F>
-decltype(auto) on_eigen(const char* fn, const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, F&& f) {
-  const xt_matrix<EX> ex(x.derived_cast(), fn);
-  const xt_matrix<EY> ey(y.derived_cast(), fn);
+decltype(auto) on_eigen(const char* fn, const char* xname, const char* yname, const xt::xexpression<EX>& x,
+                        const xt::xexpression<EY>& y, F&& f) {
+  const xt_matrix<EX> ex(x.derived_cast(), fn, xname);
+  const xt_matrix<EY> ey(y.derived_cast(), fn, yname);
   return f(ex.map(), ey.map());
 }
 
@@ -80,30 +82,30 @@ decltype(auto) on_eigen(const char* fn, const xt::xexpression<EX>& x, const xt::
 /// names (see their headers).
 template <class E, class Kernel>
 auto gram(const xt::xexpression<E>& x, const Kernel& kernel) {
-  const detail::xt_matrix<E> ex(x.derived_cast(), "gram");
+  const detail::xt_matrix<E> ex(x.derived_cast(), "gram", "X");
   return gram(ex.map(), kernel);
 }
 template <class E>
 auto center_gram(const xt::xexpression<E>& k, estimator est = estimator::biased) {
-  const detail::xt_matrix<E> ek(k.derived_cast(), "center_gram");
+  const detail::xt_matrix<E> ek(k.derived_cast(), "center_gram", "K");
   return center_gram(ek.map(), est);
 }
 template <class EK, class EL>
 auto hsic(const xt::xexpression<EK>& k, const xt::xexpression<EL>& l, estimator est = estimator::biased) {
-  return detail::on_eigen("hsic", k, l, [&](const auto& a, const auto& b) { return hsic(a, b, est); });
+  return detail::on_eigen("hsic", "K", "L", k, l, [&](const auto& a, const auto& b) { return hsic(a, b, est); });
 }
 template <class EK, class EL>
 auto gram_cka(const xt::xexpression<EK>& k, const xt::xexpression<EL>& l, estimator est = estimator::biased) {
-  return detail::on_eigen("gram_cka", k, l, [&](const auto& a, const auto& b) { return gram_cka(a, b, est); });
+  return detail::on_eigen("gram_cka", "K", "L", k, l, [&](const auto& a, const auto& b) { return gram_cka(a, b, est); });
 }
 template <class EX, class EY>
 auto linear_cka(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, estimator est = estimator::biased) {
-  return detail::on_eigen("linear_cka", x, y, [&](const auto& a, const auto& b) { return linear_cka(a, b, est); });
+  return detail::on_eigen("linear_cka", "X", "Y", x, y, [&](const auto& a, const auto& b) { return linear_cka(a, b, est); });
 }
 template <class EX, class EY, class KX, class KY, class = std::enable_if_t<!std::is_same_v<KY, estimator>>>
 auto kernel_cka(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, const KX& kx, const KY& ky,
                 estimator est = estimator::biased) {
-  return detail::on_eigen("kernel_cka", x, y,
+  return detail::on_eigen("kernel_cka", "X", "Y", x, y,
                           [&](const auto& a, const auto& b) { return kernel_cka(a, b, kx, ky, est); });
 }
 template <class EX, class EY, class Kernel>
@@ -114,41 +116,41 @@ auto kernel_cka(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, cons
 template <class EX, class EY, class Kernel>
 auto mmd2(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, const Kernel& kernel,
           estimator est = estimator::biased) {
-  return detail::on_eigen("mmd2", x, y, [&](const auto& a, const auto& b) { return mmd2(a, b, kernel, est); });
+  return detail::on_eigen("mmd2", "X", "Y", x, y, [&](const auto& a, const auto& b) { return mmd2(a, b, kernel, est); });
 }
 template <class EX, class EY, class Kernel = linear_kernel>
 auto mmd_bound(const xt::xexpression<EX>& x, const xt::xexpression<EY>& y, const Kernel& kernel = {},
                const mmd_bound_options& options = {}) {
-  return detail::on_eigen("mmd_bound", x, y,
+  return detail::on_eigen("mmd_bound", "X", "Y", x, y,
                           [&](const auto& a, const auto& b) { return mmd_bound(a, b, kernel, options); });
 }
 
 namespace rcka {
 template <class ES, class ET>
 auto sample_relation_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const relation_options& o = {}) {
-  return cka::detail::on_eigen("rcka::sample_relation_loss", s, t,
+  return cka::detail::on_eigen("rcka::sample_relation_loss", "student", "teacher", s, t,
                                [&](const auto& a, const auto& b) { return sample_relation_loss(a, b, o); });
 }
 template <class ES, class ET>
 auto class_relation_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const relation_options& o = {}) {
-  return cka::detail::on_eigen("rcka::class_relation_loss", s, t,
+  return cka::detail::on_eigen("rcka::class_relation_loss", "student", "teacher", s, t,
                                [&](const auto& a, const auto& b) { return class_relation_loss(a, b, o); });
 }
 template <class ES, class ET>
 auto feature_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const relation_options& o = {}) {
-  return cka::detail::on_eigen("rcka::feature_loss", s, t,
+  return cka::detail::on_eigen("rcka::feature_loss", "student", "teacher", s, t,
                                [&](const auto& a, const auto& b) { return feature_loss(a, b, o); });
 }
 template <class ES, class ET>
 auto rcka_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const rcka_weights& w = {},
                const relation_options& o = {}) {
-  return cka::detail::on_eigen("rcka::rcka_loss", s, t,
+  return cka::detail::on_eigen("rcka::rcka_loss", "student", "teacher", s, t,
                                [&](const auto& a, const auto& b) { return rcka_loss(a, b, w, o); });
 }
 template <class ES, class ET>
 auto patch_loss(const xt::xexpression<ES>& s, const xt::xexpression<ET>& t, const map_shape& shape,
                 Eigen::Index patch_h = 16, Eigen::Index patch_w = 16, const relation_options& o = {}) {
-  return cka::detail::on_eigen("rcka::patch_loss", s, t, [&](const auto& a, const auto& b) {
+  return cka::detail::on_eigen("rcka::patch_loss", "student", "teacher", s, t, [&](const auto& a, const auto& b) {
     return patch_loss(a, b, shape, patch_h, patch_w, o);
   });
 }
