@@ -1,4 +1,4 @@
-# Type stubs of cka._core (the compiled module); the package `cka` re-exports these names.
+# Type stubs of cka._core (the compiled core chosen for this processor; cka/_core.py); the package `cka` re-exports these names.
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -8,6 +8,7 @@ KernelLike = Union["Linear", "RBF", "Polynomial", str, None]
 
 __version__: str
 has_cuda: bool  # built with CKA_CUDA: the losses take CUDA tensors (cuda_loss)
+built_for: str  # the core this processor got: "x86-64-v3", "baseline" or "native" (CKA_CPU forces one)
 
 class UndefinedError(ValueError): ...
 class BackendError(RuntimeError): ...

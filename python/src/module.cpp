@@ -1,4 +1,6 @@
-// cka._core: the library's functions on arrays from NumPy, PyTorch, JAX and anything with __dlpack__.
+// cka._core_<target>: the library's functions on arrays from NumPy, PyTorch, JAX and anything with
+// __dlpack__, compiled once per instruction-set target (CKA_PYTHON_MODULE, CKA_PYTHON_TARGET; see
+// python/CMakeLists.txt); cka/_core.py imports the one this processor runs best.
 // cka::invalid_argument becomes ValueError, cka::domain_error (an undefined value) cka.UndefinedError (a
 // ValueError), cka::backend_error (a failed backend or resource) cka.BackendError (a RuntimeError); the
 // pure-Python package `cka` re-exports these names.
@@ -79,9 +81,10 @@ void register_kernels(nb::module_& m) {
 
 }  // namespace cka::python
 
-NB_MODULE(_core, m) {
+NB_MODULE(CKA_PYTHON_MODULE, m) {
   using namespace cka::python;
   m.doc() = "cka's compiled core; use the package `cka`.";
+  m.attr("built_for") = CKA_PYTHON_TARGET;  // "baseline", "native" or "x86-64-v3"
   m.attr("__version__") = std::to_string(CKA_VERSION_MAJOR) + "." + std::to_string(CKA_VERSION_MINOR) + "." +
                           std::to_string(CKA_VERSION_PATCH);
   // cka::domain_error (undefined for these data, or overflow) → cka.UndefinedError, a ValueError;

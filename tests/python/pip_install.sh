@@ -19,5 +19,11 @@ import cka
 assert "venv" in cka.__file__, cka.__file__
 x = np.random.default_rng(0).standard_normal((50, 4))
 assert abs(cka.linear_cka(x, 2 * x + 1) - 1.0) < 1e-14
-print("pip install . gives cka", cka.__version__, "at", cka.__file__)
+# On x86-64 the wheel holds the baseline and x86-64-v3 cores, and the import took the best this CPU runs.
+import glob, os, platform
+cores = sorted(os.path.basename(p).split(".")[0] for p in glob.glob(os.path.join(os.path.dirname(cka.__file__), "_core_*")))
+if platform.machine() in ("x86_64", "AMD64"):
+    assert cores == ["_core_baseline", "_core_x86_64_v3"], cores
+    assert cka._core.built_for == ("x86-64-v3" if cka._cpu.x86_64_v3() else "baseline"), cka._core.built_for
+print("pip install . gives cka", cka.__version__, "at", cka.__file__, "with", cores, "using", cka._core.built_for)
 PY
