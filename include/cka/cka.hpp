@@ -12,6 +12,7 @@
 #include <cka/gram.hpp>
 #include <cka/hsic.hpp>
 #include <cka/inference.hpp>
+#include <cka/interrupt.hpp>
 #include <cka/kernels.hpp>
 #include <cka/mmd.hpp>
 #include <cka/similarity.hpp>

@@ -15,6 +15,7 @@
 #include <cka/detail/feature_tests.hpp>
 #include <cka/detail/gram_tests.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/interrupt.hpp>
 #include <cka/detail/null_moments.hpp>
 #include <cka/detail/permutations.hpp>
 #include <cka/detail/products.hpp>
@@ -302,6 +303,7 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
         out.lower(j, i) = out.lower(i, j);
         out.upper(j, i) = out.upper(i, j);
       }
+      poll_interrupt();
       if (o.progress) o.progress(++done, total);
     }
   }

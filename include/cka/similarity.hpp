@@ -45,6 +45,7 @@ void require_representation_pair(const char* fn, const VX& x, const VY& y, estim
 template <class A, class VX, class VY>
 centered_sums<A> linear_sums_features(const VX& x, const VY& y, estimator est) {
   moments<A> m({x.cols(), y.cols()});
+  m.interruptible = true;
   m.add_pair("linear_cka", x, y);
   matrix<A> c;
   return m.take_pair_sums(0, 1, est, c);

@@ -11,6 +11,7 @@
 
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/interrupt.hpp>
 #include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
@@ -204,6 +205,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
     std::vector<Eigen::Index> widths;
     for (std::size_t a = 0; a < count; ++a) widths.push_back(layers.width(a));
     moments<A> m(widths);
+    m.interruptible = true;
     using V = view_t<M>;
     m.template add<V::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>(
         fn, n, [&](Eigen::Index b, Eigen::Index r0, Eigen::Index h, auto&& dest) {
@@ -246,6 +248,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
           }
         });
         ref(Eigen::Index(a)) += scale * raw;
+        poll_interrupt();
         if (o.progress) o.progress(++done, total);
       }
       // All pair products, tile by tile: a block of columns of every Gram (~4 MB together) stays in cache

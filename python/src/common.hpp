@@ -6,10 +6,12 @@
 
 #include <cka/compute.hpp>
 #include <cka/estimator.hpp>
+#include <cka/interrupt.hpp>
 #include <cka/kernels.hpp>
 #include <cka/rcka_options.hpp>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -120,6 +122,78 @@ inline cka::compute_options compute_of(const char* fn, std::optional<double> max
     co.max_bytes = std::size_t(*max_bytes);
   }
   return co;
+}
+
+/// Thrown through the library by the signal check of `unlocked_computation` when a Python signal handler
+/// raised (Ctrl-C: KeyboardInterrupt); the module's translator raises that exception again in Python.
+struct interrupted {};
+
+/// The exception a signal handler raised during this thread's computation, held (owned) until the
+/// translator gives it back to Python.
+struct pending_signal {
+  PyObject* type = nullptr;
+  PyObject* value = nullptr;
+  PyObject* trace = nullptr;
+};
+inline pending_signal& this_thread_signal() {
+  thread_local pending_signal held;
+  return held;
+}
+
+/// Releases the GIL for a computation and lets Ctrl-C stop it: on Python's main thread (the only one that
+/// runs signal handlers) the library's long loops run them every 50 ms or so, taking the GIL for the
+/// moment; when one raises, the computation is abandoned and its exception (KeyboardInterrupt) is raised
+/// as the call returns. Without a signal the cost is a clock read per unit of work; on other threads,
+/// nothing.
+class unlocked_computation {
+ public:
+  unlocked_computation() = default;
+  unlocked_computation(const unlocked_computation&) = delete;
+  unlocked_computation& operator=(const unlocked_computation&) = delete;
+
+ private:
+  /// Whether the caller (holding the GIL) is Python's main thread.
+  static bool on_main_thread() {
+    static const unsigned long main_ident =
+        nb::cast<unsigned long>(nb::module_::import_("threading").attr("main_thread")().attr("ident"));
+    return PyThread_get_thread_ident() == main_ident;
+  }
+  static void run_signal_handlers() {
+    nb::gil_scoped_acquire locked;
+    if (PyErr_CheckSignals() == 0) return;
+    pending_signal& held = this_thread_signal();
+    Py_CLEAR(held.type);
+    Py_CLEAR(held.value);
+    Py_CLEAR(held.trace);
+#if PY_VERSION_HEX >= 0x030C0000
+    held.value = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&held.type, &held.value, &held.trace);
+#endif
+    throw interrupted{};
+  }
+  const bool main_ = on_main_thread();
+  nb::gil_scoped_release unlocked_;  // released after the question above, taken back last
+  cka::interrupt_check check_{main_ ? std::function<void()>(&unlocked_computation::run_signal_handlers) : nullptr};
+};
+
+/// The exception translator's part: raises the held signal exception (KeyboardInterrupt if none is held).
+inline void raise_pending_signal() {
+  pending_signal& held = this_thread_signal();
+#if PY_VERSION_HEX >= 0x030C0000
+  if (held.value != nullptr) {
+    PyErr_SetRaisedException(held.value);  // steals the reference
+    held = pending_signal{};
+    return;
+  }
+#else
+  if (held.type != nullptr) {
+    PyErr_Restore(held.type, held.value, held.trace);  // steals the references
+    held = pending_signal{};
+    return;
+  }
+#endif
+  PyErr_SetNone(PyExc_KeyboardInterrupt);
 }
 
 /// A NumPy array that owns an Eigen matrix (moved, not copied), in the matrix's storage order.

@@ -23,7 +23,7 @@ void register_inference(nb::module_& m) {
         o.count = std::size_t(int_arg(fn, "permutations", permutations, 1, std::numeric_limits<long long>::max()));
         o.seed = seed_arg(fn, seed);
         const cka::estimator est = estimator_of(debiased);
-        nb::gil_scoped_release unlocked;
+        unlocked_computation unlocked;
         const cka::permutation_result r = std::visit(
             [&](const auto& kk) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return cka::permutation_test(xv, yv, kk, est, o); });
@@ -41,7 +41,7 @@ void register_inference(nb::module_& m) {
         matrix_arg xa = to_matrix(fn, "x", x), ya = to_matrix(fn, "y", y);
         const kernel k = to_kernel(fn, kernel_arg);
         const cka::estimator est = estimator_of(debiased);
-        nb::gil_scoped_release unlocked;
+        unlocked_computation unlocked;
         const cka::independence_result r = std::visit(
             [&](const auto& kk) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return cka::independence_test(xv, yv, kk, est); });
@@ -62,7 +62,7 @@ void register_inference(nb::module_& m) {
         o.level = level;
         cka::jackknife_result r;
         {
-          nb::gil_scoped_release unlocked;
+          unlocked_computation unlocked;
           r = std::visit(
               [&](const auto& kk) {
                 return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return cka::jackknife(xv, yv, kk, est, o); });

@@ -26,7 +26,7 @@ nb::tuple matrix_loss(const char* fn, nb::handle student, nb::handle teacher, Lo
     using T = typename std::decay_t<decltype(sv)>::Scalar;
     cka::rcka::loss_result<T> r;
     {
-      nb::gil_scoped_release unlocked;
+      unlocked_computation unlocked;
       r = loss(sv, tv);
     }
     return nb::make_tuple(double(r.value), to_numpy(std::move(r.grad)), (long long)r.skipped);
@@ -89,7 +89,7 @@ void register_losses(nb::module_& m) {
           using T = typename std::decay_t<decltype(sv)>::Scalar;
           cka::rcka::loss_result<T> r;
           {
-            nb::gil_scoped_release unlocked;
+            unlocked_computation unlocked;
             r = cka::rcka::patch_loss(sv, tv, shape, ph, pw, o);
           }
           // The gradient in the maps' NCHW shape, C order.

@@ -84,18 +84,21 @@ void register_matrix(nb::module_& m) {
           }
           o.minibatch = Eigen::Index(b);
         }
+        // An exception from the progress callable stops the computation (on the calling thread; the
+        // library carries it out of its parallel loops) and is raised as the call returns.
         std::exception_ptr callback_error;
+        struct callback_failed {};
         if (PyCallable_Check(progress.ptr())) {
           // A handle, not an object: the library copies the options without the GIL, and a handle's copy
           // touches no reference count (the caller's reference keeps the callable alive for the call).
           nb::handle cb = progress;
           o.progress = [cb, &callback_error](std::size_t done, std::size_t total) {
             nb::gil_scoped_acquire locked;
-            if (callback_error) return;
             try {
               cb(done, total);
             } catch (...) {
               callback_error = std::current_exception();
+              throw callback_failed{};
             }
           };
         } else if (nb::isinstance<nb::bool_>(progress) && nb::cast<bool>(progress)) {
@@ -109,8 +112,8 @@ void register_matrix(nb::module_& m) {
         const cka::compute_options co = compute_of(fn, max_bytes);
         const bool square = vs.is_none();
         cka::basic_similarity_result<double> r;
-        {
-          nb::gil_scoped_release unlocked;
+        try {
+          unlocked_computation unlocked;
           r = std::visit(
               [&](const auto& kk) {
                 return visit_layers(all, [&](const auto& views) {
@@ -122,8 +125,9 @@ void register_matrix(nb::module_& m) {
                 });
               },
               k);
+        } catch (const callback_failed&) {
+          std::rethrow_exception(callback_error);
         }
-        if (callback_error) std::rethrow_exception(callback_error);
         std::vector<std::pair<std::size_t, std::string>> undefined;
         for (const auto& u : r.undefined) undefined.emplace_back(u.layer, u.cause);
         return nb::make_tuple(to_numpy(std::move(r.values)), undefined, (long long)r.dropped_samples);

@@ -92,6 +92,14 @@ NB_MODULE(CKA_PYTHON_MODULE, m) {
   nb::exception<cka::domain_error>(m, "UndefinedError", PyExc_ValueError);
   // cka::backend_error (a backend or resource failed, not the data) → cka.BackendError, a RuntimeError.
   nb::exception<cka::backend_error>(m, "BackendError", PyExc_RuntimeError);
+  // A computation stopped by a signal (unlocked_computation): the handler's exception, KeyboardInterrupt.
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const interrupted&) {
+      raise_pending_signal();
+    }
+  });
   register_kernels(m);
   register_similarity(m);
   register_matrix(m);

@@ -23,7 +23,7 @@ void def_pair(nb::module_& m, const char* name, const char* a, const char* b, co
       [name, a, b, op](nb::handle x, nb::handle y, bool debiased) {
         matrix_arg xa = to_matrix(name, a, x), ya = to_matrix(name, b, y);
         const cka::estimator est = estimator_of(debiased);
-        nb::gil_scoped_release unlocked;
+        unlocked_computation unlocked;
         return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return double(op(xv, yv, est)); });
       },
       nb::arg(a), nb::arg(b), nb::kw_only(), "debiased"_a = false, doc);
@@ -39,7 +39,7 @@ void def_kernel_pair(nb::module_& m, const char* name, const char* doc, Op op) {
         const kernel k = to_kernel(name, kernel_arg);
         const cka::estimator est = estimator_of(debiased);
         const cka::compute_options co = compute_of(name, max_bytes);
-        nb::gil_scoped_release unlocked;
+        unlocked_computation unlocked;
         return std::visit(
             [&](const auto& kk) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) { return double(op(xv, yv, kk, est, co)); });
@@ -91,7 +91,7 @@ void register_similarity(nb::module_& m) {
         const char* fn = "mmd_bound";
         matrix_arg xa = to_matrix(fn, "x", x), ya = to_matrix(fn, "y", y);
         const kernel k = to_kernel(fn, kernel_arg);
-        nb::gil_scoped_release unlocked;
+        unlocked_computation unlocked;
         return std::visit(
             [&](const auto& kk) {
               return visit2(xa, ya, [&](const auto& xv, const auto& yv) {

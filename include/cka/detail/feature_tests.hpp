@@ -5,6 +5,7 @@
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/null_moments.hpp>
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/permutations.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/ratio.hpp>
@@ -168,25 +169,17 @@ std::vector<double> permutation_p_values(const std::vector<centered_side<A>>& xs
     observed[std::size_t(i)] -= tie_tolerance(n, feature_rounding_scale(*x.xc, *x.k, yc, l, est));
   }
   const long long count = static_cast<long long>(o.count), batches = (count + batch - 1) / batch;
+  const int threads = Eigen::nbThreads();
+  std::vector<std::vector<long long>> mine(static_cast<std::size_t>(std::max(threads, 1)),
+                                           std::vector<long long>(static_cast<std::size_t>(m), 0));
+  parallel_for(Eigen::Index(batches), threads, [&](int thread, Eigen::Index bt) {
+    run_batch(bt * batch, std::min<long long>(bt * batch + batch, count), false, [&](Eigen::Index i, long long, const A& t) {
+      if (t >= observed[std::size_t(i)]) ++mine[std::size_t(thread)][std::size_t(i)];
+    });
+  });
   std::vector<long long> at_least(static_cast<std::size_t>(m), 0);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(Eigen::nbThreads())
-#endif
-  {
-    std::vector<long long> mine(static_cast<std::size_t>(m), 0);
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-    for (long long bt = 0; bt < batches; ++bt) {
-      run_batch(bt * batch, std::min<long long>(bt * batch + batch, count), false, [&](Eigen::Index i, long long, const A& t) {
-        if (t >= observed[std::size_t(i)]) ++mine[std::size_t(i)];
-      });
-    }
-#if defined(_OPENMP)
-#pragma omp critical
-#endif
-    for (std::size_t i = 0; i < mine.size(); ++i) at_least[i] += mine[i];
-  }
+  for (const auto& counts : mine)
+    for (std::size_t i = 0; i < counts.size(); ++i) at_least[i] += counts[i];
   std::vector<double> p(static_cast<std::size_t>(m));
   for (std::size_t i = 0; i < p.size(); ++i) p[i] = double(1 + at_least[i]) / double(1 + count);
   return p;

@@ -5,6 +5,7 @@
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
 #include <cka/detail/null_moments.hpp>
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/permutations.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/ratio.hpp>
@@ -73,17 +74,21 @@ double permutation_p_value(const matrix<A>& a, const matrix<A>& b, const permuta
   using std::sqrt;
   // The same summation as every T_π, less the rounding level: ties count.
   const A observed = permuted_product(a, b, identity) - tie_tolerance(n, A(sqrt(a.squaredNorm()) * sqrt(b.squaredNorm())));
+  // Units of enough permutations (~2¹⁶ products) that dealing them to threads costs nothing beside them.
   const long long count = static_cast<long long>(o.count);
-  long long at_least = 0;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : at_least) num_threads(Eigen::nbThreads())
-#endif
-  for (long long k = 0; k < count; ++k) {
+  const long long per = std::max<long long>(1, (1LL << 16) / std::max<long long>(1, (long long)n * n));
+  const int threads = Eigen::nbThreads();
+  std::vector<long long> at_least(static_cast<std::size_t>(std::max(threads, 1)), 0);
+  parallel_for(Eigen::Index((count + per - 1) / per), threads, [&](int thread, Eigen::Index unit) {
     std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
-    seeded_permutation(o.seed, std::uint64_t(k), perm);
-    if (permuted_product(a, b, perm) >= observed) ++at_least;
-  }
-  return double(1 + at_least) / double(1 + count);
+    for (long long k = unit * per; k < std::min(count, (unit + 1) * per); ++k) {
+      seeded_permutation(o.seed, std::uint64_t(k), perm);
+      if (permuted_product(a, b, perm) >= observed) ++at_least[std::size_t(thread)];
+    }
+  });
+  long long total = 0;
+  for (long long c : at_least) total += c;
+  return double(1 + total) / double(1 + count);
 }
 
 /// The independence test on centered Grams with ⟨A, B⟩ = ab, ‖A‖² = aa, ‖B‖² = bb.

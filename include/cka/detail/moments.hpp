@@ -15,6 +15,7 @@
 // feature rows and columns of block b by r and its norm row and column by r² (exact).
 
 #include <cka/detail/checks.hpp>
+#include <cka/detail/interrupt.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
@@ -57,6 +58,11 @@ struct scratch {
 template <class A>
 class moments {
  public:
+  /// Whether add polls for an interrupt between chunks: set by one-shot computations (linear_cka, the
+  /// similarity matrix), whose temporary state an interrupt may leave half-filled; never by the
+  /// accumulation states, whose add must be done whole or not at all.
+  bool interruptible = false;
+
   moments() = default;
   explicit moments(std::vector<Eigen::Index> widths) : width_(std::move(widths)) {
     Eigen::Index at = 1;
@@ -162,6 +168,7 @@ class moments {
     // The buffer is kept between calls: a fresh 8 MiB allocation per chunk would pay its page faults each time.
     Eigen::Map<Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order>> buf(buffer_.get(std::size_t(chunk * dim_)), chunk, dim_);
     for (Eigen::Index r0 = 0; r0 < h; r0 += chunk) {
+      if (interruptible) poll_interrupt();
       const Eigen::Index hh = std::min(chunk, h - r0);
       auto z = buf.topRows(hh);
       const bool fixed = has_shift_ && has_scale_;

@@ -1,7 +1,8 @@
 #pragma once
 // Private: the tile grid of a symmetric n×n matrix, the loop every pass runs over a member's upper tiles
-// (rows dealt to threads, exceptions carried out of the parallel region), and the progress meter.
+// (rows dealt to threads by parallel_for), and the progress meter.
 
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/team.hpp>
 
@@ -10,14 +11,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
-#include <exception>
 #include <functional>
 #include <utility>
 #include <vector>
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace cka::detail {
 
@@ -32,38 +28,6 @@ struct tile_grid {
   Eigen::Index start(Eigen::Index t) const { return t * tile_rows; }
   Eigen::Index size(Eigen::Index t) const { return std::min(tile_rows, n - t * tile_rows); }
 };
-
-/// Calls f(thread, tile_row) for every tile row 0 … nt−1, the rows dealt to `threads` threads. An exception
-/// thrown by f (an overflow found in a tile) must not leave the OpenMP region: the first one is kept, the
-/// remaining rows are skipped, and it is rethrown on the calling thread.
-template <class F>
-void for_tile_rows(Eigen::Index nt, int threads, F&& f) {
-  std::exception_ptr error;
-  std::atomic<bool> failed{false};
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-  for (Eigen::Index ti = 0; ti < nt; ++ti) {
-    if (failed.load(std::memory_order_relaxed)) continue;
-    try {
-#if defined(_OPENMP)
-      f(omp_get_thread_num(), ti);
-#else
-      f(0, ti);
-#endif
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(cka_tile_error)
-#endif
-      {
-        if (!error) error = std::current_exception();
-      }
-      failed.store(true, std::memory_order_relaxed);
-    }
-  }
-  (void)threads;
-  if (error) std::rethrow_exception(error);
-}
 
 /// Progress over tile work, for a long call's progress callback: each pass adds the tiles it has done
 /// (from any thread); the callback runs on the calling thread (OpenMP thread 0) only, when the count has
@@ -93,13 +57,13 @@ class tile_meter {
 };
 
 /// The loop of every pass over the upper tiles (I ≤ J) a team member owns (`share`): for the tile rows
-/// first … first+count−1, dealt to threads as for_tile_rows deals them, f(thread, ti, tj) for each owned
+/// first … first+count−1, dealt to threads by parallel_for, f(thread, ti, tj) for each owned
 /// tile of the row in order of tj; then the meter (if any) ticks by the row's tiles × `weight`.
 template <class F>
 void for_owned_tiles(const tile_grid& g, Eigen::Index first, Eigen::Index count, int threads, tile_share share,
                      tile_meter* meter, std::size_t weight, F&& f) {
   const Eigen::Index nt = g.tiles();
-  for_tile_rows(count, threads, [&](int thread, Eigen::Index k) {
+  parallel_for(count, threads, [&](int thread, Eigen::Index k) {
     const Eigen::Index ti = first + k;
     std::size_t done = 0;
     for (Eigen::Index tj = ti; tj < nt; ++tj) {
@@ -117,7 +81,7 @@ void for_owned_tiles(const tile_grid& g, int threads, tile_share share, tile_met
   for_owned_tiles(g, 0, g.tiles(), threads, share, meter, 1, std::forward<F>(f));
 }
 
-/// One value per thread of a for_tile_rows loop (scratch matrices), indexed by its `thread` argument.
+/// One value per thread of a parallel_for loop (scratch matrices), indexed by its `thread` argument.
 template <class T>
 std::vector<T> per_thread(int threads) {
   return std::vector<T>(std::size_t(std::max(threads, 1)));

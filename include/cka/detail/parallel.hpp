@@ -1,0 +1,53 @@
+#pragma once
+// Private: the library's one parallel loop over units of long work (tile rows, batches of permutations),
+// which carries exceptions out of the OpenMP region and polls for an interrupt.
+
+#include <cka/detail/interrupt.hpp>
+
+#include <Eigen/Core>
+
+#include <atomic>
+#include <exception>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace cka::detail {
+
+/// Calls f(thread, k) for k = 0 … count−1, the k dealt one at a time to `threads` OpenMP threads
+/// (`thread` in [0, threads)), polling for an interrupt before each k (on the calling thread only). An
+/// exception — from f (an overflow found in a tile, a failed allocation) or from the poll — must not leave
+/// the OpenMP region: the first one is kept, the remaining k are skipped, and it is rethrown on the
+/// calling thread.
+template <class F>
+void parallel_for(Eigen::Index count, int threads, F&& f) {
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (Eigen::Index k = 0; k < count; ++k) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
+      poll_interrupt();
+#if defined(_OPENMP)
+      f(omp_get_thread_num(), k);
+#else
+      f(0, k);
+#endif
+    } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(cka_parallel_error)
+#endif
+      {
+        if (!error) error = std::current_exception();
+      }
+      failed.store(true, std::memory_order_relaxed);
+    }
+  }
+  (void)threads;
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace cka::detail
