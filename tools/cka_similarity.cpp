@@ -8,6 +8,7 @@
 //   report.hpp           the warnings and the view of a finished run
 //   render.hpp           its CSV, JSON and SVG renderings
 //   staged_outputs.hpp   writes committed only when the whole run has succeeded
+//   signals.hpp          Ctrl-C and SIGTERM: the run stopped, its outputs removed
 // This file runs them: run() for one process's part, main() for the agreement and the exit status.
 #include "inputs.hpp"
 #include "layers.hpp"
@@ -16,9 +17,11 @@
 #include "processes.hpp"
 #include "render.hpp"
 #include "report.hpp"
+#include "signals.hpp"
 #include "staged_outputs.hpp"
 
 #include <cka/inference.hpp>
+#include <cka/interrupt.hpp>
 #include <cka/similarity_matrix.hpp>
 
 #include <Eigen/Core>
@@ -278,11 +281,15 @@ int main(int argc, char** argv) {
   }
 #endif
   // Every failure, whatever its source and on whichever process, ends as one line on stderr (from rank
-  // 0) and exit status 2 on every process.
+  // 0) and exit status 2 on every process; a signal to a process alone ends it by that signal.
   std::exception_ptr error;
   int status = 2;
+  const bool alone = world.team == nullptr;
+  if (alone) tool::catch_signals();
   try {
+    const cka::interrupt_check check(alone ? std::function<void()>(tool::stop_if_signalled) : nullptr);
     status = run(argc, argv);
+    tool::stop_if_signalled();  // a signal during the last steps still stops the commit
   } catch (...) {
     error = std::current_exception();
   }
@@ -306,6 +313,17 @@ int main(int argc, char** argv) {
   }
   outputs.discard();  // a failed run leaves no output behind
   if (!error) return status;
+  try {
+    std::rethrow_exception(error);
+  } catch (const tool::signalled& s) {
+    if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%*s\r", 50, "");  // over a progress bar
+    std::fprintf(stderr, "cka-similarity: stopped by %s; no output written\n", tool::signal_name(s.number).c_str());
+    std::fflush(stderr);
+    std::signal(s.number, SIG_DFL);
+    std::raise(s.number);
+    return 128 + s.number;
+  } catch (...) {
+  }
   if (world.speaker()) report(error);
   return 2;
 }

@@ -7,6 +7,7 @@
 #include "options.hpp"
 #include "processes.hpp"
 #include "render.hpp"
+#include "signals.hpp"
 
 #include <cka/npy.hpp>
 #include <cka/npy_map.hpp>
@@ -145,6 +146,7 @@ inline matrix<double> stream_linear(std::vector<std::unique_ptr<mapped_layer>>& 
       views.emplace_back(buffers[l].topRows(h));
     }
     state.add(views);
+    stop_if_signalled();  // the state's adds never stop on their own (an add is whole or not at all)
     if (progress) progress(++step, steps);
   }
 #ifdef CKA_TOOL_MPI

@@ -31,7 +31,8 @@ inline const char* const description =
     "Under mpirun or srun (when built with MPI) the processes share the work: each streams its own rows of\n"
     "every layer for the linear kernel, and computes its share of the tiles for the RBF kernel; rank 0 alone\n"
     "writes the outputs and shows progress. --minibatch, --pvalues and --ci run on rank 0 alone.\n"
-    "Exit status: 0 on success; 2 on bad usage, bad input or a failed write (one line on stderr naming the file).\n";
+    "Exit status: 0 on success; 2 on bad usage, bad input or a failed write (one line on stderr naming the file);\n"
+    "stopped by Ctrl-C or SIGTERM: that signal (130 in a shell), no output written.\n";
 
 struct config {
   std::vector<std::string> rows, cols;

@@ -682,5 +682,40 @@ if shutil.which("script") and "sanitized" not in os.path.basename(BINARY):
         check("ETA" not in quiet, "no progress bar with --quiet")
         check(rc == 0 and "ETA" not in piped, "no progress bar when stderr is not a terminal")
 
+# Ctrl-C (SIGINT) and SIGTERM stop a long run at once: one line, no output and no temporary file left
+# beside it, and the process ends by the signal (as `kill -INT` shows it to a shell: status 130). Streamed
+# linear runs stop between chunks, the rest inside the library's loops.
+import signal
+import time
+with tempfile.TemporaryDirectory() as tmp:
+    sig_rng = np.random.default_rng(11)
+    long_layers = [os.path.join(tmp, f"long{i}.npy") for i in range(3)]
+    for f in long_layers:
+        np.save(f, sig_rng.standard_normal((3000, 20)))
+    out_dir = os.path.join(tmp, "out")
+    os.mkdir(out_dir)
+    runs = {"permutation p-values": ["--kernel", "rbf", "--pvalues", "1000000", *long_layers]}
+    if "sanitized" not in os.path.basename(BINARY):  # there one chunk's product takes some 20 s
+        wide = [os.path.join(tmp, f"wide{i}.npy") for i in range(3)]
+        for f in wide:
+            np.save(f, sig_rng.standard_normal((20000, 800)).astype(np.float32))  # ~3 s on one thread
+        runs["streamed linear"] = ["--threads", "1", *wide]
+    for name, args in runs.items():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            csv_path, svg_path = os.path.join(out_dir, "m.csv"), os.path.join(out_dir, "m.svg")
+            p = subprocess.Popen([BINARY, *args, "--csv", csv_path, "--svg", svg_path], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            sent = time.monotonic()
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=120)
+            waited = time.monotonic() - sent
+            lines = err.strip().split("\n")
+            check(p.returncode == -sig, f"{name}, {sig.name}: ends by the signal (status {p.returncode}; {err[-300:]!r})")
+            check(len(lines) == 1 and lines[0] == f"cka-similarity: stopped by {sig.name}; no output written",
+                  f"{name}, {sig.name}: one line on stderr ({err[-300:]!r})")
+            check(os.listdir(out_dir) == [], f"{name}, {sig.name}: no output or temporary file left: {os.listdir(out_dir)}")
+            check(waited < 10, f"{name}, {sig.name}: stopped {waited:.1f} s after the signal")
+
 print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
