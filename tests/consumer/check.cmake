@@ -8,8 +8,10 @@ function(step)
   endif()
 endfunction()
 if(MODE STREQUAL "install")
+  # The Python package is not part of a CMake install (pip installs it; python_pip_install checks that).
   step(${CMAKE_COMMAND} -S "${CKA_SOURCE}" -B "${WORK}/cka" -DCKA_BUILD_TESTS=OFF -DCKA_BUILD_EXAMPLES=OFF
-       -DCKA_BUILD_BENCH=OFF -DCKA_BUILD_TOOLS=ON -DCKA_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
+       -DCKA_BUILD_BENCH=OFF -DCKA_BUILD_TOOLS=ON -DCKA_BUILD_PYTHON=OFF -DCKA_INSTALL=ON
+       -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
   step(${CMAKE_COMMAND} --build "${WORK}/cka")
   step(${CMAKE_COMMAND} --install "${WORK}/cka")
   step("${WORK}/prefix/bin/cka-similarity" --help)  # the tool is installed too
