@@ -170,8 +170,7 @@ std::vector<double> permutation_p_values(const std::vector<centered_side<A>>& xs
   }
   const long long count = static_cast<long long>(o.count), batches = (count + batch - 1) / batch;
   const int threads = Eigen::nbThreads();
-  std::vector<std::vector<long long>> mine(static_cast<std::size_t>(std::max(threads, 1)),
-                                           std::vector<long long>(static_cast<std::size_t>(m), 0));
+  auto mine = per_thread(threads, std::vector<long long>(static_cast<std::size_t>(m), 0));
   parallel_for(Eigen::Index(batches), threads, [&](int thread, Eigen::Index bt) {
     run_batch(bt * batch, std::min<long long>(bt * batch + batch, count), false, [&](Eigen::Index i, long long, const A& t) {
       if (t >= observed[std::size_t(i)]) ++mine[std::size_t(thread)][std::size_t(i)];

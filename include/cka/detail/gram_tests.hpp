@@ -78,7 +78,7 @@ double permutation_p_value(const matrix<A>& a, const matrix<A>& b, const permuta
   const long long count = static_cast<long long>(o.count);
   const long long per = std::max<long long>(1, (1LL << 16) / std::max<long long>(1, (long long)n * n));
   const int threads = Eigen::nbThreads();
-  std::vector<long long> at_least(static_cast<std::size_t>(std::max(threads, 1)), 0);
+  auto at_least = per_thread<long long>(threads, 0);
   parallel_for(Eigen::Index((count + per - 1) / per), threads, [&](int thread, Eigen::Index unit) {
     std::vector<Eigen::Index> perm(static_cast<std::size_t>(n));
     for (long long k = unit * per; k < std::min(count, (unit + 1) * per); ++k) {

@@ -6,8 +6,11 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <exception>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -48,6 +51,13 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
   }
   (void)threads;
   if (error) std::rethrow_exception(error);
+}
+
+/// One value per thread of a parallel_for loop (scratch matrices, counters), indexed by its `thread`
+/// argument; each a copy of `init`.
+template <class T>
+std::vector<T> per_thread(int threads, const T& init = T()) {
+  return std::vector<T>(std::size_t(std::max(threads, 1)), init);
 }
 
 }  // namespace cka::detail

@@ -81,12 +81,6 @@ void for_owned_tiles(const tile_grid& g, int threads, tile_share share, tile_met
   for_owned_tiles(g, 0, g.tiles(), threads, share, meter, 1, std::forward<F>(f));
 }
 
-/// One value per thread of a parallel_for loop (scratch matrices), indexed by its `thread` argument.
-template <class T>
-std::vector<T> per_thread(int threads) {
-  return std::vector<T>(std::size_t(std::max(threads, 1)));
-}
-
 /// The number of upper tiles (I ≤ J) of an n×n matrix: the work of one pass.
 inline std::size_t upper_tiles(Eigen::Index n) {
   const std::size_t nt = std::size_t(tile_grid{n}.tiles());
