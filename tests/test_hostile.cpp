@@ -388,6 +388,20 @@ std::vector<row> table() {
                     cka::layers_state s({Eigen::Index(1) << 31, 3});
                     return 0.0;
                   }, outcome::invalid_argument, 0, 0, {"cka::layers_state: widths 2147483648, 3", "cannot address"}});
+  // A flat array written with a count that no sum of states has (NaN after a bad reduction, a fraction):
+  // the count was converted to an integer, undefined behaviour (-9223372036854775808 samples).
+  rows.push_back({"linear_state whose flat array's count is NaN", [] {
+                    cka::linear_state s(3, 4);
+                    s.add(x.leftCols(3), y.leftCols(4));
+                    s.data()[0] = std::nan("");
+                    return s.cka();
+                  }, outcome::invalid_argument, 0, 0, {"cka::linear_state::cka", "sample count", "nan"}});
+  rows.push_back({"layers_state whose flat array's count is 2.5", [] {
+                    cka::layers_state s({3, 4});
+                    s.add(std::vector<mat<double>>{x.leftCols(3), y.leftCols(4)});
+                    s.data()[0] = 2.5;
+                    return double(s.samples());
+                  }, outcome::invalid_argument, 0, 0, {"cka::layers_state::samples", "sample count", "2.5"}});
   rows.push_back({"linear_state::set_shift with the wrong length", [] {
                     cka::linear_state s(5, 4);
                     s.set_shift(cka::vector<double>::Zero(8));
@@ -427,6 +441,15 @@ std::vector<row> table() {
                     o.permutations = std::size_t(-1);
                     return cka::similarity_tests(std::vector<mat<double>>{x, y}, cka::linear_kernel{}, o).p_value(0, 1);
                   }, outcome::invalid_argument, 0, 0, {"cka::similarity_tests", "permutations = 18446744073709551615"}});
+  // RBF tests of 40,000 samples hold a 12.8 GB centered Gram per layer: beyond the budget they are refused
+  // before anything is allocated (they were allocated, and on a machine that overcommits the process was
+  // killed for memory while filling them).
+  rows.push_back({"similarity_tests whose Grams exceed the budget", [] {
+                    const mat<double> big = test::normal<double>(40000, 2, 7);
+                    cka::similarity_tests_options o;
+                    o.max_bytes = std::size_t(1) << 30;
+                    return cka::similarity_tests(std::vector<mat<double>>{big, big}, cka::rbf_kernel{1.0}, o).p_value(0, 1);
+                  }, outcome::invalid_argument, 0, 0, {"cka::similarity_tests", "2 layers of n = 40000", "25.6 GB", "max_bytes (1.07 GB)"}});
   // Issue 25, item 14: HSIC past the double range reported as overflow, never inf or NaN; Grams whose
   // products overflow but whose HSIC does not give the value.
   rows.push_back({"linear_state::hsic of rows near 1e150: overflow", [] {

@@ -210,6 +210,35 @@ TEST_CASE("similarity_tests: the pairwise tests for every pair, Grams centered o
   }
 }
 
+TEST_CASE("similarity_tests_bytes: what the prepared layers hold, and the budget", "[inference][matrix]") {
+  // n = 50: a pair runs in feature space where d_i·d_j <= 2000. Layers of widths 3 and 100: (3, 3),
+  // (3, 100), (100, 3) in features, (100, 100) on Grams.
+  const double features3 = 8.0 * (50 * 3 + 50), features100 = 8.0 * (50 * 100 + 50), gram = 8.0 * 50 * 50;
+  CHECK(cka::similarity_tests_bytes(50, {3, 100}) == features3 + features100 + gram);
+  cka::similarity_tests_options o;
+  o.permutations = 10;
+  CHECK(cka::similarity_tests_bytes(50, {3, 100}, {}, cka::linear_kernel{}, o) == features3 + features100 + gram + 8.0 * 50 * 103);
+  CHECK(cka::similarity_tests_bytes(50, {3, 100}, {}, cka::rbf_kernel{1.0}) == 2 * gram);
+  // Rectangular: 3 against 100 only (features); 100 prepared against 3 (features).
+  CHECK(cka::similarity_tests_bytes(50, {3}, {100}) == features3 + features100);
+  CHECK(cka::similarity_tests_bytes(1000000, {10}, {}, cka::rbf_kernel{1.0}) == 8e12);
+  CHECK_THROWS_AS(cka::similarity_tests_bytes(-1, {3}), std::invalid_argument);
+  CHECK_THROWS_AS(cka::similarity_tests_bytes(5, {3, 0}), std::invalid_argument);
+
+  const std::vector<test::mat<double>> layers = {test::normal<double>(50, 3, 71), test::normal<double>(50, 100, 72)};
+  cka::similarity_tests_options tight;
+  tight.max_bytes = std::size_t(features3 + features100 + gram);
+  const auto r = cka::similarity_tests(layers, cka::linear_kernel{}, tight);  // exactly the budget: runs
+  CHECK(std::isfinite(r.values(0, 1)));
+  tight.max_bytes -= 1;
+  CHECK_THROWS_WITH(cka::similarity_tests(layers, cka::linear_kernel{}, tight),
+                    Catch::Contains("cka::similarity_tests: 2 layers of n = 50") && Catch::Contains("max_bytes"));
+  // The sample counts are checked first: a mismatch is named, not a budget.
+  CHECK_THROWS_WITH(cka::similarity_tests(std::vector<test::mat<double>>{layers[0], test::normal<double>(40, 3, 73)},
+                                          cka::linear_kernel{}, tight),
+                    Catch::Contains("40 samples but the first has 50"));
+}
+
 TEST_CASE("similarity_tests: the square form equals the rectangular one", "[inference][matrix]") {
   const auto x = test::normal<double>(30, 3, 61);
   const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 2, 62), test::normal<double>(30, 4, 63)};

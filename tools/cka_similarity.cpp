@@ -184,7 +184,14 @@ int run(int argc, char** argv) {
     const bool narrow = rbf_tiles && std::all_of(layers.begin(), layers.end(), [](const auto& l) { return l->item() <= 4; });
     std::vector<Eigen::Index> widths;
     for (const auto& l : layers) widths.push_back(l->cols());
-    compute = tool::plan_memory(cfg, all_files, n, widths, narrow, rbf_tiles, rbf_kernel, options);
+    double test_bytes = 0;
+    if (inference) {
+      const std::vector<Eigen::Index> rw(widths.begin(), widths.begin() + std::ptrdiff_t(row_count)),
+          cw(widths.begin() + std::ptrdiff_t(row_count), widths.end());
+      test_bytes = rbf ? cka::similarity_tests_bytes(n, rw, cw, rbf_kernel, to) : cka::similarity_tests_bytes(n, rw, cw, cka::linear_kernel{}, to);
+    }
+    compute = tool::plan_memory(cfg, all_files, n, widths, narrow, rbf_tiles, rbf_kernel, options, test_bytes);
+    to.max_bytes = compute.max_bytes;
     for (auto& l : layers) {
       if (narrow) {
         narrow_values.emplace_back(n, l->cols());

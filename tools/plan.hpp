@@ -7,6 +7,7 @@
 #include "processes.hpp"
 
 #include <cka/compute.hpp>
+#include <cka/inference.hpp>
 #include <cka/kernels.hpp>
 #include <cka/similarity_matrix.hpp>
 
@@ -44,12 +45,14 @@ inline std::string which_layers(const std::vector<std::string>& files) {
 /// `narrow` (else double). The budget is --memory, else 80% of this machine's memory (shared among its
 /// processes), at least 1 GB. On the tile engine (`tiles`) the layers and the library's working memory
 /// must fit it (the stored kernel tiles where they fit what the layers leave, else the centered copies and
-/// a few tiles per thread), and the work is shared among the processes; with --minibatch, --pvalues or --ci
-/// (`grams`: the Gram route, or the tests) the layers and one n×n (B×B) Gram per layer must fit. Throws
-/// failure naming the files otherwise.
+/// a few tiles per thread), and the work is shared among the processes; with --minibatch the layers and
+/// one B×B Gram per layer must fit, with --pvalues or --ci the layers and `test_bytes`
+/// (cka::similarity_tests_bytes: a centered Gram or centered columns per layer), and the budget they leave
+/// is the library's max_bytes. Throws failure naming the files otherwise.
 inline cka::compute_options plan_memory(const config& cfg, const std::vector<std::string>& files, Eigen::Index n,
                                         const std::vector<Eigen::Index>& widths, bool narrow, bool tiles,
-                                        const cka::rbf_kernel& kernel, const cka::similarity_matrix_options& options) {
+                                        const cka::rbf_kernel& kernel, const cka::similarity_matrix_options& options,
+                                        double test_bytes) {
   double data = 0;
   for (const Eigen::Index w : widths) data += (narrow ? 4.0 : 8.0) * double(n) * double(w);
   const double budget = cfg.memory_bytes > 0 ? cfg.memory_bytes : std::max(0.8 * physical_memory(), 1e9);
@@ -66,17 +69,18 @@ inline cka::compute_options plan_memory(const config& cfg, const std::vector<std
     }
     return compute;
   }
-  // One Gram per layer: n×n for the tests (similarity_tests), B×B for a minibatch (the Gram route of any
-  // kernel, the linear kernel's bytes standing for all).
+  // The tests (similarity_tests: a centered n×n Gram or centered columns per layer), or one B×B Gram per
+  // layer for a minibatch (the Gram route of any kernel, the linear kernel's bytes standing for all).
   const bool tests = cfg.minibatch == 0;
-  const double grams = tests ? 8.0 * double(n) * double(n) * double(widths.size())
-                             : cka::similarity_matrix_bytes<double>(n, widths, cka::linear_kernel{}, options);
+  const double grams = tests ? test_bytes : cka::similarity_matrix_bytes<double>(n, widths, cka::linear_kernel{}, options);
   if (data + grams > budget) {
     throw failure(which_layers(files) + ": n = " + std::to_string(n) + " needs " + gigabytes(data + grams) + " (" +
-                  gigabytes(grams) + " of " + (tests ? "n x n" : "B x B") + " Gram matrices), more than " +
-                  gigabytes(budget) + " of memory (80% of this machine's); " +
-                  (tests ? "--pvalues and --ci hold one n x n Gram per layer" : "--minibatch holds one B x B Gram per layer"));
+                  gigabytes(grams) + (tests ? " for the tests" : " of B x B Gram matrices") + "), more than " +
+                  gigabytes(budget) + " of memory (80% of this machine's, or --memory); " +
+                  (tests ? "--pvalues and --ci hold each layer's centered n x n Gram (its centered columns for narrow layers with the linear kernel)"
+                         : "--minibatch holds one B x B Gram per layer"));
   }
+  if (tests) compute.max_bytes = std::size_t(std::max(budget - data, 1.0));
   return compute;
 }
 

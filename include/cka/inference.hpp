@@ -21,6 +21,7 @@
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/compute.hpp>
 #include <cka/estimator.hpp>
 #include <cka/gram.hpp>
 #include <cka/kernels.hpp>
@@ -33,7 +34,10 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <iomanip>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -176,6 +180,45 @@ jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBa
 }
 
 namespace detail {
+/// The memory similarity_tests holds for layers of n samples and these widths (rows, then the columns
+/// of the rectangular form; cols null for the square form): per layer its centered columns and their
+/// row norms, 8·(n·d + n) bytes, where one of its pairs runs in feature space (the linear kernel,
+/// prefer_features), and its centered Gram, 8·n² bytes, where one does not; with permutations, the
+/// stacked columns of the row layers, 8·n·Σd. The permutation batches add a few MB per thread.
+template <class Kernel>
+double similarity_tests_bytes_impl(Eigen::Index n, const std::vector<Eigen::Index>& rows,
+                                   const std::vector<Eigen::Index>* cols, const similarity_tests_options& o) {
+  const double nn = double(n), word = 8.0;
+  auto prepared = [&](const std::vector<Eigen::Index>& mine, const std::vector<Eigen::Index>& others) {
+    double bytes = 0;
+    for (const Eigen::Index d : mine) {
+      bool features = false, grams = false;
+      for (const Eigen::Index e : others) (std::is_same_v<Kernel, linear_kernel> && prefer_features(n, d, e) ? features : grams) = true;
+      if (features) bytes += word * (nn * double(d) + nn);
+      if (grams) bytes += word * nn * nn;
+    }
+    return bytes;
+  };
+  double bytes = cols ? prepared(rows, *cols) + prepared(*cols, rows) : prepared(rows, rows);
+  if (o.permutations > 0 && std::is_same_v<Kernel, linear_kernel>) {
+    double width = 0;
+    for (const Eigen::Index d : rows) width += double(d);
+    bytes += word * nn * width;
+  }
+  return bytes;
+}
+
+/// Throws the refusal of a computation that would hold `bytes` under a budget of `budget` bytes.
+[[noreturn]] inline void fail_memory_budget(const char* fn, const char* what, double bytes, double budget, bool by_default) {
+  auto gb = [](double b) {
+    std::ostringstream text;
+    text << std::setprecision(3) << b / 1e9 << " GB";
+    return text.str();
+  };
+  fail_argument(fn, what, " need ", gb(bytes), ", more than ", by_default ? "half of the physical memory (" : "max_bytes (",
+                gb(budget), "); raise max_bytes to allow it, or use fewer samples or layers");
+}
+
 template <class M, class N, class Kernel>
 similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const std::vector<N>* cols_or_square,
                                               const Kernel& kernel, const similarity_tests_options& o) {
@@ -187,6 +230,12 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
   if (o.permutations > 0) detail::require_permutation_count(fn, "permutations", o.permutations);
   const Eigen::Index n = rows[0].rows();
   const Eigen::Index needed = min_samples(o);
+  auto same_samples = [&](const auto& layers) {
+    for (const auto& x : layers)
+      if (x.rows() != n) detail::fail_argument(fn, "a layer has ", x.rows(), " samples but the first has ", n);
+  };
+  same_samples(rows);
+  if (!square) same_samples(*cols_or_square);
   // The pairs: with the linear kernel, feature space where a permutation's GEMM beats a Gram gather
   // (prefer_features); a layer keeps its centered columns, its centered Gram, or both, as its pairs need.
   std::vector<Eigen::Index> row_width, col_width;
@@ -194,6 +243,16 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
   if (!square)
     for (const auto& y : *cols_or_square) col_width.push_back(y.cols());
   const std::vector<Eigen::Index>& cw = square ? row_width : col_width;
+  {
+    const double bytes = similarity_tests_bytes_impl<Kernel>(n, row_width, square ? nullptr : &col_width, o);
+    compute_options budget;
+    budget.max_bytes = o.max_bytes;
+    if (bytes > memory_budget(budget)) {
+      const std::string what = std::to_string(rows.size() + (square ? 0 : cols_or_square->size())) + " layers of n = " +
+                               std::to_string(n) + " samples (their centered Grams or columns)";
+      fail_memory_budget(fn, what.c_str(), bytes, memory_budget(budget), o.max_bytes == 0);
+    }
+  }
   auto in_features = [&](Eigen::Index di, Eigen::Index dj) { return std::is_same_v<Kernel, linear_kernel> && prefer_features(n, di, dj); };
   struct layer {
     matrix<A> g, xc;  ///< the centered Gram, the centered columns (each where a pair needs it)
@@ -202,7 +261,6 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
   };
   auto prepare = [&](const auto& x, const std::vector<Eigen::Index>& others) {
     const detail::view_t<std::decay_t<decltype(x)>> v(x);
-    if (v.rows() != n) detail::fail_argument(fn, "a layer has ", v.rows(), " samples but the first has ", n);
     detail::require_samples(fn, "each layer", n, needed, "the tests");
     detail::require_finite(fn, "a layer", v);
     bool features = false, grams = false;
@@ -323,7 +381,8 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
 /// the layers' centered Grams: a permutation costs O(n²). Each layer is prepared once, as its pairs need it
 /// (centered columns, n·d; a centered Gram, n²). `progress` is called once per pair computed.
 /// Throws cka::invalid_argument for layers with different sample counts, too few samples, NaN/Inf, a level
-/// outside [0, 1), or a permutation count above permutation_options::max_count; cka::domain_error for
+/// outside [0, 1), a permutation count above permutation_options::max_count, or prepared layers beyond
+/// `o.max_bytes` (similarity_tests_bytes; default half the physical memory); cka::domain_error for
 /// overflow.
 /// This is the rectangular form: `rows` × `cols` layers.
 template <class M, class N, class Kernel>
@@ -337,6 +396,21 @@ template <class M, class Kernel>
 similarity_tests_result similarity_tests(const std::vector<M>& layers, const Kernel& kernel,
                                          const similarity_tests_options& o = {}) {
   return detail::similarity_tests_impl<M, M>(layers, nullptr, kernel, o);
+}
+
+/// Bytes similarity_tests holds for layers of n samples and these widths (the square form's layers; or
+/// `rows` and `cols` of the rectangular one), before any layer is read: per layer its centered columns
+/// (8·(n·d + n)) where one of its pairs runs in feature space, its centered Gram (8·n²) where one does
+/// not, and with permutations of the linear kernel the stacked row layers (8·n·Σd). Throws
+/// cka::invalid_argument for a negative n or a width below 1.
+template <class Kernel = linear_kernel>
+double similarity_tests_bytes(Eigen::Index n, const std::vector<Eigen::Index>& rows, const std::vector<Eigen::Index>& cols = {},
+                              const Kernel& = {}, const similarity_tests_options& o = {}) {
+  if (n < 0) detail::fail_argument("similarity_tests_bytes", "n = ", n, " samples; it must not be negative");
+  for (const auto* side : {&rows, &cols})
+    for (std::size_t a = 0; a < side->size(); ++a)
+      if ((*side)[a] < 1) detail::fail_argument("similarity_tests_bytes", "layer ", a, " has width ", (*side)[a], "; it must be at least 1");
+  return detail::similarity_tests_bytes_impl<Kernel>(n, rows, cols.empty() ? nullptr : &cols, o);
 }
 
 }  // namespace cka

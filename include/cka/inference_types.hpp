@@ -68,6 +68,9 @@ struct similarity_tests_options {
   std::uint64_t seed = 0;        ///< the permutation family (the same for every pair)
   double level = 0;              ///< in (0, 1): jackknife intervals at this level; 0: none
   std::function<void(std::size_t done, std::size_t total)> progress;  ///< optional, once per pair
+  /// The most memory the prepared layers may hold (similarity_tests_bytes); more is an invalid_argument
+  /// before anything is allocated. 0: half of the physical memory.
+  std::size_t max_bytes = 0;
 };
 
 /// The fewest samples similarity_tests accepts under `o`: 4 with the biased estimator; with the unbiased

@@ -221,8 +221,9 @@ class basic_linear_state {
   /// The result does not depend on the order of merges beyond rounding.
   void merge(const basic_linear_state& other) { m_.merge("linear_state::merge", other.m_); }
 
-  /// Rows added so far.
-  Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
+  /// Rows added so far. Throws cka::invalid_argument where the flat array's first value (the count) was
+  /// written with something no sum of states has (a NaN, a fraction).
+  Eigen::Index samples() const { return detail::sample_count("linear_state::samples", m_.count()); }
   Eigen::Index x_features() const { return m_.width(0); }
   Eigen::Index y_features() const { return m_.width(1); }
   /// The widths the state was made for: {d1, d2}.
@@ -318,7 +319,7 @@ class basic_linear_state {
     return {d1, d2};
   }
   void require_rows(const char* fn, estimator est) const {
-    detail::require_samples(fn, "the state", samples(), min_samples(est), detail::estimator_name(est));
+    detail::require_samples(fn, "the state", detail::sample_count(fn, m_.count()), min_samples(est), detail::estimator_name(est));
   }
   detail::moments<A> m_;
 };
@@ -370,7 +371,7 @@ class basic_layers_state {
   vector<A> scale() const { return m_.scale(); }
   bool has_scale() const { return m_.has_scale(); }
   void set_scale(const vector<A>& s) { set_checked_scale("layers_state::set_scale", m_, s); }
-  Eigen::Index samples() const { return static_cast<Eigen::Index>(m_.count()); }
+  Eigen::Index samples() const { return detail::sample_count("layers_state::samples", m_.count()); }
   Eigen::Index layers() const { return m_.blocks(); }
   /// The layers' widths, in the order the state was made with.
   std::vector<Eigen::Index> widths() const {

@@ -35,9 +35,9 @@ __version__ = _core.__version__
 __all__ = [
     "Linear", "RBF", "Polynomial", "UndefinedError", "BackendError", "LinearState", "LayersState",
     "linear_cka", "kernel_cka", "hsic", "gram_cka", "mmd2", "mmd_bound", "similarity_matrix",
-    "permutation_test", "independence_test", "jackknife",
+    "similarity_tests", "permutation_test", "independence_test", "jackknife",
     "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss", "rcka_loss",
-    "SimilarityMatrix", "MMDBound", "PermutationResult", "IndependenceResult", "JackknifeResult", "LossResult",
+    "SimilarityMatrix", "SimilarityTests", "MMDBound", "PermutationResult", "IndependenceResult", "JackknifeResult", "LossResult",
 ]
 
 
@@ -56,6 +56,19 @@ class SimilarityMatrix(NamedTuple):
     values: "object"
     undefined: List[Tuple[int, str]]
     dropped_samples: int
+
+
+class SimilarityTests(NamedTuple):
+    """Per pair of layers (NumPy matrices, as ``similarity_matrix``'s values): CKA, its p-value against
+    independence (analytic, or from permutations), and the jackknife interval (``None`` without a level).
+    ``undefined`` lists (layer index, cause) for layers whose cells are NaN; ``degenerate`` the layers whose
+    permutation null has no spread (their p-values are 1). Indices count ``layers`` first, then ``vs``."""
+    values: "object"
+    p_value: "object"
+    lower: "object"
+    upper: "object"
+    undefined: List[Tuple[int, str]]
+    degenerate: List[int]
 
 
 class PermutationResult(NamedTuple):
@@ -122,6 +135,20 @@ def similarity_matrix(layers, kernel=None, *, vs=None, debiased=False, minibatch
     values, undefined, dropped = _core.similarity_matrix(
         layers, kernel, vs=vs, debiased=debiased, minibatch=minibatch, progress=progress, max_bytes=max_bytes)
     return SimilarityMatrix(values, undefined, dropped)
+
+
+def similarity_tests(layers, kernel=None, *, vs=None, debiased=False, permutations=0, seed=0, level=0.0,
+                     progress=False, max_bytes=None) -> SimilarityTests:
+    """``independence_test`` (``permutations=0``) or ``permutation_test`` (``permutations`` > 0, the same
+    seeded permutations for every pair), and with ``level`` in (0, 1) ``jackknife``'s interval, for every
+    pair of ``layers`` (square: each unordered pair once) or of ``layers`` against ``vs``. Each pair's
+    numbers are those of the pairwise functions. Each layer is prepared once: with the linear kernel, a
+    pair of narrow layers (d_i * d_j <= 40 n) costs O(n d_i d_j) per permutation, other pairs O(n^2) per
+    permutation on centered Grams (n^2 doubles per layer held; beyond ``max_bytes``, by default half the
+    physical memory, a ``ValueError`` before anything is allocated). ``progress``: True prints to stderr,
+    or a callable ``(done, total)`` called once per pair."""
+    return SimilarityTests(*_core.similarity_tests(layers, kernel, vs=vs, debiased=debiased, permutations=permutations,
+                                                   seed=seed, level=level, progress=progress, max_bytes=max_bytes))
 
 
 def permutation_test(x, y, kernel=None, *, debiased=False, permutations=1000, seed=0) -> PermutationResult:

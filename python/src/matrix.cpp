@@ -1,7 +1,9 @@
-// similarity_matrix: CKA of every pair of layers, or of one list against another.
+// similarity_matrix and similarity_tests: CKA (and its significance) of every pair of layers, or of one
+// list against another.
 
 #include "common.hpp"
 
+#include <cka/inference.hpp>
 #include <cka/similarity_matrix.hpp>
 
 #include <nanobind/stl/optional.h>
@@ -11,6 +13,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <functional>
+#include <limits>
 
 namespace cka::python {
 
@@ -59,6 +63,56 @@ decltype(auto) visit_layers(std::vector<matrix_arg>& all, F&& f) {
   return all_col ? with(float{}, col{}) : with(float{}, row{});
 }
 
+/// A `progress` argument (False, True: a line on stderr, or a callable (done, total)) as the library's
+/// callback. An exception from the callable stops the computation (on the calling thread; the library
+/// carries it out of its parallel loops): catch `failed` around the call and `rethrow()` it.
+class progress_report {
+ public:
+  struct failed {};
+  progress_report(const char* fn, nb::handle progress) : fn_(fn), progress_(progress) {
+    if (!progress.is_none() && !PyCallable_Check(progress.ptr()) && !nb::isinstance<nb::bool_>(progress)) {
+      type_error(std::string("cka.") + fn + ": progress must be a bool or a callable (done, total), not " +
+                 py_type_name(progress));
+    }
+  }
+  std::function<void(std::size_t, std::size_t)> callback() const {
+    if (PyCallable_Check(progress_.ptr())) {
+      // A handle, not an object: the library copies the options without the GIL, and a handle's copy
+      // touches no reference count (the caller's reference keeps the callable alive for the call).
+      nb::handle cb = progress_;
+      std::exception_ptr* error = &error_;
+      return [cb, error](std::size_t done, std::size_t total) {
+        nb::gil_scoped_acquire locked;
+        try {
+          cb(done, total);
+        } catch (...) {
+          *error = std::current_exception();
+          throw failed{};
+        }
+      };
+    }
+    if (nb::isinstance<nb::bool_>(progress_) && nb::cast<bool>(progress_)) {
+      const char* fn = fn_;
+      return [fn](std::size_t done, std::size_t total) {
+        std::fprintf(stderr, "\rcka.%s: %zu/%zu%s", fn, done, total, done == total ? "\n" : "");
+      };
+    }
+    return {};
+  }
+  [[noreturn]] void rethrow() const { std::rethrow_exception(error_); }
+
+ private:
+  const char* fn_;
+  nb::handle progress_;
+  mutable std::exception_ptr error_;
+};
+
+std::vector<std::pair<std::size_t, std::string>> undefined_of(const std::vector<cka::undefined_layer>& layers) {
+  std::vector<std::pair<std::size_t, std::string>> out;
+  for (const auto& u : layers) out.emplace_back(u.layer, u.cause);
+  return out;
+}
+
 }  // namespace
 
 void register_matrix(nb::module_& m) {
@@ -84,31 +138,8 @@ void register_matrix(nb::module_& m) {
           }
           o.minibatch = Eigen::Index(b);
         }
-        // An exception from the progress callable stops the computation (on the calling thread; the
-        // library carries it out of its parallel loops) and is raised as the call returns.
-        std::exception_ptr callback_error;
-        struct callback_failed {};
-        if (PyCallable_Check(progress.ptr())) {
-          // A handle, not an object: the library copies the options without the GIL, and a handle's copy
-          // touches no reference count (the caller's reference keeps the callable alive for the call).
-          nb::handle cb = progress;
-          o.progress = [cb, &callback_error](std::size_t done, std::size_t total) {
-            nb::gil_scoped_acquire locked;
-            try {
-              cb(done, total);
-            } catch (...) {
-              callback_error = std::current_exception();
-              throw callback_failed{};
-            }
-          };
-        } else if (nb::isinstance<nb::bool_>(progress) && nb::cast<bool>(progress)) {
-          o.progress = [](std::size_t done, std::size_t total) {
-            std::fprintf(stderr, "\rcka.similarity_matrix: %zu/%zu%s", done, total, done == total ? "\n" : "");
-          };
-        } else if (!progress.is_none() && !nb::isinstance<nb::bool_>(progress)) {
-          type_error(std::string("cka.similarity_matrix: progress must be a bool or a callable (done, total), not ") +
-                     py_type_name(progress));
-        }
+        const progress_report report(fn, progress);
+        o.progress = report.callback();
         const cka::compute_options co = compute_of(fn, max_bytes);
         const bool square = vs.is_none();
         cka::basic_similarity_result<double> r;
@@ -125,15 +156,62 @@ void register_matrix(nb::module_& m) {
                 });
               },
               k);
-        } catch (const callback_failed&) {
-          std::rethrow_exception(callback_error);
+        } catch (const progress_report::failed&) {
+          report.rethrow();
         }
-        std::vector<std::pair<std::size_t, std::string>> undefined;
-        for (const auto& u : r.undefined) undefined.emplace_back(u.layer, u.cause);
-        return nb::make_tuple(to_numpy(std::move(r.values)), undefined, (long long)r.dropped_samples);
+        return nb::make_tuple(to_numpy(std::move(r.values)), undefined_of(r.undefined), (long long)r.dropped_samples);
       },
       "layers"_a, "kernel"_a = nb::none(), nb::kw_only(), "vs"_a = nb::none(), "debiased"_a = false,
       "minibatch"_a = nb::none(), "progress"_a = false, "max_bytes"_a = nb::none());
+
+  m.def(
+      "similarity_tests",
+      [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, nb::handle permutations, nb::handle seed,
+         double level, nb::handle progress, std::optional<double> max_bytes) {
+        const char* fn = "similarity_tests";
+        std::vector<matrix_arg> all = layers_of(fn, "layers", layers);
+        const std::size_t rows = all.size();
+        if (!vs.is_none()) {
+          std::vector<matrix_arg> cols = layers_of(fn, "vs", vs);
+          for (auto& c : cols) all.push_back(std::move(c));
+        }
+        const kernel k = to_kernel(fn, kernel_arg);
+        cka::similarity_tests_options o;
+        o.est = estimator_of(debiased);
+        o.permutations = std::size_t(int_arg(fn, "permutations", permutations, 0, std::numeric_limits<long long>::max()));
+        o.seed = seed_arg(fn, seed);
+        o.level = level;
+        o.max_bytes = compute_of(fn, max_bytes).max_bytes;
+        const progress_report report(fn, progress);
+        o.progress = report.callback();
+        const bool square = vs.is_none();
+        cka::similarity_tests_result r;
+        try {
+          unlocked_computation unlocked;
+          r = std::visit(
+              [&](const auto& kk) {
+                return visit_layers(all, [&](const auto& views) {
+                  using V = typename std::decay_t<decltype(views)>::value_type;
+                  if (square) return cka::similarity_tests(views, kk, o);
+                  const std::vector<V> first(views.begin(), views.begin() + std::ptrdiff_t(rows));
+                  const std::vector<V> second(views.begin() + std::ptrdiff_t(rows), views.end());
+                  return cka::similarity_tests(first, second, kk, o);
+                });
+              },
+              k);
+        } catch (const progress_report::failed&) {
+          report.rethrow();
+        }
+        nb::object lower = nb::none(), upper = nb::none();
+        if (level > 0) {
+          lower = to_numpy(std::move(r.lower));
+          upper = to_numpy(std::move(r.upper));
+        }
+        return nb::make_tuple(to_numpy(std::move(r.values)), to_numpy(std::move(r.p_value)), lower, upper,
+                              undefined_of(r.undefined), r.degenerate);
+      },
+      "layers"_a, "kernel"_a = nb::none(), nb::kw_only(), "vs"_a = nb::none(), "debiased"_a = false,
+      "permutations"_a = 0, "seed"_a = 0, "level"_a = 0.0, "progress"_a = false, "max_bytes"_a = nb::none());
 }
 
 }  // namespace cka::python

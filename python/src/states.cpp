@@ -4,9 +4,13 @@
 
 #include <cka/state.hpp>
 
+#include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
+
+#include <filesystem>
+#include <sstream>
 
 namespace cka::python {
 
@@ -55,6 +59,15 @@ void pickle_by_record(nb::class_<State>& c, const char* name) {
    });
 }
 
+/// The sample count for a repr: the flat array's first value, as a whole number where it is one (a
+/// damaged array's value as it is, so that printing a state never raises).
+std::string samples_text(double count) {
+  if (cka::detail::whole_count(count)) return std::to_string(static_cast<long long>(count));
+  std::ostringstream text;
+  text << count;
+  return text.str();
+}
+
 }  // namespace
 
 void register_states(nb::module_& m) {
@@ -97,11 +110,11 @@ void register_states(nb::module_& m) {
         linear& s = nb::cast<linear&>(self);
         return flat_view(self, s.data(), s.size());
       })
-      .def("save", &linear::save, "path"_a)
-      .def_static("load", &linear::load, "path"_a)
+      .def("save", [](const linear& s, const std::filesystem::path& path) { s.save(path.string()); }, "path"_a)
+      .def_static("load", [](const std::filesystem::path& path) { return linear::load(path.string()); }, "path"_a)
       .def("__repr__", [](const linear& s) {
         return "cka.LinearState(x_features=" + std::to_string(s.x_features()) + ", y_features=" +
-               std::to_string(s.y_features()) + ", samples=" + std::to_string(s.samples()) + ")";
+               std::to_string(s.y_features()) + ", samples=" + samples_text(s.data()[0]) + ")";
       });
   pickle_by_record(linear_class, "LinearState");
 
@@ -171,10 +184,10 @@ void register_states(nb::module_& m) {
         layers& s = nb::cast<layers&>(self);
         return flat_view(self, s.data(), s.size());
       })
-      .def("save", &layers::save, "path"_a)
-      .def_static("load", &layers::load, "path"_a)
+      .def("save", [](const layers& s, const std::filesystem::path& path) { s.save(path.string()); }, "path"_a)
+      .def_static("load", [](const std::filesystem::path& path) { return layers::load(path.string()); }, "path"_a)
       .def("__repr__", [](const layers& s) {
-        return "cka.LayersState(layers=" + std::to_string(s.layers()) + ", samples=" + std::to_string(s.samples()) + ")";
+        return "cka.LayersState(layers=" + std::to_string(s.layers()) + ", samples=" + samples_text(s.data()[0]) + ")";
       });
   pickle_by_record(layers_class, "LayersState");
 }

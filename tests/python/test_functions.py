@@ -212,3 +212,55 @@ def test_inference_degenerate_and_scaled():
     spike[7] = [2.0, -1.0, 3.0]
     with pytest.raises(cka.UndefinedError, match="without sample 7"):
         cka.jackknife(spike, x)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_similarity_tests_equal_the_pairwise_tests(debiased):
+    """Every pair's numbers are the pairwise functions': CKA (also against the oracle), the analytic and the
+    permutation p-values (the same seeded permutations: equal), the jackknife interval; both routes of the
+    linear kernel (feature space for narrow pairs, Grams for a wide one), the square and rectangular forms,
+    float32 and Fortran-ordered layers."""
+    wide = RNG.standard_normal((41, 60))  # d_i * d_j > 40 n with the others: the Gram route
+    layers = [X, np.asfortranarray(Y), wide, (X[:, :3] ** 2).astype(np.float32)]
+    for kernel in (None, cka.RBF(median=0.5)):
+        analytic = cka.similarity_tests(layers, kernel, debiased=debiased, level=0.9)
+        permuted = cka.similarity_tests(layers, kernel, debiased=debiased, permutations=59, seed=3)
+        assert analytic.values.shape == analytic.p_value.shape == analytic.lower.shape == (4, 4)
+        assert permuted.lower is None and permuted.upper is None
+        assert analytic.undefined == [] and analytic.degenerate == []
+        for i, a in enumerate(layers):
+            for j, b in enumerate(layers):
+                spec = ("linear",) if kernel is None else ("median", 0.5, "all_pairs")
+                rel = 2e-5 if np.float32 in (a.dtype, b.dtype) else 1e-11
+                assert math.isclose(analytic.values[i, j], oracle.kernel_cka(a, b, spec, debiased), rel_tol=rel)
+                t = cka.independence_test(a, b, kernel, debiased=debiased)
+                assert math.isclose(analytic.p_value[i, j], t.p_value, rel_tol=1e-9, abs_tol=1e-15)
+                jk = cka.jackknife(a, b, kernel, debiased=debiased, level=0.9)
+                assert math.isclose(analytic.lower[i, j], jk.lower, rel_tol=1e-9)
+                assert math.isclose(analytic.upper[i, j], jk.upper, rel_tol=1e-9)
+                if i == j:  # a layer against itself: no permutation reaches T
+                    assert permuted.p_value[i, j] == 1 / 60
+                elif i < j:  # each unordered pair once, permuting the later layer's samples
+                    p = cka.permutation_test(a, b, kernel, debiased=debiased, permutations=59, seed=3)
+                    assert permuted.p_value[i, j] == permuted.p_value[j, i] == p.p_value
+        rect = cka.similarity_tests(layers[:2], kernel, vs=layers[2:], debiased=debiased, permutations=59, seed=3)
+        np.testing.assert_array_equal(rect.p_value, permuted.p_value[:2, 2:])
+        np.testing.assert_allclose(rect.values, permuted.values[:2, 2:], rtol=1e-12)
+
+
+def test_similarity_tests_undefined_degenerate_and_progress():
+    n = 41
+    layers = [X, np.ones((n, 3)), np.eye(n), Y]
+    r = cka.similarity_tests(layers, permutations=19)
+    assert [u[0] for u in r.undefined] == [1] and "zero variance" in r.undefined[0][1]
+    assert np.isnan(r.values[1]).all() and np.isnan(r.p_value[:, 1]).all()
+    assert r.degenerate == [2] and r.p_value[2, 0] == 1.0 and r.p_value[2, 3] == 1.0
+    seen = []
+    cka.similarity_tests([X, Y, X], progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 6) for k in range(1, 7)]
+
+    def fail(done, total):
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        cka.similarity_tests([X, Y], kernel=cka.RBF(), permutations=99, progress=fail)

@@ -79,6 +79,33 @@ def test_layers_state_save_and_load(tmp_path):
         cka.LayersState.load(path)
 
 
+def test_states_save_and_load_take_path_objects(tmp_path):
+    """A pathlib.Path (any os.PathLike) is a path, as for numpy.save (it was a TypeError)."""
+    s = cka.LinearState(4, 6)
+    s.add(X, Y)
+    s.save(tmp_path / "linear.npy")
+    assert cka.LinearState.load(tmp_path / "linear.npy").cka() == s.cka()
+    layers = cka.LayersState([4, 6])
+    layers.add([X, Y])
+    layers.save(tmp_path / "layers.npy")
+    np.testing.assert_array_equal(cka.LayersState.load(tmp_path / "layers.npy").cka(), layers.cka())
+
+
+@pytest.mark.parametrize("count", [np.nan, np.inf, -5.0, 2.5, 1e300])
+def test_a_damaged_count_in_the_flat_array_is_a_value_error(count):
+    """The flat array's first value is the sample count: written with a NaN (an all_reduce of a bad rank, say)
+    it was converted to an integer (undefined behaviour: -9223372036854775808 samples); now every use names
+    it, and repr shows it as it is."""
+    for s, args in ((cka.LinearState(4, 6), (X, Y)), (cka.LayersState([4, 6]), ([X, Y],))):
+        s.add(*args)
+        s.data[0] = count
+        with pytest.raises(ValueError, match="sample count"):
+            s.cka()
+        with pytest.raises(ValueError, match="sample count"):
+            s.samples
+        assert "samples=" in repr(s)
+
+
 def test_states_pickle_and_copy_exactly():
     """pickle (what multiprocessing and joblib send between processes) and copy.deepcopy rebuild a state
     exactly; the copy streams on independently; an empty state (no shift yet) survives too."""

@@ -21,4 +21,7 @@ def test_in_memory_block(capsys):
     assert all(0 < v < 1 for v in values.ravel())
     assert ns["rbf"].values.shape == (3, 3) and all(math.isclose(ns["rbf"].values[i, i], 1.0) for i in range(3))
     assert 0 < ns["test"].p_value <= 1
+    tests = ns["tests"]
+    assert tests.p_value[2, 2] == ns["test"].p_value  # the same seeded permutations
+    assert (tests.lower <= tests.values).all() and (tests.values <= tests.upper).all()
     assert "permutation p" in capsys.readouterr().out

@@ -321,8 +321,12 @@ with tempfile.TemporaryDirectory() as tmp:
     # Memory: a Gram route that would not fit is refused before loading, saying what it needs; the linear
     # kernel streams the same layers.
     np.save(path("long_layer.npy"), rng.standard_normal((200000, 1)).astype(np.float16))
-    rc, out, err = run(path("long_layer.npy"), "--pvalues", "analytic", timeout=20)
-    check(rc == 2 and "n = 200000" in err and "GB" in err and "Gram" in err, f"memory refusal: {rc} {err!r}")
+    rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", "--pvalues", "analytic", timeout=20)
+    check(rc == 2 and "n = 200000" in err and "320.00 GB for the tests" in err and "Gram" in err, f"memory refusal: {rc} {err!r}")
+    # The linear kernel's tests of a narrow layer run in feature space (8 n (d + 1) bytes, not n^2: they
+    # were refused as if they held a Gram).
+    rc, out, err = run(path("long_layer.npy"), "--pvalues", "analytic", "-q", timeout=60)
+    check(rc == 0 and read_csv(out)[2][0, 0] == 1.0, f"tests in feature space: {rc} {err!r}")
     rc, out, err = run(path("long_layer.npy"), "--kernel", "rbf", "--memory", "1M", timeout=20)
     # Issue 25, item 17: sizes under a gigabyte in MB ("more than 0.00 GB" before).
     check(rc == 2 and "n = 200000" in err and re.search(r"needs [0-9.]+ MB", err) and "more than 1.0 MB" in err,

@@ -55,6 +55,24 @@ struct scratch {
   }
 };
 
+/// Whether n can be the sample count of a moment state (S's corner Σ 1): a whole number from 0 to 2⁵³.
+template <class A>
+bool whole_count(const A& n) {
+  using std::floor;
+  return n >= A(0) && n <= A(9007199254740992.0) && n == floor(n);
+}
+
+/// A state's sample count as an index. A flat array written with another corner — a NaN, an infinity, a
+/// mean of counts — is cka::invalid_argument naming fn, never converted (that conversion is undefined).
+template <class A>
+Eigen::Index sample_count(const char* fn, const A& n) {
+  if (!whole_count(n)) {
+    fail_argument(fn, "the state's sample count (the first value of its flat array) is ", n,
+                  "; a sum of states' counts is a whole number from 0 to 2^53");
+  }
+  return static_cast<Eigen::Index>(n);
+}
+
 template <class A>
 class moments {
  public:
@@ -126,7 +144,7 @@ class moments {
   /// rounding); each row-norm sum Σa_b equals the trace of its block (the same slack). O(p²).
   std::string inconsistency() const {
     const A n = count(), slack = A(1e-6);
-    if (!(n >= 0 && n <= A(9007199254740992.0) && n == std::floor(n))) return concat("the sample count is ", n);
+    if (!whole_count(n)) return concat("the sample count is ", n);
     if (!has_shift_ && !s_.isZero(0)) return "rows are stored but no shift is fixed";
     for (Eigen::Index j = 1; j < dim_; ++j)
       for (Eigen::Index i = 0; i < j; ++i)
@@ -449,7 +467,7 @@ class moments {
 /// A non-const state is finished in its own storage and left empty (take_centered).
 template <class A, class M>
 matrix<A> pairwise_cka(const char* fn, M&& m, estimator est) {
-  require_samples(fn, "the state", static_cast<Eigen::Index>(m.count()), min_samples(est), estimator_name(est));
+  require_samples(fn, "the state", sample_count(fn, m.count()), min_samples(est), estimator_name(est));
   const Eigen::Index l = m.blocks();
   vector<A> self(l), ref(l);
   for (Eigen::Index b = 0; b < l; ++b) ref(b) = m.reference(b);  // before a consuming finish
