@@ -7,6 +7,7 @@
 //   mmd2 RBF:                                 (m+n)²·d
 //   gemm:                                     2·m·k·n, Eigen's C = A·B (the floor)
 #include <cka/cka.hpp>
+#include <cka/interrupt.hpp>
 #include <cka/npy.hpp>
 #include <cka/npy_map.hpp>
 #include <cka/similarity_matrix.hpp>
@@ -17,7 +18,9 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 namespace {
@@ -210,8 +213,32 @@ void BM_linear_in_memory_float(benchmark::State& state) {
   set_flops(state, double(files.n) * p * p);
 }
 
+/// The cost of an installed cka::interrupt_check (the Python package installs one for every call): args
+/// route (0: linear CKA of 20000 × (256 + 256), chunks of rows; 1: RBF CKA with a median bandwidth in
+/// tiles, 2048 × (64 + 64); 2: linear CKA of 8 × (2 + 2), a call's fixed cost), check (0: none; 1: one
+/// that returns, at the default interval of 50 ms; 2: the same at interval 0, called at every unit).
+void BM_interrupt_cost(benchmark::State& state) {
+  const int route = int(state.range(0)), mode = int(state.range(1));
+  const Eigen::Index n = route == 0 ? 20000 : route == 1 ? 2048 : 8, d = route == 0 ? 256 : route == 1 ? 64 : 2;
+  const auto x = data<double>(n, d, 31), y = data<double>(n, d, 32);
+  cka::compute_options tiles;
+  tiles.max_bytes = 1;
+  long calls = 0;
+  std::optional<cka::interrupt_check> check;
+  if (mode > 0) check.emplace([&calls] { ++calls; }, mode == 1 ? std::chrono::milliseconds(50) : std::chrono::milliseconds(0));
+  for (auto _ : state) {
+    if (route == 1) {
+      benchmark::DoNotOptimize(cka::kernel_cka(x, y, cka::rbf_kernel::median(1.0), cka::estimator::biased, tiles));
+    } else {
+      benchmark::DoNotOptimize(cka::linear_cka(x, y));
+    }
+  }
+  state.counters["checks/call"] = double(calls) / double(state.iterations());
+}
+
 }  // namespace
 
+BENCHMARK(BM_interrupt_cost)->ArgsProduct({{0, 1, 2}, {0, 1, 2}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_linear_streamed_mmap)->Args({200000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear_chunked_in_memory)->Args({200000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear_in_memory_float)->Args({200000, 256})->Unit(benchmark::kMillisecond)->UseRealTime();

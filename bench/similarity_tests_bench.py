@@ -2,7 +2,8 @@
 """Permutation p-values for every pair of 8 layers: `cka-similarity --pvalues N` against NumPy doing the same
 permutations in feature space (docs/performance.md, "similarity_tests"). Writes the layers (n = 5000: ReLU MLP
 layers of widths 256, 256, 128, 10 and conv-like layers of widths 512, 256, 128, 10, float32) to a temporary
-directory, times the tool, then the NumPy loop. Usage:
+directory, times the tool, then `cka.similarity_tests` from Python where the package imports (the same
+layers as float32 arrays), then the NumPy loop. Usage:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/similarity_tests_bench.py TOOL [PERMUTATIONS]
 """
 import glob
@@ -32,6 +33,17 @@ with tempfile.TemporaryDirectory() as tmp:
     start = time.perf_counter()
     subprocess.run([tool, *files, "--pvalues", str(count), "-q"], check=True, stdout=subprocess.DEVNULL)
     print(f"cka-similarity --pvalues {count}: {time.perf_counter() - start:.1f} s (28 pairs, analytic tests and intervals too)")
+
+    try:
+        import cka
+    except ImportError as e:
+        print(f"cka.similarity_tests: skipped ({e})")
+    else:
+        arrays = [np.load(f) for f in files]
+        start = time.perf_counter()
+        cka.similarity_tests(arrays, permutations=count, seed=0)
+        print(f"cka.similarity_tests(permutations={count}) ({cka._core.built_for} core): "
+              f"{time.perf_counter() - start:.1f} s (28 pairs and the analytic tests' values)")
 
     layers = [np.load(f).astype(np.float64) for f in files]
     layers = [x - x.mean(0) for x in layers]

@@ -261,6 +261,7 @@ basic_similarity_result<A> similarity_matrix_impl(const layer_list<M, N>& layers
             sums(Eigen::Index(a), Eigen::Index(b)) +=
                 scale * grams[a].middleCols(j0, w).cwiseProduct(grams[b].middleCols(j0, w)).sum();
           }
+        poll_interrupt();  // L·(L+1)/2 pairs of a block: seconds in all for many layers of thousands of samples
       }
     }
     values.resize(Eigen::Index(count), Eigen::Index(count));
