@@ -107,6 +107,41 @@ class progress_report {
   mutable std::exception_ptr error_;
 };
 
+/// `layers` and, with `vs`, the columns' layers after them (`rows` counts the first list).
+struct layer_lists {
+  std::vector<matrix_arg> all;
+  std::size_t rows = 0;
+  bool square = true;
+};
+layer_lists layer_lists_of(const char* fn, nb::handle layers, nb::handle vs) {
+  layer_lists l;
+  l.all = layers_of(fn, "layers", layers);
+  l.rows = l.all.size();
+  l.square = vs.is_none();
+  if (!l.square) {
+    std::vector<matrix_arg> cols = layers_of(fn, "vs", vs);
+    for (auto& c : cols) l.all.push_back(std::move(c));
+  }
+  return l;
+}
+
+/// f(rows, cols, kernel) under the kernel's type and one view type for all layers (visit_layers): cols
+/// points at the columns' views, or is null for the square form.
+template <class F>
+decltype(auto) on_layer_views(layer_lists& l, const kernel& k, F&& f) {
+  return std::visit(
+      [&](const auto& kk) {
+        return visit_layers(l.all, [&](const auto& views) {
+          using V = typename std::decay_t<decltype(views)>::value_type;
+          if (l.square) return f(views, static_cast<const std::vector<V>*>(nullptr), kk);
+          const std::vector<V> first(views.begin(), views.begin() + std::ptrdiff_t(l.rows));
+          const std::vector<V> second(views.begin() + std::ptrdiff_t(l.rows), views.end());
+          return f(first, &second, kk);
+        });
+      },
+      k);
+}
+
 std::vector<std::pair<std::size_t, std::string>> undefined_of(const std::vector<cka::undefined_layer>& layers) {
   std::vector<std::pair<std::size_t, std::string>> out;
   for (const auto& u : layers) out.emplace_back(u.layer, u.cause);
@@ -121,12 +156,7 @@ void register_matrix(nb::module_& m) {
       [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, nb::handle minibatch,
          nb::handle progress, std::optional<double> max_bytes) {
         const char* fn = "similarity_matrix";
-        std::vector<matrix_arg> all = layers_of(fn, "layers", layers);
-        const std::size_t rows = all.size();
-        if (!vs.is_none()) {
-          std::vector<matrix_arg> cols = layers_of(fn, "vs", vs);
-          for (auto& c : cols) all.push_back(std::move(c));
-        }
+        layer_lists lists = layer_lists_of(fn, layers, vs);
         const kernel k = to_kernel(fn, kernel_arg);
         cka::similarity_matrix_options o;
         o.est = estimator_of(debiased);
@@ -141,21 +171,12 @@ void register_matrix(nb::module_& m) {
         const progress_report report(fn, progress);
         o.progress = report.callback();
         const cka::compute_options co = compute_of(fn, max_bytes);
-        const bool square = vs.is_none();
         cka::basic_similarity_result<double> r;
         try {
           unlocked_computation unlocked;
-          r = std::visit(
-              [&](const auto& kk) {
-                return visit_layers(all, [&](const auto& views) {
-                  using V = typename std::decay_t<decltype(views)>::value_type;
-                  if (square) return cka::similarity_matrix(views, kk, o, co);
-                  const std::vector<V> first(views.begin(), views.begin() + std::ptrdiff_t(rows));
-                  const std::vector<V> second(views.begin() + std::ptrdiff_t(rows), views.end());
-                  return cka::similarity_matrix(first, second, kk, o, co);
-                });
-              },
-              k);
+          r = on_layer_views(lists, k, [&](const auto& rows, const auto* cols, const auto& kk) {
+            return cols ? cka::similarity_matrix(rows, *cols, kk, o, co) : cka::similarity_matrix(rows, kk, o, co);
+          });
         } catch (const progress_report::failed&) {
           report.rethrow();
         }
@@ -169,12 +190,7 @@ void register_matrix(nb::module_& m) {
       [](nb::handle layers, nb::handle kernel_arg, nb::handle vs, bool debiased, nb::handle permutations, nb::handle seed,
          double level, nb::handle progress, std::optional<double> max_bytes) {
         const char* fn = "similarity_tests";
-        std::vector<matrix_arg> all = layers_of(fn, "layers", layers);
-        const std::size_t rows = all.size();
-        if (!vs.is_none()) {
-          std::vector<matrix_arg> cols = layers_of(fn, "vs", vs);
-          for (auto& c : cols) all.push_back(std::move(c));
-        }
+        layer_lists lists = layer_lists_of(fn, layers, vs);
         const kernel k = to_kernel(fn, kernel_arg);
         cka::similarity_tests_options o;
         o.est = estimator_of(debiased);
@@ -184,21 +200,12 @@ void register_matrix(nb::module_& m) {
         o.max_bytes = compute_of(fn, max_bytes).max_bytes;
         const progress_report report(fn, progress);
         o.progress = report.callback();
-        const bool square = vs.is_none();
         cka::similarity_tests_result r;
         try {
           unlocked_computation unlocked;
-          r = std::visit(
-              [&](const auto& kk) {
-                return visit_layers(all, [&](const auto& views) {
-                  using V = typename std::decay_t<decltype(views)>::value_type;
-                  if (square) return cka::similarity_tests(views, kk, o);
-                  const std::vector<V> first(views.begin(), views.begin() + std::ptrdiff_t(rows));
-                  const std::vector<V> second(views.begin() + std::ptrdiff_t(rows), views.end());
-                  return cka::similarity_tests(first, second, kk, o);
-                });
-              },
-              k);
+          r = on_layer_views(lists, k, [&](const auto& rows, const auto* cols, const auto& kk) {
+            return cols ? cka::similarity_tests(rows, *cols, kk, o) : cka::similarity_tests(rows, kk, o);
+          });
         } catch (const progress_report::failed&) {
           report.rethrow();
         }
