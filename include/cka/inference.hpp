@@ -180,6 +180,13 @@ jackknife_result jackknife(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBa
 }
 
 namespace detail {
+/// Whether similarity_tests runs a pair of layers of widths d1, d2 in feature space: the linear kernel
+/// where prefer_features says a permutation's GEMM beats a Gram gather.
+template <class Kernel>
+bool tests_in_features(Eigen::Index n, Eigen::Index d1, Eigen::Index d2) {
+  return std::is_same_v<Kernel, linear_kernel> && prefer_features(n, d1, d2);
+}
+
 /// The memory similarity_tests holds for layers of n samples and these widths (rows, then the columns
 /// of the rectangular form; cols null for the square form): per layer its centered columns and their
 /// row norms, 8·(n·d + n) bytes, where one of its pairs runs in feature space (the linear kernel,
@@ -193,7 +200,7 @@ double similarity_tests_bytes_impl(Eigen::Index n, const std::vector<Eigen::Inde
     double bytes = 0;
     for (const Eigen::Index d : mine) {
       bool features = false, grams = false;
-      for (const Eigen::Index e : others) (std::is_same_v<Kernel, linear_kernel> && prefer_features(n, d, e) ? features : grams) = true;
+      for (const Eigen::Index e : others) (tests_in_features<Kernel>(n, d, e) ? features : grams) = true;
       if (features) bytes += word * (nn * double(d) + nn);
       if (grams) bytes += word * nn * nn;
     }
@@ -253,7 +260,7 @@ similarity_tests_result similarity_tests_impl(const std::vector<M>& rows, const 
       fail_memory_budget(fn, what.c_str(), bytes, memory_budget(budget), o.max_bytes == 0);
     }
   }
-  auto in_features = [&](Eigen::Index di, Eigen::Index dj) { return std::is_same_v<Kernel, linear_kernel> && prefer_features(n, di, dj); };
+  auto in_features = [&](Eigen::Index di, Eigen::Index dj) { return tests_in_features<Kernel>(n, di, dj); };
   struct layer {
     matrix<A> g, xc;  ///< the centered Gram, the centered columns (each where a pair needs it)
     vector<A> k;      ///< the squared row norms of xc
