@@ -69,8 +69,9 @@ inline matrix_view view_of(const config& cfg, const run_layers& l, Eigen::Index 
                            const cka::similarity_tests_result& tests) {
   const bool rbf = cfg.kernel == "rbf";
   matrix_view view;
-  view.rows.assign(l.names.begin(), l.names.begin() + std::ptrdiff_t(l.row_count));
-  view.cols = l.versus ? std::vector<std::string>(l.names.begin() + std::ptrdiff_t(l.row_count), l.names.end()) : view.rows;
+  view.picture.rows.assign(l.names.begin(), l.names.begin() + std::ptrdiff_t(l.row_count));
+  view.picture.cols = l.versus ? std::vector<std::string>(l.names.begin() + std::ptrdiff_t(l.row_count), l.names.end())
+                              : view.picture.rows;
   view.values = result.values;
   if (!cfg.pvalues.empty()) view.p_value = tests.p_value;
   if (cfg.ci > 0) {
@@ -78,9 +79,9 @@ inline matrix_view view_of(const config& cfg, const run_layers& l, Eigen::Index 
     view.upper = tests.upper;
   }
   view.precision = cfg.precision;
-  view.vmin = cfg.vmin;
-  view.vmax = cfg.vmax;
-  view.unit_range = cfg.unit_range;
+  view.picture.vmin = cfg.vmin;
+  view.picture.vmax = cfg.vmax;
+  view.picture.unit_range = cfg.unit_range;
   const std::string estimator = cfg.minibatch ? "minibatch " + std::to_string(cfg.minibatch) + ", unbiased"
                                 : cfg.debiased ? "debiased" : "biased";
   std::string bandwidth;
@@ -89,12 +90,12 @@ inline matrix_view view_of(const config& cfg, const run_layers& l, Eigen::Index 
                               : "sigma^2 = " + (cfg.sigma_fraction != 1.0 ? number(cfg.sigma_fraction, 6) + "^2 x " : std::string()) +
                                     "median (" + cfg.rule + ")";
   }
-  view.title = cfg.title.empty() ? (rbf ? "RBF CKA (" + bandwidth + "), " : std::string("linear CKA, ")) + estimator +
+  view.picture.title = cfg.title.empty() ? (rbf ? "RBF CKA (" + bandwidth + "), " : std::string("linear CKA, ")) + estimator +
                                        ", n = " + std::to_string(n)
                                  : cfg.title;
   if (l.versus) {
-    view.row_axis = axis_title(cfg.rows);
-    view.col_axis = axis_title(cfg.cols);
+    view.picture.row_axis = axis_title(cfg.rows);
+    view.picture.col_axis = axis_title(cfg.cols);
   }
   view.meta["kernel"] = cfg.kernel;
   if (rbf) view.meta["bandwidth"] = bandwidth;

@@ -1,7 +1,7 @@
 #pragma once
 /// \file cka.hpp
 /// Umbrella header of the core: kernels, Gram matrices, centering, HSIC, CKA, the layer matrix
-/// (similarity_matrix), MMD and the significance tests over Eigen.
+/// (similarity_matrix) and its heatmap, MMD and the significance tests over Eigen.
 ///
 /// Conventions: rows are samples, columns are features. Every function takes any dense Eigen expression
 /// (viewed without a copy when it is a matrix, Map or block with unit inner stride), returns the input's
@@ -10,6 +10,7 @@
 #include <cka/centering.hpp>
 #include <cka/errors.hpp>
 #include <cka/gram.hpp>
+#include <cka/heatmap.hpp>
 #include <cka/hsic.hpp>
 #include <cka/inference.hpp>
 #include <cka/interrupt.hpp>

@@ -12,7 +12,8 @@ representation) or leaves the double range, ``TypeError`` for a wrong type or dt
 ``RuntimeError``) when a backend or resource fails rather than the data.
 """
 
-from typing import List, NamedTuple, Tuple
+import os
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _core
 from ._core import (  # noqa: F401  (re-exported)
@@ -35,7 +36,7 @@ __version__ = _core.__version__
 __all__ = [
     "Linear", "RBF", "Polynomial", "UndefinedError", "BackendError", "LinearState", "LayersState",
     "linear_cka", "kernel_cka", "hsic", "gram_cka", "mmd2", "mmd_bound", "similarity_matrix",
-    "similarity_tests", "permutation_test", "independence_test", "jackknife",
+    "similarity_tests", "heatmap", "Heatmap", "permutation_test", "independence_test", "jackknife",
     "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss", "rcka_loss",
     "SimilarityMatrix", "SimilarityTests", "MMDBound", "PermutationResult", "IndependenceResult", "JackknifeResult", "LossResult",
 ]
@@ -149,6 +150,60 @@ def similarity_tests(layers, kernel=None, *, vs=None, debiased=False, permutatio
     or a callable ``(done, total)`` called once per pair."""
     return SimilarityTests(*_core.similarity_tests(layers, kernel, vs=vs, debiased=debiased, permutations=permutations,
                                                    seed=seed, level=level, progress=progress, max_bytes=max_bytes))
+
+
+class Heatmap(str):
+    """An SVG document (a ``str``) that Jupyter and IPython display as the picture itself."""
+
+    def _repr_svg_(self) -> str:
+        return str(self)
+
+
+def _names(argument: str, names) -> List[str]:
+    if names is None:
+        return []
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+        raise TypeError(f"cka.heatmap: {argument} must be a sequence of str (one per layer), not {type(names).__name__}")
+    out = list(names)
+    for i, name in enumerate(out):
+        if not isinstance(name, str):
+            raise TypeError(f"cka.heatmap: {argument}[{i}] must be a str, not {type(name).__name__}")
+    return out
+
+
+def heatmap(result, names: Optional[Sequence[str]] = None, *, vs_names: Optional[Sequence[str]] = None,
+            title: str = "CKA", row_axis: str = "", col_axis: str = "", unit_range: bool = False,
+            vmin: Optional[float] = None, vmax: Optional[float] = None, alpha: float = 0.05,
+            path: Union[str, os.PathLike, None] = None) -> Heatmap:
+    """The heatmap of a CKA matrix as an SVG document — the picture ``cka-similarity --svg`` draws.
+
+    ``result``: a :class:`SimilarityMatrix`, a :class:`SimilarityTests` (cells with p >= ``alpha`` are
+    hatched, and each cell's tooltip gives its p-value and interval) or a 2-D array of values (NaN: an
+    undefined cell, drawn grey). ``names`` name the rows (default 0, 1, ...), ``vs_names`` the columns (default
+    ``names`` for a square matrix); ``row_axis``/``col_axis`` title the axes. Colours span the data's range,
+    0-1 with ``unit_range``, or ``vmin``-``vmax``. Returns a :class:`Heatmap` (a str that Jupyter shows as
+    the picture) and writes it, UTF-8, to ``path`` when given. Errors: ``ValueError`` for an empty matrix,
+    an infinite value, a p-value outside [0, 1], name counts or shapes that differ, ``alpha`` outside
+    (0, 1], ``vmax <= vmin``; ``TypeError`` for a name that is not a str or an array that is not float."""
+    p_value = lower = upper = None
+    if isinstance(result, SimilarityTests):
+        values, p_value, lower, upper = result.values, result.p_value, result.lower, result.upper
+    elif isinstance(result, SimilarityMatrix):
+        values = result.values
+    else:
+        values = result
+    for argument, text in (("title", title), ("row_axis", row_axis), ("col_axis", col_axis)):
+        if not isinstance(text, str):
+            raise TypeError(f"cka.heatmap: {argument} must be a str, not {type(text).__name__}")
+    nan = float("nan")
+    svg = Heatmap(_core.heatmap_svg(values, p_value, lower, upper, rows=_names("names", names),
+                                    cols=_names("vs_names", vs_names), title=title, row_axis=row_axis,
+                                    col_axis=col_axis, vmin=nan if vmin is None else vmin,
+                                    vmax=nan if vmax is None else vmax, unit_range=unit_range, alpha=alpha))
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg)
+    return svg
 
 
 def permutation_test(x, y, kernel=None, *, debiased=False, permutations=1000, seed=0) -> PermutationResult:

@@ -50,6 +50,10 @@ def similarity_tests(layers: Sequence[ArrayLike], kernel: KernelLike = None, *, 
                      progress: Union[bool, Callable[[int, int], None]] = False, max_bytes: Optional[float] = None
                      ) -> Tuple[numpy.ndarray, numpy.ndarray, Optional[numpy.ndarray], Optional[numpy.ndarray],
                                 List[Tuple[int, str]], List[int]]: ...
+def heatmap_svg(values: ArrayLike, p_value: Optional[ArrayLike] = None, lower: Optional[ArrayLike] = None,
+                upper: Optional[ArrayLike] = None, *, rows: Sequence[str] = ..., cols: Sequence[str] = ...,
+                title: str = "", row_axis: str = "", col_axis: str = "", vmin: float = ..., vmax: float = ...,
+                unit_range: bool = False, alpha: float = 0.05) -> str: ...
 def permutation_test(x: ArrayLike, y: ArrayLike, kernel: KernelLike = None, *, debiased: bool = False,
                      permutations: int = 1000, seed: int = 0) -> Tuple[float, float, int]: ...
 def independence_test(x: ArrayLike, y: ArrayLike, kernel: KernelLike = None, *, debiased: bool = False

@@ -224,6 +224,7 @@ void register_matrix(nb::module_& m);
 void register_inference(nb::module_& m);
 void register_losses(nb::module_& m);
 void register_states(nb::module_& m);
+void register_heatmap(nb::module_& m);
 #if defined(CKA_PYTHON_CUDA)
 void register_cuda_losses(nb::module_& m);  // cuda_losses.cu, in a build with CKA_CUDA
 #endif

@@ -106,6 +106,7 @@ NB_MODULE(CKA_PYTHON_MODULE, m) {
   register_inference(m);
   register_losses(m);
   register_states(m);
+  register_heatmap(m);
 #if defined(CKA_PYTHON_CUDA)
   register_cuda_losses(m);  // the losses on CUDA tensors; sets has_cuda
 #else

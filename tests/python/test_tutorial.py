@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 TUTORIAL = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tutorial.md")
 
 
-def test_in_memory_block(capsys):
+def test_in_memory_block(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the block writes layers.svg
     blocks = re.findall(r"```python\n(.*?)```", open(TUTORIAL, encoding="utf-8").read(), re.S)
     code = [b for b in blocks if b.startswith("# cka tutorial: in memory")]
     assert len(code) == 1
@@ -25,3 +26,4 @@ def test_in_memory_block(capsys):
     assert tests.p_value[2, 2] == ns["test"].p_value  # the same seeded permutations
     assert (tests.lower <= tests.values).all() and (tests.values <= tests.upper).all()
     assert "permutation p" in capsys.readouterr().out
+    assert (tmp_path / "layers.svg").read_text(encoding="utf-8").count('class="cell"') == 9
