@@ -12,6 +12,7 @@ representation) or leaves the double range, ``TypeError`` for a wrong type or dt
 ``RuntimeError``) when a backend or resource fails rather than the data.
 """
 
+import numbers
 import os
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -171,6 +172,12 @@ def _names(argument: str, names) -> List[str]:
     return out
 
 
+def _real(argument: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"cka.heatmap: {argument} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
 def heatmap(result, names: Optional[Sequence[str]] = None, *, vs_names: Optional[Sequence[str]] = None,
             title: str = "CKA", row_axis: str = "", col_axis: str = "", unit_range: bool = False,
             vmin: Optional[float] = None, vmax: Optional[float] = None, alpha: float = 0.05,
@@ -190,16 +197,21 @@ def heatmap(result, names: Optional[Sequence[str]] = None, *, vs_names: Optional
         values, p_value, lower, upper = result.values, result.p_value, result.lower, result.upper
     elif isinstance(result, SimilarityMatrix):
         values = result.values
+    elif result is None:
+        raise TypeError("cka.heatmap: result must be a SimilarityMatrix, a SimilarityTests or a 2-D float array, not None")
     else:
         values = result
+    if unit_range not in (True, False):
+        raise TypeError(f"cka.heatmap: unit_range must be True or False, not {unit_range!r}")
     for argument, text in (("title", title), ("row_axis", row_axis), ("col_axis", col_axis)):
         if not isinstance(text, str):
             raise TypeError(f"cka.heatmap: {argument} must be a str, not {type(text).__name__}")
     nan = float("nan")
     svg = Heatmap(_core.heatmap_svg(values, p_value, lower, upper, rows=_names("names", names),
                                     cols=_names("vs_names", vs_names), title=title, row_axis=row_axis,
-                                    col_axis=col_axis, vmin=nan if vmin is None else vmin,
-                                    vmax=nan if vmax is None else vmax, unit_range=unit_range, alpha=alpha))
+                                    col_axis=col_axis, vmin=nan if vmin is None else _real("vmin", vmin),
+                                    vmax=nan if vmax is None else _real("vmax", vmax), unit_range=bool(unit_range),
+                                    alpha=_real("alpha", alpha)))
     if path is not None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(svg)

@@ -103,6 +103,11 @@ BAD = [
     (lambda: cka.heatmap(V, alpha=float("nan")), ValueError, ["alpha = nan"]),
     (lambda: cka.heatmap(V, vmin=0.9, vmax=0.1), ValueError, ["vmax = 0.1", "must exceed"]),
     (lambda: cka.heatmap(V, vmax=float("inf")), ValueError, ["finite"]),
+    (lambda: cka.heatmap(None), TypeError, ["result", "None"]),
+    (lambda: cka.heatmap(V, alpha="0.1"), TypeError, ["alpha", "number", "str"]),
+    (lambda: cka.heatmap(V, vmin="0"), TypeError, ["vmin", "number"]),
+    (lambda: cka.heatmap(V, vmax=True), TypeError, ["vmax", "bool"]),
+    (lambda: cka.heatmap(V, unit_range="no"), TypeError, ["unit_range", "'no'"]),
     (lambda: cka.heatmap(V, path=os.path.join(os.sep, "no", "such", "dir", "m.svg")), FileNotFoundError, ["m.svg"]),
 ]
 
