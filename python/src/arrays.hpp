@@ -136,13 +136,15 @@ inline void describe(matrix_arg& m, index rows, index cols, int64_t rs, int64_t 
   }
 }
 
-/// A 2-D float array argument: samples in rows, features in columns.
-inline matrix_arg to_matrix(const char* fn, const char* name, nb::handle h) {
+/// A 2-D float array argument: samples in rows, features in columns — or, with `shape`, the matrix that
+/// text describes (named in the error for another dimension count).
+inline matrix_arg to_matrix(const char* fn, const char* name, nb::handle h, const char* shape = nullptr) {
   matrix_arg m;
   m.array = import_array(fn, name, h);
   if (m.array.ndim() != 2) {
-    value_error(std::string("cka.") + fn + ": " + name + " must be 2-D (samples × features), got " +
-                std::to_string(m.array.ndim()) + "-D; reshape it, e.g. x.reshape(len(x), -1)");
+    value_error(std::string("cka.") + fn + ": " + name + " must be 2-D (" + (shape ? shape : "samples × features") +
+                "), got " + std::to_string(m.array.ndim()) + "-D" +
+                (shape ? "" : "; reshape it, e.g. x.reshape(len(x), -1)"));
   }
   m.is_double = require_float(fn, name, m.array);
   m.data = m.array.data();

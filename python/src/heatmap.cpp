@@ -19,12 +19,7 @@ namespace {
 /// A 2-D float array as a float64 matrix (a copy: a heatmap's matrix is small); None → empty.
 Eigen::MatrixXd cells_of(const char* fn, const char* name, nb::handle h) {
   if (h.is_none()) return {};
-  const nb::ndarray<nb::ro> a = import_array(fn, name, h);
-  if (a.ndim() != 2) {
-    value_error(std::string("cka.") + fn + ": " + name + " must be a 2-D matrix (layers × layers), got " +
-                std::to_string(a.ndim()) + "-D");
-  }
-  const matrix_arg m = to_matrix(fn, name, h);
+  const matrix_arg m = to_matrix(fn, name, h, "layers × layers");
   return visit(m, [](const auto& v) { return Eigen::MatrixXd(v.template cast<double>()); });
 }
 
