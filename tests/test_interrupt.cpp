@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <thread>
@@ -21,6 +22,14 @@ struct stop {};  // what the tests' checks throw
 
 constexpr std::chrono::nanoseconds every_unit{0};
 
+/// A generic kernel (called once per pair): exp(−‖x − y‖₁).
+struct laplacian_kernel {
+  template <class RX, class RY>
+  double operator()(const RX& x, const RY& y) const {
+    return std::exp(-(x - y).cwiseAbs().sum());
+  }
+};
+
 struct route {
   const char* name;
   std::function<double()> run;
@@ -30,6 +39,8 @@ std::vector<route> long_routes() {
   static const auto x = test::normal<double>(3000, 6, 1), y = test::related<double>(x, 5, 2);
   static const auto small_x = test::normal<double>(300, 6, 3), small_y = test::related<double>(small_x, 5, 4);
   static const auto tall_x = test::normal<double>(6000, 200, 5), tall_y = test::related<double>(tall_x, 200, 6);
+  // Wide enough that a Gram is more than one chunk of columns (detail/products.hpp).
+  static const auto wide_x = test::normal<double>(1200, 2000, 7), wide_y = test::related<double>(wide_x, 1500, 8);
   cka::compute_options tiles;
   tiles.max_bytes = std::size_t(1) << 20;  // forces the tile engine at n = 3000
   return {
@@ -47,6 +58,10 @@ std::vector<route> long_routes() {
          return cka::similarity_matrix(std::vector<test::mat<double>>{small_x, small_y, test::mat<double>(small_x.array().square().matrix())}, cka::rbf_kernel{2.0}, o)
              .values(0, 1);
        }},
+      // One dense Gram: chunks of columns (inner-product and squared-distance kernels), columns (generic).
+      {"gram, linear kernel", [=] { return cka::gram(wide_x, cka::linear_kernel{})(3, 5); }},
+      {"gram, generic kernel", [=] { return cka::gram(small_x, laplacian_kernel{})(3, 5); }},
+      {"kernel_cka, RBF median in memory", [=] { return cka::kernel_cka(wide_x, wide_y, cka::rbf_kernel::median()); }},
       {"linear_cka, chunks of rows", [=] { return cka::linear_cka(tall_x, tall_y); }},
       {"permutation_test, Grams",
        [=] {

@@ -6,6 +6,7 @@
 #include <cka/detail/sums.hpp>
 #include <cka/estimator.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/interrupt.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/kernels.hpp>
@@ -54,8 +55,10 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
     squared_distances_from_inner(d, sq, sq, true, [&](Eigen::Index i, Eigen::Index j) {
       return A((x.row(i).template cast<A>() - x.row(j).template cast<A>()).squaredNorm());
     });
+    poll_interrupt();  // between the O(n²) passes of a large Gram
     require_finite_distances(fn, d);
     kernel.from_squared_distances(d);
+    poll_interrupt();
     require_finite_gram(fn, d);
     return d;
   } else {
@@ -67,6 +70,7 @@ matrix<A> gram_of(const M& x, const Kernel& kernel, const char* fn = "gram") {
         g(i, j) = A(kernel(xa.row(i), xa.row(j)));
         g(j, i) = g(i, j);
       }
+      poll_interrupt();
     }
     require_finite_gram(fn, g);
     return g;

@@ -13,9 +13,10 @@ namespace cka {
 
 /// While an interrupt_check lives, the computations that its thread starts call `check` between units of
 /// work — tile rows of the tiled kernel routes, batches of permutations, chunks of rows of linear CKA,
-/// layers and pairs of the similarity matrix and tests — at most once per `interval`, and on that thread
-/// only. An exception `check` throws abandons the computation: the other threads stop at their next unit,
-/// and it reaches the caller of the cka function, which returns nothing (inputs are never written).
+/// chunks of columns and passes of a dense Gram, layers and pairs of the similarity matrix and tests — at
+/// most once per `interval`, and on that thread only. An exception `check` throws abandons the
+/// computation: the other threads stop at their next unit, and it reaches the caller of the cka function,
+/// which returns nothing (inputs are never written).
 /// Accumulation states (linear_state, layers_state) do not call it: an `add` is done whole or not at all.
 /// Cost: a clock read per unit. Installing one over another restores the outer one when it ends; not
 /// copyable or movable.

@@ -1,8 +1,10 @@
 #pragma once
 // Private: symmetric products through Eigen's GEMM, computing only the lower block triangle, and the
-// centered Gram of a representation streamed over column chunks so that no centered copy of it is held.
+// centered Gram of a representation streamed over column chunks so that no centered copy of it is held;
+// both poll for an interrupt between chunks.
 
 #include <cka/detail/distances.hpp>
+#include <cka/detail/interrupt.hpp>
 #include <cka/detail/scalar.hpp>
 
 #include <Eigen/Core>
@@ -103,18 +105,32 @@ void squared_distances_from_inner(G&& g, const R& r, const C& c, bool same_rows,
   }
 }
 
-/// G = R·Rᵀ, full and symmetric, in scalar A.
-template <class A, class M>
-matrix<A> symmetric_outer(const M& r) {
-  matrix<A> g = matrix<A>::Zero(r.rows(), r.rows());
-  add_lower_outer(g, r);
-  mirror_lower(g);
-  return g;
-}
-
 /// 2^20 values (8 MiB of doubles): the size of the chunk buffers below. Measured on 2 Zen 5 cores, 4 MiB
 /// chunks starve the GEMM (short depth) and 32 MiB ones pay for first-touch page faults.
 constexpr Eigen::Index chunk_values = Eigen::Index(1) << 20;
+
+/// Columns in a chunk of a p-row matrix whose Gram is summed chunk by chunk: chunk_values values, and at
+/// least 64 columns (a shorter depth starves the GEMM).
+inline Eigen::Index chunk_columns(Eigen::Index p, Eigen::Index values = chunk_values) {
+  return std::max<Eigen::Index>(64, values / std::max<Eigen::Index>(p, 1));
+}
+
+/// G = R·Rᵀ, full and symmetric, in scalar A, summed over chunks of R's columns (chunk_columns: one chunk
+/// unless R is large) with a poll for an interrupt after each, so that a large Gram is not one
+/// uninterruptible product.
+template <class A, class M>
+matrix<A> symmetric_outer(const M& r) {
+  const Eigen::Index p = r.rows(), q = r.cols();
+  const Eigen::Index chunk = chunk_columns(p);
+  matrix<A> g = matrix<A>::Zero(p, p);
+  for (Eigen::Index c0 = 0; c0 < q; c0 += chunk) {
+    add_lower_outer(g, r.middleCols(c0, std::min(chunk, q - c0)));
+    poll_interrupt();
+  }
+  mirror_lower(g);
+  poll_interrupt();
+  return g;
+}
 
 /// A chunk buffer of scalar A with the storage order of the input it is filled from, so that the copy
 /// and the statistics below walk memory in order whatever the input's layout.
@@ -172,11 +188,11 @@ matrix<A> centered_columns(const M& x) {
 
 /// K = Xc·Xcᵀ (n×n, full) with Xc the column-centered x, accumulated over chunks of columns: each chunk is
 /// copied into a small reused buffer and centered there (a column's mean needs only that column), then
-/// added to K. Cost n²d(1 + 1/6) flops; memory n² plus the buffer.
+/// added to K, and an interrupt polled. Cost n²d(1 + 1/6) flops; memory n² plus the buffer.
 template <class A, class M>
 matrix<A> centered_row_gram(const M& x, Eigen::Index buffer_values = chunk_values) {
   const Eigen::Index n = x.rows(), d = x.cols();
-  const Eigen::Index chunk = std::min(d, std::max<Eigen::Index>(64, buffer_values / std::max<Eigen::Index>(n, 1)));
+  const Eigen::Index chunk = std::min(d, chunk_columns(n, buffer_values));
   matrix<A> k = matrix<A>::Zero(n, n);
   chunk_buffer<A, M> buf(n, chunk);
   for (Eigen::Index c0 = 0; c0 < d; c0 += chunk) {
@@ -187,8 +203,10 @@ matrix<A> centered_row_gram(const M& x, Eigen::Index buffer_values = chunk_value
     stats.add(b);
     center_chunk(b, stats.mean(), stats.keep());
     add_lower_outer(k, b);
+    poll_interrupt();
   }
   mirror_lower(k);
+  poll_interrupt();
   return k;
 }
 
