@@ -61,7 +61,12 @@ std::vector<route> long_routes() {
       // One dense Gram: chunks of columns (inner-product and squared-distance kernels), columns (generic).
       {"gram, linear kernel", [=] { return cka::gram(wide_x, cka::linear_kernel{})(3, 5); }},
       {"gram, generic kernel", [=] { return cka::gram(small_x, laplacian_kernel{})(3, 5); }},
-      {"kernel_cka, RBF median in memory", [=] { return cka::kernel_cka(wide_x, wide_y, cka::rbf_kernel::median()); }},
+      {"permutation_test, Grams of wide layers",
+       [=] {
+         cka::permutation_options o;
+         o.count = 20;
+         return cka::permutation_test(wide_x, wide_y, cka::rbf_kernel::median(), cka::estimator::biased, o).p_value;
+       }},
       {"linear_cka, chunks of rows", [=] { return cka::linear_cka(tall_x, tall_y); }},
       {"permutation_test, Grams",
        [=] {

@@ -18,6 +18,9 @@ LONG_CALLS = {
                            "call = lambda: [cka.kernel_cka(x, x, cka.RBF(), max_bytes=10**7) for _ in range(100)]",
     "linear_cka": "x = np.random.default_rng(0).random((200000, 300))\n"
                   "call = lambda: [cka.linear_cka(x, x) for _ in range(1000)]",
+    # Two dense Grams of n = 8000 from 6000 features: ~10 s each here, stopped between chunks of columns.
+    "independence_test on large Grams": "x = np.random.default_rng(0).random((8000, 6000))\n"
+                                        "call = lambda: cka.independence_test(x, x, cka.RBF(sigma=40.0))",
 }
 
 CHILD = """import sys, time
