@@ -152,7 +152,8 @@ std::vector<double> permutation_p_values(const std::vector<centered_side<A>>& xs
       }
       for (Eigen::Index r = 0; r < n; ++r) lp(r, at) = l(perm[std::size_t(r)]);
     }
-    const matrix<A> g = stacked.transpose() * block;  // (Σd) × (b·dy)
+    matrix<A> g(stacked.cols(), block.cols());  // (Σd) × (b·dy)
+    product_into(g, stacked.transpose(), block);
     for (Eigen::Index i = 0; i < m; ++i) {
       const Eigen::Index rows = xs[std::size_t(i)].xc->cols();
       for (Eigen::Index at = 0; at < b; ++at) {

@@ -3,6 +3,7 @@
 // centered Gram of a representation streamed over column chunks so that no centered copy of it is held;
 // both poll for an interrupt between chunks.
 
+#include <cka/detail/blas.hpp>
 #include <cka/detail/distances.hpp>
 #include <cka/detail/interrupt.hpp>
 #include <cka/detail/scalar.hpp>
@@ -14,7 +15,8 @@
 
 namespace cka::detail {
 
-/// Lower triangle of g (p×p) += R·Rᵀ for R of size p×q (q may be 0): block columns of width 128 dealt to the threads
+/// Lower triangle of g (p×p) += R·Rᵀ for R of size p×q (q may be 0). In a build with a BLAS
+/// (CKA_USE_BLAS), one ?syrk call where the operands allow it (detail/blas.hpp). Otherwise block columns of width 128 dealt to the threads
 /// (OpenMP, largest first), each a single-threaded triangular product for its diagonal block and one GEMM
 /// for the part below it — p²q flops (plus the diagonal blocks' own diagonals) instead of 2p²q. Every
 /// block of g is written by one task, so the result does not depend on the number of threads. (Measured on
@@ -24,6 +26,7 @@ template <class G, class M>
 void add_lower_outer(G& g, const M& r) {
   const Eigen::Index p = r.rows();
   if (r.cols() == 0) return;  // nothing to add (and Eigen's blocking heuristic divides by the depth)
+  if (blas_lower_outer(g, r)) return;
   constexpr Eigen::Index width = 128;
   const Eigen::Index blocks = (p + width - 1) / width;
 #if defined(_OPENMP)
@@ -34,6 +37,13 @@ void add_lower_outer(G& g, const M& r) {
     g.block(j0, j0, w, w).template triangularView<Eigen::Lower>() += r.middleRows(j0, w) * r.middleRows(j0, w).transpose();
     if (below > 0) g.block(j0 + w, j0, below, w).noalias() += r.middleRows(j0 + w, below) * r.middleRows(j0, w).transpose();
   }
+}
+
+/// out = L·R (out sized to match; not aliasing L or R): one ?gemm call where the build has a BLAS and the
+/// operands allow it (detail/blas.hpp), Eigen's product otherwise.
+template <class O, class L, class R>
+void product_into(O& out, const L& lhs, const R& rhs) {
+  if (!blas_product(out, lhs, rhs)) out.noalias() = lhs * rhs;
 }
 
 /// Copies the lower triangle of g onto its upper triangle, tile by tile so that reads and writes stay in

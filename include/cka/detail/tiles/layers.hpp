@@ -201,7 +201,7 @@ class value_tiles final : public tile_layer {
         for (Eigen::Index j = 0; j < w; ++j)
           for (Eigen::Index i = j + 1; i < h; ++i) t(i, j) = t(j, i);
     } else {
-      t.noalias() = rows_.xc.middleRows(i0, h) * rows_.xc.middleRows(j0, w).transpose();
+      product_into(t, rows_.xc.middleRows(i0, h), rows_.xc.middleRows(j0, w).transpose());
       if constexpr (is_builtin<Kernel>(builtin_kernel::polynomial)) {
         t = t.unaryExpr([this](double p) { return kernel_.from_inner_product(p); });
       }

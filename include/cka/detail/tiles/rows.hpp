@@ -86,7 +86,7 @@ void tile_distances(const char* fn, const tiled_rows<A>& t, Eigen::Index ti, Eig
   const tile_grid g{t.rows()};
   const Eigen::Index i0 = g.start(ti), j0 = g.start(tj), h = g.size(ti), w = g.size(tj);
   Eigen::Map<matrix<A>> out(data, h, w);
-  out.noalias() = t.xc.middleRows(i0, h) * t.xc.middleRows(j0, w).transpose();
+  product_into(out, t.xc.middleRows(i0, h), t.xc.middleRows(j0, w).transpose());
   const Eigen::Index d = t.xc.cols();
   squared_distances_from_inner(out, t.norms.segment(i0, h), t.norms.segment(j0, w), ti == tj, [&](Eigen::Index i, Eigen::Index j) {
     return direct_squared_distance(t.xc.row(i0 + i).data(), 1, t.xc.row(j0 + j).data(), 1, d);

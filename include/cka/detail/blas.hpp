@@ -1,0 +1,107 @@
+#pragma once
+// Private: the library's large products — the symmetric rank-k update (?syrk) and the general product
+// (?gemm) — through an external BLAS, for programs built with CKA_USE_BLAS and linked against one (CMake:
+// cka::blas; README, docs/performance.md). OpenBLAS picks its kernels for the processor at run time, so a
+// portable build gets the full product rate too. Without CKA_USE_BLAS this header declares nothing from a
+// BLAS, both functions return false, and every product stays Eigen's (detail/products.hpp).
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <climits>
+#include <type_traits>
+
+#if defined(CKA_USE_BLAS)
+#include <Eigen/src/misc/blas.h>  // the Fortran prototypes, as Eigen's own EIGEN_USE_BLAS declares them
+#endif
+
+namespace cka::detail {
+
+/// Whether this build sends the products that blas_product and blas_lower_outer accept to a BLAS.
+#if defined(CKA_USE_BLAS)
+constexpr bool blas_products = true;
+#else
+constexpr bool blas_products = false;
+#endif
+
+/// Whether an Eigen expression type can be handed to a BLAS as it is: memory with strides (Matrix, Map,
+/// Block, Transpose of those, Ref).
+template <class M>
+constexpr bool direct_access = (int(Eigen::internal::traits<M>::Flags) & Eigen::DirectAccessBit) != 0;
+
+/// An operand as a BLAS reads it: column-major storage, 'N', or row-major storage read as the transpose
+/// of a column-major array, 'T', with its leading dimension; `ok` false where the BLAS cannot take it (an
+/// inner stride, a size or stride beyond its int, a leading dimension below the stored rows), so that no
+/// call is made that the BLAS would reject — its error handler prints and returns without computing.
+struct blas_operand {
+  char trans;
+  int ld;
+  bool ok;
+};
+template <class M>
+blas_operand blas_operand_of(const M& m) {
+  const Eigen::Index stored_rows = M::IsRowMajor ? m.cols() : m.rows(), ld = m.outerStride();
+  const bool ok = m.innerStride() == 1 && ld <= Eigen::Index(INT_MAX) && ld >= std::max<Eigen::Index>(1, stored_rows) &&
+                  m.rows() <= Eigen::Index(INT_MAX) && m.cols() <= Eigen::Index(INT_MAX);
+  return {M::IsRowMajor ? 'T' : 'N', ok ? int(ld) : 0, ok};
+}
+
+/// out = L·R (out m×n column-major, L m×k, R k×n) in one ?gemm call — 2mnk flops — where the build has a
+/// BLAS and the operands allow it (float or double alike, each a direct-access operand with unit inner
+/// stride, transposes included, sizes within the BLAS's int). Returns whether it did; when it returns false
+/// it has done nothing. Inside the library's OpenMP loops OpenBLAS runs it on the calling thread.
+template <class O, class L, class R>
+bool blas_product([[maybe_unused]] O& out, [[maybe_unused]] const L& lhs, [[maybe_unused]] const R& rhs) {
+  using S = typename O::Scalar;
+  if constexpr (blas_products && direct_access<O> && direct_access<L> && direct_access<R> && !bool(O::IsRowMajor) &&
+                std::is_same_v<typename L::Scalar, S> && std::is_same_v<typename R::Scalar, S> &&
+                (std::is_same_v<S, double> || std::is_same_v<S, float>)) {
+#if defined(CKA_USE_BLAS)
+    const blas_operand a = blas_operand_of(lhs), b = blas_operand_of(rhs), c = blas_operand_of(out);
+    if (!a.ok || !b.ok || !c.ok || lhs.cols() != rhs.rows() || out.rows() != lhs.rows() || out.cols() != rhs.cols()) return false;
+    const int m = int(out.rows()), n = int(out.cols()), k = int(lhs.cols());
+    if (m == 0 || n == 0) return true;
+    if (k == 0) {
+      out.setZero();
+      return true;
+    }
+    const S one = 1, zero = 0;
+    if constexpr (std::is_same_v<S, double>) {
+      dgemm_(&a.trans, &b.trans, &m, &n, &k, &one, lhs.data(), &a.ld, rhs.data(), &b.ld, &zero, out.data(), &c.ld);
+    } else {
+      sgemm_(&a.trans, &b.trans, &m, &n, &k, &one, lhs.data(), &a.ld, rhs.data(), &b.ld, &zero, out.data(), &c.ld);
+    }
+    return true;
+#endif
+  }
+  return false;
+}
+
+/// Lower triangle of g (p×p, column-major) += R·Rᵀ for R of size p×q in one ?syrk call — p²q flops,
+/// threaded by the BLAS — where the build has one and the operands allow it: float or double alike,
+/// both with direct access and unit inner stride, every size within the BLAS's int. Returns whether it did;
+/// when it returns false it has done nothing.
+template <class G, class M>
+bool blas_lower_outer([[maybe_unused]] G& g, [[maybe_unused]] const M& r) {
+  using S = typename G::Scalar;
+  if constexpr (blas_products && direct_access<G> && direct_access<M> && !bool(G::IsRowMajor) && std::is_same_v<typename M::Scalar, S> &&
+                (std::is_same_v<S, double> || std::is_same_v<S, float>)) {
+#if defined(CKA_USE_BLAS)
+    const blas_operand a = blas_operand_of(r), c = blas_operand_of(g);
+    if (!a.ok || !c.ok || g.rows() != r.rows() || g.cols() != r.rows()) return false;
+    if (r.rows() == 0 || r.cols() == 0) return true;
+    const char uplo = 'L';  // a row-major R is the column-major Rᵀ, and trans 'T' gives (Rᵀ)ᵀ·Rᵀ = R·Rᵀ
+    const int n = int(r.rows()), k = int(r.cols());
+    const S one = 1;
+    if constexpr (std::is_same_v<S, double>) {
+      dsyrk_(&uplo, &a.trans, &n, &k, &one, r.data(), &a.ld, &one, g.data(), &c.ld);
+    } else {
+      ssyrk_(&uplo, &a.trans, &n, &k, &one, r.data(), &a.ld, &one, g.data(), &c.ld);
+    }
+    return true;
+#endif
+  }
+  return false;
+}
+
+}  // namespace cka::detail
