@@ -174,13 +174,16 @@ TEMPLATE_TEST_CASE("moment state: centered blocks and row norms equal explicit p
         tol<T>());
 }
 
-// The symmetric rank-k update every feature-space and Gram route sums through: one ?syrk call in a build
-// with a BLAS (CKA_USE_BLAS; the main build's tests), Eigen's blocked products otherwise (the clang suite's).
-// Either way: the lower triangle of the explicit product, the strict upper triangle untouched.
+// The symmetric rank-k update every feature-space and Gram route sums through, and the general product of
+// the tile engine and the batched permutation tests: in a build with a BLAS (CKA_USE_BLAS; the main
+// build's tests) OpenBLAS takes every product of at least blas_min_work multiply-adds, Eigen the smaller
+// ones; in the clang suite's build Eigen takes all. The shapes below mix both in one call (add_lower_outer's
+// 128-column blocks: its diagonal blocks and the parts below them), and each route is checked against the
+// explicit product — the lower triangle of it, the strict upper triangle untouched.
 TEST_CASE("symmetric products: add_lower_outer equals the explicit product on every operand form", "[internals][products]") {
   using cka::detail::add_lower_outer;
   using cka::detail::blas_lower_outer;
-  const oracle::mat<double> base = test::normal<double>(300, 140, 71);
+  const oracle::mat<double> base = test::normal<double>(300, 400, 71);
   const auto check_lower = [](const auto& g, const oracle::mat<double>& expected, double tolerance) {
     const Eigen::Index p = expected.rows();
     double worst = 0, upper = 0;
@@ -192,88 +195,92 @@ TEST_CASE("symmetric products: add_lower_outer equals the explicit product on ev
     CHECK(worst <= tolerance * expected.cwiseAbs().maxCoeff());
   };
   SECTION("column-major, a block of a taller matrix (outer stride 300), onto a nonzero lower triangle") {
-    const auto r = base.middleRows(10, 129);  // 129 × 140: two of Eigen's 128-column blocks
-    cka::matrix<double> g = cka::matrix<double>::Zero(129, 129);
+    const auto r = base.middleRows(10, 260);  // blocks of 128, 128 and 4 columns
+    cka::matrix<double> g = cka::matrix<double>::Zero(260, 260);
     g.triangularView<Eigen::Lower>().setConstant(1.5);
     add_lower_outer(g, r);
     oracle::mat<double> expected = r * r.transpose();
     expected.array() += 1.5;
     check_lower(g, expected, 1e-14);
-    cka::matrix<double> h = cka::matrix<double>::Zero(129, 129);
+    cka::matrix<double> h = cka::matrix<double>::Zero(260, 260);
     CHECK(blas_lower_outer(h, r) == cka::detail::blas_products);  // the BLAS takes it where the build has one
+    cka::matrix<double> small = cka::matrix<double>::Zero(20, 20);
+    CHECK_FALSE(blas_lower_outer(small, base.topLeftCorner(20, 30)));  // too little work: Eigen's
   }
   SECTION("row-major: the transpose of a column-major matrix, and a row-major block") {
-    const auto r = base.transpose();  // 140 × 300
-    cka::matrix<double> g = cka::matrix<double>::Zero(140, 140);
+    const auto r = base.transpose();  // 400 × 300
+    cka::matrix<double> g = cka::matrix<double>::Zero(400, 400);
     add_lower_outer(g, r);
     check_lower(g, r * r.transpose(), 1e-14);
     const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm = base;
-    cka::matrix<double> g2 = cka::matrix<double>::Zero(50, 50);
-    add_lower_outer(g2, rm.block(7, 3, 50, 91));
-    check_lower(g2, base.block(7, 3, 50, 91) * base.block(7, 3, 50, 91).transpose(), 1e-14);
+    cka::matrix<double> g2 = cka::matrix<double>::Zero(200, 200);
+    add_lower_outer(g2, rm.block(7, 3, 200, 300));
+    check_lower(g2, base.block(7, 3, 200, 300) * base.block(7, 3, 200, 300).transpose(), 1e-14);
   }
   SECTION("float, long double, and an expression without direct access (Eigen's products)") {
-    const test::mat<float> rf = base.leftCols(60).cast<float>();
+    const test::mat<float> rf = base.cast<float>();
     cka::matrix<float> gf = cka::matrix<float>::Zero(300, 300);
     add_lower_outer(gf, rf);
     check_lower(gf, rf.cast<double>() * rf.cast<double>().transpose(), 1e-5);
-    const cka::matrix<long double> rl = base.topLeftCorner(20, 30).cast<long double>();
-    cka::matrix<long double> gl = cka::matrix<long double>::Zero(20, 20);
+    const cka::matrix<long double> rl = base.topRows(130).cast<long double>();
+    cka::matrix<long double> gl = cka::matrix<long double>::Zero(130, 130);
     CHECK_FALSE(blas_lower_outer(gl, rl));
     add_lower_outer(gl, rl);
-    check_lower(gl, base.topLeftCorner(20, 30) * base.topLeftCorner(20, 30).transpose(), 1e-14);
-    const auto scaled = 2.0 * base.topLeftCorner(20, 30);
-    cka::matrix<double> g = cka::matrix<double>::Zero(20, 20);
+    check_lower(gl, base.topRows(130) * base.topRows(130).transpose(), 1e-14);
+    const auto scaled = 2.0 * base.topRows(130);
+    cka::matrix<double> g = cka::matrix<double>::Zero(130, 130);
     CHECK_FALSE(blas_lower_outer(g, scaled));
     add_lower_outer(g, scaled);
-    check_lower(g, 4.0 * base.topLeftCorner(20, 30) * base.topLeftCorner(20, 30).transpose(), 1e-14);
+    check_lower(g, 4.0 * base.topRows(130) * base.topRows(130).transpose(), 1e-14);
   }
   SECTION("a depth of zero adds nothing; a stride beyond the BLAS's int is left to Eigen, unread") {
     cka::matrix<double> g = cka::matrix<double>::Constant(5, 5, 2.0);
     add_lower_outer(g, base.topRows(5).leftCols(0));
     CHECK((g.array() == 2.0).all());
-    const Eigen::Map<const cka::matrix<double>, 0, Eigen::OuterStride<>> far(base.data(), 2, 2,
+    const Eigen::Map<const cka::matrix<double>, 0, Eigen::OuterStride<>> far(base.data(), 2000, 3000,
                                                                              Eigen::OuterStride<>(Eigen::Index(1) << 31));
-    cka::matrix<double> g2 = cka::matrix<double>::Zero(2, 2);
+    cka::matrix<double> g2 = cka::matrix<double>::Zero(2000, 2000);
     CHECK_FALSE(blas_lower_outer(g2, far));
     CHECK((g2.array() == 0.0).all());
   }
 }
 
-// The general product of the tile engine and the batched permutation tests: ?gemm in a build with a BLAS.
-TEST_CASE("products: product_into equals the explicit product on every operand form", "[internals][products]") {
+TEST_CASE("products: product_into and add_product equal the explicit product on every operand form", "[internals][products]") {
+  using cka::detail::add_product;
   using cka::detail::blas_product;
   using cka::detail::product_into;
-  const oracle::mat<double> a = test::normal<double>(70, 90, 81), b = test::normal<double>(90, 50, 82);
+  const oracle::mat<double> a = test::normal<double>(300, 200, 81), b = test::normal<double>(200, 150, 82);
   const auto close = [](const auto& got, const oracle::mat<double>& expected, double tolerance) {
     CHECK(got.rows() == expected.rows());
     CHECK(got.cols() == expected.cols());
     CHECK((got.template cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance * expected.cwiseAbs().maxCoeff());
   };
-  cka::matrix<double> out(70, 50), probe(70, 50);
+  cka::matrix<double> out(300, 150), probe(300, 150);
   product_into(out, a, b);
   close(out, a * b, 1e-14);
   CHECK(blas_product(probe, a, b) == cka::detail::blas_products);  // the BLAS takes it where the build has one
-  cka::matrix<double> tiles(40, 30);  // the tile engine's form: rows of one block times rows of another
-  Eigen::Map<cka::matrix<double>> tile(tiles.data(), 40, 30);
-  product_into(tile, a.middleRows(5, 40), a.middleRows(33, 30).transpose());
-  close(tiles, a.middleRows(5, 40) * a.middleRows(33, 30).transpose(), 1e-14);
-  cka::matrix<double> tt(50, 70);  // both transposed; a row-major block on the left
+  add_product(out, a, b);
+  close(out, 2.0 * a * b, 1e-14);
+  cka::matrix<double> tiles(160, 150);  // the tile engine's form: rows of one block times rows of another
+  Eigen::Map<cka::matrix<double>> tile(tiles.data(), 160, 150);
+  product_into(tile, a.middleRows(5, 160), a.middleRows(133, 150).transpose());
+  close(tiles, a.middleRows(5, 160) * a.middleRows(133, 150).transpose(), 1e-14);
+  cka::matrix<double> tt(150, 300);  // both transposed, so row-major
   product_into(tt, b.transpose(), a.transpose());
   close(tt, b.transpose() * a.transpose(), 1e-14);
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm = a;
-  cka::matrix<double> rb(30, 50);
-  product_into(rb, rm.block(3, 0, 30, 90), b);
-  close(rb, a.block(3, 0, 30, 90) * b, 1e-14);
-  cka::matrix<double> empty = cka::matrix<double>::Constant(70, 50, 3.0);  // a depth of zero: zeros
+  cka::matrix<double> rb(150, 150);  // a row-major block on the left, a column-major block below the diagonal
+  product_into(rb, rm.block(3, 0, 150, 200), b);
+  close(rb, a.block(3, 0, 150, 200) * b, 1e-14);
+  cka::matrix<double> empty = cka::matrix<double>::Constant(300, 150, 3.0);  // a depth of zero: zeros
   product_into(empty, a.leftCols(0), b.topRows(0));
   CHECK((empty.array() == 0.0).all());
   const test::mat<float> af = a.cast<float>(), bf = b.cast<float>();
-  cka::matrix<float> of(70, 50);
+  cka::matrix<float> of(300, 150);
   product_into(of, af, bf);
   close(of, af.cast<double>() * bf.cast<double>(), 1e-5);
   const cka::matrix<long double> al = a.cast<long double>(), bl = b.cast<long double>();
-  cka::matrix<long double> ol(70, 50);
+  cka::matrix<long double> ol(300, 150);
   CHECK_FALSE(blas_product(ol, al, bl));  // Eigen's product for every other scalar
   product_into(ol, al, bl);
   close(ol, a * b, 1e-14);
