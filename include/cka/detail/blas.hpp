@@ -55,9 +55,8 @@ blas_operand blas_operand_of(const M& m) {
 /// out = L·R, or out += L·R when `accumulate` (out m×n column-major, L m×k, R k×n), in one ?gemm call —
 /// 2mnk flops — where the build has a BLAS and the operands allow it (float or double alike, each a
 /// direct-access operand with unit inner stride, transposes included, sizes within the BLAS's int, at
-/// least blas_min_work multiply-adds).
-/// Returns whether it did; when it returns false it has done nothing. Inside the library's OpenMP loops
-/// OpenBLAS runs it on the calling thread.
+/// least blas_min_work multiply-adds). Returns whether it did; when it returns false it has done nothing.
+/// Inside the library's OpenMP loops OpenBLAS runs it on the calling thread.
 template <class O, class L, class R>
 bool blas_product([[maybe_unused]] O& out, [[maybe_unused]] const L& lhs, [[maybe_unused]] const R& rhs,
                   [[maybe_unused]] bool accumulate = false) {

@@ -1,7 +1,8 @@
 #pragma once
-// Private: symmetric products through Eigen's GEMM, computing only the lower block triangle, and the
+// Private: the library's products — general ones and symmetric ones computing only the lower block
+// triangle — through OpenBLAS in a build with it (detail/blas.hpp), Eigen's GEMM otherwise; and the
 // centered Gram of a representation streamed over column chunks so that no centered copy of it is held;
-// both poll for an interrupt between chunks.
+// both Gram routines poll for an interrupt between chunks.
 
 #include <cka/detail/blas.hpp>
 #include <cka/detail/distances.hpp>
