@@ -35,6 +35,13 @@ constexpr double blas_min_work = 4194304.0;  // 2^22
 template <class M>
 constexpr bool direct_access = (int(Eigen::internal::traits<M>::Flags) & Eigen::DirectAccessBit) != 0;
 
+/// The types the BLAS takes, the one rule of both functions below: a build with one; a column-major
+/// result; float or double alike throughout; every operand with direct access.
+template <class Out, class... In>
+constexpr bool blas_types = blas_products && direct_access<Out> && !bool(Out::IsRowMajor) &&
+                            (std::is_same_v<typename Out::Scalar, double> || std::is_same_v<typename Out::Scalar, float>) &&
+                            ((direct_access<In> && std::is_same_v<typename In::Scalar, typename Out::Scalar>) && ...);
+
 /// An operand as a BLAS reads it: column-major storage, 'N', or row-major storage read as the transpose
 /// of a column-major array, 'T', with its leading dimension; `ok` false where the BLAS cannot take it (an
 /// inner stride, a size or stride beyond its int, a leading dimension below the stored rows), so that no
@@ -60,11 +67,9 @@ blas_operand blas_operand_of(const M& m) {
 template <class O, class L, class R>
 bool blas_product([[maybe_unused]] O& out, [[maybe_unused]] const L& lhs, [[maybe_unused]] const R& rhs,
                   [[maybe_unused]] bool accumulate = false) {
-  using S = typename O::Scalar;
-  if constexpr (blas_products && direct_access<O> && direct_access<L> && direct_access<R> && !bool(O::IsRowMajor) &&
-                std::is_same_v<typename L::Scalar, S> && std::is_same_v<typename R::Scalar, S> &&
-                (std::is_same_v<S, double> || std::is_same_v<S, float>)) {
+  if constexpr (blas_types<O, L, R>) {
 #if defined(CKA_USE_BLAS)
+    using S = typename O::Scalar;
     const blas_operand a = blas_operand_of(lhs), b = blas_operand_of(rhs), c = blas_operand_of(out);
     if (!a.ok || !b.ok || !c.ok || lhs.cols() != rhs.rows() || out.rows() != lhs.rows() || out.cols() != rhs.cols()) return false;
     const int m = int(out.rows()), n = int(out.cols()), k = int(lhs.cols());
@@ -87,10 +92,9 @@ bool blas_product([[maybe_unused]] O& out, [[maybe_unused]] const L& lhs, [[mayb
 /// Returns whether it did; when it returns false it has done nothing.
 template <class G, class M>
 bool blas_lower_outer([[maybe_unused]] G& g, [[maybe_unused]] const M& r) {
-  using S = typename G::Scalar;
-  if constexpr (blas_products && direct_access<G> && direct_access<M> && !bool(G::IsRowMajor) && std::is_same_v<typename M::Scalar, S> &&
-                (std::is_same_v<S, double> || std::is_same_v<S, float>)) {
+  if constexpr (blas_types<G, M>) {
 #if defined(CKA_USE_BLAS)
+    using S = typename G::Scalar;
     const blas_operand a = blas_operand_of(r), c = blas_operand_of(g);
     if (!a.ok || !c.ok || g.rows() != r.rows() || g.cols() != r.rows()) return false;
     if (double(r.rows()) * double(r.rows()) * double(r.cols()) < blas_min_work) return false;
