@@ -144,6 +144,29 @@ TEST_CASE("gradients in cpp_bin_float_50 match central differences tightly", "[r
 }
 #endif
 
+TEST_CASE("the gradients' large products (the BLAS's in a build with one) agree with long double", "[rcka][products]") {
+  // B = 96, C = 480: every gradient product is above the BLAS's threshold of 2^22 multiply-adds — the
+  // sample relation's (96² × 480, from its Grams), the class relation's (480 × 96 × 192, feature space) and
+  // rcka_loss's one product (96 × 195 × 480) — while long double always takes Eigen's.
+  const auto s = test::normal<double>(96, 480, 81), t = (s + 0.6 * test::normal<double>(96, 480, 82)).eval();
+  const test::mat<long double> sl = s.cast<long double>(), tl = t.cast<long double>();
+  auto agree = [](const test::mat<double>& g, const test::mat<long double>& ref) {
+    const test::mat<double> r = ref.cast<double>();
+    REQUIRE(r.norm() > 0.0);
+    return (g - r).norm() / r.norm();
+  };
+  for (estimator est : {estimator::biased, estimator::unbiased}) {
+    CAPTURE(est == estimator::unbiased);
+    const relation_options o{true, false, est};
+    CHECK(agree(cka::rcka::sample_relation_loss(s, t, o).grad, cka::rcka::sample_relation_loss(sl, tl, o).grad) < 1e-12);
+    CHECK(agree(cka::rcka::class_relation_loss(s, t, o).grad, cka::rcka::class_relation_loss(sl, tl, o).grad) < 1e-12);
+    CHECK(agree(cka::rcka::rcka_loss(s, t, {1.5, 0.7}, o).grad, cka::rcka::rcka_loss(sl, tl, {1.5, 0.7}, o).grad) < 1e-12);
+  }
+  const relation_options scaled{true, true, estimator::biased};
+  CHECK(agree(cka::rcka::sample_relation_loss(s, t, scaled).grad, cka::rcka::sample_relation_loss(sl, tl, scaled).grad) <
+        1e-12);
+}
+
 TEST_CASE("rcka_loss from one product equals its two relations, to the last digits", "[rcka][joint]") {
   // The reference: the two relation losses computed separately in 50 digits (long double without Boost).
 #if CKA_TEST_HAVE_BOOST

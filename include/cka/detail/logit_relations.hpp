@@ -207,7 +207,7 @@ class logit_relations {
       f.col(2 * n_ + 2) += f.col(n_ + j);
     }
     Eigen::Map<matrix<A>> g(f.data() + f.size(), n_, m_);
-    g.noalias() = f * z_;
+    product_into(g, f, z_);
     return transposed ? matrix<T>(g.transpose().template cast<T>()) : matrix<T>(g.template cast<T>());
   }
 

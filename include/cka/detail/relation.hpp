@@ -66,15 +66,20 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   const auto mst = c.block(m.offset(0), m.offset(1), ds, dt);
   const auto mss = c.block(m.offset(0), m.offset(0), ds, ds);
   const matrix<A> xs = centered_columns<A>(s), xt = centered_columns<A>(t);
-  matrix<A> dp = A(2) * xt * mst.transpose();
-  matrix<A> dq = A(4) * xs * mss;
+  // ∂a/∂Xs = Xt·(u·2C_stᵀ) + Xs·(−v·4C_ss) [+ diag(u·∂p_i − v·∂q_i)·Xs] with u = 1/√(qr), v = a/(2q): two
+  // products (product_into, add_product) with the coefficients folded into their small right factors.
+  const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
+  const matrix<A> cst = (A(2) * u) * mst.transpose(), css = (A(-4) * v) * mss;
+  out.grad.resize(s.rows(), ds);
+  product_into(out.grad, xt, cst);
+  add_product(out.grad, xs, css);
   if (est == estimator::unbiased) {
     const unbiased_feature_terms<A> terms(s.rows());
     const vector<A> ks = xs.rowwise().squaredNorm(), kt = xt.rowwise().squaredNorm();
-    dp += (A(2) * (terms.c2 * kt.sum() - terms.c1 * kt.array())).matrix().asDiagonal() * xs;
-    dq += (A(4) * (terms.c2 * ks.sum() - terms.c1 * ks.array())).matrix().asDiagonal() * xs;
+    const vector<A> row = (A(2) * u * (terms.c2 * kt.sum() - terms.c1 * kt.array()) -
+                           A(4) * v * (terms.c2 * ks.sum() - terms.c1 * ks.array())).matrix();
+    out.grad += row.asDiagonal() * xs;
   }
-  out.grad = dp / sqrt(A(q * r)) - (out.alignment / (A(2) * q)) * dq;
   const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = out.grad.colwise().mean();
   out.grad.rowwise() -= mean;
   return out;
@@ -159,7 +164,9 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
     w = inv_s.asDiagonal() * w;
     w.diagonal() -= diag;
   }
-  out.grad = (w + w.transpose()) * xs;
+  const matrix<A> sym = w + w.transpose();
+  out.grad.resize(n, xs.cols());
+  product_into(out.grad, sym, xs);
   return out;
 }
 
