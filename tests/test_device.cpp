@@ -648,7 +648,7 @@ TEST_CASE("device MMD: the linear kernel's closed form and the polynomial kernel
                     Contains("X has 1 samples"));
 }
 
-TEST_CASE("device sums in chunks: column statistics over many rows, pooled samples, constant columns; line sums of n×n matrices", "[device]") {
+TEST_CASE("device sums in chunks: column statistics over many rows, pooled samples, constant columns, line sums of n×n matrices", "[device]") {
   // 700 rows: three chunks of 256. Column 1 of X is constant but for its last row (it varies: kept);
   // column 2 is constant throughout (centered to exact zeros); a large offset on every column.
   test::mat<double> x = (test::normal<double>(700, 4, 895).array() + 1e3).matrix();

@@ -190,7 +190,7 @@ TEST_CASE("npy float16: every class of binary16 value, both byte orders", "[npy]
   }
 }
 
-TEST_CASE("npy index arrays: every integer width and order; floats, 2-D and out-of-range refused", "[npy][indices]") {
+TEST_CASE("npy index arrays: every integer width and order, floats, 2-D and out-of-range refused", "[npy][indices]") {
   auto write = [](const std::string& path, const std::vector<unsigned char>& bytes) {
     std::FILE* f = std::fopen(path.c_str(), "wb");
     REQUIRE(f != nullptr);

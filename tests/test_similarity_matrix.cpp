@@ -54,7 +54,7 @@ TEST_CASE("similarity_matrix equals pairwise CKA", "[matrix]") {
   CHECK(test::rel_err(fr.values(0, 1), cka::linear_cka(floats[0].cast<double>(), floats[1].cast<double>())) < 1e-12);
 }
 
-TEST_CASE("minibatch CKA: one batch is debiased CKA; several batches sum unbiased HSIC", "[matrix][minibatch]") {
+TEST_CASE("minibatch CKA: one batch is debiased CKA, several batches sum unbiased HSIC", "[matrix][minibatch]") {
   const auto x = test::normal<double>(40, 5, 11);
   const std::vector<test::mat<double>> layers = {x, test::related<double>(x, 7, 12)};
   cka::similarity_matrix_options o;

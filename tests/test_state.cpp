@@ -261,7 +261,7 @@ TEST_CASE("linear_state errors", "[state][errors]") {
 // The moment engine loads, shifts, scales and takes the norms of its rows strip by strip on OpenMP threads
 // (detail/moments.hpp): each row is finished alone, so the flat array is the same bits for any number of
 // threads, and a squared row norm that overflows in a later chunk names its representation.
-TEST_CASE("linear_state: strips on threads give the same bits; an overflowing later chunk is named", "[state][threads]") {
+TEST_CASE("linear_state: strips on threads give the same bits, an overflowing later chunk is named", "[state][threads]") {
   const int threads = Eigen::nbThreads();
   const auto x = test::normal<double>(1500, 160, 81);  // p = 1 + 160 + 90 + 2: strips of 129 rows
   const auto y = test::related<double>(x, 90, 82);

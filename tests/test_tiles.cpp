@@ -280,7 +280,7 @@ TEST_CASE("inner-product and generic kernels on the tile engine: stored, compute
   }
 }
 
-TEST_CASE("tiled RBF CKA: the same bits with one thread and with two; undefined cases", "[tiles][threads]") {
+TEST_CASE("tiled RBF CKA: the same bits with one thread and with two, and undefined cases", "[tiles][threads]") {
   const auto x = test::normal<double>(600, 8, 41);
   const auto y = test::related<double>(x, 5, 42);
   if (test::two_threads_available()) {

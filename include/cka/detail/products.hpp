@@ -14,6 +14,10 @@
 #include <algorithm>
 #include <type_traits>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace cka::detail {
 
 /// out = L·R (out sized to match; not aliasing L or R): one ?gemm call where the build has a BLAS and the
@@ -47,6 +51,13 @@ void add_lower_outer(G& g, const M& r) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (blocks > 1)
 #endif
   for (Eigen::Index b = 0; b < blocks; ++b) {
+#if defined(_OPENMP)
+    // In this loop's own region (blocks > 1), each block's products run on its thread alone — also in a
+    // region of one thread, which is inactive and where OpenBLAS would start threads of its own and split
+    // a ?syrk differently: the bits must not depend on the number of threads. (The setting ends with the
+    // region; a single block is one call, threaded as the BLAS likes.)
+    if (blocks > 1) omp_set_num_threads(1);
+#endif
     const Eigen::Index j0 = b * width, w = std::min(width, p - j0), below = p - j0 - w;
     auto diagonal = g.block(j0, j0, w, w);
     if (!blas_lower_outer(diagonal, r.middleRows(j0, w))) {
@@ -198,14 +209,23 @@ void center_chunk(B&& b, const R& mean, const R& keep) {
   b = ((b.rowwise() - mean).array().rowwise() * keep.array()).matrix();
 }
 
+/// out = x with centered columns (constant ones exactly zero), for out of x's size and scalar A (a matrix
+/// or a map over the caller's memory).
+template <class M, class O>
+void centered_columns_into(const M& x, O&& out) {
+  using A = typename std::decay_t<O>::Scalar;
+  out = x.template cast<A>();
+  if (out.rows() == 0) return;
+  column_stats<A> stats;
+  stats.add(out);
+  center_chunk(out, stats.mean(), stats.keep());
+}
+
 /// x with centered columns (constant ones exactly zero), as a new column-major matrix of scalar A.
 template <class A, class M>
 matrix<A> centered_columns(const M& x) {
-  matrix<A> b = x.template cast<A>();
-  if (b.rows() == 0) return b;
-  column_stats<A> stats;
-  stats.add(b);
-  center_chunk(b, stats.mean(), stats.keep());
+  matrix<A> b(x.rows(), x.cols());
+  centered_columns_into(x, b);
   return b;
 }
 
