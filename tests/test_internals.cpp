@@ -11,6 +11,7 @@
 #include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/select.hpp>
+#include <cka/detail/workspace.hpp>
 #include <cka/similarity_matrix.hpp>
 
 #include <catch2/catch.hpp>
@@ -19,6 +20,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 using cka::estimator;
@@ -284,6 +286,43 @@ TEST_CASE("products: product_into and add_product equal the explicit product on 
   CHECK_FALSE(blas_product(ol, al, bl));  // Eigen's product for every other scalar
   product_into(ol, al, bl);
   close(ol, a * b, 1e-14);
+}
+
+TEST_CASE("workspace: leases nest without overlap, and a repeated call reuses the arena", "[internals][workspace]") {
+  using lease = cka::detail::workspace_lease<double>;
+  auto apart = [](const lease& a, std::size_t na, const lease& b, std::size_t nb) {
+    return b.data() >= a.data() + na || b.data() + nb <= a.data();
+  };
+  std::thread([&] {  // a thread of its own: an empty arena
+    const double* first = nullptr;
+    const double* second = nullptr;
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      lease outer(1000);
+      std::fill(outer.data(), outer.data() + 1000, 1.0);
+      {
+        lease inner(500);  // round 0: beyond the arena (its own buffer); then behind the outer lease
+        std::fill(inner.data(), inner.data() + 500, 2.0);
+        CHECK(apart(outer, 1000, inner, 500));
+        if (round > 0) CHECK(inner.data() == outer.data() + 1000);
+        if (round == 2) {
+          CHECK(outer.data() == first);  // no new buffer: the arena grew once, to the most leased at once
+          CHECK(inner.data() == second);
+        }
+        first = outer.data();
+        second = inner.data();
+      }
+      CHECK(std::all_of(outer.data(), outer.data() + 1000, [](double v) { return v == 1.0; }));
+    }
+    // Beyond the cap: a buffer of its own, whole (its last value written), apart from a lease taken after it.
+    {
+      using char_lease = cka::detail::workspace_lease<char>;
+      char_lease big(char_lease::cap_values + 1);
+      char_lease small(64);
+      big.data()[char_lease::cap_values] = 'x';
+      CHECK((small.data() >= big.data() + char_lease::cap_values + 1 || small.data() + 64 <= big.data()));
+    }
+  }).join();
 }
 
 TEST_CASE("similarity_matrix: both routes of the linear kernel agree with pairwise CKA", "[internals][matrix]") {

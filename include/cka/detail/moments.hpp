@@ -19,6 +19,7 @@
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/detail/workspace.hpp>
 #include <cka/estimator.hpp>
 
 #include <Eigen/Core>
@@ -33,27 +34,6 @@
 #include <vector>
 
 namespace cka::detail {
-
-/// Reusable scratch memory that is not copied with its owner (a copy starts empty). Its values start
-/// uninitialised (default-initialised: no pass that zeroes a buffer about to be overwritten).
-template <class A>
-struct scratch {
-  std::unique_ptr<A[]> values;
-  std::size_t size = 0;
-  scratch() = default;
-  scratch(const scratch&) {}
-  scratch& operator=(const scratch&) { return *this; }
-  scratch(scratch&&) noexcept = default;
-  scratch& operator=(scratch&&) noexcept = default;
-  A* get(std::size_t count) {
-    if (size < count) {
-      values.reset();  // the old buffer goes before the new one is taken
-      values.reset(new A[count]);
-      size = count;
-    }
-    return values.get();
-  }
-};
 
 /// Whether n can be the sample count of a moment state (S's corner Σ 1): a whole number from 0 to 2⁵³.
 template <class A>
@@ -168,7 +148,7 @@ class moments {
 
   /// Adds h rows. load(b, r0, rows, dest) writes rows r0 … r0+rows−1 of representation b, converted to A,
   /// into dest (rows × width(b)); it is called for disjoint strips of rows, from several OpenMP threads at
-  /// once (it must only read its source). Rows go through one buffer (kept between calls) of at most
+  /// once (it must only read its source). Rows go through one buffer (the thread's workspace) of at most
   /// chunk_values entries with storage order Order (that of the input, so the copy walks memory in order),
   /// written strip by strip: each strip is loaded, shifted, scaled and given its squared norms while it is
   /// in cache, then the chunk is one symmetric product. Without a shift, the first rows fix it at their
@@ -183,8 +163,9 @@ class moments {
     const Eigen::Index most = std::max<Eigen::Index>(512, chunk_values / std::max<Eigen::Index>(dim_, 1));
     const Eigen::Index parts = (h + most - 1) / most;
     const Eigen::Index chunk = (h + parts - 1) / parts;
-    // The buffer is kept between calls: a fresh 8 MiB allocation per chunk would pay its page faults each time.
-    Eigen::Map<Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order>> buf(buffer_.get(std::size_t(chunk * dim_)), chunk, dim_);
+    // The buffer is the thread's reused workspace: a fresh 8 MiB allocation per call would pay its page faults.
+    const workspace_lease<A> lease(std::size_t(chunk * dim_));
+    Eigen::Map<Eigen::Matrix<A, Eigen::Dynamic, Eigen::Dynamic, Order>> buf(lease.data(), chunk, dim_);
     for (Eigen::Index r0 = 0; r0 < h; r0 += chunk) {
       if (interruptible) poll_interrupt();
       const Eigen::Index hh = std::min(chunk, h - r0);
@@ -459,7 +440,6 @@ class moments {
   vector<A> shift_, scale_;
   bool has_shift_ = false, has_scale_ = false;
   matrix<A> s_;
-  scratch<A> buffer_;
 };
 
 /// CKA of every pair of blocks of a moment state (B×B, symmetric), NaN in the rows and columns of blocks

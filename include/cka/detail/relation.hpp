@@ -7,6 +7,7 @@
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
 #include <cka/detail/sums.hpp>
+#include <cka/detail/workspace.hpp>
 #include <cka/estimator.hpp>
 
 #include <Eigen/Core>
@@ -65,16 +66,20 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   const A q = sums.kk, r = sums.ll;
   const auto mst = c.block(m.offset(0), m.offset(1), ds, dt);
   const auto mss = c.block(m.offset(0), m.offset(0), ds, ds);
-  const matrix<A> xs = centered_columns<A>(s), xt = centered_columns<A>(t);
+  const Eigen::Index n = s.rows();
+  const workspace_lease<A> lease(std::size_t(n * (ds + dt)));  // the centered copies: the thread's workspace
+  Eigen::Map<matrix<A>> xs(lease.data(), n, ds), xt(lease.data() + n * ds, n, dt);
+  centered_columns_into(s, xs);
+  centered_columns_into(t, xt);
   // ∂a/∂Xs = Xt·(u·2C_stᵀ) + Xs·(−v·4C_ss) [+ diag(u·∂p_i − v·∂q_i)·Xs] with u = 1/√(qr), v = a/(2q): two
   // products (product_into, add_product) with the coefficients folded into their small right factors.
   const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
   const matrix<A> cst = (A(2) * u) * mst.transpose(), css = (A(-4) * v) * mss;
-  out.grad.resize(s.rows(), ds);
+  out.grad.resize(n, ds);
   product_into(out.grad, xt, cst);
   add_product(out.grad, xs, css);
   if (est == estimator::unbiased) {
-    const unbiased_feature_terms<A> terms(s.rows());
+    const unbiased_feature_terms<A> terms(n);
     const vector<A> ks = xs.rowwise().squaredNorm(), kt = xt.rowwise().squaredNorm();
     const vector<A> row = (A(2) * u * (terms.c2 * kt.sum() - terms.c1 * kt.array()) -
                            A(4) * v * (terms.c2 * ks.sum() - terms.c1 * ks.array())).matrix();
@@ -115,8 +120,16 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   if (center_features && s.cols() + t.cols() < n) {
     return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad);
   }
-  const matrix<A> xs = center_features ? centered_columns<A>(s) : matrix<A>(s.template cast<A>());
-  const matrix<A> xt = center_features ? centered_columns<A>(t) : matrix<A>(t.template cast<A>());
+  const Eigen::Index ds = s.cols(), dt = t.cols();
+  const workspace_lease<A> lease(std::size_t(n * (ds + dt)));  // the (centered) copies: the thread's workspace
+  Eigen::Map<matrix<A>> xs(lease.data(), n, ds), xt(lease.data() + n * ds, n, dt);
+  if (center_features) {
+    centered_columns_into(s, xs);
+    centered_columns_into(t, xt);
+  } else {
+    xs = s.template cast<A>();
+    xt = t.template cast<A>();
+  }
   const matrix<A> ks = symmetric_outer<A>(xs);
   const matrix<A> kt = symmetric_outer<A>(xt);
 
