@@ -11,6 +11,7 @@
 #include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/select.hpp>
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/workspace.hpp>
 #include <cka/similarity_matrix.hpp>
 
@@ -22,6 +23,10 @@
 #include <numeric>
 #include <thread>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 using cka::estimator;
 
@@ -324,6 +329,29 @@ TEST_CASE("workspace: leases nest without overlap, and a repeated call reuses th
     }
   }).join();
 }
+
+#if defined(_OPENMP)
+TEST_CASE("parallel loops keep one thread per block inside, and the caller's OpenMP setting", "[internals][threads]") {
+  // add_lower_outer and parallel_for set one thread inside their own regions (so that the BLAS does not
+  // thread a block's product itself); that setting must end with the region, whatever the thread count.
+  const int before = omp_get_max_threads(), eigen = Eigen::nbThreads();
+  const auto r = test::normal<double>(300, 40, 5);
+  for (int t : {1, 2}) {
+    CAPTURE(t);
+    Eigen::setNbThreads(t);
+    test::mat<double> g = test::mat<double>::Zero(300, 300);
+    cka::detail::add_lower_outer(g, r);
+    std::vector<int> inside(4, 0);
+    cka::detail::parallel_for(4, t, [&](int, Eigen::Index k) { inside[std::size_t(k)] = omp_get_max_threads(); });
+    CHECK(std::all_of(inside.begin(), inside.end(), [](int v) { return v == 1; }));
+    CHECK(omp_get_max_threads() == before);
+    const test::mat<double> full = r * r.transpose();
+    CHECK((g.triangularView<Eigen::Lower>().toDenseMatrix() - full.triangularView<Eigen::Lower>().toDenseMatrix()).norm() <=
+          1e-13 * full.norm());
+  }
+  Eigen::setNbThreads(eigen);
+}
+#endif
 
 TEST_CASE("similarity_matrix: both routes of the linear kernel agree with pairwise CKA", "[internals][matrix]") {
   std::vector<test::mat<double>> layers;

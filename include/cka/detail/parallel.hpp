@@ -35,6 +35,8 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
     try {
       poll_interrupt();
 #if defined(_OPENMP)
+      omp_set_num_threads(1);  // f's products run on its thread alone, also in a region of one thread (which is
+                               // inactive, and where OpenBLAS would start threads of its own); ends with the region
       f(omp_get_thread_num(), k);
 #else
       f(0, k);
