@@ -18,6 +18,16 @@
 
 namespace cka::detail {
 
+/// Called by a thread of the library's own OpenMP region: the BLAS calls it makes until the region ends run
+/// on it alone — also in a region of one thread, which is inactive and where OpenBLAS would start threads of
+/// its own and split a ?syrk differently, so the bits would depend on the number of threads. The setting
+/// belongs to the region's task and ends with it; the caller's own is untouched.
+inline void one_thread_inside_region() {
+#if defined(_OPENMP)
+  omp_set_num_threads(1);
+#endif
+}
+
 /// Calls f(thread, k) for k = 0 … count−1, the k dealt one at a time to `threads` OpenMP threads
 /// (`thread` in [0, threads)), polling for an interrupt before each k (on the calling thread only). An
 /// exception — from f (an overflow found in a tile, a failed allocation) or from the poll — must not leave
@@ -34,9 +44,8 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
     if (failed.load(std::memory_order_relaxed)) continue;
     try {
       poll_interrupt();
+      one_thread_inside_region();
 #if defined(_OPENMP)
-      omp_set_num_threads(1);  // f's products run on its thread alone, also in a region of one thread (which is
-                               // inactive, and where OpenBLAS would start threads of its own); ends with the region
       f(omp_get_thread_num(), k);
 #else
       f(0, k);

@@ -7,16 +7,13 @@
 #include <cka/detail/blas.hpp>
 #include <cka/detail/distances.hpp>
 #include <cka/detail/interrupt.hpp>
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/scalar.hpp>
 
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <type_traits>
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace cka::detail {
 
@@ -51,13 +48,7 @@ void add_lower_outer(G& g, const M& r) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (blocks > 1)
 #endif
   for (Eigen::Index b = 0; b < blocks; ++b) {
-#if defined(_OPENMP)
-    // In this loop's own region (blocks > 1), each block's products run on its thread alone — also in a
-    // region of one thread, which is inactive and where OpenBLAS would start threads of its own and split
-    // a ?syrk differently: the bits must not depend on the number of threads. (The setting ends with the
-    // region; a single block is one call, threaded as the BLAS likes.)
-    if (blocks > 1) omp_set_num_threads(1);
-#endif
+    if (blocks > 1) one_thread_inside_region();  // a single block runs outside any region: threaded as the BLAS likes
     const Eigen::Index j0 = b * width, w = std::min(width, p - j0), below = p - j0 - w;
     auto diagonal = g.block(j0, j0, w, w);
     if (!blas_lower_outer(diagonal, r.middleRows(j0, w))) {

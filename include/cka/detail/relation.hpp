@@ -45,6 +45,27 @@ relation_value<A> undefined_relation(Eigen::Index n, Eigen::Index ds, bool want_
   return {A(0), want_grad ? matrix<A>(matrix<A>::Zero(n, ds)) : matrix<A>(), false};
 }
 
+/// The student's and the teacher's rows in scalar A (n×ds and n×dt), column-centered when asked, in the
+/// calling thread's workspace (detail/workspace.hpp): no fresh pages on every call of a loss.
+template <class A>
+struct relation_copies {
+  workspace_lease<A> lease;
+  Eigen::Map<matrix<A>> s, t;
+  template <class MS, class MT>
+  relation_copies(const MS& student, const MT& teacher, bool center)
+      : lease(std::size_t(student.rows() * (student.cols() + teacher.cols()))),
+        s(lease.data(), student.rows(), student.cols()),
+        t(lease.data() + student.size(), teacher.rows(), teacher.cols()) {
+    if (center) {
+      centered_columns_into(student, s);
+      centered_columns_into(teacher, t);
+    } else {
+      s = student.template cast<A>();
+      t = teacher.template cast<A>();
+    }
+  }
+};
+
 /// Centered CKA of the row Grams in feature space, for ds + dt < n. The value comes from the shared
 /// moment state (the same routine as linear_cka): p = ‖C_st‖², q = ‖C_ss‖², r = ‖C_tt‖² (plus the
 /// unbiased estimator's row-norm terms), a = p/√(qr). The gradient, with Xs, Xt the column-centered inputs:
@@ -67,10 +88,9 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   const auto mst = c.block(m.offset(0), m.offset(1), ds, dt);
   const auto mss = c.block(m.offset(0), m.offset(0), ds, ds);
   const Eigen::Index n = s.rows();
-  const workspace_lease<A> lease(std::size_t(n * (ds + dt)));  // the centered copies: the thread's workspace
-  Eigen::Map<matrix<A>> xs(lease.data(), n, ds), xt(lease.data() + n * ds, n, dt);
-  centered_columns_into(s, xs);
-  centered_columns_into(t, xt);
+  const relation_copies<A> x(s, t, true);
+  const auto& xs = x.s;
+  const auto& xt = x.t;
   // ∂a/∂Xs = Xt·(u·2C_stᵀ) + Xs·(−v·4C_ss) [+ diag(u·∂p_i − v·∂q_i)·Xs] with u = 1/√(qr), v = a/(2q): two
   // products (product_into, add_product) with the coefficients folded into their small right factors.
   const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
@@ -120,16 +140,9 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   if (center_features && s.cols() + t.cols() < n) {
     return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad);
   }
-  const Eigen::Index ds = s.cols(), dt = t.cols();
-  const workspace_lease<A> lease(std::size_t(n * (ds + dt)));  // the (centered) copies: the thread's workspace
-  Eigen::Map<matrix<A>> xs(lease.data(), n, ds), xt(lease.data() + n * ds, n, dt);
-  if (center_features) {
-    centered_columns_into(s, xs);
-    centered_columns_into(t, xt);
-  } else {
-    xs = s.template cast<A>();
-    xt = t.template cast<A>();
-  }
+  const relation_copies<A> x(s, t, center_features);
+  const auto& xs = x.s;
+  const auto& xt = x.t;
   const matrix<A> ks = symmetric_outer<A>(xs);
   const matrix<A> kt = symmetric_outer<A>(xt);
 
