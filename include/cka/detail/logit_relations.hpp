@@ -35,45 +35,53 @@ struct logit_side {
 /// row and column means is taken out again; ρ comes from the rows less the first. A constant — all rows
 /// the same, or every row of one value — leaves Z and ρ (and γ) exactly zero: a vanishing relation, never
 /// rounding. A NaN or Inf in x makes a row's sum non-finite, which `finite` reports (the caller then names
-/// the culprit). Three passes over x and two over z.
+/// the culprit). x is read once (into z, where the row statistics are taken while the row is in cache);
+/// then two passes over z and one to write it.
 template <class A, class X, class Z>
-logit_side<A> doubly_centered(const X& x, Z&& z, A scale = A(1)) {
-  using row_array = Eigen::Array<A, 1, Eigen::Dynamic>;
+logit_side<A> doubly_centered(const X& x, Z&& z) {
   const Eigen::Index n = x.rows(), m = x.cols();
   logit_side<A> side;
-  side.scale = scale;
-  const row_array first = x.row(0).template cast<A>().array() * scale;
   vector<A> hi(n), lo(n), shifted(n);  // the rows' means as hi + lo; the means of S − 1·S_0
   std::vector<char> flat(std::size_t(n), 0);
-  row_array a(m), y(m), e(m), g = row_array::Zero(m);
-  // The row of S less its mean, exactly: y + e = a − hi − lo (hi, lo as above), zero for a flat row.
+  // Each row's statistics, from z's row i (S's row, scaled).
+  auto statistics = [&](Eigen::Index i) {
+    const auto a = z.row(i).array();
+    shifted(i) = (a - z.row(0).array()).sum() / A(m);
+    flat[std::size_t(i)] = a.minCoeff() == a.maxCoeff();
+    if (flat[std::size_t(i)]) return;
+    hi(i) = a.sum() / A(m);
+    lo(i) = (a - hi(i)).sum() / A(m);
+  };
+  A top(0);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    z.row(i) = x.row(i).template cast<A>();
+    top = std::max(top, z.row(i).cwiseAbs().maxCoeff());
+    statistics(i);
+  }
+  side.scale = power_of_two_scale(top);
+  if (side.scale != A(1)) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      z.row(i) *= side.scale;
+      statistics(i);
+    }
+  }
+  bool finite = true;
+  for (Eigen::Index i = 0; i < n; ++i) finite = finite && is_finite_value(shifted(i));
+  side.finite = finite;
+  using row_array = Eigen::Array<A, 1, Eigen::Dynamic>;
+  row_array y(m), e(m);
+  // The row of S less its mean, exactly: y + e = a − hi − lo, zero for a flat row (TwoSum(a, −hi): y the
+  // rounded sum, its error (a − (y − b)) + (−hi − b) with b = y − a).
   auto split = [&](Eigen::Index i) {
-    a = x.row(i).template cast<A>().array() * scale;
+    const auto a = z.row(i).array();
     if (flat[std::size_t(i)]) {
       y.setZero();
       e.setZero();
       return;
     }
     y = a - hi(i);
-    const row_array bb = y - a;  // TwoSum(a, −hi): y = a + (−hi) rounded, its error (a − (y − bb)) + (−hi − bb)
-    e = (a - (y - bb)) + (-hi(i) - bb) - lo(i);
+    e = (a - (y - (y - a))) + (-hi(i) - (y - a)) - lo(i);
   };
-  A top(0);
-  bool finite = true;
-  for (Eigen::Index i = 0; i < n; ++i) {
-    a = x.row(i).template cast<A>().array() * scale;
-    top = std::max(top, a.abs().maxCoeff());
-    shifted(i) = (a - first).sum() / A(m);
-    finite = finite && is_finite_value(shifted(i));
-    if (a.minCoeff() == a.maxCoeff()) {
-      flat[std::size_t(i)] = 1;
-      continue;
-    }
-    hi(i) = a.sum() / A(m);
-    lo(i) = (a - hi(i)).sum() / A(m);
-  }
-  if (scale == A(1) && power_of_two_scale(top) != A(1)) return doubly_centered<A>(x, z, power_of_two_scale(top));
-  side.finite = finite;
   bool identical = true;
   for (Eigen::Index i = 1; i < n && identical; ++i) identical = x.row(i) == x.row(0);
   if (identical) {
@@ -83,10 +91,9 @@ logit_side<A> doubly_centered(const X& x, Z&& z, A scale = A(1)) {
     z.setZero();
     return side;
   }
-  for (Eigen::Index i = 0; i < n; ++i) {
-    split(i);
-    g += y;
-  }
+  row_array g = row_array::Zero(m);
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (!flat[std::size_t(i)]) g += z.row(i).array() - hi(i);
   g /= A(n);
   // Z's rows, less what rounding left of their means; then less what is left of the columns'.
   row_array rest = row_array::Zero(m);
