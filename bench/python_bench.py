@@ -2,11 +2,12 @@
 """The Python package's cost: call overhead on tiny inputs, cka.linear_cka at the shapes of bench_cka's
 BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka_loss forward + backward
 against PyTorch autograd on the same loss (B x C shapes from --loss-shapes, default 256x1000; float32 and
-float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA). Medians of
-repeated runs, the two losses interleaved.
+float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA); with
+--losses, the single terms sample_relation_loss and class_relation_loss too. Medians of repeated runs, the
+two losses interleaved.
 
 Run: PYTHONPATH=build/python python3 bench/python_bench.py [--loss-shapes 64x100 256x1000 1024x1000]
-(or after pip install .)"""
+[--losses rcka sample class] (or after pip install .)"""
 import argparse
 import statistics
 import time
@@ -29,6 +30,8 @@ def median_time(fn, repeat, number):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loss-shapes", nargs="+", default=["256x1000"], help="B x C of the logits, e.g. 256x1000")
+    parser.add_argument("--losses", nargs="+", default=["rcka"], choices=["rcka", "sample", "class"],
+                        help="the losses compared (default: rcka_loss alone)")
     parser.add_argument("--skip-linear", action="store_true", help="only the losses")
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.loss_shapes]
@@ -53,27 +56,36 @@ def main():
     torch.manual_seed(0)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and cka._core.has_cuda else [])
     for device in devices:
-        for b, c in shapes:
-            for dtype in (torch.float32, torch.float64):
-                compare_losses(torch, ckat, device, b, c, dtype)
+        for loss in args.losses:
+            for b, c in shapes:
+                for dtype in (torch.float32, torch.float64):
+                    compare_losses(torch, ckat, loss, device, b, c, dtype)
 
 
-def compare_losses(torch, ckat, device, b, c, dtype):
+def compare_losses(torch, ckat, loss, device, b, c, dtype):
     s0 = torch.randn(b, c, dtype=dtype, device=device)
     t0 = torch.randn(b, c, dtype=dtype, device=device)
 
     def aligned(x, y):
         return (x * y).sum() / (x.norm() * y.norm())
 
-    def torch_rcka(s, t):
-        # The same loss in its cheapest PyTorch form: 1 - CKA of the sample relations (centered B x B
-        # Grams) + 1 - CKA of the class relations (columns as samples, centered over classes; feature-space
-        # form with B x B products), autograd for the gradient.
+    # Each loss in its cheapest PyTorch form, autograd for the gradient: 1 - CKA of the sample relations
+    # (centered B x B Grams); 1 - CKA of the class relations (columns as samples, centered over classes;
+    # feature-space form with B x B products); rcka_loss their sum.
+    def torch_sample(s, t):
         sc, tc = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
-        sample = 1 - aligned(sc @ sc.T, tc @ tc.T)
+        return 1 - aligned(sc @ sc.T, tc @ tc.T)
+
+    def torch_class(s, t):
         sr, tr = s - s.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
-        cross = (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
-        return sample + (1 - cross)
+        return 1 - (sr @ tr.T).square().sum() / ((sr @ sr.T).norm() * (tr @ tr.T).norm())
+
+    torch_loss, name = {
+        "rcka": (lambda s, t: torch_sample(s, t) + torch_class(s, t), "rcka_loss"),
+        "sample": (torch_sample, "sample_relation_loss"),
+        "class": (torch_class, "class_relation_loss"),
+    }[loss]
+    cka_loss = getattr(ckat, name)
 
     def done():
         if device == "cuda":
@@ -81,16 +93,16 @@ def compare_losses(torch, ckat, device, b, c, dtype):
 
     def ours():
         s = s0.clone().requires_grad_()
-        ckat.rcka_loss(s, t0, check=False).backward()
+        cka_loss(s, t0, check=False).backward()
         done()
 
     def peer():
         s = s0.clone().requires_grad_()
-        torch_rcka(s, t0).backward()
+        torch_loss(s, t0).backward()
         done()
 
     s = s0.clone().requires_grad_()
-    x, y = ckat.rcka_loss(s, t0), torch_rcka(s, t0)
+    x, y = cka_loss(s, t0), torch_loss(s, t0)
     print(f"values {device} {b}x{c}: cka {x.item():.6f}, PyTorch {y.item():.6f}; torch threads {torch.get_num_threads()}")
     # Interleaved, so that a change in the machine's state between the two does not bias the ratio.
     number = max(1, min(10, int(2e9 / (b * b * c + b * c * c))))
@@ -99,7 +111,7 @@ def compare_losses(torch, ckat, device, b, c, dtype):
         t_ours.append(median_time(ours, 1, number))
         t_peer.append(median_time(peer, 1, number))
     t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
-    print(f"rcka_loss forward+backward {device} {b}x{c} {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
+    print(f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
           f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
 
 

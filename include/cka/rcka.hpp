@@ -46,11 +46,18 @@ loss_result<T> finished(const char* fn, loss_result<T>&& r) {
   return std::move(r);
 }
 
-template <class T, class A>
-loss_result<T> as_loss(const char* fn, const cka::detail::relation_value<A>& r, bool transpose) {
-  matrix<T> g = transpose ? matrix<T>(r.grad.transpose().template cast<T>()) : matrix<T>(r.grad.template cast<T>());
-  if (!r.defined) return {T(0), g, 1};
-  return finished<T>(fn, {T(A(1) - r.alignment), T(-1) * g, 0});
+/// 1 − the alignment of the row Grams of s and t, and its gradient in T (transposed when asked): the
+/// relation's gradient negated, converted and transposed in one pass into the one matrix returned; zero
+/// where the alignment is undefined and skipped.
+template <class T, class MS, class MT>
+loss_result<T> relation_loss(const char* fn, const MS& s, const MT& t, const relation_options& opts, bool transpose) {
+  using A = accumulator_t<T>;
+  matrix<T> grad;
+  const auto r = cka::detail::row_relation<A>(fn, s, t, spec(opts), true, [&](const Eigen::Map<matrix<A>>& g) {
+    grad = transpose ? matrix<T>((-g).transpose().template cast<T>()) : matrix<T>((-g).template cast<T>());
+  });
+  if (!r.defined) return {T(0), transpose ? matrix<T>::Zero(s.cols(), s.rows()) : matrix<T>::Zero(s.rows(), s.cols()), 1};
+  return finished<T>(fn, {T(A(1) - r.alignment), std::move(grad), 0});
 }
 
 template <class VS, class VT>
@@ -69,7 +76,7 @@ loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBa
   const cka::detail::view_t<DT> t(teacher.derived());
   cka::detail::require_same_samples(fn, "student", s, "teacher", t);
   require_inputs(fn, s, t);
-  return as_loss<T>(fn, cka::detail::row_relation<accumulator_t<T>>(fn, s, t, spec(opts), true), false);
+  return relation_loss<T>(fn, s, t, opts, false);
 }
 
 }  // namespace detail
@@ -108,8 +115,7 @@ loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>
                                t.cols(), "; the class relation compares the same classes");
   }
   detail::require_inputs(fn, s, t);
-  return detail::as_loss<T>(
-      fn, cka::detail::row_relation<accumulator_t<T>>(fn, s.transpose(), t.transpose(), detail::spec(opts), true), true);
+  return detail::relation_loss<T>(fn, s.transpose(), t.transpose(), opts, true);
 }
 
 /// FCKA: 1 − alignment of the B×B Grams of feature maps flattened to B × (C·H·W) rows (any widths).
@@ -235,22 +241,22 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       ps(row, col) = A(at(s, i));
       pt(row, col) = A(at(t, i));
     });
-    const auto r = cka::detail::row_relation<A>(fn, ps, pt, spec(opts), want_grad);
+    // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
+    const auto r = cka::detail::row_relation<A>(fn, ps, pt, spec(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
+      visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
+        const T g = T(-d(row, col));
+        if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
+          grad(i / s.cols(), i % s.cols()) = g;
+        } else {
+          grad(i % s.rows(), i / s.rows()) = g;
+        }
+      });
+    });
     if (!r.defined) {  // a dead or constant channel: left out of the mean
       ++skipped;
       continue;
     }
     sum += A(1) - r.alignment;
-    if (!want_grad) continue;
-    // Scatter the channel's gradient (scaled to the mean over the defined channels below); padding has none.
-    visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-      const T g = T(-r.grad(row, col));
-      if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
-        grad(i / s.cols(), i % s.cols()) = g;
-      } else {
-        grad(i % s.rows(), i / s.rows()) = g;
-      }
-    });
   }
   const Eigen::Index used = nc - skipped;
   if (used == 0) return {T(0), grad, skipped};

@@ -140,20 +140,27 @@ inline Eigen::Index chunk_columns(Eigen::Index p, Eigen::Index values = chunk_va
   return std::max<Eigen::Index>(64, values / std::max<Eigen::Index>(p, 1));
 }
 
-/// G = R·Rᵀ, full and symmetric, in scalar A, summed over chunks of R's columns (chunk_columns: one chunk
-/// unless R is large) with a poll for an interrupt after each, so that a large Gram is not one
-/// uninterruptible product.
-template <class A, class M>
-matrix<A> symmetric_outer(const M& r) {
+/// g = R·Rᵀ (g p×p, any contents before), full and symmetric, summed over chunks of R's columns
+/// (chunk_columns: one chunk unless R is large) with a poll for an interrupt after each, so that a large
+/// Gram is not one uninterruptible product.
+template <class G, class M>
+void symmetric_outer_into(G& g, const M& r) {
   const Eigen::Index p = r.rows(), q = r.cols();
   const Eigen::Index chunk = chunk_columns(p);
-  matrix<A> g = matrix<A>::Zero(p, p);
+  g.setZero();
   for (Eigen::Index c0 = 0; c0 < q; c0 += chunk) {
     add_lower_outer(g, r.middleCols(c0, std::min(chunk, q - c0)));
     poll_interrupt();
   }
   mirror_lower(g);
   poll_interrupt();
+}
+
+/// The same Gram as a new matrix in scalar A.
+template <class A, class M>
+matrix<A> symmetric_outer(const M& r) {
+  matrix<A> g(r.rows(), r.rows());
+  symmetric_outer_into(g, r);
   return g;
 }
 

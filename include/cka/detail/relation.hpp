@@ -24,9 +24,9 @@ struct relation_spec {
   bool skip_undefined;  ///< an undefined alignment gives `defined = false` and a zero gradient, not an exception
 };
 
-/// The alignment a of the Grams of the rows of s (n×ds, the student) and t (n×dt, the teacher), and,
-/// when asked, ∂a/∂s (n×ds). With P the (row-scaled) student Gram, A = C(P) its centering (or P), and M
-/// the same for the teacher:
+/// The alignment a of the Grams of the rows of s (n×ds, the student) and t (n×dt, the teacher); row_relation
+/// hands ∂a/∂s (n×ds) to the caller's sink. With P the (row-scaled) student Gram, A = C(P) its centering
+/// (or P), and M the same for the teacher:
 ///   a = ⟨A, M⟩ / (‖A‖‖M‖),  ∂a/∂P = W = M/(‖A‖‖M‖) − a·A/‖A‖²
 /// (both centerings are self-adjoint and idempotent, so C disappears from W). Row scaling
 /// P = diag(K_ii^−½)·K adds a diagonal term; then ∂a/∂s = (G + Gᵀ)·s for G = ∂a/∂K.
@@ -35,14 +35,13 @@ struct relation_spec {
 template <class A>
 struct relation_value {
   A alignment;
-  matrix<A> grad;
-  bool defined = true;
+  bool defined = true;  ///< false: undefined under skip_undefined, and no gradient was handed over
 };
 
-/// The value of an undefined alignment under skip_undefined: not defined, zero gradient (n×ds).
+/// The value of an undefined alignment under skip_undefined.
 template <class A>
-relation_value<A> undefined_relation(Eigen::Index n, Eigen::Index ds, bool want_grad) {
-  return {A(0), want_grad ? matrix<A>(matrix<A>::Zero(n, ds)) : matrix<A>(), false};
+relation_value<A> undefined_relation() {
+  return {A(0), false};
 }
 
 /// The student's and the teacher's rows in scalar A (n×ds and n×dt), column-centered when asked, in the
@@ -71,18 +70,17 @@ struct relation_copies {
 /// unbiased estimator's row-norm terms), a = p/√(qr). The gradient, with Xs, Xt the column-centered inputs:
 ///   ∂a/∂Xs = ∂p/√(qr) − a/(2q)·∂q,  ∂p = 2Xt·C_stᵀ [+ 2(c₂Σk_t − c₁k_t)∘Xs],  ∂q = 4Xs·C_ss [+ 4(c₂Σk_s − c₁k_s)∘Xs],
 /// column-centered at the end (the chain rule through Xs = HS). Cost O(n(ds + dt)²) instead of O(n²(ds + dt)).
-template <class A, class MS, class MT>
+template <class A, class MS, class MT, class Sink>
 relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& t, estimator est, bool skip,
-                                         bool want_grad) {
+                                         bool want_grad, Sink&& sink) {
   using std::sqrt;
   const Eigen::Index ds = s.cols(), dt = t.cols();
   moments<A> m({ds, dt});
   m.add_pair(fn, s, t);
   matrix<A> c;
   const centered_sums<A> sums = m.take_pair_sums(0, 1, est, c);
-  relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides()),
-                        matrix<A>()};
-  if (skip && !(out.alignment == out.alignment)) return undefined_relation<A>(s.rows(), ds, want_grad);
+  const relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides())};
+  if (skip && !(out.alignment == out.alignment)) return undefined_relation<A>();
   if (!want_grad) return out;
   const A q = sums.kk, r = sums.ll;
   const auto mst = c.block(m.offset(0), m.offset(1), ds, dt);
@@ -94,59 +92,47 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   // ∂a/∂Xs = Xt·(u·2C_stᵀ) + Xs·(−v·4C_ss) [+ diag(u·∂p_i − v·∂q_i)·Xs] with u = 1/√(qr), v = a/(2q): two
   // products (product_into, add_product) with the coefficients folded into their small right factors.
   const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
-  const matrix<A> cst = (A(2) * u) * mst.transpose(), css = (A(-4) * v) * mss;
-  out.grad.resize(n, ds);
-  product_into(out.grad, xt, cst);
-  add_product(out.grad, xs, css);
+  const workspace_lease<A> lease(std::size_t(ds * (dt + ds + n)));
+  Eigen::Map<matrix<A>> cst(lease.data(), dt, ds), css(lease.data() + dt * ds, ds, ds),
+      grad(lease.data() + (dt + ds) * ds, n, ds);
+  cst = (A(2) * u) * mst.transpose();
+  css = (A(-4) * v) * mss;
+  product_into(grad, xt, cst);
+  add_product(grad, xs, css);
   if (est == estimator::unbiased) {
     const unbiased_feature_terms<A> terms(n);
     const vector<A> ks = xs.rowwise().squaredNorm(), kt = xt.rowwise().squaredNorm();
     const vector<A> row = (A(2) * u * (terms.c2 * kt.sum() - terms.c1 * kt.array()) -
                            A(4) * v * (terms.c2 * ks.sum() - terms.c1 * ks.array())).matrix();
-    out.grad += row.asDiagonal() * xs;
+    grad += row.asDiagonal() * xs;
   }
-  const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = out.grad.colwise().mean();
-  out.grad.rowwise() -= mean;
+  const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = grad.colwise().mean();
+  grad.rowwise() -= mean;
+  sink(grad);
   return out;
 }
 
-/// The alignment of the row Grams of s (the student) and t and, when asked, its gradient: in feature space
-/// where that is cheaper, else from the Grams (as relation_value describes). s and t are finite (checked by
-/// the caller); `scaled`: they are the power-of-two-scaled copies already (no second scan).
-template <class A, class MS, class MT>
-relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad,
-                               bool scaled = false) {
+/// row_relation on inputs whose magnitudes are safe (scaled already where they were not).
+template <class A, class MS, class MT, class Sink>
+relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o,
+                                      bool want_grad, Sink&& sink) {
   using std::sqrt;
   const Eigen::Index n = s.rows();
-  if (o.row_normalize && o.centered && o.est == estimator::unbiased) {
-    fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
-                      "for symmetric Grams only)");
-  }
-  const Eigen::Index needed = o.centered ? min_samples(o.est) : 2;
-  if (o.skip_undefined && n < needed) return undefined_relation<A>(n, s.cols(), want_grad);
-  require_samples(fn, "the student", n, needed, o.centered ? estimator_name(o.est) : "an uncentered alignment");
-  // The alignment does not depend on the scale of s or of t: magnitudes whose fourth powers would leave the
-  // range of A are first scaled by a power of two (exact; one O(n·d) scan each, and a scaled copy only in
-  // that case), and the gradient scaled back: ∂a/∂s = c·(∂a/∂s')(c·s) for s' = c·s.
-  const A cs = scaled ? A(1) : safe_scale<A>(s), ct = scaled ? A(1) : safe_scale<A>(t);
-  if (cs != A(1) || ct != A(1)) {
-    relation_value<A> r = row_relation<A>(fn, scaled_copy<A>(s, cs), scaled_copy<A>(t, ct), o, want_grad, true);
-    if (r.grad.size() != 0) r.grad *= cs;
-    return r;
-  }
   // Centered CKA without row scaling works on centered features: H K H = Xc Xcᵀ, and float data with a
   // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool center_features = o.centered && !o.row_normalize;
   if (center_features && s.cols() + t.cols() < n) {
-    return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad);
+    return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad, sink);
   }
   const relation_copies<A> x(s, t, center_features);
   const auto& xs = x.s;
   const auto& xt = x.t;
-  const matrix<A> ks = symmetric_outer<A>(xs);
-  const matrix<A> kt = symmetric_outer<A>(xt);
+  const workspace_lease<A> grams(std::size_t(2 * n * n));
+  Eigen::Map<matrix<A>> ks(grams.data(), n, n), kt(grams.data() + n * n, n, n);
+  symmetric_outer_into(ks, xs);
+  symmetric_outer_into(kt, xt);
 
-  auto inverse_root_diagonal = [&](const matrix<A>& k, const char* who) {
+  auto inverse_root_diagonal = [&](const auto& k, const char* who) {
     vector<A> inv(n);
     for (Eigen::Index i = 0; i < n; ++i) {
       if (!(k(i, i) > A(0))) {
@@ -159,41 +145,71 @@ relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const r
   };
   const vector<A> inv_s = o.row_normalize ? inverse_root_diagonal(ks, "the student's") : vector<A>();
   const vector<A> inv_t = o.row_normalize ? inverse_root_diagonal(kt, "the teacher's") : vector<A>();
-  if (o.row_normalize && (inv_s.size() != n || inv_t.size() != n)) return undefined_relation<A>(n, s.cols(), want_grad);
-  auto prepare = [&](const matrix<A>& k, const vector<A>& inv) {
-    if (o.row_normalize) {
-      matrix<A> p = inv.asDiagonal() * k;  // not symmetric: the general (biased) centering
-      if (!o.centered) return p;
-      const centering<A> c = centering_of_general<A>(p);
-      return centered_dense<A>(std::move(p), c, estimator::biased);
-    }
-    const bool already_centered = center_features && o.est == estimator::biased;
-    return (o.centered && !already_centered) ? centered_dense<A>(k, o.est) : k;
+  if (o.row_normalize && (inv_s.size() != n || inv_t.size() != n)) return undefined_relation<A>();
+  // The Grams compared: ks and kt themselves where they are uncentered or centered already (the centered
+  // features' Grams, biased), else their row-scaled or centered versions.
+  const bool as_is = !o.row_normalize && (!o.centered || (center_features && o.est == estimator::biased));
+  auto prepare = [&](const Eigen::Map<matrix<A>>& k, const vector<A>& inv) {
+    if (as_is) return matrix<A>();
+    if (!o.row_normalize) return centered_dense<A>(k, o.est);
+    matrix<A> p = inv.asDiagonal() * k;  // not symmetric: the general (biased) centering
+    if (!o.centered) return p;
+    const centering<A> c = centering_of_general<A>(p);
+    return centered_dense<A>(std::move(p), c, estimator::biased);
   };
-  const matrix<A> am = prepare(ks, inv_s);
-  const matrix<A> mm = prepare(kt, inv_t);
+  const matrix<A> ps = prepare(ks, inv_s), pt = prepare(kt, inv_t);
+  const Eigen::Map<const matrix<A>> am(as_is ? ks.data() : ps.data(), n, n), mm(as_is ? kt.data() : pt.data(), n, n);
 
   const A na2 = am.squaredNorm(), nm2 = mm.squaredNorm();
   side_names sides = relation_sides();
   if (!o.centered) sides.condition = "vanishes";
   const centered_sums<A> sums{am.cwiseProduct(mm).sum(), na2, nm2, ks.squaredNorm(), kt.squaredNorm()};
-  relation_value<A> out{cka_ratio(fn, sums, o.skip_undefined ? when_undefined::nan : when_undefined::raise, sides),
-                        matrix<A>()};
-  if (o.skip_undefined && !(out.alignment == out.alignment)) return undefined_relation<A>(n, s.cols(), want_grad);
+  const relation_value<A> out{cka_ratio(fn, sums, o.skip_undefined ? when_undefined::nan : when_undefined::raise, sides)};
+  if (o.skip_undefined && !(out.alignment == out.alignment)) return undefined_relation<A>();
   if (!want_grad) return out;
 
   const A na = sqrt(na2), nm = sqrt(nm2);
-  matrix<A> w = mm / A(na * nm) - (out.alignment / na2) * am;
+  const workspace_lease<A> lease(std::size_t(n * (2 * n + xs.cols())));
+  Eigen::Map<matrix<A>> w(lease.data(), n, n), sym(lease.data() + n * n, n, n), grad(lease.data() + 2 * n * n, n, xs.cols());
+  w = mm / A(na * nm) - (out.alignment / na2) * am;
   if (o.row_normalize) {
     // ∂a/∂K_ij = W_ij/√K_ii, and the diagonal gains −½ K_ii^−3/2 Σ_l W_il K_il.
     const vector<A> diag = (w.cwiseProduct(ks).rowwise().sum().array() * inv_s.array().cube() / A(2)).matrix();
     w = inv_s.asDiagonal() * w;
     w.diagonal() -= diag;
   }
-  const matrix<A> sym = w + w.transpose();
-  out.grad.resize(n, xs.cols());
-  product_into(out.grad, sym, xs);
+  sym = w + w.transpose();
+  product_into(grad, sym, xs);
+  sink(grad);
   return out;
+}
+
+/// The alignment of the row Grams of s (the student) and t and, when asked (want_grad) and defined, its
+/// gradient ∂a/∂s: sink(g) is called once with g an Eigen::Map<matrix<A>> (n×ds) that it may change and
+/// must not keep. In feature space where that is cheaper, else from the Grams (as relation_value
+/// describes); the Grams, the gradient and its factors lie in the thread's workspace, so a loss called
+/// every step allocates only what it returns. s and t are finite (checked by the caller).
+template <class A, class MS, class MT, class Sink>
+relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad,
+                               Sink&& sink) {
+  const Eigen::Index n = s.rows();
+  if (o.row_normalize && o.centered && o.est == estimator::unbiased) {
+    fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
+                      "for symmetric Grams only)");
+  }
+  const Eigen::Index needed = o.centered ? min_samples(o.est) : 2;
+  if (o.skip_undefined && n < needed) return undefined_relation<A>();
+  require_samples(fn, "the student", n, needed, o.centered ? estimator_name(o.est) : "an uncentered alignment");
+  // The alignment does not depend on the scale of s or of t: magnitudes whose fourth powers would leave the
+  // range of A are first scaled by a power of two (exact; one O(n·d) scan each, and a scaled copy only in
+  // that case), and the gradient scaled back: ∂a/∂s = c·(∂a/∂s')(c·s) for s' = c·s.
+  const A cs = safe_scale<A>(s), ct = safe_scale<A>(t);
+  if (cs == A(1) && ct == A(1)) return scaled_row_relation<A>(fn, s, t, o, want_grad, sink);
+  return scaled_row_relation<A>(fn, scaled_copy<A>(s, cs), scaled_copy<A>(t, ct), o, want_grad,
+                                [&](Eigen::Map<matrix<A>>& g) {
+                                  g *= cs;
+                                  sink(g);
+                                });
 }
 
 }  // namespace cka::detail
