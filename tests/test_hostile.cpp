@@ -324,6 +324,17 @@ std::vector<row> table() {
                     const mat<float> t = test::normal<double>(2, 2 * 6 * 6, 6).cast<float>();
                     return double(cka::rcka::patch_loss(s, t, {2, 2, 6, 6}, 3, 3).value);
                   }, outcome::domain_error, 0, 0, {"cka::rcka::patch_loss", "overflow"}});
+  // The channels are dealt to threads: a raised constant channel is the first one, named, on any number.
+  rows.push_back({"patch_loss raise, channels 2 and 4 of 6 constant: channel 2 named", [] {
+                    mat<double> s = test::normal<double>(3 * 6 * 4 * 4, 1, 11), t = test::normal<double>(3 * 6 * 4 * 4, 1, 12);
+                    for (Eigen::Index b = 0; b < 3; ++b) {
+                      t.middleRows((b * 6 + 4) * 16, 16).setConstant(1.0);
+                      s.middleRows((b * 6 + 2) * 16, 16).setZero();
+                    }
+                    cka::rcka::relation_options o;
+                    o.on_undefined = cka::rcka::undefined_policy::raise;
+                    return cka::rcka::patch_loss(s, t, {3, 6, 4, 4}, 2, 2, o).value;
+                  }, outcome::domain_error, 0, 0, {"cka::rcka::patch_loss, channel 2:", "constant student"}});
   rows.push_back({"patch_loss shape {2^31, 2^31, 2, 2}", [] {
                     const Eigen::Index big = Eigen::Index(1) << 31;
                     return cka::rcka::patch_loss(x, x, {big, big, 2, 2}, 1, 1).value;

@@ -340,6 +340,44 @@ TEST_CASE("patch_loss pads, reads row-major maps, and averages channels", "[rcka
   CHECK(test::rel_err(cka::rcka::patch_loss(vs, vt, shape, 2, 2).value, expected) < 1e-13);
 }
 
+TEST_CASE("patch_loss deals its channels to threads: the same bits on any number, the first bad channel named",
+          "[rcka][patch][threads]") {
+  const int threads = Eigen::nbThreads();
+  const Eigen::Index nb = 3, nc = 40, nh = 8, nw = 8, hw = nh * nw;
+  const auto vs = test::normal<double>(nb * nc * hw, 1, 91);
+  const test::mat<double> vt = vs + 0.5 * test::normal<double>(nb * nc * hw, 1, 92);
+  const test::mat<float> fs = vs.cast<float>(), ft = vt.cast<float>();
+  // Channel 5's teacher and channel 9's student constant: raised as channel 5's, whoever computes it first.
+  test::mat<double> bad_s = vs, bad_t = vt;
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    bad_t.middleRows((b * nc + 5) * hw, hw).setConstant(2.0);
+    bad_s.middleRows((b * nc + 9) * hw, hw).setConstant(-1.0);
+  }
+  cka::rcka::relation_options raise;
+  raise.on_undefined = cka::rcka::undefined_policy::raise;
+  std::vector<cka::rcka::loss_result<double>> doubles;
+  std::vector<cka::rcka::loss_result<float>> floats;
+  for (int t : {1, 2, 3}) {
+    CAPTURE(t);
+    Eigen::setNbThreads(t);
+    doubles.push_back(cka::rcka::patch_loss(vs, vt, {nb, nc, nh, nw}, 3, 3));
+    floats.push_back(cka::rcka::patch_loss(fs, ft, {nb, nc, nh, nw}, 4, 4));
+    CHECK_THROWS_WITH(cka::rcka::patch_loss(bad_s, bad_t, {nb, nc, nh, nw}, 2, 2, raise),
+                      Contains("rcka::patch_loss, channel 5:") && Contains("constant teacher"));
+    const auto skipped = cka::rcka::patch_loss(bad_s, bad_t, {nb, nc, nh, nw}, 2, 2);  // no padding: constant
+    CHECK(skipped.skipped == 2);
+  }
+  Eigen::setNbThreads(threads);
+  CHECK(doubles[0].value > 0.01);
+  for (std::size_t k = 1; k < doubles.size(); ++k) {
+    CAPTURE(k);
+    CHECK(doubles[k].value == doubles[0].value);
+    CHECK(doubles[k].grad == doubles[0].grad);
+    CHECK(floats[k].value == floats[0].value);
+    CHECK(floats[k].grad == floats[0].grad);
+  }
+}
+
 TEST_CASE("losses skip undefined terms by default: value 0, zero gradient, counted", "[rcka][undefined]") {
   const auto s = test::normal<double>(8, 5, 71), t = test::normal<double>(8, 5, 72);
   const test::mat<double> zero = test::mat<double>::Zero(8, 5);

@@ -10,6 +10,7 @@
 
 #include <cka/cka.hpp>
 #include <cka/detail/logit_relations.hpp>
+#include <cka/detail/parallel.hpp>
 #include <cka/detail/relation.hpp>
 #include <cka/mmd_bound.hpp>
 #include <cka/rcka_options.hpp>
@@ -17,8 +18,13 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace cka::rcka {
 
@@ -229,34 +235,58 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
           f(((b * nc + c) * nh + y) * nw + x, (y / patch_h) * gw + x / patch_w,
             b * area + (y % ph) * pw + x % pw);
   };
-  matrix<A> ps(patches, nb * area), pt(patches, nb * area);
+  // The channels dealt to the threads: each gathers into its own patch matrices, its relation's buffers
+  // lie in its own workspace, and the channels' gradients fill disjoint entries of `grad`. Their values are
+  // added in channel order afterwards, so the result has the same bits on any number of threads, and the
+  // error raised is the lowest channel's (every lower channel was dealt before it, and none is skipped).
+  const int threads = int(std::min<Eigen::Index>(Eigen::nbThreads(), nc));
+  auto buffers = cka::detail::per_thread(threads, std::array<matrix<A>, 2>{});
+  std::vector<A> values(std::size_t(nc), A(0));
+  std::vector<char> defined(std::size_t(nc), 0);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(nc));
+  std::atomic<Eigen::Index> first_error{nc};
   matrix<T> grad = matrix<T>::Zero(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
+  cka::detail::parallel_for(nc, threads, [&](int thread, Eigen::Index c) {
+    if (c > first_error.load()) return;
+    try {
+      // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
+      matrix<A>& ps = buffers[std::size_t(thread)][0];
+      matrix<A>& pt = buffers[std::size_t(thread)][1];
+      ps.setZero(patches, nb * area);
+      pt.setZero(patches, nb * area);
+      visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
+        ps(row, col) = A(at(s, i));
+        pt(row, col) = A(at(t, i));
+      });
+      // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
+      const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
+      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
+        visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
+          const T g = T(-d(row, col));
+          if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
+            grad(i / s.cols(), i % s.cols()) = g;
+          } else {
+            grad(i % s.rows(), i / s.rows()) = g;
+          }
+        });
+      });
+      defined[std::size_t(c)] = r.defined;  // an undefined (dead or constant) channel is left out of the mean
+      values[std::size_t(c)] = r.alignment;
+    } catch (...) {
+      errors[std::size_t(c)] = std::current_exception();
+      for (Eigen::Index e = first_error.load(); c < e && !first_error.compare_exchange_weak(e, c);) {
+      }
+    }
+  });
+  if (first_error.load() < nc) std::rethrow_exception(errors[std::size_t(first_error.load())]);
   A sum(0);
   Eigen::Index skipped = 0;
   for (Eigen::Index c = 0; c < nc; ++c) {
-    // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
-    ps.setZero();
-    pt.setZero();
-    visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-      ps(row, col) = A(at(s, i));
-      pt(row, col) = A(at(t, i));
-    });
-    // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
-    const auto r = cka::detail::row_relation<A>(fn, ps, pt, spec(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
-      visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-        const T g = T(-d(row, col));
-        if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
-          grad(i / s.cols(), i % s.cols()) = g;
-        } else {
-          grad(i % s.rows(), i / s.rows()) = g;
-        }
-      });
-    });
-    if (!r.defined) {  // a dead or constant channel: left out of the mean
+    if (defined[std::size_t(c)]) {
+      sum += A(1) - values[std::size_t(c)];
+    } else {
       ++skipped;
-      continue;
     }
-    sum += A(1) - r.alignment;
   }
   const Eigen::Index used = nc - skipped;
   if (used == 0) return {T(0), grad, skipped};
@@ -280,7 +310,8 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
 /// it; all skipped: value 0, zero gradient). A grid of 2 patches gives loss 0 and a zero gradient by
 /// construction. Throws cka::invalid_argument if a size is not B·C·H·W, a dimension or patch size is below
 /// 1, the grid has fewer than 2 patches (4 for the unbiased estimator), or a value is NaN/Inf; under
-/// undefined_policy::raise, cka::domain_error for a constant channel.
+/// undefined_policy::raise, cka::domain_error for a constant channel (the first, named). The channels are
+/// dealt to Eigen::nbThreads() threads; the result has the same bits on any number of them.
 template <class DS, class DT>
 loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student,
                                             const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,

@@ -184,14 +184,20 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   return out;
 }
 
+/// The sink of a call that wants no gradient.
+struct no_gradient {
+  template <class G>
+  void operator()(const G&) const {}
+};
+
 /// The alignment of the row Grams of s (the student) and t and, when asked (want_grad) and defined, its
 /// gradient ∂a/∂s: sink(g) is called once with g an Eigen::Map<matrix<A>> (n×ds) that it may change and
 /// must not keep. In feature space where that is cheaper, else from the Grams (as relation_value
 /// describes); the Grams, the gradient and its factors lie in the thread's workspace, so a loss called
 /// every step allocates only what it returns. s and t are finite (checked by the caller).
-template <class A, class MS, class MT, class Sink>
+template <class A, class MS, class MT, class Sink = no_gradient>
 relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad,
-                               Sink&& sink) {
+                               Sink&& sink = Sink()) {
   const Eigen::Index n = s.rows();
   if (o.row_normalize && o.centered && o.est == estimator::unbiased) {
     fail_argument(fn, "row_normalize with centered = true needs estimator::biased (U-centering is defined "
