@@ -194,7 +194,8 @@ struct no_gradient {
 /// gradient ∂a/∂s: sink(g) is called once with g an Eigen::Map<matrix<A>> (n×ds) that it may change and
 /// must not keep. In feature space where that is cheaper, else from the Grams (as relation_value
 /// describes); the Grams, the gradient and its factors lie in the thread's workspace, so a loss called
-/// every step allocates only what it returns. s and t are finite (checked by the caller).
+/// every step allocates what it returns and, in feature space, the moment state. s and t are finite
+/// (checked by the caller).
 template <class A, class MS, class MT, class Sink = no_gradient>
 relation_value<A> row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o, bool want_grad,
                                Sink&& sink = Sink()) {
