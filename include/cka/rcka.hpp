@@ -21,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -187,6 +188,29 @@ struct map_shape {
 
 namespace detail {
 
+/// A position (r, c) in a view's entries taken in its storage order (row after row for a row-major view,
+/// column after column otherwise): placed at a linear index with one division, then stepped without.
+struct storage_cursor {
+  Eigen::Index rows, cols;
+  bool row_major;
+  Eigen::Index r = 0, c = 0;
+  template <class V>
+  static storage_cursor of(const V& v) {
+    return {v.rows(), v.cols(), bool(V::IsRowMajor)};
+  }
+  void place(Eigen::Index i) {
+    r = row_major ? i / cols : i % rows;
+    c = row_major ? i % cols : i / rows;
+  }
+  void next() {
+    if (row_major) {
+      if (++c == cols) c = 0, ++r;
+    } else if (++r == rows) {
+      r = 0, ++c;
+    }
+  }
+};
+
 /// PCKA's value and, if want_grad, its gradient (see patch_loss).
 template <class DS, class DT>
 loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& student,
@@ -218,22 +242,28 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     cka::detail::fail_argument(fn, "a ", nh, "x", nw, " map gives ", gh * gw, " patch of ", patch_h, "x",
                                patch_w, "; the patch relation needs at least 2");
   }
-  // Value at NCHW linear index i of a view, in the view's storage order.
-  auto at = [](const auto& v, Eigen::Index i) {
-    using V = std::decay_t<decltype(v)>;
-    return V::IsRowMajor ? v(i / v.cols(), i % v.cols()) : v(i % v.rows(), i / v.rows());
-  };
   // A patch larger than the map holds zero padding only beyond it, which no Gram sees: its columns are
   // indexed within the map (ph × pw), so memory stays bounded by the input whatever the patch size.
   const Eigen::Index ph = std::min(patch_h, nh), pw = std::min(patch_w, nw);
   const Eigen::Index area = ph * pw, patches = gh * gw;
-  // Calls f(NCHW index, patch row, patch column) for every value of channel c.
-  auto visit = [&](Eigen::Index c, auto&& f) {
+  // Each map column x's patch (gx) and column within it (dx), computed once.
+  std::vector<Eigen::Index> gx(static_cast<std::size_t>(nw)), dx(static_cast<std::size_t>(nw));
+  for (Eigen::Index x = 0; x < nw; ++x) {
+    gx[std::size_t(x)] = x / patch_w;
+    dx[std::size_t(x)] = x % pw;
+  }
+  // Calls f(x, patch row, patch column) for every value of row y of image b of channel c, after placing the
+  // cursors at its NCHW index (their views read in storage order; cursor::next steps along the row).
+  auto visit = [&](Eigen::Index c, std::initializer_list<storage_cursor*> cursors, auto&& f) {
     for (Eigen::Index b = 0; b < nb; ++b)
-      for (Eigen::Index y = 0; y < nh; ++y)
-        for (Eigen::Index x = 0; x < nw; ++x)
-          f(((b * nc + c) * nh + y) * nw + x, (y / patch_h) * gw + x / patch_w,
-            b * area + (y % ph) * pw + x % pw);
+      for (Eigen::Index y = 0; y < nh; ++y) {
+        for (storage_cursor* k : cursors) k->place(((b * nc + c) * nh + y) * nw);
+        const Eigen::Index row0 = (y / patch_h) * gw, col0 = b * area + (y % ph) * pw;
+        for (Eigen::Index x = 0; x < nw; ++x) {
+          f(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
+          for (storage_cursor* k : cursors) k->next();
+        }
+      }
   };
   // The channels dealt to the threads: each gathers into its own patch matrices, its relation's buffers
   // lie in its own workspace, and the channels' gradients fill disjoint entries of `grad`. Their values are
@@ -254,21 +284,16 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       matrix<A>& pt = buffers[std::size_t(thread)][1];
       ps.setZero(patches, nb * area);
       pt.setZero(patches, nb * area);
-      visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-        ps(row, col) = A(at(s, i));
-        pt(row, col) = A(at(t, i));
+      storage_cursor in_s = storage_cursor::of(s), in_t = storage_cursor::of(t);
+      visit(c, {&in_s, &in_t}, [&](Eigen::Index row, Eigen::Index col) {
+        ps(row, col) = A(s(in_s.r, in_s.c));
+        pt(row, col) = A(t(in_t.r, in_t.c));
       });
       // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
       const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
       const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
-        visit(c, [&](Eigen::Index i, Eigen::Index row, Eigen::Index col) {
-          const T g = T(-d(row, col));
-          if constexpr (cka::detail::view_t<DS>::IsRowMajor) {
-            grad(i / s.cols(), i % s.cols()) = g;
-          } else {
-            grad(i % s.rows(), i / s.rows()) = g;
-          }
-        });
+        storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns
+        visit(c, {&out}, [&](Eigen::Index row, Eigen::Index col) { grad(out.r, out.c) = T(-d(row, col)); });
       });
       defined[std::size_t(c)] = r.defined;  // an undefined (dead or constant) channel is left out of the mean
       values[std::size_t(c)] = r.alignment;
