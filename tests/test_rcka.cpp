@@ -323,6 +323,13 @@ TEST_CASE("patch_loss pads, reads row-major maps, and averages channels", "[rcka
   const auto b = cka::rcka::patch_loss(ms, mt, shape, 3, 3);
   CHECK(test::rel_err(b.value, a.value) < 1e-15);
   for (Eigen::Index i = 0; i < 144; ++i) CHECK(b.grad(i / 72, i % 72) == a.grad(i, 0));
+  // Storage lines that are not whole map rows (a map row of 6 runs across lines of 16), the student and the
+  // teacher in different shapes: the values are still read, and the gradient written, in storage order.
+  const Eigen::Map<const Eigen::Matrix<double, 9, 16, Eigen::RowMajor>> rs(vs.data());
+  const Eigen::Map<const Eigen::Matrix<double, 16, 9>> ct(vt.data());
+  const auto c = cka::rcka::patch_loss(rs, ct, shape, 3, 3);
+  CHECK(test::rel_err(c.value, a.value) < 1e-15);
+  for (Eigen::Index i = 0; i < 144; ++i) CHECK(c.grad(i / 16, i % 16) == a.grad(i, 0));
   // With 2x2 patches on 6x6 maps per channel, the loss is the mean of two per-channel sample losses on
   // explicitly gathered patch matrices.
   double expected = 0;
