@@ -3,11 +3,12 @@
 BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka_loss forward + backward
 against PyTorch autograd on the same loss (B x C shapes from --loss-shapes, default 256x1000; float32 and
 float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA); with
---losses, the single terms sample_relation_loss and class_relation_loss too. Medians of repeated runs, the
+--losses, the single terms sample_relation_loss and class_relation_loss too, and patch_loss (PCKA, 16 x 16
+patches) on NCHW maps of --patch-shape. Medians of repeated runs, the
 two losses interleaved.
 
 Run: PYTHONPATH=build/python python3 bench/python_bench.py [--loss-shapes 64x100 256x1000 1024x1000]
-[--losses rcka sample class] (or after pip install .)"""
+[--losses rcka sample class patch] (or after pip install .)"""
 import argparse
 import statistics
 import time
@@ -30,8 +31,10 @@ def median_time(fn, repeat, number):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loss-shapes", nargs="+", default=["256x1000"], help="B x C of the logits, e.g. 256x1000")
-    parser.add_argument("--losses", nargs="+", default=["rcka"], choices=["rcka", "sample", "class"],
+    parser.add_argument("--losses", nargs="+", default=["rcka"], choices=["rcka", "sample", "class", "patch"],
                         help="the losses compared (default: rcka_loss alone)")
+    parser.add_argument("--patch-shape", default="4x256x64x64",
+                        help="B x C x H x W of patch_loss's maps (H and W multiples of 16)")
     parser.add_argument("--skip-linear", action="store_true", help="only the losses")
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.loss_shapes]
@@ -57,6 +60,10 @@ def main():
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and cka._core.has_cuda else [])
     for device in devices:
         for loss in args.losses:
+            if loss == "patch":
+                if device == "cpu":  # patch_loss has no CUDA path
+                    compare_patch(torch, ckat, tuple(int(v) for v in args.patch_shape.split("x")))
+                continue
             for b, c in shapes:
                 for dtype in (torch.float32, torch.float64):
                     compare_losses(torch, ckat, loss, device, b, c, dtype)
@@ -112,6 +119,44 @@ def compare_losses(torch, ckat, loss, device, b, c, dtype):
         t_peer.append(median_time(peer, 1, number))
     t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
     print(f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
+          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+
+
+def compare_patch(torch, ckat, shape, p=16):
+    b, c, h, w = shape
+    if h % p or w % p:
+        raise SystemExit(f"--patch-shape: H and W must be multiples of {p}")
+    s0, t0 = torch.randn(*shape), torch.randn(*shape)
+
+    def torch_patch(s, t):
+        # Per channel, the patches as rows of a (patches x B*p*p) matrix, centered over the patches; the
+        # channels' Grams by one batched product; 1 - CKA averaged over the channels; autograd.
+        def grams(x):
+            m = x.reshape(b, c, h // p, p, w // p, p).permute(1, 2, 4, 0, 3, 5).reshape(c, (h // p) * (w // p), b * p * p)
+            m = m - m.mean(1, keepdim=True)
+            return m @ m.transpose(1, 2)
+
+        ks, kt = grams(s), grams(t)
+        a = (ks * kt).sum((1, 2)) / (ks.square().sum((1, 2)).sqrt() * kt.square().sum((1, 2)).sqrt())
+        return (1 - a).mean()
+
+    def ours():
+        s = s0.clone().requires_grad_()
+        ckat.patch_loss(s, t0, p, p, check=False).backward()
+
+    def peer():
+        s = s0.clone().requires_grad_()
+        torch_patch(s, t0).backward()
+
+    s = s0.clone().requires_grad_()
+    print(f"values cpu patch {b}x{c}x{h}x{w}: cka {ckat.patch_loss(s, t0, p, p).item():.6f}, "
+          f"PyTorch {torch_patch(s, t0).item():.6f}")
+    t_ours, t_peer = [], []
+    for _ in range(9):
+        t_ours.append(median_time(ours, 1, 3))
+        t_peer.append(median_time(peer, 1, 3))
+    t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
+    print(f"patch_loss forward+backward cpu {b}x{c}x{h}x{w} float32: cka.torch {t_ours * 1e3:.3f} ms, "
           f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
 
 
