@@ -252,8 +252,8 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     gx[std::size_t(x)] = x / patch_w;
     dx[std::size_t(x)] = x % pw;
   }
-  // Calls f(x, patch row, patch column) for every value of row y of image b of channel c, after placing the
-  // cursors at its NCHW index (their views read in storage order; cursor::next steps along the row).
+  // Calls f(patch row, patch column) for every value of channel c, map row after map row, with the cursors
+  // on that value's place in their views (placed at each map row's NCHW index, stepped along it).
   auto visit = [&](Eigen::Index c, std::initializer_list<storage_cursor*> cursors, auto&& f) {
     for (Eigen::Index b = 0; b < nb; ++b)
       for (Eigen::Index y = 0; y < nh; ++y) {
