@@ -4,8 +4,7 @@ BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka
 against PyTorch autograd on the same loss (B x C shapes from --loss-shapes, default 256x1000; float32 and
 float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA); with
 --losses, the single terms sample_relation_loss and class_relation_loss too, and patch_loss (PCKA, 16 x 16
-patches) on NCHW maps of --patch-shape. Medians of repeated runs, the
-two losses interleaved.
+patches) on NCHW maps of --patch-shape. Medians of repeated runs, the two losses interleaved.
 
 Run: PYTHONPATH=build/python python3 bench/python_bench.py [--loss-shapes 64x100 256x1000 1024x1000]
 [--losses rcka sample class patch] (or after pip install .)"""
@@ -26,6 +25,18 @@ def median_time(fn, repeat, number):
             fn()
         times.append((time.perf_counter() - t0) / number)
     return statistics.median(times)
+
+
+def interleaved(label, ours, peer, number):
+    """Times ours and peer in alternating rounds (so that a change in the machine's state between the two
+    does not bias the ratio): the medians of nine rounds of `number` calls, printed under label."""
+    t_ours, t_peer = [], []
+    for _ in range(9):
+        t_ours.append(median_time(ours, 1, number))
+        t_peer.append(median_time(peer, 1, number))
+    t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
+    print(f"{label}: cka.torch {t_ours * 1e3:.3f} ms, PyTorch autograd {t_peer * 1e3:.3f} ms, "
+          f"ratio {t_peer / t_ours:.2f}x")
 
 
 def main():
@@ -111,15 +122,8 @@ def compare_losses(torch, ckat, loss, device, b, c, dtype):
     s = s0.clone().requires_grad_()
     x, y = cka_loss(s, t0), torch_loss(s, t0)
     print(f"values {device} {b}x{c}: cka {x.item():.6f}, PyTorch {y.item():.6f}; torch threads {torch.get_num_threads()}")
-    # Interleaved, so that a change in the machine's state between the two does not bias the ratio.
     number = max(1, min(10, int(2e9 / (b * b * c + b * c * c))))
-    t_ours, t_peer = [], []
-    for _ in range(9):
-        t_ours.append(median_time(ours, 1, number))
-        t_peer.append(median_time(peer, 1, number))
-    t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
-    print(f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}: cka.torch {t_ours * 1e3:.3f} ms, "
-          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+    interleaved(f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}", ours, peer, number)
 
 
 def compare_patch(torch, ckat, shape, p=16):
@@ -151,13 +155,7 @@ def compare_patch(torch, ckat, shape, p=16):
     s = s0.clone().requires_grad_()
     print(f"values cpu patch {b}x{c}x{h}x{w}: cka {ckat.patch_loss(s, t0, p, p).item():.6f}, "
           f"PyTorch {torch_patch(s, t0).item():.6f}")
-    t_ours, t_peer = [], []
-    for _ in range(9):
-        t_ours.append(median_time(ours, 1, 3))
-        t_peer.append(median_time(peer, 1, 3))
-    t_ours, t_peer = statistics.median(t_ours), statistics.median(t_peer)
-    print(f"patch_loss forward+backward cpu {b}x{c}x{h}x{w} float32: cka.torch {t_ours * 1e3:.3f} ms, "
-          f"PyTorch autograd {t_peer * 1e3:.3f} ms, ratio {t_peer / t_ours:.2f}x")
+    interleaved(f"patch_loss forward+backward cpu {b}x{c}x{h}x{w} float32", ours, peer, 3)
 
 
 if __name__ == "__main__":
