@@ -4,10 +4,11 @@ BM_linear_cka (compare with that binary in the same session), and cka.torch.rcka
 against PyTorch autograd on the same loss (B x C shapes from --loss-shapes, default 256x1000; float32 and
 float64; on the CPU, and on the GPU too where PyTorch has CUDA and cka was built with CKA_CUDA); with
 --losses, the single terms sample_relation_loss and class_relation_loss too, and patch_loss (PCKA, 16 x 16
-patches) on NCHW maps of --patch-shape. Medians of repeated runs, the two losses interleaved.
+patches) on NCHW maps of --patch-shape; with --products exact input, the float32 losses on the CPU under
+either products setting. Medians of repeated runs, the two losses interleaved.
 
 Run: PYTHONPATH=build/python python3 bench/python_bench.py [--loss-shapes 64x100 256x1000 1024x1000]
-[--losses rcka sample class patch] (or after pip install .)"""
+[--losses rcka sample class patch] [--products exact input] (or after pip install .)"""
 import argparse
 import statistics
 import time
@@ -46,6 +47,8 @@ def main():
                         help="the losses compared (default: rcka_loss alone)")
     parser.add_argument("--patch-shape", default="4x256x64x64",
                         help="B x C x H x W of patch_loss's maps (H and W multiples of 16)")
+    parser.add_argument("--products", nargs="+", default=["exact"], choices=["exact", "input"],
+                        help="cka's products setting for float32 losses on the CPU (float64 and CUDA: exact)")
     parser.add_argument("--skip-linear", action="store_true", help="only the losses")
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.loss_shapes]
@@ -73,14 +76,16 @@ def main():
         for loss in args.losses:
             if loss == "patch":
                 if device == "cpu":  # patch_loss has no CUDA path
-                    compare_patch(torch, ckat, tuple(int(v) for v in args.patch_shape.split("x")))
+                    for products in args.products:
+                        compare_patch(torch, ckat, tuple(int(v) for v in args.patch_shape.split("x")), products)
                 continue
             for b, c in shapes:
                 for dtype in (torch.float32, torch.float64):
-                    compare_losses(torch, ckat, loss, device, b, c, dtype)
+                    for products in args.products if dtype == torch.float32 and device == "cpu" else ["exact"]:
+                        compare_losses(torch, ckat, loss, device, b, c, dtype, products)
 
 
-def compare_losses(torch, ckat, loss, device, b, c, dtype):
+def compare_losses(torch, ckat, loss, device, b, c, dtype, products):
     s0 = torch.randn(b, c, dtype=dtype, device=device)
     t0 = torch.randn(b, c, dtype=dtype, device=device)
 
@@ -111,7 +116,7 @@ def compare_losses(torch, ckat, loss, device, b, c, dtype):
 
     def ours():
         s = s0.clone().requires_grad_()
-        cka_loss(s, t0, check=False).backward()
+        cka_loss(s, t0, check=False, products=products).backward()
         done()
 
     def peer():
@@ -120,13 +125,14 @@ def compare_losses(torch, ckat, loss, device, b, c, dtype):
         done()
 
     s = s0.clone().requires_grad_()
-    x, y = cka_loss(s, t0), torch_loss(s, t0)
+    x, y = cka_loss(s, t0, products=products), torch_loss(s, t0)
     print(f"values {device} {b}x{c}: cka {x.item():.6f}, PyTorch {y.item():.6f}; torch threads {torch.get_num_threads()}")
     number = max(1, min(10, int(2e9 / (b * b * c + b * c * c))))
-    interleaved(f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}", ours, peer, number)
+    label = f"{name} forward+backward {device} {b}x{c} {str(dtype)[6:]}" + (" products=input" if products == "input" else "")
+    interleaved(label, ours, peer, number)
 
 
-def compare_patch(torch, ckat, shape, p=16):
+def compare_patch(torch, ckat, shape, products, p=16):
     b, c, h, w = shape
     if h % p or w % p:
         raise SystemExit(f"--patch-shape: H and W must be multiples of {p}")
@@ -146,7 +152,7 @@ def compare_patch(torch, ckat, shape, p=16):
 
     def ours():
         s = s0.clone().requires_grad_()
-        ckat.patch_loss(s, t0, p, p, check=False).backward()
+        ckat.patch_loss(s, t0, p, p, check=False, products=products).backward()
 
     def peer():
         s = s0.clone().requires_grad_()
@@ -155,7 +161,8 @@ def compare_patch(torch, ckat, shape, p=16):
     s = s0.clone().requires_grad_()
     print(f"values cpu patch {b}x{c}x{h}x{w}: cka {ckat.patch_loss(s, t0, p, p).item():.6f}, "
           f"PyTorch {torch_patch(s, t0).item():.6f}")
-    interleaved(f"patch_loss forward+backward cpu {b}x{c}x{h}x{w} float32", ours, peer, 3)
+    interleaved(f"patch_loss forward+backward cpu {b}x{c}x{h}x{w} float32" + (" products=input" if products == "input" else ""),
+                ours, peer, 3)
 
 
 if __name__ == "__main__":

@@ -347,6 +347,27 @@ std::vector<row> table() {
                     return cka::rcka::patch_loss(maps, maps, {2, 1, 6, 5}, Eigen::Index(1) << 62, Eigen::Index(1) << 62).value;
                   }, outcome::invalid_argument, 0, 0, {"at least 2"}});
 
+  // Under row_normalize the zero-variance rule compared the scaled Gram P (which goes as the logits' scale)
+  // with the unscaled one's self-product (as its square): logits near 1e30 were a "constant student".
+  rows.push_back({"sample_relation_loss row_normalize + centered, raise, logits near 1e30: the scale-free value", [] {
+                    cka::rcka::relation_options o{true, true, estimator::biased};
+                    o.on_undefined = cka::rcka::undefined_policy::raise;
+                    return cka::rcka::sample_relation_loss(mat<double>(x * 1e30), mat<double>(y * 1e30), o).value;
+                  }, outcome::value, [] {
+                    return cka::rcka::sample_relation_loss(x, y, {true, true, estimator::biased}).value;
+                  }(), 1e-12});
+  // Float products (product_precision::input) scale their factors: float logits near 1e30 or 1e-30 give
+  // the exact loss within the products' rounding, not an overflow or a flushed Gram.
+  for (float mag : {1e30f, 1e-30f}) {
+    rows.push_back({mag > 1 ? "rcka_loss, float products, float logits near 1e30"
+                            : "rcka_loss, float products, float logits near 1e-30", [=] {
+                      cka::rcka::relation_options o;
+                      o.products = cka::rcka::product_precision::input;
+                      const mat<float> s = (x.leftCols(4) * mag).cast<float>(), t = (y * mag).cast<float>();
+                      return double(cka::rcka::rcka_loss(s, t, {}, o).value);
+                    }, outcome::value, cka::rcka::rcka_loss(mat<double>(x.leftCols(4)), y).value, 1e-5});
+  }
+
   // Defect 3: the losses on ordinary training states.
   const mat<double> zero = mat<double>::Zero(60, 5);
   rows.push_back({"sample_relation_loss, zero student: skipped", [=] {

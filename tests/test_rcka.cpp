@@ -11,7 +11,10 @@
 #endif
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <tuple>
 #include <vector>
 
 using cka::estimator;
@@ -165,6 +168,67 @@ TEST_CASE("the gradients' large products (the BLAS's in a build with one) agree 
   const relation_options scaled{true, true, estimator::biased};
   CHECK(agree(cka::rcka::sample_relation_loss(s, t, scaled).grad, cka::rcka::sample_relation_loss(sl, tl, scaled).grad) <
         1e-12);
+}
+
+TEST_CASE("products = input: float products within their bound of the double ones; double input unchanged",
+          "[rcka][products][float]") {
+  // The float products' rounding: the alignment within 4·√k·2⁻²⁴ (absolute; it lies in [−1, 1]) and the
+  // gradient within 4·√k·2⁻²⁴/√loss of its norm, k the products' depth (rcka_options.hpp; measured at
+  // k = 1000 the alignment moves by ≤ 3e-8 and the gradient by ≈ 5e-7/√loss). The reference is the exact
+  // loss of the same float values in double. 96 × 480 takes the BLAS's products (above its threshold of
+  // 2^22 multiply-adds), 24 × 60 Eigen's; 480 × 96 puts the class relation in its Gram route and the
+  // sample relation in feature space. Inputs scaled by 2^±100 (float's range) take the same path.
+  using fmat = test::mat<float>;
+  for (auto [b, c, scale] : {std::tuple{96, 480, 1.0f}, std::tuple{24, 60, 1.0f}, std::tuple{480, 96, 1.0f},
+                             std::tuple{96, 480, 0x1p100f}, std::tuple{24, 60, 0x1p-100f}}) {
+    CAPTURE(b, c, scale);
+    const fmat s = (test::normal<double>(b, c, 91).cast<float>() * scale).eval();
+    const fmat t = ((test::normal<double>(b, c, 92) * 0.6 + test::normal<double>(b, c, 91)).cast<float>() * scale).eval();
+    const test::mat<double> sd = s.cast<double>(), td = t.cast<double>();
+    const double k = std::max(b, c), bound = 4.0 * std::sqrt(k) * 0x1p-24;
+    using result = cka::rcka::loss_result<float>;
+    using exact_result = cka::rcka::loss_result<double>;
+    bool float_route = false;  // the large case, where the float products are taken (all but unbiased
+                               // CKA in feature space, which keeps double products)
+    auto check = [&](const char* name, const result& in, const result& ex, const exact_result& ref) {
+      CAPTURE(name, ref.value);
+      REQUIRE(ref.value > 0.0);
+      CHECK(std::abs(double(in.value) - ref.value) <= bound);
+      CHECK(rel_norm<double>(in.grad.cast<double>(), ref.grad) <= bound / std::sqrt(ref.value));
+      CHECK(rel_norm<double>(ex.grad.cast<double>(), ref.grad) <= 1e-6);  // products = exact: float rounding only
+      if (float_route) CHECK(in.grad != ex.grad);  // the float products were taken
+    };
+    for (relation_options o : all_options()) {
+      CAPTURE(describe(o));
+      relation_options fast = o;
+      fast.products = cka::rcka::product_precision::input;
+      const bool unbiased_features = o.centered && !o.row_normalize && o.est == estimator::unbiased;
+      float_route = b * c >= 96 * 480 && !(unbiased_features && 2 * c < b);
+      check("sample", cka::rcka::sample_relation_loss(s, t, fast), cka::rcka::sample_relation_loss(s, t, o),
+            cka::rcka::sample_relation_loss(sd, td, o));
+      float_route = b * c >= 96 * 480 && !(unbiased_features && 2 * b < c);
+      check("class", cka::rcka::class_relation_loss(s, t, fast), cka::rcka::class_relation_loss(s, t, o),
+            cka::rcka::class_relation_loss(sd, td, o));
+      float_route = b * c >= 96 * 480 && !(unbiased_features && (2 * c < b || 2 * b < c));
+      check("rcka", cka::rcka::rcka_loss(s, t, {1.5, 0.7}, fast), cka::rcka::rcka_loss(s, t, {1.5, 0.7}, o),
+            cka::rcka::rcka_loss(sd, td, {1.5, 0.7}, o));
+      // Double input computes in double whatever `products` says: the same bits.
+      const auto d_fast = cka::rcka::rcka_loss(sd, td, {1.5, 0.7}, fast), d_exact = cka::rcka::rcka_loss(sd, td, {1.5, 0.7}, o);
+      CHECK(d_fast.value == d_exact.value);
+      CHECK(d_fast.grad == d_exact.grad);
+    }
+  }
+  // PCKA: every channel's relation with float products.
+  const cka::rcka::map_shape shape{3, 5, 20, 24};
+  const fmat ps = test::normal<double>(3 * 5, 20 * 24, 93).cast<float>();
+  const fmat pt = (ps.cast<double>() + test::normal<double>(3 * 5, 20 * 24, 94)).cast<float>();
+  relation_options fast;
+  fast.products = cka::rcka::product_precision::input;
+  const auto in = cka::rcka::patch_loss(ps, pt, shape, 4, 6, fast);
+  const auto ref = cka::rcka::patch_loss(test::mat<double>(ps.cast<double>()), test::mat<double>(pt.cast<double>()), shape, 4, 6);
+  const double bound = 4.0 * std::sqrt(3.0 * 4 * 6) * 0x1p-24;
+  CHECK(std::abs(double(in.value) - ref.value) <= bound);
+  CHECK(rel_norm<double>(in.grad.cast<double>(), ref.grad) <= bound / std::sqrt(ref.value));
 }
 
 TEST_CASE("rcka_loss from one product equals its two relations, to the last digits", "[rcka][joint]") {

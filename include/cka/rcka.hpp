@@ -6,7 +6,8 @@
 ///
 /// Every loss is 1 − alignment ∈ [0, 2] (the official code minimises −alignment; the two differ by a
 /// constant, so their gradients agree). `grad` is ∂value/∂student, the student's shape, in its scalar
-/// type; the teacher is a constant. Float input is computed in double.
+/// type; the teacher is a constant. Float input is computed in double (its large products in float under
+/// relation_options::products = product_precision::input).
 
 #include <cka/cka.hpp>
 #include <cka/detail/logit_relations.hpp>
@@ -40,8 +41,11 @@ struct loss_result {
 
 namespace detail {
 
-inline cka::detail::relation_spec spec(const relation_options& o) {
-  return {o.centered, o.row_normalize, o.est, o.on_undefined == undefined_policy::skip};
+/// The options as the relation routines take them, for inputs of scalar T (float products for float only).
+template <class T>
+cka::detail::relation_spec spec(const relation_options& o) {
+  return {o.centered, o.row_normalize, o.est, o.on_undefined == undefined_policy::skip,
+          std::is_same_v<T, float> && o.products == product_precision::input};
 }
 
 /// r itself, or cka::domain_error where its value or gradient left the range of T: float logits so small
@@ -60,7 +64,7 @@ template <class T, class MS, class MT>
 loss_result<T> relation_loss(const char* fn, const MS& s, const MT& t, const relation_options& opts, bool transpose) {
   using A = accumulator_t<T>;
   matrix<T> grad;
-  const auto r = cka::detail::row_relation<A>(fn, s, t, spec(opts), true, [&](const Eigen::Map<matrix<A>>& g) {
+  const auto r = cka::detail::row_relation<A>(fn, s, t, spec<T>(opts), true, [&](const Eigen::Map<matrix<A>>& g) {
     grad = transpose ? matrix<T>((-g).transpose().template cast<T>()) : matrix<T>((-g).template cast<T>());
   });
   if (!r.defined) return {T(0), transpose ? matrix<T>::Zero(s.cols(), s.rows()) : matrix<T>::Zero(s.rows(), s.cols()), 1};
@@ -155,8 +159,9 @@ loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_
     // The paper's loss: both relations from one product (detail/logit_relations.hpp), over the smaller side.
     const char *sample_fn = "rcka::sample_relation_loss", *class_fn = "rcka::class_relation_loss";
     const bool rows = nb <= nc;
-    auto rel = rows ? cka::detail::logit_relations<A>(sv, tv)
-                    : cka::detail::logit_relations<A>(sv.transpose(), tv.transpose());
+    const bool fp = detail::spec<T>(opts).float_products;
+    auto rel = rows ? cka::detail::logit_relations<A>(sv, tv, fp)
+                    : cka::detail::logit_relations<A>(sv.transpose(), tv.transpose(), fp);
     if (!rel.finite()) detail::require_inputs(sample_fn, sv, tv);  // names the NaN or Inf
     const auto policy = opts.on_undefined == undefined_policy::skip ? cka::detail::when_undefined::nan
                                                                     : cka::detail::when_undefined::raise;
@@ -291,7 +296,7 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       });
       // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
       const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
-      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
+      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
         storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns
         visit(c, {&out}, [&](Eigen::Index row, Eigen::Index col) { grad(out.r, out.c) = T(-d(row, col)); });
       });

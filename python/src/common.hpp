@@ -93,9 +93,10 @@ inline cka::estimator estimator_of(bool debiased) {
   return debiased ? cka::estimator::unbiased : cka::estimator::biased;
 }
 
-/// The relation_options of the losses' keyword arguments; on_undefined is "skip" or "raise".
+/// The relation_options of the losses' keyword arguments; on_undefined is "skip" or "raise", products
+/// "exact" or "input".
 inline cka::rcka::relation_options options_of(const char* fn, bool centered, bool row_normalize, bool debiased,
-                                              const std::string& on_undefined) {
+                                              const std::string& on_undefined, const std::string& products) {
   cka::rcka::relation_options o;
   o.centered = centered;
   o.row_normalize = row_normalize;
@@ -106,6 +107,13 @@ inline cka::rcka::relation_options options_of(const char* fn, bool centered, boo
     o.on_undefined = cka::rcka::undefined_policy::raise;
   } else {
     value_error(std::string("cka.") + fn + ": on_undefined = '" + on_undefined + "'; use 'skip' or 'raise'");
+  }
+  if (products == "exact") {
+    o.products = cka::rcka::product_precision::exact;
+  } else if (products == "input") {
+    o.products = cka::rcka::product_precision::input;
+  } else {
+    value_error(std::string("cka.") + fn + ": products = '" + products + "'; use 'exact' or 'input'");
   }
   return o;
 }

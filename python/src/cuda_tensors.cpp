@@ -54,7 +54,7 @@ void register_cuda_losses(nb::module_& m) {
       "cuda_loss",
       [](const std::string& fn, cuda_array student, cuda_array teacher, cuda_array grad, cuda_array value,
          cuda_array status, std::uintptr_t stream, double sample, double cls, bool centered, bool row_normalize,
-         bool debiased, const std::string& on_undefined) {
+         bool debiased, const std::string& on_undefined, const std::string& products) {
         const cuda::loss which = loss_of(fn);
         const std::string name = "cka.torch." + fn;
         if (student.ndim() != 2 || teacher.ndim() != 2) {
@@ -76,7 +76,7 @@ void register_cuda_losses(nb::module_& m) {
             status.size() != 1 || !(status.dtype() == nb::dtype<std::int64_t>())) {
           value_error(name + ": the output tensors do not match the student (cka.torch allocates them)");
         }
-        const auto o = options_of(fn.c_str(), centered, row_normalize, debiased, on_undefined);
+        const auto o = options_of(fn.c_str(), centered, row_normalize, debiased, on_undefined, products);
         const cka::rcka::rcka_weights w{sample, cls};
         if (f64) {
           queue<double>(which, student, teacher, grad, value, status, stream, w, o);
@@ -85,7 +85,7 @@ void register_cuda_losses(nb::module_& m) {
         }
       },
       "fn"_a, "student"_a, "teacher"_a, "grad"_a, "value"_a, "status"_a, "stream"_a, "sample"_a, "cls"_a,
-      "centered"_a, "row_normalize"_a, "debiased"_a, "on_undefined"_a);
+      "centered"_a, "row_normalize"_a, "debiased"_a, "on_undefined"_a, "products"_a);
   m.def("check_loss_status", [](const std::string& fn, long long status) {
     cka::device::check_loss_status(("rcka::" + fn).c_str(), std::int64_t(status));
   });

@@ -40,12 +40,12 @@ void register_losses(nb::module_& m) {
     m.def(
         name,
         [name, loss](nb::handle student, nb::handle teacher, bool centered, bool row_normalize, bool debiased,
-                     const std::string& on_undefined) {
-          const auto o = options_of(name, centered, row_normalize, debiased, on_undefined);
+                     const std::string& on_undefined, const std::string& products) {
+          const auto o = options_of(name, centered, row_normalize, debiased, on_undefined, products);
           return matrix_loss(name, student, teacher, [&](const auto& s, const auto& t) { return loss(s, t, o); });
         },
         "student"_a, "teacher"_a, nb::kw_only(), "centered"_a = true, "row_normalize"_a = false,
-        "debiased"_a = false, "on_undefined"_a = "skip");
+        "debiased"_a = false, "on_undefined"_a = "skip", "products"_a = "exact");
   };
   pairwise("sample_relation_loss",
            [](const auto& s, const auto& t, const auto& o) { return cka::rcka::sample_relation_loss(s, t, o); });
@@ -56,22 +56,22 @@ void register_losses(nb::module_& m) {
   m.def(
       "rcka_loss",
       [](nb::handle student, nb::handle teacher, double sample, double cls, bool centered, bool row_normalize,
-         bool debiased, const std::string& on_undefined) {
+         bool debiased, const std::string& on_undefined, const std::string& products) {
         const char* fn = "rcka_loss";
-        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined);
+        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined, products);
         const cka::rcka::rcka_weights w{sample, cls};
         return matrix_loss(fn, student, teacher,
                            [&](const auto& s, const auto& t) { return cka::rcka::rcka_loss(s, t, w, o); });
       },
       "student"_a, "teacher"_a, nb::kw_only(), "sample"_a = 1.0, "cls"_a = 1.0, "centered"_a = true,
-      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip");
+      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip", "products"_a = "exact");
 
   m.def(
       "patch_loss",
       [](nb::handle student, nb::handle teacher, nb::handle patch_h, nb::handle patch_w, bool centered,
-         bool row_normalize, bool debiased, const std::string& on_undefined) {
+         bool row_normalize, bool debiased, const std::string& on_undefined, const std::string& products) {
         const char* fn = "patch_loss";
-        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined);
+        const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined, products);
         const index ph = index(int_arg(fn, "patch_h", patch_h)), pw = index(int_arg(fn, "patch_w", patch_w));
         index ss[4], ts[4];
         matrix_arg s = to_maps(fn, "student", student, ss), t = to_maps(fn, "teacher", teacher, ts);
@@ -103,7 +103,7 @@ void register_losses(nb::module_& m) {
         });
       },
       "student"_a, "teacher"_a, nb::kw_only(), "patch_h"_a = 16, "patch_w"_a = 16, "centered"_a = true,
-      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip");
+      "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip", "products"_a = "exact");
 }
 
 }  // namespace cka::python

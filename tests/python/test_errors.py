@@ -56,6 +56,8 @@ ROWS = [
     (lambda: cka.permutation_test(X, X, permutations=2**40), ValueError, ["1099511627776", "4294967296"]),
     (lambda: cka.rcka_loss(X, X.astype(np.float32)), TypeError, ["dtype"]),
     (lambda: cka.rcka_loss(X, X, on_undefined="ignore"), ValueError, ["on_undefined"]),
+    (lambda: cka.patch_loss(np.zeros((2, 2, 4, 4)), np.zeros((2, 2, 4, 4)), products="float32"), ValueError,
+     ["patch_loss", "products = 'float32'", "'exact' or 'input'"]),
     # A NaN weight gave a NaN loss; float logits near 1e-42 an infinite gradient.
     (lambda: cka.rcka_loss(X, X + 1, sample=float("nan")), ValueError, ["weights", "finite"]),
     (lambda: cka.sample_relation_loss((X * 1e-42).astype(np.float32), (X ** 2).astype(np.float32)), cka.UndefinedError,

@@ -45,6 +45,35 @@ def test_value_matches_numpy_oracle_and_float32_grad():
     np.testing.assert_allclose(s.grad.numpy(), grad, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss"])
+def test_float32_products_stay_within_their_bound_of_the_float64_oracle(name):
+    # products="input": float32 Grams and gradient product for float32 input. The value within
+    # 4·sqrt(k)·2^-24 of the float64 loss, the gradient within that over sqrt(loss) of its norm (k the
+    # products' depth); float64 input ignores the option (the same numbers as "exact").
+    g = torch.Generator().manual_seed(11)
+    shape = (3, 4, 8, 8) if name == "patch_loss" else (64, 300)
+    s = torch.randn(*shape, generator=g)
+    t = (s + torch.randn(*shape, generator=g))
+    fn = getattr(ckat, name)
+    args = (4, 4) if name == "patch_loss" else ()
+    k = 3 * 16 if name == "patch_loss" else 300
+    bound = 4 * math.sqrt(k) * 2.0 ** -24
+    ref_in = s.double().requires_grad_()
+    reference = fn(ref_in, t.double(), *args)
+    reference.backward()
+    ref_grad = ref_in.grad
+    a = s.clone().requires_grad_()
+    value = fn(a, t, *args, products="input")
+    value.backward()
+    assert value.dtype == torch.float32 and a.grad.dtype == torch.float32
+    assert abs(value.item() - reference.item()) <= bound
+    err = torch.linalg.norm(a.grad.double() - ref_grad) / torch.linalg.norm(ref_grad)
+    assert err <= bound / math.sqrt(reference.item())
+    d = s.double().requires_grad_()
+    fn(d, t.double(), *args, products="input").backward()
+    assert torch.equal(d.grad, ref_grad)
+
+
 def test_module_trains_a_student_towards_the_teacher():
     torch.manual_seed(0)
     x = torch.randn(64, 8)

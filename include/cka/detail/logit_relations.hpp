@@ -3,6 +3,7 @@
 // from one symmetric product, and the gradient of their weighted loss from one more product, for centered
 // biased CKA without row scaling.
 
+#include <cka/detail/float_products.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/ratio.hpp>
 #include <cka/detail/scalar.hpp>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -121,12 +123,14 @@ logit_side<A> doubly_centered(const X& x, Z&& z) {
 ///   columns: Q_st = Y_s Y_tᵀ = P_st + Z_sγ_t 1ᵀ + 1(Z_tγ_s)ᵀ + (γ_s·γ_t)11ᵀ,   a_cols = ‖Q_st‖² / (‖Q_ss‖‖Q_tt‖)
 /// (the m×m Grams Y_sᵀY_s never appear: ⟨Y_sᵀY_s, Y_tᵀY_t⟩ = ‖Y_s Y_tᵀ‖²). A relation vanishes only when a
 /// Gram is exactly zero (a constant; see doubly_centered). Cost 4n²m flops for P, O(nm) passes and O(n²)
-/// work; memory (3n + 3)·m + 6n² + 3n values, the thread's reused workspace (detail/workspace.hpp).
+/// work; memory (3n + 3)·m + 6n² + 3n values, the thread's reused workspace (detail/workspace.hpp). With
+/// float_products, P and the gradient's product by [Z_s; Z_t] run in float (detail/float_products.hpp; the
+/// gradient's three rank-one rows stay in double), and 2nm floats more are held.
 template <class A>
 class logit_relations {
  public:
   template <class MS, class MT>
-  logit_relations(const MS& s, const MT& t)
+  logit_relations(const MS& s, const MT& t, bool float_products = false)
       : n_(s.rows()), m_(s.cols()),
         work_(std::size_t((2 * n_ + 3) * m_ + 4 * n_ * n_ + n_ * (2 * n_ + 3) + n_ * m_)),
         z_(work_.data(), 2 * n_ + 3, m_), p_(z_.data() + z_.size(), 2 * n_, 2 * n_) {
@@ -142,9 +146,14 @@ class logit_relations {
     z_.row(2 * n_).setOnes();
     z_.row(2 * n_ + 1) = s_.gamma.transpose();
     z_.row(2 * n_ + 2) = t_.gamma.transpose();
-    p_.setZero();
-    add_lower_outer(p_, z_.topRows(2 * n_));
-    mirror_lower(p_);
+    if (float_products) {
+      zf_.emplace(z_.topRows(2 * n_));
+      float_gram_into(p_, *zf_);
+    } else {
+      p_.setZero();
+      add_lower_outer(p_, z_.topRows(2 * n_));
+      mirror_lower(p_);
+    }
     // [Z_s; Z_t]·γ_s and ·γ_t: u_s = Z_sγ_s, v_ts = Z_tγ_s, v_st = Z_sγ_t, u_t = Z_tγ_t.
     const vector<A> vs = z_.topRows(2 * n_) * s_.gamma, vt = z_.topRows(2 * n_) * t_.gamma;
     us_ = vs.head(n_);
@@ -214,7 +223,13 @@ class logit_relations {
       f.col(2 * n_ + 2) += f.col(n_ + j);
     }
     Eigen::Map<matrix<A>> g(f.data() + f.size(), n_, m_);
-    product_into(g, f, z_);
+    if (zf_) {
+      const float_factor<> ff(f.leftCols(2 * n_));
+      float_product_into(g, ff.x, ff.exponent, zf_->x, zf_->exponent);
+      g.noalias() += f.rightCols(3) * z_.bottomRows(3);
+    } else {
+      product_into(g, f, z_);
+    }
     return transposed ? matrix<T>(g.transpose().template cast<T>()) : matrix<T>(g.template cast<T>());
   }
 
@@ -231,6 +246,7 @@ class logit_relations {
   workspace_lease<A> work_;         ///< z, p, then the gradient's factor and product
   Eigen::Map<row_major> z_;         ///< [Z_s; Z_t; 1ᵀ; γ_sᵀ; γ_tᵀ]
   Eigen::Map<matrix<A>> p_;         ///< [Z_s; Z_t][Z_s; Z_t]ᵀ
+  std::optional<float_factor<true>> zf_;  ///< [Z_s; Z_t] in float, with float_products
   logit_side<A> s_, t_;
   vector<A> us_, ut_, vst_, vts_;
   A gss_ = A(0), gtt_ = A(0), gst_ = A(0);

@@ -3,6 +3,7 @@
 
 #include <cka/detail/centering.hpp>
 #include <cka/detail/checks.hpp>
+#include <cka/detail/float_products.hpp>
 #include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/scalar.hpp>
@@ -13,6 +14,7 @@
 #include <Eigen/Core>
 
 #include <cmath>
+#include <optional>
 
 namespace cka::detail {
 
@@ -22,6 +24,7 @@ struct relation_spec {
   bool row_normalize;
   estimator est;
   bool skip_undefined;  ///< an undefined alignment gives `defined = false` and a zero gradient, not an exception
+  bool float_products = false;  ///< the Grams and the gradient's products in float (detail/float_products.hpp)
 };
 
 /// The alignment a of the Grams of the rows of s (n×ds, the student) and t (n×dt, the teacher); row_relation
@@ -112,6 +115,37 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   return out;
 }
 
+/// feature_space_relation for the biased estimator with the products in float (relation_spec::float_products):
+/// C = [Xs Xt]ᵀ[Xs Xt] by one float SYRK of the column-centered inputs, p = ‖C_ts‖², q = ‖C_ss‖², r = ‖C_tt‖²
+/// in double, and the gradient as one float product [Xs Xt]·[−4v·C_ss; 2u·C_ts]. A constant input has
+/// exactly zero centered columns, so its self-sum is exactly zero (the reference is the self-sum).
+template <class A, class MS, class MT, class Sink>
+relation_value<A> float_feature_relation(const char* fn, const MS& s, const MT& t, bool skip, bool want_grad,
+                                         Sink&& sink) {
+  using std::sqrt;
+  const Eigen::Index n = s.rows(), ds = s.cols(), dt = t.cols(), d = ds + dt;
+  const relation_copies<A> x(s, t, true);  // the two copies lie side by side: [Xs Xt], n×d
+  const float_factor<true> f(Eigen::Map<const matrix<A>>(x.s.data(), n, d).transpose());
+  const workspace_lease<A> lease(std::size_t(d * d + d * ds + n * ds));
+  Eigen::Map<matrix<A>> c(lease.data(), d, d), right(lease.data() + d * d, d, ds),
+      grad(lease.data() + d * d + d * ds, n, ds);
+  float_gram_into(c, f);
+  const A q = c.topLeftCorner(ds, ds).squaredNorm(), r = c.bottomRightCorner(dt, dt).squaredNorm();
+  const centered_sums<A> sums{c.bottomLeftCorner(dt, ds).squaredNorm(), q, r, q, r};
+  const relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides())};
+  if (skip && !(out.alignment == out.alignment)) return undefined_relation<A>();
+  if (!want_grad) return out;
+  const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
+  right.topRows(ds) = (A(-4) * v) * c.topLeftCorner(ds, ds);
+  right.bottomRows(dt) = (A(2) * u) * c.bottomLeftCorner(dt, ds);
+  const float_factor<> fr(right);
+  float_product_into(grad, f.x.transpose(), f.exponent, fr.x, fr.exponent);
+  const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = grad.colwise().mean();
+  grad.rowwise() -= mean;
+  sink(grad);
+  return out;
+}
+
 /// row_relation on inputs whose magnitudes are safe (scaled already where they were not).
 template <class A, class MS, class MT, class Sink>
 relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, const relation_spec& o,
@@ -122,6 +156,9 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool center_features = o.centered && !o.row_normalize;
   if (center_features && s.cols() + t.cols() < n) {
+    if (o.float_products && o.est == estimator::biased) {
+      return float_feature_relation<A>(fn, s, t, o.skip_undefined, want_grad, sink);
+    }
     return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad, sink);
   }
   const relation_copies<A> x(s, t, center_features);
@@ -129,8 +166,15 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   const auto& xt = x.t;
   const workspace_lease<A> grams(std::size_t(2 * n * n));
   Eigen::Map<matrix<A>> ks(grams.data(), n, n), kt(grams.data() + n * n, n, n);
-  symmetric_outer_into(ks, xs);
-  symmetric_outer_into(kt, xt);
+  std::optional<float_factor<>> fs;  // the student's float factor, for its Gram and the gradient
+  if (o.float_products) {
+    fs.emplace(xs);
+    float_gram_into(ks, *fs);
+    float_gram_into(kt, float_factor<>(xt));
+  } else {
+    symmetric_outer_into(ks, xs);
+    symmetric_outer_into(kt, xt);
+  }
 
   auto inverse_root_diagonal = [&](const auto& k, const char* who) {
     vector<A> inv(n);
@@ -149,21 +193,26 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   // The Grams compared: ks and kt themselves where they are uncentered or centered already (the centered
   // features' Grams, biased), else their row-scaled or centered versions.
   const bool as_is = !o.row_normalize && (!o.centered || (center_features && o.est == estimator::biased));
-  auto prepare = [&](const Eigen::Map<matrix<A>>& k, const vector<A>& inv) {
+  // Each compared Gram's reference for the zero-variance rule is its uncentered self-product, in its own
+  // units: ‖K‖², or ‖P‖² for the row-scaled P (which goes as the inputs' scale, K as its square).
+  A ref_s = A(0), ref_t = A(0);
+  auto prepare = [&](const Eigen::Map<matrix<A>>& k, const vector<A>& inv, A& ref) {
+    ref = k.squaredNorm();
     if (as_is) return matrix<A>();
     if (!o.row_normalize) return centered_dense<A>(k, o.est);
     matrix<A> p = inv.asDiagonal() * k;  // not symmetric: the general (biased) centering
+    ref = p.squaredNorm();
     if (!o.centered) return p;
     const centering<A> c = centering_of_general<A>(p);
     return centered_dense<A>(std::move(p), c, estimator::biased);
   };
-  const matrix<A> ps = prepare(ks, inv_s), pt = prepare(kt, inv_t);
+  const matrix<A> ps = prepare(ks, inv_s, ref_s), pt = prepare(kt, inv_t, ref_t);
   const Eigen::Map<const matrix<A>> am(as_is ? ks.data() : ps.data(), n, n), mm(as_is ? kt.data() : pt.data(), n, n);
 
   const A na2 = am.squaredNorm(), nm2 = mm.squaredNorm();
   side_names sides = relation_sides();
   if (!o.centered) sides.condition = "vanishes";
-  const centered_sums<A> sums{am.cwiseProduct(mm).sum(), na2, nm2, ks.squaredNorm(), kt.squaredNorm()};
+  const centered_sums<A> sums{am.cwiseProduct(mm).sum(), na2, nm2, ref_s, ref_t};
   const relation_value<A> out{cka_ratio(fn, sums, o.skip_undefined ? when_undefined::nan : when_undefined::raise, sides)};
   if (o.skip_undefined && !(out.alignment == out.alignment)) return undefined_relation<A>();
   if (!want_grad) return out;
@@ -179,7 +228,12 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
     w.diagonal() -= diag;
   }
   sym = w + w.transpose();
-  product_into(grad, sym, xs);
+  if (o.float_products) {
+    const float_factor<> fsym(sym);
+    float_product_into(grad, fsym.x, fsym.exponent, fs->x, fs->exponent);
+  } else {
+    product_into(grad, sym, xs);
+  }
   sink(grad);
   return out;
 }
