@@ -250,7 +250,7 @@ sample_relation_loss.__doc__ = """1 - CKA of the B x B Grams of the rows of stud
 paper's sample relation). Options: centered=True, row_normalize=False (centered=False, row_normalize=True
 is the official code's alignment), debiased=False, on_undefined='skip' | 'raise', products='exact' |
 'input' (float32 input: 'input' runs the Grams and the gradient's product in float32, about twice as
-fast, with the alignment within ~3e-8 and the gradient within ~4e-7/sqrt(loss) of its norm; 'exact'
+fast, with the alignment within ~3e-8 and the gradient within ~5e-7/sqrt(loss) of its norm; 'exact'
 computes them in float64). Returns (value, grad)."""
 class_relation_loss = _loss(_core.class_relation_loss)
 class_relation_loss.__doc__ = """1 - CKA of the C x C Grams of the columns (the paper's class relation).
