@@ -170,7 +170,7 @@ TEST_CASE("the gradients' large products (the BLAS's in a build with one) agree 
         1e-12);
 }
 
-TEST_CASE("products = input: float products within their bound of the double ones; double input unchanged",
+TEST_CASE("products = input: float products within their bound of the double ones, double input unchanged",
           "[rcka][products][float]") {
   // The float products' rounding: the alignment within 4·√k·2⁻²⁴ (absolute; it lies in [−1, 1]) and the
   // gradient within 4·√k·2⁻²⁴/√loss of its norm, k the products' depth (rcka_options.hpp; measured at
