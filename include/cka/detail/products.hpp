@@ -57,8 +57,8 @@ void add_lower_outer(G& g, const M& r) {
   };
   // A single block runs outside any OpenMP region, threaded as the BLAS likes. Not in a region whose `if`
   // is false: that is still a region, a threaded BLAS inside it opens a nested team, and libgomp creates
-  // and ends that team's threads on every call (measured: 2 threads per loss call, the sample relation at
-  // B = 128, C = 1000 taking 5–7 ms instead of 1.8).
+  // and ends that team's threads on every call (measured: 2 thread creations per loss call, the sample
+  // relation at B = 128, C = 1000 in float taking 4.5–5.8 ms instead of 1.5–2.7; docs/performance.md).
   if (blocks == 1) return block(0);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads())
