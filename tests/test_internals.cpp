@@ -8,6 +8,7 @@
 #include "support.hpp"
 
 #include <cka/cka.hpp>
+#include <cka/detail/checks.hpp>
 #include <cka/detail/moments.hpp>
 #include <cka/detail/products.hpp>
 #include <cka/detail/select.hpp>
@@ -187,6 +188,62 @@ TEMPLATE_TEST_CASE("moment state: centered blocks and row norms equal explicit p
 // ones; in the clang suite's build Eigen takes all. The shapes below mix both in one call (add_lower_outer's
 // 128-column blocks: its diagonal blocks and the parts below them), and each route is checked against the
 // explicit product — the lower triangle of it, the strict upper triangle untouched.
+TEST_CASE("all_finite: every layout, gaps between lines never read", "[internals][checks]") {
+  using cka::detail::all_finite;
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  // A 4×9 block in a 6×9 column-major buffer (gaps of 2 after each column of 4) and its row-major twin.
+  oracle::mat<double> buffer = test::normal<double>(6, 9, 5);
+  buffer.bottomRows(2).setConstant(nan);
+  const Eigen::Map<const oracle::mat<double>, 0, Eigen::OuterStride<>> gappy(buffer.data(), 4, 9, Eigen::OuterStride<>(6));
+  CHECK(all_finite(gappy));
+  CHECK_FALSE(all_finite(buffer));
+  for (const double bad : {nan, inf, -inf}) {
+    for (const auto& [i, j] : {std::pair<int, int>{0, 0}, {3, 8}, {2, 5}}) {
+      CAPTURE(bad, i, j);
+      oracle::mat<double> m = test::normal<double>(4, 9, 6);  // contiguous: one scan
+      CHECK(all_finite(m));
+      m(i, j) = bad;
+      CHECK_FALSE(all_finite(m));
+      const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
+      CHECK_FALSE(all_finite(r));
+      CHECK_FALSE(all_finite(m.transpose()));
+      buffer.topRows(4) = m;
+      CHECK_FALSE(all_finite(gappy));  // line by line
+      CHECK_FALSE(all_finite(m.cast<float>().eval()));
+    }
+  }
+  CHECK(all_finite(oracle::mat<double>(0, 3)));
+  CHECK(all_finite(oracle::mat<double>(3, 0)));
+}
+
+TEST_CASE("centered_columns: the same bits from every layout of the same values", "[internals][centering]") {
+  // The column statistics are summed row after row whatever the layout, so a row-major copy, a strided view
+  // and a transposed view give the bits of the column-major matrix (float input converted to double too).
+  for (const auto& [n, d] : {std::pair<int, int>{37, 21}, {16, 1024}, {5, 3}, {1, 4}, {300, 9}}) {
+    CAPTURE(n, d);
+    const oracle::mat<double> x = (test::normal<double>(n, d, 11).array() * 1e3 + 7.0).matrix();
+    const oracle::mat<double> expected = cka::detail::centered_columns<double>(x);
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = x;
+    CHECK(cka::detail::centered_columns<double>(r) == expected);
+    const oracle::mat<double> xt = x.transpose();
+    CHECK(cka::detail::centered_columns<double>(xt.transpose()) == expected);
+    oracle::mat<double> wide = oracle::mat<double>::Zero(n + 3, d);
+    wide.topRows(n) = x;
+    const Eigen::Map<const oracle::mat<double>, 0, Eigen::OuterStride<>> view(wide.data(), n, d, Eigen::OuterStride<>(n + 3));
+    CHECK(cka::detail::centered_columns<double>(view) == expected);
+    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic> f = x.cast<float>();
+    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> fr = f;
+    CHECK(cka::detail::centered_columns<double>(fr) == cka::detail::centered_columns<double>(f));
+    // Against the definition: each column minus its mean, to rounding.
+    const oracle::mat<double> direct = x.rowwise() - x.colwise().mean();
+    CHECK((expected - direct).cwiseAbs().maxCoeff() <= 1e-12 * x.cwiseAbs().maxCoeff());
+    // A constant column is exactly zero.
+    oracle::mat<double> c = x;
+    c.col(d / 2).setConstant(0.1);
+    CHECK(cka::detail::centered_columns<double>(c).col(d / 2).cwiseAbs().maxCoeff() == 0.0);
+  }
+}
+
 TEST_CASE("symmetric products: add_lower_outer equals the explicit product on every operand form", "[internals][products]") {
   using cka::detail::add_lower_outer;
   using cka::detail::blas_lower_outer;

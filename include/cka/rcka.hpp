@@ -53,7 +53,7 @@ cka::detail::relation_spec spec(const relation_options& o) {
 /// One pass over the gradient.
 template <class T>
 loss_result<T> finished(const char* fn, loss_result<T>&& r) {
-  if (!cka::detail::is_finite_value(r.value) || !r.grad.allFinite()) cka::detail::fail_loss_overflow(fn);
+  if (!cka::detail::is_finite_value(r.value) || !cka::detail::all_finite(r.grad)) cka::detail::fail_loss_overflow(fn);
   return std::move(r);
 }
 
@@ -214,6 +214,13 @@ struct storage_cursor {
       r = 0, ++c;
     }
   }
+  /// Whether the len values from the current place lie along one storage line (one row of a row-major
+  /// view, one column otherwise), where a matrix m of the view's shape holds them at &m(r, c) + k·step(m).
+  bool line_holds(Eigen::Index len) const { return row_major ? c + len <= cols : r + len <= rows; }
+  template <class M>
+  Eigen::Index step(const M& m) const {
+    return row_major ? m.colStride() : m.rowStride();
+  }
 };
 
 /// PCKA's value and, if want_grad, its gradient (see patch_loss).
@@ -257,17 +264,19 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     gx[std::size_t(x)] = x / patch_w;
     dx[std::size_t(x)] = x % pw;
   }
-  // Calls f(patch row, patch column) for every value of channel c, map row after map row, with the cursors
-  // on that value's place in their views (placed at each map row's NCHW index, stepped along it).
+  // Calls f(row0, col0, lines) for every map row of channel c, with the cursors placed at the row's first
+  // value (its NCHW index): value x of the row goes to patch row row0 + gx[x], column col0 + dx[x]; `lines`
+  // says whether the row lies along one storage line of every cursor's view (then its values are a
+  // pointer and a step apart; storage_cursor::line_holds), else the caller steps the cursors.
   auto visit = [&](Eigen::Index c, std::initializer_list<storage_cursor*> cursors, auto&& f) {
     for (Eigen::Index b = 0; b < nb; ++b)
       for (Eigen::Index y = 0; y < nh; ++y) {
-        for (storage_cursor* k : cursors) k->place(((b * nc + c) * nh + y) * nw);
-        const Eigen::Index row0 = (y / patch_h) * gw, col0 = b * area + (y % ph) * pw;
-        for (Eigen::Index x = 0; x < nw; ++x) {
-          f(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
-          for (storage_cursor* k : cursors) k->next();
+        bool lines = true;
+        for (storage_cursor* k : cursors) {
+          k->place(((b * nc + c) * nh + y) * nw);
+          lines = lines && k->line_holds(nw);
         }
+        f((y / patch_h) * gw, b * area + (y % ph) * pw, lines);
       }
   };
   // The channels dealt to the threads: each gathers into its own patch matrices, its relation's buffers
@@ -275,31 +284,67 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   // added in channel order afterwards, so the result has the same bits on any number of threads, and the
   // error raised is the lowest channel's (every lower channel was dealt before it, and none is skipped).
   const int threads = int(std::min<Eigen::Index>(Eigen::nbThreads(), nc));
-  auto buffers = cka::detail::per_thread(threads, std::array<matrix<A>, 2>{});
+  // Row-major in the input's type: a patch's values along a map row are written side by side.
+  using patch_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  auto buffers = cka::detail::per_thread(threads, std::array<patch_matrix, 2>{});
   std::vector<A> values(std::size_t(nc), A(0));
   std::vector<char> defined(std::size_t(nc), 0);
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(nc));
   std::atomic<Eigen::Index> first_error{nc};
-  matrix<T> grad = matrix<T>::Zero(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
+  // Every entry of grad is written once: by its channel's gradient, or zero where the channel is undefined.
+  matrix<T> grad(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
+  // Writes value(patch row, patch column) at the place in grad of every value of channel c.
+  auto scatter = [&](Eigen::Index c, auto&& value) {
+    storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns
+    visit(c, {&out}, [&](Eigen::Index row0, Eigen::Index col0, bool lines) {
+      if (lines) {
+        T* g = &grad(out.r, out.c);
+        const Eigen::Index k = out.step(grad);
+        for (Eigen::Index x = 0; x < nw; ++x) g[x * k] = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
+        return;
+      }
+      for (Eigen::Index x = 0; x < nw; ++x, out.next()) {
+        grad(out.r, out.c) = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
+      }
+    });
+  };
+  const bool padded = nh % patch_h != 0 || nw % patch_w != 0;  // patches beyond the map hold zeros
   cka::detail::parallel_for(nc, threads, [&](int thread, Eigen::Index c) {
     if (c > first_error.load()) return;
     try {
       // Gather: row = patch (gy, gx), column = (b, dy, dx); zero outside the map.
-      matrix<A>& ps = buffers[std::size_t(thread)][0];
-      matrix<A>& pt = buffers[std::size_t(thread)][1];
-      ps.setZero(patches, nb * area);
-      pt.setZero(patches, nb * area);
+      patch_matrix& ps = buffers[std::size_t(thread)][0];
+      patch_matrix& pt = buffers[std::size_t(thread)][1];
+      ps.resize(patches, nb * area);
+      pt.resize(patches, nb * area);
+      if (padded) {
+        ps.setZero();
+        pt.setZero();
+      }
       storage_cursor in_s = storage_cursor::of(s), in_t = storage_cursor::of(t);
-      visit(c, {&in_s, &in_t}, [&](Eigen::Index row, Eigen::Index col) {
-        ps(row, col) = A(s(in_s.r, in_s.c));
-        pt(row, col) = A(t(in_t.r, in_t.c));
+      visit(c, {&in_s, &in_t}, [&](Eigen::Index row0, Eigen::Index col0, bool lines) {
+        if (lines) {
+          const T *vs = &s.coeffRef(in_s.r, in_s.c), *vt = &t.coeffRef(in_t.r, in_t.c);
+          const Eigen::Index ks = in_s.step(s), kt = in_t.step(t);
+          for (Eigen::Index x = 0; x < nw; ++x) {
+            const Eigen::Index row = row0 + gx[std::size_t(x)], col = col0 + dx[std::size_t(x)];
+            ps(row, col) = vs[x * ks];
+            pt(row, col) = vt[x * kt];
+          }
+          return;
+        }
+        for (Eigen::Index x = 0; x < nw; ++x, in_s.next(), in_t.next()) {
+          const Eigen::Index row = row0 + gx[std::size_t(x)], col = col0 + dx[std::size_t(x)];
+          ps(row, col) = s(in_s.r, in_s.c);
+          pt(row, col) = t(in_t.r, in_t.c);
+        }
       });
       // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
       const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
       const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
-        storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns
-        visit(c, {&out}, [&](Eigen::Index row, Eigen::Index col) { grad(out.r, out.c) = T(-d(row, col)); });
+        scatter(c, [&](Eigen::Index row, Eigen::Index col) { return T(-d(row, col)); });
       });
+      if (want_grad && !r.defined) scatter(c, [](Eigen::Index, Eigen::Index) { return T(0); });
       defined[std::size_t(c)] = r.defined;  // an undefined (dead or constant) channel is left out of the mean
       values[std::size_t(c)] = r.alignment;
     } catch (...) {

@@ -152,7 +152,7 @@ inline matrix_arg to_matrix(const char* fn, const char* name, nb::handle h, cons
   return m;
 }
 
-/// An NCHW array (4-D) or a B×(C·H·W) matrix as a C-order B×(C·H·W) matrix (copied if not C-contiguous).
+/// A 4-D NCHW array as one column of its values in NCHW order (copied in that order if not C-contiguous).
 inline matrix_arg to_maps(const char* fn, const char* name, nb::handle h, index shape[4]) {
   matrix_arg m;
   m.array = import_array(fn, name, h);
@@ -170,11 +170,15 @@ inline matrix_arg to_maps(const char* fn, const char* name, nb::handle h, index 
     expect *= int64_t(shape[k]);
   }
   const index b = shape[0], rest = shape[1] * shape[2] * shape[3];
-  if (contiguous) {
-    describe(m, b, rest, rest, 1);
-    return m;
-  }
-  // Gather in NCHW order, then view as B×(C·H·W).
+  // The values in NCHW order viewed as one column (B·C·H·W × 1): patch_loss reads them, and writes its
+  // gradient — a column of the same length, which the caller hands out as the maps' shape without a copy —
+  // along that one contiguous line.
+  m.rows = b * rest;
+  m.cols = 1;
+  m.outer = b * rest;
+  m.row_major = false;
+  if (contiguous) return m;
+  // Gather in NCHW order.
   auto gather = [&](auto* p, auto& out) {
     out.resize(std::size_t(b * rest));
     std::size_t at = 0;
@@ -191,10 +195,6 @@ inline matrix_arg to_maps(const char* fn, const char* name, nb::handle h, index 
     gather(static_cast<const float*>(m.data), m.copy32);
     m.data = m.copy32.data();
   }
-  m.rows = b;
-  m.cols = rest;
-  m.outer = rest;
-  m.row_major = true;
   return m;
 }
 

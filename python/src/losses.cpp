@@ -92,11 +92,9 @@ void register_losses(nb::module_& m) {
             unlocked_computation unlocked;
             r = cka::rcka::patch_loss(sv, tv, shape, ph, pw, o);
           }
-          // The gradient in the maps' NCHW shape, C order.
-          auto* owned = new Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>(r.grad);
-          nb::capsule owner(owned, [](void* p) noexcept {
-            delete static_cast<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>*>(p);
-          });
+          // The gradient, one column in NCHW order (to_maps), is the maps' shape in C order: handed out as it is.
+          auto* owned = new cka::matrix<T>(std::move(r.grad));
+          nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<cka::matrix<T>*>(p); });
           const std::size_t dims[4] = {std::size_t(ss[0]), std::size_t(ss[1]), std::size_t(ss[2]), std::size_t(ss[3])};
           nb::object grad = nb::cast(nb::ndarray<nb::numpy, T>(owned->data(), 4, dims, owner));
           return nb::make_tuple(double(r.value), grad, (long long)r.skipped);

@@ -177,7 +177,18 @@ def test_patch_loss_value_and_layouts():
     # A non-contiguous map (a channel slice) is gathered once and gives the same value.
     wide = np.zeros((3, 4, 8, 8))
     wide[:, ::2] = s
-    assert math.isclose(cka.patch_loss(wide[:, ::2], t, patch_h=4, patch_w=4)[0], value, rel_tol=1e-14)
+    strided_value, strided_grad = cka.patch_loss(wide[:, ::2], t, patch_h=4, patch_w=4)
+    assert math.isclose(strided_value, value, rel_tol=1e-14)
+    assert np.array_equal(strided_grad, grad)
+    # The gradient in the maps' NCHW places: central differences of the oracle at entries of every index.
+    assert grad.flags.c_contiguous
+    for at in [(0, 0, 0, 0), (2, 1, 7, 3), (1, 0, 3, 6), (0, 1, 5, 0)]:
+        h = 1e-6
+        up, down = s.copy(), s.copy()
+        up[at] += h
+        down[at] -= h
+        numeric = (oracle.patch_loss(up, t, 4, 4) - oracle.patch_loss(down, t, 4, 4)) / (2 * h)
+        assert abs(grad[at] - numeric) <= 1e-7 + 1e-5 * abs(numeric), (at, grad[at], numeric)
 
 
 def test_loss_skips_a_constant_student():

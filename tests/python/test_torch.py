@@ -45,6 +45,39 @@ def test_value_matches_numpy_oracle_and_float32_grad():
     np.testing.assert_allclose(s.grad.numpy(), grad, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["sample_relation_loss", "patch_loss"])
+def test_backward_scales_and_accumulates(name):
+    # backward hands out the library's gradient as it is when grad_output is 1: scaled losses, repeated
+    # backward passes (retain_graph) and accumulation into .grad must still add up.
+    g = torch.Generator().manual_seed(21)
+    shape = (2, 3, 8, 8) if name == "patch_loss" else (12, 7)
+    s0 = torch.randn(*shape, generator=g)
+    t = torch.randn(*shape, generator=g)
+    fn = getattr(ckat, name)
+    args = (4, 4) if name == "patch_loss" else ()
+    s = s0.clone().requires_grad_()
+    fn(s, t, *args).backward()
+    once = s.grad.clone()
+    assert once.abs().max() > 0
+    s = s0.clone().requires_grad_()
+    (3.0 * fn(s, t, *args)).backward()
+    torch.testing.assert_close(s.grad, 3.0 * once, rtol=1e-6, atol=0)
+    s = s0.clone().requires_grad_()
+    loss = fn(s, t, *args)
+    for _ in range(3):
+        loss.backward(retain_graph=True)
+    torch.testing.assert_close(s.grad, 3.0 * once, rtol=1e-6, atol=0)
+    s = s0.clone().requires_grad_()
+    fn(s, t, *args).backward()
+    fn(s, t, *args).backward()
+    torch.testing.assert_close(s.grad, 2.0 * once, rtol=1e-6, atol=0)
+    # The first gradient, left in .grad, is not changed by a later call of the loss.
+    kept = s.grad
+    before = kept.clone()
+    fn(s0.clone().requires_grad_(), t, *args).backward()
+    assert torch.equal(kept, before)
+
+
 @pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss"])
 def test_float32_products_stay_within_their_bound_of_the_float64_oracle(name):
     # products="input": float32 Grams and gradient product for float32 input. The value within

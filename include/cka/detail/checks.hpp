@@ -16,27 +16,6 @@
 
 namespace cka::detail {
 
-/// Throws unless every entry of x is finite; the message names the first offending entry.
-template <class M>
-void require_finite(const char* fn, const char* name, const M& x) {
-  // Vectorised scan along the storage order (Eigen's allFinite on a whole row-major view walks it
-  // column by column, 20x slower); the culprit is located only on failure.
-  bool finite = true;
-  if constexpr (M::IsRowMajor) {
-    for (Eigen::Index i = 0; i < x.rows() && finite; ++i) finite = x.row(i).allFinite();
-  } else {
-    for (Eigen::Index j = 0; j < x.cols() && finite; ++j) finite = x.col(j).allFinite();
-  }
-  if (finite) return;
-  for (Eigen::Index j = 0; j < x.cols(); ++j) {
-    for (Eigen::Index i = 0; i < x.rows(); ++i) {
-      if (!is_finite_value(x(i, j))) {
-        fail_argument(fn, name, "(", i, ", ", j, ") = ", x(i, j), " is not finite");
-      }
-    }
-  }
-}
-
 /// The largest |x_ij| of a block; NaN where the block holds one (for floating-point scalars).
 template <class X>
 typename X::Scalar largest_magnitude(const X& x) {
@@ -44,6 +23,50 @@ typename X::Scalar largest_magnitude(const X& x) {
     return x.cwiseAbs().template maxCoeff<Eigen::PropagateNaN>();
   } else {
     return x.cwiseAbs().maxCoeff();
+  }
+}
+
+/// Whether every entry of x is finite: one vectorised scan along the storage order — the whole of it where
+/// it is contiguous, else line by line, stopping at the first bad line (Eigen's allFinite walks a whole
+/// row-major view column by column, and does not vectorise) — of each line's largest magnitude with NaN
+/// propagated (largest_magnitude).
+template <class M>
+bool all_finite(const M& x) {
+  using S = typename M::Scalar;
+  const auto line_finite = [](const auto& line) {
+    if constexpr (std::is_floating_point_v<S>) {
+      const S m = line.size() == 0 ? S(0) : largest_magnitude(line);
+      return m - m == S(0);
+    } else {
+      return bool(line.allFinite());
+    }
+  };
+  if constexpr (bool(Eigen::internal::traits<M>::Flags & Eigen::DirectAccessBit)) {
+    // Contiguous storage (a matrix, or a view without gaps): one line, however short its rows or columns.
+    if (x.size() > 0 && x.innerStride() == 1 && (x.outerStride() == x.innerSize() || x.outerSize() == 1)) {
+      return line_finite(Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(x.data(), x.size()));
+    }
+  }
+  bool finite = true;
+  if constexpr (M::IsRowMajor) {
+    for (Eigen::Index i = 0; i < x.rows() && finite; ++i) finite = line_finite(x.row(i));
+  } else {
+    for (Eigen::Index j = 0; j < x.cols() && finite; ++j) finite = line_finite(x.col(j));
+  }
+  return finite;
+}
+
+/// Throws unless every entry of x is finite (all_finite); the message names the first offending entry,
+/// located only on failure.
+template <class M>
+void require_finite(const char* fn, const char* name, const M& x) {
+  if (all_finite(x)) return;
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      if (!is_finite_value(x(i, j))) {
+        fail_argument(fn, name, "(", i, ", ", j, ") = ", x(i, j), " is not finite");
+      }
+    }
   }
 }
 

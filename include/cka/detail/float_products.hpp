@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -30,6 +31,11 @@ auto times_power_of_two(const X& x, int e) {
   return (x * std::ldexp(1.0, half)) * std::ldexp(1.0, e - half);
 }
 
+/// Selects float_factor's constructor from inputs whose columns are centered on the way.
+struct from_columns {
+  bool center;  ///< each column centered (a constant one exactly zero), as centered_columns does
+};
+
 /// x·2^exponent rounded to float, in the thread's workspace (row-major where x is), with exponent the
 /// unit_exponent of x's largest magnitude. One pass over x for the magnitude and one to write.
 template <bool RowMajor = false>
@@ -44,18 +50,71 @@ struct float_factor {
         lease(std::size_t(m.size())), x(lease.data(), m.rows(), m.cols()) {
     x = times_power_of_two(m.template cast<double>(), exponent).template cast<float>();
   }
+
+  /// The factor of [m₁ m₂ …] (side by side, the same rows), each column centered in double where asked,
+  /// straight from the inputs: their column statistics from one read each (column_stats), then one pass
+  /// that writes — no double copy. x − mean is monotone in x, so the largest centered magnitude is
+  /// max(hi − mean, mean − lo) over the kept columns: the exponent and every value are those of
+  /// float_factor(centered_columns<double>([m₁ m₂ …])). Uncentered, the columns are m's own.
+  template <class... M>
+  float_factor(from_columns how, const M&... m)
+      : exponent(0), lease(std::size_t((m.size() + ...))), x(lease.data(), first_rows(m...), (m.cols() + ...)) {
+    static_assert(!RowMajor, "float_factor: a factor of columns is column-major");
+    struct columns {
+      Eigen::Matrix<double, 1, Eigen::Dynamic> mean, keep;
+    };
+    columns c[sizeof...(M)];
+    double top = 0;
+    std::size_t k = 0;
+    const auto measure = [&](const auto& v) {
+      columns& ck = c[k++];
+      ck.mean = Eigen::Matrix<double, 1, Eigen::Dynamic>::Zero(v.cols());
+      ck.keep = Eigen::Matrix<double, 1, Eigen::Dynamic>::Ones(v.cols());
+      if (v.rows() == 0 || v.cols() == 0) return;
+      column_stats<double> stats;
+      stats.add(v.template cast<double>());
+      if (how.center) {
+        ck.mean = stats.mean();
+        ck.keep = stats.keep();
+        const auto reach = (stats.hi - ck.mean).cwiseMax(ck.mean - stats.lo);
+        top = std::max(top, (reach.array() * ck.keep.array()).maxCoeff());
+      } else {
+        top = std::max(top, stats.hi.cwiseAbs().cwiseMax(stats.lo.cwiseAbs()).maxCoeff());
+      }
+    };
+    (measure(m), ...);
+    exponent = unit_exponent(top);
+    k = 0;
+    Eigen::Index c0 = 0;
+    const auto write = [&](const auto& v) {
+      const columns& ck = c[k++];
+      x.middleCols(c0, v.cols()) =
+          times_power_of_two(((v.template cast<double>().rowwise() - ck.mean).array().rowwise() * ck.keep.array()).matrix(),
+                             exponent)
+              .template cast<float>();
+      c0 += v.cols();
+    };
+    (write(m), ...);
+  }
+
+ private:
+  template <class M, class... Rest>
+  static Eigen::Index first_rows(const M& m, const Rest&...) {
+    return m.rows();
+  }
 };
 
-/// k (p×p, double) = R·Rᵀ for the float factor r of R, by a float SYRK (symmetric_outer_into) in the
-/// thread's workspace, widened. Cost p²q float flops and p² conversions.
-template <class K, bool RowMajor>
-void float_gram_into(K& k, const float_factor<RowMajor>& r) {
+/// k (p×p, double) = R·Rᵀ for R = r·2^−exponent, r a float p×q matrix (a factor's x, or its transpose), by a
+/// float SYRK (symmetric_outer_into) in the thread's workspace, widened. Cost p²q float flops and p²
+/// conversions.
+template <class K, class R>
+void float_gram_into(K& k, const R& r, int exponent) {
   using A = typename K::Scalar;
-  const Eigen::Index p = r.x.rows();
+  const Eigen::Index p = r.rows();
   const workspace_lease<float> lease(std::size_t(p * p));
   Eigen::Map<matrix<float>> g(lease.data(), p, p);
-  symmetric_outer_into(g, r.x);
-  k = times_power_of_two(g.template cast<A>(), -2 * r.exponent);
+  symmetric_outer_into(g, r);
+  k = times_power_of_two(g.template cast<A>(), -2 * exponent);
 }
 
 /// out (double) = (l·2^−el)·(r·2^−er) for float l and r (factors' x, or their transposes) by a float GEMM,

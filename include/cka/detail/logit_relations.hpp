@@ -148,7 +148,7 @@ class logit_relations {
     z_.row(2 * n_ + 2) = t_.gamma.transpose();
     if (float_products) {
       zf_.emplace(z_.topRows(2 * n_));
-      float_gram_into(p_, *zf_);
+      float_gram_into(p_, zf_->x, zf_->exponent);
     } else {
       p_.setZero();
       add_lower_outer(p_, z_.topRows(2 * n_));

@@ -199,9 +199,32 @@ struct column_stats {
         hi = hi.cwiseMax(b.row(i));
       }
     } else {
-      sum += b.colwise().sum();
-      lo = lo.cwiseMin(b.colwise().minCoeff());
-      hi = hi.cwiseMax(b.colwise().maxCoeff());
+      // The same order as the row-major walk — each column summed row after row — so that the bits do not
+      // depend on the layout; eight columns side by side keep eight independent sums in flight.
+      constexpr Eigen::Index group = 8;
+      const Eigen::Index m = b.rows(), d = b.cols();
+      Eigen::Index j0 = 0;
+      for (; j0 + group <= d; j0 += group) {
+        A s[group], l[group], h[group];
+        for (Eigen::Index k = 0; k < group; ++k) s[k] = sum(j0 + k), l[k] = lo(j0 + k), h[k] = hi(j0 + k);
+        for (Eigen::Index i = 0; i < m; ++i) {
+          for (Eigen::Index k = 0; k < group; ++k) {
+            const A v = A(b.coeff(i, j0 + k));
+            s[k] += v;
+            l[k] = std::min(l[k], v);
+            h[k] = std::max(h[k], v);
+          }
+        }
+        for (Eigen::Index k = 0; k < group; ++k) sum(j0 + k) = s[k], lo(j0 + k) = l[k], hi(j0 + k) = h[k];
+      }
+      for (; j0 < d; ++j0) {
+        for (Eigen::Index i = 0; i < m; ++i) {
+          const A v = A(b.coeff(i, j0));
+          sum(j0) += v;
+          lo(j0) = std::min(lo(j0), v);
+          hi(j0) = std::max(hi(j0), v);
+        }
+      }
     }
     count += b.rows();
   }
@@ -220,6 +243,16 @@ void center_chunk(B&& b, const R& mean, const R& keep) {
 template <class M, class O>
 void centered_columns_into(const M& x, O&& out) {
   using A = typename std::decay_t<O>::Scalar;
+  if constexpr (M::IsRowMajor) {
+    // The statistics along x's rows (vector sums in row order: the same bits wherever x lies), then one
+    // pass that writes out; for a column-major x they are read from the copy, a column at a time.
+    if (x.rows() > 0) {
+      column_stats<A> stats;
+      stats.add(x.template cast<A>());
+      out = ((x.template cast<A>().rowwise() - stats.mean()).array().rowwise() * stats.keep().array()).matrix();
+      return;
+    }
+  }
   out = x.template cast<A>();
   if (out.rows() == 0) return;
   column_stats<A> stats;

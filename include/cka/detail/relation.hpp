@@ -124,12 +124,11 @@ relation_value<A> float_feature_relation(const char* fn, const MS& s, const MT& 
                                          Sink&& sink) {
   using std::sqrt;
   const Eigen::Index n = s.rows(), ds = s.cols(), dt = t.cols(), d = ds + dt;
-  const relation_copies<A> x(s, t, true);  // the two copies lie side by side: [Xs Xt], n×d
-  const float_factor<true> f(Eigen::Map<const matrix<A>>(x.s.data(), n, d).transpose());
+  const float_factor<> f(from_columns{true}, s, t);  // [Xs Xt], n×d, centered from the inputs
   const workspace_lease<A> lease(std::size_t(d * d + d * ds + n * ds));
   Eigen::Map<matrix<A>> c(lease.data(), d, d), right(lease.data() + d * d, d, ds),
       grad(lease.data() + d * d + d * ds, n, ds);
-  float_gram_into(c, f);
+  float_gram_into(c, f.x.transpose(), f.exponent);
   const A q = c.topLeftCorner(ds, ds).squaredNorm(), r = c.bottomRightCorner(dt, dt).squaredNorm();
   const centered_sums<A> sums{c.bottomLeftCorner(dt, ds).squaredNorm(), q, r, q, r};
   const relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides())};
@@ -139,7 +138,7 @@ relation_value<A> float_feature_relation(const char* fn, const MS& s, const MT& 
   right.topRows(ds) = (A(-4) * v) * c.topLeftCorner(ds, ds);
   right.bottomRows(dt) = (A(2) * u) * c.bottomLeftCorner(dt, ds);
   const float_factor<> fr(right);
-  float_product_into(grad, f.x.transpose(), f.exponent, fr.x, fr.exponent);
+  float_product_into(grad, f.x, f.exponent, fr.x, fr.exponent);
   const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = grad.colwise().mean();
   grad.rowwise() -= mean;
   sink(grad);
@@ -161,19 +160,22 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
     }
     return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad, sink);
   }
-  const relation_copies<A> x(s, t, center_features);
-  const auto& xs = x.s;
-  const auto& xt = x.t;
+  // The rows in A (centered where the features are) — or, with float products, only their float factors,
+  // written straight from the inputs. Each object is declared where its workspace lease is taken: leases
+  // end in the reverse order.
+  std::optional<relation_copies<A>> x;
+  if (!o.float_products) x.emplace(s, t, center_features);
   const workspace_lease<A> grams(std::size_t(2 * n * n));
   Eigen::Map<matrix<A>> ks(grams.data(), n, n), kt(grams.data() + n * n, n, n);
   std::optional<float_factor<>> fs;  // the student's float factor, for its Gram and the gradient
   if (o.float_products) {
-    fs.emplace(xs);
-    float_gram_into(ks, *fs);
-    float_gram_into(kt, float_factor<>(xt));
+    fs.emplace(from_columns{center_features}, s);
+    float_gram_into(ks, fs->x, fs->exponent);
+    const float_factor<> ft(from_columns{center_features}, t);
+    float_gram_into(kt, ft.x, ft.exponent);
   } else {
-    symmetric_outer_into(ks, xs);
-    symmetric_outer_into(kt, xt);
+    symmetric_outer_into(ks, x->s);
+    symmetric_outer_into(kt, x->t);
   }
 
   auto inverse_root_diagonal = [&](const auto& k, const char* who) {
@@ -218,8 +220,8 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   if (!want_grad) return out;
 
   const A na = sqrt(na2), nm = sqrt(nm2);
-  const workspace_lease<A> lease(std::size_t(n * (2 * n + xs.cols())));
-  Eigen::Map<matrix<A>> w(lease.data(), n, n), sym(lease.data() + n * n, n, n), grad(lease.data() + 2 * n * n, n, xs.cols());
+  const workspace_lease<A> lease(std::size_t(n * (2 * n + s.cols())));
+  Eigen::Map<matrix<A>> w(lease.data(), n, n), sym(lease.data() + n * n, n, n), grad(lease.data() + 2 * n * n, n, s.cols());
   w = mm / A(na * nm) - (out.alignment / na2) * am;
   if (o.row_normalize) {
     // ∂a/∂K_ij = W_ij/√K_ii, and the diagonal gains −½ K_ii^−3/2 Σ_l W_il K_il.
@@ -232,7 +234,7 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
     const float_factor<> fsym(sym);
     float_product_into(grad, fsym.x, fsym.exponent, fs->x, fs->exponent);
   } else {
-    product_into(grad, sym, xs);
+    product_into(grad, sym, x->s);
   }
   sink(grad);
   return out;
