@@ -13,6 +13,9 @@ if ! "$python" -c "import scikit_build_core, nanobind, venv" 2>/dev/null; then
   exit 77
 fi
 rm -rf "$work"
+# Both cores at once also where scikit-build-core falls back from Ninja to make (no ninja installed).
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
+export CMAKE_BUILD_PARALLEL_LEVEL
 "$python" -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install --no-build-isolation --no-deps -q \
   --config-settings=cmake.define.CKA_PYTHON_OPTIMIZATION=-O0 "$source"

@@ -73,6 +73,7 @@ struct relation_copies {
 /// unbiased estimator's row-norm terms), a = p/√(qr). The gradient, with Xs, Xt the column-centered inputs:
 ///   ∂a/∂Xs = ∂p/√(qr) − a/(2q)·∂q,  ∂p = 2Xt·C_stᵀ [+ 2(c₂Σk_t − c₁k_t)∘Xs],  ∂q = 4Xs·C_ss [+ 4(c₂Σk_s − c₁k_s)∘Xs],
 /// column-centered at the end (the chain rule through Xs = HS). Cost O(n(ds + dt)²) instead of O(n²(ds + dt)).
+/// row_relation takes it for the unbiased estimator (biased_feature_relation, below, for the biased one).
 template <class A, class MS, class MT, class Sink>
 relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& t, estimator est, bool skip,
                                          bool want_grad, Sink&& sink) {
@@ -115,20 +116,33 @@ relation_value<A> feature_space_relation(const char* fn, const MS& s, const MT& 
   return out;
 }
 
-/// feature_space_relation for the biased estimator with the products in float (relation_spec::float_products):
-/// C = [Xs Xt]ᵀ[Xs Xt] by one float SYRK of the column-centered inputs, p = ‖C_ts‖², q = ‖C_ss‖², r = ‖C_tt‖²
-/// in double, and the gradient as one float product [Xs Xt]·[−4v·C_ss; 2u·C_ts]. A constant input has
-/// exactly zero centered columns, so its self-sum is exactly zero (the reference is the self-sum).
+/// feature_space_relation for the biased estimator, from the column-centered inputs side by side,
+/// X = [Xs Xt] (n×d): C = XᵀX by one symmetric product, p = ‖C_ts‖², q = ‖C_ss‖², r = ‖C_tt‖², and the
+/// gradient as one product X·[−4v·C_ss; 2u·C_ts] — with float_products both products in float from float
+/// factors written straight from the inputs (detail/float_products.hpp), else in A from centered copies.
+/// A constant input has exactly zero centered columns, so its self-sum is exactly zero (the reference is
+/// the self-sum). Cost nd² + 2nd·ds flops.
 template <class A, class MS, class MT, class Sink>
-relation_value<A> float_feature_relation(const char* fn, const MS& s, const MT& t, bool skip, bool want_grad,
-                                         Sink&& sink) {
+relation_value<A> biased_feature_relation(const char* fn, const MS& s, const MT& t, bool skip, bool float_products,
+                                          bool want_grad, Sink&& sink) {
   using std::sqrt;
   const Eigen::Index n = s.rows(), ds = s.cols(), dt = t.cols(), d = ds + dt;
-  const float_factor<> f(from_columns{true}, s, t);  // [Xs Xt], n×d, centered from the inputs
+  std::optional<relation_copies<A>> x;  // the two copies lie side by side: [Xs Xt]
+  std::optional<float_factor<>> f;      // or [Xs Xt] in float
+  if (float_products) {
+    f.emplace(from_columns{true}, s, t);
+  } else {
+    x.emplace(s, t, true);
+  }
+  const Eigen::Map<const matrix<A>> xm(x ? x->s.data() : nullptr, n, x ? d : 0);  // X in A, where the products are
   const workspace_lease<A> lease(std::size_t(d * d + d * ds + n * ds));
   Eigen::Map<matrix<A>> c(lease.data(), d, d), right(lease.data() + d * d, d, ds),
       grad(lease.data() + d * d + d * ds, n, ds);
-  float_gram_into(c, f.x.transpose(), f.exponent);
+  if (f) {
+    float_gram_into(c, f->x.transpose(), f->exponent);
+  } else {
+    symmetric_outer_into(c, xm.transpose());
+  }
   const A q = c.topLeftCorner(ds, ds).squaredNorm(), r = c.bottomRightCorner(dt, dt).squaredNorm();
   const centered_sums<A> sums{c.bottomLeftCorner(dt, ds).squaredNorm(), q, r, q, r};
   const relation_value<A> out{cka_ratio(fn, sums, skip ? when_undefined::nan : when_undefined::raise, relation_sides())};
@@ -137,8 +151,12 @@ relation_value<A> float_feature_relation(const char* fn, const MS& s, const MT& 
   const A u = A(1) / sqrt(A(q * r)), v = out.alignment / (A(2) * q);
   right.topRows(ds) = (A(-4) * v) * c.topLeftCorner(ds, ds);
   right.bottomRows(dt) = (A(2) * u) * c.bottomLeftCorner(dt, ds);
-  const float_factor<> fr(right);
-  float_product_into(grad, f.x, f.exponent, fr.x, fr.exponent);
+  if (f) {
+    const float_factor<> fr(right);
+    float_product_into(grad, f->x, f->exponent, fr.x, fr.exponent);
+  } else {
+    product_into(grad, xm, right);
+  }
   const Eigen::Matrix<A, 1, Eigen::Dynamic> mean = grad.colwise().mean();
   grad.rowwise() -= mean;
   sink(grad);
@@ -155,8 +173,8 @@ relation_value<A> scaled_row_relation(const char* fn, const MS& s, const MT& t, 
   // large offset keeps its accuracy. With fewer features than rows it never forms the n×n Grams.
   const bool center_features = o.centered && !o.row_normalize;
   if (center_features && s.cols() + t.cols() < n) {
-    if (o.float_products && o.est == estimator::biased) {
-      return float_feature_relation<A>(fn, s, t, o.skip_undefined, want_grad, sink);
+    if (o.est == estimator::biased) {
+      return biased_feature_relation<A>(fn, s, t, o.skip_undefined, o.float_products, want_grad, sink);
     }
     return feature_space_relation<A>(fn, s, t, o.est, o.skip_undefined, want_grad, sink);
   }
