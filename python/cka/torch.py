@@ -176,7 +176,8 @@ def _learned(student, teacher, sample, cls, options):
     finite = [torch.isfinite(torch.as_tensor(w)) for w in (sample, cls)]
     check = options.get("check", True)
     if check and not all(bool(f) for f in finite):
-        raise ValueError(f"cka.torch.rcka_loss: the weights sample = {float(sample)} and cls = {float(cls)} "
+        shown = [float(w.detach()) if isinstance(w, torch.Tensor) else w for w in (sample, cls)]
+        raise ValueError(f"cka.torch.rcka_loss: the weights sample = {shown[0]} and cls = {shown[1]} "
                          "must be finite")
     terms = (sample_relation_loss(student, teacher, **options), class_relation_loss(student, teacher, **options))
     if check:
