@@ -1,5 +1,6 @@
 """cka.torch: the losses as autograd functions (gradcheck in double), the module, and their errors."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -155,7 +156,8 @@ def test_learned_weights_get_their_gradient():
         ckat.rcka_loss(s, t, sample=torch.ones(2))
     with pytest.raises(TypeError, match="weight cls must be a number, not str"):
         ckat.rcka_loss(s, t, cls="1")
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match="must be finite"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the message shows the weight without converting a grad tensor
         ckat.rcka_loss(s, t, sample=torch.tensor(float("nan"), requires_grad=True))
     w = torch.tensor(float("inf"), dtype=torch.float64, requires_grad=True)
     loss = ckat.rcka_loss(s, t, sample=w, check=False)  # a training step is not aborted: NaN, zero gradients

@@ -26,34 +26,47 @@ typename X::Scalar largest_magnitude(const X& x) {
   }
 }
 
-/// Whether every entry of x is finite: one vectorised scan along the storage order — the whole of it where
-/// it is contiguous, else line by line, stopping at the first bad line (Eigen's allFinite walks a whole
-/// row-major view column by column, and does not vectorise) — of each line's largest magnitude with NaN
-/// propagated (largest_magnitude).
+/// The largest |x_ij| of x (0 when x is empty), not finite where x holds a NaN or an infinity: one vectorised
+/// scan along the storage order — the whole of it where it is contiguous, else line by line, stopping at the
+/// first line that is not finite (Eigen's allFinite walks a whole row-major view column by column, and does
+/// not vectorise). For floating-point scalars.
+template <class M>
+typename M::Scalar scanned_magnitude(const M& x) {
+  using S = typename M::Scalar;
+  if (x.size() == 0) return S(0);
+  if constexpr (bool(Eigen::internal::traits<M>::Flags & Eigen::DirectAccessBit)) {
+    // Contiguous storage (a matrix, or a view without gaps): one line, however short its rows or columns.
+    if (x.innerStride() == 1 && (x.outerStride() == x.innerSize() || x.outerSize() == 1)) {
+      return largest_magnitude(Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(x.data(), x.size()));
+    }
+  }
+  S top(0);
+  const auto take = [&](const auto& line) {
+    const S m = largest_magnitude(line);
+    const bool finite = m - m == S(0);
+    top = finite ? std::max(top, m) : m;
+    return finite;
+  };
+  if constexpr (M::IsRowMajor) {
+    for (Eigen::Index i = 0; i < x.rows(); ++i)
+      if (!take(x.row(i))) break;
+  } else {
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      if (!take(x.col(j))) break;
+  }
+  return top;
+}
+
+/// Whether every entry of x is finite (scanned_magnitude for floating-point scalars).
 template <class M>
 bool all_finite(const M& x) {
   using S = typename M::Scalar;
-  const auto line_finite = [](const auto& line) {
-    if constexpr (std::is_floating_point_v<S>) {
-      const S m = line.size() == 0 ? S(0) : largest_magnitude(line);
-      return m - m == S(0);
-    } else {
-      return bool(line.allFinite());
-    }
-  };
-  if constexpr (bool(Eigen::internal::traits<M>::Flags & Eigen::DirectAccessBit)) {
-    // Contiguous storage (a matrix, or a view without gaps): one line, however short its rows or columns.
-    if (x.size() > 0 && x.innerStride() == 1 && (x.outerStride() == x.innerSize() || x.outerSize() == 1)) {
-      return line_finite(Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(x.data(), x.size()));
-    }
-  }
-  bool finite = true;
-  if constexpr (M::IsRowMajor) {
-    for (Eigen::Index i = 0; i < x.rows() && finite; ++i) finite = line_finite(x.row(i));
+  if constexpr (std::is_floating_point_v<S>) {
+    const S m = scanned_magnitude(x);
+    return m - m == S(0);
   } else {
-    for (Eigen::Index j = 0; j < x.cols() && finite; ++j) finite = line_finite(x.col(j));
+    return bool(x.allFinite());
   }
-  return finite;
 }
 
 /// Throws unless every entry of x is finite (all_finite); the message names the first offending entry,
@@ -70,8 +83,8 @@ void require_finite(const char* fn, const char* name, const M& x) {
   }
 }
 
-/// require_finite and safe_scale<A> in one pass over x (along its storage order): the largest magnitude,
-/// NaN propagated, and only where it is not finite a second scan that names the first offending entry.
+/// require_finite and safe_scale<A> in one pass over x (scanned_magnitude), and only where it is not finite
+/// a second scan that names the first offending entry.
 template <class A, class M>
 A finite_safe_scale(const char* fn, const char* name, const M& x) {
   using S = typename M::Scalar;
@@ -80,19 +93,8 @@ A finite_safe_scale(const char* fn, const char* name, const M& x) {
     return safe_scale<A>(x);
   } else {
     if (x.size() == 0) return A(1);
-    bool finite = true;
-    S top(0);
-    const auto take = [&](const auto& line) {
-      const S m = largest_magnitude(line);
-      finite = finite && m - m == S(0);
-      top = std::max(top, m);
-    };
-    if constexpr (M::IsRowMajor) {
-      for (Eigen::Index i = 0; i < x.rows() && finite; ++i) take(x.row(i));
-    } else {
-      for (Eigen::Index j = 0; j < x.cols() && finite; ++j) take(x.col(j));
-    }
-    if (!finite) require_finite(fn, name, x);  // throws, naming the entry
+    const S top = scanned_magnitude(x);
+    if (!(top - top == S(0))) require_finite(fn, name, x);  // throws, naming the entry
     return safe_scale_for<A>(A(top));
   }
 }
