@@ -20,16 +20,16 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 // The loss and its gradient on the tensors' memory (row-major Eigen maps of contiguous tensors), T = float or
-// double; the gradient into a new tensor, the value as a 0-d tensor of the student's dtype.
+// double; the gradient written by the library straight into a new tensor, the value as a 0-d tensor of the
+// student's dtype.
 template <class T>
 torch::Tensor loss_and_grad(const torch::Tensor& s, const torch::Tensor& t, const cka::rcka::rcka_weights& w,
                             torch::Tensor& grad) {
   using rows = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const Eigen::Map<const rows> sm(s.data_ptr<T>(), s.size(0), s.size(1));
   const Eigen::Map<const rows> tm(t.data_ptr<T>(), t.size(0), t.size(1));
-  const auto r = cka::rcka::rcka_loss(sm, tm, w);
-  grad = torch::empty_like(s);
-  Eigen::Map<rows>(grad.data_ptr<T>(), s.size(0), s.size(1)) = r.grad;
+  grad = torch::empty_like(s);  // s is contiguous, and so is grad
+  const auto r = cka::rcka::rcka_loss(sm, tm, Eigen::Map<rows>(grad.data_ptr<T>(), s.size(0), s.size(1)), w);
   return torch::scalar_tensor(r.value, s.options());
 }
 

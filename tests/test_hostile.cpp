@@ -324,6 +324,24 @@ std::vector<row> table() {
                     const mat<float> t = test::normal<double>(2, 2 * 6 * 6, 6).cast<float>();
                     return double(cka::rcka::patch_loss(s, t, {2, 2, 6, 6}, 3, 3).value);
                   }, outcome::domain_error, 0, 0, {"cka::rcka::patch_loss", "overflow"}});
+  // The forms that write the gradient into the caller's matrix: its shape, its own memory, no overlap.
+  rows.push_back({"rcka_loss into a 3x3 gradient for 60x5 logits", [] {
+                    mat<double> g(3, 3);
+                    return cka::rcka::rcka_loss(x, x, g).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::rcka_loss", "grad is 3x3 but student is 60x5"}});
+  rows.push_back({"sample_relation_loss with the student as its own gradient", [] {
+                    mat<double> s = x;
+                    return cka::rcka::sample_relation_loss(s, y, s).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::sample_relation_loss", "shares memory with the student"}});
+  rows.push_back({"class_relation_loss into the teacher's columns", [] {
+                    mat<double> t = test::normal<double>(60, 8, 3);
+                    return cka::rcka::class_relation_loss(x, t.leftCols(5), t.rightCols(5)).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::class_relation_loss", "shares memory with the teacher"}});
+  rows.push_back({"feature_loss into a view whose rows share memory (outer stride 1)", [] {
+                    std::vector<double> buffer(64);
+                    Eigen::Map<mat<double>, 0, Eigen::OuterStride<>> g(buffer.data(), 60, 5, Eigen::OuterStride<>(1));
+                    return cka::rcka::feature_loss(x, y, g).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::feature_loss", "overlaps itself"}});
   // The channels are dealt to threads: a raised constant channel is the first one, named, on any number.
   rows.push_back({"patch_loss raise, channels 2 and 4 of 6 constant: channel 2 named", [] {
                     mat<double> s = test::normal<double>(3 * 6 * 4 * 4, 1, 11), t = test::normal<double>(3 * 6 * 4 * 4, 1, 12);

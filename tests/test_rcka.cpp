@@ -529,3 +529,81 @@ TEST_CASE("patch_loss leaves dead channels out of the mean", "[rcka][undefined][
   CHECK(exact.value > 0.01);
   CHECK(test::rel_err(wide.value, exact.value) < 1e-14);
 }
+
+TEST_CASE("the forms with a gradient argument write the same bits into any layout and nothing else", "[rcka][into]") {
+  using rmat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using strided = Eigen::Map<rmat, 0, Eigen::OuterStride<>>;
+  const cka::rcka::rcka_weights w{1.5, -0.7};
+  // Loss k of the four on (s, t): its form with a gradient argument, and the form that allocates.
+  auto into = [&](int k, const test::mat<double>& s, const test::mat<double>& t, const relation_options& o, auto& g) {
+    switch (k) {
+      case 0: return cka::rcka::sample_relation_loss(s, t, g, o);
+      case 1: return cka::rcka::class_relation_loss(s, t, g, o);
+      case 2: return cka::rcka::feature_loss(s, t, g, o);
+      default: return cka::rcka::rcka_loss(s, t, g, w, o);
+    }
+  };
+  auto allocated = [&](int k, const test::mat<double>& s, const test::mat<double>& t, const relation_options& o) {
+    switch (k) {
+      case 0: return cka::rcka::sample_relation_loss(s, t, o);
+      case 1: return cka::rcka::class_relation_loss(s, t, o);
+      case 2: return cka::rcka::feature_loss(s, t, o);
+      default: return cka::rcka::rcka_loss(s, t, w, o);
+    }
+  };
+  const double sentinel = -12345.0;
+  for (const auto& [b, c] : {std::pair<int, int>{20, 50}, {50, 20}, {2, 9}, {6, 6}}) {
+    const test::mat<double> s = test::normal<double>(b, c, 91), t = test::normal<double>(b, c, 92);
+    const test::mat<double> constant = test::mat<double>::Constant(b, c, 2.0);
+    for (const relation_options& o : all_options()) {
+      for (int k = 0; k < 4; ++k) {
+        for (const test::mat<double>* student : {&s, &constant}) {
+          CAPTURE(b, c, describe(o), k, student == &constant);
+          const auto r = allocated(k, *student, t, o);
+          // A column-major matrix, a row-major one, and a row-major view with a gap after each row.
+          test::mat<double> g1(b, c);
+          rmat g2(b, c);
+          std::vector<double> buffer(std::size_t(b) * std::size_t(c + 3), sentinel);
+          strided g3(buffer.data(), b, c, Eigen::OuterStride<>(c + 3));
+          const auto v1 = into(k, *student, t, o, g1);
+          const auto v2 = into(k, *student, t, o, g2);
+          const auto v3 = into(k, *student, t, o, g3);
+          CHECK(v1.value == r.value);
+          CHECK(v2.value == r.value);
+          CHECK(v3.value == r.value);
+          CHECK(v1.skipped == r.skipped);
+          CHECK(v3.skipped == r.skipped);
+          CHECK(g1 == r.grad);
+          CHECK(rmat(g2) == rmat(r.grad));
+          CHECK(rmat(g3) == rmat(r.grad));
+          bool gaps_kept = true;
+          for (Eigen::Index i = 0; i < b; ++i)
+            for (int j = c; j < c + 3; ++j) gaps_kept = gaps_kept && buffer[std::size_t(i * (c + 3) + j)] == sentinel;
+          CHECK(gaps_kept);
+        }
+      }
+    }
+  }
+  // Float logits into a float row-major block, float products included.
+  const test::mat<float> sf = test::normal<double>(30, 12, 93).cast<float>(), tf = test::normal<double>(30, 12, 94).cast<float>();
+  relation_options fp;
+  fp.products = cka::rcka::product_precision::input;
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> big(40, 20);
+  big.setConstant(7.0f);
+  const auto rf = cka::rcka::rcka_loss(sf, tf, w, fp);
+  const auto vf = cka::rcka::rcka_loss(sf, tf, big.block(5, 3, 30, 12), w, fp);
+  CHECK(vf.value == rf.value);
+  CHECK(test::mat<float>(big.block(5, 3, 30, 12)) == rf.grad);
+  CHECK(big.topRows(5).cwiseEqual(7.0f).all());
+  CHECK(big.rightCols(5).cwiseEqual(7.0f).all());
+  // A gradient of another shape, in the student's memory or the teacher's, or overlapping itself.
+  test::mat<double> s = test::normal<double>(8, 5, 95), t = test::normal<double>(8, 5, 96), g(5, 8);
+  CHECK_THROWS_MATCHES(cka::rcka::sample_relation_loss(s, t, g), std::invalid_argument,
+                       Catch::Matchers::Message("cka::rcka::sample_relation_loss: grad is 5x8 but student is 8x5; "
+                                                "the gradient has the student's shape"));
+  CHECK_THROWS_WITH(cka::rcka::rcka_loss(s, t, s), Contains("rcka::rcka_loss") && Contains("shares memory with the student"));
+  CHECK_THROWS_WITH(cka::rcka::class_relation_loss(s, t, g.leftCols(1)), Contains("grad is 5x1 but student is 8x5"));
+  CHECK_THROWS_WITH(cka::rcka::feature_loss(s, t, t), Contains("shares memory with the teacher"));
+  Eigen::Map<test::mat<double>, 0, Eigen::OuterStride<>> folded(g.data(), 8, 5, Eigen::OuterStride<>(2));
+  CHECK_THROWS_WITH(cka::rcka::rcka_loss(s, t, folded), Contains("overlaps itself"));
+}

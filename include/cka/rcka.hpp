@@ -7,10 +7,13 @@
 /// Every loss is 1 − alignment ∈ [0, 2] (the official code minimises −alignment; the two differ by a
 /// constant, so their gradients agree). `grad` is ∂value/∂student, the student's shape, in its scalar
 /// type; the teacher is a constant. Float input is computed in double (its large products in float under
-/// relation_options::products = product_precision::input).
+/// relation_options::products = product_precision::input). Each loss on logits or flattened features has a
+/// second form that writes the gradient into the caller's matrix or view, in any layout (a framework's
+/// gradient buffer), and returns loss_value.
 
 #include <cka/cka.hpp>
 #include <cka/detail/logit_relations.hpp>
+#include <cka/detail/output_view.hpp>
 #include <cka/detail/parallel.hpp>
 #include <cka/detail/relation.hpp>
 #include <cka/mmd_bound.hpp>
@@ -21,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <initializer_list>
 #include <string>
@@ -51,24 +55,68 @@ cka::detail::relation_spec spec(const relation_options& o) {
 /// r itself, or cka::domain_error where its value or gradient left the range of T: float logits so small
 /// that the gradient, which goes as 1/|logits|, exceeds float (near 1e-40), or weights beyond T's range.
 /// One pass over the gradient.
+template <class T, class G>
+loss_value<T> finished(const char* fn, loss_value<T> r, const G& grad) {
+  if (!cka::detail::is_finite_value(r.value) || !cka::detail::all_finite(grad)) cka::detail::fail_loss_overflow(fn);
+  return r;
+}
 template <class T>
 loss_result<T> finished(const char* fn, loss_result<T>&& r) {
-  if (!cka::detail::is_finite_value(r.value) || !cka::detail::all_finite(r.grad)) cka::detail::fail_loss_overflow(fn);
+  finished<T>(fn, loss_value<T>{r.value, std::int64_t(r.skipped)}, r.grad);
   return std::move(r);
 }
 
-/// 1 − the alignment of the row Grams of s and t, and its gradient in T (transposed when asked): the
-/// relation's gradient negated, converted and transposed in one pass into the one matrix returned; zero
-/// where the alignment is undefined and skipped.
-template <class T, class MS, class MT>
-loss_result<T> relation_loss(const char* fn, const MS& s, const MT& t, const relation_options& opts, bool transpose) {
+/// Where a matrix with direct access lies (detail/output_view.hpp).
+template <class M>
+cka::detail::placement placed(const M& m) {
+  return cka::detail::placement_of(m.data(), m.rows(), m.cols(), m.rowStride(), m.colStride());
+}
+
+/// Enables the forms with a gradient argument for Eigen types; the rest is checked with a message.
+template <class G>
+using if_eigen = std::enable_if_t<std::is_base_of_v<Eigen::DenseBase<std::decay_t<G>>, std::decay_t<G>>>;
+
+/// The compile-time checks of a gradient argument for a student of scalar T, and its run-time checks
+/// against the inputs: the student's shape, one place per element, no memory shared with an input.
+template <class T, class G, class VS, class VT>
+void require_gradient(const char* fn, const G& grad, const VS& s, const VT& t) {
+  using plain = std::decay_t<G>;
+  static_assert(std::is_same_v<typename plain::Scalar, T>, "cka::rcka: grad needs the student's scalar type");
+  static_assert(!std::is_const_v<std::remove_reference_t<G>> && (int(plain::Flags) & Eigen::LvalueBit) != 0 &&
+                    (int(plain::Flags) & Eigen::DirectAccessBit) != 0,
+                "cka::rcka: grad must be writable memory: a matrix, or a Map, Ref or block of one");
+  cka::detail::require_gradient_view(fn, placed(grad), placed(s), placed(t));
+}
+
+/// A loss_result whose gradient, allocated in the student's shape, `into(grad)` writes.
+template <class T, class F>
+loss_result<T> with_gradient(Eigen::Index rows, Eigen::Index cols, F&& into) {
+  loss_result<T> r{T(0), matrix<T>(rows, cols), 0};
+  const loss_value<T> v = into(r.grad);
+  r.value = v.value;
+  r.skipped = Eigen::Index(v.skipped);
+  return r;
+}
+
+/// 1 − the alignment of the row Grams of s and t, its gradient written into `out` (transposed when asked):
+/// the relation's gradient negated, converted and transposed in one pass; zero where the alignment is
+/// undefined and skipped.
+template <class T, class MS, class MT, class G>
+loss_value<T> relation_loss(const char* fn, const MS& s, const MT& t, const relation_options& opts, bool transpose,
+                            G& out) {
   using A = accumulator_t<T>;
-  matrix<T> grad;
   const auto r = cka::detail::row_relation<A>(fn, s, t, spec<T>(opts), true, [&](const Eigen::Map<matrix<A>>& g) {
-    grad = transpose ? matrix<T>((-g).transpose().template cast<T>()) : matrix<T>((-g).template cast<T>());
+    if (transpose) {
+      cka::detail::convert_into(out, (-g).transpose());
+    } else {
+      cka::detail::convert_into(out, -g);
+    }
   });
-  if (!r.defined) return {T(0), transpose ? matrix<T>::Zero(s.cols(), s.rows()) : matrix<T>::Zero(s.rows(), s.cols()), 1};
-  return finished<T>(fn, {T(A(1) - r.alignment), std::move(grad), 0});
+  if (!r.defined) {
+    out.setZero();
+    return {T(0), 1};
+  }
+  return finished<T>(fn, {T(A(1) - r.alignment), 0}, out);
 }
 
 template <class VS, class VT>
@@ -78,16 +126,17 @@ void require_inputs(const char* fn, const VS& s, const VT& t) {
 }
 
 /// Loss on the Grams of the rows (B×B): the sample relation and FCKA.
-template <class DS, class DT>
-loss_result<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBase<DS>& student,
-                                           const Eigen::MatrixBase<DT>& teacher, const relation_options& opts) {
+template <class DS, class DT, class G>
+loss_value<typename DS::Scalar> rows_loss(const char* fn, const Eigen::MatrixBase<DS>& student,
+                                          const Eigen::MatrixBase<DT>& teacher, G& grad, const relation_options& opts) {
   using T = typename DS::Scalar;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
   const cka::detail::view_t<DS> s(student.derived());
   const cka::detail::view_t<DT> t(teacher.derived());
+  require_gradient<T>(fn, grad, s, t);
   cka::detail::require_same_samples(fn, "student", s, "teacher", t);
   require_inputs(fn, s, t);
-  return relation_loss<T>(fn, s, t, opts, false);
+  return relation_loss<T>(fn, s, t, opts, false, grad);
 }
 
 }  // namespace detail
@@ -105,28 +154,54 @@ template <class DS, class DT>
 loss_result<typename DS::Scalar> sample_relation_loss(const Eigen::MatrixBase<DS>& student,
                                                       const Eigen::MatrixBase<DT>& teacher,
                                                       const relation_options& opts = {}) {
-  return detail::rows_loss("rcka::sample_relation_loss", student, teacher, opts);
+  return detail::with_gradient<typename DS::Scalar>(student.rows(), student.cols(), [&](auto& g) {
+    return detail::rows_loss("rcka::sample_relation_loss", student, teacher, g, opts);
+  });
+}
+
+/// sample_relation_loss with ∂loss/∂student written into `grad` — a writable matrix, Map, Ref or block
+/// of the student's shape and scalar, in any layout (a row-major Map of a framework's gradient buffer, say),
+/// not sharing memory with the inputs — and the value and skip count returned. The same bits as the form
+/// above, and the same cost without its allocation. Throws as it does, plus cka::invalid_argument for a
+/// gradient of another shape, one whose elements overlap, or one that shares memory with an input (grad
+/// is left unspecified after an exception).
+template <class DS, class DT, class DG, class = detail::if_eigen<DG>>
+loss_value<typename DS::Scalar> sample_relation_loss(const Eigen::MatrixBase<DS>& student,
+                                                     const Eigen::MatrixBase<DT>& teacher, DG&& grad,
+                                                     const relation_options& opts = {}) {
+  return detail::rows_loss("rcka::sample_relation_loss", student, teacher, grad, opts);
 }
 
 /// Class-relation loss (the paper's inter-class term): 1 − alignment of the C×C Grams of the columns of
 /// the B×C student and teacher logits (the same C required). Cost O(C²B). Throws as sample_relation_loss,
 /// with C in place of B, plus cka::invalid_argument for different class counts.
-template <class DS, class DT>
-loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>& student,
-                                                     const Eigen::MatrixBase<DT>& teacher,
-                                                     const relation_options& opts = {}) {
+template <class DS, class DT, class DG, class = detail::if_eigen<DG>>
+loss_value<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>& student,
+                                                    const Eigen::MatrixBase<DT>& teacher, DG&& grad,
+                                                    const relation_options& opts = {}) {
   using T = typename DS::Scalar;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
   const char* fn = "rcka::class_relation_loss";
   const cka::detail::view_t<DS> s(student.derived());
   const cka::detail::view_t<DT> t(teacher.derived());
+  detail::require_gradient<T>(fn, grad, s, t);
   cka::detail::require_same_samples(fn, "student", s, "teacher", t);
   if (s.cols() != t.cols()) {
     cka::detail::fail_argument(fn, "the student has ", s.cols(), " classes (columns) but the teacher has ",
                                t.cols(), "; the class relation compares the same classes");
   }
   detail::require_inputs(fn, s, t);
-  return detail::relation_loss<T>(fn, s.transpose(), t.transpose(), opts, true);
+  return detail::relation_loss<T>(fn, s.transpose(), t.transpose(), opts, true, grad);
+}
+
+/// class_relation_loss with its gradient returned in a new matrix; as the form with `grad`.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> class_relation_loss(const Eigen::MatrixBase<DS>& student,
+                                                     const Eigen::MatrixBase<DT>& teacher,
+                                                     const relation_options& opts = {}) {
+  return detail::with_gradient<typename DS::Scalar>(student.rows(), student.cols(), [&](auto& g) {
+    return class_relation_loss(student, teacher, g, opts);
+  });
 }
 
 /// FCKA: 1 − alignment of the B×B Grams of feature maps flattened to B × (C·H·W) rows (any widths).
@@ -135,24 +210,35 @@ template <class DS, class DT>
 loss_result<typename DS::Scalar> feature_loss(const Eigen::MatrixBase<DS>& student,
                                               const Eigen::MatrixBase<DT>& teacher,
                                               const relation_options& opts = {}) {
-  return detail::rows_loss("rcka::feature_loss", student, teacher, opts);
+  return detail::with_gradient<typename DS::Scalar>(student.rows(), student.cols(), [&](auto& g) {
+    return detail::rows_loss("rcka::feature_loss", student, teacher, g, opts);
+  });
 }
 
-/// RCKA on logits: weights.sample · sample_relation_loss + weights.cls · class_relation_loss, and the same
-/// combination of their gradients. The paper's classification runs used weight 15 on each term (with
-/// −alignment; see the file comment). With the default options (centered, biased, no row scaling) both
-/// terms come from one symmetric product and the gradient from one more: 8·min(B, C)²·max(B, C) flops.
-/// Throws as the two losses do, under their names; cka::invalid_argument for a NaN or infinite weight.
-template <class DS, class DT>
-loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
-                                           const Eigen::MatrixBase<DT>& teacher_logits,
-                                           const rcka_weights& weights = {}, const relation_options& opts = {}) {
+/// feature_loss with its gradient written into `grad`; as sample_relation_loss's form with `grad`.
+template <class DS, class DT, class DG, class = detail::if_eigen<DG>>
+loss_value<typename DS::Scalar> feature_loss(const Eigen::MatrixBase<DS>& student, const Eigen::MatrixBase<DT>& teacher,
+                                             DG&& grad, const relation_options& opts = {}) {
+  return detail::rows_loss("rcka::feature_loss", student, teacher, grad, opts);
+}
+
+/// RCKA on logits, its gradient written into `grad` (as sample_relation_loss's form with `grad`):
+/// weights.sample · sample_relation_loss + weights.cls · class_relation_loss, and the same combination of
+/// their gradients. The paper's classification runs used weight 15 on each term (with −alignment; see the
+/// file comment). With the default options (centered, biased, no row scaling) both terms come from one
+/// symmetric product and the gradient from one more: 8·min(B, C)²·max(B, C) flops. Throws as the two
+/// losses do, under their names; cka::invalid_argument for a NaN or infinite weight.
+template <class DS, class DT, class DG, class = detail::if_eigen<DG>>
+loss_value<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
+                                          const Eigen::MatrixBase<DT>& teacher_logits, DG&& grad,
+                                          const rcka_weights& weights = {}, const relation_options& opts = {}) {
   using T = typename DS::Scalar;
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
   weights.require_finite("rcka::rcka_loss");
   const cka::detail::view_t<DS> sv(student_logits.derived());
   const cka::detail::view_t<DT> tv(teacher_logits.derived());
+  detail::require_gradient<T>("rcka::rcka_loss", grad, sv, tv);
   const Eigen::Index nb = sv.rows(), nc = sv.cols();
   if (opts.centered && !opts.row_normalize && opts.est == estimator::biased && nb >= 2 && nc >= 2 &&
       tv.rows() == nb && tv.cols() == nc) {
@@ -169,21 +255,33 @@ loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_
     const A a_sample = cka::detail::cka_ratio(sample_fn, rows ? rel.rows_sums() : rel.cols_sums(), policy, sides);
     const A a_class = cka::detail::cka_ratio(class_fn, rows ? rel.cols_sums() : rel.rows_sums(), policy, sides);
     const A ws(weights.sample), wc(weights.cls);
-    loss_result<T> out{T(0), matrix<T>(), Eigen::Index(!(a_sample == a_sample)) + Eigen::Index(!(a_class == a_class))};
     A value(0);
     if (a_sample == a_sample) value += ws * (A(1) - a_sample);
     if (a_class == a_class) value += wc * (A(1) - a_class);
-    out.value = T(value);
-    out.grad = rows ? rel.template gradient<T>(ws, a_sample, wc, a_class, false)
-                    : rel.template gradient<T>(wc, a_class, ws, a_sample, true);
-    return detail::finished<T>("rcka::rcka_loss", std::move(out));
+    if (rows) {
+      rel.gradient_into(grad, ws, a_sample, wc, a_class, false);
+    } else {
+      rel.gradient_into(grad, wc, a_class, ws, a_sample, true);
+    }
+    const std::int64_t skipped = std::int64_t(!(a_sample == a_sample)) + std::int64_t(!(a_class == a_class));
+    return detail::finished<T>("rcka::rcka_loss", {T(value), skipped}, grad);
   }
-  auto s = sample_relation_loss(student_logits, teacher_logits, opts);
-  const auto c = class_relation_loss(student_logits, teacher_logits, opts);
-  s.value = T(T(weights.sample) * s.value + T(weights.cls) * c.value);
-  s.grad = T(weights.sample) * s.grad + T(weights.cls) * c.grad;
-  s.skipped += c.skipped;
-  return detail::finished<T>("rcka::rcka_loss", std::move(s));
+  const auto s = sample_relation_loss(sv, tv, grad, opts);
+  matrix<T> class_grad(nb, nc);
+  const auto c = class_relation_loss(sv, tv, class_grad, opts);
+  grad = T(weights.sample) * grad + T(weights.cls) * class_grad;
+  return detail::finished<T>("rcka::rcka_loss", {T(T(weights.sample) * s.value + T(weights.cls) * c.value),
+                                                 s.skipped + c.skipped}, grad);
+}
+
+/// rcka_loss with its gradient returned in a new matrix; as the form with `grad`.
+template <class DS, class DT>
+loss_result<typename DS::Scalar> rcka_loss(const Eigen::MatrixBase<DS>& student_logits,
+                                           const Eigen::MatrixBase<DT>& teacher_logits,
+                                           const rcka_weights& weights = {}, const relation_options& opts = {}) {
+  return detail::with_gradient<typename DS::Scalar>(student_logits.rows(), student_logits.cols(), [&](auto& g) {
+    return rcka_loss(student_logits, teacher_logits, g, weights, opts);
+  });
 }
 
 /// Shape of an NCHW feature map.

@@ -1,10 +1,12 @@
 #pragma once
 /// \file rcka_options.hpp
-/// The options of the RCKA losses (rcka.hpp), free of Eigen so that CUDA translation units
-/// (cka/device/cuda.hpp) can name them.
+/// The options and the value type of the RCKA losses (rcka.hpp), free of Eigen so that CUDA translation
+/// units (cka/device/cuda.hpp) can name them.
 
 #include <cka/detail/fail.hpp>
 #include <cka/estimator.hpp>
+
+#include <cstdint>
 
 namespace cka::rcka {
 
@@ -54,6 +56,14 @@ struct rcka_weights {
       detail::fail_argument(fn, "weights sample = ", sample, " and cls = ", cls, " must be finite");
     }
   }
+};
+
+/// A loss value and the number of undefined terms skipped: what the forms that write the gradient into
+/// the caller's view return (rcka::loss_result without the gradient).
+template <class T>
+struct loss_value {
+  T value;
+  std::int64_t skipped;
 };
 
 }  // namespace cka::rcka

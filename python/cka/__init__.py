@@ -100,7 +100,8 @@ class JackknifeResult(NamedTuple):
 
 class LossResult(tuple):
     """``(value, grad)``: the loss and its gradient with respect to the student (the student's shape and
-    dtype); ``skipped`` counts the terms left out as undefined (``on_undefined='skip'``)."""
+    dtype, and its order: Fortran order for a Fortran-ordered student, else C order); ``skipped`` counts
+    the terms left out as undefined (``on_undefined='skip'``)."""
 
     def __new__(cls, value, grad, skipped):
         self = super().__new__(cls, (value, grad))

@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <variant>
 
 namespace cka::python {
@@ -81,13 +82,39 @@ inline kernel to_kernel(const char* fn, nb::handle h) {
              "'linear' or 'rbf', not " + py_type_name(h));
 }
 
-inline const char* rule_name(cka::median_rule r) {
-  switch (r) {
-    case cka::median_rule::off_diagonal: return "off_diagonal";
-    case cka::median_rule::nonzero: return "nonzero";
-    default: return "all_pairs";
+/// One of a keyword's named values: `Value choice_of(where, name, given, table)` gives the value that
+/// `table` pairs with the string `given`, else raises ValueError "cka.<where>: <name> = '<given>'; use 'a',
+/// 'b' or 'c'"; `name_of(table, value)` is the inverse.
+template <class Value, std::size_t N>
+using choices = std::pair<const char*, Value>[N];
+
+template <class Value, std::size_t N>
+Value choice_of(const std::string& where, const char* name, const std::string& given, const choices<Value, N>& table) {
+  for (const auto& [text, value] : table) {
+    if (given == text) return value;
   }
+  std::string allowed;
+  for (std::size_t i = 0; i < N; ++i) {
+    allowed += std::string(i == 0 ? "" : i + 1 == N ? " or " : ", ") + "'" + table[i].first + "'";
+  }
+  value_error("cka." + where + ": " + name + " = '" + given + "'; use " + allowed);
 }
+
+template <class Value, std::size_t N>
+const char* name_of(const choices<Value, N>& table, Value value) {
+  for (const auto& [text, v] : table) {
+    if (v == value) return text;
+  }
+  return "?";
+}
+
+inline constexpr choices<cka::median_rule, 3> median_rules = {{"all_pairs", cka::median_rule::all_pairs},
+                                                              {"off_diagonal", cka::median_rule::off_diagonal},
+                                                              {"nonzero", cka::median_rule::nonzero}};
+inline constexpr choices<cka::rcka::undefined_policy, 2> undefined_policies = {
+    {"skip", cka::rcka::undefined_policy::skip}, {"raise", cka::rcka::undefined_policy::raise}};
+inline constexpr choices<cka::rcka::product_precision, 2> product_precisions = {
+    {"exact", cka::rcka::product_precision::exact}, {"input", cka::rcka::product_precision::input}};
 
 inline cka::estimator estimator_of(bool debiased) {
   return debiased ? cka::estimator::unbiased : cka::estimator::biased;
@@ -101,20 +128,8 @@ inline cka::rcka::relation_options options_of(const char* fn, bool centered, boo
   o.centered = centered;
   o.row_normalize = row_normalize;
   o.est = estimator_of(debiased);
-  if (on_undefined == "skip") {
-    o.on_undefined = cka::rcka::undefined_policy::skip;
-  } else if (on_undefined == "raise") {
-    o.on_undefined = cka::rcka::undefined_policy::raise;
-  } else {
-    value_error(std::string("cka.") + fn + ": on_undefined = '" + on_undefined + "'; use 'skip' or 'raise'");
-  }
-  if (products == "exact") {
-    o.products = cka::rcka::product_precision::exact;
-  } else if (products == "input") {
-    o.products = cka::rcka::product_precision::input;
-  } else {
-    value_error(std::string("cka.") + fn + ": products = '" + products + "'; use 'exact' or 'input'");
-  }
+  o.on_undefined = choice_of(fn, "on_undefined", on_undefined, undefined_policies);
+  o.products = choice_of(fn, "products", products, product_precisions);
   return o;
 }
 

@@ -13,7 +13,9 @@ using namespace nb::literals;
 
 namespace {
 
-/// (value, grad, skipped) of a loss on two B×C matrices; grad is float32/float64 like the student.
+/// (value, grad, skipped) of a loss on two B×C matrices; grad is float32/float64 like the student and in
+/// its order (C order unless the student is Fortran-ordered), written by the library in place: a PyTorch
+/// parameter's gradient in its own layout, which autograd then keeps without a copy.
 template <class Loss>
 nb::tuple matrix_loss(const char* fn, nb::handle student, nb::handle teacher, Loss&& loss) {
   matrix_arg s = to_matrix(fn, "student", student), t = to_matrix(fn, "teacher", teacher);
@@ -22,14 +24,19 @@ nb::tuple matrix_loss(const char* fn, nb::handle student, nb::handle teacher, Lo
                (s.is_double ? "float64" : "float32") + " and " + (t.is_double ? "float64" : "float32") +
                "); the gradient has the student's dtype, so pass both in one dtype");
   }
+  const bool row_major = s.row_major;
   return visit2(s, t, [&](const auto& sv, const auto& tv) {
     using T = typename std::decay_t<decltype(sv)>::Scalar;
-    cka::rcka::loss_result<T> r;
-    {
-      unlocked_computation unlocked;
-      r = loss(sv, tv);
-    }
-    return nb::make_tuple(double(r.value), to_numpy(std::move(r.grad)), (long long)r.skipped);
+    auto run = [&](auto grad) {
+      cka::rcka::loss_value<T> r;
+      {
+        unlocked_computation unlocked;
+        r = loss(sv, tv, grad);
+      }
+      return nb::make_tuple(double(r.value), to_numpy(std::move(grad)), (long long)r.skipped);
+    };
+    if (row_major) return run(Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>(sv.rows(), sv.cols()));
+    return run(cka::matrix<T>(sv.rows(), sv.cols()));
   });
 }
 
@@ -42,16 +49,20 @@ void register_losses(nb::module_& m) {
         [name, loss](nb::handle student, nb::handle teacher, bool centered, bool row_normalize, bool debiased,
                      const std::string& on_undefined, const std::string& products) {
           const auto o = options_of(name, centered, row_normalize, debiased, on_undefined, products);
-          return matrix_loss(name, student, teacher, [&](const auto& s, const auto& t) { return loss(s, t, o); });
+          return matrix_loss(name, student, teacher,
+                             [&](const auto& s, const auto& t, auto& g) { return loss(s, t, g, o); });
         },
         "student"_a, "teacher"_a, nb::kw_only(), "centered"_a = true, "row_normalize"_a = false,
         "debiased"_a = false, "on_undefined"_a = "skip", "products"_a = "exact");
   };
-  pairwise("sample_relation_loss",
-           [](const auto& s, const auto& t, const auto& o) { return cka::rcka::sample_relation_loss(s, t, o); });
-  pairwise("class_relation_loss",
-           [](const auto& s, const auto& t, const auto& o) { return cka::rcka::class_relation_loss(s, t, o); });
-  pairwise("feature_loss", [](const auto& s, const auto& t, const auto& o) { return cka::rcka::feature_loss(s, t, o); });
+  pairwise("sample_relation_loss", [](const auto& s, const auto& t, auto& g, const auto& o) {
+    return cka::rcka::sample_relation_loss(s, t, g, o);
+  });
+  pairwise("class_relation_loss", [](const auto& s, const auto& t, auto& g, const auto& o) {
+    return cka::rcka::class_relation_loss(s, t, g, o);
+  });
+  pairwise("feature_loss",
+           [](const auto& s, const auto& t, auto& g, const auto& o) { return cka::rcka::feature_loss(s, t, g, o); });
 
   m.def(
       "rcka_loss",
@@ -61,7 +72,7 @@ void register_losses(nb::module_& m) {
         const auto o = options_of(fn, centered, row_normalize, debiased, on_undefined, products);
         const cka::rcka::rcka_weights w{sample, cls};
         return matrix_loss(fn, student, teacher,
-                           [&](const auto& s, const auto& t) { return cka::rcka::rcka_loss(s, t, w, o); });
+                           [&](const auto& s, const auto& t, auto& g) { return cka::rcka::rcka_loss(s, t, g, w, o); });
       },
       "student"_a, "teacher"_a, nb::kw_only(), "sample"_a = 1.0, "cls"_a = 1.0, "centered"_a = true,
       "row_normalize"_a = false, "debiased"_a = false, "on_undefined"_a = "skip", "products"_a = "exact");

@@ -28,16 +28,7 @@ void register_kernels(nb::module_& m) {
       .def(
           "__init__",
           [](cka::rbf_kernel* self, std::optional<double> sigma, double median, const std::string& rule) {
-            cka::median_rule r;
-            if (rule == "all_pairs") {
-              r = cka::median_rule::all_pairs;
-            } else if (rule == "off_diagonal") {
-              r = cka::median_rule::off_diagonal;
-            } else if (rule == "nonzero") {
-              r = cka::median_rule::nonzero;
-            } else {
-              value_error("cka.RBF: rule '" + rule + "' is not known; use 'all_pairs', 'off_diagonal' or 'nonzero'");
-            }
+            const cka::median_rule r = choice_of("RBF", "rule", rule, median_rules);
             if (sigma) {
               new (self) cka::rbf_kernel(*sigma);
             } else {
@@ -53,11 +44,11 @@ void register_kernels(nb::module_& m) {
         if (!k.uses_median()) return std::nullopt;
         return k.fraction();
       })
-      .def_prop_ro("rule", [](const cka::rbf_kernel& k) { return rule_name(k.rule()); })
+      .def_prop_ro("rule", [](const cka::rbf_kernel& k) { return name_of(median_rules, k.rule()); })
       .def("__repr__", [](const cka::rbf_kernel& k) {
         if (!k.uses_median()) return "cka.RBF(sigma=" + std::string(nb::str(nb::float_(k.sigma())).c_str()) + ")";
         return "cka.RBF(median=" + std::string(nb::str(nb::float_(k.fraction())).c_str()) + ", rule='" +
-               rule_name(k.rule()) + "')";
+               name_of(median_rules, k.rule()) + "')";
       });
 
   nb::class_<cka::polynomial_kernel>(m, "Polynomial", "The polynomial kernel (gamma·⟨x, y⟩ + coef0)^degree.")

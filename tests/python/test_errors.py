@@ -25,7 +25,7 @@ ROWS = [
     (lambda: cka.kernel_cka(X, X, max_bytes=-1), ValueError, ["max_bytes"]),
     (lambda: cka.kernel_cka(X, X, max_bytes=0), ValueError, ["max_bytes = 0;"]),  # was printed as 0.000000
     (lambda: cka.kernel_cka(X, X, max_bytes=0.5), ValueError, ["max_bytes = 0.5;"]),
-    (lambda: cka.RBF(rule="median"), ValueError, ["rule"]),
+    (lambda: cka.RBF(rule="median"), ValueError, ["cka.RBF", "rule = 'median'", "'all_pairs', 'off_diagonal' or 'nonzero'"]),
     (lambda: cka.RBF(sigma=0.0), ValueError, ["sigma"]),
     (lambda: cka.Polynomial(degree=0), ValueError, ["degree"]),
     (lambda: cka.kernel_cka(np.eye(20)[[0] * 15 + [1] * 5], X, cka.RBF()), cka.UndefinedError, ["median"]),
@@ -55,7 +55,8 @@ ROWS = [
     (lambda: cka.similarity_tests([X, X], max_bytes=0), ValueError, ["max_bytes = 0;"]),
     (lambda: cka.permutation_test(X, X, permutations=2**40), ValueError, ["1099511627776", "4294967296"]),
     (lambda: cka.rcka_loss(X, X.astype(np.float32)), TypeError, ["dtype"]),
-    (lambda: cka.rcka_loss(X, X, on_undefined="ignore"), ValueError, ["on_undefined"]),
+    (lambda: cka.rcka_loss(X, X, on_undefined="ignore"), ValueError,
+     ["rcka_loss", "on_undefined = 'ignore'", "'skip' or 'raise'"]),
     (lambda: cka.patch_loss(np.zeros((2, 2, 4, 4)), np.zeros((2, 2, 4, 4)), products="float32"), ValueError,
      ["patch_loss", "products = 'float32'", "'exact' or 'input'"]),
     # A NaN weight gave a NaN loss; float logits near 1e-42 an infinite gradient.

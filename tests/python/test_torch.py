@@ -80,6 +80,35 @@ def test_backward_scales_and_accumulates(name):
 
 
 @pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss"])
+def test_the_gradient_is_written_in_the_students_layout_and_kept_by_autograd(name):
+    # The library writes the gradient in the student's order (C order for a PyTorch tensor), so autograd's
+    # accumulation keeps the very tensor the backward returned: no layout copy. A transposed (Fortran-order)
+    # student gets a Fortran-order gradient; the values agree with the C-order student's.
+    g = torch.Generator().manual_seed(23)
+    shape = (2, 3, 8, 8) if name == "patch_loss" else (12, 7)
+    args = (4, 4) if name == "patch_loss" else ()
+    fn = getattr(ckat, name)
+    s = torch.randn(*shape, generator=g).requires_grad_()
+    t = torch.randn(*shape, generator=g)
+    seen = []
+    s.register_hook(lambda grad: seen.append((grad.data_ptr(), grad.stride())))
+    fn(s, t, *args).backward()
+    assert s.grad.is_contiguous()
+    assert seen == [(s.grad.data_ptr(), s.grad.stride())]
+    if name == "patch_loss":
+        return
+    sf = s.detach().t().contiguous().t().requires_grad_()  # the same values, Fortran order
+    assert sf.stride() == (1, 12)
+    fn(sf, t, *args).backward()
+    assert sf.grad.stride() == (1, 12)
+    torch.testing.assert_close(sf.grad, s.grad, rtol=1e-6, atol=1e-7)
+    _, grad = getattr(cka, name)(s.detach().numpy(), t.numpy())
+    assert grad.flags.c_contiguous
+    _, grad = getattr(cka, name)(np.asfortranarray(s.detach().numpy()), t.numpy())
+    assert grad.flags.f_contiguous
+
+
+@pytest.mark.parametrize("name", ["rcka_loss", "sample_relation_loss", "class_relation_loss", "feature_loss", "patch_loss"])
 def test_float32_products_stay_within_their_bound_of_the_float64_oracle(name):
     # products="input": float32 Grams and gradient product for float32 input. The value within
     # 4·sqrt(k)·2^-24 of the float64 loss, the gradient within that over sqrt(loss) of its norm (k the

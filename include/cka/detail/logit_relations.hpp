@@ -193,13 +193,16 @@ class logit_relations {
   /// a NaN alignment (undefined, skipped) is left out. With W = K_t/(‖K_s‖‖K_t‖) − a_rows·K_s/‖K_s‖²,
   /// V_t = 2Q_st/(‖Q_ss‖‖Q_tt‖) and V_s = −2a_cols·Q_ss/‖Q_ss‖²:
   ///   ∂a_rows/∂S = 2W(Z_s + ρ1ᵀ),   ∂a_cols/∂S = V_t Y_t + V_s Y_s = V_t Z_t + V_s Z_s + V_t1 γ_tᵀ + V_s1 γ_sᵀ,
-  /// all one product [M_s | M_t | c | d_s | d_t]·[Z_s; Z_t; 1ᵀ; γ_sᵀ; γ_tᵀ] (4n²m flops), in type T: n×m, or
-  /// its transpose.
-  template <class T>
-  matrix<T> gradient(A w_rows, A a_rows, A w_cols, A a_cols, bool transposed) {
+  /// all one product [M_s | M_t | c | d_s | d_t]·[Z_s; Z_t; 1ᵀ; γ_sᵀ; γ_tᵀ] (4n²m flops), written into
+  /// `out` in its scalar type: n×m, or m×n with `transposed` (any layout; sized by the caller).
+  template <class Out>
+  void gradient_into(Out& out, A w_rows, A a_rows, A w_cols, A a_cols, bool transposed) {
     using std::sqrt;
     const bool rows = a_rows == a_rows, cols = a_cols == a_cols;
-    if (!rows && !cols) return transposed ? matrix<T>::Zero(m_, n_) : matrix<T>::Zero(n_, m_);
+    if (!rows && !cols) {
+      out.setZero();
+      return;
+    }
     // The coefficients of W and V, the scale (∂/∂S = scale·∂/∂(scale·S)) and the weights folded in.
     const A sc = s_.scale;
     A wt(0), ws(0), vt(0), vs(0);
@@ -230,7 +233,11 @@ class logit_relations {
     } else {
       product_into(g, f, z_);
     }
-    return transposed ? matrix<T>(g.transpose().template cast<T>()) : matrix<T>(g.template cast<T>());
+    if (transposed) {
+      convert_into(out, g.transpose());
+    } else {
+      convert_into(out, g);
+    }
   }
 
  private:

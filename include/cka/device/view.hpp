@@ -4,6 +4,7 @@
 
 #include <cka/detail/fail.hpp>
 #include <cka/device/detail/work_counts.hpp>
+#include <cka/rcka_options.hpp>
 
 #include <cstdint>
 
@@ -32,13 +33,9 @@ matrix_view<T> column_major(T* ptr, std::int64_t rows, std::int64_t cols) {
   return {ptr, rows, cols, 1, rows};
 }
 
-/// A loss value and the number of undefined terms skipped (rcka::loss_result without the gradient, which
-/// the device functions write into the caller's view).
+/// A loss value and the number of undefined terms skipped (rcka_options.hpp).
 template <class T>
-struct loss_value {
-  T value;
-  std::int64_t skipped;
-};
+using loss_value = rcka::loss_value<T>;
 
 /// Where the loss functions that do not wait for the stream leave their result, in the context's memory
 /// (device memory on CUDA): the value, and a status — the number of undefined terms skipped (0, 1 or 2)

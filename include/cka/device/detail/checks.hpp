@@ -4,6 +4,7 @@
 
 #include <cka/detail/fail.hpp>
 #include <cka/detail/host_device.hpp>
+#include <cka/detail/output_view.hpp>
 
 #include <thrust/functional.h>
 #include <thrust/system/cpp/execution_policy.h>
@@ -62,43 +63,6 @@ void require_layout(const char* fn, const char* what, const T* ptr, std::int64_t
   if (too_far || (cols > 0 && rows > top / cols)) {
     cka::detail::fail_argument(fn, what, " (", rows, "x", cols, ", strides ", row_stride, ", ", col_stride,
                                ") addresses beyond 64-bit byte offsets");
-  }
-}
-
-/// The bytes [first, end) that a view (checked by require_layout) spans; empty for an empty view.
-struct byte_span {
-  std::uintptr_t first = 0, end = 0;
-};
-template <class T>
-byte_span span_of(const T* ptr, std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
-  if (rows == 0 || cols == 0) return {};
-  const auto first = reinterpret_cast<std::uintptr_t>(ptr);
-  const auto last = std::uint64_t((rows - 1) * row_stride + (cols - 1) * col_stride);
-  return {first, first + std::uintptr_t((last + 1) * sizeof(T))};
-}
-
-/// Throws cka::invalid_argument, naming fn and what, unless the output view gives every element its own
-/// memory: a stride of 0 along a dimension of more than one element, or rows and columns that interleave
-/// (the larger stride shorter than the smaller one's extent), would make two results share one place.
-inline void require_distinct_elements(const char* fn, const char* what, std::int64_t rows, std::int64_t cols,
-                               std::int64_t row_stride, std::int64_t col_stride) {
-  if ((rows <= 1 && cols <= 1) || rows == 0 || cols == 0) return;  // no two elements
-  bool overlap = (rows > 1 && row_stride == 0) || (cols > 1 && col_stride == 0);
-  if (!overlap && rows > 1 && cols > 1) {
-    overlap = row_stride >= col_stride ? row_stride < col_stride * cols : col_stride < row_stride * rows;
-  }
-  if (overlap) {
-    cka::detail::fail_argument(fn, what, " (", rows, "x", cols, ", strides ", row_stride, ", ", col_stride,
-                               ") overlaps itself: an output view needs one place per element");
-  }
-}
-
-/// Throws cka::invalid_argument, naming fn, if the output view `out_what` shares memory with the input
-/// `in_what`: the gradient would overwrite what it is computed from. (Spans are compared, so an output
-/// interleaved with an input inside one buffer is refused too.)
-inline void require_apart(const char* fn, const char* out_what, byte_span out, const char* in_what, byte_span in) {
-  if (out.first < out.end && in.first < in.end && out.first < in.end && in.first < out.end) {
-    cka::detail::fail_argument(fn, out_what, " shares memory with ", in_what, "; the output needs memory of its own");
   }
 }
 

@@ -251,14 +251,10 @@ void require_relation_shapes(const char* fn, const strided<TS>& s, const strided
   require_layout(fn, "student", s.ptr, s.rows, s.cols, s.row_stride, s.col_stride);
   require_layout(fn, "teacher", t.ptr, t.rows, t.cols, t.row_stride, t.col_stride);
   require_layout(fn, "grad", g.ptr, g.rows, g.cols, g.row_stride, g.col_stride);
-  if (g.rows != s.rows || g.cols != s.cols) {
-    cka::detail::fail_argument(fn, "grad is ", g.rows, "x", g.cols, " but student is ", s.rows, "x", s.cols,
-                               "; the gradient has the student's shape");
-  }
-  require_distinct_elements(fn, "grad", g.rows, g.cols, g.row_stride, g.col_stride);
-  const byte_span gs = span_of(g.ptr, g.rows, g.cols, g.row_stride, g.col_stride);
-  require_apart(fn, "grad", gs, "the student", span_of(s.ptr, s.rows, s.cols, s.row_stride, s.col_stride));
-  require_apart(fn, "grad", gs, "the teacher", span_of(t.ptr, t.rows, t.cols, t.row_stride, t.col_stride));
+  using cka::detail::placement_of;
+  cka::detail::require_gradient_view(fn, placement_of(g.ptr, g.rows, g.cols, g.row_stride, g.col_stride),
+                                     placement_of(s.ptr, s.rows, s.cols, s.row_stride, s.col_stride),
+                                     placement_of(t.ptr, t.rows, t.cols, t.row_stride, t.col_stride));
   if (s.rows != t.rows) {
     cka::detail::fail_argument(fn, "student has ", s.rows, " samples (rows) but teacher has ", t.rows,
                                "; both representations must hold the same samples");
