@@ -79,7 +79,7 @@ using if_eigen = std::enable_if_t<std::is_base_of_v<Eigen::DenseBase<std::decay_
 /// The compile-time checks of a gradient argument for a student of scalar T, and its run-time checks
 /// against the inputs: the student's shape, one place per element, no memory shared with an input.
 template <class T, class G, class VS, class VT>
-void require_gradient(const char* fn, const G& grad, const VS& s, const VT& t) {
+void require_gradient(const char* fn, G&& grad, const VS& s, const VT& t) {
   using plain = std::decay_t<G>;
   static_assert(std::is_same_v<typename plain::Scalar, T>, "cka::rcka: grad needs the student's scalar type");
   static_assert(!std::is_const_v<std::remove_reference_t<G>> && (int(plain::Flags) & Eigen::LvalueBit) != 0 &&
