@@ -342,6 +342,16 @@ std::vector<row> table() {
                     Eigen::Map<mat<double>, 0, Eigen::OuterStride<>> g(buffer.data(), 60, 5, Eigen::OuterStride<>(1));
                     return cka::rcka::feature_loss(x, y, g).value;
                   }, outcome::invalid_argument, 0, 0, {"cka::rcka::feature_loss", "overlaps itself"}});
+  rows.push_back({"patch_loss into a gradient of the maps' size but another shape", [] {
+                    const mat<double> s = test::normal<double>(2, 2 * 6 * 6, 5), t = test::normal<double>(2, 2 * 6 * 6, 6);
+                    mat<double> g(2 * 2 * 6 * 6, 1);
+                    return cka::rcka::patch_loss(s, t, g, {2, 2, 6, 6}, 3, 3).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::patch_loss", "grad is 144x1 but student is 2x72"}});
+  rows.push_back({"patch_loss into the teacher's maps", [] {
+                    const mat<double> s = test::normal<double>(2, 2 * 6 * 6, 5);
+                    mat<double> t = test::normal<double>(2, 2 * 6 * 6, 6);
+                    return cka::rcka::patch_loss(s, t, t, {2, 2, 6, 6}, 3, 3).value;
+                  }, outcome::invalid_argument, 0, 0, {"cka::rcka::patch_loss", "shares memory with the teacher"}});
   // The channels are dealt to threads: a raised constant channel is the first one, named, on any number.
   rows.push_back({"patch_loss raise, channels 2 and 4 of 6 constant: channel 2 named", [] {
                     mat<double> s = test::normal<double>(3 * 6 * 4 * 4, 1, 11), t = test::normal<double>(3 * 6 * 4 * 4, 1, 12);

@@ -607,3 +607,65 @@ TEST_CASE("the forms with a gradient argument write the same bits into any layou
   Eigen::Map<test::mat<double>, 0, Eigen::OuterStride<>> folded(g.data(), 8, 5, Eigen::OuterStride<>(2));
   CHECK_THROWS_WITH(cka::rcka::rcka_loss(s, t, folded), Contains("overlaps itself"));
 }
+
+TEST_CASE("patch_loss's form with a gradient argument writes the same bits into any layout and nothing else",
+          "[rcka][into][patch]") {
+  using rmat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using strided = Eigen::Map<rmat, 0, Eigen::OuterStride<>>;
+  const cka::rcka::map_shape shape{3, 4, 6, 5};  // 5 is not a multiple of the patch width: padding
+  const Eigen::Index size = 3 * 4 * 6 * 5, b = 3, cols = size / 3;
+  const test::mat<double> vs = test::normal<double>(size, 1, 71), vt = test::normal<double>(size, 1, 72);
+  // The maps as a vector and as a row-major B×(C·H·W) matrix; one channel dead in the student (skipped).
+  test::mat<double> dead = vs;
+  for (Eigen::Index i = 0; i < b; ++i) dead.middleRows((i * 4 + 2) * 30, 30).setZero();
+  const double sentinel = -12345.0;
+  for (const relation_options& o : all_options()) {
+    for (const test::mat<double>* student : {&vs, static_cast<const test::mat<double>*>(&dead)}) {
+      CAPTURE(describe(o), student == &dead);
+      const auto r = cka::rcka::patch_loss(*student, vt, shape, 2, 2, o);
+      test::mat<double> g1(size, 1);
+      const auto v1 = cka::rcka::patch_loss(*student, vt, g1, shape, 2, 2, o);
+      CHECK(v1.value == r.value);
+      CHECK(v1.skipped == r.skipped);
+      CHECK(r.skipped == (student == &dead ? 1 : 0));
+      CHECK(g1 == r.grad);
+      // Row-major maps, their gradient into a column-major matrix and into a row-major view with gaps.
+      const Eigen::Map<const rmat> ms(student->data(), b, cols), mt(vt.data(), b, cols);
+      test::mat<double> g2(b, cols);
+      std::vector<double> buffer(std::size_t(b * (cols + 3)), sentinel);
+      strided g3(buffer.data(), b, cols, Eigen::OuterStride<>(cols + 3));
+      const auto v2 = cka::rcka::patch_loss(ms, mt, g2, shape, 2, 2, o);
+      const auto v3 = cka::rcka::patch_loss(ms, mt, g3, shape, 2, 2, o);
+      CHECK(v2.value == r.value);
+      CHECK(v3.value == r.value);
+      CHECK(v3.skipped == r.skipped);
+      bool same = true, gaps_kept = true;
+      for (Eigen::Index i = 0; i < size; ++i) {
+        same = same && g2(i / cols, i % cols) == r.grad(i, 0) && g3(i / cols, i % cols) == r.grad(i, 0);
+      }
+      for (Eigen::Index i = 0; i < b; ++i)
+        for (Eigen::Index j = cols; j < cols + 3; ++j) gaps_kept = gaps_kept && buffer[std::size_t(i * (cols + 3) + j)] == sentinel;
+      CHECK(same);
+      CHECK(gaps_kept);
+    }
+  }
+  // Float maps into a float block, float products included; the rest of the matrix untouched.
+  const test::mat<float> fs = vs.cast<float>(), ft = vt.cast<float>();
+  relation_options fp;
+  fp.products = cka::rcka::product_precision::input;
+  test::mat<float> big(size + 4, 3);
+  big.setConstant(7.0f);
+  const auto rf = cka::rcka::patch_loss(fs, ft, shape, 3, 3, fp);
+  const auto vf = cka::rcka::patch_loss(fs, ft, big.block(2, 1, size, 1), shape, 3, 3, fp);
+  CHECK(vf.value == rf.value);
+  CHECK(test::mat<float>(big.block(2, 1, size, 1)) == rf.grad);
+  CHECK(big.col(0).cwiseEqual(7.0f).all());
+  CHECK(big.col(2).cwiseEqual(7.0f).all());
+  CHECK(big.topRows(2).cwiseEqual(7.0f).all());
+  // A gradient of another shape, or in an input's memory.
+  test::mat<double> wrong(b, cols), s = vs;
+  CHECK_THROWS_MATCHES(cka::rcka::patch_loss(vs, vt, wrong, shape, 2, 2), std::invalid_argument,
+                       Catch::Matchers::Message("cka::rcka::patch_loss: grad is 3x120 but student is 360x1; "
+                                                "the gradient has the student's shape"));
+  CHECK_THROWS_WITH(cka::rcka::patch_loss(s, vt, s, shape, 2, 2), Contains("shares memory with the student"));
+}

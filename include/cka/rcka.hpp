@@ -7,9 +7,9 @@
 /// Every loss is 1 − alignment ∈ [0, 2] (the official code minimises −alignment; the two differ by a
 /// constant, so their gradients agree). `grad` is ∂value/∂student, the student's shape, in its scalar
 /// type; the teacher is a constant. Float input is computed in double (its large products in float under
-/// relation_options::products = product_precision::input). Each loss on logits or flattened features has a
-/// second form that writes the gradient into the caller's matrix or view, in any layout (a framework's
-/// gradient buffer), and returns loss_value.
+/// relation_options::products = product_precision::input). Each loss has a second form that writes the
+/// gradient into the caller's matrix or view, in any layout (a framework's gradient buffer), and returns
+/// loss_value.
 
 #include <cka/cka.hpp>
 #include <cka/detail/logit_relations.hpp>
@@ -321,12 +321,11 @@ struct storage_cursor {
   }
 };
 
-/// PCKA's value and, if want_grad, its gradient (see patch_loss).
-template <class DS, class DT>
-loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& student,
-                                                const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
-                                                Eigen::Index patch_h, Eigen::Index patch_w,
-                                                const relation_options& opts, bool want_grad) {
+/// PCKA's value, its gradient written into `grad` (see patch_loss's form with `grad`).
+template <class DS, class DT, class G>
+loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& student,
+                                               const Eigen::MatrixBase<DT>& teacher, G& grad, const map_shape& shape,
+                                               Eigen::Index patch_h, Eigen::Index patch_w, const relation_options& opts) {
   using T = typename DS::Scalar;
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
@@ -338,6 +337,7 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   }
   const cka::detail::view_t<DS> s(student.derived());
   const cka::detail::view_t<DT> t(teacher.derived());
+  require_gradient<T>(fn, grad, s, t);
   // B·C·H·W, each factor checked against the input's size first, so the product cannot overflow.
   const Eigen::Index size = s.size();
   Eigen::Index total = 1;
@@ -390,10 +390,9 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(nc));
   std::atomic<Eigen::Index> first_error{nc};
   // Every entry of grad is written once: by its channel's gradient, or zero where the channel is undefined.
-  matrix<T> grad(want_grad ? s.rows() : 0, want_grad ? s.cols() : 0);
   // Writes value(patch row, patch column) at the place in grad of every value of channel c.
   auto scatter = [&](Eigen::Index c, auto&& value) {
-    storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns
+    storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns, in any layout
     visit(c, {&out}, [&](Eigen::Index row0, Eigen::Index col0, bool lines) {
       if (lines) {
         T* g = &grad(out.r, out.c);
@@ -439,10 +438,10 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
       });
       // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
       const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
-      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
+      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), true, [&](const Eigen::Map<matrix<A>>& d) {
         scatter(c, [&](Eigen::Index row, Eigen::Index col) { return T(-d(row, col)); });
       });
-      if (want_grad && !r.defined) scatter(c, [](Eigen::Index, Eigen::Index) { return T(0); });
+      if (!r.defined) scatter(c, [](Eigen::Index, Eigen::Index) { return T(0); });
       defined[std::size_t(c)] = r.defined;  // an undefined (dead or constant) channel is left out of the mean
       values[std::size_t(c)] = r.alignment;
     } catch (...) {
@@ -462,9 +461,9 @@ loss_result<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stu
     }
   }
   const Eigen::Index used = nc - skipped;
-  if (used == 0) return {T(0), grad, skipped};
-  if (want_grad) grad *= T(A(1) / A(used));
-  return finished<T>(fn, {T(sum / A(used)), grad, skipped});
+  if (used == 0) return {T(0), std::int64_t(skipped)};
+  grad *= T(A(1) / A(used));
+  return finished<T>(fn, {T(sum / A(used)), std::int64_t(skipped)}, grad);
 }
 
 }  // namespace detail
@@ -490,7 +489,21 @@ loss_result<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student
                                             const Eigen::MatrixBase<DT>& teacher, const map_shape& shape,
                                             Eigen::Index patch_h = 16, Eigen::Index patch_w = 16,
                                             const relation_options& opts = {}) {
-  return detail::patch_relation(student, teacher, shape, patch_h, patch_w, opts, true);
+  return detail::with_gradient<typename DS::Scalar>(student.rows(), student.cols(), [&](auto& g) {
+    return detail::patch_relation(student, teacher, g, shape, patch_h, patch_w, opts);
+  });
+}
+
+/// patch_loss with ∂loss/∂student written into `grad` — a writable matrix, Map, Ref or block of the
+/// student's rows, columns and scalar, in any layout, not sharing memory with the inputs (a Map of a
+/// framework's gradient buffer for the maps) — and the value and skip count returned. The same bits as the
+/// form above; throws as it does, plus cka::invalid_argument for a gradient of another shape, one whose
+/// elements overlap, or one that shares memory with an input (grad is left unspecified after an exception).
+template <class DS, class DT, class DG, class = detail::if_eigen<DG>>
+loss_value<typename DS::Scalar> patch_loss(const Eigen::MatrixBase<DS>& student, const Eigen::MatrixBase<DT>& teacher,
+                                           DG&& grad, const map_shape& shape, Eigen::Index patch_h = 16,
+                                           Eigen::Index patch_w = 16, const relation_options& opts = {}) {
+  return detail::patch_relation(student, teacher, grad, shape, patch_h, patch_w, opts);
 }
 
 }  // namespace cka::rcka
