@@ -7,7 +7,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 using cka::estimator;
@@ -152,6 +155,43 @@ TEST_CASE("hsic and gram_cka: the same bits and the same named pair on any numbe
     CHECK(values[i] == values[i % 4]);
   }
   CHECK(test::rel_err(values[0], oracle::hsic(k, l, false)) < 1e-12);
+}
+
+// The check walks tile pairs line by line and flags a tile whose differences are not all finite: a NaN or
+// an infinity on either side (two equal infinities included), or finite entries whose difference
+// overflows. The first non-finite entry in column order is named, else the overflowed pair; in either
+// layout, in the last (short) tile, above and below the diagonal.
+TEMPLATE_TEST_CASE("the Gram check names a non-finite entry or an overflowed asymmetry in any layout", "[hsic][errors]",
+                   float, double) {
+  using T = TestType;
+  using rmat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto x = test::normal<double>(150, 3, 41);
+  const test::mat<T> k = (x * x.transpose()).template cast<T>();
+  const T inf = std::numeric_limits<T>::infinity(), big = std::numeric_limits<T>::max() / 4 * 3;
+  struct change {
+    Eigen::Index i, j;
+    T value;
+    bool mirrored;  // the same value at (j, i) too
+  };
+  const std::vector<std::pair<std::vector<change>, std::string>> cases = {
+      {{{140, 10, T(std::nan("")), false}}, "(140, 10) = nan is not finite"},
+      {{{10, 140, T(std::nan("")), false}}, "(10, 140) = nan is not finite"},
+      {{{130, 70, inf, true}}, "(130, 70) = inf is not finite"},
+      {{{149, 149, -inf, false}}, "(149, 149) = -inf is not finite"},
+      {{{120, 5, big, false}, {5, 120, -big, false}}, " is not symmetric: (120, 5)"},
+  };
+  for (const auto& [changes, message] : cases) {
+    CAPTURE(message);
+    test::mat<T> bad = k;
+    for (const change& c : changes) {
+      bad(c.i, c.j) = c.value;
+      if (c.mirrored) bad(c.j, c.i) = c.value;
+    }
+    const rmat bad_rows = bad;
+    CHECK_THROWS_WITH(cka::hsic(k, bad), Catch::Matchers::Contains("L" + message));
+    CHECK_THROWS_WITH(cka::hsic(bad_rows, rmat(k)), Catch::Matchers::Contains("K" + message));
+    CHECK_THROWS_WITH(cka::center_gram(bad), Catch::Matchers::Contains(message));
+  }
 }
 
 TEMPLATE_TEST_CASE("the Gram check's pass sums the rows of the lower triangle: exactly, in any layout, on any number of threads",

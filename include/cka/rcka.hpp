@@ -321,7 +321,11 @@ struct storage_cursor {
   }
 };
 
-/// PCKA's value, its gradient written into `grad` (see patch_loss's form with `grad`).
+/// In place of patch_relation's gradient: the value alone (the benchmarks' forward).
+struct value_only {};
+
+/// PCKA's value, its gradient written into `grad` (see patch_loss's form with `grad`) unless grad is
+/// value_only.
 template <class DS, class DT, class G>
 loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& student,
                                                const Eigen::MatrixBase<DT>& teacher, G& grad, const map_shape& shape,
@@ -330,6 +334,7 @@ loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stud
   using A = accumulator_t<T>;
   static_assert(std::is_same_v<T, typename DT::Scalar>, "cka::rcka: student and teacher need the same scalar type");
   const char* fn = "rcka::patch_loss";
+  constexpr bool want_grad = !std::is_same_v<std::decay_t<G>, value_only>;
   const Eigen::Index nb = shape.batch, nc = shape.channels, nh = shape.height, nw = shape.width;
   if (nb < 1 || nc < 1 || nh < 1 || nw < 1 || patch_h < 1 || patch_w < 1) {
     cka::detail::fail_argument(fn, "shape {", nb, ", ", nc, ", ", nh, ", ", nw, "} and patch ", patch_h, "x",
@@ -337,7 +342,7 @@ loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stud
   }
   const cka::detail::view_t<DS> s(student.derived());
   const cka::detail::view_t<DT> t(teacher.derived());
-  require_gradient<T>(fn, grad, s, t);
+  if constexpr (want_grad) require_gradient<T>(fn, grad, s, t);
   // B·C·H·W, each factor checked against the input's size first, so the product cannot overflow.
   const Eigen::Index size = s.size();
   Eigen::Index total = 1;
@@ -392,18 +397,20 @@ loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stud
   // Every entry of grad is written once: by its channel's gradient, or zero where the channel is undefined.
   // Writes value(patch row, patch column) at the place in grad of every value of channel c.
   auto scatter = [&](Eigen::Index c, auto&& value) {
-    storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns, in any layout
-    visit(c, {&out}, [&](Eigen::Index row0, Eigen::Index col0, bool lines) {
-      if (lines) {
-        T* g = &grad(out.r, out.c);
-        const Eigen::Index k = out.step(grad);
-        for (Eigen::Index x = 0; x < nw; ++x) g[x * k] = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
-        return;
-      }
-      for (Eigen::Index x = 0; x < nw; ++x, out.next()) {
-        grad(out.r, out.c) = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
-      }
-    });
+    if constexpr (want_grad) {
+      storage_cursor out = storage_cursor::of(s);  // grad has the student's rows and columns, in any layout
+      visit(c, {&out}, [&](Eigen::Index row0, Eigen::Index col0, bool lines) {
+        if (lines) {
+          T* g = &grad(out.r, out.c);
+          const Eigen::Index k = out.step(grad);
+          for (Eigen::Index x = 0; x < nw; ++x) g[x * k] = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
+          return;
+        }
+        for (Eigen::Index x = 0; x < nw; ++x, out.next()) {
+          grad(out.r, out.c) = value(row0 + gx[std::size_t(x)], col0 + dx[std::size_t(x)]);
+        }
+      });
+    }
   };
   const bool padded = nh % patch_h != 0 || nw % patch_w != 0;  // patches beyond the map hold zeros
   cka::detail::parallel_for(nc, threads, [&](int thread, Eigen::Index c) {
@@ -438,10 +445,10 @@ loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stud
       });
       // The channel's gradient scattered (scaled to the mean over the defined channels below); padding has none.
       const std::string where = cka::detail::concat(fn, ", channel ", c);  // errors name the channel
-      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), true, [&](const Eigen::Map<matrix<A>>& d) {
+      const auto r = cka::detail::row_relation<A>(where.c_str(), ps, pt, spec<T>(opts), want_grad, [&](const Eigen::Map<matrix<A>>& d) {
         scatter(c, [&](Eigen::Index row, Eigen::Index col) { return T(-d(row, col)); });
       });
-      if (!r.defined) scatter(c, [](Eigen::Index, Eigen::Index) { return T(0); });
+      if (want_grad && !r.defined) scatter(c, [](Eigen::Index, Eigen::Index) { return T(0); });
       defined[std::size_t(c)] = r.defined;  // an undefined (dead or constant) channel is left out of the mean
       values[std::size_t(c)] = r.alignment;
     } catch (...) {
@@ -462,8 +469,13 @@ loss_value<typename DS::Scalar> patch_relation(const Eigen::MatrixBase<DS>& stud
   }
   const Eigen::Index used = nc - skipped;
   if (used == 0) return {T(0), std::int64_t(skipped)};
-  grad *= T(A(1) / A(used));
-  return finished<T>(fn, {T(sum / A(used)), std::int64_t(skipped)}, grad);
+  const loss_value<T> out{T(sum / A(used)), std::int64_t(skipped)};
+  if constexpr (want_grad) {
+    grad *= T(A(1) / A(used));
+    return finished<T>(fn, out, grad);
+  } else {
+    return finished<T>(fn, out, matrix<T>());
+  }
 }
 
 }  // namespace detail

@@ -127,12 +127,84 @@ inline void require_samples(const char* fn, const char* name, Eigen::Index n, Ei
 /// upper part included) of a finite strip: strips are taken gram_group_columns columns at a time by one
 /// thread, in order, so a visitor that keeps one partial result per group g needs no lock and can add the
 /// groups in order after the pass (centering.hpp's lower_row_sums: the row sums in the same read).
-constexpr Eigen::Index gram_tile = 32, gram_group_columns = 4 * gram_tile;
+constexpr Eigen::Index gram_tile = 64, gram_group_columns = 2 * gram_tile;
 
 struct no_visit {
   template <class B>
   void operator()(Eigen::Index, Eigen::Index, Eigen::Index, const B&) const {}
 };
+
+/// What require_symmetric_gram's walk of one strip of tile columns finds: the largest magnitude of its
+/// finite tiles, its largest asymmetry |k_ij − k_ji| and where (the first in walking order), and whether
+/// every tile was finite (the walk stops at the first that is not).
+template <class T>
+struct strip_verdict {
+  T scale{0}, worst{0};
+  Eigen::Index wi = 0, wj = 0;
+  bool finite = true;
+};
+
+/// The walk of strip s (columns j0 = s·gram_tile …) down k's lower triangle, each tile against its mirror,
+/// the finite tiles handed to visit(g, …). A function of its own, not the body of the OpenMP loop: in an
+/// outlined parallel region the compiler reads the shared variables through pointers and the loop ran
+/// 40% slower on one thread.
+template <class M, class Visit>
+strip_verdict<typename M::Scalar> check_strip(const M& k, Eigen::Index s, Eigen::Index g, Visit& visit) {
+  using T = typename M::Scalar;
+  constexpr Eigen::Index tile = gram_tile;
+  constexpr bool by_rows = M::IsRowMajor;  // the lines walked: rows of a row-major k, else columns
+  using line_array = Eigen::Array<T, tile, 1>;
+  // On the heap: 64² entries of a multiprecision scalar exceed Eigen's limit for the stack.
+  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, by_rows ? Eigen::RowMajor : Eigen::ColMajor> flipped(tile, tile);
+  strip_verdict<T> v;
+  const Eigen::Index n = k.rows(), j0 = s * tile, w = std::min(tile, n - j0);
+  for (Eigen::Index i0 = j0; i0 < n && v.finite; i0 += tile) {
+    const Eigen::Index h = std::min(tile, n - i0);
+    const auto lower = k.block(i0, j0, h, w);
+    // The mirror block (J, I), transposed into `flipped` line by line along its unit stride (one
+    // contiguous run per line, not a gather across all of its lines for each entry).
+    const auto upper = k.block(j0, i0, w, h);
+    if constexpr (by_rows) {
+      for (Eigen::Index c = 0; c < w; ++c) flipped.col(c).head(h) = upper.row(c).transpose();
+    } else {
+      for (Eigen::Index t = 0; t < h; ++t) flipped.row(t).head(w) = upper.col(t).transpose();
+    }
+    // One walk along the lines of both, entrywise: the largest |k_ij| and |k_ij − k_ji| at each place
+    // of a line, and d·0 summed, which is NaN where a difference d is not finite — an entry of either
+    // block that is NaN or infinite, or a difference of finite entries that overflowed.
+    const Eigen::Index lines = by_rows ? h : w, length = by_rows ? w : h;
+    line_array top_at = line_array::Zero(), gap_at = line_array::Zero(), bad = line_array::Zero();
+    for (Eigen::Index l = 0; l < lines; ++l) {
+      const auto line = [&](const auto& b) {
+        if constexpr (by_rows) {
+          return b.row(l).head(length).transpose().array();
+        } else {
+          return b.col(l).head(length).array();
+        }
+      };
+      const auto x = line(lower);
+      const auto d = (x - line(flipped)).abs();
+      top_at.head(length) = top_at.head(length).max(x.abs());
+      gap_at.head(length) = gap_at.head(length).max(d);
+      bad.head(length) += d * T(0);
+    }
+    v.finite = bad.head(length).sum() == T(0);
+    const T gap = gap_at.head(length).maxCoeff();
+    if (v.finite) {
+      v.scale = std::max<T>(v.scale, top_at.head(length).maxCoeff());
+      visit(g, i0, j0, lower);
+    }
+    if (!v.finite || gap > v.worst) {  // the first largest in walking order
+      Eigen::Index ti = 0, tj = 0;
+      // an overflowed difference (+Inf) between finite entries included
+      v.worst = (lower - flipped.topLeftCorner(h, w)).cwiseAbs().maxCoeff(&ti, &tj);
+      v.wi = i0 + ti;
+      v.wj = j0 + tj;
+    }
+  }
+  return v;
+}
+
 template <class M, class Visit = no_visit>
 typename M::Scalar require_symmetric_gram(const char* fn, const char* name, const M& k, Visit&& visit = {}) {
   using T = typename M::Scalar;
@@ -141,54 +213,22 @@ typename M::Scalar require_symmetric_gram(const char* fn, const char* name, cons
   }
   if constexpr (!std::is_floating_point_v<T>) require_finite(fn, name, k);
   using std::sqrt;
-  constexpr Eigen::Index tile = gram_tile, per_group = gram_group_columns / gram_tile;
-  const Eigen::Index n = k.rows(), strips = (n + tile - 1) / tile, groups = (strips + per_group - 1) / per_group;
-  struct verdict {
-    T scale{0}, worst{0};
-    Eigen::Index wi = 0, wj = 0;
-    bool finite = true;
-  };
-  std::vector<verdict> per(static_cast<std::size_t>(strips));
+  constexpr Eigen::Index per_group = gram_group_columns / gram_tile;
+  const Eigen::Index n = k.rows(), strips = (n + gram_tile - 1) / gram_tile, groups = (strips + per_group - 1) / per_group;
+  std::vector<strip_verdict<T>> per(static_cast<std::size_t>(strips));
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(Eigen::nbThreads()) if (n >= 256)
 #endif
   for (Eigen::Index g = 0; g < groups; ++g) {
-    Eigen::Matrix<T, tile, tile> flipped;
     for (Eigen::Index s = g * per_group; s < std::min(strips, (g + 1) * per_group); ++s) {
-      verdict& v = per[static_cast<std::size_t>(s)];
-      const Eigen::Index j0 = s * tile, w = std::min(tile, n - j0);
-      for (Eigen::Index i0 = j0; i0 < n && v.finite; i0 += tile) {
-        const Eigen::Index h = std::min(tile, n - i0);
-        const auto lower = k.block(i0, j0, h, w);
-        // The mirror block (J, I), transposed into `flipped` line by line along its unit stride (one
-        // contiguous run per line, not a gather across all of its lines for each entry).
-        const auto upper = k.block(j0, i0, w, h);
-        if constexpr (M::IsRowMajor) {
-          for (Eigen::Index c = 0; c < w; ++c) flipped.col(c).head(h) = upper.row(c).transpose();
-        } else {
-          for (Eigen::Index t = 0; t < h; ++t) flipped.row(t).head(w) = upper.col(t).transpose();
-        }
-        const auto gaps = (lower - flipped.topLeftCorner(h, w)).cwiseAbs();
-        const T top = largest_magnitude(lower), gap = largest_magnitude(gaps);
-        v.finite = top - top == T(0) && gap - gap == T(0);
-        if (v.finite) {
-          v.scale = std::max<T>(v.scale, top);
-          visit(g, i0, j0, lower);
-        }
-        if (!v.finite || gap > v.worst) {  // the first largest in visiting order, as one thread finds it
-          Eigen::Index ti = 0, tj = 0;
-          v.worst = gaps.maxCoeff(&ti, &tj);  // an overflowed difference (+Inf) between finite entries included
-          v.wi = i0 + ti;
-          v.wj = j0 + tj;
-        }
-      }
+      per[static_cast<std::size_t>(s)] = check_strip(k, s, g, visit);
     }
   }
   const auto asymmetric = [&](Eigen::Index i, Eigen::Index j) {
     fail_argument(fn, name, " is not symmetric: (", i, ", ", j, ") = ", k(i, j), " but (", j, ", ", i, ") = ", k(j, i));
   };
-  verdict all;
-  for (const verdict& v : per) {  // in strip order: the serial walk's verdict
+  strip_verdict<T> all;
+  for (const strip_verdict<T>& v : per) {  // in strip order: the serial walk's verdict
     if (!v.finite) {
       require_finite(fn, name, k);  // throws, naming the first non-finite entry
       asymmetric(v.wi, v.wj);       // else finite entries whose difference overflowed
