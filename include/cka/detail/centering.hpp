@@ -140,11 +140,11 @@ centering<A> centering_of_general(const matrix<A>& p) {
 
 /// out = C(P) under the centering c (computed from P): C_ij = P_ij − u_i − v_j + c, the diagonal zero for
 /// the unbiased estimator, converted to out's scalar. One pass (each entry read and written once) in square
-/// tiles of gram_tile, strips of them on the OpenMP threads; out may be P itself (each entry depends on
-/// itself only).
+/// tiles of gram_tile, strips of them on the OpenMP threads; a P stored in the other order than out is
+/// transposed in 16×16 blocks of a tile (convert_into). out may be P itself (each entry depends on itself
+/// only).
 template <class A, class M, class Out>
 void write_centered(const M& p, const centering<A>& c, estimator est, Out& out) {
-  using R = typename Out::Scalar;
   const Eigen::Index n = p.rows(), blocks = (n + gram_tile - 1) / gram_tile;
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(Eigen::nbThreads()) if (n >= 256)
@@ -152,11 +152,11 @@ void write_centered(const M& p, const centering<A>& c, estimator est, Out& out) 
   for (Eigen::Index b = 0; b < blocks; ++b) {
     const Eigen::Index j0 = b * gram_tile, w = std::min(gram_tile, n - j0);
     const vector<A> shift = c.v.segment(j0, w).array() - c.c;
-    for (Eigen::Index i0 = 0; i0 < n; i0 += gram_tile) {  // square tiles: a row-major P is transposed in cache
+    for (Eigen::Index i0 = 0; i0 < n; i0 += gram_tile) {
       const Eigen::Index h = std::min(gram_tile, n - i0);
-      out.block(i0, j0, h, w) =
-          ((p.block(i0, j0, h, w).template cast<A>().colwise() - c.u.segment(i0, h)).rowwise() - shift.transpose())
-              .template cast<R>();
+      auto tile = out.block(i0, j0, h, w);
+      convert_into(tile, (p.block(i0, j0, h, w).template cast<A>().colwise() - c.u.segment(i0, h)).rowwise() -
+                             shift.transpose());
     }
     if (est == estimator::unbiased) out.block(j0, j0, w, w).diagonal().setZero();
   }
